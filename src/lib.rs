@@ -4,3 +4,4 @@
 //! See `docs/ARCHITECTURE.md` for the map.
 
 pub mod detect;
+pub mod keys;
