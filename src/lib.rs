@@ -5,3 +5,7 @@
 
 pub mod detect;
 pub mod keys;
+pub mod imap;
+pub mod config;
+pub mod proxy;
+pub mod serve_cmd;

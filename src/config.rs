@@ -1,0 +1,392 @@
+//! The configuration file: TOML read through the `config` crate, with
+//! `GIFTLOCK_*` environment overrides, then checked as a whole.
+//!
+//! Loading is two steps on purpose: serde catches wrong types (the `config`
+//! crate names the key and the file), and [`Config::validate`] catches what
+//! types cannot express (a non-loopback listener without TLS, a plain
+//! upstream that is not on loopback, a password hash that does not parse).
+//! Every error names the file and the key.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::detect::DetectConfig;
+
+/// The whole configuration, as read from the file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub general: General,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub listeners: Vec<Listener>,
+    #[serde(default)]
+    pub accounts: Vec<Account>,
+    #[serde(default)]
+    pub detect: DetectConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct General {
+    /// Where the local CA, keys, caches and audit log live.
+    pub state_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest IMAP message (one response or command with its literals)
+    /// giftlock buffers.
+    pub max_message_bytes: u32,
+    /// Seconds allowed for connecting and logging in upstream.
+    pub upstream_timeout_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_message_bytes: 256 * 1024 * 1024, upstream_timeout_secs: 30 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerTls {
+    None,
+    Starttls,
+    Implicit,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    pub address: SocketAddr,
+    pub tls: ListenerTls,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    pub name: String,
+    pub local_user: String,
+    pub local_password_hash: String,
+    pub upstream: Upstream,
+}
+
+impl fmt::Debug for Account {
+    // The hash is not a secret in the strict sense, but it is an offline
+    // guessing target: keep it out of logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("name", &self.name)
+            .field("local_user", &self.local_user)
+            .field("upstream", &self.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Upstream {
+    pub url: String,
+    pub user: String,
+    /// "keyring" | "file:/path" | "env:VAR" | "credential:NAME"
+    pub secret: String,
+    pub ca_file: Option<PathBuf>,
+    /// Only `"none"`: a plain upstream, allowed on loopback hosts only.
+    pub tls: Option<UpstreamTlsOverride>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamTlsOverride {
+    None,
+}
+
+/// How giftlock talks to an upstream server, derived from its URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpstreamSecurity {
+    /// `imaps://`: TLS from the first byte.
+    Implicit,
+    /// `imap://`: STARTTLS before anything else; refused if not offered.
+    Starttls,
+    /// `imap://` with `tls = "none"` on a loopback host (tests only).
+    Plain,
+}
+
+/// An upstream URL taken apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamAddr {
+    pub host: String,
+    pub port: u16,
+    pub security: UpstreamSecurity,
+}
+
+impl fmt::Display for UpstreamAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.security == UpstreamSecurity::Implicit { "imaps" } else { "imap" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A configuration error: which file, which key, what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {source}")]
+    Read { file: PathBuf, source: config::ConfigError },
+    #[error("{file}: {key}: {problem}")]
+    Invalid { file: PathBuf, key: String, problem: String },
+}
+
+impl Config {
+    /// Reads `path` with `GIFTLOCK_*` environment overrides and validates it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let read_err = |source| ConfigError::Read { file: path.to_path_buf(), source };
+        let cfg: Config = config::Config::builder()
+            .add_source(config::File::from(path).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix("GIFTLOCK")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(read_err)?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Checks what the types cannot. `file` is only used in error messages.
+    pub fn validate(&self, file: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: String, problem: String| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            key,
+            problem,
+        };
+        if self.listeners.is_empty() {
+            return Err(invalid("listeners".into(), "no [[listeners]] table; add one, e.g. address = \"127.0.0.1:1143\", tls = \"starttls\"".into()));
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            let key = |field: &str| format!("listeners[{i}].{field}");
+            if l.tls == ListenerTls::None && !l.address.ip().is_loopback() {
+                return Err(invalid(key("tls"), format!("{} is not a loopback address, so clients would send passwords in the clear; use tls = \"starttls\" or \"implicit\"", l.address)));
+            }
+            if l.cert.is_some() != l.key.is_some() {
+                return Err(invalid(key("cert"), "set both cert and key, or neither (then giftlock uses its local CA)".into()));
+            }
+        }
+        if self.accounts.is_empty() {
+            return Err(invalid("accounts".into(), "no [[accounts]] table; giftlock needs at least one account to relay".into()));
+        }
+        if self.limits.max_message_bytes < 64 * 1024 {
+            return Err(invalid("limits.max_message_bytes".into(), format!("{} is too small; use at least 65536", self.limits.max_message_bytes)));
+        }
+        for (i, a) in self.accounts.iter().enumerate() {
+            let key = |field: &str| format!("accounts[{i}].{field}");
+            if a.name.is_empty() {
+                return Err(invalid(key("name"), "must not be empty".into()));
+            }
+            if self.accounts[..i].iter().any(|b| b.local_user == a.local_user) {
+                return Err(invalid(key("local_user"), format!("`{}` is used by two accounts", a.local_user)));
+            }
+            if self.accounts[..i].iter().any(|b| b.name == a.name) {
+                return Err(invalid(key("name"), format!("`{}` is used by two accounts", a.name)));
+            }
+            if let Err(e) = argon2::PasswordHash::new(&a.local_password_hash) {
+                return Err(invalid(key("local_password_hash"), format!("not an argon2 hash ({e}); run `giftlock passwd` to make one")));
+            }
+            a.upstream_addr().map_err(|p| invalid(key("upstream.url"), p))?;
+            a.upstream.secret.parse::<crate::secret::SecretSource>().map_err(|e| invalid(key("upstream.secret"), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The state directory: configured, else `$STATE_DIRECTORY` (systemd),
+    /// else `$XDG_STATE_HOME/giftlock`, else `~/.local/state/giftlock`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.general.state_dir.clone().unwrap_or_else(default_state_dir)
+    }
+
+    pub fn account_by_local_user(&self, user: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.local_user == user)
+    }
+}
+
+/// The default state directory when the config names none.
+pub fn default_state_dir() -> PathBuf {
+    let env_dir = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(dir) = env_dir("STATE_DIRECTORY") {
+        // systemd may pass several, colon-separated; the first is ours.
+        let first = dir.to_string_lossy().split(':').next().unwrap_or_default().to_string();
+        return PathBuf::from(first);
+    }
+    if let Some(dir) = env_dir("XDG_STATE_HOME") {
+        return dir.join("giftlock");
+    }
+    env_dir("HOME").unwrap_or_else(|| PathBuf::from("/")).join(".local/state/giftlock")
+}
+
+impl Account {
+    /// Parses and checks the upstream URL; the error is a sentence for the user.
+    pub fn upstream_addr(&self) -> Result<UpstreamAddr, String> {
+        parse_upstream_url(&self.upstream.url, self.upstream.tls)
+    }
+}
+
+fn parse_upstream_url(url: &str, tls: Option<UpstreamTlsOverride>) -> Result<UpstreamAddr, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("`{url}` is not a URL; expected imaps://host:993 or imap://host:143"))?;
+    let (security, default_port) = match (scheme.to_ascii_lowercase().as_str(), tls) {
+        ("imaps", None) => (UpstreamSecurity::Implicit, 993),
+        ("imaps", Some(UpstreamTlsOverride::None)) => {
+            return Err("tls = \"none\" contradicts an imaps:// URL".into())
+        }
+        ("imap", None) => (UpstreamSecurity::Starttls, 143),
+        ("imap", Some(UpstreamTlsOverride::None)) => (UpstreamSecurity::Plain, 143),
+        _ => return Err(format!("scheme `{scheme}` is not supported; use imaps:// or imap://")),
+    };
+    let authority = rest.trim_end_matches('/');
+    if authority.contains('/') || authority.contains('@') {
+        return Err(format!("`{url}`: only scheme, host and port belong in the URL; put the user name in `user`"));
+    }
+    let (host, port) = split_host_port(authority).ok_or_else(|| format!("`{url}`: cannot read host and port"))?;
+    let port = match port {
+        Some(p) => p.parse::<u16>().map_err(|_| format!("`{url}`: port `{p}` is not a number from 1 to 65535"))?,
+        None => default_port,
+    };
+    if host.is_empty() || port == 0 {
+        return Err(format!("`{url}`: host or port is missing"));
+    }
+    if security == UpstreamSecurity::Plain && !is_loopback_host(host) {
+        return Err(format!("tls = \"none\" is only allowed for loopback hosts, not `{host}`; use imaps:// or imap:// with STARTTLS"));
+    }
+    Ok(UpstreamAddr { host: host.to_string(), port, security })
+}
+
+/// Splits `host:port`, `[v6]:port`, `host` or `[v6]`.
+fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        return match after {
+            "" => Some((host, None)),
+            _ => Some((host, Some(after.strip_prefix(':')?))),
+        };
+    }
+    match authority.split_once(':') {
+        Some((host, port)) => Some((host, Some(port))),
+        None => Some((authority, None)),
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("giftlock.toml");
+        std::fs::write(&path, toml).unwrap();
+        Config::load(&path)
+    }
+
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$qvd4FhjCKm6Wq8yQf0BhVw3yqJg9Kq8gHkC0S+ZXv1c";
+
+    fn minimal(listener: &str, upstream: &str) -> String {
+        format!(
+            "[[listeners]]\n{listener}\n[[accounts]]\nname = \"a\"\nlocal_user = \"me\"\nlocal_password_hash = \"{HASH}\"\n[accounts.upstream]\n{upstream}\nuser = \"u\"\nsecret = \"env:X\"\n"
+        )
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/example.toml"));
+        let cfg = Config::load(path).unwrap();
+        assert_eq!(cfg.listeners.len(), 2);
+        let addr = cfg.accounts[0].upstream_addr().unwrap();
+        assert_eq!(addr.security, UpstreamSecurity::Implicit);
+        assert_eq!(addr.port, 993);
+    }
+
+    #[test]
+    fn non_loopback_listener_without_tls_is_refused() {
+        let err = parse(&minimal("address = \"0.0.0.0:1143\"\ntls = \"none\"", "url = \"imaps://h\"")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("listeners[0].tls"), "{text}");
+        assert!(text.contains("not a loopback address"), "{text}");
+    }
+
+    #[test]
+    fn plain_upstream_only_on_loopback() {
+        let ok = parse(&minimal("address = \"127.0.0.1:1\"\ntls = \"none\"", "url = \"imap://127.0.0.1:143\"\ntls = \"none\"")).unwrap();
+        assert_eq!(ok.accounts[0].upstream_addr().unwrap().security, UpstreamSecurity::Plain);
+        let err = parse(&minimal("address = \"127.0.0.1:1\"\ntls = \"none\"", "url = \"imap://mail.example.com\"\ntls = \"none\"")).unwrap_err();
+        assert!(err.to_string().contains("only allowed for loopback hosts"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_file_and_key() {
+        let text = minimal("address = \"127.0.0.1:1\"\ntls = \"none\"", "url = \"imaps://h\"") + "[limits]\nmax_message_bytes = \"lots\"\n";
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("giftlock.toml"), "{err}");
+        assert!(err.contains("max_message_bytes"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_and_bad_enum_are_errors() {
+        let err = parse(&minimal("address = \"127.0.0.1:1\"\ntls = \"sometimes\"", "url = \"imaps://h\"")).unwrap_err().to_string();
+        assert!(err.contains("sometimes"), "{err}");
+        let err = parse(&(minimal("address = \"127.0.0.1:1\"\ntls = \"none\"", "url = \"imaps://h\"") + "[general]\nstate_dri = \"/x\"\n")).unwrap_err().to_string();
+        assert!(err.contains("state_dri"), "{err}");
+    }
+
+    #[test]
+    fn bad_hash_url_and_secret_are_explained() {
+        let base = minimal("address = \"127.0.0.1:1\"\ntls = \"none\"", "url = \"imaps://h\"");
+        let err = parse(&base.replace(HASH, "hunter2")).unwrap_err().to_string();
+        assert!(err.contains("accounts[0].local_password_hash") && err.contains("giftlock passwd"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = parse(&base.replace("imaps://h", "pop3://h")).unwrap_err().to_string();
+        assert!(err.contains("accounts[0].upstream.url"), "{err}");
+        let err = parse(&base.replace("env:X", "vault:X")).unwrap_err().to_string();
+        assert!(err.contains("accounts[0].upstream.secret"), "{err}");
+    }
+
+    #[test]
+    fn upstream_urls() {
+        let p = |u| parse_upstream_url(u, None);
+        assert_eq!(p("imaps://[::1]:994").unwrap(), UpstreamAddr { host: "::1".into(), port: 994, security: UpstreamSecurity::Implicit });
+        assert_eq!(p("imap://mail.example.com").unwrap().port, 143);
+        assert!(p("imaps://u@h").is_err());
+        assert!(p("imaps://h:99999").is_err());
+        assert!(p("h:993").is_err());
+    }
+}

@@ -1,0 +1,6 @@
+//! The IMAP protocol, without I/O: what giftlock reads in client commands and
+//! server responses, and what it changes. The I/O side lives in `crate::proxy`.
+
+pub mod capability;
+pub mod command;
+pub mod response;

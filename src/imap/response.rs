@@ -1,0 +1,187 @@
+//! Finding message content in server responses.
+//!
+//! Every complete server message goes through [`inspect`]. A FETCH response
+//! is decoded with imap-codec (zero-copy), and each item that carries message
+//! content is reported with the byte range its data occupies in the raw
+//! message: the content filter patches exactly those bytes, and everything
+//! else is forwarded as received. The decoded value is never re-encoded.
+//!
+//! A FETCH response imap-codec cannot decode (Gmail's X-GM-* items, NUL bytes
+//! in a literal, a quoted string whose escapes make its raw bytes differ from
+//! its value) is reported as [`Inspection::Unparsed`]: the caller must then
+//! treat the whole raw message as possible content.
+
+use std::ops::Range;
+
+use imap_codec::imap_types::core::{IString, NString};
+use imap_codec::imap_types::core::NString8;
+use imap_codec::imap_types::fetch::{MessageDataItem, Section};
+use imap_codec::imap_types::response::{Data, Response};
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::{decode::Decoder, ResponseCodec};
+
+/// What kind of content a FETCH item carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ContentKind {
+    /// `BODY[section]<origin>`; `section` `None` is the whole message.
+    Body { section: Option<Section<'static>>, origin: Option<u32> },
+    /// `BINARY[part]`: decoded content of a part.
+    Binary { part: Vec<u32> },
+    Rfc822,
+    Rfc822Header,
+    Rfc822Text,
+    /// The subject string inside `ENVELOPE`.
+    EnvelopeSubject,
+}
+
+/// One content-bearing item and where its bytes are in the raw message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContentItem {
+    pub kind: ContentKind,
+    pub range: Range<usize>,
+}
+
+/// The content-bearing part of one `* n FETCH (...)` response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchContent {
+    pub seq: u32,
+    pub uid: Option<u32>,
+    pub items: Vec<ContentItem>,
+}
+
+/// The result of looking at one complete server message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inspection {
+    /// Not a FETCH response, or a FETCH without content items.
+    NoContent,
+    Fetch(FetchContent),
+    /// A FETCH response that could not be decoded or mapped to raw bytes.
+    Unparsed,
+}
+
+/// Looks at one complete server message (line plus literals).
+pub fn inspect(message: &[u8]) -> Inspection {
+    if !is_fetch_response(message) {
+        return Inspection::NoContent;
+    }
+    let Ok((rest, response)) = ResponseCodec::default().decode(message) else {
+        return Inspection::Unparsed;
+    };
+    if !rest.is_empty() {
+        return Inspection::Unparsed;
+    }
+    let Response::Data(Data::Fetch { seq, items }) = response else {
+        return Inspection::Unparsed;
+    };
+    let mut uid = None;
+    let mut found = Vec::new();
+    for item in items.into_iter() {
+        let (kind, data) = match item {
+            MessageDataItem::Uid(u) => {
+                uid = Some(u.get());
+                continue;
+            }
+            MessageDataItem::BodyExt { section, origin, data } => {
+                (ContentKind::Body { section: section.map(IntoStatic::into_static), origin }, nstring_bytes(&data))
+            }
+            MessageDataItem::Binary { section, value } => {
+                let bytes = match &value {
+                    NString8::NString(n) => nstring_bytes(n),
+                    NString8::Literal8(l) => Some(l.data.as_ref()).map(|d: &[u8]| d.as_ptr_range()),
+                };
+                (ContentKind::Binary { part: section.iter().map(|p| p.get()).collect() }, bytes)
+            }
+            MessageDataItem::Rfc822(data) => (ContentKind::Rfc822, nstring_bytes(&data)),
+            MessageDataItem::Rfc822Header(data) => (ContentKind::Rfc822Header, nstring_bytes(&data)),
+            MessageDataItem::Rfc822Text(data) => (ContentKind::Rfc822Text, nstring_bytes(&data)),
+            MessageDataItem::Envelope(env) => (ContentKind::EnvelopeSubject, nstring_bytes(&env.subject)),
+            _ => continue,
+        };
+        // NIL carries nothing to mask.
+        let Some(ptrs) = data else { continue };
+        match offset_range(message, ptrs) {
+            Some(range) => found.push(ContentItem { kind, range }),
+            // Decoded bytes that do not live in the buffer (an escaped
+            // quoted string): the raw span is unknown, so the caller must
+            // scan the whole message.
+            None => return Inspection::Unparsed,
+        }
+    }
+    if found.is_empty() {
+        return Inspection::NoContent;
+    }
+    Inspection::Fetch(FetchContent { seq: seq.get(), uid, items: found })
+}
+
+/// Cheap check for `* <number> FETCH` before paying for a decode.
+fn is_fetch_response(message: &[u8]) -> bool {
+    let Some(rest) = message.strip_prefix(b"* ") else { return false };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    digits > 0
+        && rest
+            .get(digits..digits + 7)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b" FETCH "))
+}
+
+fn nstring_bytes(n: &NString<'_>) -> Option<Range<*const u8>> {
+    n.0.as_ref().map(|s: &IString<'_>| s.as_ref().as_ptr_range())
+}
+
+/// Where `data` sits inside `buffer`, if it is a borrowed slice of it.
+fn offset_range(buffer: &[u8], data: Range<*const u8>) -> Option<Range<usize>> {
+    let base = buffer.as_ptr_range();
+    // Compare addresses only; no pointer is dereferenced.
+    let (start, end) = (data.start as usize, data.end as usize);
+    (start >= base.start as usize && end <= base.end as usize && start <= end)
+        .then(|| start - base.start as usize..end - base.start as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(message: &[u8]) -> Vec<(ContentKind, Vec<u8>)> {
+        match inspect(message) {
+            Inspection::Fetch(f) => f.items.into_iter().map(|i| (i.kind, message[i.range].to_vec())).collect(),
+            other => panic!("expected content, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn body_literal_range_points_into_the_raw_message() {
+        let msg = b"* 12 FETCH (UID 7 BODY[] {11}\r\nHello World FLAGS (\\Seen))\r\n";
+        let Inspection::Fetch(f) = inspect(msg) else { panic!() };
+        assert_eq!((f.seq, f.uid), (12, Some(7)));
+        assert_eq!(&msg[f.items[0].range.clone()], b"Hello World");
+        assert_eq!(f.items[0].kind, ContentKind::Body { section: None, origin: None });
+    }
+
+    #[test]
+    fn every_content_item_kind_is_reported() {
+        let msg = b"* 1 FETCH (BODY[1.MIME] {3}\r\nabc BODY[HEADER.FIELDS (SUBJECT)]<5> \"Subj\" RFC822 {2}\r\nxy RFC822.HEADER {1}\r\nh RFC822.TEXT {1}\r\nt BINARY[2] ~{3}\r\nb\x01c ENVELOPE (NIL \"the subject\" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n";
+        let got = items(msg);
+        let datas: Vec<&[u8]> = got.iter().map(|(_, d)| d.as_slice()).collect();
+        assert_eq!(datas, vec![&b"abc"[..], b"Subj", b"xy", b"h", b"t", b"b\x01c", b"the subject"]);
+        assert!(matches!(got[1].0, ContentKind::Body { origin: Some(5), .. }));
+        assert_eq!(got[5].0, ContentKind::Binary { part: vec![2] });
+        assert_eq!(got[6].0, ContentKind::EnvelopeSubject);
+    }
+
+    #[test]
+    fn non_content_responses_are_not_decoded() {
+        assert_eq!(inspect(b"* 3 FETCH (FLAGS (\\Seen) UID 4)\r\n"), Inspection::NoContent);
+        assert_eq!(inspect(b"* 3 EXISTS\r\n"), Inspection::NoContent);
+        assert_eq!(inspect(b"a1 OK FETCH done\r\n"), Inspection::NoContent);
+        assert_eq!(inspect(b"* OK [CAPABILITY IMAP4rev1] hi\r\n"), Inspection::NoContent);
+    }
+
+    #[test]
+    fn undecodable_fetches_are_unparsed_not_dropped() {
+        // Gmail extension items.
+        assert_eq!(inspect(b"* 1 FETCH (X-GM-MSGID 123 BODY[] {2}\r\nhi)\r\n"), Inspection::Unparsed);
+        // NUL byte inside a literal.
+        assert_eq!(inspect(b"* 1 FETCH (BODY[] {3}\r\na\0b)\r\n"), Inspection::Unparsed);
+        // Escaped quoted string: decoded value is not a slice of the raw bytes.
+        assert_eq!(inspect(b"* 1 FETCH (BODY[HEADER] \"a\\\"b\")\r\n"), Inspection::Unparsed);
+    }
+}

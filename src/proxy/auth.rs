@@ -1,0 +1,88 @@
+//! Checking a mail client's local password, with a delay that grows with
+//! repeated failures from the same address.
+//!
+//! The connection stays open after a failure (some clients give up for good
+//! after a BYE); the delay is what slows down guessing.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::config::{Account, Config};
+
+/// Failures are forgotten after this long without another one.
+const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
+const FIRST_DELAY: Duration = Duration::from_millis(500);
+const MAX_DELAY: Duration = Duration::from_secs(16);
+
+/// Recent authentication failures per client address.
+#[derive(Default)]
+pub struct Throttle {
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl Throttle {
+    /// Records a failure from `ip` and returns how long to wait before
+    /// answering it: 0.5 s, 1 s, 2 s ... up to 16 s.
+    pub fn failed(&self, ip: IpAddr) -> Duration {
+        let now = Instant::now();
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.retain(|_, (_, last)| now.duration_since(*last) < FORGET_AFTER);
+        let entry = failures.entry(ip).or_insert((0, now));
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = now;
+        FIRST_DELAY.saturating_mul(1 << (entry.0 - 1).min(5)).min(MAX_DELAY)
+    }
+
+    /// How many failures from `ip` are remembered.
+    pub fn failures(&self, ip: IpAddr) -> u32 {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).get(&ip).map_or(0, |f| f.0)
+    }
+
+    pub fn succeeded(&self, ip: IpAddr) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&ip);
+    }
+}
+
+/// Finds the account for `user` and checks `password` against its hash.
+///
+/// Runs argon2 on a blocking thread. An unknown user costs the same as a
+/// wrong password, so the timing does not tell which user names exist.
+pub async fn check(config: &Config, user: &str, password: Vec<u8>) -> Option<Account> {
+    let account = config.account_by_local_user(user).cloned();
+    // A valid hash of a random string: the work for an unknown user.
+    const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtdXNlcg$7Kb9xW3nNhFY0DdSZl9UvS9mW0oJkJ0DqvVbxYV2mKI";
+    let hash = account.as_ref().map_or(DUMMY_HASH.to_string(), |a| a.local_password_hash.clone());
+    let matches = tokio::task::spawn_blocking(move || {
+        let ok = crate::password::verify(&password, &hash).unwrap_or(false);
+        drop(zeroize::Zeroizing::new(password));
+        ok
+    })
+    .await
+    .unwrap_or(false);
+    account.filter(|_| matches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_grows_per_address_and_resets_on_success() {
+        let t = Throttle::default();
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        assert_eq!(t.failed(a), Duration::from_millis(500));
+        assert_eq!(t.failed(a), Duration::from_secs(1));
+        assert_eq!(t.failed(a), Duration::from_secs(2));
+        assert_eq!(t.failed(b), Duration::from_millis(500));
+        for _ in 0..10 {
+            t.failed(a);
+        }
+        assert_eq!(t.failed(a), MAX_DELAY);
+        t.succeeded(a);
+        assert_eq!(t.failures(a), 0);
+        assert_eq!(t.failed(a), Duration::from_millis(500));
+    }
+}

@@ -1,0 +1,352 @@
+//! The logged-in relay: client bytes to the server, server bytes to the
+//! client, each direction framed, forwarded as received, and patched only
+//! where the content filter says so.
+//!
+//! Two loops run side by side. Client to server: each message's first line
+//! passes the command allow-list ([`crate::imap::command`]); allowed messages
+//! are forwarded fragment by fragment (a synchronising literal waits for the
+//! server's `+` or its refusal). Server to client: each complete message
+//! has its capability lists filtered and its content items handed to the
+//! [`ContentFilter`], then goes to the client. Writes are buffered and
+//! flushed whenever the reader would block, so pipelined responses leave in
+//! few packets and a lone response leaves at once.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use imap_codec::fragmentizer::FragmentInfo;
+use imap_codec::imap_types::core::LiteralMode;
+use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
+use tokio::sync::{oneshot, Mutex};
+
+use super::framed::{FrameError, FramedReader};
+use super::stream::BoxedStream;
+use crate::imap::command::{self, Verdict};
+use crate::imap::{capability, response};
+
+/// The one place every server message with message content passes through
+/// before it reaches the client. Implementations return the message itself
+/// when nothing changes (no copy), or a patched copy of the same length.
+pub trait ContentFilter: Send {
+    fn filter<'a>(
+        &'a mut self,
+        inspection: &'a response::Inspection,
+        message: &'a [u8],
+    ) -> impl Future<Output = Cow<'a, [u8]>> + Send + 'a;
+}
+
+/// Forwards content unchanged.
+pub struct PassThrough;
+
+impl ContentFilter for PassThrough {
+    fn filter<'a>(
+        &'a mut self,
+        _inspection: &'a response::Inspection,
+        message: &'a [u8],
+    ) -> impl Future<Output = Cow<'a, [u8]>> + Send + 'a {
+        std::future::ready(Cow::Borrowed(message))
+    }
+}
+
+/// How long the server may take to finish after the client has gone.
+const DRAIN_AFTER_CLIENT_EOF: Duration = Duration::from_secs(5);
+
+/// Which side ended the relay, and why.
+#[derive(Debug)]
+pub enum RelayEnd {
+    ClientClosed,
+    ServerClosed,
+    Client(FrameError),
+    Server(FrameError),
+}
+
+#[derive(Debug)]
+pub struct RelayOutcome {
+    pub end: RelayEnd,
+    pub bytes_from_client: u64,
+    pub bytes_to_client: u64,
+}
+
+type ClientWriter = Arc<Mutex<BufWriter<WriteHalf<BoxedStream>>>>;
+
+/// A synchronising literal the client announced: it may only be sent once the
+/// server answered `+`, and must be skipped if the server refused the command.
+#[derive(Default)]
+struct PendingLiteral(StdMutex<Option<(Vec<u8>, oneshot::Sender<bool>)>>);
+
+impl PendingLiteral {
+    fn expect(&self, tag: &[u8]) -> oneshot::Receiver<bool> {
+        let (tx, rx) = oneshot::channel();
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((tag.to_vec(), tx));
+        rx
+    }
+
+    /// Looks at one server message: a continuation request lets the literal
+    /// go; a tagged response to the waiting command refuses it.
+    fn resolve(&self, message: &[u8]) {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((tag, _)) = slot.as_ref() else { return };
+        let go_ahead = message.starts_with(b"+");
+        let refused = message.strip_prefix(tag.as_slice()).is_some_and(|rest| rest.starts_with(b" "));
+        if go_ahead || refused {
+            if let Some((_, tx)) = slot.take() {
+                let _ = tx.send(go_ahead);
+            }
+        }
+    }
+}
+
+/// Runs the relay until either side closes.
+pub async fn relay<F: ContentFilter>(
+    client: FramedReader<ReadHalf<BoxedStream>>,
+    client_writer: WriteHalf<BoxedStream>,
+    server: FramedReader<ReadHalf<BoxedStream>>,
+    server_writer: WriteHalf<BoxedStream>,
+    filter: F,
+) -> RelayOutcome {
+    let client_writer: ClientWriter = Arc::new(Mutex::new(BufWriter::new(client_writer)));
+    let pending = Arc::new(PendingLiteral::default());
+    let mut to_client = 0u64;
+    let mut from_client = 0u64;
+
+    let up = client_to_server(client, BufWriter::new(server_writer), client_writer.clone(), pending.clone(), &mut from_client);
+    let down = server_to_client(server, client_writer, pending, filter, &mut to_client);
+    tokio::pin!(up, down);
+    let end = tokio::select! {
+        end = &mut down => end,
+        end = &mut up => {
+            // The client is gone or failed; give the server a moment to finish
+            // what it was sending (it sees our half-close), then stop.
+            let _ = tokio::time::timeout(DRAIN_AFTER_CLIENT_EOF, &mut down).await;
+            end
+        }
+    };
+    RelayOutcome { end, bytes_from_client: from_client, bytes_to_client: to_client }
+}
+
+async fn client_to_server(
+    mut client: FramedReader<ReadHalf<BoxedStream>>,
+    mut server: BufWriter<WriteHalf<BoxedStream>>,
+    client_writer: ClientWriter,
+    pending: Arc<PendingLiteral>,
+    counted: &mut u64,
+) -> RelayEnd {
+    // Refused message whose non-synchronising literals are still arriving.
+    let mut dropping = false;
+    loop {
+        let info = match client.buffered_fragment() {
+            Ok(Some(info)) => info,
+            Ok(None) => {
+                let read = match server.flush().await {
+                    Ok(()) => client.fill().await,
+                    Err(e) => return RelayEnd::Server(e.into()),
+                };
+                match read {
+                    Ok(n) => *counted += n as u64,
+                    Err(FrameError::Closed) => {
+                        let _ = server.shutdown().await;
+                        return RelayEnd::ClientClosed;
+                    }
+                    Err(e) => return RelayEnd::Client(e),
+                }
+                continue;
+            }
+            Err(e) => return RelayEnd::Client(e),
+        };
+        let complete = client.is_message_complete();
+        let starts_message = info.range().start == 0;
+        let sync_literal_next = matches!(
+            info,
+            FragmentInfo::Line { announcement: Some(a), .. } if a.mode == LiteralMode::Sync
+        ) && !complete;
+
+        if starts_message {
+            if let Verdict::Refuse(reason) = command::verdict(client.fragment_bytes(info)) {
+                let tag = command::parse_head(client.fragment_bytes(info)).map_or(&b"*"[..], |h| h.tag);
+                let reply = [tag, b" BAD ", reason.as_bytes(), b"\r\n"].concat();
+                if let Err(e) = write_flush(&client_writer, &reply).await {
+                    return RelayEnd::Client(e.into());
+                }
+                if sync_literal_next {
+                    // The client waits for `+`, which never comes: it will
+                    // not send the literal.
+                    client.skip_message();
+                } else {
+                    dropping = !complete;
+                }
+                continue;
+            }
+        } else if dropping {
+            dropping = !complete;
+            continue;
+        }
+
+        if let Err(e) = server.write_all(client.fragment_bytes(info)).await {
+            return RelayEnd::Server(e.into());
+        }
+        if sync_literal_next {
+            let tag = command::parse_head(client.message_bytes()).map_or(Vec::new(), |h| h.tag.to_vec());
+            // Register before the line can reach the server, so the answer
+            // cannot overtake us.
+            let answer = pending.expect(&tag);
+            if let Err(e) = server.flush().await {
+                return RelayEnd::Server(e.into());
+            }
+            match answer.await {
+                Ok(true) => {}
+                // Refused by the server, or the server side ended.
+                Ok(false) | Err(_) => client.skip_message(),
+            }
+        }
+    }
+}
+
+async fn server_to_client<F: ContentFilter>(
+    mut server: FramedReader<ReadHalf<BoxedStream>>,
+    client_writer: ClientWriter,
+    pending: Arc<PendingLiteral>,
+    mut filter: F,
+    counted: &mut u64,
+) -> RelayEnd {
+    loop {
+        match server.buffered_fragment() {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let flushed = client_writer.lock().await.flush().await;
+                if let Err(e) = flushed {
+                    return RelayEnd::Client(e.into());
+                }
+                match server.fill().await {
+                    Ok(_) => continue,
+                    Err(FrameError::Closed) => {
+                        let _ = client_writer.lock().await.shutdown().await;
+                        return RelayEnd::ServerClosed;
+                    }
+                    Err(e) => return RelayEnd::Server(e),
+                }
+            }
+            Err(e) => return RelayEnd::Server(e),
+        }
+        if !server.is_message_complete() {
+            continue;
+        }
+        let message = server.message_bytes();
+        pending.resolve(message);
+        let inspection;
+        let out = match capability::filter_line(message) {
+            // Capability lists only ever travel in literal-free lines.
+            Some(filtered) if is_single_line(message) => Cow::Owned(filtered),
+            _ => {
+                inspection = response::inspect(message);
+                match inspection {
+                    response::Inspection::NoContent => Cow::Borrowed(message),
+                    _ => filter.filter(&inspection, message).await,
+                }
+            }
+        };
+        *counted += out.len() as u64;
+        if let Err(e) = client_writer.lock().await.write_all(&out).await {
+            return RelayEnd::Client(e.into());
+        }
+    }
+}
+
+fn is_single_line(message: &[u8]) -> bool {
+    message.iter().position(|&b| b == b'\n').is_none_or(|p| p + 1 == message.len())
+}
+
+async fn write_flush<W: AsyncWrite + Unpin>(writer: &Mutex<BufWriter<W>>, bytes: &[u8]) -> std::io::Result<()> {
+    let mut w = writer.lock().await;
+    w.write_all(bytes).await?;
+    w.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{duplex, AsyncReadExt, DuplexStream};
+
+    /// A relay between two in-memory peers: returns the test's ends of the
+    /// client and server connections.
+    fn start() -> (DuplexStream, DuplexStream, tokio::task::JoinHandle<RelayOutcome>) {
+        let (client_end, proxy_client) = duplex(1 << 16);
+        let (server_end, proxy_server) = duplex(1 << 16);
+        let (cr, cw) = tokio::io::split(Box::new(proxy_client) as BoxedStream);
+        let (sr, sw) = tokio::io::split(Box::new(proxy_server) as BoxedStream);
+        let task = tokio::spawn(relay(FramedReader::new(cr, 1 << 20), cw, FramedReader::new(sr, 1 << 20), sw, PassThrough));
+        (client_end, server_end, task)
+    }
+
+    async fn read_exactly(stream: &mut DuplexStream, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut buf)).await.expect("timely").expect("read");
+        buf
+    }
+
+    #[tokio::test]
+    async fn bytes_pass_unchanged_both_ways() {
+        let (mut client, mut server, _task) = start();
+        let cmd = b"a1 uid FETCH 1:*  (BODY.PEEK[])\r\n";
+        client.write_all(cmd).await.unwrap();
+        assert_eq!(read_exactly(&mut server, cmd.len()).await, cmd);
+        let resp = b"* 1 FETCH (UID 9 BODY[] {4}\r\n\0x\r\n)\r\n* 2 FETCH (X-GM-LABELS (a))\r\na1 OK done\r\n";
+        server.write_all(resp).await.unwrap();
+        assert_eq!(read_exactly(&mut client, resp.len()).await, resp);
+    }
+
+    #[tokio::test]
+    async fn synchronising_literal_waits_for_the_server() {
+        let (mut client, mut server, _task) = start();
+        client.write_all(b"a APPEND INBOX {5}\r\n").await.unwrap();
+        assert_eq!(read_exactly(&mut server, 20).await, b"a APPEND INBOX {5}\r\n");
+        server.write_all(b"+ OK\r\n").await.unwrap();
+        assert_eq!(read_exactly(&mut client, 6).await, b"+ OK\r\n");
+        client.write_all(b"hello\r\nb NOOP\r\n").await.unwrap();
+        assert_eq!(read_exactly(&mut server, 15).await, b"hello\r\nb NOOP\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_refused_synchronising_literal_is_not_expected() {
+        let (mut client, mut server, _task) = start();
+        client.write_all(b"a APPEND INBOX {500}\r\n").await.unwrap();
+        read_exactly(&mut server, 22).await;
+        server.write_all(b"a NO [TOOBIG] too big\r\n").await.unwrap();
+        read_exactly(&mut client, 23).await;
+        // The client did not send the literal; its next command is a command.
+        client.write_all(b"b NOOP\r\n").await.unwrap();
+        assert_eq!(read_exactly(&mut server, 8).await, b"b NOOP\r\n");
+    }
+
+    #[tokio::test]
+    async fn stripped_commands_get_bad_from_giftlock_and_never_reach_the_server() {
+        let (mut client, mut server, _task) = start();
+        client.write_all(b"z COMPRESS DEFLATE\r\ny XFOO {3+}\r\nabc\r\nx NOOP\r\n").await.unwrap();
+        let reply = read_exactly(&mut client, 2).await;
+        assert_eq!(reply, b"z ");
+        let mut rest = [0u8; 256];
+        let n = client.read(&mut rest).await.unwrap();
+        let text = String::from_utf8_lossy(&rest[..n]).to_string();
+        assert!(text.starts_with("BAD COMPRESS"), "{text}");
+        assert_eq!(read_exactly(&mut server, 8).await, b"x NOOP\r\n");
+    }
+
+    #[tokio::test]
+    async fn capability_lists_are_filtered_on_the_way_down() {
+        let (mut client, mut server, _task) = start();
+        server.write_all(b"* CAPABILITY IMAP4rev1 COMPRESS=DEFLATE IDLE\r\nc OK [CAPABILITY IMAP4rev1 STARTTLS] x\r\n").await.unwrap();
+        let want = b"* CAPABILITY IMAP4rev1 IDLE\r\nc OK [CAPABILITY IMAP4rev1] x\r\n";
+        assert_eq!(read_exactly(&mut client, want.len()).await, want);
+    }
+
+    #[tokio::test]
+    async fn server_close_ends_the_relay_and_closes_the_client() {
+        let (mut client, server, task) = start();
+        drop(server);
+        let outcome = tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+        assert!(matches!(outcome.end, RelayEnd::ServerClosed), "{outcome:?}");
+        let mut buf = [0u8; 1];
+        assert_eq!(client.read(&mut buf).await.unwrap(), 0);
+    }
+}

@@ -1,0 +1,171 @@
+//! `giftlock serve`: bind every listener, accept clients, run a session for
+//! each. Everything sessions share lives in [`Shared`].
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, error, info, warn, Instrument};
+
+use super::auth::Throttle;
+use super::session::{self, Peer, SessionEnd};
+use super::stream::BoxedStream;
+use super::upstream::{self, LoggedIn, UpstreamError};
+use crate::config::{Account, Config, ListenerTls};
+
+/// How long a client may take to complete an implicit-TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// State shared by all sessions.
+pub struct Shared {
+    config: RwLock<Arc<Config>>,
+    pub throttle: Throttle,
+    /// Listener TLS, by listener address.
+    acceptors: HashMap<SocketAddr, TlsAcceptor>,
+    /// Upstream TLS client configs by account name, built on first use
+    /// (loading the platform roots is slow).
+    upstream_tls: Mutex<HashMap<String, Arc<rustls::ClientConfig>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("listener {addr}: {source}")]
+    Tls { addr: SocketAddr, source: crate::tls::TlsError },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+impl Shared {
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn acceptor(&self, listener: SocketAddr) -> Option<TlsAcceptor> {
+        self.acceptors.get(&listener).cloned()
+    }
+
+    /// Reads the account's secret and logs in upstream.
+    pub async fn login_upstream(&self, account: &Account, config: &Config) -> Result<LoggedIn, UpstreamError> {
+        let addr = account.upstream_addr().map_err(|e| UpstreamError::Protocol { addr: account.upstream.url.clone(), text: e })?;
+        let tls = self.upstream_tls(account)?;
+        let source: crate::secret::SecretSource =
+            account.upstream.secret.parse().map_err(|e: crate::secret::SecretError| UpstreamError::Secret(e.to_string()))?;
+        let secret = source.load(&account.name).map_err(|e| UpstreamError::Secret(e.to_string()))?;
+        upstream::connect(
+            &addr,
+            tls,
+            &account.upstream.user,
+            secret.expose(),
+            config.limits.max_message_bytes,
+            Duration::from_secs(config.limits.upstream_timeout_secs),
+        )
+        .await
+    }
+
+    fn upstream_tls(&self, account: &Account) -> Result<Arc<rustls::ClientConfig>, UpstreamError> {
+        let mut cache = self.upstream_tls.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = cache.get(&account.name) {
+            return Ok(c.clone());
+        }
+        let built = crate::tls::client_config(account.upstream.ca_file.as_deref())
+            .map_err(|e| UpstreamError::Tls(e.to_string()))?;
+        cache.insert(account.name.clone(), built.clone());
+        Ok(built)
+    }
+}
+
+/// Binds every listener and serves until the process is stopped.
+pub async fn serve(config: Config) -> Result<(), ServeError> {
+    crate::tls::install_crypto_provider();
+    let state_dir = config.state_dir();
+    let mut acceptors = HashMap::new();
+    for l in &config.listeners {
+        if l.tls != ListenerTls::None {
+            let tls = crate::tls::server_config(l.cert.as_deref(), l.key.as_deref(), &state_dir, &l.hostnames)
+                .map_err(|source| ServeError::Tls { addr: l.address, source })?;
+            acceptors.insert(l.address, TlsAcceptor::from(tls));
+        }
+    }
+    let mut bound = Vec::new();
+    for l in &config.listeners {
+        let listener = TcpListener::bind(l.address).await.map_err(|source| ServeError::Bind { addr: l.address, source })?;
+        info!(address = %l.address, tls = ?l.tls, "listening");
+        bound.push((listener, l.address, l.tls));
+    }
+    let shared = Arc::new(Shared {
+        config: RwLock::new(Arc::new(config)),
+        throttle: Throttle::default(),
+        acceptors,
+        upstream_tls: Mutex::new(HashMap::new()),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for (listener, addr, tls) in bound {
+        tasks.spawn(accept_loop(shared.clone(), listener, addr, tls));
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, addr: SocketAddr, tls: ListenerTls) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Usually out of file descriptors: wait instead of spinning.
+                error!(listener = %addr, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+        // Every log line of the session carries its id and the client address.
+        let span = tracing::info_span!("session", id, peer = %peer);
+        tokio::spawn(
+            async move {
+                let peer = Peer { addr: peer, listener: addr, tls_mode: tls };
+                info!(listener = %addr, "client connected");
+                let end = match start(&shared, tcp, &peer).await {
+                    Ok((stream, tls_active)) => session::run(shared.clone(), stream, peer, tls_active).await,
+                    Err(e) => SessionEnd::Tls(e),
+                };
+                log_end(&end);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// Prepares the client stream: TCP_NODELAY, and TLS on implicit listeners.
+async fn start(shared: &Shared, tcp: TcpStream, peer: &Peer) -> Result<(BoxedStream, bool), String> {
+    tcp.set_nodelay(true).map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+    if peer.tls_mode != ListenerTls::Implicit {
+        return Ok((Box::new(tcp), false));
+    }
+    let acceptor = shared.acceptor(peer.listener).ok_or("no TLS configuration for this listener")?;
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Ok((Box::new(tls), true)),
+        Ok(Err(e)) => Err(format!("TLS handshake with client failed: {e}")),
+        Err(_) => Err("TLS handshake with client timed out".into()),
+    }
+}
+
+fn log_end(end: &SessionEnd) {
+    match end {
+        SessionEnd::Relay(outcome) => info!(
+            end = ?outcome.end,
+            bytes_from_client = outcome.bytes_from_client,
+            bytes_to_client = outcome.bytes_to_client,
+            "session ended"
+        ),
+        SessionEnd::Logout | SessionEnd::Idle => debug!(end = ?end, "session ended before login"),
+        SessionEnd::Client(e) => debug!(error = %e, "session ended before login"),
+        SessionEnd::Tls(e) => warn!(error = %e, "session ended"),
+    }
+}

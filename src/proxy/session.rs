@@ -1,0 +1,311 @@
+//! One client connection: greeting, the not-authenticated state that
+//! giftlock answers itself (CAPABILITY, STARTTLS, ID, LOGIN, AUTHENTICATE
+//! PLAIN), the upstream login, then the relay.
+//!
+//! Before login giftlock is the server. It never forwards a pre-login byte
+//! upstream: the upstream connection is made only once the local password
+//! is right, and it logs in with the account's real secret.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imap_codec::fragmentizer::FragmentInfo;
+use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
+use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::core::LiteralMode;
+use imap_codec::{decode::Decoder, AuthenticateDataCodec, CommandCodec};
+use tokio::io::AsyncWriteExt;
+use tracing::{info, warn};
+use zeroize::Zeroizing;
+
+use super::framed::{FrameError, FramedReader};
+use super::relay::{self, PassThrough};
+use super::server::Shared;
+use super::stream::BoxedStream;
+use super::upstream;
+use crate::config::{Account, ListenerTls};
+use crate::imap::capability;
+
+/// Largest command accepted before login (a LOGIN with long literals fits).
+const PRE_AUTH_LIMIT: u32 = 64 * 1024;
+/// A client that says nothing for this long before login is dropped.
+const PRE_AUTH_IDLE: Duration = Duration::from_secs(120);
+
+/// Where a session ended; for the log.
+#[derive(Debug)]
+pub enum SessionEnd {
+    Logout,
+    Relay(relay::RelayOutcome),
+    Client(FrameError),
+    Idle,
+    Tls(String),
+}
+
+/// Facts about the connection the session needs.
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub listener: SocketAddr,
+    pub tls_mode: ListenerTls,
+}
+
+pub async fn run(shared: Arc<Shared>, stream: BoxedStream, peer: Peer, tls_active: bool) -> SessionEnd {
+    let mut state = PreAuth {
+        shared,
+        client: FramedReader::new(stream, PRE_AUTH_LIMIT),
+        peer,
+        tls_active,
+    };
+    if let Err(e) = state.reply(state.greeting().as_bytes()).await {
+        return SessionEnd::Client(e);
+    }
+    drive(state).await
+}
+
+/// Answers commands in the not-authenticated state until login or logout.
+async fn drive(mut state: PreAuth) -> SessionEnd {
+    loop {
+        let step = match tokio::time::timeout(PRE_AUTH_IDLE, state.next_command()).await {
+            Ok(step) => step,
+            Err(_) => {
+                let _ = state.reply(b"* BYE giftlock: idle too long before login\r\n").await;
+                return SessionEnd::Idle;
+            }
+        };
+        match step {
+            Ok(Step::Continue) => {}
+            Ok(Step::StartTls) => match state.start_tls().await {
+                Ok(next) => state = next,
+                Err(e) => return SessionEnd::Tls(e),
+            },
+            Ok(Step::LoggedIn(account, tag)) => return state.relay(account, tag).await,
+            Ok(Step::Logout) => return SessionEnd::Logout,
+            Err(e) => return SessionEnd::Client(e),
+        }
+    }
+}
+
+enum Step {
+    Continue,
+    StartTls,
+    LoggedIn(Account, String),
+    Logout,
+}
+
+struct PreAuth {
+    shared: Arc<Shared>,
+    client: FramedReader<BoxedStream>,
+    peer: Peer,
+    tls_active: bool,
+}
+
+impl PreAuth {
+    /// Plain-text login is refused on a STARTTLS listener until TLS is up.
+    fn login_disabled(&self) -> bool {
+        self.peer.tls_mode == ListenerTls::Starttls && !self.tls_active
+    }
+
+    fn capabilities(&self) -> String {
+        let mut caps = String::from("IMAP4rev1 LITERAL+ SASL-IR ID");
+        if self.login_disabled() {
+            caps.push_str(" STARTTLS LOGINDISABLED");
+        } else {
+            caps.push_str(" AUTH=PLAIN");
+        }
+        caps
+    }
+
+    fn greeting(&self) -> String {
+        format!("* OK [CAPABILITY {}] giftlock ready\r\n", self.capabilities())
+    }
+
+    async fn reply(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
+        let stream = self.client.get_mut();
+        stream.write_all(bytes).await?;
+        stream.flush().await?;
+        Ok(())
+    }
+
+    /// Reads one command (answering `+` to synchronising literals) and acts on it.
+    async fn next_command(&mut self) -> Result<Step, FrameError> {
+        loop {
+            let info = self.client.next_fragment().await?;
+            if self.client.is_message_complete() {
+                break;
+            }
+            if let FragmentInfo::Line { announcement: Some(a), .. } = info {
+                if a.mode == LiteralMode::Sync {
+                    self.reply(b"+ go ahead\r\n").await?;
+                }
+            }
+        }
+        let decoded = CommandCodec::default().decode(self.client.message_bytes());
+        let (tag, body) = match decoded {
+            Ok((rest, cmd)) if rest.is_empty() => (cmd.tag.inner().to_string(), cmd.body),
+            _ => {
+                let tag = crate::imap::command::parse_head(self.client.message_bytes())
+                    .map_or("*".to_string(), |h| String::from_utf8_lossy(h.tag).into_owned());
+                self.reply(format!("{tag} BAD giftlock could not parse this command\r\n").as_bytes()).await?;
+                return Ok(Step::Continue);
+            }
+        };
+        match body {
+            CommandBody::Capability => {
+                let text = format!("* CAPABILITY {}\r\n{tag} OK CAPABILITY done\r\n", self.capabilities());
+                self.reply(text.as_bytes()).await?;
+            }
+            CommandBody::Noop => self.reply(format!("{tag} OK NOOP done\r\n").as_bytes()).await?,
+            CommandBody::Logout => {
+                self.reply(format!("* BYE giftlock logging out\r\n{tag} OK LOGOUT done\r\n").as_bytes()).await?;
+                return Ok(Step::Logout);
+            }
+            CommandBody::Id { .. } => {
+                let text = format!("* ID (\"name\" \"giftlock\" \"version\" \"{}\")\r\n{tag} OK ID done\r\n", env!("CARGO_PKG_VERSION"));
+                self.reply(text.as_bytes()).await?;
+            }
+            CommandBody::StartTLS if self.login_disabled() => {
+                self.reply(format!("{tag} OK Begin TLS negotiation now\r\n").as_bytes()).await?;
+                return Ok(Step::StartTls);
+            }
+            CommandBody::StartTLS => {
+                self.reply(format!("{tag} BAD STARTTLS is not available on this connection\r\n").as_bytes()).await?;
+            }
+            CommandBody::Login { .. } | CommandBody::Authenticate { .. } if self.login_disabled() => {
+                self.reply(format!("{tag} NO [PRIVACYREQUIRED] Use STARTTLS before logging in\r\n").as_bytes()).await?;
+            }
+            CommandBody::Login { username, password } => {
+                let user = String::from_utf8_lossy(username.as_ref()).into_owned();
+                let password = password.declassify().as_ref().to_vec();
+                return self.authenticate(tag, user, password).await;
+            }
+            CommandBody::Authenticate { mechanism: AuthMechanism::Plain, initial_response } => {
+                let response = match initial_response {
+                    Some(r) => Zeroizing::new(r.declassify().to_vec()),
+                    None => match self.read_sasl_response().await? {
+                        Some(r) => r,
+                        None => {
+                            self.reply(format!("{tag} BAD AUTHENTICATE cancelled\r\n").as_bytes()).await?;
+                            return Ok(Step::Continue);
+                        }
+                    },
+                };
+                let Some((user, password)) = parse_plain(&response) else {
+                    self.reply(format!("{tag} BAD malformed PLAIN response\r\n").as_bytes()).await?;
+                    return Ok(Step::Continue);
+                };
+                return self.authenticate(tag, user, password).await;
+            }
+            CommandBody::Authenticate { .. } => {
+                self.reply(format!("{tag} NO [CANNOT] giftlock only offers AUTH=PLAIN\r\n").as_bytes()).await?;
+            }
+            _ => self.reply(format!("{tag} BAD log in first\r\n").as_bytes()).await?,
+        }
+        Ok(Step::Continue)
+    }
+
+    /// The client's answer to an empty `+` in AUTHENTICATE; `None` if cancelled.
+    async fn read_sasl_response(&mut self) -> Result<Option<Zeroizing<Vec<u8>>>, FrameError> {
+        self.reply(b"+ \r\n").await?;
+        let line = self.client.next_message().await?;
+        Ok(match AuthenticateDataCodec::default().decode(line) {
+            Ok((_, AuthenticateData::Continue(data))) => Some(Zeroizing::new(data.declassify().to_vec())),
+            _ => None,
+        })
+    }
+
+    async fn authenticate(&mut self, tag: String, user: String, password: Vec<u8>) -> Result<Step, FrameError> {
+        let config = self.shared.config();
+        let ip = self.peer.addr.ip();
+        match super::auth::check(&config, &user, password).await {
+            Some(account) => {
+                self.shared.throttle.succeeded(ip);
+                Ok(Step::LoggedIn(account, tag))
+            }
+            None => {
+                let delay = self.shared.throttle.failed(ip);
+                warn!(user = %user, failures = self.shared.throttle.failures(ip), "local authentication failed");
+                tokio::time::sleep(delay).await;
+                self.reply(format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed\r\n").as_bytes()).await?;
+                Ok(Step::Continue)
+            }
+        }
+    }
+
+    /// Upgrades the connection after `OK Begin TLS`. Bytes the client sent
+    /// after STARTTLS in the clear are discarded with the old framer.
+    async fn start_tls(self) -> Result<PreAuth, String> {
+        let acceptor = self.shared.acceptor(self.peer.listener).ok_or("no TLS configuration for this listener")?;
+        let (stream, _) = self.client.into_parts();
+        let tls = acceptor.accept(stream).await.map_err(|e| format!("TLS handshake with client failed: {e}"))?;
+        Ok(PreAuth {
+            client: FramedReader::new(Box::new(tls), PRE_AUTH_LIMIT),
+            shared: self.shared,
+            peer: self.peer,
+            tls_active: true,
+        })
+    }
+
+    /// Logs in upstream for `account`, answers the client's login command,
+    /// and relays until the session ends.
+    async fn relay(mut self, account: Account, tag: String) -> SessionEnd {
+        let config = self.shared.config();
+        let logged_in = match self.shared.login_upstream(&account, &config).await {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(account = %account.name, error = %e, "upstream login failed");
+                let text = format!("{tag} NO [UNAVAILABLE] giftlock: upstream server failed: {e}\r\n");
+                if let Err(e) = self.reply(text.as_bytes()).await {
+                    return SessionEnd::Client(e);
+                }
+                // The client may try again; stay in the not-authenticated state.
+                return Box::pin(drive(self)).await;
+            }
+        };
+        let caps: Vec<&str> = logged_in.capabilities.iter().map(String::as_str).filter(|c| capability::is_allowed(c.as_bytes())).collect();
+        let ok = format!("{tag} OK [CAPABILITY {}] Logged in through giftlock\r\n", caps.join(" "));
+        if let Err(e) = self.reply(ok.as_bytes()).await {
+            return SessionEnd::Client(e);
+        }
+        info!(account = %account.name, "logged in");
+
+        // Before login the client's messages were capped small; now the
+        // configured limit applies to what it sends, such as APPEND.
+        self.client.set_limit(config.limits.max_message_bytes);
+        let (client_stream, client_framer) = self.client.into_parts();
+        let (server_stream, server_framer) = logged_in.reader.into_parts();
+        let (client_read, client_write) = tokio::io::split(client_stream);
+        let (server_read, server_write) = tokio::io::split(server_stream);
+        let outcome = relay::relay(
+            FramedReader::from_parts(client_read, client_framer),
+            client_write,
+            FramedReader::from_parts(server_read, server_framer),
+            server_write,
+            PassThrough,
+        )
+        .await;
+        SessionEnd::Relay(outcome)
+    }
+}
+
+/// Splits a SASL PLAIN response `authzid NUL authcid NUL password`. An
+/// authorization identity other than the user itself is not supported.
+fn parse_plain(response: &[u8]) -> Option<(String, Vec<u8>)> {
+    let mut parts = response.splitn(3, |&b| b == 0);
+    let authz = parts.next()?;
+    let user = std::str::from_utf8(parts.next()?).ok()?;
+    let password = parts.next()?;
+    (authz.is_empty() || authz == user.as_bytes()).then(|| (user.to_string(), password.to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_response_parsing() {
+        assert_eq!(parse_plain(b"\0alice\0secret"), Some(("alice".into(), b"secret".to_vec())));
+        assert_eq!(parse_plain(b"alice\0alice\0pw\0with-nul"), Some(("alice".into(), b"pw\0with-nul".to_vec())));
+        assert_eq!(parse_plain(b"admin\0alice\0pw"), None);
+        assert_eq!(parse_plain(b"alice"), None);
+    }
+}

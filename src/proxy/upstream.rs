@@ -1,0 +1,308 @@
+//! Connecting and logging in to the real IMAP server.
+//!
+//! Order matters for safety: TCP, then TLS (implicit, or STARTTLS after
+//! checking the server offers it), and only then any credential. A server
+//! that does not offer STARTTLS on an `imap://` URL is refused, and bytes the
+//! server sent before the TLS handshake are discarded, so nothing injected
+//! in the clear survives into the protected session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use rustls::pki_types::ServerName;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::framed::{FrameError, FramedReader};
+use super::stream::BoxedStream;
+use crate::config::{UpstreamAddr, UpstreamSecurity};
+use crate::imap::capability::split_line_ending;
+
+/// Why giftlock could not log in upstream. Every text is fit for the log
+/// and for the client's NO response: it never holds the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("{0}")]
+    Tls(String),
+    #[error("{addr} does not offer STARTTLS; giftlock will not send credentials in the clear (use imaps:// if the server has it)")]
+    NoStarttls { addr: String },
+    #[error("{addr} refused the login for user {user}: {text}")]
+    LoginRejected { addr: String, user: String, text: String },
+    #[error("{addr} offers no login method giftlock can use (needs AUTH=PLAIN or LOGIN)")]
+    NoLoginMethod { addr: String },
+    #[error("{addr} closed the connection: {text}")]
+    Bye { addr: String, text: String },
+    #[error("{addr}: unexpected answer during login: {text}")]
+    Protocol { addr: String, text: String },
+    #[error("{addr}: {source}")]
+    Frame { addr: String, source: FrameError },
+    #[error("{addr} did not answer within {secs} seconds")]
+    Timeout { addr: String, secs: u64 },
+    #[error("cannot read the upstream secret: {0}")]
+    Secret(String),
+}
+
+/// A logged-in upstream connection, ready to relay.
+pub struct LoggedIn {
+    pub reader: FramedReader<BoxedStream>,
+    /// The server's capabilities after login, as it sent them.
+    pub capabilities: Vec<String>,
+}
+
+/// Connects to `addr`, secures the connection and logs in as `user`.
+pub async fn connect(
+    addr: &UpstreamAddr,
+    tls: Arc<rustls::ClientConfig>,
+    user: &str,
+    password: &[u8],
+    max_message_bytes: u32,
+    timeout: Duration,
+) -> Result<LoggedIn, UpstreamError> {
+    let shown = addr.to_string();
+    let work = login_steps(addr, tls, user, password, max_message_bytes);
+    match tokio::time::timeout(timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err(UpstreamError::Timeout { addr: shown, secs: timeout.as_secs() }),
+    }
+}
+
+async fn login_steps(
+    addr: &UpstreamAddr,
+    tls: Arc<rustls::ClientConfig>,
+    user: &str,
+    password: &[u8],
+    max_message_bytes: u32,
+) -> Result<LoggedIn, UpstreamError> {
+    let shown = addr.to_string();
+    let tcp = TcpStream::connect((addr.host.as_str(), addr.port))
+        .await
+        .map_err(|e| UpstreamError::Connect { addr: shown.clone(), reason: e.to_string() })?;
+    // Small IMAP commands must not wait for Nagle's algorithm.
+    tcp.set_nodelay(true).map_err(|e| UpstreamError::Connect { addr: shown.clone(), reason: e.to_string() })?;
+
+    let mut conn = match addr.security {
+        UpstreamSecurity::Implicit => Conn::new(handshake(addr, tls, tcp).await?, max_message_bytes, &shown),
+        UpstreamSecurity::Plain | UpstreamSecurity::Starttls => {
+            Conn::new(Box::new(tcp), max_message_bytes, &shown)
+        }
+    };
+    let greeting = conn.greeting().await?;
+    let mut caps = capability_code(&greeting);
+
+    if addr.security == UpstreamSecurity::Starttls {
+        if caps.is_none() {
+            caps = Some(conn.capabilities().await?);
+        }
+        if !has(caps.as_deref().unwrap_or_default(), "STARTTLS") {
+            return Err(UpstreamError::NoStarttls { addr: shown });
+        }
+        conn.command(b"gl0 STARTTLS\r\n", "gl0").await?;
+        // Drop anything buffered after the OK: it arrived in the clear.
+        let (stream, _) = conn.reader.into_parts();
+        let stream = handshake(addr, tls, stream).await?;
+        conn = Conn::new(stream, max_message_bytes, &shown);
+        caps = Some(conn.capabilities().await?);
+    } else if caps.is_none() {
+        caps = Some(conn.capabilities().await?);
+    }
+    let caps = caps.unwrap_or_default();
+
+    let ok_line = if has(&caps, "AUTH=PLAIN") {
+        let mut plain = Vec::with_capacity(user.len() + password.len() + 2);
+        plain.push(0);
+        plain.extend_from_slice(user.as_bytes());
+        plain.push(0);
+        plain.extend_from_slice(password);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&plain);
+        plain.fill(0);
+        if has(&caps, "SASL-IR") {
+            conn.login(&[b"gl1 AUTHENTICATE PLAIN ", encoded.as_bytes(), b"\r\n"].concat(), user).await?
+        } else {
+            conn.send(b"gl1 AUTHENTICATE PLAIN\r\n").await?;
+            conn.expect_continuation().await?;
+            conn.login(&[encoded.as_bytes(), b"\r\n"].concat(), user).await?
+        }
+    } else if !has(&caps, "LOGINDISABLED") {
+        conn.login_with_literals(user, password).await?
+    } else {
+        return Err(UpstreamError::NoLoginMethod { addr: shown });
+    };
+
+    let capabilities = match capability_code(&ok_line) {
+        Some(after_login) => after_login,
+        None => conn.capabilities().await?,
+    };
+    Ok(LoggedIn { reader: conn.reader, capabilities })
+}
+
+async fn handshake<S>(addr: &UpstreamAddr, tls: Arc<rustls::ClientConfig>, stream: S) -> Result<BoxedStream, UpstreamError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let name = ServerName::try_from(addr.host.clone())
+        .map_err(|_| UpstreamError::Tls(format!("`{}` is not a valid TLS server name", addr.host)))?;
+    let tls_stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, stream)
+        .await
+        .map_err(|e| UpstreamError::Tls(crate::tls::describe_handshake_error(&e, &addr.host)))?;
+    Ok(Box::new(tls_stream))
+}
+
+/// The login conversation on one connection.
+struct Conn {
+    reader: FramedReader<BoxedStream>,
+    addr: String,
+}
+
+impl Conn {
+    fn new(stream: BoxedStream, max_message_bytes: u32, addr: &str) -> Self {
+        Conn { reader: FramedReader::new(stream, max_message_bytes), addr: addr.to_string() }
+    }
+
+    fn frame_err(&self, source: FrameError) -> UpstreamError {
+        UpstreamError::Frame { addr: self.addr.clone(), source }
+    }
+
+    async fn next_line(&mut self) -> Result<Vec<u8>, UpstreamError> {
+        match self.reader.next_message().await {
+            Ok(m) => Ok(m.to_vec()),
+            Err(e) => Err(self.frame_err(e)),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), UpstreamError> {
+        let stream = self.reader.get_mut();
+        let sent = async {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        };
+        sent.await.map_err(|e| UpstreamError::Frame { addr: self.addr.clone(), source: e.into() })
+    }
+
+    async fn greeting(&mut self) -> Result<Vec<u8>, UpstreamError> {
+        let line = self.next_line().await?;
+        if starts_with_ci(&line, b"* OK") || starts_with_ci(&line, b"* PREAUTH") {
+            return Ok(line);
+        }
+        if starts_with_ci(&line, b"* BYE") {
+            return Err(UpstreamError::Bye { addr: self.addr.clone(), text: printable(&line[5..]) });
+        }
+        Err(UpstreamError::Protocol { addr: self.addr.clone(), text: format!("greeting `{}`", printable(&line)) })
+    }
+
+    /// Sends `command` and waits for its tagged OK; returns that line.
+    async fn command(&mut self, command: &[u8], tag: &str) -> Result<Vec<u8>, UpstreamError> {
+        self.send(command).await?;
+        self.tagged(tag).await.and_then(|(ok, line)| match ok {
+            true => Ok(line),
+            false => Err(UpstreamError::Protocol { addr: self.addr.clone(), text: printable(&line) }),
+        })
+    }
+
+    /// Reads until the tagged response for `tag`; says whether it was OK.
+    async fn tagged(&mut self, tag: &str) -> Result<(bool, Vec<u8>), UpstreamError> {
+        loop {
+            let line = self.next_line().await?;
+            if starts_with_ci(&line, b"* BYE") {
+                return Err(UpstreamError::Bye { addr: self.addr.clone(), text: printable(&line[5..]) });
+            }
+            if let Some(rest) = line.strip_prefix(tag.as_bytes()).and_then(|r| r.strip_prefix(b" ")) {
+                return Ok((starts_with_ci(rest, b"OK"), line.clone()));
+            }
+        }
+    }
+
+    async fn capabilities(&mut self) -> Result<Vec<String>, UpstreamError> {
+        self.send(b"gl2 CAPABILITY\r\n").await?;
+        let mut caps = Vec::new();
+        loop {
+            let line = self.next_line().await?;
+            if let Some(list) = strip_prefix_ci(&line, b"* CAPABILITY ") {
+                caps.extend(words(split_line_ending(list).0));
+            } else if line.starts_with(b"gl2 ") {
+                return Ok(caps);
+            }
+        }
+    }
+
+    async fn expect_continuation(&mut self) -> Result<(), UpstreamError> {
+        let line = self.next_line().await?;
+        match line.starts_with(b"+") {
+            true => Ok(()),
+            false => Err(UpstreamError::Protocol { addr: self.addr.clone(), text: printable(&line) }),
+        }
+    }
+
+    /// Sends the final login step and reads its result. The server's NO
+    /// text is passed on: servers do not echo credentials in it.
+    async fn login(&mut self, bytes: &[u8], user: &str) -> Result<Vec<u8>, UpstreamError> {
+        self.send(bytes).await?;
+        let (ok, line) = self.tagged("gl1").await?;
+        if ok {
+            return Ok(line);
+        }
+        let text = printable(line.get(4..).unwrap_or_default());
+        Err(UpstreamError::LoginRejected { addr: self.addr.clone(), user: user.to_string(), text })
+    }
+
+    /// `LOGIN` with both arguments as synchronising literals, which carry
+    /// any byte without quoting rules.
+    async fn login_with_literals(&mut self, user: &str, password: &[u8]) -> Result<Vec<u8>, UpstreamError> {
+        self.send(format!("gl1 LOGIN {{{}}}\r\n", user.len()).as_bytes()).await?;
+        self.expect_continuation().await?;
+        self.send(&[user.as_bytes(), format!(" {{{}}}\r\n", password.len()).as_bytes()].concat()).await?;
+        self.expect_continuation().await?;
+        self.login(&[password, b"\r\n"].concat(), user).await
+    }
+}
+
+/// The list in a `[CAPABILITY ...]` response code, if the line has one.
+fn capability_code(line: &[u8]) -> Option<Vec<String>> {
+    let start = line.windows(12).position(|w| w.eq_ignore_ascii_case(b"[CAPABILITY "))? + 12;
+    let len = line[start..].iter().position(|&b| b == b']')?;
+    Some(words(&line[start..start + len]))
+}
+
+fn words(list: &[u8]) -> Vec<String> {
+    list.split(|&b| b == b' ').filter(|w| !w.is_empty()).map(|w| String::from_utf8_lossy(w).into_owned()).collect()
+}
+
+fn has(caps: &[String], name: &str) -> bool {
+    caps.iter().any(|c| c.eq_ignore_ascii_case(name))
+}
+
+fn starts_with_ci(line: &[u8], prefix: &[u8]) -> bool {
+    line.get(..prefix.len()).is_some_and(|h| h.eq_ignore_ascii_case(prefix))
+}
+
+fn strip_prefix_ci<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    starts_with_ci(line, prefix).then(|| &line[prefix.len()..])
+}
+
+/// A server line made safe for a log line: one line, printable, bounded.
+fn printable(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(split_line_ending(bytes).0);
+    text.chars().filter(|c| !c.is_control()).take(200).collect::<String>().trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_capability_codes() {
+        assert_eq!(
+            capability_code(b"* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] Dovecot ready.\r\n"),
+            Some(vec!["IMAP4rev1".into(), "STARTTLS".into(), "AUTH=PLAIN".into()])
+        );
+        assert_eq!(capability_code(b"* OK ready\r\n"), None);
+    }
+
+    #[test]
+    fn printable_drops_control_bytes() {
+        assert_eq!(printable(b"NO [AUTHENTICATIONFAILED] Authentication\x07 failed.\r\n"), "NO [AUTHENTICATIONFAILED] Authentication failed.");
+    }
+}
