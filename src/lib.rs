@@ -3,9 +3,10 @@
 //! The library holds everything; `src/main.rs` is a thin command line over it.
 //! See `docs/ARCHITECTURE.md` for the map.
 
-pub mod detect;
-pub mod keys;
-pub mod imap;
 pub mod config;
+pub mod detect;
+pub mod imap;
+pub mod keys;
 pub mod proxy;
 pub mod serve_cmd;
+pub mod tls;
