@@ -13,8 +13,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::detect::DetectConfig;
-
 /// The whole configuration, as read from the file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,8 +25,6 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     #[serde(default)]
     pub accounts: Vec<Account>,
-    #[serde(default)]
-    pub detect: DetectConfig,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -60,7 +56,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_message_bytes: 256 * 1024 * 1024, upstream_timeout_secs: 30 }
+        Limits {
+            max_message_bytes: 256 * 1024 * 1024,
+            upstream_timeout_secs: 30,
+        }
     }
 }
 
@@ -143,7 +142,11 @@ pub struct UpstreamAddr {
 
 impl fmt::Display for UpstreamAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.security == UpstreamSecurity::Implicit { "imaps" } else { "imap" };
+        let scheme = if self.security == UpstreamSecurity::Implicit {
+            "imaps"
+        } else {
+            "imap"
+        };
         if self.host.contains(':') {
             write!(f, "{scheme}://[{}]:{}", self.host, self.port)
         } else {
@@ -156,15 +159,25 @@ impl fmt::Display for UpstreamAddr {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: {source}")]
-    Read { file: PathBuf, source: config::ConfigError },
+    Read {
+        file: PathBuf,
+        source: config::ConfigError,
+    },
     #[error("{file}: {key}: {problem}")]
-    Invalid { file: PathBuf, key: String, problem: String },
+    Invalid {
+        file: PathBuf,
+        key: String,
+        problem: String,
+    },
 }
 
 impl Config {
     /// Reads `path` with `GIFTLOCK_*` environment overrides and validates it.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let read_err = |source| ConfigError::Read { file: path.to_path_buf(), source };
+        let read_err = |source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        };
         let cfg: Config = config::Config::builder()
             .add_source(config::File::from(path).format(config::FileFormat::Toml))
             .add_source(
@@ -196,31 +209,59 @@ impl Config {
                 return Err(invalid(key("tls"), format!("{} is not a loopback address, so clients would send passwords in the clear; use tls = \"starttls\" or \"implicit\"", l.address)));
             }
             if l.cert.is_some() != l.key.is_some() {
-                return Err(invalid(key("cert"), "set both cert and key, or neither (then giftlock uses its local CA)".into()));
+                return Err(invalid(
+                    key("cert"),
+                    "set both cert and key, or neither (then giftlock uses its local CA)".into(),
+                ));
             }
         }
         if self.accounts.is_empty() {
-            return Err(invalid("accounts".into(), "no [[accounts]] table; giftlock needs at least one account to relay".into()));
+            return Err(invalid(
+                "accounts".into(),
+                "no [[accounts]] table; giftlock needs at least one account to relay".into(),
+            ));
         }
         if self.limits.max_message_bytes < 64 * 1024 {
-            return Err(invalid("limits.max_message_bytes".into(), format!("{} is too small; use at least 65536", self.limits.max_message_bytes)));
+            return Err(invalid(
+                "limits.max_message_bytes".into(),
+                format!(
+                    "{} is too small; use at least 65536",
+                    self.limits.max_message_bytes
+                ),
+            ));
         }
         for (i, a) in self.accounts.iter().enumerate() {
             let key = |field: &str| format!("accounts[{i}].{field}");
             if a.name.is_empty() {
                 return Err(invalid(key("name"), "must not be empty".into()));
             }
-            if self.accounts[..i].iter().any(|b| b.local_user == a.local_user) {
-                return Err(invalid(key("local_user"), format!("`{}` is used by two accounts", a.local_user)));
+            if self.accounts[..i]
+                .iter()
+                .any(|b| b.local_user == a.local_user)
+            {
+                return Err(invalid(
+                    key("local_user"),
+                    format!("`{}` is used by two accounts", a.local_user),
+                ));
             }
             if self.accounts[..i].iter().any(|b| b.name == a.name) {
-                return Err(invalid(key("name"), format!("`{}` is used by two accounts", a.name)));
+                return Err(invalid(
+                    key("name"),
+                    format!("`{}` is used by two accounts", a.name),
+                ));
             }
             if let Err(e) = argon2::PasswordHash::new(&a.local_password_hash) {
-                return Err(invalid(key("local_password_hash"), format!("not an argon2 hash ({e}); run `giftlock passwd` to make one")));
+                return Err(invalid(
+                    key("local_password_hash"),
+                    format!("not an argon2 hash ({e}); run `giftlock passwd` to make one"),
+                ));
             }
-            a.upstream_addr().map_err(|p| invalid(key("upstream.url"), p))?;
-            a.upstream.secret.parse::<crate::secret::SecretSource>().map_err(|e| invalid(key("upstream.secret"), e.to_string()))?;
+            a.upstream_addr()
+                .map_err(|p| invalid(key("upstream.url"), p))?;
+            a.upstream
+                .secret
+                .parse::<crate::secret::SecretSource>()
+                .map_err(|e| invalid(key("upstream.secret"), e.to_string()))?;
         }
         Ok(())
     }
@@ -228,7 +269,10 @@ impl Config {
     /// The state directory: configured, else `$STATE_DIRECTORY` (systemd),
     /// else `$XDG_STATE_HOME/giftlock`, else `~/.local/state/giftlock`.
     pub fn state_dir(&self) -> PathBuf {
-        self.general.state_dir.clone().unwrap_or_else(default_state_dir)
+        self.general
+            .state_dir
+            .clone()
+            .unwrap_or_else(default_state_dir)
     }
 
     pub fn account_by_local_user(&self, user: &str) -> Option<&Account> {
@@ -238,16 +282,27 @@ impl Config {
 
 /// The default state directory when the config names none.
 pub fn default_state_dir() -> PathBuf {
-    let env_dir = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env_dir = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     if let Some(dir) = env_dir("STATE_DIRECTORY") {
         // systemd may pass several, colon-separated; the first is ours.
-        let first = dir.to_string_lossy().split(':').next().unwrap_or_default().to_string();
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         return PathBuf::from(first);
     }
     if let Some(dir) = env_dir("XDG_STATE_HOME") {
         return dir.join("giftlock");
     }
-    env_dir("HOME").unwrap_or_else(|| PathBuf::from("/")).join(".local/state/giftlock")
+    env_dir("HOME")
+        .unwrap_or_else(|| PathBuf::from("/"))
+        .join(".local/state/giftlock")
 }
 
 impl Account {
@@ -258,9 +313,9 @@ impl Account {
 }
 
 fn parse_upstream_url(url: &str, tls: Option<UpstreamTlsOverride>) -> Result<UpstreamAddr, String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| format!("`{url}` is not a URL; expected imaps://host:993 or imap://host:143"))?;
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        format!("`{url}` is not a URL; expected imaps://host:993 or imap://host:143")
+    })?;
     let (security, default_port) = match (scheme.to_ascii_lowercase().as_str(), tls) {
         ("imaps", None) => (UpstreamSecurity::Implicit, 993),
         ("imaps", Some(UpstreamTlsOverride::None)) => {
@@ -268,15 +323,24 @@ fn parse_upstream_url(url: &str, tls: Option<UpstreamTlsOverride>) -> Result<Ups
         }
         ("imap", None) => (UpstreamSecurity::Starttls, 143),
         ("imap", Some(UpstreamTlsOverride::None)) => (UpstreamSecurity::Plain, 143),
-        _ => return Err(format!("scheme `{scheme}` is not supported; use imaps:// or imap://")),
+        _ => {
+            return Err(format!(
+                "scheme `{scheme}` is not supported; use imaps:// or imap://"
+            ))
+        }
     };
     let authority = rest.trim_end_matches('/');
     if authority.contains('/') || authority.contains('@') {
-        return Err(format!("`{url}`: only scheme, host and port belong in the URL; put the user name in `user`"));
+        return Err(format!(
+            "`{url}`: only scheme, host and port belong in the URL; put the user name in `user`"
+        ));
     }
-    let (host, port) = split_host_port(authority).ok_or_else(|| format!("`{url}`: cannot read host and port"))?;
+    let (host, port) =
+        split_host_port(authority).ok_or_else(|| format!("`{url}`: cannot read host and port"))?;
     let port = match port {
-        Some(p) => p.parse::<u16>().map_err(|_| format!("`{url}`: port `{p}` is not a number from 1 to 65535"))?,
+        Some(p) => p
+            .parse::<u16>()
+            .map_err(|_| format!("`{url}`: port `{p}` is not a number from 1 to 65535"))?,
         None => default_port,
     };
     if host.is_empty() || port == 0 {
@@ -285,7 +349,11 @@ fn parse_upstream_url(url: &str, tls: Option<UpstreamTlsOverride>) -> Result<Ups
     if security == UpstreamSecurity::Plain && !is_loopback_host(host) {
         return Err(format!("tls = \"none\" is only allowed for loopback hosts, not `{host}`; use imaps:// or imap:// with STARTTLS"));
     }
-    Ok(UpstreamAddr { host: host.to_string(), port, security })
+    Ok(UpstreamAddr {
+        host: host.to_string(),
+        port,
+        security,
+    })
 }
 
 /// Splits `host:port`, `[v6]:port`, `host` or `[v6]`.
@@ -304,7 +372,8 @@ fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
 }
 
 fn is_loopback_host(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -338,7 +407,11 @@ mod tests {
 
     #[test]
     fn non_loopback_listener_without_tls_is_refused() {
-        let err = parse(&minimal("address = \"0.0.0.0:1143\"\ntls = \"none\"", "url = \"imaps://h\"")).unwrap_err();
+        let err = parse(&minimal(
+            "address = \"0.0.0.0:1143\"\ntls = \"none\"",
+            "url = \"imaps://h\"",
+        ))
+        .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("listeners[0].tls"), "{text}");
         assert!(text.contains("not a loopback address"), "{text}");
@@ -346,15 +419,32 @@ mod tests {
 
     #[test]
     fn plain_upstream_only_on_loopback() {
-        let ok = parse(&minimal("address = \"127.0.0.1:1\"\ntls = \"none\"", "url = \"imap://127.0.0.1:143\"\ntls = \"none\"")).unwrap();
-        assert_eq!(ok.accounts[0].upstream_addr().unwrap().security, UpstreamSecurity::Plain);
-        let err = parse(&minimal("address = \"127.0.0.1:1\"\ntls = \"none\"", "url = \"imap://mail.example.com\"\ntls = \"none\"")).unwrap_err();
-        assert!(err.to_string().contains("only allowed for loopback hosts"), "{err}");
+        let ok = parse(&minimal(
+            "address = \"127.0.0.1:1\"\ntls = \"none\"",
+            "url = \"imap://127.0.0.1:143\"\ntls = \"none\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.accounts[0].upstream_addr().unwrap().security,
+            UpstreamSecurity::Plain
+        );
+        let err = parse(&minimal(
+            "address = \"127.0.0.1:1\"\ntls = \"none\"",
+            "url = \"imap://mail.example.com\"\ntls = \"none\"",
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("only allowed for loopback hosts"),
+            "{err}"
+        );
     }
 
     #[test]
     fn wrong_type_names_file_and_key() {
-        let text = minimal("address = \"127.0.0.1:1\"\ntls = \"none\"", "url = \"imaps://h\"") + "[limits]\nmax_message_bytes = \"lots\"\n";
+        let text = minimal(
+            "address = \"127.0.0.1:1\"\ntls = \"none\"",
+            "url = \"imaps://h\"",
+        ) + "[limits]\nmax_message_bytes = \"lots\"\n";
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("giftlock.toml"), "{err}");
         assert!(err.contains("max_message_bytes"), "{err}");
@@ -362,28 +452,59 @@ mod tests {
 
     #[test]
     fn unknown_key_and_bad_enum_are_errors() {
-        let err = parse(&minimal("address = \"127.0.0.1:1\"\ntls = \"sometimes\"", "url = \"imaps://h\"")).unwrap_err().to_string();
+        let err = parse(&minimal(
+            "address = \"127.0.0.1:1\"\ntls = \"sometimes\"",
+            "url = \"imaps://h\"",
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("sometimes"), "{err}");
-        let err = parse(&(minimal("address = \"127.0.0.1:1\"\ntls = \"none\"", "url = \"imaps://h\"") + "[general]\nstate_dri = \"/x\"\n")).unwrap_err().to_string();
+        let err = parse(
+            &(minimal(
+                "address = \"127.0.0.1:1\"\ntls = \"none\"",
+                "url = \"imaps://h\"",
+            ) + "[general]\nstate_dri = \"/x\"\n"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("state_dri"), "{err}");
     }
 
     #[test]
     fn bad_hash_url_and_secret_are_explained() {
-        let base = minimal("address = \"127.0.0.1:1\"\ntls = \"none\"", "url = \"imaps://h\"");
-        let err = parse(&base.replace(HASH, "hunter2")).unwrap_err().to_string();
-        assert!(err.contains("accounts[0].local_password_hash") && err.contains("giftlock passwd"), "{err}");
+        let base = minimal(
+            "address = \"127.0.0.1:1\"\ntls = \"none\"",
+            "url = \"imaps://h\"",
+        );
+        let err = parse(&base.replace(HASH, "hunter2"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("accounts[0].local_password_hash") && err.contains("giftlock passwd"),
+            "{err}"
+        );
         assert!(!err.contains("hunter2"), "{err}");
-        let err = parse(&base.replace("imaps://h", "pop3://h")).unwrap_err().to_string();
+        let err = parse(&base.replace("imaps://h", "pop3://h"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("accounts[0].upstream.url"), "{err}");
-        let err = parse(&base.replace("env:X", "vault:X")).unwrap_err().to_string();
+        let err = parse(&base.replace("env:X", "vault:X"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("accounts[0].upstream.secret"), "{err}");
     }
 
     #[test]
     fn upstream_urls() {
         let p = |u| parse_upstream_url(u, None);
-        assert_eq!(p("imaps://[::1]:994").unwrap(), UpstreamAddr { host: "::1".into(), port: 994, security: UpstreamSecurity::Implicit });
+        assert_eq!(
+            p("imaps://[::1]:994").unwrap(),
+            UpstreamAddr {
+                host: "::1".into(),
+                port: 994,
+                security: UpstreamSecurity::Implicit
+            }
+        );
         assert_eq!(p("imap://mail.example.com").unwrap().port, 143);
         assert!(p("imaps://u@h").is_err());
         assert!(p("imaps://h:99999").is_err());

@@ -7,6 +7,8 @@ pub mod config;
 pub mod detect;
 pub mod imap;
 pub mod keys;
+pub mod password;
 pub mod proxy;
+pub mod secret;
 pub mod serve_cmd;
 pub mod tls;

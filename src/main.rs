@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "giftlock", version, about = "A local IMAP proxy that masks gift-card codes in your mailbox")]
+#[command(
+    name = "giftlock",
+    version,
+    about = "A local IMAP proxy that masks gift-card codes in your mailbox"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Commands,

@@ -8,13 +8,17 @@ use crate::config::{Config, LogFormat};
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// Configuration file.
-    #[arg(long, short, env = "GIFTLOCK_CONFIG", default_value = default_config_path().into_os_string())]
+    #[arg(long, short, env = "GIFTLOCK_CONFIG", default_value_os_t = default_config_path())]
     pub config: PathBuf,
 }
 
 /// `$XDG_CONFIG_HOME/giftlock/config.toml`, else `~/.config/giftlock/config.toml`.
 pub fn default_config_path() -> PathBuf {
-    let env_dir = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env_dir = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     env_dir("XDG_CONFIG_HOME")
         .or_else(|| env_dir("HOME").map(|h| h.join(".config")))
         .unwrap_or_else(|| PathBuf::from("."))
@@ -24,7 +28,9 @@ pub fn default_config_path() -> PathBuf {
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     init_logging(config.general.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(crate::proxy::serve(config))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -34,7 +40,10 @@ pub fn init_logging(format: LogFormat) {
     let filter = std::env::var("GIFTLOCK_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

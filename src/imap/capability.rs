@@ -54,15 +54,26 @@ const ALLOWED: &[&str] = &[
     "UTF8=ACCEPT",
 ];
 
-const ALLOWED_PREFIXES: &[&str] = &["THREAD=", "SORT=", "I18NLEVEL=", "CONTEXT=", "RIGHTS=", "APPENDLIMIT="];
+const ALLOWED_PREFIXES: &[&str] = &[
+    "THREAD=",
+    "SORT=",
+    "I18NLEVEL=",
+    "CONTEXT=",
+    "RIGHTS=",
+    "APPENDLIMIT=",
+];
 
 /// Whether a capability passes the allow-list (after login).
 pub fn is_allowed(capability: &[u8]) -> bool {
-    let Ok(cap) = std::str::from_utf8(capability) else { return false };
+    let Ok(cap) = std::str::from_utf8(capability) else {
+        return false;
+    };
     ALLOWED.iter().any(|a| a.eq_ignore_ascii_case(cap))
-        || ALLOWED_PREFIXES
-            .iter()
-            .any(|p| cap.len() > p.len() && cap.is_char_boundary(p.len()) && cap[..p.len()].eq_ignore_ascii_case(p))
+        || ALLOWED_PREFIXES.iter().any(|p| {
+            cap.len() > p.len()
+                && cap.is_char_boundary(p.len())
+                && cap[..p.len()].eq_ignore_ascii_case(p)
+        })
 }
 
 /// Rewrites the capability lists in one response line, keeping only allowed
@@ -119,7 +130,9 @@ fn strip_prefix_ci<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
 }
 
 fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))
+    haystack
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 #[cfg(test)]
@@ -141,7 +154,9 @@ mod tests {
     #[test]
     fn strips_from_response_codes_and_keeps_the_rest_of_the_line() {
         assert_eq!(
-            filtered("* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN LOGINDISABLED] Dovecot ready.\r\n"),
+            filtered(
+                "* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN LOGINDISABLED] Dovecot ready.\r\n"
+            ),
             "* OK [CAPABILITY IMAP4rev1] Dovecot ready.\r\n"
         );
         assert_eq!(

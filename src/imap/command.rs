@@ -24,13 +24,23 @@ pub struct CommandHead<'a> {
 pub fn parse_head(line: &[u8]) -> Option<CommandHead<'_>> {
     let line = super::capability::split_line_ending(line).0;
     let mut words = line.split(|&b| b == b' ');
-    let tag = words.next().filter(|t| !t.is_empty() && t.iter().all(|&b| is_tag_char(b)))?;
+    let tag = words
+        .next()
+        .filter(|t| !t.is_empty() && t.iter().all(|&b| is_tag_char(b)))?;
     let verb = words.next().filter(|v| !v.is_empty())?;
     if verb.eq_ignore_ascii_case(b"UID") {
         let sub = words.next().filter(|v| !v.is_empty())?;
-        return Some(CommandHead { tag, verb: sub, uid: true });
+        return Some(CommandHead {
+            tag,
+            verb: sub,
+            uid: true,
+        });
     }
-    Some(CommandHead { tag, verb, uid: false })
+    Some(CommandHead {
+        tag,
+        verb,
+        uid: false,
+    })
 }
 
 fn is_tag_char(b: u8) -> bool {
@@ -48,26 +58,66 @@ pub enum Verdict {
 
 /// Verbs forwarded in the authenticated and selected states.
 const FORWARDED: &[&str] = &[
-    "CAPABILITY", "NOOP", "LOGOUT", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME",
-    "SUBSCRIBE", "UNSUBSCRIBE", "LIST", "LSUB", "STATUS", "APPEND", "CHECK", "CLOSE",
-    "UNSELECT", "EXPUNGE", "SEARCH", "FETCH", "STORE", "COPY", "MOVE", "IDLE", "NAMESPACE",
-    "ID", "ENABLE", "GETQUOTA", "GETQUOTAROOT", "SETQUOTA", "GETACL", "SETACL", "DELETEACL",
-    "LISTRIGHTS", "MYRIGHTS", "SORT", "THREAD",
+    "CAPABILITY",
+    "NOOP",
+    "LOGOUT",
+    "SELECT",
+    "EXAMINE",
+    "CREATE",
+    "DELETE",
+    "RENAME",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
+    "LIST",
+    "LSUB",
+    "STATUS",
+    "APPEND",
+    "CHECK",
+    "CLOSE",
+    "UNSELECT",
+    "EXPUNGE",
+    "SEARCH",
+    "FETCH",
+    "STORE",
+    "COPY",
+    "MOVE",
+    "IDLE",
+    "NAMESPACE",
+    "ID",
+    "ENABLE",
+    "GETQUOTA",
+    "GETQUOTAROOT",
+    "SETQUOTA",
+    "GETACL",
+    "SETACL",
+    "DELETEACL",
+    "LISTRIGHTS",
+    "MYRIGHTS",
+    "SORT",
+    "THREAD",
 ];
 
 /// Verbs allowed after `UID`.
-const FORWARDED_UID: &[&str] = &["FETCH", "SEARCH", "STORE", "COPY", "MOVE", "EXPUNGE", "SORT", "THREAD"];
+const FORWARDED_UID: &[&str] = &[
+    "FETCH", "SEARCH", "STORE", "COPY", "MOVE", "EXPUNGE", "SORT", "THREAD",
+];
 
 /// Decides about one client message after login, from its first line.
 pub fn verdict(line: &[u8]) -> Verdict {
     // The line that ends IDLE is not a command; no verb is named DONE.
-    if super::capability::split_line_ending(line).0.eq_ignore_ascii_case(b"DONE") {
+    if super::capability::split_line_ending(line)
+        .0
+        .eq_ignore_ascii_case(b"DONE")
+    {
         return Verdict::Forward;
     }
     let Some(head) = parse_head(line) else {
         return Verdict::Refuse("giftlock could not read a tag and command here");
     };
-    let listed = |list: &[&str]| list.iter().any(|v| v.as_bytes().eq_ignore_ascii_case(head.verb));
+    let listed = |list: &[&str]| {
+        list.iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(head.verb))
+    };
     if head.uid {
         return match listed(FORWARDED_UID) {
             true => Verdict::Forward,
@@ -95,9 +145,20 @@ mod tests {
     fn reads_tag_verb_and_uid() {
         assert_eq!(
             parse_head(b"a1 uid fetch 1:* (FLAGS)\r\n"),
-            Some(CommandHead { tag: b"a1", verb: b"fetch", uid: true })
+            Some(CommandHead {
+                tag: b"a1",
+                verb: b"fetch",
+                uid: true
+            })
         );
-        assert_eq!(parse_head(b"x NOOP\r\n"), Some(CommandHead { tag: b"x", verb: b"NOOP", uid: false }));
+        assert_eq!(
+            parse_head(b"x NOOP\r\n"),
+            Some(CommandHead {
+                tag: b"x",
+                verb: b"NOOP",
+                uid: false
+            })
+        );
         assert_eq!(parse_head(b"x\r\n"), None);
         assert_eq!(parse_head(b"+x NOOP\r\n"), None);
         assert_eq!(parse_head(b" NOOP\r\n"), None);
@@ -105,15 +166,32 @@ mod tests {
 
     #[test]
     fn forwards_ordinary_commands_and_idle_done() {
-        for line in ["a SELECT INBOX\r\n", "b UID FETCH 1 BODY.PEEK[]\r\n", "c APPEND x {3}\r\n", "DONE\r\n", "d idle\n"] {
+        for line in [
+            "a SELECT INBOX\r\n",
+            "b UID FETCH 1 BODY.PEEK[]\r\n",
+            "c APPEND x {3}\r\n",
+            "DONE\r\n",
+            "d idle\n",
+        ] {
             assert_eq!(verdict(line.as_bytes()), Verdict::Forward, "{line}");
         }
     }
 
     #[test]
     fn refuses_stripped_capabilities_and_unknown_commands() {
-        for line in ["a COMPRESS DEFLATE\r\n", "b STARTTLS\r\n", "c LOGIN u p\r\n", "d URLFETCH x\r\n", "e XYZZY\r\n", "f UID XFOO 1\r\n", "garbage\r\n"] {
-            assert!(matches!(verdict(line.as_bytes()), Verdict::Refuse(_)), "{line}");
+        for line in [
+            "a COMPRESS DEFLATE\r\n",
+            "b STARTTLS\r\n",
+            "c LOGIN u p\r\n",
+            "d URLFETCH x\r\n",
+            "e XYZZY\r\n",
+            "f UID XFOO 1\r\n",
+            "garbage\r\n",
+        ] {
+            assert!(
+                matches!(verdict(line.as_bytes()), Verdict::Refuse(_)),
+                "{line}"
+            );
         }
     }
 }

@@ -13,8 +13,8 @@
 
 use std::ops::Range;
 
-use imap_codec::imap_types::core::{IString, NString};
 use imap_codec::imap_types::core::NString8;
+use imap_codec::imap_types::core::{IString, NString};
 use imap_codec::imap_types::fetch::{MessageDataItem, Section};
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::IntoStatic;
@@ -24,9 +24,14 @@ use imap_codec::{decode::Decoder, ResponseCodec};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ContentKind {
     /// `BODY[section]<origin>`; `section` `None` is the whole message.
-    Body { section: Option<Section<'static>>, origin: Option<u32> },
+    Body {
+        section: Option<Section<'static>>,
+        origin: Option<u32>,
+    },
     /// `BINARY[part]`: decoded content of a part.
-    Binary { part: Vec<u32> },
+    Binary {
+        part: Vec<u32>,
+    },
     Rfc822,
     Rfc822Header,
     Rfc822Text,
@@ -81,20 +86,37 @@ pub fn inspect(message: &[u8]) -> Inspection {
                 uid = Some(u.get());
                 continue;
             }
-            MessageDataItem::BodyExt { section, origin, data } => {
-                (ContentKind::Body { section: section.map(IntoStatic::into_static), origin }, nstring_bytes(&data))
-            }
+            MessageDataItem::BodyExt {
+                section,
+                origin,
+                data,
+            } => (
+                ContentKind::Body {
+                    section: section.map(IntoStatic::into_static),
+                    origin,
+                },
+                nstring_bytes(&data),
+            ),
             MessageDataItem::Binary { section, value } => {
                 let bytes = match &value {
                     NString8::NString(n) => nstring_bytes(n),
                     NString8::Literal8(l) => Some(l.data.as_ref()).map(|d: &[u8]| d.as_ptr_range()),
                 };
-                (ContentKind::Binary { part: section.iter().map(|p| p.get()).collect() }, bytes)
+                (
+                    ContentKind::Binary {
+                        part: section.iter().map(|p| p.get()).collect(),
+                    },
+                    bytes,
+                )
             }
             MessageDataItem::Rfc822(data) => (ContentKind::Rfc822, nstring_bytes(&data)),
-            MessageDataItem::Rfc822Header(data) => (ContentKind::Rfc822Header, nstring_bytes(&data)),
+            MessageDataItem::Rfc822Header(data) => {
+                (ContentKind::Rfc822Header, nstring_bytes(&data))
+            }
             MessageDataItem::Rfc822Text(data) => (ContentKind::Rfc822Text, nstring_bytes(&data)),
-            MessageDataItem::Envelope(env) => (ContentKind::EnvelopeSubject, nstring_bytes(&env.subject)),
+            MessageDataItem::Envelope(env) => {
+                (ContentKind::EnvelopeSubject, nstring_bytes(&env.subject))
+            }
             _ => continue,
         };
         // NIL carries nothing to mask.
@@ -110,12 +132,18 @@ pub fn inspect(message: &[u8]) -> Inspection {
     if found.is_empty() {
         return Inspection::NoContent;
     }
-    Inspection::Fetch(FetchContent { seq: seq.get(), uid, items: found })
+    Inspection::Fetch(FetchContent {
+        seq: seq.get(),
+        uid,
+        items: found,
+    })
 }
 
 /// Cheap check for `* <number> FETCH` before paying for a decode.
 fn is_fetch_response(message: &[u8]) -> bool {
-    let Some(rest) = message.strip_prefix(b"* ") else { return false };
+    let Some(rest) = message.strip_prefix(b"* ") else {
+        return false;
+    };
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     digits > 0
         && rest
@@ -124,7 +152,8 @@ fn is_fetch_response(message: &[u8]) -> bool {
 }
 
 fn nstring_bytes(n: &NString<'_>) -> Option<Range<*const u8>> {
-    n.0.as_ref().map(|s: &IString<'_>| s.as_ref().as_ptr_range())
+    n.0.as_ref()
+        .map(|s: &IString<'_>| s.as_ref().as_ptr_range())
 }
 
 /// Where `data` sits inside `buffer`, if it is a borrowed slice of it.
@@ -142,7 +171,11 @@ mod tests {
 
     fn items(message: &[u8]) -> Vec<(ContentKind, Vec<u8>)> {
         match inspect(message) {
-            Inspection::Fetch(f) => f.items.into_iter().map(|i| (i.kind, message[i.range].to_vec())).collect(),
+            Inspection::Fetch(f) => f
+                .items
+                .into_iter()
+                .map(|i| (i.kind, message[i.range].to_vec()))
+                .collect(),
             other => panic!("expected content, got {other:?}"),
         }
     }
@@ -150,10 +183,18 @@ mod tests {
     #[test]
     fn body_literal_range_points_into_the_raw_message() {
         let msg = b"* 12 FETCH (UID 7 BODY[] {11}\r\nHello World FLAGS (\\Seen))\r\n";
-        let Inspection::Fetch(f) = inspect(msg) else { panic!() };
+        let Inspection::Fetch(f) = inspect(msg) else {
+            panic!()
+        };
         assert_eq!((f.seq, f.uid), (12, Some(7)));
         assert_eq!(&msg[f.items[0].range.clone()], b"Hello World");
-        assert_eq!(f.items[0].kind, ContentKind::Body { section: None, origin: None });
+        assert_eq!(
+            f.items[0].kind,
+            ContentKind::Body {
+                section: None,
+                origin: None
+            }
+        );
     }
 
     #[test]
@@ -161,27 +202,59 @@ mod tests {
         let msg = b"* 1 FETCH (BODY[1.MIME] {3}\r\nabc BODY[HEADER.FIELDS (SUBJECT)]<5> \"Subj\" RFC822 {2}\r\nxy RFC822.HEADER {1}\r\nh RFC822.TEXT {1}\r\nt BINARY[2] ~{3}\r\nb\x01c ENVELOPE (NIL \"the subject\" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n";
         let got = items(msg);
         let datas: Vec<&[u8]> = got.iter().map(|(_, d)| d.as_slice()).collect();
-        assert_eq!(datas, vec![&b"abc"[..], b"Subj", b"xy", b"h", b"t", b"b\x01c", b"the subject"]);
-        assert!(matches!(got[1].0, ContentKind::Body { origin: Some(5), .. }));
+        assert_eq!(
+            datas,
+            vec![
+                &b"abc"[..],
+                b"Subj",
+                b"xy",
+                b"h",
+                b"t",
+                b"b\x01c",
+                b"the subject"
+            ]
+        );
+        assert!(matches!(
+            got[1].0,
+            ContentKind::Body {
+                origin: Some(5),
+                ..
+            }
+        ));
         assert_eq!(got[5].0, ContentKind::Binary { part: vec![2] });
         assert_eq!(got[6].0, ContentKind::EnvelopeSubject);
     }
 
     #[test]
     fn non_content_responses_are_not_decoded() {
-        assert_eq!(inspect(b"* 3 FETCH (FLAGS (\\Seen) UID 4)\r\n"), Inspection::NoContent);
+        assert_eq!(
+            inspect(b"* 3 FETCH (FLAGS (\\Seen) UID 4)\r\n"),
+            Inspection::NoContent
+        );
         assert_eq!(inspect(b"* 3 EXISTS\r\n"), Inspection::NoContent);
         assert_eq!(inspect(b"a1 OK FETCH done\r\n"), Inspection::NoContent);
-        assert_eq!(inspect(b"* OK [CAPABILITY IMAP4rev1] hi\r\n"), Inspection::NoContent);
+        assert_eq!(
+            inspect(b"* OK [CAPABILITY IMAP4rev1] hi\r\n"),
+            Inspection::NoContent
+        );
     }
 
     #[test]
     fn undecodable_fetches_are_unparsed_not_dropped() {
         // Gmail extension items.
-        assert_eq!(inspect(b"* 1 FETCH (X-GM-MSGID 123 BODY[] {2}\r\nhi)\r\n"), Inspection::Unparsed);
+        assert_eq!(
+            inspect(b"* 1 FETCH (X-GM-MSGID 123 BODY[] {2}\r\nhi)\r\n"),
+            Inspection::Unparsed
+        );
         // NUL byte inside a literal.
-        assert_eq!(inspect(b"* 1 FETCH (BODY[] {3}\r\na\0b)\r\n"), Inspection::Unparsed);
+        assert_eq!(
+            inspect(b"* 1 FETCH (BODY[] {3}\r\na\0b)\r\n"),
+            Inspection::Unparsed
+        );
         // Escaped quoted string: decoded value is not a slice of the raw bytes.
-        assert_eq!(inspect(b"* 1 FETCH (BODY[HEADER] \"a\\\"b\")\r\n"), Inspection::Unparsed);
+        assert_eq!(
+            inspect(b"* 1 FETCH (BODY[HEADER] \"a\\\"b\")\r\n"),
+            Inspection::Unparsed
+        );
     }
 }

@@ -32,16 +32,25 @@ impl Throttle {
         let entry = failures.entry(ip).or_insert((0, now));
         entry.0 = entry.0.saturating_add(1);
         entry.1 = now;
-        FIRST_DELAY.saturating_mul(1 << (entry.0 - 1).min(5)).min(MAX_DELAY)
+        FIRST_DELAY
+            .saturating_mul(1 << (entry.0 - 1).min(5))
+            .min(MAX_DELAY)
     }
 
     /// How many failures from `ip` are remembered.
     pub fn failures(&self, ip: IpAddr) -> u32 {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).get(&ip).map_or(0, |f| f.0)
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&ip)
+            .map_or(0, |f| f.0)
     }
 
     pub fn succeeded(&self, ip: IpAddr) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&ip);
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&ip);
     }
 }
 
@@ -52,8 +61,11 @@ impl Throttle {
 pub async fn check(config: &Config, user: &str, password: Vec<u8>) -> Option<Account> {
     let account = config.account_by_local_user(user).cloned();
     // A valid hash of a random string: the work for an unknown user.
-    const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtdXNlcg$7Kb9xW3nNhFY0DdSZl9UvS9mW0oJkJ0DqvVbxYV2mKI";
-    let hash = account.as_ref().map_or(DUMMY_HASH.to_string(), |a| a.local_password_hash.clone());
+    const DUMMY_HASH: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtdXNlcg$7Kb9xW3nNhFY0DdSZl9UvS9mW0oJkJ0DqvVbxYV2mKI";
+    let hash = account
+        .as_ref()
+        .map_or(DUMMY_HASH.to_string(), |a| a.local_password_hash.clone());
     let matches = tokio::task::spawn_blocking(move || {
         let ok = crate::password::verify(&password, &hash).unwrap_or(false);
         drop(zeroize::Zeroizing::new(password));

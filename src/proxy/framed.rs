@@ -40,7 +40,10 @@ pub struct Framer {
 
 impl Framer {
     pub fn new(limit: u32) -> Self {
-        Framer { fragmentizer: Fragmentizer::without_max_message_size(), limit }
+        Framer {
+            fragmentizer: Fragmentizer::without_max_message_size(),
+            limit,
+        }
     }
 }
 
@@ -56,7 +59,11 @@ impl<R: AsyncRead + Unpin> FramedReader<R> {
     }
 
     pub fn from_parts(reader: R, framer: Framer) -> Self {
-        FramedReader { reader, framer, chunk: vec![0; READ_CHUNK].into_boxed_slice() }
+        FramedReader {
+            reader,
+            framer,
+            chunk: vec![0; READ_CHUNK].into_boxed_slice(),
+        }
     }
 
     pub fn into_parts(self) -> (R, Framer) {
@@ -79,12 +86,22 @@ impl<R: AsyncRead + Unpin> FramedReader<R> {
         let held = self.framer.fragmentizer.message_bytes().len() as u64;
         // A line that keeps growing without an end.
         if held > u64::from(self.framer.limit) {
-            return Err(FrameError::TooLarge { size: held, limit: self.framer.limit });
+            return Err(FrameError::TooLarge {
+                size: held,
+                limit: self.framer.limit,
+            });
         }
-        if let Some(FragmentInfo::Line { announcement: Some(a), .. }) = info {
+        if let Some(FragmentInfo::Line {
+            announcement: Some(a),
+            ..
+        }) = info
+        {
             let size = held + u64::from(a.length);
             if size > u64::from(self.framer.limit) {
-                return Err(FrameError::TooLarge { size, limit: self.framer.limit });
+                return Err(FrameError::TooLarge {
+                    size,
+                    limit: self.framer.limit,
+                });
             }
         }
         Ok(info)
@@ -97,10 +114,12 @@ impl<R: AsyncRead + Unpin> FramedReader<R> {
         let n = self.reader.read(&mut self.chunk).await?;
         if n == 0 {
             let received = self.framer.fragmentizer.message_bytes().len();
-            return Err(match (received, self.framer.fragmentizer.is_message_complete()) {
-                (0, _) | (_, true) => FrameError::Closed,
-                _ => FrameError::ClosedMidMessage { received },
-            });
+            return Err(
+                match (received, self.framer.fragmentizer.is_message_complete()) {
+                    (0, _) | (_, true) => FrameError::Closed,
+                    _ => FrameError::ClosedMidMessage { received },
+                },
+            );
         }
         self.framer.fragmentizer.enqueue_bytes(&self.chunk[..n]);
         Ok(n)
@@ -155,32 +174,52 @@ mod tests {
         let mut framed = FramedReader::new(rx, 1024);
         let writer = tokio::spawn(async move {
             use tokio::io::AsyncWriteExt;
-            tx.write_all(b"* 1 FETCH (BODY[] {5}\r\nab\r\nc)\r\na OK done\r\n").await.unwrap();
+            tx.write_all(b"* 1 FETCH (BODY[] {5}\r\nab\r\nc)\r\na OK done\r\n")
+                .await
+                .unwrap();
         });
-        assert_eq!(framed.next_message().await.unwrap(), b"* 1 FETCH (BODY[] {5}\r\nab\r\nc)\r\n");
+        assert_eq!(
+            framed.next_message().await.unwrap(),
+            b"* 1 FETCH (BODY[] {5}\r\nab\r\nc)\r\n"
+        );
         assert_eq!(framed.next_message().await.unwrap(), b"a OK done\r\n");
         writer.await.unwrap();
-        assert!(matches!(framed.next_message().await, Err(FrameError::Closed)));
+        assert!(matches!(
+            framed.next_message().await,
+            Err(FrameError::Closed)
+        ));
     }
 
     #[tokio::test]
     async fn a_literal_over_the_limit_is_refused_before_it_is_buffered() {
         let input: &[u8] = b"* 1 FETCH (BODY[] {5000}\r\n";
         let mut framed = FramedReader::new(input, 100);
-        assert!(matches!(framed.next_message().await, Err(FrameError::TooLarge { size: 5026, limit: 100 })));
+        assert!(matches!(
+            framed.next_message().await,
+            Err(FrameError::TooLarge {
+                size: 5026,
+                limit: 100
+            })
+        ));
     }
 
     #[tokio::test]
     async fn a_line_over_the_limit_is_refused() {
         let input = vec![b'x'; 300];
         let mut framed = FramedReader::new(&input[..], 100);
-        assert!(matches!(framed.next_message().await, Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            framed.next_message().await,
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[tokio::test]
     async fn eof_inside_a_literal_says_so() {
         let input: &[u8] = b"* 1 FETCH (BODY[] {50}\r\nonly part";
         let mut framed = FramedReader::new(input, 1000);
-        assert!(matches!(framed.next_message().await, Err(FrameError::ClosedMidMessage { .. })));
+        assert!(matches!(
+            framed.next_message().await,
+            Err(FrameError::ClosedMidMessage { .. })
+        ));
     }
 }

@@ -13,6 +13,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
@@ -87,9 +88,13 @@ impl PendingLiteral {
     /// go; a tagged response to the waiting command refuses it.
     fn resolve(&self, message: &[u8]) {
         let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((tag, _)) = slot.as_ref() else { return };
+        let Some((tag, _)) = slot.as_ref() else {
+            return;
+        };
         let go_ahead = message.starts_with(b"+");
-        let refused = message.strip_prefix(tag.as_slice()).is_some_and(|rest| rest.starts_with(b" "));
+        let refused = message
+            .strip_prefix(tag.as_slice())
+            .is_some_and(|rest| rest.starts_with(b" "));
         if go_ahead || refused {
             if let Some((_, tx)) = slot.take() {
                 let _ = tx.send(go_ahead);
@@ -108,13 +113,19 @@ pub async fn relay<F: ContentFilter>(
 ) -> RelayOutcome {
     let client_writer: ClientWriter = Arc::new(Mutex::new(BufWriter::new(client_writer)));
     let pending = Arc::new(PendingLiteral::default());
-    let mut to_client = 0u64;
-    let mut from_client = 0u64;
+    let from_client = AtomicU64::new(0);
+    let to_client = AtomicU64::new(0);
 
-    let up = client_to_server(client, BufWriter::new(server_writer), client_writer.clone(), pending.clone(), &mut from_client);
-    let down = server_to_client(server, client_writer, pending, filter, &mut to_client);
+    let up = client_to_server(
+        client,
+        BufWriter::new(server_writer),
+        client_writer.clone(),
+        pending.clone(),
+        &from_client,
+    );
+    let down = server_to_client(server, client_writer, pending, filter, &to_client);
     tokio::pin!(up, down);
-    let end = tokio::select! {
+    let end: RelayEnd = tokio::select! {
         end = &mut down => end,
         end = &mut up => {
             // The client is gone or failed; give the server a moment to finish
@@ -123,7 +134,11 @@ pub async fn relay<F: ContentFilter>(
             end
         }
     };
-    RelayOutcome { end, bytes_from_client: from_client, bytes_to_client: to_client }
+    RelayOutcome {
+        end,
+        bytes_from_client: from_client.load(Ordering::Relaxed),
+        bytes_to_client: to_client.load(Ordering::Relaxed),
+    }
 }
 
 async fn client_to_server(
@@ -131,7 +146,7 @@ async fn client_to_server(
     mut server: BufWriter<WriteHalf<BoxedStream>>,
     client_writer: ClientWriter,
     pending: Arc<PendingLiteral>,
-    counted: &mut u64,
+    counted: &AtomicU64,
 ) -> RelayEnd {
     // Refused message whose non-synchronising literals are still arriving.
     let mut dropping = false;
@@ -144,7 +159,9 @@ async fn client_to_server(
                     Err(e) => return RelayEnd::Server(e.into()),
                 };
                 match read {
-                    Ok(n) => *counted += n as u64,
+                    Ok(n) => {
+                        counted.fetch_add(n as u64, Ordering::Relaxed);
+                    }
                     Err(FrameError::Closed) => {
                         let _ = server.shutdown().await;
                         return RelayEnd::ClientClosed;
@@ -164,7 +181,8 @@ async fn client_to_server(
 
         if starts_message {
             if let Verdict::Refuse(reason) = command::verdict(client.fragment_bytes(info)) {
-                let tag = command::parse_head(client.fragment_bytes(info)).map_or(&b"*"[..], |h| h.tag);
+                let tag =
+                    command::parse_head(client.fragment_bytes(info)).map_or(&b"*"[..], |h| h.tag);
                 let reply = [tag, b" BAD ", reason.as_bytes(), b"\r\n"].concat();
                 if let Err(e) = write_flush(&client_writer, &reply).await {
                     return RelayEnd::Client(e.into());
@@ -187,7 +205,8 @@ async fn client_to_server(
             return RelayEnd::Server(e.into());
         }
         if sync_literal_next {
-            let tag = command::parse_head(client.message_bytes()).map_or(Vec::new(), |h| h.tag.to_vec());
+            let tag =
+                command::parse_head(client.message_bytes()).map_or(Vec::new(), |h| h.tag.to_vec());
             // Register before the line can reach the server, so the answer
             // cannot overtake us.
             let answer = pending.expect(&tag);
@@ -208,7 +227,7 @@ async fn server_to_client<F: ContentFilter>(
     client_writer: ClientWriter,
     pending: Arc<PendingLiteral>,
     mut filter: F,
-    counted: &mut u64,
+    counted: &AtomicU64,
 ) -> RelayEnd {
     loop {
         match server.buffered_fragment() {
@@ -246,7 +265,7 @@ async fn server_to_client<F: ContentFilter>(
                 }
             }
         };
-        *counted += out.len() as u64;
+        counted.fetch_add(out.len() as u64, Ordering::Relaxed);
         if let Err(e) = client_writer.lock().await.write_all(&out).await {
             return RelayEnd::Client(e.into());
         }
@@ -254,10 +273,16 @@ async fn server_to_client<F: ContentFilter>(
 }
 
 fn is_single_line(message: &[u8]) -> bool {
-    message.iter().position(|&b| b == b'\n').is_none_or(|p| p + 1 == message.len())
+    message
+        .iter()
+        .position(|&b| b == b'\n')
+        .is_none_or(|p| p + 1 == message.len())
 }
 
-async fn write_flush<W: AsyncWrite + Unpin>(writer: &Mutex<BufWriter<W>>, bytes: &[u8]) -> std::io::Result<()> {
+async fn write_flush<W: AsyncWrite + Unpin>(
+    writer: &Mutex<BufWriter<W>>,
+    bytes: &[u8],
+) -> std::io::Result<()> {
     let mut w = writer.lock().await;
     w.write_all(bytes).await?;
     w.flush().await
@@ -270,18 +295,31 @@ mod tests {
 
     /// A relay between two in-memory peers: returns the test's ends of the
     /// client and server connections.
-    fn start() -> (DuplexStream, DuplexStream, tokio::task::JoinHandle<RelayOutcome>) {
+    fn start() -> (
+        DuplexStream,
+        DuplexStream,
+        tokio::task::JoinHandle<RelayOutcome>,
+    ) {
         let (client_end, proxy_client) = duplex(1 << 16);
         let (server_end, proxy_server) = duplex(1 << 16);
         let (cr, cw) = tokio::io::split(Box::new(proxy_client) as BoxedStream);
         let (sr, sw) = tokio::io::split(Box::new(proxy_server) as BoxedStream);
-        let task = tokio::spawn(relay(FramedReader::new(cr, 1 << 20), cw, FramedReader::new(sr, 1 << 20), sw, PassThrough));
+        let task = tokio::spawn(relay(
+            FramedReader::new(cr, 1 << 20),
+            cw,
+            FramedReader::new(sr, 1 << 20),
+            sw,
+            PassThrough,
+        ));
         (client_end, server_end, task)
     }
 
     async fn read_exactly(stream: &mut DuplexStream, n: usize) -> Vec<u8> {
         let mut buf = vec![0; n];
-        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut buf)).await.expect("timely").expect("read");
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut buf))
+            .await
+            .expect("timely")
+            .expect("read");
         buf
     }
 
@@ -300,7 +338,10 @@ mod tests {
     async fn synchronising_literal_waits_for_the_server() {
         let (mut client, mut server, _task) = start();
         client.write_all(b"a APPEND INBOX {5}\r\n").await.unwrap();
-        assert_eq!(read_exactly(&mut server, 20).await, b"a APPEND INBOX {5}\r\n");
+        assert_eq!(
+            read_exactly(&mut server, 20).await,
+            b"a APPEND INBOX {5}\r\n"
+        );
         server.write_all(b"+ OK\r\n").await.unwrap();
         assert_eq!(read_exactly(&mut client, 6).await, b"+ OK\r\n");
         client.write_all(b"hello\r\nb NOOP\r\n").await.unwrap();
@@ -312,7 +353,10 @@ mod tests {
         let (mut client, mut server, _task) = start();
         client.write_all(b"a APPEND INBOX {500}\r\n").await.unwrap();
         read_exactly(&mut server, 22).await;
-        server.write_all(b"a NO [TOOBIG] too big\r\n").await.unwrap();
+        server
+            .write_all(b"a NO [TOOBIG] too big\r\n")
+            .await
+            .unwrap();
         read_exactly(&mut client, 23).await;
         // The client did not send the literal; its next command is a command.
         client.write_all(b"b NOOP\r\n").await.unwrap();
@@ -322,7 +366,10 @@ mod tests {
     #[tokio::test]
     async fn stripped_commands_get_bad_from_giftlock_and_never_reach_the_server() {
         let (mut client, mut server, _task) = start();
-        client.write_all(b"z COMPRESS DEFLATE\r\ny XFOO {3+}\r\nabc\r\nx NOOP\r\n").await.unwrap();
+        client
+            .write_all(b"z COMPRESS DEFLATE\r\ny XFOO {3+}\r\nabc\r\nx NOOP\r\n")
+            .await
+            .unwrap();
         let reply = read_exactly(&mut client, 2).await;
         assert_eq!(reply, b"z ");
         let mut rest = [0u8; 256];
@@ -344,7 +391,10 @@ mod tests {
     async fn server_close_ends_the_relay_and_closes_the_client() {
         let (mut client, server, task) = start();
         drop(server);
-        let outcome = tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(matches!(outcome.end, RelayEnd::ServerClosed), "{outcome:?}");
         let mut buf = [0u8; 1];
         assert_eq!(client.read(&mut buf).await.unwrap(), 0);

@@ -36,14 +36,23 @@ pub struct Shared {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("listener {addr}: {source}")]
-    Tls { addr: SocketAddr, source: crate::tls::TlsError },
+    Tls {
+        addr: SocketAddr,
+        source: crate::tls::TlsError,
+    },
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 impl Shared {
     pub fn config(&self) -> Arc<Config> {
-        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn acceptor(&self, listener: SocketAddr) -> Option<TlsAcceptor> {
@@ -51,12 +60,26 @@ impl Shared {
     }
 
     /// Reads the account's secret and logs in upstream.
-    pub async fn login_upstream(&self, account: &Account, config: &Config) -> Result<LoggedIn, UpstreamError> {
-        let addr = account.upstream_addr().map_err(|e| UpstreamError::Protocol { addr: account.upstream.url.clone(), text: e })?;
+    pub async fn login_upstream(
+        &self,
+        account: &Account,
+        config: &Config,
+    ) -> Result<LoggedIn, UpstreamError> {
+        let addr = account
+            .upstream_addr()
+            .map_err(|e| UpstreamError::Protocol {
+                addr: account.upstream.url.clone(),
+                text: e,
+            })?;
         let tls = self.upstream_tls(account)?;
-        let source: crate::secret::SecretSource =
-            account.upstream.secret.parse().map_err(|e: crate::secret::SecretError| UpstreamError::Secret(e.to_string()))?;
-        let secret = source.load(&account.name).map_err(|e| UpstreamError::Secret(e.to_string()))?;
+        let source: crate::secret::SecretSource = account
+            .upstream
+            .secret
+            .parse()
+            .map_err(|e: crate::secret::SecretError| UpstreamError::Secret(e.to_string()))?;
+        let secret = source
+            .load(&account.name)
+            .map_err(|e| UpstreamError::Secret(e.to_string()))?;
         upstream::connect(
             &addr,
             tls,
@@ -87,14 +110,27 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let mut acceptors = HashMap::new();
     for l in &config.listeners {
         if l.tls != ListenerTls::None {
-            let tls = crate::tls::server_config(l.cert.as_deref(), l.key.as_deref(), &state_dir, &l.hostnames)
-                .map_err(|source| ServeError::Tls { addr: l.address, source })?;
+            let tls = crate::tls::server_config(
+                l.cert.as_deref(),
+                l.key.as_deref(),
+                &state_dir,
+                &l.hostnames,
+            )
+            .map_err(|source| ServeError::Tls {
+                addr: l.address,
+                source,
+            })?;
             acceptors.insert(l.address, TlsAcceptor::from(tls));
         }
     }
     let mut bound = Vec::new();
     for l in &config.listeners {
-        let listener = TcpListener::bind(l.address).await.map_err(|source| ServeError::Bind { addr: l.address, source })?;
+        let listener = TcpListener::bind(l.address)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: l.address,
+                source,
+            })?;
         info!(address = %l.address, tls = ?l.tls, "listening");
         bound.push((listener, l.address, l.tls));
     }
@@ -112,7 +148,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, addr: SocketAddr, tls: ListenerTls) {
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    addr: SocketAddr,
+    tls: ListenerTls,
+) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -129,10 +170,16 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, addr: SocketAdd
         let span = tracing::info_span!("session", id, peer = %peer);
         tokio::spawn(
             async move {
-                let peer = Peer { addr: peer, listener: addr, tls_mode: tls };
+                let peer = Peer {
+                    addr: peer,
+                    listener: addr,
+                    tls_mode: tls,
+                };
                 info!(listener = %addr, "client connected");
                 let end = match start(&shared, tcp, &peer).await {
-                    Ok((stream, tls_active)) => session::run(shared.clone(), stream, peer, tls_active).await,
+                    Ok((stream, tls_active)) => {
+                        session::run(shared.clone(), stream, peer, tls_active).await
+                    }
                     Err(e) => SessionEnd::Tls(e),
                 };
                 log_end(&end);
@@ -143,12 +190,19 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, addr: SocketAdd
 }
 
 /// Prepares the client stream: TCP_NODELAY, and TLS on implicit listeners.
-async fn start(shared: &Shared, tcp: TcpStream, peer: &Peer) -> Result<(BoxedStream, bool), String> {
-    tcp.set_nodelay(true).map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+async fn start(
+    shared: &Shared,
+    tcp: TcpStream,
+    peer: &Peer,
+) -> Result<(BoxedStream, bool), String> {
+    tcp.set_nodelay(true)
+        .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
     if peer.tls_mode != ListenerTls::Implicit {
         return Ok((Box::new(tcp), false));
     }
-    let acceptor = shared.acceptor(peer.listener).ok_or("no TLS configuration for this listener")?;
+    let acceptor = shared
+        .acceptor(peer.listener)
+        .ok_or("no TLS configuration for this listener")?;
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => Ok((Box::new(tls), true)),
         Ok(Err(e)) => Err(format!("TLS handshake with client failed: {e}")),

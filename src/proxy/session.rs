@@ -23,7 +23,6 @@ use super::framed::{FrameError, FramedReader};
 use super::relay::{self, PassThrough};
 use super::server::Shared;
 use super::stream::BoxedStream;
-use super::upstream;
 use crate::config::{Account, ListenerTls};
 use crate::imap::capability;
 
@@ -49,7 +48,12 @@ pub struct Peer {
     pub tls_mode: ListenerTls,
 }
 
-pub async fn run(shared: Arc<Shared>, stream: BoxedStream, peer: Peer, tls_active: bool) -> SessionEnd {
+pub async fn run(
+    shared: Arc<Shared>,
+    stream: BoxedStream,
+    peer: Peer,
+    tls_active: bool,
+) -> SessionEnd {
     let mut state = PreAuth {
         shared,
         client: FramedReader::new(stream, PRE_AUTH_LIMIT),
@@ -68,7 +72,9 @@ async fn drive(mut state: PreAuth) -> SessionEnd {
         let step = match tokio::time::timeout(PRE_AUTH_IDLE, state.next_command()).await {
             Ok(step) => step,
             Err(_) => {
-                let _ = state.reply(b"* BYE giftlock: idle too long before login\r\n").await;
+                let _ = state
+                    .reply(b"* BYE giftlock: idle too long before login\r\n")
+                    .await;
                 return SessionEnd::Idle;
             }
         };
@@ -116,7 +122,10 @@ impl PreAuth {
     }
 
     fn greeting(&self) -> String {
-        format!("* OK [CAPABILITY {}] giftlock ready\r\n", self.capabilities())
+        format!(
+            "* OK [CAPABILITY {}] giftlock ready\r\n",
+            self.capabilities()
+        )
     }
 
     async fn reply(&mut self, bytes: &[u8]) -> Result<(), FrameError> {
@@ -133,7 +142,11 @@ impl PreAuth {
             if self.client.is_message_complete() {
                 break;
             }
-            if let FragmentInfo::Line { announcement: Some(a), .. } = info {
+            if let FragmentInfo::Line {
+                announcement: Some(a),
+                ..
+            } = info
+            {
                 if a.mode == LiteralMode::Sync {
                     self.reply(b"+ go ahead\r\n").await?;
                 }
@@ -144,61 +157,100 @@ impl PreAuth {
             Ok((rest, cmd)) if rest.is_empty() => (cmd.tag.inner().to_string(), cmd.body),
             _ => {
                 let tag = crate::imap::command::parse_head(self.client.message_bytes())
-                    .map_or("*".to_string(), |h| String::from_utf8_lossy(h.tag).into_owned());
-                self.reply(format!("{tag} BAD giftlock could not parse this command\r\n").as_bytes()).await?;
+                    .map_or("*".to_string(), |h| {
+                        String::from_utf8_lossy(h.tag).into_owned()
+                    });
+                self.reply(
+                    format!("{tag} BAD giftlock could not parse this command\r\n").as_bytes(),
+                )
+                .await?;
                 return Ok(Step::Continue);
             }
         };
         match body {
             CommandBody::Capability => {
-                let text = format!("* CAPABILITY {}\r\n{tag} OK CAPABILITY done\r\n", self.capabilities());
+                let text = format!(
+                    "* CAPABILITY {}\r\n{tag} OK CAPABILITY done\r\n",
+                    self.capabilities()
+                );
                 self.reply(text.as_bytes()).await?;
             }
-            CommandBody::Noop => self.reply(format!("{tag} OK NOOP done\r\n").as_bytes()).await?,
+            CommandBody::Noop => {
+                self.reply(format!("{tag} OK NOOP done\r\n").as_bytes())
+                    .await?
+            }
             CommandBody::Logout => {
-                self.reply(format!("* BYE giftlock logging out\r\n{tag} OK LOGOUT done\r\n").as_bytes()).await?;
+                self.reply(
+                    format!("* BYE giftlock logging out\r\n{tag} OK LOGOUT done\r\n").as_bytes(),
+                )
+                .await?;
                 return Ok(Step::Logout);
             }
             CommandBody::Id { .. } => {
-                let text = format!("* ID (\"name\" \"giftlock\" \"version\" \"{}\")\r\n{tag} OK ID done\r\n", env!("CARGO_PKG_VERSION"));
+                let text = format!(
+                    "* ID (\"name\" \"giftlock\" \"version\" \"{}\")\r\n{tag} OK ID done\r\n",
+                    env!("CARGO_PKG_VERSION")
+                );
                 self.reply(text.as_bytes()).await?;
             }
             CommandBody::StartTLS if self.login_disabled() => {
-                self.reply(format!("{tag} OK Begin TLS negotiation now\r\n").as_bytes()).await?;
+                self.reply(format!("{tag} OK Begin TLS negotiation now\r\n").as_bytes())
+                    .await?;
                 return Ok(Step::StartTls);
             }
             CommandBody::StartTLS => {
-                self.reply(format!("{tag} BAD STARTTLS is not available on this connection\r\n").as_bytes()).await?;
+                self.reply(
+                    format!("{tag} BAD STARTTLS is not available on this connection\r\n")
+                        .as_bytes(),
+                )
+                .await?;
             }
-            CommandBody::Login { .. } | CommandBody::Authenticate { .. } if self.login_disabled() => {
-                self.reply(format!("{tag} NO [PRIVACYREQUIRED] Use STARTTLS before logging in\r\n").as_bytes()).await?;
+            CommandBody::Login { .. } | CommandBody::Authenticate { .. }
+                if self.login_disabled() =>
+            {
+                self.reply(
+                    format!("{tag} NO [PRIVACYREQUIRED] Use STARTTLS before logging in\r\n")
+                        .as_bytes(),
+                )
+                .await?;
             }
             CommandBody::Login { username, password } => {
                 let user = String::from_utf8_lossy(username.as_ref()).into_owned();
                 let password = password.declassify().as_ref().to_vec();
                 return self.authenticate(tag, user, password).await;
             }
-            CommandBody::Authenticate { mechanism: AuthMechanism::Plain, initial_response } => {
+            CommandBody::Authenticate {
+                mechanism: AuthMechanism::Plain,
+                initial_response,
+            } => {
                 let response = match initial_response {
                     Some(r) => Zeroizing::new(r.declassify().to_vec()),
                     None => match self.read_sasl_response().await? {
                         Some(r) => r,
                         None => {
-                            self.reply(format!("{tag} BAD AUTHENTICATE cancelled\r\n").as_bytes()).await?;
+                            self.reply(format!("{tag} BAD AUTHENTICATE cancelled\r\n").as_bytes())
+                                .await?;
                             return Ok(Step::Continue);
                         }
                     },
                 };
                 let Some((user, password)) = parse_plain(&response) else {
-                    self.reply(format!("{tag} BAD malformed PLAIN response\r\n").as_bytes()).await?;
+                    self.reply(format!("{tag} BAD malformed PLAIN response\r\n").as_bytes())
+                        .await?;
                     return Ok(Step::Continue);
                 };
                 return self.authenticate(tag, user, password).await;
             }
             CommandBody::Authenticate { .. } => {
-                self.reply(format!("{tag} NO [CANNOT] giftlock only offers AUTH=PLAIN\r\n").as_bytes()).await?;
+                self.reply(
+                    format!("{tag} NO [CANNOT] giftlock only offers AUTH=PLAIN\r\n").as_bytes(),
+                )
+                .await?;
             }
-            _ => self.reply(format!("{tag} BAD log in first\r\n").as_bytes()).await?,
+            _ => {
+                self.reply(format!("{tag} BAD log in first\r\n").as_bytes())
+                    .await?
+            }
         }
         Ok(Step::Continue)
     }
@@ -208,12 +260,19 @@ impl PreAuth {
         self.reply(b"+ \r\n").await?;
         let line = self.client.next_message().await?;
         Ok(match AuthenticateDataCodec::default().decode(line) {
-            Ok((_, AuthenticateData::Continue(data))) => Some(Zeroizing::new(data.declassify().to_vec())),
+            Ok((_, AuthenticateData::Continue(data))) => {
+                Some(Zeroizing::new(data.declassify().to_vec()))
+            }
             _ => None,
         })
     }
 
-    async fn authenticate(&mut self, tag: String, user: String, password: Vec<u8>) -> Result<Step, FrameError> {
+    async fn authenticate(
+        &mut self,
+        tag: String,
+        user: String,
+        password: Vec<u8>,
+    ) -> Result<Step, FrameError> {
         let config = self.shared.config();
         let ip = self.peer.addr.ip();
         match super::auth::check(&config, &user, password).await {
@@ -225,7 +284,10 @@ impl PreAuth {
                 let delay = self.shared.throttle.failed(ip);
                 warn!(user = %user, failures = self.shared.throttle.failures(ip), "local authentication failed");
                 tokio::time::sleep(delay).await;
-                self.reply(format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed\r\n").as_bytes()).await?;
+                self.reply(
+                    format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed\r\n").as_bytes(),
+                )
+                .await?;
                 Ok(Step::Continue)
             }
         }
@@ -234,9 +296,15 @@ impl PreAuth {
     /// Upgrades the connection after `OK Begin TLS`. Bytes the client sent
     /// after STARTTLS in the clear are discarded with the old framer.
     async fn start_tls(self) -> Result<PreAuth, String> {
-        let acceptor = self.shared.acceptor(self.peer.listener).ok_or("no TLS configuration for this listener")?;
+        let acceptor = self
+            .shared
+            .acceptor(self.peer.listener)
+            .ok_or("no TLS configuration for this listener")?;
         let (stream, _) = self.client.into_parts();
-        let tls = acceptor.accept(stream).await.map_err(|e| format!("TLS handshake with client failed: {e}"))?;
+        let tls = acceptor
+            .accept(stream)
+            .await
+            .map_err(|e| format!("TLS handshake with client failed: {e}"))?;
         Ok(PreAuth {
             client: FramedReader::new(Box::new(tls), PRE_AUTH_LIMIT),
             shared: self.shared,
@@ -253,7 +321,8 @@ impl PreAuth {
             Ok(l) => l,
             Err(e) => {
                 warn!(account = %account.name, error = %e, "upstream login failed");
-                let text = format!("{tag} NO [UNAVAILABLE] giftlock: upstream server failed: {e}\r\n");
+                let text =
+                    format!("{tag} NO [UNAVAILABLE] giftlock: upstream server failed: {e}\r\n");
                 if let Err(e) = self.reply(text.as_bytes()).await {
                     return SessionEnd::Client(e);
                 }
@@ -261,8 +330,16 @@ impl PreAuth {
                 return Box::pin(drive(self)).await;
             }
         };
-        let caps: Vec<&str> = logged_in.capabilities.iter().map(String::as_str).filter(|c| capability::is_allowed(c.as_bytes())).collect();
-        let ok = format!("{tag} OK [CAPABILITY {}] Logged in through giftlock\r\n", caps.join(" "));
+        let caps: Vec<&str> = logged_in
+            .capabilities
+            .iter()
+            .map(String::as_str)
+            .filter(|c| capability::is_allowed(c.as_bytes()))
+            .collect();
+        let ok = format!(
+            "{tag} OK [CAPABILITY {}] Logged in through giftlock\r\n",
+            caps.join(" ")
+        );
         if let Err(e) = self.reply(ok.as_bytes()).await {
             return SessionEnd::Client(e);
         }
@@ -303,8 +380,14 @@ mod tests {
 
     #[test]
     fn plain_response_parsing() {
-        assert_eq!(parse_plain(b"\0alice\0secret"), Some(("alice".into(), b"secret".to_vec())));
-        assert_eq!(parse_plain(b"alice\0alice\0pw\0with-nul"), Some(("alice".into(), b"pw\0with-nul".to_vec())));
+        assert_eq!(
+            parse_plain(b"\0alice\0secret"),
+            Some(("alice".into(), b"secret".to_vec()))
+        );
+        assert_eq!(
+            parse_plain(b"alice\0alice\0pw\0with-nul"),
+            Some(("alice".into(), b"pw\0with-nul".to_vec()))
+        );
         assert_eq!(parse_plain(b"admin\0alice\0pw"), None);
         assert_eq!(parse_plain(b"alice"), None);
     }

@@ -30,7 +30,11 @@ pub enum UpstreamError {
     #[error("{addr} does not offer STARTTLS; giftlock will not send credentials in the clear (use imaps:// if the server has it)")]
     NoStarttls { addr: String },
     #[error("{addr} refused the login for user {user}: {text}")]
-    LoginRejected { addr: String, user: String, text: String },
+    LoginRejected {
+        addr: String,
+        user: String,
+        text: String,
+    },
     #[error("{addr} offers no login method giftlock can use (needs AUTH=PLAIN or LOGIN)")]
     NoLoginMethod { addr: String },
     #[error("{addr} closed the connection: {text}")]
@@ -65,7 +69,10 @@ pub async fn connect(
     let work = login_steps(addr, tls, user, password, max_message_bytes);
     match tokio::time::timeout(timeout, work).await {
         Ok(result) => result,
-        Err(_) => Err(UpstreamError::Timeout { addr: shown, secs: timeout.as_secs() }),
+        Err(_) => Err(UpstreamError::Timeout {
+            addr: shown,
+            secs: timeout.as_secs(),
+        }),
     }
 }
 
@@ -79,12 +86,22 @@ async fn login_steps(
     let shown = addr.to_string();
     let tcp = TcpStream::connect((addr.host.as_str(), addr.port))
         .await
-        .map_err(|e| UpstreamError::Connect { addr: shown.clone(), reason: e.to_string() })?;
+        .map_err(|e| UpstreamError::Connect {
+            addr: shown.clone(),
+            reason: e.to_string(),
+        })?;
     // Small IMAP commands must not wait for Nagle's algorithm.
-    tcp.set_nodelay(true).map_err(|e| UpstreamError::Connect { addr: shown.clone(), reason: e.to_string() })?;
+    tcp.set_nodelay(true).map_err(|e| UpstreamError::Connect {
+        addr: shown.clone(),
+        reason: e.to_string(),
+    })?;
 
     let mut conn = match addr.security {
-        UpstreamSecurity::Implicit => Conn::new(handshake(addr, tls, tcp).await?, max_message_bytes, &shown),
+        UpstreamSecurity::Implicit => Conn::new(
+            handshake(addr, tls.clone(), tcp).await?,
+            max_message_bytes,
+            &shown,
+        ),
         UpstreamSecurity::Plain | UpstreamSecurity::Starttls => {
             Conn::new(Box::new(tcp), max_message_bytes, &shown)
         }
@@ -119,11 +136,16 @@ async fn login_steps(
         let encoded = base64::engine::general_purpose::STANDARD.encode(&plain);
         plain.fill(0);
         if has(&caps, "SASL-IR") {
-            conn.login(&[b"gl1 AUTHENTICATE PLAIN ", encoded.as_bytes(), b"\r\n"].concat(), user).await?
+            conn.login(
+                &[b"gl1 AUTHENTICATE PLAIN ", encoded.as_bytes(), b"\r\n"].concat(),
+                user,
+            )
+            .await?
         } else {
             conn.send(b"gl1 AUTHENTICATE PLAIN\r\n").await?;
             conn.expect_continuation().await?;
-            conn.login(&[encoded.as_bytes(), b"\r\n"].concat(), user).await?
+            conn.login(&[encoded.as_bytes(), b"\r\n"].concat(), user)
+                .await?
         }
     } else if !has(&caps, "LOGINDISABLED") {
         conn.login_with_literals(user, password).await?
@@ -135,15 +157,23 @@ async fn login_steps(
         Some(after_login) => after_login,
         None => conn.capabilities().await?,
     };
-    Ok(LoggedIn { reader: conn.reader, capabilities })
+    Ok(LoggedIn {
+        reader: conn.reader,
+        capabilities,
+    })
 }
 
-async fn handshake<S>(addr: &UpstreamAddr, tls: Arc<rustls::ClientConfig>, stream: S) -> Result<BoxedStream, UpstreamError>
+async fn handshake<S>(
+    addr: &UpstreamAddr,
+    tls: Arc<rustls::ClientConfig>,
+    stream: S,
+) -> Result<BoxedStream, UpstreamError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let name = ServerName::try_from(addr.host.clone())
-        .map_err(|_| UpstreamError::Tls(format!("`{}` is not a valid TLS server name", addr.host)))?;
+    let name = ServerName::try_from(addr.host.clone()).map_err(|_| {
+        UpstreamError::Tls(format!("`{}` is not a valid TLS server name", addr.host))
+    })?;
     let tls_stream = tokio_rustls::TlsConnector::from(tls)
         .connect(name, stream)
         .await
@@ -159,11 +189,17 @@ struct Conn {
 
 impl Conn {
     fn new(stream: BoxedStream, max_message_bytes: u32, addr: &str) -> Self {
-        Conn { reader: FramedReader::new(stream, max_message_bytes), addr: addr.to_string() }
+        Conn {
+            reader: FramedReader::new(stream, max_message_bytes),
+            addr: addr.to_string(),
+        }
     }
 
     fn frame_err(&self, source: FrameError) -> UpstreamError {
-        UpstreamError::Frame { addr: self.addr.clone(), source }
+        UpstreamError::Frame {
+            addr: self.addr.clone(),
+            source,
+        }
     }
 
     async fn next_line(&mut self) -> Result<Vec<u8>, UpstreamError> {
@@ -179,7 +215,10 @@ impl Conn {
             stream.write_all(bytes).await?;
             stream.flush().await
         };
-        sent.await.map_err(|e| UpstreamError::Frame { addr: self.addr.clone(), source: e.into() })
+        sent.await.map_err(|e| UpstreamError::Frame {
+            addr: self.addr.clone(),
+            source: e.into(),
+        })
     }
 
     async fn greeting(&mut self) -> Result<Vec<u8>, UpstreamError> {
@@ -188,9 +227,15 @@ impl Conn {
             return Ok(line);
         }
         if starts_with_ci(&line, b"* BYE") {
-            return Err(UpstreamError::Bye { addr: self.addr.clone(), text: printable(&line[5..]) });
+            return Err(UpstreamError::Bye {
+                addr: self.addr.clone(),
+                text: printable(&line[5..]),
+            });
         }
-        Err(UpstreamError::Protocol { addr: self.addr.clone(), text: format!("greeting `{}`", printable(&line)) })
+        Err(UpstreamError::Protocol {
+            addr: self.addr.clone(),
+            text: format!("greeting `{}`", printable(&line)),
+        })
     }
 
     /// Sends `command` and waits for its tagged OK; returns that line.
@@ -198,7 +243,10 @@ impl Conn {
         self.send(command).await?;
         self.tagged(tag).await.and_then(|(ok, line)| match ok {
             true => Ok(line),
-            false => Err(UpstreamError::Protocol { addr: self.addr.clone(), text: printable(&line) }),
+            false => Err(UpstreamError::Protocol {
+                addr: self.addr.clone(),
+                text: printable(&line),
+            }),
         })
     }
 
@@ -207,9 +255,15 @@ impl Conn {
         loop {
             let line = self.next_line().await?;
             if starts_with_ci(&line, b"* BYE") {
-                return Err(UpstreamError::Bye { addr: self.addr.clone(), text: printable(&line[5..]) });
+                return Err(UpstreamError::Bye {
+                    addr: self.addr.clone(),
+                    text: printable(&line[5..]),
+                });
             }
-            if let Some(rest) = line.strip_prefix(tag.as_bytes()).and_then(|r| r.strip_prefix(b" ")) {
+            if let Some(rest) = line
+                .strip_prefix(tag.as_bytes())
+                .and_then(|r| r.strip_prefix(b" "))
+            {
                 return Ok((starts_with_ci(rest, b"OK"), line.clone()));
             }
         }
@@ -232,7 +286,10 @@ impl Conn {
         let line = self.next_line().await?;
         match line.starts_with(b"+") {
             true => Ok(()),
-            false => Err(UpstreamError::Protocol { addr: self.addr.clone(), text: printable(&line) }),
+            false => Err(UpstreamError::Protocol {
+                addr: self.addr.clone(),
+                text: printable(&line),
+            }),
         }
     }
 
@@ -245,15 +302,31 @@ impl Conn {
             return Ok(line);
         }
         let text = printable(line.get(4..).unwrap_or_default());
-        Err(UpstreamError::LoginRejected { addr: self.addr.clone(), user: user.to_string(), text })
+        Err(UpstreamError::LoginRejected {
+            addr: self.addr.clone(),
+            user: user.to_string(),
+            text,
+        })
     }
 
     /// `LOGIN` with both arguments as synchronising literals, which carry
     /// any byte without quoting rules.
-    async fn login_with_literals(&mut self, user: &str, password: &[u8]) -> Result<Vec<u8>, UpstreamError> {
-        self.send(format!("gl1 LOGIN {{{}}}\r\n", user.len()).as_bytes()).await?;
+    async fn login_with_literals(
+        &mut self,
+        user: &str,
+        password: &[u8],
+    ) -> Result<Vec<u8>, UpstreamError> {
+        self.send(format!("gl1 LOGIN {{{}}}\r\n", user.len()).as_bytes())
+            .await?;
         self.expect_continuation().await?;
-        self.send(&[user.as_bytes(), format!(" {{{}}}\r\n", password.len()).as_bytes()].concat()).await?;
+        self.send(
+            &[
+                user.as_bytes(),
+                format!(" {{{}}}\r\n", password.len()).as_bytes(),
+            ]
+            .concat(),
+        )
+        .await?;
         self.expect_continuation().await?;
         self.login(&[password, b"\r\n"].concat(), user).await
     }
@@ -261,13 +334,19 @@ impl Conn {
 
 /// The list in a `[CAPABILITY ...]` response code, if the line has one.
 fn capability_code(line: &[u8]) -> Option<Vec<String>> {
-    let start = line.windows(12).position(|w| w.eq_ignore_ascii_case(b"[CAPABILITY "))? + 12;
+    let start = line
+        .windows(12)
+        .position(|w| w.eq_ignore_ascii_case(b"[CAPABILITY "))?
+        + 12;
     let len = line[start..].iter().position(|&b| b == b']')?;
     Some(words(&line[start..start + len]))
 }
 
 fn words(list: &[u8]) -> Vec<String> {
-    list.split(|&b| b == b' ').filter(|w| !w.is_empty()).map(|w| String::from_utf8_lossy(w).into_owned()).collect()
+    list.split(|&b| b == b' ')
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect()
 }
 
 fn has(caps: &[String], name: &str) -> bool {
@@ -275,7 +354,8 @@ fn has(caps: &[String], name: &str) -> bool {
 }
 
 fn starts_with_ci(line: &[u8], prefix: &[u8]) -> bool {
-    line.get(..prefix.len()).is_some_and(|h| h.eq_ignore_ascii_case(prefix))
+    line.get(..prefix.len())
+        .is_some_and(|h| h.eq_ignore_ascii_case(prefix))
 }
 
 fn strip_prefix_ci<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
@@ -285,7 +365,12 @@ fn strip_prefix_ci<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
 /// A server line made safe for a log line: one line, printable, bounded.
 fn printable(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(split_line_ending(bytes).0);
-    text.chars().filter(|c| !c.is_control()).take(200).collect::<String>().trim().to_string()
+    text.chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -296,13 +381,20 @@ mod tests {
     fn reads_capability_codes() {
         assert_eq!(
             capability_code(b"* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] Dovecot ready.\r\n"),
-            Some(vec!["IMAP4rev1".into(), "STARTTLS".into(), "AUTH=PLAIN".into()])
+            Some(vec![
+                "IMAP4rev1".into(),
+                "STARTTLS".into(),
+                "AUTH=PLAIN".into()
+            ])
         );
         assert_eq!(capability_code(b"* OK ready\r\n"), None);
     }
 
     #[test]
     fn printable_drops_control_bytes() {
-        assert_eq!(printable(b"NO [AUTHENTICATIONFAILED] Authentication\x07 failed.\r\n"), "NO [AUTHENTICATIONFAILED] Authentication failed.");
+        assert_eq!(
+            printable(b"NO [AUTHENTICATIONFAILED] Authentication\x07 failed.\r\n"),
+            "NO [AUTHENTICATIONFAILED] Authentication failed."
+        );
     }
 }
