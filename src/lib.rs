@@ -5,4 +5,5 @@
 
 pub mod detect;
 pub mod keys;
+pub mod secret;
 pub mod tls;
