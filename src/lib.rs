@@ -3,7 +3,10 @@
 //! The library holds everything; `src/main.rs` is a thin command line over it.
 //! See `docs/ARCHITECTURE.md` for the map.
 
+pub mod cli_cert;
+pub mod cli_passwd;
 pub mod detect;
 pub mod keys;
+pub mod password;
 pub mod secret;
 pub mod tls;
