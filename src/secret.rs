@@ -31,7 +31,8 @@ const MAX_SECRET_BYTES: u64 = 64 * 1024;
 const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
 
 /// A secret value. Zeroed when dropped; Debug and Display print
-/// `<redacted>`, never the value.
+/// `<redacted>`, never the value. Clones are wiped on drop too.
+#[derive(Clone)]
 pub struct Secret(Zeroizing<Vec<u8>>);
 
 impl Secret {
