@@ -250,11 +250,11 @@ impl Config {
                     format!("`{}` is used by two accounts", a.name),
                 ));
             }
-            if let Err(e) = argon2::PasswordHash::new(&a.local_password_hash) {
-                return Err(invalid(
-                    key("local_password_hash"),
-                    format!("not an argon2 hash ({e}); run `giftlock passwd` to make one"),
-                ));
+            if let Err(e) = a
+                .local_password_hash
+                .parse::<crate::password::LocalPasswordHash>()
+            {
+                return Err(invalid(key("local_password_hash"), e.to_string()));
             }
             a.upstream_addr()
                 .map_err(|p| invalid(key("upstream.url"), p))?;

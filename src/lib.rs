@@ -3,6 +3,7 @@
 //! The library holds everything; `src/main.rs` is a thin command line over it.
 //! See `docs/ARCHITECTURE.md` for the map.
 
+pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod imap;
@@ -10,5 +11,4 @@ pub mod keys;
 pub mod password;
 pub mod proxy;
 pub mod secret;
-pub mod serve_cmd;
 pub mod tls;

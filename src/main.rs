@@ -19,13 +19,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Commands {
     /// Run the proxy: accept mail clients and relay them upstream.
-    Serve(giftlock::serve_cmd::ServeArgs),
+    Serve(giftlock::cli::serve::ServeArgs),
+    /// Print an argon2 hash of a new local password, for the config file.
+    Passwd(giftlock::cli::passwd::PasswdArgs),
+    /// Make sure the local CA exists and print where its certificate is.
+    Cert(giftlock::cli::cert::CertArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Commands::Serve(args) => giftlock::serve_cmd::run(args),
+        Commands::Serve(args) => giftlock::cli::serve::run(args),
+        Commands::Passwd(args) => giftlock::cli::passwd::run(args),
+        Commands::Cert(args) => giftlock::cli::cert::run(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("giftlock: {e:#}");

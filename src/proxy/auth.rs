@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::{Account, Config};
+use crate::password::LocalPasswordHash;
 
 /// Failures are forgotten after this long without another one.
 const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
@@ -54,22 +55,24 @@ impl Throttle {
     }
 }
 
+/// A valid hash of a random string: the work done for an unknown user.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtdXNlcg$7Kb9xW3nNhFY0DdSZl9UvS9mW0oJkJ0DqvVbxYV2mKI";
+
 /// Finds the account for `user` and checks `password` against its hash.
 ///
 /// Runs argon2 on a blocking thread. An unknown user costs the same as a
 /// wrong password, so the timing does not tell which user names exist.
 pub async fn check(config: &Config, user: &str, password: Vec<u8>) -> Option<Account> {
     let account = config.account_by_local_user(user).cloned();
-    // A valid hash of a random string: the work for an unknown user.
-    const DUMMY_HASH: &str =
-        "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtdXNlcg$7Kb9xW3nNhFY0DdSZl9UvS9mW0oJkJ0DqvVbxYV2mKI";
+    "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtdXNlcg$7Kb9xW3nNhFY0DdSZl9UvS9mW0oJkJ0DqvVbxYV2mKI";
     let hash = account
         .as_ref()
         .map_or(DUMMY_HASH.to_string(), |a| a.local_password_hash.clone());
     let matches = tokio::task::spawn_blocking(move || {
-        let ok = crate::password::verify(&password, &hash).unwrap_or(false);
-        drop(zeroize::Zeroizing::new(password));
-        ok
+        let password = zeroize::Zeroizing::new(password);
+        hash.parse::<LocalPasswordHash>()
+            .is_ok_and(|h| h.verify(&password))
     })
     .await
     .unwrap_or(false);
@@ -79,6 +82,12 @@ pub async fn check(config: &Config, user: &str, password: Vec<u8>) -> Option<Acc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_unknown_user_hash_is_a_real_hash() {
+        // Otherwise unknown users would be answered faster than known ones.
+        assert!(DUMMY_HASH.parse::<LocalPasswordHash>().is_ok());
+    }
 
     #[test]
     fn delay_grows_per_address_and_resets_on_success() {

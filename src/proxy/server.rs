@@ -77,8 +77,11 @@ impl Shared {
             .secret
             .parse()
             .map_err(|e: crate::secret::SecretError| UpstreamError::Secret(e.to_string()))?;
-        let secret = source
-            .load(&account.name)
+        let name = account.name.clone();
+        // Secret stores may block (files, D-Bus).
+        let secret = tokio::task::spawn_blocking(move || source.load(&name))
+            .await
+            .map_err(|e| UpstreamError::Secret(e.to_string()))?
             .map_err(|e| UpstreamError::Secret(e.to_string()))?;
         upstream::connect(
             &addr,

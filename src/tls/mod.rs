@@ -91,3 +91,19 @@ pub enum TlsError {
     #[error("cannot build the TLS configuration: {0}")]
     Config(rustls::Error),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_installs_once_from_many_threads() {
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(install_crypto_provider);
+            }
+        });
+        install_crypto_provider();
+        assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+    }
+}

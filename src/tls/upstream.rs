@@ -154,6 +154,13 @@ mod tests {
     }
 
     #[test]
+    fn system_roots_alone_are_enough() {
+        // Needs the machine's CA bundle (Debian: ca-certificates), which
+        // cargo itself needs to reach crates.io.
+        client_config(None).unwrap();
+    }
+
+    #[test]
     fn extra_ca_file_missing_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("upstream-ca.pem");

@@ -1,0 +1,6 @@
+//! The subcommands of the `giftlock` binary: each module holds one command's
+//! arguments (clap) and its `run`. `src/main.rs` only dispatches.
+
+pub mod cert;
+pub mod passwd;
+pub mod serve;
