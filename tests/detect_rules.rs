@@ -594,3 +594,213 @@ fn detector_is_shareable() {
     fn assert_send_sync_clone<T: Send + Sync + Clone>() {}
     assert_send_sync_clone::<Detector>();
 }
+
+// --- Properties. ---
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const UPPER_DIGIT: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    const LOWER_DIGIT: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    const DASHES: &[char] = &['-', 'ー', '−', '‐', '–', '－'];
+
+    /// How a code is written: groups, separator, alphabet, and which rules
+    /// may claim it (same-shape rules are told apart by context only).
+    struct Form {
+        groups: &'static [usize],
+        spaced: bool,
+        alphabet: &'static [u8],
+        first: Option<u8>,
+        label: &'static str,
+        rules: &'static [&'static str],
+    }
+
+    const FORMS: &[Form] = &[
+        Form {
+            groups: &[4, 6, 4],
+            spaced: false,
+            alphabet: UPPER_DIGIT,
+            first: None,
+            label: "ギフト券番号",
+            rules: &["amazon"],
+        },
+        Form {
+            groups: &[4, 6, 5],
+            spaced: false,
+            alphabet: UPPER_DIGIT,
+            first: None,
+            label: "Claim code",
+            rules: &["amazon"],
+        },
+        Form {
+            groups: &[15],
+            spaced: false,
+            alphabet: UPPER_DIGIT,
+            first: None,
+            label: "claimCode=",
+            rules: &["amazon"],
+        },
+        Form {
+            groups: &[4, 4, 4, 4],
+            spaced: true,
+            alphabet: UPPER_DIGIT,
+            first: Some(b'X'),
+            label: "Your code:",
+            rules: &["apple"],
+        },
+        Form {
+            groups: &[4, 4, 4, 4, 4],
+            spaced: false,
+            alphabet: UPPER_DIGIT,
+            first: None,
+            label: "ギフトコード",
+            rules: &["google_play"],
+        },
+        Form {
+            groups: &[5, 5, 5],
+            spaced: false,
+            alphabet: UPPER_DIGIT,
+            first: None,
+            label: "wallet code",
+            rules: &["steam"],
+        },
+        Form {
+            groups: &[16],
+            spaced: false,
+            alphabet: UPPER_DIGIT,
+            first: None,
+            label: "プリペイド番号",
+            rules: &["nintendo", "apple", "google_play", "webmoney"],
+        },
+        Form {
+            groups: &[4, 4, 4],
+            spaced: false,
+            alphabet: UPPER_DIGIT,
+            first: None,
+            label: "PIN",
+            rules: &["playstation"],
+        },
+        Form {
+            groups: &[5, 5, 5, 5, 5],
+            spaced: false,
+            alphabet: UPPER_DIGIT,
+            first: None,
+            label: "ダウンロード番号",
+            rules: &["xbox"],
+        },
+        Form {
+            groups: &[16],
+            spaced: false,
+            alphabet: LOWER_DIGIT,
+            first: None,
+            label: "プリペイド番号",
+            rules: &["webmoney"],
+        },
+    ];
+
+    /// A code of `form` from `seed` bytes, with letters, digits and enough
+    /// distinct characters to be credible.
+    fn make_code(form: &Form, seed: &[u8]) -> Option<Vec<u8>> {
+        let len: usize = form.groups.iter().sum();
+        let mut code: Vec<u8> = seed
+            .iter()
+            .take(len)
+            .map(|&b| form.alphabet[usize::from(b) % form.alphabet.len()])
+            .collect();
+        if let (Some(f), Some(c)) = (form.first, code.first_mut()) {
+            *c = f;
+        }
+        let letters = code.iter().any(u8::is_ascii_alphabetic);
+        let digits = code.iter().any(u8::is_ascii_digit);
+        let hex = code.iter().all(u8::is_ascii_hexdigit);
+        let mut distinct = code.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        (letters && digits && !hex && distinct.len() * 3 >= len && code.len() == len)
+            .then_some(code)
+    }
+
+    /// Write `code` in `form`'s grouping, each character in ASCII or
+    /// full width as `wide` says, with the dash `dash`.
+    fn write_code(form: &Form, code: &[u8], wide: &[bool], dash: char) -> String {
+        let mut out = String::new();
+        let mut chars = code.iter().zip(wide.iter().cycle());
+        for (i, &g) in form.groups.iter().enumerate() {
+            if i > 0 {
+                out.push(if form.spaced { ' ' } else { dash });
+            }
+            for (&c, &w) in chars.by_ref().take(g) {
+                let c = char::from(c);
+                out.push(if w {
+                    char::from_u32(c as u32 - 0x21 + 0xFF01).unwrap_or(c)
+                } else {
+                    c
+                });
+            }
+        }
+        out
+    }
+
+    /// Filler that holds no label and no code: hiragana and punctuation.
+    fn filler() -> impl Strategy<Value = String> {
+        "[ぁ-ゖ、。！\n ]{0,120}"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn a_labelled_code_is_found_at_its_exact_range(
+            form in 0..FORMS.len(),
+            seed in proptest::collection::vec(any::<u8>(), 25),
+            wide in proptest::collection::vec(any::<bool>(), 1..8),
+            dash in proptest::sample::select(DASHES),
+            before in filler(),
+            after in filler(),
+        ) {
+            let form = &FORMS[form];
+            let Some(code) = make_code(form, &seed) else { return Ok(()) };
+            let written = write_code(form, &code, &wide, dash);
+            let text = format!("{before}\n{} {written}\n{after}", form.label);
+            let start = before.len() + 1 + form.label.len() + 1;
+            let findings = Detector::builtin().scan(&text, &plain());
+            prop_assert_eq!(findings.len(), 1, "{}", text);
+            prop_assert_eq!(findings[0].range.clone(), start..start + written.len());
+            prop_assert!(form.rules.contains(&&*findings[0].rule), "{} by {}", written, findings[0].rule);
+        }
+
+        #[test]
+        fn unlabelled_noise_is_not_a_code(
+            runs in proptest::collection::vec(("[A-Z0-9]{1,26}", proptest::sample::select(&[" ", "\n", "-", ".", ", ", "-"][..])), 0..300),
+        ) {
+            let text: String = runs.iter().map(|(r, s)| format!("{r}{s}")).collect();
+            let findings = Detector::builtin().scan(&text, &plain());
+            prop_assert!(findings.is_empty(), "{:?} in {}", findings, text);
+        }
+
+        #[test]
+        fn any_text_scans_without_panic_into_sorted_disjoint_ranges(
+            text in "(\\PC|[A-Z0-9]{4,6}|[-ー－ 　]|ギフト券番号|code|カード番号|セキュリティコード|[0-9]{3,4})*",
+        ) {
+            let cfg = DetectConfig {
+                disable: vec![],
+                rules: vec![giftlock::detect::UserRule {
+                    name: "any".into(),
+                    pattern: "[A-Z]{2}[0-9]{2}".into(),
+                    keywords: vec![],
+                    negative: vec![],
+                    min_score: None,
+                }],
+            };
+            let d = Detector::from_config(&cfg).expect("valid config");
+            let findings = d.scan(&text, &plain());
+            let mut last_end = 0;
+            for f in &findings {
+                prop_assert!(f.range.start >= last_end && f.range.start < f.range.end);
+                prop_assert!(text.get(f.range.clone()).is_some(), "range on char boundaries");
+                last_end = f.range.end;
+            }
+        }
+    }
+}

@@ -58,6 +58,22 @@ fn offset(c: char, base: u32) -> u8 {
     u8::try_from(u32::from(c).saturating_sub(base)).unwrap_or(0)
 }
 
+/// Letter/digit flag of every byte; 0 for all but ASCII letters and digits.
+pub(crate) static ALNUM_FLAGS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        table[b] = match b as u8 {
+            b'A'..=b'Z' => UPPER,
+            b'a'..=b'z' => LOWER,
+            b'0'..=b'9' => DIGIT,
+            _ => 0,
+        };
+        b += 1;
+    }
+    table
+};
+
 /// Class of every ASCII byte, so the prefilter needs one table load per byte.
 static ASCII_CLASS: [CharClass; 128] = {
     let mut table = [CharClass::Other; 128];
@@ -76,7 +92,7 @@ static ASCII_CLASS: [CharClass; 128] = {
 
 /// Classify the character starting at byte `i` of valid UTF-8 `bytes`
 /// without decoding it; returns its class and its length in bytes.
-#[inline]
+#[inline(always)]
 pub(crate) fn classify_at(bytes: &[u8], i: usize) -> (CharClass, usize) {
     let Some(&b0) = bytes.get(i) else {
         return (CharClass::Other, 1);

@@ -7,7 +7,7 @@
 //! `error code` beats `code`). A code whose nearest label is negative is not
 //! a gift code, whatever else the mail says.
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use std::borrow::Cow;
 use unicode_normalization::UnicodeNormalization;
 
@@ -143,17 +143,23 @@ pub(crate) const NEGATIVE_LABELS: &[&str] = &[
     "checkout",
 ];
 
-/// NFKC and lower case: the form both keywords and windows are compared in.
+/// NFKC and ASCII lower case: the form both keywords and windows are
+/// compared in. Keywords are Japanese (no case) or English, so folding the
+/// case of ASCII letters after NFKC is enough, and much cheaper than full
+/// Unicode lower-casing.
 pub(crate) fn normalize(text: &str) -> Cow<'_, str> {
-    if text.is_ascii() {
-        if text.bytes().any(|b| b.is_ascii_uppercase()) {
-            Cow::Owned(text.to_ascii_lowercase())
-        } else {
-            Cow::Borrowed(text)
-        }
+    use unicode_normalization::{is_nfkc_quick, IsNormalized};
+    let nfkc = if text.is_ascii() || is_nfkc_quick(text.chars()) == IsNormalized::Yes {
+        Cow::Borrowed(text)
     } else {
-        let nfkc: String = text.nfkc().collect();
-        Cow::Owned(nfkc.to_lowercase())
+        Cow::Owned(text.nfkc().collect::<String>())
+    };
+    if nfkc.bytes().any(|b| b.is_ascii_uppercase()) {
+        let mut owned = nfkc.into_owned();
+        owned.make_ascii_lowercase();
+        Cow::Owned(owned)
+    } else {
+        nfkc
     }
 }
 
@@ -231,6 +237,7 @@ impl KeywordsBuilder {
     pub fn build(self) -> Result<Keywords, aho_corasick::BuildError> {
         let matcher = AhoCorasick::builder()
             .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&self.patterns)?;
         Ok(Keywords {
             matcher,

@@ -84,7 +84,8 @@ pub struct Finding {
 /// * a positive keyword in the Subject +15, the sender's domain belonging
 ///   to the brand +30, the brand named near the code or in the Subject +10;
 /// * checks: too few distinct characters rejects, Luhn failure rejects a
-///   card number, no digit -25, no letter -40, only hex digits -20.
+///   card number, fewer than two letters rejects a letters-and-digits
+///   code, no digit -25, only hex digits -20.
 ///
 /// Shapes that are too common (bare runs, digits) are only kept with a
 /// label (or with both sender and Subject pointing at the brand). A

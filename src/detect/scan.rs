@@ -4,7 +4,7 @@
 use super::keywords::{normalize, Hit, Hits, Polarity};
 use super::normview::NormView;
 use super::rules::{luhn_valid, sender_matches, Charset, Sep, Shape};
-use super::tokens::{fold_into, for_each_word, Word, MAX_GROUPS};
+use super::tokens::{fold_into, for_each_word, Interest, Word, MAX_GROUPS};
 use super::{CodeKind, Finding, Inner, Matcher, TextContext};
 use std::ops::Range;
 
@@ -22,8 +22,11 @@ const SUBJECT: i32 = 15;
 const SENDER: i32 = 30;
 const BRAND: i32 = 10;
 const NO_DIGIT: i32 = -25;
-const NO_LETTER: i32 = -40;
 const HEX_ONLY: i32 = -20;
+/// Letters a code of letters and digits has at least: random codes of 12
+/// characters or more almost never have fewer, while order, tracking,
+/// phone and registration numbers (`T` + 13 digits) do.
+const MIN_LETTERS: usize = 2;
 
 /// Security codes are looked for this far after a card number, and their
 /// label must be at most `SECURITY_NEAR` characters before them.
@@ -81,6 +84,8 @@ impl Candidate {
 struct SpaceRun {
     words: [Range<usize>; 4],
     len: usize,
+    /// `seq` of the last word added.
+    last: u64,
 }
 
 pub(crate) struct Scan<'a> {
@@ -111,8 +116,13 @@ impl<'a> Scan<'a> {
         let mut run = SpaceRun {
             words: [0..0, 0..0, 0..0, 0..0],
             len: 0,
+            last: 0,
         };
-        for_each_word(text, |w| {
+        let interest = Interest {
+            min_len: *self.det.word_len.start(),
+            four: self.det.space_shapes,
+        };
+        for_each_word(text, interest, |w| {
             if self.det.word_len.contains(&w.len) && w.ngroups <= MAX_GROUPS {
                 self.word_candidate(w);
             }
@@ -162,9 +172,10 @@ impl<'a> Scan<'a> {
             run.len = 0;
             return;
         }
-        if !w.space_before {
+        if !w.space_before || w.seq != run.last + 1 {
             run.len = 0;
         }
+        run.last = w.seq;
         if run.len == run.words.len() {
             run.words.rotate_left(1);
             run.len -= 1;
@@ -203,7 +214,7 @@ impl<'a> Scan<'a> {
     /// keep it under the best rule that accepts it.
     fn evaluate(&mut self, cand: &Candidate) -> bool {
         let flags = cand.flags();
-        let mut fits: Vec<(usize, &'static Shape, bool)> = Vec::new();
+        let mut fits: Vec<(usize, &'static Shape, i32)> = Vec::new();
         for (index, rule) in self.det.rules.iter().enumerate() {
             let Matcher::Builtin(b) = rule.matcher else {
                 continue;
@@ -214,18 +225,18 @@ impl<'a> Scan<'a> {
                 .filter(|s| shape_fits(s, cand, flags))
                 .max_by_key(|s| s.base);
             if let Some(s) = best {
-                fits.push((index, s, b.luhn));
+                if let Some(checks) = code_checks(cand.code(), s.charset, b.luhn) {
+                    fits.push((index, s, checks));
+                }
             }
         }
+        // Most look-alikes stop here, before any context is looked at.
         if fits.is_empty() {
             return false;
         }
         let hits = self.hits_around(cand.range.clone());
         let mut best: Option<(usize, i32)> = None;
-        for (index, shape, luhn) in fits {
-            let Some(checks) = code_checks(cand.code(), shape.charset, luhn) else {
-                continue;
-            };
+        for (index, shape, checks) in fits {
             let Some(context) = self.context_score(index, shape.needs_label, &hits) else {
                 continue;
             };
@@ -344,7 +355,11 @@ impl<'a> Scan<'a> {
         let base = card.end;
         let mut found: Option<Range<usize>> = None;
         let kw = &self.det.keywords;
-        for_each_word(region, |w| {
+        let short = Interest {
+            min_len: 3,
+            four: false,
+        };
+        for_each_word(region, short, |w| {
             if found.is_some() || w.ngroups != 1 || !(3..=4).contains(&w.len) {
                 return;
             }
@@ -441,16 +456,15 @@ fn code_checks(code: &[u8], charset: Charset, luhn: bool) -> Option<i32> {
     if charset == Charset::Digit {
         return Some(0);
     }
-    let letters = code.iter().any(u8::is_ascii_alphabetic);
-    let digits = code.iter().any(u8::is_ascii_digit);
+    let letters = code.iter().filter(|b| b.is_ascii_alphabetic()).count();
+    if letters < MIN_LETTERS {
+        return None;
+    }
     let mut adjust = 0;
-    if !digits {
+    if !code.iter().any(u8::is_ascii_digit) {
         adjust += NO_DIGIT;
     }
-    if !letters {
-        adjust += NO_LETTER;
-    }
-    if letters && code.iter().all(u8::is_ascii_hexdigit) {
+    if code.iter().all(u8::is_ascii_hexdigit) {
         adjust += HEX_ONLY;
     }
     Some(adjust)
@@ -554,7 +568,15 @@ mod tests {
         );
         assert_eq!(
             code_checks(b"12345678901234", Charset::UpperDigit, false),
-            Some(NO_LETTER)
+            None
+        );
+        assert_eq!(
+            code_checks(b"T3541185788024", Charset::UpperDigit, false),
+            None
+        );
+        assert_eq!(
+            code_checks(b"4539578763621486", Charset::Digit, true),
+            Some(0)
         );
         assert_eq!(
             code_checks(b"ABCDEF12345678", Charset::UpperDigit, false),

@@ -1,11 +1,12 @@
 //! The prefilter: one pass over the bytes that cuts the text into *words*,
 //! runs of code characters joined by single hyphens (`ABCD-123456-EFGH`),
 //! and remembers whether a word follows the previous one after exactly one
-//! space (for space-grouped codes). It allocates nothing and decodes only
-//! the few non-ASCII characters that can be part of a code, so text without
-//! codes costs one table load per byte.
+//! space (for space-grouped codes). It allocates nothing, decodes only the
+//! few non-ASCII characters that can be part of a code, and hands over only
+//! the words the caller is interested in; the many short words of ordinary
+//! text are counted and dropped inside the byte loop.
 
-use super::chars::{classify_at, flag_of, CharClass};
+use super::chars::{classify_at, flag_of, CharClass, ALNUM_FLAGS, LOWER};
 
 /// Most hyphen groups a word keeps track of (Xbox codes have 5).
 pub(crate) const MAX_GROUPS: usize = 6;
@@ -28,6 +29,27 @@ pub(crate) struct Word {
     pub flags: u8,
     /// The word follows the previous word after exactly one space.
     pub space_before: bool,
+    /// Number of words before this one, handed over or not: two words
+    /// handed over one after the other are neighbours when their `seq`
+    /// differ by one.
+    pub seq: u64,
+}
+
+/// Which words the caller wants to see.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Interest {
+    /// Words with at least this many code characters.
+    pub min_len: usize,
+    /// Also single-group words of exactly 4 upper-case letters and digits
+    /// (the groups of space-grouped codes).
+    pub four: bool,
+}
+
+impl Interest {
+    #[inline]
+    fn wants(&self, len: usize, ngroups: usize, flags: u8) -> bool {
+        len >= self.min_len || (self.four && len == 4 && ngroups == 1 && flags & LOWER == 0)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -41,6 +63,7 @@ enum Gap {
 }
 
 struct Tokenizer {
+    interest: Interest,
     in_word: bool,
     word: Word,
     group_len: usize,
@@ -49,8 +72,9 @@ struct Tokenizer {
 }
 
 impl Tokenizer {
-    fn new() -> Self {
+    fn new(interest: Interest) -> Self {
         Tokenizer {
+            interest,
             in_word: false,
             word: Word {
                 start: 0,
@@ -60,6 +84,7 @@ impl Tokenizer {
                 ngroups: 0,
                 flags: 0,
                 space_before: false,
+                seq: 0,
             },
             group_len: 0,
             pending_hyphen: false,
@@ -67,8 +92,9 @@ impl Tokenizer {
         }
     }
 
+    /// `count` code characters in `text[at..end]` with letter/digit `flags`.
     #[inline]
-    fn code(&mut self, at: usize, char_len: usize, ascii: u8) {
+    fn code(&mut self, at: usize, end: usize, count: usize, flags: u8) {
         if !self.in_word {
             self.in_word = true;
             self.word.start = at;
@@ -82,10 +108,10 @@ impl Tokenizer {
             self.push_group();
             self.pending_hyphen = false;
         }
-        self.group_len += 1;
-        self.word.len += 1;
-        self.word.flags |= flag_of(ascii);
-        self.word.end = at + char_len;
+        self.group_len += count;
+        self.word.len += count;
+        self.word.flags |= flags;
+        self.word.end = end;
     }
 
     #[inline]
@@ -102,7 +128,13 @@ impl Tokenizer {
         if self.in_word {
             self.push_group();
             self.in_word = false;
-            emit(&self.word);
+            if self
+                .interest
+                .wants(self.word.len, self.word.ngroups, self.word.flags)
+            {
+                emit(&self.word);
+            }
+            self.word.seq += 1;
             self.gap = if self.pending_hyphen {
                 Gap::Broken
             } else {
@@ -114,7 +146,7 @@ impl Tokenizer {
     #[inline]
     fn step(&mut self, class: CharClass, at: usize, char_len: usize, emit: &mut impl FnMut(&Word)) {
         match class {
-            CharClass::Code(b) => self.code(at, char_len, b),
+            CharClass::Code(b) => self.code(at, at + char_len, 1, flag_of(b)),
             CharClass::Hyphen => {
                 if self.in_word && !self.pending_hyphen {
                     self.pending_hyphen = true;
@@ -140,12 +172,35 @@ impl Tokenizer {
     }
 }
 
-/// Call `emit` for every word of `text`, in order.
-pub(crate) fn for_each_word(text: &str, mut emit: impl FnMut(&Word)) {
+/// Call `emit` for every word of `text` that `interest` wants, in order.
+pub(crate) fn for_each_word(text: &str, interest: Interest, mut emit: impl FnMut(&Word)) {
     let bytes = text.as_bytes();
-    let mut t = Tokenizer::new();
+    let mut t = Tokenizer::new(interest);
     let mut i = 0;
-    while i < bytes.len() {
+    while let Some(&b) = bytes.get(i) {
+        // Runs of ASCII letters and digits (most of any text) in a tight loop.
+        let mut flags = ALNUM_FLAGS[usize::from(b)];
+        if flags != 0 {
+            let start = i;
+            i += 1;
+            while let Some(&b) = bytes.get(i) {
+                let f = ALNUM_FLAGS[usize::from(b)];
+                if f == 0 {
+                    break;
+                }
+                flags |= f;
+                i += 1;
+            }
+            // A short word standing alone (the common case) is only counted.
+            let alone = !t.in_word && bytes.get(i).is_none_or(|&b| b < 0x80 && b != b'-');
+            if alone && !interest.wants(i - start, 1, flags) {
+                t.word.seq += 1;
+                t.gap = Gap::Fresh;
+                continue;
+            }
+            t.code(start, i, i - start, flags);
+            continue;
+        }
         let (class, len) = classify_at(bytes, i);
         t.step(class, i, len, &mut emit);
         i += len;
@@ -169,9 +224,14 @@ pub(crate) fn fold_into(text: &str, start: usize, end: usize, out: &mut Vec<u8>)
 mod tests {
     use super::*;
 
+    const ALL: Interest = Interest {
+        min_len: 0,
+        four: false,
+    };
+
     fn words(text: &str) -> Vec<(String, Vec<u8>, bool)> {
         let mut out = Vec::new();
-        for_each_word(text, |w| {
+        for_each_word(text, ALL, |w| {
             let groups = w
                 .groups
                 .get(..w.ngroups)
@@ -209,6 +269,30 @@ mod tests {
         let w = words("XROD E6XK　6NTT  T9XK");
         let flags: Vec<_> = w.iter().map(|x| x.2).collect();
         assert_eq!(flags, [false, true, true, false]);
+    }
+
+    #[test]
+    fn only_wanted_words_are_handed_over_with_their_sequence() {
+        let interest = Interest {
+            min_len: 6,
+            four: true,
+        };
+        let mut seen = Vec::new();
+        let text = "a XROD bcd E6XK-1 ABCDEF abcd ABCD\u{200B}EF\u{3000}1234";
+        for_each_word(text, interest, |w| {
+            seen.push((text[w.start..w.end].to_string(), w.seq, w.space_before))
+        });
+        let expected = [
+            ("XROD", 1, true),
+            ("ABCDEF", 4, true),
+            ("ABCD\u{200B}EF", 6, true),
+            ("1234", 7, true),
+        ];
+        let expected: Vec<_> = expected
+            .iter()
+            .map(|&(t, s, b)| (t.to_string(), s, b))
+            .collect();
+        assert_eq!(seen, expected);
     }
 
     #[test]
