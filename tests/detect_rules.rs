@@ -4,6 +4,9 @@
 
 use giftlock::detect::{CodeKind, DetectConfig, Detector, Finding, TextContext, TextSource};
 
+/// Built once: building the keyword automaton is the slow part of a test.
+static BUILTIN: std::sync::LazyLock<Detector> = std::sync::LazyLock::new(Detector::builtin);
+
 fn plain() -> TextContext<'static> {
     TextContext {
         source: TextSource::Plain,
@@ -22,7 +25,7 @@ fn from(sender: &'static str, subject: &'static str) -> TextContext<'static> {
 
 /// The texts of the findings, with their rule names.
 fn found(text: &str, ctx: &TextContext<'_>) -> Vec<(String, String)> {
-    found_by(&Detector::builtin(), text, ctx)
+    found_by(&BUILTIN, text, ctx)
 }
 
 fn found_by(d: &Detector, text: &str, ctx: &TextContext<'_>) -> Vec<(String, String)> {
@@ -195,7 +198,7 @@ fn corpus_ham_has_no_code() {
             "Amazonギフト券ありがとう！さっそく本を買いました。\nギフト券番号の登録もできました。\n",
         ),
     ];
-    let d = Detector::builtin();
+    let d = &*BUILTIN;
     for (sender, subject, text) in cases {
         let ctx = TextContext {
             source: TextSource::Plain,
@@ -260,7 +263,7 @@ const SHAPES: &[(&str, &str, &str)] = &[
 
 #[test]
 fn every_shape_with_its_label_in_every_width() {
-    let d = Detector::builtin();
+    let d = &*BUILTIN;
     for &(rule, code, label) in SHAPES {
         for variant in [
             code.to_string(),
@@ -291,7 +294,7 @@ fn labels_after_the_code_count_too() {
 
 #[test]
 fn bare_runs_need_a_label() {
-    let d = Detector::builtin();
+    let d = &*BUILTIN;
     for (code, sender) in [
         ("AQ3XBN2Y5K9DXR", "gc-orders@gc.email.amazon.co.jp"),
         ("84WQL8NTMPXFRF2F", "no-reply@accounts.nintendo.com"),
@@ -353,7 +356,7 @@ fn every_negative_label_vetoes_a_code() {
         "Error code",
         "Confirmation code",
     ];
-    let d = Detector::builtin();
+    let d = &*BUILTIN;
     let ctx = from("gc-orders@gc.email.amazon.co.jp", "Amazonギフトカード");
     for label in negatives {
         for code in ["AQ3X-BN2Y5K-9DXR", "AQ3XBN2Y5K9DXR", "9OFRX-S8H3R-F0HCM"] {
@@ -409,7 +412,7 @@ fn luhn_decides_card_numbers() {
 
 #[test]
 fn a_card_security_code_is_reported_too() {
-    let d = Detector::builtin();
+    let d = &*BUILTIN;
     let text = "Vプリカ カード番号：４５３９－５７８７－６３６２－１４８６\n有効期限：12/29\nセキュリティコード：８３１\n";
     let findings = d.scan(text, &plain());
     let got: Vec<_> = findings
@@ -454,7 +457,7 @@ fn the_subject_itself_is_scanned() {
 
 #[test]
 fn ranges_slice_back_to_the_code_in_the_original_text() {
-    let d = Detector::builtin();
+    let d = &*BUILTIN;
     let code = "ＡＱ３Ｘー\u{200B}ＢＮ２Ｙ５Ｋ－９ＤＸＲ";
     let text = format!("ギフト券番号：　{code}　です");
     let findings = d.scan(&text, &plain());
@@ -742,6 +745,21 @@ mod properties {
         out
     }
 
+    /// Built-ins plus a user rule that matches often.
+    static WITH_USER_RULE: std::sync::LazyLock<Detector> = std::sync::LazyLock::new(|| {
+        let cfg = DetectConfig {
+            disable: vec![],
+            rules: vec![giftlock::detect::UserRule {
+                name: "any".into(),
+                pattern: "[A-Z]{2}[0-9]{2}".into(),
+                keywords: vec![],
+                negative: vec![],
+                min_score: None,
+            }],
+        };
+        Detector::from_config(&cfg).expect("valid config")
+    });
+
     /// Filler that holds no label and no code: hiragana and punctuation.
     fn filler() -> impl Strategy<Value = String> {
         "[ぁ-ゖ、。！\n ]{0,120}"
@@ -764,7 +782,7 @@ mod properties {
             let written = write_code(form, &code, &wide, dash);
             let text = format!("{before}\n{} {written}\n{after}", form.label);
             let start = before.len() + 1 + form.label.len() + 1;
-            let findings = Detector::builtin().scan(&text, &plain());
+            let findings = BUILTIN.scan(&text, &plain());
             prop_assert_eq!(findings.len(), 1, "{}", text);
             prop_assert_eq!(findings[0].range.clone(), start..start + written.len());
             prop_assert!(form.rules.contains(&&*findings[0].rule), "{} by {}", written, findings[0].rule);
@@ -775,7 +793,7 @@ mod properties {
             runs in proptest::collection::vec(("[A-Z0-9]{1,26}", proptest::sample::select(&[" ", "\n", "-", ".", ", ", "-"][..])), 0..300),
         ) {
             let text: String = runs.iter().map(|(r, s)| format!("{r}{s}")).collect();
-            let findings = Detector::builtin().scan(&text, &plain());
+            let findings = BUILTIN.scan(&text, &plain());
             prop_assert!(findings.is_empty(), "{:?} in {}", findings, text);
         }
 
@@ -783,18 +801,7 @@ mod properties {
         fn any_text_scans_without_panic_into_sorted_disjoint_ranges(
             text in "(\\PC|[A-Z0-9]{4,6}|[-ー－ 　]|ギフト券番号|code|カード番号|セキュリティコード|[0-9]{3,4})*",
         ) {
-            let cfg = DetectConfig {
-                disable: vec![],
-                rules: vec![giftlock::detect::UserRule {
-                    name: "any".into(),
-                    pattern: "[A-Z]{2}[0-9]{2}".into(),
-                    keywords: vec![],
-                    negative: vec![],
-                    min_score: None,
-                }],
-            };
-            let d = Detector::from_config(&cfg).expect("valid config");
-            let findings = d.scan(&text, &plain());
+            let findings = WITH_USER_RULE.scan(&text, &plain());
             let mut last_end = 0;
             for f in &findings {
                 prop_assert!(f.range.start >= last_end && f.range.start < f.range.end);
@@ -803,4 +810,78 @@ mod properties {
             }
         }
     }
+}
+
+#[test]
+fn a_label_speaks_for_its_own_line_and_value() {
+    let d = &*BUILTIN;
+    let next_line = "ギフト券番号: AQ3X-BN2Y5K-9DXR\n注文番号: 250-1234567-1234567";
+    assert_eq!(
+        found_by(&d, next_line, &plain()),
+        one("AQ3X-BN2Y5K-9DXR", "amazon")
+    );
+    let same_line = "ギフト券番号: AQ3X-BN2Y5K-9DXR (注文番号)";
+    assert_eq!(found_by(&d, same_line, &plain()), vec![]);
+    let ctx = from("gc-orders@gc.email.amazon.co.jp", "Amazonギフトカード");
+    let line_above = "注文番号: 250-1234567-1234567\nAQ3X-BN2Y5K-9DXR";
+    assert_eq!(
+        found_by(&d, line_above, &ctx),
+        one("AQ3X-BN2Y5K-9DXR", "amazon")
+    );
+    let list = "ギフト券番号:\nAQ3X-BN2Y5K-9DXR\nM72B-J8MRTQ-2K8W\n50HN-A8SIE6-XT16W\n";
+    assert_eq!(found_by(&d, list, &plain()).len(), 3);
+}
+
+#[test]
+fn a_retyped_lower_case_amazon_code_needs_its_label() {
+    let text = "ギフト券番号: aq3x-bn2y5k-9dxr";
+    assert_eq!(found(text, &plain()), one("aq3x-bn2y5k-9dxr", "amazon"));
+    let ctx = from("friend@example.jp", "Amazonギフトカード");
+    assert_eq!(
+        found("see well-behaved-list and ab12-cd34ef-gh56", &ctx),
+        vec![]
+    );
+    let upper = "see well-behaved-list and AB12-CD34EF-GH56";
+    assert_eq!(found(upper, &ctx), one("AB12-CD34EF-GH56", "amazon"));
+}
+
+// --- Robustness: odd and huge inputs. ---
+
+fn assert_sorted_disjoint(text: &str, findings: &[Finding]) {
+    let mut last_end = 0;
+    for f in findings {
+        assert!(f.range.start >= last_end && f.range.start < f.range.end);
+        assert!(text.get(f.range.clone()).is_some());
+        last_end = f.range.end;
+    }
+}
+
+#[test]
+fn pathological_inputs_scan_to_the_end() {
+    let d = &*BUILTIN;
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let random_bytes: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    let inputs = [
+        "A".repeat(1 << 20),
+        "AB12-".repeat(200_000),
+        "X1AB CD2E F3GH I4JK ".repeat(10_000),
+        "ギフト券番号: AQ3X-BN2Y5K-9DXR\n".repeat(5_000),
+        "ＡＢ１２ー－‐\u{200B}　".repeat(50_000),
+        "\u{200B}".repeat(300_000),
+        String::from_utf8_lossy(&random_bytes).into_owned(),
+    ];
+    for text in &inputs {
+        let ctx = from("gc-orders@gc.email.amazon.co.jp", "Amazonギフトカード");
+        let findings = d.scan(text, &ctx);
+        assert_sorted_disjoint(text, &findings);
+    }
+    let many = d.scan(&inputs[3], &plain());
+    assert_eq!(many.len(), 5_000, "every repeated code is found");
 }

@@ -261,6 +261,10 @@ pub(crate) struct Hit {
     pub end: usize,
     /// Characters between the keyword and the candidate.
     pub distance: usize,
+    /// A value of its own (4 or more letters and digits in a row) stands
+    /// between the keyword and the candidate: `注文番号: 250-1234567-1234567`
+    /// on the line above labels that number, not the candidate.
+    pub has_own_value: bool,
 }
 
 /// Keyword occurrences before and after one candidate.
@@ -285,6 +289,7 @@ impl Keywords {
                 start: m.start(),
                 end: m.end(),
                 distance: 0,
+                has_own_value: false,
             })
             .collect()
     }
@@ -297,7 +302,9 @@ impl Keywords {
             after: self.find(after),
         };
         for h in &mut hits.before {
-            h.distance = before.get(h.end..).map_or(0, |s| s.chars().count());
+            let between = before.get(h.end..).unwrap_or("");
+            h.distance = between.chars().count();
+            h.has_own_value = has_value(between);
         }
         for h in &mut hits.after {
             h.distance = after.get(..h.start).map_or(0, |s| s.chars().count());
@@ -306,7 +313,9 @@ impl Keywords {
     }
 
     /// The label nearest before the candidate among those that mean
-    /// something for `rule`.
+    /// something for `rule`. A negative label that already has a value of
+    /// its own in between does not speak about the candidate; a positive
+    /// one still does (a list of codes under one heading).
     pub fn nearest_before(&self, hits: &[Hit], rule: usize) -> Option<(Polarity, usize)> {
         self.nearest(
             hits,
@@ -315,6 +324,8 @@ impl Keywords {
             },
             rule,
         )
+        .filter(|(p, h)| !(*p == Polarity::Negative && h.has_own_value))
+        .map(|(p, h)| (p, h.distance))
     }
 
     /// The label nearest after the candidate among those that mean
@@ -327,6 +338,7 @@ impl Keywords {
             },
             rule,
         )
+        .map(|(p, h)| (p, h.distance))
     }
 
     fn nearest(
@@ -334,7 +346,7 @@ impl Keywords {
         hits: &[Hit],
         closer: impl Fn(&Hit, &Hit) -> bool,
         rule: usize,
-    ) -> Option<(Polarity, usize)> {
+    ) -> Option<(Polarity, Hit)> {
         let mut best: Option<(Hit, Polarity)> = None;
         for h in hits {
             let Some(polarity) = self.roles(h.keyword).and_then(|r| r.polarity_for(rule)) else {
@@ -348,7 +360,7 @@ impl Keywords {
                 best = Some((*h, polarity));
             }
         }
-        best.map(|(h, p)| (p, h.distance))
+        best.map(|(h, p)| (p, h))
     }
 
     /// Whether any hit names the brand of `rule`.
@@ -402,6 +414,22 @@ impl Roles {
             None
         }
     }
+}
+
+/// Whether `text` holds a run of 4 or more ASCII letters and digits.
+fn has_value(text: &str) -> bool {
+    let mut run = 0;
+    for b in text.bytes() {
+        run = if b.is_ascii_alphanumeric() {
+            run + 1
+        } else {
+            0
+        };
+        if run >= 4 {
+            return true;
+        }
+    }
+    false
 }
 
 /// A keyword that begins or ends with an ASCII letter or digit must not be
@@ -458,6 +486,16 @@ mod tests {
             Some(Polarity::Positive)
         );
         assert_eq!(nearest("ギフト券 注文番号: "), Some(Polarity::Negative));
+    }
+
+    #[test]
+    fn a_negative_label_with_its_own_value_says_nothing() {
+        assert_eq!(nearest("注文番号: 250-1234567-1234567\n"), None);
+        assert_eq!(nearest("注文番号: (1)\n"), Some(Polarity::Negative));
+        assert_eq!(
+            nearest("ギフト券番号:\nAQ3X-BN2Y5K-9DXR\n"),
+            Some(Polarity::Positive)
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub(crate) enum Sep {
 pub(crate) enum Charset {
     /// Upper-case letters and digits.
     UpperDigit,
+    /// Lower-case letters and digits (a code retyped by hand).
+    LowerDigit,
     /// Letters of one case and digits.
     OneCaseDigit,
     /// Digits only.
@@ -86,6 +88,13 @@ const fn one_case(sep: Sep, groups: &'static [u8]) -> Shape {
     }
 }
 
+const fn lower(groups: &'static [u8]) -> Shape {
+    Shape {
+        charset: Charset::LowerDigit,
+        ..shape(Sep::Hyphen, groups, 40, true)
+    }
+}
+
 const fn card(sep: Sep, groups: &'static [u8]) -> Shape {
     Shape {
         charset: Charset::Digit,
@@ -101,6 +110,8 @@ pub(crate) static BUILTINS: &[Builtin] = &[
         shapes: &[
             shape(Sep::Hyphen, &[4, 6, 4], 40, false),
             shape(Sep::Hyphen, &[4, 6, 5], 40, false),
+            lower(&[4, 6, 4]),
+            lower(&[4, 6, 5]),
             shape(Sep::None, &[14], 10, true),
             shape(Sep::None, &[15], 10, true),
         ],

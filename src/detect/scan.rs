@@ -223,7 +223,7 @@ impl<'a> Scan<'a> {
                 .shapes
                 .iter()
                 .filter(|s| shape_fits(s, cand, flags))
-                .max_by_key(|s| s.base);
+                .max_by_key(|s| (s.base, !s.needs_label));
             if let Some(s) = best {
                 if let Some(checks) = code_checks(cand.code(), s.charset, b.luhn) {
                     fits.push((index, s, checks));
@@ -276,7 +276,9 @@ impl<'a> Scan<'a> {
     /// Keyword hits in the windows around `range`.
     fn hits_around(&self, range: Range<usize>) -> Hits {
         let before = window_before(self.text, range.start, WINDOW_BEFORE);
+        // A label after the code only speaks about it on the same line.
         let after = window_after(self.text, range.end, WINDOW_AFTER);
+        let after = after.split('\n').next().unwrap_or("");
         self.det
             .keywords
             .hits_around(&normalize(before), &normalize(after))
@@ -427,6 +429,7 @@ fn shape_fits(shape: &Shape, cand: &Candidate, flags: u8) -> bool {
     };
     let charset_fits = match shape.charset {
         Charset::UpperDigit => flags & LOWER == 0,
+        Charset::LowerDigit => flags & UPPER == 0,
         Charset::OneCaseDigit => flags & (UPPER | LOWER) != (UPPER | LOWER),
         Charset::Digit => flags == DIGIT,
     };
