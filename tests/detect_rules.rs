@@ -205,7 +205,7 @@ fn corpus_ham_has_no_code() {
             sender: Some(sender),
             subject: Some(subject),
         };
-        assert_eq!(found_by(&d, text, &ctx), vec![], "{text}");
+        assert_eq!(found_by(d, text, &ctx), vec![], "{text}");
     }
 }
 
@@ -275,7 +275,7 @@ fn every_shape_with_its_label_in_every_width() {
             dashed(code, '－'),
         ] {
             let text = format!("こんにちは。\n{label} {variant}\nよろしくお願いします。");
-            assert_eq!(found_by(&d, &text, &plain()), one(&variant, rule), "{text}");
+            assert_eq!(found_by(d, &text, &plain()), one(&variant, rule), "{text}");
         }
     }
 }
@@ -303,13 +303,13 @@ fn bare_runs_need_a_label() {
         ("4539578763621486", "info@example.com"),
     ] {
         let text = format!("Reference {code} attached.");
-        assert_eq!(found_by(&d, &text, &plain()), vec![], "{text}");
+        assert_eq!(found_by(d, &text, &plain()), vec![], "{text}");
         let ctx = TextContext {
             source: TextSource::Plain,
             sender: Some(sender),
             subject: Some("Hello"),
         };
-        assert_eq!(found_by(&d, &text, &ctx), vec![], "{text} from {sender}");
+        assert_eq!(found_by(d, &text, &ctx), vec![], "{text} from {sender}");
     }
 }
 
@@ -361,9 +361,9 @@ fn every_negative_label_vetoes_a_code() {
     for label in negatives {
         for code in ["AQ3X-BN2Y5K-9DXR", "AQ3XBN2Y5K9DXR", "9OFRX-S8H3R-F0HCM"] {
             let text = format!("ギフトカードのご案内\n{label}: {code}\n");
-            assert_eq!(found_by(&d, &text, &ctx), vec![], "{text}");
+            assert_eq!(found_by(d, &text, &ctx), vec![], "{text}");
             let full = format!("ギフトカードのご案内\n{label}：{}\n", full_width(code));
-            assert_eq!(found_by(&d, &full, &ctx), vec![], "{full}");
+            assert_eq!(found_by(d, &full, &ctx), vec![], "{full}");
         }
     }
 }
@@ -817,19 +817,19 @@ fn a_label_speaks_for_its_own_line_and_value() {
     let d = &*BUILTIN;
     let next_line = "ギフト券番号: AQ3X-BN2Y5K-9DXR\n注文番号: 250-1234567-1234567";
     assert_eq!(
-        found_by(&d, next_line, &plain()),
+        found_by(d, next_line, &plain()),
         one("AQ3X-BN2Y5K-9DXR", "amazon")
     );
     let same_line = "ギフト券番号: AQ3X-BN2Y5K-9DXR (注文番号)";
-    assert_eq!(found_by(&d, same_line, &plain()), vec![]);
+    assert_eq!(found_by(d, same_line, &plain()), vec![]);
     let ctx = from("gc-orders@gc.email.amazon.co.jp", "Amazonギフトカード");
     let line_above = "注文番号: 250-1234567-1234567\nAQ3X-BN2Y5K-9DXR";
     assert_eq!(
-        found_by(&d, line_above, &ctx),
+        found_by(d, line_above, &ctx),
         one("AQ3X-BN2Y5K-9DXR", "amazon")
     );
     let list = "ギフト券番号:\nAQ3X-BN2Y5K-9DXR\nM72B-J8MRTQ-2K8W\n50HN-A8SIE6-XT16W\n";
-    assert_eq!(found_by(&d, list, &plain()).len(), 3);
+    assert_eq!(found_by(d, list, &plain()).len(), 3);
 }
 
 #[test]
