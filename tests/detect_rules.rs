@@ -66,6 +66,18 @@ fn corpus_amazon_associates_text_and_redeem_url() {
 }
 
 #[test]
+fn a_code_in_a_percent_encoded_redirect_url() {
+    let ctx = TextContext {
+        source: TextSource::Url,
+        sender: Some("gc-orders@gc.email.amazon.co.jp"),
+        subject: None,
+    };
+    let href = "https://www.amazon.co.jp/gp/r.html?C=1&U=https%3A%2F%2Fwww.amazon.co.jp%2Fgc%2F\
+                redeem%3FclaimCode%3D524YNG5BY1A2ROG%26ref%3Dgc_email";
+    assert_eq!(found(href, &ctx), one("524YNG5BY1A2ROG", "amazon"));
+}
+
+#[test]
 fn corpus_amazon_html_table_cells() {
     let ctx = TextContext {
         source: TextSource::Html,

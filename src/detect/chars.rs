@@ -98,6 +98,14 @@ pub(crate) fn classify_at(bytes: &[u8], i: usize) -> (CharClass, usize) {
         return (CharClass::Other, 1);
     };
     if b0 < 0x80 {
+        // A percent-escape (`claimCode%3D524Y...` in a redirect URL) is one
+        // separator, so its hex digits do not stick to the code after it.
+        if b0 == b'%' {
+            let hex = |k: usize| bytes.get(i + k).is_some_and(u8::is_ascii_hexdigit);
+            if hex(1) && hex(2) {
+                return (CharClass::Other, 3);
+            }
+        }
         return (ASCII_CLASS[usize::from(b0)], 1);
     }
     let len = match b0 {
@@ -138,6 +146,13 @@ mod tests {
             let bytes = c.encode_utf8(&mut buf).as_bytes();
             assert_eq!(classify_at(bytes, 0), (classify(c), c.len_utf8()), "{c:?}");
         }
+    }
+
+    #[test]
+    fn a_percent_escape_is_one_separator() {
+        assert_eq!(classify_at(b"%3D5", 0), (CharClass::Other, 3));
+        assert_eq!(classify_at(b"%OFF", 0), (CharClass::Other, 1));
+        assert_eq!(classify_at(b"%3", 0), (CharClass::Other, 1));
     }
 
     #[test]

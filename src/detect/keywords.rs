@@ -433,13 +433,19 @@ fn has_value(text: &str) -> bool {
 }
 
 /// A keyword that begins or ends with an ASCII letter or digit must not be
-/// glued to another one (`pin` is not in `shopping`); a plural `s` is fine.
+/// glued to another one (`pin` is not in `shopping`); a plural `s` is fine,
+/// and so is a percent-escape in front (`%3FclaimCode`).
 fn whole_word(text: &str, start: usize, end: usize) -> bool {
     let bytes = text.as_bytes();
     let is_alnum = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphanumeric);
     let starts_alnum = is_alnum(start);
     let ends_alnum = end > 0 && is_alnum(end - 1);
-    if starts_alnum && start > 0 && is_alnum(start - 1) {
+    let after_escape = start >= 3
+        && bytes.get(start - 3) == Some(&b'%')
+        && bytes
+            .get(start - 2..start)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+    if starts_alnum && start > 0 && is_alnum(start - 1) && !after_escape {
         return false;
     }
     if ends_alnum && is_alnum(end) {
@@ -504,6 +510,8 @@ mod tests {
         assert_eq!(nearest("barcode "), None);
         assert_eq!(nearest("Your codes: "), Some(Polarity::Positive));
         assert_eq!(nearest("?claimCode="), Some(Polarity::Positive));
+        assert_eq!(nearest("%3FclaimCode%3D"), Some(Polarity::Positive));
+        assert_eq!(nearest("x3FclaimCode%3D"), None);
     }
 
     #[test]
