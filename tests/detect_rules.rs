@@ -293,6 +293,31 @@ fn every_shape_with_its_label_in_every_width() {
 }
 
 #[test]
+fn a_stray_group_next_to_a_spaced_code_is_masked_with_it() {
+    let text = "Your code: X123 XROD E6XK 6NTT T9XK";
+    assert_eq!(
+        found(text, &plain()),
+        one("X123 XROD E6XK 6NTT T9XK", "apple")
+    );
+    let card = "カード番号: 2024 4539 5787 6362 1486";
+    assert_eq!(
+        found(card, &plain()),
+        one("4539 5787 6362 1486", "prepaid_card")
+    );
+    let two = "Codes: XROD E6XK 6NTT T9XK XABC 1DEF 2GHI 3JKL";
+    let got = found(two, &plain());
+    let expected = [
+        ("XROD E6XK 6NTT T9XK", "apple"),
+        ("XABC 1DEF 2GHI 3JKL", "apple"),
+    ];
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|(c, r)| (c.to_string(), r.to_string()))
+        .collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
 fn labels_after_the_code_count_too() {
     let text = "AQ3X-BN2Y5K-9DXR is your claim code.";
     assert_eq!(found(text, &plain()), one("AQ3X-BN2Y5K-9DXR", "amazon"));

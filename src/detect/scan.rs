@@ -80,9 +80,10 @@ impl Candidate {
     }
 }
 
-/// Four-character words separated by single spaces, the last few.
+/// Four-character words separated by single spaces (at most 8 are kept;
+/// a longer run is looked at 8 words at a time).
 struct SpaceRun {
-    words: [Range<usize>; 4],
+    words: [Range<usize>; 8],
     len: usize,
     /// `seq` of the last word added.
     last: u64,
@@ -114,7 +115,7 @@ impl<'a> Scan<'a> {
     pub fn run(mut self) -> Vec<Finding> {
         let text = self.text;
         let mut run = SpaceRun {
-            words: [0..0, 0..0, 0..0, 0..0],
+            words: std::array::from_fn(|_| 0..0),
             len: 0,
             last: 0,
         };
@@ -130,6 +131,7 @@ impl<'a> Scan<'a> {
                 self.space_run(&mut run, w);
             }
         });
+        self.flush_space_run(&mut run);
         let cards: Vec<(Range<usize>, std::sync::Arc<str>, u32)> = self
             .findings
             .iter()
@@ -166,53 +168,88 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// Collect runs of 4-character words separated by single spaces.
     fn space_run(&mut self, run: &mut SpaceRun, w: &Word) {
         let four = w.len == 4 && w.ngroups == 1 && w.flags & super::chars::LOWER == 0;
         if !four {
-            run.len = 0;
+            self.flush_space_run(run);
             return;
         }
-        if !w.space_before || w.seq != run.last + 1 {
-            run.len = 0;
+        if !w.space_before || w.seq != run.last + 1 || run.len == run.words.len() {
+            self.flush_space_run(run);
         }
         run.last = w.seq;
-        if run.len == run.words.len() {
-            run.words.rotate_left(1);
-            run.len -= 1;
-        }
         if let Some(slot) = run.words.get_mut(run.len) {
             *slot = w.start..w.end;
             run.len += 1;
         }
-        if run.len < run.words.len() {
-            return;
-        }
-        let start = run.words[0].start;
-        let end = run.words[3].end;
-        if glued(self.text, start, end) {
-            return;
-        }
-        let mut cand = Candidate {
-            range: start..end,
-            code: [0; MAX_CODE],
-            len: 0,
-            groups: [4, 4, 4, 4, 0, 0],
-            ngroups: 4,
-            sep: Sep::Space,
-        };
-        for r in run.words.clone() {
-            if cand.push(self.text, r).is_none() {
-                return;
+    }
+
+    /// Look for space-grouped codes (4 groups of 4) in a finished run. A
+    /// run longer than 4 groups may hold its code anywhere, so every place
+    /// is scored; places that overlap are one finding covering them all,
+    /// since masking a stray group too is better than leaving the end of a
+    /// code unmasked.
+    fn flush_space_run(&mut self, run: &mut SpaceRun) {
+        let words = run.words.clone();
+        let words = words.get(..run.len).unwrap_or(&[]);
+        run.len = 0;
+        let mut places: Vec<(usize, usize, i32)> = Vec::new();
+        for (first, window) in words.windows(4).enumerate() {
+            let (Some(a), Some(z)) = (window.first(), window.last()) else {
+                continue;
+            };
+            if glued(self.text, a.start, z.end) {
+                continue;
+            }
+            let mut cand = Candidate {
+                range: a.start..z.end,
+                code: [0; MAX_CODE],
+                len: 0,
+                groups: [4, 4, 4, 4, 0, 0],
+                ngroups: 4,
+                sep: Sep::Space,
+            };
+            if window
+                .iter()
+                .all(|r| cand.push(self.text, r.clone()).is_some())
+            {
+                if let Some((rule, score)) = self.best_rule(&cand) {
+                    places.push((first, rule, score));
+                }
             }
         }
-        if self.evaluate(&cand) {
-            run.len = 0;
+        // `places` is in order of `first`; merge overlapping ones.
+        let mut merged: Vec<(usize, usize, usize, i32)> = Vec::new();
+        for (first, rule, score) in places {
+            match merged.last_mut() {
+                Some(m) if first < m.1 + 4 => {
+                    m.1 = first;
+                    if score > m.3 {
+                        m.2 = rule;
+                        m.3 = score;
+                    }
+                }
+                _ => merged.push((first, first, rule, score)),
+            }
+        }
+        for (first, last, rule, score) in merged {
+            if let (Some(a), Some(z)) = (words.get(first), words.get(last + 3)) {
+                self.push(rule, a.start..z.end, score, None);
+            }
         }
     }
 
-    /// Score a built-in candidate against every rule whose shapes fit it;
-    /// keep it under the best rule that accepts it.
-    fn evaluate(&mut self, cand: &Candidate) -> bool {
+    /// Keep a built-in candidate under the best rule that accepts it.
+    fn evaluate(&mut self, cand: &Candidate) {
+        if let Some((rule, score)) = self.best_rule(cand) {
+            self.push(rule, cand.range.clone(), score, None);
+        }
+    }
+
+    /// Score a built-in candidate against every rule whose shapes fit it:
+    /// the best rule that accepts it, and its score.
+    fn best_rule(&mut self, cand: &Candidate) -> Option<(usize, i32)> {
         let flags = cand.flags();
         let mut fits: Vec<(usize, &'static Shape, i32)> = Vec::new();
         for (index, rule) in self.det.rules.iter().enumerate() {
@@ -232,7 +269,7 @@ impl<'a> Scan<'a> {
         }
         // Most look-alikes stop here, before any context is looked at.
         if fits.is_empty() {
-            return false;
+            return None;
         }
         let hits = self.hits_around(cand.range.clone());
         let mut best: Option<(usize, i32)> = None;
@@ -248,13 +285,7 @@ impl<'a> Scan<'a> {
                 best = Some((index, score));
             }
         }
-        match best {
-            Some((index, score)) => {
-                self.push(index, cand.range.clone(), score, None);
-                true
-            }
-            None => false,
-        }
+        best
     }
 
     fn push(&mut self, rule: usize, range: Range<usize>, score: i32, kind: Option<CodeKind>) {
