@@ -75,6 +75,8 @@ pub enum RuleError {
     },
     #[error("too many rules ({count}, at most {max})")]
     TooManyRules { count: usize, max: usize },
+    #[error("keywords: {0}")]
+    Keywords(#[from] aho_corasick::BuildError),
 }
 
 pub(crate) fn valid_name(name: &str) -> bool {

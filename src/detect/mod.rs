@@ -199,11 +199,7 @@ impl Detector {
                 kw.add(w, |r| r.negative.insert(index));
             }
         }
-        // Aho-Corasick only fails on automata far larger than these lists.
-        let keywords = kw.build().map_err(|_| RuleError::TooManyRules {
-            count,
-            max: MAX_RULES,
-        })?;
+        let keywords = kw.build()?;
         let unspaced = || {
             rules.iter().filter_map(|r| match r.matcher {
                 Matcher::Builtin(b) => Some(b.shapes.iter().filter(|s| s.sep != Sep::Space)),

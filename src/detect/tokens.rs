@@ -6,7 +6,7 @@
 //! the words the caller is interested in; the many short words of ordinary
 //! text are counted and dropped inside the byte loop.
 
-use super::chars::{classify_at, flag_of, CharClass, ALNUM_FLAGS, LOWER};
+use super::chars::{classify_at, flag_of, CharClass, ALNUM_FLAGS, DIGIT, LOWER, UPPER};
 
 /// Most hyphen groups a word keeps track of (Xbox codes have 5).
 pub(crate) const MAX_GROUPS: usize = 6;
@@ -178,19 +178,11 @@ pub(crate) fn for_each_word(text: &str, interest: Interest, mut emit: impl FnMut
     let mut t = Tokenizer::new(interest);
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
-        // Runs of ASCII letters and digits (most of any text) in a tight loop.
-        let mut flags = ALNUM_FLAGS[usize::from(b)];
-        if flags != 0 {
+        // Runs of ASCII letters and digits (most of any text), 8 bytes at a time.
+        if ALNUM_FLAGS[usize::from(b)] != 0 {
             let start = i;
-            i += 1;
-            while let Some(&b) = bytes.get(i) {
-                let f = ALNUM_FLAGS[usize::from(b)];
-                if f == 0 {
-                    break;
-                }
-                flags |= f;
-                i += 1;
-            }
+            let (len, flags) = alnum_run(bytes, i);
+            i += len;
             // A short word standing alone (the common case) is only counted.
             let alone = !t.in_word && bytes.get(i).is_none_or(|&b| b < 0x80 && b != b'-');
             if alone && !interest.wants(i - start, 1, flags) {
@@ -206,6 +198,60 @@ pub(crate) fn for_each_word(text: &str, interest: Interest, mut emit: impl FnMut
         i += len;
     }
     t.finish(&mut emit);
+}
+
+const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Bit 7 of each byte set where the byte (below 0x80) is in `lo..=hi`.
+#[inline(always)]
+fn in_range(x: u64, lo: u8, hi: u8) -> u64 {
+    let above_lo = x + u64::from_le_bytes([0x80 - lo; 8]);
+    let above_hi = x + u64::from_le_bytes([0x7F - hi; 8]);
+    above_lo & !above_hi & HIGH
+}
+
+/// Length and `UPPER | LOWER | DIGIT` flags of the run of ASCII letters and
+/// digits starting at `bytes[i]`. Eight bytes are classified at once
+/// (SWAR), so the end of a short word costs no per-byte branch.
+#[inline(always)]
+fn alnum_run(bytes: &[u8], mut i: usize) -> (usize, u8) {
+    let start = i;
+    let mut flags = 0;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let v = u64::from_le_bytes(word);
+        let x = v & LOW7;
+        let ascii = !v & HIGH;
+        let digit = in_range(x, b'0', b'9') & ascii;
+        let upper = in_range(x, b'A', b'Z') & ascii;
+        let lower = in_range(x, b'a', b'z') & ascii;
+        let alnum = digit | upper | lower;
+        // Bytes before the first non-alphanumeric one.
+        let n = ((!alnum & HIGH).trailing_zeros() / 8) as usize;
+        let keep = if n >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * n)) - 1
+        };
+        flags |= u8::from(digit & keep != 0) * DIGIT
+            | u8::from(upper & keep != 0) * UPPER
+            | u8::from(lower & keep != 0) * LOWER;
+        i += n;
+        if n < 8 {
+            return (i - start, flags);
+        }
+    }
+    while let Some(&b) = bytes.get(i) {
+        let f = ALNUM_FLAGS[usize::from(b)];
+        if f == 0 {
+            break;
+        }
+        flags |= f;
+        i += 1;
+    }
+    (i - start, flags)
 }
 
 /// The ASCII form of the code characters in `text[start..end]`, appended to
@@ -293,6 +339,48 @@ mod tests {
             .map(|&(t, s, b)| (t.to_string(), s, b))
             .collect();
         assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn swar_runs_match_byte_by_byte_runs() {
+        let samples = [
+            "abc def",
+            "ABCDEFGH",
+            "ABCDEFGHI-x",
+            "0123456789abcdefXYZ!",
+            "a",
+            "",
+            "Zz9@`[{/:",
+            "ＡＢ12",
+            "abcdefg\u{e9}h",
+            "12345678",
+            "1234567 ",
+            "ABCDEFGHIJKLMNOP",
+        ];
+        for s in samples {
+            for i in 0..s.len() {
+                let bytes = s.as_bytes();
+                let mut n = 0;
+                let mut flags = 0;
+                while let Some(&b) = bytes.get(i + n) {
+                    if !b.is_ascii_alphanumeric() {
+                        break;
+                    }
+                    flags |= flag_of(b);
+                    n += 1;
+                }
+                assert_eq!(alnum_run(bytes, i), (n, flags), "{s:?} at {i}");
+            }
+        }
+        for b in 0..=255u8 {
+            let bytes = [b; 9];
+            let expected = if b.is_ascii_alphanumeric() {
+                (9, flag_of(b))
+            } else {
+                (0, 0)
+            };
+            assert_eq!(alnum_run(&bytes, 0), expected, "byte {b:#x}");
+        }
     }
 
     #[test]
