@@ -235,9 +235,11 @@ fn alnum_run(bytes: &[u8], mut i: usize) -> (usize, u8) {
         } else {
             (1u64 << (8 * n)) - 1
         };
-        flags |= u8::from(digit & keep != 0) * DIGIT
-            | u8::from(upper & keep != 0) * UPPER
-            | u8::from(lower & keep != 0) * LOWER;
+        for (bits, flag) in [(digit, DIGIT), (upper, UPPER), (lower, LOWER)] {
+            if bits & keep != 0 {
+                flags |= flag;
+            }
+        }
         i += n;
         if n < 8 {
             return (i - start, flags);
