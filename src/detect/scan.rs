@@ -455,7 +455,9 @@ impl<'a> Scan<'a> {
 fn shape_fits(shape: &Shape, cand: &Candidate, flags: u8) -> bool {
     use super::chars::{DIGIT, LOWER, UPPER};
     let groups_fit = match shape.sep {
-        Sep::None => cand.sep == Sep::None && shape.groups == [cand.len as u8] && cand.len < 256,
+        Sep::None => {
+            cand.sep == Sep::None && u8::try_from(cand.len).is_ok_and(|len| shape.groups == [len])
+        }
         Sep::Hyphen | Sep::Space => cand.sep == shape.sep && shape.groups == cand.groups(),
     };
     let charset_fits = match shape.charset {
