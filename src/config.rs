@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::detect::DetectConfig;
+
 /// The whole configuration, as read from the file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +27,9 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     #[serde(default)]
     pub accounts: Vec<Account>,
+    /// Detector settings: disabled built-in rules and user rules.
+    #[serde(default)]
+    pub detect: DetectConfig,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -263,6 +268,8 @@ impl Config {
                 .parse::<crate::secret::SecretSource>()
                 .map_err(|e| invalid(key("upstream.secret"), e.to_string()))?;
         }
+        crate::detect::Detector::from_config(&self.detect)
+            .map_err(|e| invalid("detect".into(), e.to_string()))?;
         Ok(())
     }
 
@@ -406,6 +413,25 @@ mod tests {
     }
 
     #[test]
+    fn commented_detect_example_is_valid_when_uncommented() {
+        let example = include_str!("../config/example.toml");
+        let start = example.find("# [detect]").unwrap();
+        let (head, tail) = example.split_at(start);
+        // Uncomment the TOML lines, keep the prose comments.
+        let uncommented: String = tail
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(toml) if toml.starts_with('[') || toml.contains(" = ") => toml,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let cfg = parse(&format!("{head}{uncommented}")).unwrap();
+        assert_eq!(cfg.detect.disable, ["xbox"]);
+        assert_eq!(cfg.detect.rules.len(), 1);
+    }
+
+    #[test]
     fn non_loopback_listener_without_tls_is_refused() {
         let err = parse(&minimal(
             "address = \"0.0.0.0:1143\"\ntls = \"none\"",
@@ -492,6 +518,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("accounts[0].upstream.secret"), "{err}");
+    }
+
+    #[test]
+    fn a_broken_user_rule_is_a_config_error() {
+        let text = minimal(
+            "address = \"127.0.0.1:1\"\ntls = \"none\"",
+            "url = \"imaps://h\"",
+        ) + "[[detect.rules]]\nname = \"shop\"\npattern = \"([A-Z\"\n";
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("detect") && err.contains("shop"), "{err}");
     }
 
     #[test]
