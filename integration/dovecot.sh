@@ -256,7 +256,10 @@ cmd_start() {
 		DOVECOT_CONF=$dir/dovecot.conf
 	EOF
 
-	/usr/sbin/dovecot -c "$dir/dovecot.conf" || die "dovecot failed to start; see $dir/dovecot.log"
+	# The daemon must not inherit our stdout/stderr: a caller reading them
+	# through a pipe would wait for an EOF that never comes.
+	/usr/sbin/dovecot -c "$dir/dovecot.conf" </dev/null >"$dir/start.log" 2>&1 ||
+		die "dovecot failed to start: $(cat "$dir/start.log"); see $dir/dovecot.log"
 	wait_listening "$dir" "$imap_port" "$imaps_port"
 	cat "$dir/env"
 }

@@ -130,3 +130,35 @@ fn secrets_grep_finds_a_planted_password() {
     let found = files_containing(dir.path(), &[LOCAL_PASSWORD, UPSTREAM_PASSWORD], &[skip]);
     assert_eq!(found, vec![nested.join("x.log")]);
 }
+
+/// The config the bench writes is valid TOML in the shape of
+/// config/example.toml, with every value where giftlock reads it.
+#[test]
+fn rendered_giftlock_config_has_the_contract_keys() {
+    let bench = Bench::start(DovecotMode::Normal);
+    let mut setup = GiftlockSetup::new(&[Tls::None, Tls::Implicit], Upstream::Plain);
+    setup.secret = SecretSource::File;
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$qvd4FhjCKm6Wq8yQf0BhVw3yqJg9Kq8gHkC0S+ZXv1c";
+    let text = bench.render_giftlock_config(&setup, hash);
+    let cfg: config::Config = config::Config::builder()
+        .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+        .build()
+        .expect("rendered config parses as TOML");
+    let get = |key: &str| cfg.get_string(key).unwrap_or_else(|e| panic!("{key}: {e}\n{text}"));
+    assert_eq!(get("listeners[0].address"), setup.listeners[0].address);
+    assert_eq!(get("listeners[0].tls"), "none");
+    assert_eq!(get("listeners[1].tls"), "implicit");
+    assert_eq!(get("listeners[1].cert"), bench.dovecot.cert_file.to_string_lossy());
+    assert_eq!(get("accounts[0].local_user"), USER);
+    assert_eq!(get("accounts[0].local_password_hash"), hash);
+    assert_eq!(
+        get("accounts[0].upstream.url"),
+        format!("imap://localhost:{}", bench.dovecot.imap_port)
+    );
+    assert_eq!(get("accounts[0].upstream.tls"), "none");
+    assert_eq!(
+        get("accounts[0].upstream.secret"),
+        format!("file:{}", bench.password_file(UPSTREAM_PASSWORD).display())
+    );
+    assert_eq!(cfg.get_int("limits.max_message_bytes").ok(), Some(268435456));
+}

@@ -172,7 +172,7 @@ def scenario_session(args):
 
 def scenario_wrong_password(args):
     conn = imaplib_connect(args)
-    wrong = args.password + "-wrong"
+    wrong = args.wrong_password or args.password + "-wrong"
     try:
         imaplib_login(conn, args, wrong)
         raise CheckFailed("a wrong password was accepted")
@@ -349,12 +349,17 @@ def main():
     p.add_argument("--ca", help="CA certificate (PEM) to trust")
     p.add_argument("--user", required=True)
     p.add_argument("--password-file", required=True, help="file holding the password (kept off the command line)")
+    p.add_argument("--wrong-password-file", help="wrong-password: the wrong password to try (default: the password + '-wrong')")
     p.add_argument("--auth", choices=["login", "plain"], default="login")
     p.add_argument("--label", default="test", help="tag for APPENDed messages")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds for every network wait")
     args = p.parse_args()
     with open(args.password_file, encoding="utf-8") as f:
         args.password = f.read().strip()
+    args.wrong_password = None
+    if args.wrong_password_file:
+        with open(args.wrong_password_file, encoding="utf-8") as f:
+            args.wrong_password = f.read().strip()
     try:
         report = SCENARIOS[args.scenario](args)
     except CheckFailed as e:

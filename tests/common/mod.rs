@@ -461,9 +461,18 @@ impl Bench {
     pub fn write_giftlock_config(&mut self, setup: &GiftlockSetup) -> PathBuf {
         let gl_dir = self.path().join("giftlock");
         fs::create_dir_all(&gl_dir).expect("create giftlock dir");
+        let toml = self.render_giftlock_config(setup, local_password_hash());
+        let path = gl_dir.join("config.toml");
+        fs::write(&path, toml).expect("write giftlock config");
+        path
+    }
+
+    /// giftlock's TOML config (the format of config/example.toml) for `setup`.
+    pub fn render_giftlock_config(&self, setup: &GiftlockSetup, local_hash: &str) -> String {
         let d = &self.dovecot;
         let mut toml = String::new();
-        let _ = writeln!(toml, "[general]\nstate_dir = {}", toml_str(gl_dir.join("state")));
+        let state_dir = self.path().join("giftlock/state");
+        let _ = writeln!(toml, "[general]\nstate_dir = {}", toml_str(state_dir));
         let _ = writeln!(toml, "\n[limits]\nmax_message_bytes = 268435456");
         for l in &setup.listeners {
             let _ = writeln!(
@@ -473,14 +482,20 @@ impl Bench {
                 toml_str(l.tls.name())
             );
             if l.tls != Tls::None {
-                let _ = writeln!(toml, "cert = {}\nkey = {}", toml_str(&d.cert_file), toml_str(&d.key_file));
+                // The test CA's localhost leaf: clients already trust that CA.
+                let _ = writeln!(
+                    toml,
+                    "cert = {}\nkey = {}",
+                    toml_str(&d.cert_file),
+                    toml_str(&d.key_file)
+                );
             }
         }
         let _ = writeln!(
             toml,
             "\n[[accounts]]\nname = \"test\"\nlocal_user = {}\nlocal_password_hash = {}",
             toml_str(USER),
-            toml_str(local_password_hash())
+            toml_str(local_hash)
         );
         let url = match setup.upstream {
             Upstream::Imaps => format!("imaps://localhost:{}", d.imaps_port()),
@@ -490,7 +505,11 @@ impl Bench {
             SecretSource::Env => format!("env:{SECRET_ENV}"),
             SecretSource::File => format!("file:{}", self.password_file(UPSTREAM_PASSWORD).display()),
         };
-        let ca = if setup.trust_test_ca { &d.ca_file } else { &d.untrusted_ca_file };
+        let ca = if setup.trust_test_ca {
+            &d.ca_file
+        } else {
+            &d.untrusted_ca_file
+        };
         let _ = writeln!(
             toml,
             "\n[accounts.upstream]\nurl = {}\nuser = {}\nsecret = {}\nca_file = {}",
@@ -502,9 +521,7 @@ impl Bench {
         if setup.upstream == Upstream::Plain {
             let _ = writeln!(toml, "tls = \"none\"");
         }
-        let path = gl_dir.join("config.toml");
-        fs::write(&path, toml).expect("write giftlock config");
-        path
+        toml
     }
 
     fn spawn_giftlock(&mut self, config: &Path) -> (Child, PathBuf) {
