@@ -273,9 +273,10 @@ pub fn local_password_hash() -> &'static str {
             run.status_text(),
             run.stderr
         );
+        // It prints a config line, `local_password_hash = "$argon2id$..."`.
         let hash = run
             .stdout
-            .split_whitespace()
+            .split(|c: char| c.is_whitespace() || c == '"')
             .find(|w| w.starts_with("$argon2"))
             .unwrap_or_else(|| panic!("`giftlock passwd` printed no argon2 hash: {}", run.stdout))
             .to_string();
