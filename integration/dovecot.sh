@@ -61,7 +61,9 @@ master_pid() {
 # uid 0) and as ourselves otherwise.
 mail_ids() {
 	if [[ "$(id -u)" == 0 ]]; then
-		echo "$(id -u nobody) $(getent group nogroup >/dev/null && getent group nogroup | cut -d: -f3 || id -g nobody)"
+		local gid
+		gid="$(getent group nogroup | cut -d: -f3 || true)"
+		echo "$(id -u nobody) ${gid:-$(id -g nobody)}"
 	else
 		echo "$(id -u) $(id -g)"
 	fi
