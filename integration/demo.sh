@@ -91,14 +91,15 @@ local_password_hash = "$hash"
 [accounts.upstream]
 url = "imaps://localhost:$dovecot_imaps_port"
 user = "alice"
-secret = "env:GIFTLOCK_DEMO_UPSTREAM_SECRET"
+# Not GIFTLOCK_-prefixed: that prefix overrides config keys.
+secret = "env:DEMO_UPSTREAM_SECRET"
 ca_file = "$CA_FILE"
 EOF
 ca_line="$("$giftlock" cert --config "$work/giftlock.toml" | grep '^CA certificate:')"
 giftlock_ca="${ca_line#CA certificate:}"
 giftlock_ca="${giftlock_ca#"${giftlock_ca%%[![:space:]]*}"}"
 
-GIFTLOCK_DEMO_UPSTREAM_SECRET=alice-upstream-pw \
+DEMO_UPSTREAM_SECRET=alice-upstream-pw \
 	"$giftlock" serve --config "$work/giftlock.toml" >"$work/giftlock.log" 2>&1 &
 giftlock_pid=$!
 for _ in $(seq 1 150); do
