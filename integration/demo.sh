@@ -53,7 +53,12 @@ work="$(mktemp -d /tmp/giftlock-demo-XXXXXX)"
 chmod 0755 "$work" # Dovecot's unprivileged processes read below it
 giftlock_pid=""
 cleanup() {
-	[[ -n "$giftlock_pid" ]] && kill "$giftlock_pid" 2>/dev/null && wait "$giftlock_pid" 2>/dev/null
+	# Best effort, every step: errexit must not cut the cleanup short.
+	set +e
+	if [[ -n "$giftlock_pid" ]]; then
+		kill "$giftlock_pid" 2>/dev/null
+		wait "$giftlock_pid" 2>/dev/null
+	fi
 	"$here/dovecot.sh" stop "$work/dovecot"
 	rm -rf "$work"
 	echo "demo: stopped and cleaned up"
