@@ -195,23 +195,18 @@ write_conf() {
 				default_login_user = dovenull
 			EOF
 		else
-			local me
+			local me group
 			me="$(id -un)"
+			group="$(id -gn)"
 			cat <<-EOF
 				default_internal_user = $me
+				default_internal_group = $group
 				default_login_user = $me
 				service anvil {
 				  chroot =
 				}
 				service imap-login {
 				  chroot =
-				  user = $me
-				}
-				service auth {
-				  user = $me
-				}
-				service auth-worker {
-				  user = $me
 				}
 			EOF
 		fi
