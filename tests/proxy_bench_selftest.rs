@@ -35,6 +35,28 @@ fn imaplib_session_works_directly_on_every_dovecot_port() {
 }
 
 #[test]
+fn curl_fetches_directly_over_both_tls_modes() {
+    let mut bench = Bench::start(DovecotMode::Normal);
+    bench.dovecot.fill(USER, 3, 9, 0);
+    let imaps = format!(
+        "imaps://localhost:{}/INBOX;UID=2",
+        bench.dovecot.imaps_port()
+    );
+    let fetched = bench.curl("curl-imaps", &imaps, UPSTREAM_PASSWORD, &[]);
+    assert!(fetched.success(), "{}", fetched.stderr);
+    assert!(
+        fetched.stdout.contains("Message-ID: <gen-2-"),
+        "{}",
+        fetched.stdout
+    );
+    let search = format!("imap://localhost:{}/INBOX?ALL", bench.dovecot.imap_port);
+    let found = bench.curl("curl-starttls", &search, UPSTREAM_PASSWORD, &["--ssl-reqd"]);
+    assert!(found.success(), "{}", found.stderr);
+    assert_eq!(found.stdout.trim(), "* SEARCH 1 2 3");
+    bench.assert_no_secrets_logged();
+}
+
+#[test]
 fn wrong_password_probe_sees_authenticationfailed_directly() {
     let bench = Bench::start(DovecotMode::Normal);
     let run = bench.client(

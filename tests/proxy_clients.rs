@@ -1,6 +1,6 @@
 //! Real clients through `giftlock serve` in front of a real Dovecot: python
-//! imaplib sessions over every listener/upstream TLS combination, and mbsync
-//! syncs that must be byte-identical to direct ones.
+//! imaplib sessions over every listener/upstream TLS combination, curl, and
+//! mbsync syncs that must be byte-identical to direct ones.
 
 mod common;
 
@@ -125,5 +125,52 @@ fn mbsync_through_giftlock_is_byte_identical_to_direct() {
         differing, 0,
         "{differing} messages differ between direct and proxied syncs"
     );
+    bench.assert_no_secrets_logged();
+}
+
+/// curl fetches the same bytes through giftlock as directly: a 6 MB message
+/// over implicit TLS and a SEARCH over a STARTTLS listener.
+#[test]
+fn curl_through_giftlock_matches_direct() {
+    let mut bench = Bench::start(DovecotMode::Normal);
+    bench.dovecot.fill(USER, 5, 9, 6);
+    let setup = GiftlockSetup::new(&[Tls::Implicit, Tls::Starttls], Upstream::Imaps);
+    bench.start_giftlock(&setup);
+    let direct_port = bench.dovecot.imaps_port();
+    let proxied_port = setup.port(Tls::Implicit);
+    for uid in [1, 2] {
+        let direct = bench.curl(
+            "curl-direct",
+            &format!("imaps://localhost:{direct_port}/INBOX;UID={uid}"),
+            UPSTREAM_PASSWORD,
+            &[],
+        );
+        assert!(direct.success(), "direct curl failed: {}", direct.stderr);
+        let proxied = bench.curl(
+            "curl-proxied",
+            &format!("imaps://localhost:{proxied_port}/INBOX;UID={uid}"),
+            LOCAL_PASSWORD,
+            &[],
+        );
+        assert!(
+            proxied.success(),
+            "curl through giftlock failed ({}): {}",
+            proxied.status_text(),
+            proxied.stderr
+        );
+        assert!(!direct.stdout.is_empty());
+        assert!(
+            proxied.stdout == direct.stdout,
+            "UID {uid} differs through giftlock"
+        );
+    }
+    let search = bench.curl(
+        "curl-search",
+        &format!("imap://localhost:{}/INBOX?ALL", setup.port(Tls::Starttls)),
+        LOCAL_PASSWORD,
+        &["--ssl-reqd"],
+    );
+    assert!(search.success(), "{}", search.stderr);
+    assert_eq!(search.stdout.trim(), "* SEARCH 1 2 3 4 5");
     bench.assert_no_secrets_logged();
 }

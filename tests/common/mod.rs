@@ -682,6 +682,36 @@ impl Bench {
         (run, maildir.join("INBOX"))
     }
 
+    /// `curl URL` (an `imap://` or `imaps://` URL on localhost) as USER with
+    /// `password` (from a netrc file), trusting the test CA; stdout holds what
+    /// curl fetched.
+    pub fn curl(&mut self, name: &str, url: &str, password: &str, extra: &[&str]) -> Run {
+        let netrc = self.path().join(format!("{name}.netrc"));
+        fs::write(
+            &netrc,
+            format!("machine localhost login {USER} password {password}\n"),
+        )
+        .expect("write netrc");
+        fs::set_permissions(&netrc, fs::Permissions::from_mode(0o600)).expect("chmod netrc");
+        self.secret_files.push(netrc.clone());
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "--silent",
+            "--show-error",
+            "--max-time",
+            "60",
+            "--netrc-file",
+        ])
+        .arg(&netrc)
+        .arg("--cacert")
+        .arg(&self.dovecot.ca_file)
+        .args(extra)
+        .arg(url);
+        let dir = self.path().join("clients");
+        fs::create_dir_all(&dir).expect("create clients dir");
+        run_command(cmd, name, &dir, CLIENT_TIMEOUT)
+    }
+
     /// Files under the bench directory that contain any test password,
     /// ignoring the files that hold them on purpose.
     pub fn files_with_secrets(&self) -> Vec<PathBuf> {
