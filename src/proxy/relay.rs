@@ -254,10 +254,15 @@ async fn server_to_client<F: ContentFilter>(
         let message = server.message_bytes();
         pending.resolve(message);
         let inspection;
-        let out = match capability::filter_line(message) {
-            // Capability lists only ever travel in literal-free lines.
-            Some(filtered) if is_single_line(message) => Cow::Owned(filtered),
-            _ => {
+        // Capability lists only travel in literal-free lines; checking that
+        // first keeps big literals from being searched for them.
+        let capabilities = match is_single_line(message) {
+            true => capability::filter_line(message),
+            false => None,
+        };
+        let out = match capabilities {
+            Some(filtered) => Cow::Owned(filtered),
+            None => {
                 inspection = response::inspect(message);
                 match inspection {
                     response::Inspection::NoContent => Cow::Borrowed(message),
