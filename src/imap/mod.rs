@@ -3,4 +3,5 @@
 
 pub mod capability;
 pub mod command;
+pub mod framing;
 pub mod response;

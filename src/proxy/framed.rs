@@ -1,48 +1,33 @@
-//! A byte stream cut into IMAP fragments by imap-codec's fragmentizer.
+//! A byte stream cut into IMAP messages: [`crate::imap::framing::Framer`]
+//! over one read side.
 //!
-//! [`FramedReader`] owns one read side and a [`Fragmentizer`]. It never
-//! decodes anything: callers look at fragments and complete messages and
-//! forward the very bytes that arrived. Memory is bounded by the maximum
-//! message size; a message that would exceed it is an error before its
-//! literal is buffered, because the fragmentizer would otherwise drop bytes.
+//! It never decodes anything: callers look at fragments and complete
+//! messages and forward the very bytes that arrived. Reads go straight into
+//! the framer's buffer.
 
 use std::io;
 
-use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// How much is read from the socket at a time.
-const READ_CHUNK: usize = 64 * 1024;
+pub use crate::imap::framing::{Fragment, Framer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     #[error("connection closed")]
     Closed,
-    #[error("connection closed in the middle of a message ({received} bytes of it received)")]
-    ClosedMidMessage { received: usize },
+    #[error("connection closed in the middle of a message")]
+    ClosedMidMessage,
     #[error("a message of at least {size} bytes exceeds the limit of {limit} bytes (limits.max_message_bytes)")]
     TooLarge { size: u64, limit: u32 },
     #[error("{0}")]
     Io(#[from] io::Error),
 }
 
-/// The fragmentizer state, separable from the stream so the stream can be
-/// split or upgraded to TLS between two messages.
-///
-/// The size limit is enforced here rather than by the fragmentizer (which
-/// silently truncates): a literal is checked against it when announced, a
-/// line as it grows. So the limit can change between messages, e.g. when a
-/// client logs in, without losing bytes the client already pipelined.
-pub struct Framer {
-    fragmentizer: Fragmentizer,
-    limit: u32,
-}
-
-impl Framer {
-    pub fn new(limit: u32) -> Self {
-        Framer {
-            fragmentizer: Fragmentizer::without_max_message_size(),
-            limit,
+impl From<crate::imap::framing::TooLarge> for FrameError {
+    fn from(e: crate::imap::framing::TooLarge) -> Self {
+        FrameError::TooLarge {
+            size: e.size,
+            limit: e.limit,
         }
     }
 }
@@ -50,7 +35,6 @@ impl Framer {
 pub struct FramedReader<R> {
     reader: R,
     framer: Framer,
-    chunk: Box<[u8]>,
 }
 
 impl<R: AsyncRead + Unpin> FramedReader<R> {
@@ -59,20 +43,18 @@ impl<R: AsyncRead + Unpin> FramedReader<R> {
     }
 
     pub fn from_parts(reader: R, framer: Framer) -> Self {
-        FramedReader {
-            reader,
-            framer,
-            chunk: vec![0; READ_CHUNK].into_boxed_slice(),
-        }
+        FramedReader { reader, framer }
     }
 
+    /// The stream and the framer. Dropping the framer drops bytes read but
+    /// not yet framed: after STARTTLS that is what must happen to them.
     pub fn into_parts(self) -> (R, Framer) {
         (self.reader, self.framer)
     }
 
     /// Changes the size limit for the messages that follow.
     pub fn set_limit(&mut self, limit: u32) {
-        self.framer.limit = limit;
+        self.framer.set_limit(limit);
     }
 
     /// The stream, for writing during phases that do not split it.
@@ -80,56 +62,30 @@ impl<R: AsyncRead + Unpin> FramedReader<R> {
         &mut self.reader
     }
 
-    /// The next fragment from what is already buffered, without reading.
-    pub fn buffered_fragment(&mut self) -> Result<Option<FragmentInfo>, FrameError> {
-        let info = self.framer.fragmentizer.progress();
-        let held = self.framer.fragmentizer.message_bytes().len() as u64;
-        // A line that keeps growing without an end.
-        if held > u64::from(self.framer.limit) {
-            return Err(FrameError::TooLarge {
-                size: held,
-                limit: self.framer.limit,
-            });
-        }
-        if let Some(FragmentInfo::Line {
-            announcement: Some(a),
-            ..
-        }) = info
-        {
-            let size = held + u64::from(a.length);
-            if size > u64::from(self.framer.limit) {
-                return Err(FrameError::TooLarge {
-                    size,
-                    limit: self.framer.limit,
-                });
-            }
-        }
-        Ok(info)
+    /// The next fragment from what is already read, without reading.
+    pub fn buffered_fragment(&mut self) -> Result<Option<Fragment>, FrameError> {
+        Ok(self.framer.next_fragment()?)
     }
 
-    /// Reads once from the stream into the fragmentizer. Returns the number
-    /// of bytes read; end of stream is an error that says whether a message
-    /// was cut off.
+    /// Reads once from the stream. Returns the number of bytes read; end of
+    /// stream is an error that says whether a message was cut off.
     pub async fn fill(&mut self) -> Result<usize, FrameError> {
-        let n = self.reader.read(&mut self.chunk).await?;
+        let n = self.reader.read(self.framer.read_buf()).await?;
         if n == 0 {
-            let received = self.framer.fragmentizer.message_bytes().len();
-            return Err(
-                match (received, self.framer.fragmentizer.is_message_complete()) {
-                    (0, _) | (_, true) => FrameError::Closed,
-                    _ => FrameError::ClosedMidMessage { received },
-                },
-            );
+            return Err(match self.framer.is_mid_message() {
+                true => FrameError::ClosedMidMessage,
+                false => FrameError::Closed,
+            });
         }
-        self.framer.fragmentizer.enqueue_bytes(&self.chunk[..n]);
+        self.framer.commit(n);
         Ok(n)
     }
 
     /// The next fragment, reading from the stream as needed.
-    pub async fn next_fragment(&mut self) -> Result<FragmentInfo, FrameError> {
+    pub async fn next_fragment(&mut self) -> Result<Fragment, FrameError> {
         loop {
-            if let Some(info) = self.buffered_fragment()? {
-                return Ok(info);
+            if let Some(fragment) = self.buffered_fragment()? {
+                return Ok(fragment);
             }
             self.fill().await?;
         }
@@ -145,22 +101,22 @@ impl<R: AsyncRead + Unpin> FramedReader<R> {
         }
     }
 
-    pub fn fragment_bytes(&self, info: FragmentInfo) -> &[u8] {
-        self.framer.fragmentizer.fragment_bytes(info)
+    pub fn fragment_bytes(&self, fragment: &Fragment) -> &[u8] {
+        &self.framer.message()[fragment.range()]
     }
 
     pub fn message_bytes(&self) -> &[u8] {
-        self.framer.fragmentizer.message_bytes()
+        self.framer.message()
     }
 
     pub fn is_message_complete(&self) -> bool {
-        self.framer.fragmentizer.is_message_complete()
+        self.framer.is_message_complete()
     }
 
     /// Drops the rest of the current message: only after the peer was told
     /// its synchronising literal is refused, so it will not send it.
     pub fn skip_message(&mut self) {
-        self.framer.fragmentizer.skip_message();
+        self.framer.skip_message();
     }
 }
 
@@ -169,7 +125,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn frames_lines_and_literals_across_reads() {
+    async fn frames_messages_across_reads() {
         let (mut tx, rx) = tokio::io::duplex(8);
         let mut framed = FramedReader::new(rx, 1024);
         let writer = tokio::spawn(async move {
@@ -204,22 +160,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_line_over_the_limit_is_refused() {
-        let input = vec![b'x'; 300];
-        let mut framed = FramedReader::new(&input[..], 100);
-        assert!(matches!(
-            framed.next_message().await,
-            Err(FrameError::TooLarge { .. })
-        ));
-    }
-
-    #[tokio::test]
     async fn eof_inside_a_literal_says_so() {
         let input: &[u8] = b"* 1 FETCH (BODY[] {50}\r\nonly part";
         let mut framed = FramedReader::new(input, 1000);
         assert!(matches!(
             framed.next_message().await,
-            Err(FrameError::ClosedMidMessage { .. })
+            Err(FrameError::ClosedMidMessage)
         ));
     }
 }

@@ -17,12 +17,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use imap_codec::fragmentizer::FragmentInfo;
 use imap_codec::imap_types::core::LiteralMode;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 use tokio::sync::{oneshot, Mutex};
 
-use super::framed::{FrameError, FramedReader};
+use super::framed::{Fragment, FrameError, FramedReader};
 use super::stream::BoxedStream;
 use crate::imap::command::{self, Verdict};
 use crate::imap::{capability, response};
@@ -176,13 +175,13 @@ async fn client_to_server(
         let starts_message = info.range().start == 0;
         let sync_literal_next = matches!(
             info,
-            FragmentInfo::Line { announcement: Some(a), .. } if a.mode == LiteralMode::Sync
+            Fragment::Line { announcement: Some(a), .. } if a.mode == LiteralMode::Sync
         ) && !complete;
 
         if starts_message {
-            if let Verdict::Refuse(reason) = command::verdict(client.fragment_bytes(info)) {
+            if let Verdict::Refuse(reason) = command::verdict(client.fragment_bytes(&info)) {
                 let tag =
-                    command::parse_head(client.fragment_bytes(info)).map_or(&b"*"[..], |h| h.tag);
+                    command::parse_head(client.fragment_bytes(&info)).map_or(&b"*"[..], |h| h.tag);
                 let reply = [tag, b" BAD ", reason.as_bytes(), b"\r\n"].concat();
                 if let Err(e) = write_flush(&client_writer, &reply).await {
                     return RelayEnd::Client(e.into());
@@ -201,7 +200,7 @@ async fn client_to_server(
             continue;
         }
 
-        if let Err(e) = server.write_all(client.fragment_bytes(info)).await {
+        if let Err(e) = server.write_all(client.fragment_bytes(&info)).await {
             return RelayEnd::Server(e.into());
         }
         if sync_literal_next {

@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use imap_codec::fragmentizer::FragmentInfo;
 use imap_codec::imap_types::auth::{AuthMechanism, AuthenticateData};
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::core::LiteralMode;
@@ -19,7 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
-use super::framed::{FrameError, FramedReader};
+use super::framed::{Fragment, FrameError, FramedReader};
 use super::relay::{self, PassThrough};
 use super::server::Shared;
 use super::stream::BoxedStream;
@@ -142,7 +141,7 @@ impl PreAuth {
             if self.client.is_message_complete() {
                 break;
             }
-            if let FragmentInfo::Line {
+            if let Fragment::Line {
                 announcement: Some(a),
                 ..
             } = info
