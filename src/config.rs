@@ -52,6 +52,9 @@ pub struct Limits {
     pub max_message_bytes: u32,
     /// Seconds allowed for connecting and logging in upstream.
     pub upstream_timeout_secs: u64,
+    /// Seconds a stopping giftlock waits for sessions to close after
+    /// telling them BYE.
+    pub drain_secs: u64,
 }
 
 impl Default for Limits {
@@ -59,6 +62,7 @@ impl Default for Limits {
         Limits {
             max_message_bytes: 256 * 1024 * 1024,
             upstream_timeout_secs: 30,
+            drain_secs: 10,
         }
     }
 }
@@ -71,7 +75,7 @@ pub enum ListenerTls {
     Implicit,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     pub address: SocketAddr,

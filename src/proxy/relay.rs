@@ -61,7 +61,12 @@ pub enum RelayEnd {
     ServerClosed,
     Client(FrameError),
     Server(FrameError),
+    /// giftlock is stopping: the client was told BYE.
+    Shutdown,
 }
+
+/// What a stopping giftlock tells a logged-in client.
+pub const SHUTDOWN_BYE: &[u8] = b"* BYE giftlock is shutting down\r\n";
 
 #[derive(Debug)]
 pub struct RelayOutcome {
@@ -103,13 +108,16 @@ impl PendingLiteral {
     }
 }
 
-/// Runs the relay until either side closes.
+/// Runs the relay until either side closes, or until `shutdown` resolves:
+/// then the client gets [`SHUTDOWN_BYE`] between two messages and the
+/// relay ends.
 pub async fn relay<F: ContentFilter>(
     client: FramedReader<ReadHalf<BoxedStream>>,
     client_writer: WriteHalf<BoxedStream>,
     server: FramedReader<ReadHalf<BoxedStream>>,
     server_writer: WriteHalf<BoxedStream>,
     filter: F,
+    shutdown: impl Future<Output = ()>,
 ) -> RelayOutcome {
     let client_writer: ClientWriter = Arc::new(Mutex::new(BufWriter::new(client_writer)));
     let pending = Arc::new(PendingLiteral::default());
@@ -123,8 +131,9 @@ pub async fn relay<F: ContentFilter>(
         pending.clone(),
         &from_client,
     );
+    let bye_writer = client_writer.clone();
     let down = server_to_client(server, client_writer, pending, filter, &to_client);
-    tokio::pin!(up, down);
+    tokio::pin!(up, down, shutdown);
     let end: RelayEnd = tokio::select! {
         end = &mut down => end,
         end = &mut up => {
@@ -132,6 +141,25 @@ pub async fn relay<F: ContentFilter>(
             // what it was sending (it sees our half-close), then stop.
             let _ = tokio::time::timeout(DRAIN_AFTER_CLIENT_EOF, &mut down).await;
             end
+        }
+        () = &mut shutdown => {
+            // The writer lock is held for whole messages, so the BYE lands
+            // between two. Keep forwarding while waiting for the lock: the
+            // message being written may need more server bytes to finish.
+            let bye = async {
+                let mut w = bye_writer.lock().await;
+                w.write_all(SHUTDOWN_BYE).await?;
+                w.flush().await?;
+                w.shutdown().await
+            };
+            let _ = tokio::time::timeout(DRAIN_AFTER_CLIENT_EOF, async {
+                tokio::select! {
+                    _ = bye => {}
+                    _ = &mut down => {}
+                }
+            })
+            .await;
+            RelayEnd::Shutdown
         }
     };
     RelayOutcome {
@@ -310,6 +338,7 @@ mod tests {
             FramedReader::new(sr, 1 << 20),
             sw,
             PassThrough,
+            std::future::pending(),
         ));
         (client_end, server_end, task)
     }
