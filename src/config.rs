@@ -188,7 +188,8 @@ impl Config {
                 config::Environment::with_prefix("GIFTLOCK")
                     .prefix_separator("_")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .source(Some(override_vars())),
             )
             .build()
             .and_then(|c| c.try_deserialize())
@@ -282,6 +283,19 @@ impl Config {
     pub fn account_by_local_user(&self, user: &str) -> Option<&Account> {
         self.accounts.iter().find(|a| a.local_user == user)
     }
+}
+
+/// The `GIFTLOCK_*` variables that override config keys. Every top-level
+/// key is a table, so an override always has a `__` (`GIFTLOCK_LIMITS__X`);
+/// variables without one (`GIFTLOCK_CONFIG`, `GIFTLOCK_LOG`) belong to the
+/// command line and must not be read as unknown config keys.
+fn override_vars() -> config::Map<String, String> {
+    std::env::vars()
+        .filter(|(name, _)| {
+            name.strip_prefix("GIFTLOCK_")
+                .is_some_and(|rest| rest.contains("__"))
+        })
+        .collect()
 }
 
 /// The default state directory when the config names none.
