@@ -25,7 +25,7 @@ enum Commands {
     /// Make sure the local CA exists and print where its certificate is.
     Cert(giftlock::cli::cert::CertArgs),
     /// Create a config: provider, upstream login, local password, listeners.
-    Init(giftlock::cli::init::InitArgs),
+    Init(Box<giftlock::cli::init::InitArgs>),
     /// Test the config: secrets, upstream logins, listeners, certificates.
     Check(giftlock::cli::check::CheckArgs),
     /// Install the systemd service (user or system).
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         Commands::Serve(args) => giftlock::cli::serve::run(args),
         Commands::Passwd(args) => giftlock::cli::passwd::run(args),
         Commands::Cert(args) => giftlock::cli::cert::run(args),
-        Commands::Init(args) => giftlock::cli::init::run(args),
+        Commands::Init(args) => giftlock::cli::init::run(*args),
         Commands::Check(args) => giftlock::cli::check::run(args),
         Commands::Service(args) => giftlock::cli::service::run(args),
         Commands::Completions(args) => giftlock::cli::generate::completions(args, Cli::command()),

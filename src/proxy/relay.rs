@@ -143,9 +143,9 @@ pub async fn relay<F: ContentFilter>(
             end
         }
         () = &mut shutdown => {
-            // The writer lock is held for whole messages, so the BYE lands
-            // between two. Keep forwarding while waiting for the lock: the
-            // message being written may need more server bytes to finish.
+            // The writer lock is held while a whole message is written, so
+            // the BYE lands between two. Keep driving the server side while
+            // waiting for the lock: a write in progress must finish first.
             let bye = async {
                 let mut w = bye_writer.lock().await;
                 w.write_all(SHUTDOWN_BYE).await?;
@@ -414,6 +414,43 @@ mod tests {
         server.write_all(b"* CAPABILITY IMAP4rev1 COMPRESS=DEFLATE IDLE\r\nc OK [CAPABILITY IMAP4rev1 STARTTLS] x\r\n").await.unwrap();
         let want = b"* CAPABILITY IMAP4rev1 IDLE\r\nc OK [CAPABILITY IMAP4rev1] x\r\n";
         assert_eq!(read_exactly(&mut client, want.len()).await, want);
+    }
+
+    #[tokio::test]
+    async fn shutdown_says_bye_between_messages_and_ends_the_relay() {
+        let (client_end, proxy_client) = duplex(1 << 16);
+        let (mut server, proxy_server) = duplex(1 << 16);
+        let (cr, cw) = tokio::io::split(Box::new(proxy_client) as BoxedStream);
+        let (sr, sw) = tokio::io::split(Box::new(proxy_server) as BoxedStream);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(relay(
+            FramedReader::new(cr, 1 << 20),
+            cw,
+            FramedReader::new(sr, 1 << 20),
+            sw,
+            PassThrough,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let mut client = client_end;
+        // One whole message, then half of the next when the stop comes: the
+        // client gets the whole one and the BYE, never half a message.
+        server
+            .write_all(b"* 1 EXISTS\r\n* 2 FETCH (BODY[] {10}\r\n01234")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop.send(()).unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(outcome.end, RelayEnd::Shutdown), "{outcome:?}");
+        let mut seen = Vec::new();
+        client.read_to_end(&mut seen).await.unwrap();
+        let want: &[u8] = b"* 1 EXISTS\r\n* BYE giftlock is shutting down\r\n";
+        assert_eq!(seen, want);
     }
 
     #[tokio::test]
