@@ -145,3 +145,65 @@ fn upstream_down_gives_a_clear_no_and_the_next_session_works_once_it_is_back() {
     drop(served);
     bench.assert_no_secrets_logged();
 }
+
+#[test]
+fn systemd_notifications_ready_watchdog_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let port = common::free_port();
+    let config = dir.path().join("giftlock.toml");
+    fs::write(
+        &config,
+        format!(
+            "[general]\nstate_dir = \"{}\"\n[[listeners]]\naddress = \"127.0.0.1:{port}\"\ntls = \"none\"\n\
+             [[accounts]]\nname = \"a\"\nlocal_user = \"alice\"\nlocal_password_hash = \"{}\"\n\
+             [accounts.upstream]\nurl = \"imap://127.0.0.1:1\"\ntls = \"none\"\nuser = \"alice\"\nsecret = \"env:UNUSED\"\n",
+            dir.path().join("state").display(),
+            hash(FIRST_PW)
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_giftlock"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &socket_path)
+        // Every 0.2 s: pings every 0.1 s.
+        .env("WATCHDOG_USEC", "200000")
+        .env_remove("WATCHDOG_PID")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let mut next = || {
+        let n = socket.recv(&mut buf).expect("a notification in time");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(next(), "READY=1\n");
+    for _ in 0..3 {
+        assert_eq!(next(), "WATCHDOG=1\n");
+    }
+    std::net::TcpStream::connect(("127.0.0.1", port)).expect("listening once READY");
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let mut saw_stopping = false;
+    for _ in 0..50 {
+        if next() == "STOPPING=1\n" {
+            saw_stopping = true;
+            break;
+        }
+    }
+    assert!(saw_stopping, "no STOPPING=1");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}

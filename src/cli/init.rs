@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use super::providers::{self, Provider};
 use crate::config::{Account, Config, Upstream};
 use crate::password::hash_password;
-use crate::secret::{store_keyring, Secret, SecretSource, KEYRING_SERVICE};
+use crate::secret::{store_keyring, Secret, SecretError, SecretSource, KEYRING_SERVICE};
 use crate::tls::local_ca;
 
 /// Shortest local password accepted (the same rule as `giftlock passwd`).
@@ -575,9 +575,10 @@ fn store_secret(
                 write_private(&path, secret.expose(), args.force)?;
                 writeln!(
                     out,
-                    "Upstream secret: the OS keyring cannot be used ({e:#}).\n  Stored instead in {} \
+                    "Upstream secret: the OS keyring cannot be used: {}.\n  Stored instead in {} \
                      (mode 0600: readable by you only). On a server, --secret-store credential \
                      keeps it in a systemd credential.",
+                    keyring_problem(&e),
                     path.display()
                 )?;
                 Ok(format!("file:{}", path.display()))
@@ -617,13 +618,27 @@ fn store_secret(
 
 /// Stores the secret in the keyring and reads it back, so a keyring that
 /// accepts writes but cannot give them back is not trusted.
-fn store_in_keyring(name: &str, secret: &Secret) -> anyhow::Result<()> {
+fn store_in_keyring(name: &str, secret: &Secret) -> Result<(), SecretError> {
     store_keyring(KEYRING_SERVICE, name, secret)?;
     let back = SecretSource::Keyring.load(name)?;
     if back.expose() != secret.expose() {
-        bail!("the keyring returned a different value than was stored");
+        return Err(SecretError::Keyring {
+            service: KEYRING_SERVICE.into(),
+            user: name.into(),
+            detail: "it returned a different value than was stored".into(),
+        });
     }
     Ok(())
+}
+
+/// Why the keyring was not used, in one clause.
+fn keyring_problem(err: &SecretError) -> String {
+    match err {
+        SecretError::KeyringUnavailable { detail } => {
+            format!("no Secret Service is reachable ({detail})")
+        }
+        other => other.to_string(),
+    }
 }
 
 fn secret_file_path(args: &InitArgs, config_path: &Path, name: &str) -> anyhow::Result<PathBuf> {
