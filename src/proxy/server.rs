@@ -201,9 +201,11 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
 
     loop {
         tokio::select! {
-            _ = hangup.recv() => reload(&shared, reload_from.as_deref()).await,
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
+            // A stream that ends (None) disables its branch instead of spinning.
+            Some(()) = hangup.recv() => reload(&shared, reload_from.as_deref()).await,
+            Some(()) = terminate.recv() => break,
+            Some(()) = interrupt.recv() => break,
+            else => break,
         }
     }
 
