@@ -57,6 +57,9 @@ pub struct Limits {
     pub max_message_bytes: u32,
     /// Seconds allowed for connecting and logging in upstream.
     pub upstream_timeout_secs: u64,
+    /// Seconds a stopping giftlock waits for sessions to close after
+    /// telling them BYE.
+    pub drain_secs: u64,
 }
 
 impl Default for Limits {
@@ -64,6 +67,7 @@ impl Default for Limits {
         Limits {
             max_message_bytes: 256 * 1024 * 1024,
             upstream_timeout_secs: 30,
+            drain_secs: 10,
         }
     }
 }
@@ -76,7 +80,7 @@ pub enum ListenerTls {
     Implicit,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listener {
     pub address: SocketAddr,
@@ -189,7 +193,8 @@ impl Config {
                 config::Environment::with_prefix("GIFTLOCK")
                     .prefix_separator("_")
                     .separator("__")
-                    .try_parsing(true),
+                    .try_parsing(true)
+                    .source(Some(override_vars())),
             )
             .build()
             .and_then(|c| c.try_deserialize())
@@ -285,6 +290,19 @@ impl Config {
     pub fn account_by_local_user(&self, user: &str) -> Option<&Account> {
         self.accounts.iter().find(|a| a.local_user == user)
     }
+}
+
+/// The `GIFTLOCK_*` variables that override config keys. Every top-level
+/// key is a table, so an override always has a `__` (`GIFTLOCK_LIMITS__X`);
+/// variables without one (`GIFTLOCK_CONFIG`, `GIFTLOCK_LOG`) belong to the
+/// command line and must not be read as unknown config keys.
+fn override_vars() -> config::Map<String, String> {
+    std::env::vars()
+        .filter(|(name, _)| {
+            name.strip_prefix("GIFTLOCK_")
+                .is_some_and(|rest| rest.contains("__"))
+        })
+        .collect()
 }
 
 /// The default state directory when the config names none.

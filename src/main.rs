@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +24,16 @@ enum Commands {
     Passwd(giftlock::cli::passwd::PasswdArgs),
     /// Make sure the local CA exists and print where its certificate is.
     Cert(giftlock::cli::cert::CertArgs),
+    /// Create a config: provider, upstream login, local password, listeners.
+    Init(Box<giftlock::cli::init::InitArgs>),
+    /// Test the config: secrets, upstream logins, listeners, certificates.
+    Check(giftlock::cli::check::CheckArgs),
+    /// Install the systemd service (user or system).
+    Service(giftlock::cli::service::ServiceArgs),
+    /// Print a shell completion script.
+    Completions(giftlock::cli::generate::CompletionsArgs),
+    /// Print the man page (or write all pages with --out-dir).
+    Manpage(giftlock::cli::generate::ManpageArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +42,11 @@ fn main() -> ExitCode {
         Commands::Serve(args) => giftlock::cli::serve::run(args),
         Commands::Passwd(args) => giftlock::cli::passwd::run(args),
         Commands::Cert(args) => giftlock::cli::cert::run(args),
+        Commands::Init(args) => giftlock::cli::init::run(*args),
+        Commands::Check(args) => giftlock::cli::check::run(args),
+        Commands::Service(args) => giftlock::cli::service::run(args),
+        Commands::Completions(args) => giftlock::cli::generate::completions(args, Cli::command()),
+        Commands::Manpage(args) => giftlock::cli::generate::manpage(args, Cli::command()),
     };
     result.unwrap_or_else(|e| {
         eprintln!("giftlock: {e:#}");

@@ -2,5 +2,11 @@
 //! arguments (clap) and its `run`. `src/main.rs` only dispatches.
 
 pub mod cert;
+pub mod check;
+pub mod generate;
+pub mod init;
+mod mobileconfig;
 pub mod passwd;
+pub mod providers;
 pub mod serve;
+pub mod service;

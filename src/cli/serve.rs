@@ -31,7 +31,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(crate::proxy::serve(config))?;
+    runtime.block_on(crate::proxy::serve(config, Some(args.config)))?;
+    // Sessions still open after the drain time are dropped, not awaited.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)
 }
 

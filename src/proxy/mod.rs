@@ -8,6 +8,6 @@ pub mod relay;
 mod server;
 mod session;
 pub mod stream;
-mod upstream;
+pub mod upstream;
 
 pub use server::{serve, ServeError};

@@ -60,7 +60,12 @@ pub enum RelayEnd {
     ServerClosed,
     Client(FrameError),
     Server(FrameError),
+    /// giftlock is stopping: the client was told BYE.
+    Shutdown,
 }
+
+/// What a stopping giftlock tells a logged-in client.
+pub const SHUTDOWN_BYE: &[u8] = b"* BYE giftlock is shutting down\r\n";
 
 #[derive(Debug)]
 pub struct RelayOutcome {
@@ -102,13 +107,16 @@ impl PendingLiteral {
     }
 }
 
-/// Runs the relay until either side closes.
+/// Runs the relay until either side closes, or until `shutdown` resolves:
+/// then the client gets [`SHUTDOWN_BYE`] between two messages and the
+/// relay ends.
 pub async fn relay<F: ContentFilter>(
     client: FramedReader<ReadHalf<BoxedStream>>,
     client_writer: WriteHalf<BoxedStream>,
     server: FramedReader<ReadHalf<BoxedStream>>,
     server_writer: WriteHalf<BoxedStream>,
     filter: F,
+    shutdown: impl Future<Output = ()>,
 ) -> RelayOutcome {
     let client_writer: ClientWriter = Arc::new(Mutex::new(BufWriter::new(client_writer)));
     let pending = Arc::new(PendingLiteral::default());
@@ -122,8 +130,9 @@ pub async fn relay<F: ContentFilter>(
         pending.clone(),
         &from_client,
     );
+    let bye_writer = client_writer.clone();
     let down = server_to_client(server, client_writer, pending, filter, &to_client);
-    tokio::pin!(up, down);
+    tokio::pin!(up, down, shutdown);
     let end: RelayEnd = tokio::select! {
         end = &mut down => end,
         end = &mut up => {
@@ -131,6 +140,25 @@ pub async fn relay<F: ContentFilter>(
             // what it was sending (it sees our half-close), then stop.
             let _ = tokio::time::timeout(DRAIN_AFTER_CLIENT_EOF, &mut down).await;
             end
+        }
+        () = &mut shutdown => {
+            // The writer lock is held while a whole message is written, so
+            // the BYE lands between two. Keep driving the server side while
+            // waiting for the lock: a write in progress must finish first.
+            let bye = async {
+                let mut w = bye_writer.lock().await;
+                w.write_all(SHUTDOWN_BYE).await?;
+                w.flush().await?;
+                w.shutdown().await
+            };
+            let _ = tokio::time::timeout(DRAIN_AFTER_CLIENT_EOF, async {
+                tokio::select! {
+                    _ = bye => {}
+                    _ = &mut down => {}
+                }
+            })
+            .await;
+            RelayEnd::Shutdown
         }
     };
     RelayOutcome {
@@ -314,6 +342,7 @@ mod tests {
             FramedReader::new(sr, 1 << 20),
             sw,
             PassThrough,
+            std::future::pending(),
         ));
         (client_end, server_end, task)
     }
@@ -389,6 +418,43 @@ mod tests {
         server.write_all(b"* CAPABILITY IMAP4rev1 COMPRESS=DEFLATE IDLE\r\nc OK [CAPABILITY IMAP4rev1 STARTTLS] x\r\n").await.unwrap();
         let want = b"* CAPABILITY IMAP4rev1 IDLE\r\nc OK [CAPABILITY IMAP4rev1] x\r\n";
         assert_eq!(read_exactly(&mut client, want.len()).await, want);
+    }
+
+    #[tokio::test]
+    async fn shutdown_says_bye_between_messages_and_ends_the_relay() {
+        let (client_end, proxy_client) = duplex(1 << 16);
+        let (mut server, proxy_server) = duplex(1 << 16);
+        let (cr, cw) = tokio::io::split(Box::new(proxy_client) as BoxedStream);
+        let (sr, sw) = tokio::io::split(Box::new(proxy_server) as BoxedStream);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(relay(
+            FramedReader::new(cr, 1 << 20),
+            cw,
+            FramedReader::new(sr, 1 << 20),
+            sw,
+            PassThrough,
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let mut client = client_end;
+        // One whole message, then half of the next when the stop comes: the
+        // client gets the whole one and the BYE, never half a message.
+        server
+            .write_all(b"* 1 EXISTS\r\n* 2 FETCH (BODY[] {10}\r\n01234")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop.send(()).unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(outcome.end, RelayEnd::Shutdown), "{outcome:?}");
+        let mut seen = Vec::new();
+        client.read_to_end(&mut seen).await.unwrap();
+        let want: &[u8] = b"* 1 EXISTS\r\n* BYE giftlock is shutting down\r\n";
+        assert_eq!(seen, want);
     }
 
     #[tokio::test]

@@ -1,13 +1,24 @@
 //! `giftlock serve`: bind every listener, accept clients, run a session for
 //! each. Everything sessions share lives in [`Shared`].
+//!
+//! Operation under a service manager: READY=1 once every listener is bound,
+//! WATCHDOG=1 pings when systemd asks for them, SIGHUP reloads the config
+//! file (new sessions use it; a bad file is refused and the old config
+//! stays), SIGTERM or SIGINT drains: stop accepting, tell every client BYE,
+//! wait up to `limits.drain_secs` for sessions to close, return.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use sd_notify::NotifyState;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn, Instrument};
 
@@ -31,6 +42,8 @@ pub struct Shared {
     /// Upstream TLS client configs by account name, built on first use
     /// (loading the platform roots is slow).
     upstream_tls: Mutex<HashMap<String, Arc<rustls::ClientConfig>>>,
+    /// Becomes true when giftlock starts stopping.
+    stopping: watch::Sender<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +58,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot install the signal handlers: {0}")]
+    Signal(std::io::Error),
 }
 
 impl Shared {
@@ -57,6 +72,25 @@ impl Shared {
 
     pub fn acceptor(&self, listener: SocketAddr) -> Option<TlsAcceptor> {
         self.acceptors.get(&listener).cloned()
+    }
+
+    /// Resolves once giftlock starts stopping; sessions then say BYE.
+    pub fn stopping(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut stopping = self.stopping.subscribe();
+        async move {
+            // An error means the sender is gone, i.e. giftlock is ending too.
+            let _ = stopping.wait_for(|&s| s).await;
+        }
+    }
+
+    /// Puts `config` in force for sessions that log in from now on.
+    fn replace_config(&self, config: Config) {
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        // An account's ca_file may have changed.
+        self.upstream_tls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// Reads the account's secret and logs in upstream.
@@ -106,8 +140,9 @@ impl Shared {
     }
 }
 
-/// Binds every listener and serves until the process is stopped.
-pub async fn serve(config: Config) -> Result<(), ServeError> {
+/// Binds every listener and serves until SIGTERM or SIGINT, then drains.
+/// On SIGHUP the config is read again from `reload_from`, if given.
+pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), ServeError> {
     crate::tls::install_crypto_provider();
     let state_dir = config.state_dir();
     let mut acceptors = HashMap::new();
@@ -137,18 +172,108 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         info!(address = %l.address, tls = ?l.tls, "listening");
         bound.push((listener, l.address, l.tls));
     }
+    let mut hangup = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
     let shared = Arc::new(Shared {
         config: RwLock::new(Arc::new(config)),
         throttle: Throttle::default(),
         acceptors,
         upstream_tls: Mutex::new(HashMap::new()),
+        stopping: watch::channel(false).0,
     });
-    let mut tasks = tokio::task::JoinSet::new();
+    // Every session task holds a clone of `open`; `recv` on `all_closed`
+    // returns None once the last one is dropped.
+    let (open, mut all_closed) = mpsc::channel::<()>(1);
+    let mut accepting = tokio::task::JoinSet::new();
     for (listener, addr, tls) in bound {
-        tasks.spawn(accept_loop(shared.clone(), listener, addr, tls));
+        accepting.spawn(accept_loop(
+            shared.clone(),
+            listener,
+            addr,
+            tls,
+            open.clone(),
+        ));
     }
-    while tasks.join_next().await.is_some() {}
+    drop(open);
+    notify(&[NotifyState::Ready]);
+    let watchdog = sd_notify::watchdog_enabled().map(|period| tokio::spawn(watchdog(period)));
+
+    loop {
+        tokio::select! {
+            // A stream that ends (None) disables its branch instead of spinning.
+            Some(()) = hangup.recv() => reload(&shared, reload_from.as_deref()).await,
+            Some(()) = terminate.recv() => break,
+            Some(()) = interrupt.recv() => break,
+            else => break,
+        }
+    }
+
+    notify(&[NotifyState::Stopping]);
+    let drain = Duration::from_secs(shared.config().limits.drain_secs);
+    info!(
+        drain_secs = drain.as_secs(),
+        "stopping: no new connections, telling clients BYE"
+    );
+    accepting.shutdown().await;
+    shared.stopping.send_replace(true);
+    match tokio::time::timeout(drain, all_closed.recv()).await {
+        Ok(_) => info!("all sessions closed; stopped"),
+        Err(_) => warn!(
+            drain_secs = drain.as_secs(),
+            "sessions still open after the drain time; stopping anyway"
+        ),
+    }
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     Ok(())
+}
+
+/// Reads the config file again and puts it in force for new sessions. A
+/// file that does not load is refused as a whole; the old config stays.
+async fn reload(shared: &Shared, path: Option<&Path>) {
+    let Some(path) = path else {
+        warn!("SIGHUP: giftlock was started without a config file, so there is nothing to reload");
+        return;
+    };
+    notify(&[NotifyState::Reloading]);
+    let file = path.to_path_buf();
+    let loaded = tokio::task::spawn_blocking(move || Config::load(&file)).await;
+    match loaded {
+        Ok(Ok(new)) => {
+            let old = shared.config();
+            if new.listeners != old.listeners || new.state_dir() != old.state_dir() {
+                warn!(file = %path.display(), "changes to listeners or state_dir take effect only after a restart; the running listeners stay as they are");
+            }
+            let accounts = new.accounts.len();
+            shared.replace_config(new);
+            info!(file = %path.display(), accounts, "configuration reloaded; new sessions use it");
+        }
+        Ok(Err(e)) => {
+            error!(error = %e, "configuration reload refused; the previous configuration stays in force")
+        }
+        Err(e) => {
+            error!(error = %e, "configuration reload failed; the previous configuration stays in force")
+        }
+    }
+    notify(&[NotifyState::Ready]);
+}
+
+/// Tells systemd the service is alive, at half the period it asked for.
+async fn watchdog(period: Duration) {
+    let mut tick = tokio::time::interval(period / 2);
+    loop {
+        tick.tick().await;
+        notify(&[NotifyState::Watchdog]);
+    }
+}
+
+/// Sends a state change to systemd; does nothing outside a notify service.
+fn notify(state: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        warn!(error = %e, "cannot notify the service manager");
+    }
 }
 
 async fn accept_loop(
@@ -156,6 +281,7 @@ async fn accept_loop(
     listener: TcpListener,
     addr: SocketAddr,
     tls: ListenerTls,
+    open: mpsc::Sender<()>,
 ) {
     loop {
         let (tcp, peer) = match listener.accept().await {
@@ -168,6 +294,7 @@ async fn accept_loop(
             }
         };
         let shared = shared.clone();
+        let open = open.clone();
         let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
         // Every log line of the session carries its id and the client address.
         let span = tracing::info_span!("session", id, peer = %peer);
@@ -186,6 +313,7 @@ async fn accept_loop(
                     Err(e) => SessionEnd::Tls(e),
                 };
                 log_end(&end);
+                drop(open);
             }
             .instrument(span),
         );
@@ -224,5 +352,6 @@ fn log_end(end: &SessionEnd) {
         SessionEnd::Logout | SessionEnd::Idle => debug!(end = ?end, "session ended before login"),
         SessionEnd::Client(e) => debug!(error = %e, "session ended before login"),
         SessionEnd::Tls(e) => warn!(error = %e, "session ended"),
+        SessionEnd::Shutdown => info!("session ended: giftlock is stopping"),
     }
 }

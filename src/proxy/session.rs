@@ -38,6 +38,8 @@ pub enum SessionEnd {
     Client(FrameError),
     Idle,
     Tls(String),
+    /// giftlock is stopping; the client was told BYE.
+    Shutdown,
 }
 
 /// Facts about the connection the session needs.
@@ -67,8 +69,17 @@ pub async fn run(
 
 /// Answers commands in the not-authenticated state until login or logout.
 async fn drive(mut state: PreAuth) -> SessionEnd {
+    let stopping = state.shared.stopping();
+    tokio::pin!(stopping);
     loop {
-        let step = match tokio::time::timeout(PRE_AUTH_IDLE, state.next_command()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout(PRE_AUTH_IDLE, state.next_command()) => next,
+            () = &mut stopping => {
+                let _ = state.reply(relay::SHUTDOWN_BYE).await;
+                return SessionEnd::Shutdown;
+            }
+        };
+        let step = match next {
             Ok(step) => step,
             Err(_) => {
                 let _ = state
@@ -357,6 +368,7 @@ impl PreAuth {
             FramedReader::from_parts(server_read, server_framer),
             server_write,
             PassThrough,
+            self.shared.stopping(),
         )
         .await;
         SessionEnd::Relay(outcome)

@@ -56,6 +56,22 @@ pub struct LoggedIn {
     pub capabilities: Vec<String>,
 }
 
+impl LoggedIn {
+    /// Ends the session politely (`LOGOUT`), for callers that only wanted
+    /// to know the login works (`giftlock check`).
+    pub async fn logout(mut self) -> Result<(), FrameError> {
+        let stream = self.reader.get_mut();
+        stream.write_all(b"gl9 LOGOUT\r\n").await?;
+        stream.flush().await?;
+        loop {
+            let line = self.reader.next_message().await?;
+            if line.starts_with(b"gl9 ") {
+                return Ok(());
+            }
+        }
+    }
+}
+
 /// Connects to `addr`, secures the connection and logs in as `user`.
 pub async fn connect(
     addr: &UpstreamAddr,

@@ -1,0 +1,795 @@
+//! `giftlock init`: from nothing to a working config in one command.
+//!
+//! Asks (or, with `--non-interactive`, takes from flags) the provider, the
+//! upstream user and secret, the local user and password; stores the secret
+//! in the best place available and says which; writes the config; makes the
+//! local CA and an iOS profile for it; prints what to type into mail clients.
+
+use std::fmt::Write as _;
+use std::fs::{self, OpenOptions};
+use std::io::{self, BufRead, IsTerminal, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use rand::Rng;
+use zeroize::Zeroizing;
+
+use super::providers::{self, Provider};
+use crate::config::{Account, Config, Upstream};
+use crate::password::hash_password;
+use crate::secret::{store_keyring, Secret, SecretError, SecretSource, KEYRING_SERVICE};
+use crate::tls::local_ca;
+
+/// Shortest local password accepted (the same rule as `giftlock passwd`).
+const MIN_LOCAL_PASSWORD_CHARS: usize = 8;
+/// Where `--secret-store credential` puts secrets: systemd's
+/// `LoadCredential=NAME` looks here for a bare NAME.
+const CREDSTORE: &str = "/etc/credstore";
+
+/// Where the upstream secret is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SecretStore {
+    /// The OS keyring if a Secret Service is reachable, else a 0600 file
+    Auto,
+    /// The OS keyring (Secret Service); fail if it is not reachable
+    Keyring,
+    /// A file readable only by its owner (mode 0600)
+    File,
+    /// A systemd credential (a 0600 file in /etc/credstore, for the system unit)
+    Credential,
+}
+
+/// Create a config: provider, upstream login, local password, listeners
+#[derive(Debug, clap::Args)]
+pub struct InitArgs {
+    /// Ask nothing: take every answer from the flags (for scripts)
+    #[arg(long)]
+    pub non_interactive: bool,
+    /// Configuration file to write
+    #[arg(long, short, env = "GIFTLOCK_CONFIG", default_value_os_t = super::serve::default_config_path())]
+    pub config: PathBuf,
+    /// Replace an existing config file (and secret file)
+    #[arg(long)]
+    pub force: bool,
+    /// Mail provider preset: yahoo-japan, yahoo, gmail, outlook, icloud, aol, other
+    #[arg(long, value_name = "ID")]
+    pub provider: Option<String>,
+    /// Upstream server URL (imaps://host:993 or imap://host:143); needed for
+    /// "other", overrides a preset otherwise
+    #[arg(long, value_name = "URL")]
+    pub imap_url: Option<String>,
+    /// User name at the provider
+    #[arg(long, value_name = "USER")]
+    pub upstream_user: Option<String>,
+    /// Read the upstream password (preferably an app password) from FILE;
+    /// `-` reads one line from standard input
+    #[arg(long, value_name = "FILE")]
+    pub upstream_secret_file: Option<PathBuf>,
+    /// Where to keep the upstream secret
+    #[arg(long, value_enum, default_value_t = SecretStore::Auto)]
+    pub secret_store: SecretStore,
+    /// Path for the file or credential store, instead of the default
+    /// (next to the config, or /etc/credstore/giftlock-ACCOUNT)
+    #[arg(long, value_name = "PATH")]
+    pub secret_path: Option<PathBuf>,
+    /// A short name for this account (default: the provider id)
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    /// User name mail clients log in to giftlock with
+    #[arg(long, value_name = "USER")]
+    pub local_user: Option<String>,
+    /// Read the local password (the one mail clients use) from FILE; `-`
+    /// reads one line from standard input
+    #[arg(long, value_name = "FILE")]
+    pub local_password_file: Option<PathBuf>,
+    /// Generate a random local password and print it once
+    #[arg(long, conflicts_with = "local_password_file")]
+    pub generate_local_password: bool,
+    /// Address the listeners bind; a non-loopback address gets TLS only
+    #[arg(long, value_name = "IP", default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub listen: IpAddr,
+    /// Port of the implicit-TLS listener (SSL/TLS in mail clients)
+    #[arg(long, value_name = "PORT", default_value_t = 1993)]
+    pub implicit_port: u16,
+    /// Port of the STARTTLS listener
+    #[arg(long, value_name = "PORT", default_value_t = 1143)]
+    pub starttls_port: u16,
+    /// Host name phones use to reach this machine (repeatable); goes into
+    /// the local certificate
+    #[arg(long = "hostname", value_name = "NAME")]
+    pub hostnames: Vec<String>,
+    /// State directory (local CA, caches) to write into the config
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Extra CA certificate (PEM) to trust for the upstream server
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca_file: Option<PathBuf>,
+}
+
+/// Every answer, gathered from prompts or flags.
+struct Answers {
+    provider: &'static Provider,
+    imap_url: String,
+    upstream_user: String,
+    upstream_secret: Secret,
+    account: String,
+    local_user: String,
+    local_password: Zeroizing<String>,
+    generated_password: bool,
+}
+
+pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
+    if args.config.exists() && !args.force {
+        bail!(
+            "{} already exists; giftlock init does not overwrite it (use --force to replace it, \
+             or `giftlock check` to test it)",
+            args.config.display()
+        );
+    }
+    let answers = if args.non_interactive {
+        from_flags(&args)?
+    } else {
+        if !io::stdin().is_terminal() {
+            bail!("standard input is not a terminal: use --non-interactive and give every answer as a flag (see --help)");
+        }
+        let stdin = io::stdin();
+        let mut prompter = Prompter {
+            input: stdin.lock(),
+            output: io::stderr(),
+        };
+        prompter.ask_all(&args)?
+    };
+    let out = &mut io::stdout().lock();
+    setup(&args, answers, out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn from_flags(args: &InitArgs) -> anyhow::Result<Answers> {
+    let missing = |flag: &str| anyhow::anyhow!("--non-interactive needs {flag}");
+    let provider = match &args.provider {
+        Some(id) => find_provider(id)?,
+        None if args.imap_url.is_some() => {
+            providers::by_id("other").context("no \"other\" preset")?
+        }
+        None => return Err(missing("--provider (or --imap-url)")),
+    };
+    let imap_url = match (&args.imap_url, provider.imap_url) {
+        (Some(url), _) => url.clone(),
+        (None, Some(url)) => url.to_string(),
+        (None, None) => return Err(missing("--imap-url for provider \"other\"")),
+    };
+    let upstream_user = args
+        .upstream_user
+        .clone()
+        .ok_or_else(|| missing("--upstream-user"))?;
+    let secret_file = args
+        .upstream_secret_file
+        .as_deref()
+        .ok_or_else(|| missing("--upstream-secret-file"))?;
+    if args.local_password_file.as_deref() == Some(Path::new("-")) && secret_file == Path::new("-")
+    {
+        bail!("only one of --upstream-secret-file and --local-password-file can be `-` (standard input)");
+    }
+    let upstream_secret = Secret::new(read_answer_file(secret_file)?.as_bytes().to_vec());
+    let (local_password, generated_password) =
+        match (&args.local_password_file, args.generate_local_password) {
+            (Some(file), _) => (read_answer_file(file)?, false),
+            (None, true) => (generate_password(), true),
+            (None, false) => {
+                return Err(missing(
+                    "--local-password-file or --generate-local-password",
+                ))
+            }
+        };
+    Ok(Answers {
+        provider,
+        imap_url,
+        account: args
+            .account
+            .clone()
+            .unwrap_or_else(|| default_account_name(provider)),
+        local_user: args
+            .local_user
+            .clone()
+            .unwrap_or_else(|| default_local_user(&upstream_user)),
+        upstream_user,
+        upstream_secret,
+        local_password,
+        generated_password,
+    })
+}
+
+fn find_provider(id: &str) -> anyhow::Result<&'static Provider> {
+    providers::by_id(id).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown provider `{id}`; use one of: {}",
+            providers::ids().join(", ")
+        )
+    })
+}
+
+fn default_account_name(provider: &Provider) -> String {
+    match provider.id {
+        "other" => "mail".into(),
+        id => id.into(),
+    }
+}
+
+/// The local user defaults to the part of the address before `@`.
+fn default_local_user(upstream_user: &str) -> String {
+    upstream_user
+        .split('@')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("me")
+        .to_string()
+}
+
+/// Reads one answer (a password) from a file or, for `-`, standard input.
+fn read_answer_file(path: &Path) -> anyhow::Result<Zeroizing<String>> {
+    let mut text = Zeroizing::new(String::new());
+    if path == Path::new("-") {
+        io::stdin()
+            .lock()
+            .read_line(&mut text)
+            .context("cannot read standard input")?;
+    } else {
+        fs::File::open(path)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .with_context(|| format!("cannot read {}", path.display()))?;
+    }
+    let len = text.trim_end_matches(['\n', '\r']).len();
+    text.truncate(len);
+    if text.is_empty() {
+        bail!("{} is empty", path.display());
+    }
+    Ok(text)
+}
+
+/// 20 random characters from an alphabet without look-alikes.
+fn generate_password() -> Zeroizing<String> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::thread_rng();
+    Zeroizing::new(
+        (0..20)
+            .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+            .collect(),
+    )
+}
+
+/// Line prompts with defaults on a terminal.
+struct Prompter<R, W> {
+    input: R,
+    output: W,
+}
+
+impl<R: BufRead, W: Write> Prompter<R, W> {
+    fn ask(&mut self, question: &str, default: Option<&str>) -> anyhow::Result<String> {
+        loop {
+            match default {
+                Some(d) => write!(self.output, "{question} [{d}]: ")?,
+                None => write!(self.output, "{question}: ")?,
+            }
+            self.output.flush()?;
+            let mut line = String::new();
+            if self.input.read_line(&mut line)? == 0 {
+                bail!("input ended before every question was answered");
+            }
+            let answer = line.trim();
+            match (answer.is_empty(), default) {
+                (false, _) => return Ok(answer.to_string()),
+                (true, Some(d)) => return Ok(d.to_string()),
+                (true, None) => writeln!(self.output, "  (an answer is needed)")?,
+            }
+        }
+    }
+
+    fn ask_secret(&mut self, question: &str) -> anyhow::Result<Zeroizing<String>> {
+        loop {
+            let answer = Zeroizing::new(
+                rpassword::prompt_password(format!("{question}: "))
+                    .context("cannot read a password from the terminal")?,
+            );
+            if !answer.is_empty() {
+                return Ok(answer);
+            }
+            writeln!(self.output, "  (an answer is needed)")?;
+        }
+    }
+
+    fn ask_all(&mut self, args: &InitArgs) -> anyhow::Result<Answers> {
+        let provider = match &args.provider {
+            Some(id) => find_provider(id)?,
+            None => {
+                writeln!(self.output, "Which mail provider?")?;
+                for (i, p) in providers::PROVIDERS.iter().enumerate() {
+                    writeln!(self.output, "  {}. {} ({})", i + 1, p.name, p.id)?;
+                }
+                loop {
+                    let answer = self.ask("Number or id", Some("1"))?;
+                    let chosen = answer
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|n| n.checked_sub(1))
+                        .and_then(|i| providers::PROVIDERS.get(i))
+                        .or_else(|| providers::by_id(&answer));
+                    match chosen {
+                        Some(p) => break p,
+                        None => writeln!(self.output, "  (not in the list)")?,
+                    }
+                }
+            }
+        };
+        writeln!(self.output, "\n{}: {}\n", provider.name, provider.notes)?;
+        let default_url = args.imap_url.as_deref().or(provider.imap_url);
+        let imap_url = self.ask("IMAP server URL", default_url)?;
+        let upstream_user = match &args.upstream_user {
+            Some(u) => u.clone(),
+            None => self.ask(&format!("User name at {}", provider.name), None)?,
+        };
+        writeln!(
+            self.output,
+            "\ngiftlock protects you only if this secret is used nowhere else: {}",
+            if provider.app_passwords {
+                "create an app password for giftlock and enter that, not your account password."
+            } else {
+                "no phone, laptop or web mail app should log in with it directly."
+            }
+        )?;
+        let upstream_secret = match &args.upstream_secret_file {
+            Some(file) => read_answer_file(file)?,
+            None => self.ask_secret("Password (app password) at the provider")?,
+        };
+        let account = self.ask(
+            "Short name for this account",
+            Some(
+                &args
+                    .account
+                    .clone()
+                    .unwrap_or_else(|| default_account_name(provider)),
+            ),
+        )?;
+        let local_user = self.ask(
+            "User name your mail clients log in to giftlock with",
+            Some(
+                &args
+                    .local_user
+                    .clone()
+                    .unwrap_or_else(|| default_local_user(&upstream_user)),
+            ),
+        )?;
+        writeln!(self.output, "\nNow a new local password for your mail clients (at least {MIN_LOCAL_PASSWORD_CHARS} characters; empty: generate one).")?;
+        let (local_password, generated_password) = match &args.local_password_file {
+            Some(file) => (read_answer_file(file)?, false),
+            None => {
+                let first = Zeroizing::new(
+                    rpassword::prompt_password("Local password: ")
+                        .context("cannot read a password from the terminal")?,
+                );
+                if first.is_empty() {
+                    (generate_password(), true)
+                } else {
+                    let again = self.ask_secret("Repeat it")?;
+                    if first != again {
+                        bail!("the two local passwords differ; nothing was written");
+                    }
+                    (first, false)
+                }
+            }
+        };
+        Ok(Answers {
+            provider,
+            imap_url,
+            upstream_user,
+            upstream_secret: Secret::new(upstream_secret.as_bytes().to_vec()),
+            account,
+            local_user,
+            local_password,
+            generated_password,
+        })
+    }
+}
+
+/// Does the work once every answer is known; prints the report to `out`.
+fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Result<()> {
+    let chars = answers.local_password.chars().count();
+    if chars < MIN_LOCAL_PASSWORD_CHARS {
+        bail!("the local password has {chars} characters; use at least {MIN_LOCAL_PASSWORD_CHARS}");
+    }
+    let config_path = absolute(&args.config)?;
+    let hash = hash_password(answers.local_password.as_bytes())?;
+    let mut account = Account {
+        name: answers.account.clone(),
+        local_user: answers.local_user.clone(),
+        local_password_hash: hash.as_str().to_string(),
+        upstream: Upstream {
+            url: answers.imap_url.clone(),
+            user: answers.upstream_user.clone(),
+            secret: "keyring".into(),
+            ca_file: args.upstream_ca_file.as_deref().map(absolute).transpose()?,
+            tls: None,
+        },
+    };
+    account
+        .upstream_addr()
+        .map_err(|e| anyhow::anyhow!("IMAP server URL: {e}"))?;
+    let listeners = listeners(args);
+    let mut text = config_text(args, &account, &listeners)?;
+
+    // Store the secret only once everything else is known to be valid.
+    let stored = store_secret(args, &config_path, &answers, out)?;
+    account.upstream.secret = stored.clone();
+    text = text.replace(
+        "secret = \"keyring\"",
+        &format!("secret = {}", toml_string(&stored)),
+    );
+
+    write_private(&config_path, text.as_bytes(), args.force)?;
+    // Read back what was written: what `serve` will see.
+    let config = Config::load(&config_path)?;
+    writeln!(out, "Config written: {} (mode 0600)", config_path.display())?;
+
+    let state_dir = config.state_dir();
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&state_dir)
+        .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
+    local_ca::ensure(&state_dir, &args.hostnames)?;
+    let ca = local_ca::ensure_ca(&state_dir)?;
+    let profile_path = state_dir.join("giftlock-ca.mobileconfig");
+    fs::write(&profile_path, super::mobileconfig::profile_for(&ca.path)?)
+        .with_context(|| format!("cannot write {}", profile_path.display()))?;
+
+    let mut report = String::new();
+    client_instructions(&mut report, args, &answers, &listeners);
+    let _ = writeln!(
+        report,
+        "\nLocal CA certificate (install it on phones so they trust giftlock):\n  {}\n  \
+         SHA-256 {}\n  iOS profile: {} (send it to the phone, open it, install it under \
+         Settings > General > VPN & Device Management, then turn on full trust under Settings > \
+         General > About > Certificate Trust Settings)\n  Android: Settings > Security > \
+         Encryption & credentials > Install a certificate > CA certificate, pick ca.pem",
+        ca.path.display(),
+        ca.sha256_fingerprint,
+        profile_path.display()
+    );
+    let _ = writeln!(
+        report,
+        "\nNext: `giftlock check --config {0}` tests everything; `giftlock serve --config {0}` \
+         runs the proxy; `giftlock service install --user` keeps it running.",
+        config_path.display()
+    );
+    out.write_all(report.as_bytes())?;
+    if answers.generated_password {
+        writeln!(
+            out,
+            "\nGenerated local password (shown once; giftlock keeps only its hash): {}",
+            answers.local_password.as_str()
+        )?;
+    }
+    Ok(())
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
+}
+
+/// An implicit-TLS and a STARTTLS listener: some clients only do one. Both
+/// refuse a login before TLS, so both are safe on a LAN address too.
+fn listeners(args: &InitArgs) -> Vec<(SocketAddr, &'static str)> {
+    vec![
+        (SocketAddr::new(args.listen, args.implicit_port), "implicit"),
+        (SocketAddr::new(args.listen, args.starttls_port), "starttls"),
+    ]
+}
+
+/// A TOML basic string.
+fn toml_string(value: &str) -> String {
+    let mut s = String::from("\"");
+    for c in value.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            c if c.is_control() => s.push_str(&format!("\\u{:04X}", c as u32)),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+fn path_string(path: &Path) -> anyhow::Result<String> {
+    path.to_str()
+        .map(toml_string)
+        .with_context(|| format!("{} is not valid UTF-8", path.display()))
+}
+
+fn config_text(
+    args: &InitArgs,
+    account: &Account,
+    listeners: &[(SocketAddr, &str)],
+) -> anyhow::Result<String> {
+    let mut t = String::new();
+    let _ = writeln!(t, "# giftlock configuration, written by `giftlock init`.\n# See the commented example for every option.\n\n[general]");
+    match &args.state_dir {
+        Some(dir) => {
+            let _ = writeln!(t, "state_dir = {}", path_string(&absolute(dir)?)?);
+        }
+        None => {
+            let _ = writeln!(t, "# state_dir: default ($STATE_DIRECTORY under systemd, else ~/.local/state/giftlock)");
+        }
+    }
+    for (addr, tls) in listeners {
+        let _ = writeln!(
+            t,
+            "\n[[listeners]]\naddress = {}\ntls = \"{tls}\"",
+            toml_string(&addr.to_string())
+        );
+        if !args.hostnames.is_empty() {
+            let names: Vec<String> = args.hostnames.iter().map(|h| toml_string(h)).collect();
+            let _ = writeln!(t, "hostnames = [{}]", names.join(", "));
+        }
+    }
+    let _ = writeln!(
+        t,
+        "\n[[accounts]]\nname = {}\nlocal_user = {}\nlocal_password_hash = {}\n\n[accounts.upstream]\nurl = {}\nuser = {}\nsecret = \"keyring\"",
+        toml_string(&account.name),
+        toml_string(&account.local_user),
+        toml_string(&account.local_password_hash),
+        toml_string(&account.upstream.url),
+        toml_string(&account.upstream.user),
+    );
+    if let Some(ca) = &account.upstream.ca_file {
+        let _ = writeln!(t, "ca_file = {}", path_string(ca)?);
+    }
+    Ok(t)
+}
+
+/// Stores the upstream secret where `--secret-store` says and returns the
+/// config's `secret = ...` value. Says on `out` where it went and why.
+fn store_secret(
+    args: &InitArgs,
+    config_path: &Path,
+    answers: &Answers,
+    out: &mut impl Write,
+) -> anyhow::Result<String> {
+    let secret = &answers.upstream_secret;
+    let name = &answers.account;
+    match args.secret_store {
+        SecretStore::Keyring => {
+            store_in_keyring(name, secret)?;
+            writeln!(out, "Upstream secret: stored in the OS keyring (service \"{KEYRING_SERVICE}\", user \"{name}\").")?;
+            Ok("keyring".into())
+        }
+        SecretStore::Auto => match store_in_keyring(name, secret) {
+            Ok(()) => {
+                writeln!(out, "Upstream secret: stored in the OS keyring (service \"{KEYRING_SERVICE}\", user \"{name}\"), the best place available here.")?;
+                Ok("keyring".into())
+            }
+            Err(e) => {
+                let path = secret_file_path(args, config_path, name)?;
+                write_private(&path, secret.expose(), args.force)?;
+                writeln!(
+                    out,
+                    "Upstream secret: the OS keyring cannot be used: {}.\n  Stored instead in {} \
+                     (mode 0600: readable by you only). On a server, --secret-store credential \
+                     keeps it in a systemd credential.",
+                    keyring_problem(&e),
+                    path.display()
+                )?;
+                Ok(format!("file:{}", path.display()))
+            }
+        },
+        SecretStore::File => {
+            let path = secret_file_path(args, config_path, name)?;
+            write_private(&path, secret.expose(), args.force)?;
+            writeln!(
+                out,
+                "Upstream secret: stored in {} (mode 0600: readable by you only).",
+                path.display()
+            )?;
+            Ok(format!("file:{}", path.display()))
+        }
+        SecretStore::Credential => {
+            let credential = format!("giftlock-{name}");
+            let path = match &args.secret_path {
+                Some(p) => absolute(p)?,
+                None => Path::new(CREDSTORE).join(&credential),
+            };
+            write_private(&path, secret.expose(), args.force)?;
+            writeln!(
+                out,
+                "Upstream secret: stored as systemd credential {credential} in {} (mode 0600). \
+                 The system unit loads it with LoadCredential={credential} (`giftlock service \
+                 install --system` adds that line). To encrypt it at rest: systemd-creds encrypt \
+                 --name={credential} {} /etc/credstore.encrypted/{credential} && rm {}",
+                path.display(),
+                path.display(),
+                path.display()
+            )?;
+            Ok(format!("credential:{credential}"))
+        }
+    }
+}
+
+/// Stores the secret in the keyring and reads it back, so a keyring that
+/// accepts writes but cannot give them back is not trusted.
+fn store_in_keyring(name: &str, secret: &Secret) -> Result<(), SecretError> {
+    store_keyring(KEYRING_SERVICE, name, secret)?;
+    let back = SecretSource::Keyring.load(name)?;
+    if back.expose() != secret.expose() {
+        return Err(SecretError::Keyring {
+            service: KEYRING_SERVICE.into(),
+            user: name.into(),
+            detail: "it returned a different value than was stored".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Why the keyring was not used, in one clause.
+fn keyring_problem(err: &SecretError) -> String {
+    match err {
+        SecretError::KeyringUnavailable { detail } => {
+            format!("no Secret Service is reachable ({detail})")
+        }
+        other => other.to_string(),
+    }
+}
+
+fn secret_file_path(args: &InitArgs, config_path: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    match &args.secret_path {
+        Some(p) => absolute(p),
+        None => Ok(config_path
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .join(format!("{name}.secret"))),
+    }
+}
+
+/// Writes `bytes` to a new file of mode 0600 (its directory 0700 if new).
+/// An existing file is replaced only with `force`.
+fn write_private(path: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if path.exists() && !force {
+        bail!(
+            "{} already exists; use --force to replace it",
+            path.display()
+        );
+    }
+    // Written beside the target and renamed: a reader never sees half a file,
+    // and the mode is right before any byte is written.
+    let tmp = path.with_extension("tmp-giftlock-init");
+    let _ = fs::remove_file(&tmp);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+fn client_instructions(
+    r: &mut String,
+    args: &InitArgs,
+    answers: &Answers,
+    listeners: &[(SocketAddr, &str)],
+) {
+    let host = match (args.hostnames.first(), args.listen) {
+        (Some(name), _) => name.clone(),
+        (None, ip) if ip.is_unspecified() => "THIS-MACHINE'S-ADDRESS".into(),
+        (None, ip) => ip.to_string(),
+    };
+    let implicit = listeners.first().map_or(0, |l| l.0.port());
+    let starttls = listeners.get(1).map_or(0, |l| l.0.port());
+    let user = &answers.local_user;
+    let _ = writeln!(
+        r,
+        "\nMail client settings (incoming mail, IMAP):\n  Server:    {host}\n  Port:      {implicit} with SSL/TLS (or {starttls} with STARTTLS)\n  User name: {user}\n  Password:  the local password (not the provider's)\n  Authentication: normal password"
+    );
+    let _ = writeln!(
+        r,
+        "\nThunderbird: Account Settings > Server Settings: Server Name {host}, Port {implicit}, \
+         Connection security SSL/TLS, Authentication method Normal password, User Name {user}."
+    );
+    let _ = writeln!(
+        r,
+        "iOS Mail: install the profile below first, then Settings > Apps > Mail > Mail Accounts > \
+         Add Account > Other > Add Mail Account > IMAP: Incoming Mail Server Host Name {host}, \
+         User Name {user}, the local password; afterwards the account's Advanced settings: Use \
+         SSL on, Server Port {implicit}."
+    );
+    let _ = writeln!(
+        r,
+        "Android (e.g. Gmail app > Add account > Other > Personal (IMAP)): server {host}, port \
+         {implicit}, security SSL/TLS, user name {user}."
+    );
+    if args.listen.is_loopback() {
+        let _ = writeln!(
+            r,
+            "Phones cannot reach {}: to use giftlock from a phone, run it on a home server and \
+             init with --listen 0.0.0.0 --hostname NAME-ON-YOUR-LAN.",
+            args.listen
+        );
+    }
+    let smtp = answers
+        .provider
+        .smtp
+        .unwrap_or("your provider's SMTP server");
+    let _ = writeln!(
+        r,
+        "Outgoing mail (SMTP) does not go through giftlock: keep {smtp} with your provider login."
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_strings_escape_quotes_backslashes_and_controls() {
+        assert_eq!(toml_string(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(toml_string("x\ny"), "\"x\\u000Ay\"");
+    }
+
+    #[test]
+    fn local_user_defaults_to_the_address_local_part() {
+        assert_eq!(default_local_user("taro@yahoo.co.jp"), "taro");
+        assert_eq!(default_local_user("@x"), "me");
+    }
+
+    #[test]
+    fn generated_passwords_are_long_and_differ() {
+        let (a, b) = (generate_password(), generate_password());
+        assert_eq!(a.chars().count(), 20);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn prompter_takes_defaults_and_reprompts_for_required_answers() {
+        let mut out = Vec::new();
+        let mut p = Prompter {
+            input: &b"\n\nbob\n"[..],
+            output: &mut out,
+        };
+        assert_eq!(p.ask("Port", Some("993")).unwrap(), "993");
+        assert_eq!(p.ask("User", None).unwrap(), "bob");
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Port [993]: "), "{text}");
+        assert!(text.contains("(an answer is needed)"), "{text}");
+        let mut p = Prompter {
+            input: &b""[..],
+            output: Vec::new(),
+        };
+        assert!(p.ask("User", None).is_err());
+    }
+
+    #[test]
+    fn write_private_makes_0600_files_and_refuses_to_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/secret");
+        write_private(&path, b"x", false).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let err = write_private(&path, b"y", false).unwrap_err().to_string();
+        assert!(err.contains("already exists"), "{err}");
+        write_private(&path, b"y", true).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"y");
+    }
+}

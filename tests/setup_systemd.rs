@@ -1,0 +1,168 @@
+//! The systemd units as `giftlock service install` writes them pass
+//! `systemd-analyze verify`, and the system unit's `systemd-analyze
+//! security` exposure is at most 2.0. Needs systemd-analyze (Debian package
+//! `systemd`), which .ci/run installs; it runs offline, no systemd as PID 1.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// The highest `systemd-analyze security` exposure accepted for the system unit.
+const MAX_EXPOSURE: f64 = 2.0;
+const HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$qvd4FhjCKm6Wq8yQf0BhVw3yqJg9Kq8gHkC0S+ZXv1c";
+
+fn giftlock(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_giftlock"))
+        .args(args)
+        .output()
+        .expect("run giftlock");
+    assert!(
+        out.status.success(),
+        "giftlock {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn analyze(args: &[&str], runtime_dir: &Path) -> Output {
+    Command::new("systemd-analyze")
+        .args(args)
+        // `--user` needs a runtime directory even offline.
+        .env("XDG_RUNTIME_DIR", runtime_dir)
+        .output()
+        .expect("systemd-analyze is missing: install the Debian package `systemd`")
+}
+
+fn assert_verifies(unit: &Path, user: bool, runtime_dir: &Path) {
+    let unit = unit.to_str().unwrap();
+    let args: Vec<&str> = if user {
+        vec!["--user", "verify", unit]
+    } else {
+        vec!["verify", unit]
+    };
+    let out = analyze(&args, runtime_dir);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn installed_units_verify_and_the_system_unit_is_hardened() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let runtime = dir.path().join("run");
+    fs::create_dir_all(&runtime).unwrap();
+    // A system config whose secret is a systemd credential, stored encrypted.
+    fs::create_dir_all(root.join("etc/giftlock")).unwrap();
+    fs::create_dir_all(root.join("etc/credstore.encrypted")).unwrap();
+    fs::write(root.join("etc/credstore.encrypted/giftlock-mail"), "").unwrap();
+    fs::write(
+        root.join("etc/giftlock/config.toml"),
+        format!(
+            "[[listeners]]\naddress = \"0.0.0.0:1993\"\ntls = \"implicit\"\n[[accounts]]\nname = \"mail\"\n\
+             local_user = \"me\"\nlocal_password_hash = \"{HASH}\"\n[accounts.upstream]\n\
+             url = \"imaps://imap.example.com\"\nuser = \"u\"\nsecret = \"credential:giftlock-mail\"\n"
+        ),
+    )
+    .unwrap();
+    let binary = env!("CARGO_BIN_EXE_giftlock");
+    let root_arg = root.to_str().unwrap();
+    giftlock(&[
+        "service", "install", "--system", "--root", root_arg, "--binary", binary,
+    ]);
+    let home = dir.path().join("home");
+    let out = Command::new(binary)
+        .args([
+            "service", "install", "--user", "--root", root_arg, "--binary", binary,
+        ])
+        .env("HOME", &home)
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let system = root.join("etc/systemd/system/giftlock.service");
+    let drop_in = root.join("etc/systemd/system/giftlock.service.d/credentials.conf");
+    let user_unit = root
+        .join(home.strip_prefix("/").unwrap())
+        .join(".config/systemd/user/giftlock.service");
+    let drop_in_text = fs::read_to_string(&drop_in).unwrap();
+    assert!(
+        drop_in_text.contains("\nLoadCredentialEncrypted=giftlock-mail\n"),
+        "{drop_in_text}"
+    );
+    assert!(
+        fs::read_to_string(root.join("etc/sysusers.d/giftlock.conf"))
+            .unwrap()
+            .starts_with("u giftlock ")
+    );
+    for unit in [&system, &user_unit] {
+        let text = fs::read_to_string(unit).unwrap();
+        assert!(
+            text.contains(&format!("ExecStart={binary} serve --config ")),
+            "{text}"
+        );
+        assert!(
+            text.contains("Type=notify") && text.contains("WatchdogSec="),
+            "{text}"
+        );
+    }
+
+    assert_verifies(&system, false, &runtime);
+    assert_verifies(&user_unit, true, &runtime);
+    // The unit with its drop-in, as systemd will load them together.
+    let combined = dir.path().join("giftlock.service");
+    fs::write(
+        &combined,
+        fs::read_to_string(&system).unwrap() + &drop_in_text,
+    )
+    .unwrap();
+    assert_verifies(&combined, false, &runtime);
+
+    let out = analyze(
+        &["security", "--offline=yes", system.to_str().unwrap()],
+        &runtime,
+    );
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let exposure: f64 = report
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for giftlock.service: ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure figure in: {report}"));
+    println!("systemd-analyze security: system unit exposure {exposure}");
+    assert!(
+        exposure <= MAX_EXPOSURE,
+        "exposure {exposure} > {MAX_EXPOSURE}:\n{report}"
+    );
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_cli_definition() {
+    let bash = String::from_utf8(giftlock(&["completions", "bash"]).stdout).unwrap();
+    for command in ["init", "check", "serve", "service"] {
+        assert!(bash.contains(command), "bash completion lacks {command}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    giftlock(&["manpage", "--out-dir", dir.path().to_str().unwrap()]);
+    let init_page = fs::read_to_string(dir.path().join("giftlock-init.1")).unwrap();
+    assert!(init_page.contains("non\\-interactive"), "{init_page}");
+    assert!(dir.path().join("giftlock.1").exists());
+    assert!(dir.path().join("giftlock-service-install.1").exists());
+    let version = String::from_utf8(giftlock(&["--version"]).stdout).unwrap();
+    assert_eq!(
+        version.trim(),
+        format!("giftlock {}", env!("CARGO_PKG_VERSION"))
+    );
+}
