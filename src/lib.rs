@@ -5,3 +5,4 @@
 
 pub mod detect;
 pub mod keys;
+pub mod mask;
