@@ -167,9 +167,19 @@ impl<'a> Planner<'a> {
     }
 
     fn plan_bytes(&mut self, raw: &[u8], depth: usize, prefix: Option<&str>) {
-        match parser().parse(raw) {
-            Some(message) => self.visit_message(raw, &message, prefix, depth),
-            None => {
+        let parsed = parser().parse(raw);
+        // mail-parser reads a message with no blank line as all headers and
+        // no body; a reader may still see its text, so scan it all.
+        let headers_only = |m: &Message<'_>| {
+            m.parts.len() == 1
+                && m.parts[0].is_encoding_problem
+                && m.parts[0].offset_body as usize >= raw.len()
+        };
+        match parsed {
+            Some(message) if !headers_only(&message) => {
+                self.visit_message(raw, &message, prefix, depth)
+            }
+            _ => {
                 self.degrade(Degradation::Unparsable);
                 self.byte_level(raw, 0..raw.len(), prefix.unwrap_or("1"));
             }
