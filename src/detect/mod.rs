@@ -9,6 +9,20 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+mod chars;
+mod config;
+mod keywords;
+mod normview;
+mod rules;
+mod scan;
+mod tokens;
+
+pub use config::{DetectConfig, RuleError, UserRule};
+
+use keywords::{Keywords, KeywordsBuilder};
+use regex::Regex;
+use rules::{Builtin, Sep, BUILTINS};
+
 /// Where a piece of text came from; rules weigh context differently for each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TextSource {
@@ -53,4 +67,237 @@ pub struct Finding {
     pub rule: Arc<str>,
     pub score: u32,
     pub kind: CodeKind,
+}
+
+/// Finds gift-card codes in decoded text.
+///
+/// Each rule proposes candidates (built-ins: code shapes found by a
+/// byte-level prefilter; user rules: a regular expression) and scores them:
+///
+/// * the shape's own score (distinctive shapes such as Amazon `4-6-4` score
+///   40, a bare 16-character run 10);
+/// * the nearest label before the code (within 100 characters, NFKC and
+///   case folded): a positive one adds 40 (30 if more than 40 characters
+///   away), a negative one (`注文番号`, `order number`, `クーポンコード` ...)
+///   rejects the candidate; a label within 40 characters after the code
+///   adds 20 (negative: -40);
+/// * a positive keyword in the Subject +15, the sender's domain belonging
+///   to the brand +30, the brand named near the code or in the Subject +10;
+/// * checks: too few distinct characters rejects, Luhn failure rejects a
+///   card number, no digit -25, no letter -40, only hex digits -20.
+///
+/// Shapes that are too common (bare runs, digits) are only kept with a
+/// label (or with both sender and Subject pointing at the brand). A
+/// candidate is a code when it reaches the rule's minimum score (50).
+#[derive(Clone, Debug)]
+pub struct Detector {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    rules: Vec<Rule>,
+    keywords: Keywords,
+    /// Fewest and most code characters of an unspaced built-in shape.
+    word_len: std::ops::RangeInclusive<usize>,
+    /// Some built-in shape is grouped by spaces.
+    space_shapes: bool,
+    /// Some rule is a user rule.
+    user_rules: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Rule {
+    name: Arc<str>,
+    matcher: Matcher,
+    min_score: i32,
+}
+
+#[derive(Debug)]
+pub(crate) enum Matcher {
+    Builtin(&'static Builtin),
+    User {
+        regex: Regex,
+        base: i32,
+        needs_label: bool,
+    },
+}
+
+/// Score a candidate needs unless its rule says otherwise.
+const DEFAULT_MIN_SCORE: i32 = 50;
+/// Base score of a user rule with keywords (it needs one of them) and
+/// without (the pattern alone is enough).
+const USER_BASE_LABELLED: i32 = 20;
+const USER_BASE_BARE: i32 = DEFAULT_MIN_SCORE;
+/// At most this many rules (built-in and user) in one detector.
+const MAX_RULES: usize = 256;
+
+impl Detector {
+    /// Every built-in rule.
+    pub fn builtin() -> Detector {
+        match Self::from_config(&DetectConfig::default()) {
+            Ok(d) => d,
+            // The built-in tables are constant and covered by tests.
+            Err(e) => unreachable!("built-in rules are invalid: {e}"),
+        }
+    }
+
+    /// Built-in rules minus `cfg.disable`, plus `cfg.rules`.
+    pub fn from_config(cfg: &DetectConfig) -> Result<Detector, RuleError> {
+        for name in &cfg.disable {
+            if !rules::builtin_names().any(|b| b == name) {
+                return Err(RuleError::UnknownDisabled {
+                    name: name.clone(),
+                    known: rules::builtin_names().collect::<Vec<_>>().join(", "),
+                });
+            }
+        }
+        let count = BUILTINS.len() + cfg.rules.len();
+        if count > MAX_RULES {
+            return Err(RuleError::TooManyRules {
+                count,
+                max: MAX_RULES,
+            });
+        }
+        let mut rules = Vec::new();
+        let mut kw = KeywordsBuilder::default();
+        for w in keywords::NEGATIVE_LABELS {
+            kw.add(w, |r| r.negative_all = true);
+        }
+        for w in keywords::SECURITY_LABELS {
+            kw.add(w, |r| r.security = true);
+        }
+        for b in BUILTINS
+            .iter()
+            .filter(|b| !cfg.disable.iter().any(|d| d == b.name))
+        {
+            let index = rules.len();
+            let labels = match b.labels {
+                rules::Labels::Gift => keywords::GIFT_LABELS,
+                rules::Labels::Card => keywords::CARD_LABELS,
+            };
+            for w in labels {
+                kw.add(w, |r| r.positive.insert(index));
+            }
+            for w in b.brands {
+                kw.add(w, |r| r.brand.insert(index));
+            }
+            rules.push(Rule {
+                name: Arc::from(b.name),
+                matcher: Matcher::Builtin(b),
+                min_score: DEFAULT_MIN_SCORE,
+            });
+        }
+        for user in &cfg.rules {
+            let index = rules.len();
+            rules.push(compile_user_rule(user, &rules)?);
+            for w in &user.keywords {
+                kw.add(w, |r| r.positive.insert(index));
+            }
+            for w in &user.negative {
+                kw.add(w, |r| r.negative.insert(index));
+            }
+        }
+        // Aho-Corasick only fails on automata far larger than these lists.
+        let keywords = kw.build().map_err(|_| RuleError::TooManyRules {
+            count,
+            max: MAX_RULES,
+        })?;
+        let unspaced = || {
+            rules.iter().filter_map(|r| match r.matcher {
+                Matcher::Builtin(b) => Some(b.shapes.iter().filter(|s| s.sep != Sep::Space)),
+                Matcher::User { .. } => None,
+            })
+        };
+        let lens = || {
+            unspaced()
+                .flatten()
+                .map(|s| s.groups.iter().map(|&g| usize::from(g)).sum::<usize>())
+        };
+        let word_len = lens().min().unwrap_or(usize::MAX)..=lens().max().unwrap_or(0);
+        let space_shapes = rules.iter().any(|r| match r.matcher {
+            Matcher::Builtin(b) => b.shapes.iter().any(|s| s.sep == Sep::Space),
+            Matcher::User { .. } => false,
+        });
+        let user_rules = rules
+            .iter()
+            .any(|r| matches!(r.matcher, Matcher::User { .. }));
+        Ok(Detector {
+            inner: Arc::new(Inner {
+                rules,
+                keywords,
+                word_len,
+                space_shapes,
+                user_rules,
+            }),
+        })
+    }
+
+    /// Codes in `text`: sorted, non-overlapping byte ranges of `text`.
+    pub fn scan(&self, text: &str, ctx: &TextContext<'_>) -> Vec<Finding> {
+        scan::Scan::new(&self.inner, text, ctx).run()
+    }
+
+    /// Names of the active rules, built-ins first.
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.inner.rules.iter().map(|r| &*r.name)
+    }
+}
+
+fn compile_user_rule(user: &UserRule, earlier: &[Rule]) -> Result<Rule, RuleError> {
+    let name = user.name.clone();
+    if !config::valid_name(&name) {
+        return Err(RuleError::BadName { name });
+    }
+    if rules::builtin_names().any(|b| b == name) {
+        return Err(RuleError::DuplicateName {
+            name,
+            by: "a built-in rule",
+        });
+    }
+    if earlier.iter().any(|r| *r.name == *name) {
+        return Err(RuleError::DuplicateName {
+            name,
+            by: "another user rule",
+        });
+    }
+    for (field, list) in [("keywords", &user.keywords), ("negative", &user.negative)] {
+        if let Some(index) = list.iter().position(|k| k.trim().is_empty()) {
+            return Err(RuleError::EmptyKeyword { name, field, index });
+        }
+    }
+    let regex = Regex::new(&user.pattern).map_err(|source| RuleError::Pattern {
+        name: name.clone(),
+        source,
+    })?;
+    if regex.is_match("") {
+        return Err(RuleError::EmptyMatch { name });
+    }
+    let needs_label = !user.keywords.is_empty();
+    let base = if needs_label {
+        USER_BASE_LABELLED
+    } else {
+        USER_BASE_BARE
+    };
+    let max = scan::max_user_score(base, needs_label);
+    let min_score = match user.min_score {
+        Some(m) if i64::from(m) > i64::from(max) => {
+            return Err(RuleError::MinScoreTooHigh {
+                name,
+                min_score: m,
+                max: u32::try_from(max).unwrap_or(0),
+            })
+        }
+        Some(m) => i32::try_from(m).unwrap_or(i32::MAX),
+        None => DEFAULT_MIN_SCORE,
+    };
+    Ok(Rule {
+        name: Arc::from(name),
+        matcher: Matcher::User {
+            regex,
+            base,
+            needs_label,
+        },
+        min_score,
+    })
 }
