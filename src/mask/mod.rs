@@ -75,7 +75,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 pub use fingerprint::FingerprintKey;
-pub use plan::{plan_message_with, Scanner, FREE_TEXT_HEADERS};
+pub use plan::{plan_message, plan_message_with, Scanner, FREE_TEXT_HEADERS};
 pub use transfer::TransferEncoding;
 
 use crate::detect::CodeKind;

@@ -28,6 +28,22 @@ impl<F: Fn(&str, &TextContext<'_>) -> Vec<Finding>> Scanner for F {
     }
 }
 
+impl Scanner for crate::detect::Detector {
+    fn scan(&self, text: &str, ctx: &TextContext<'_>) -> Vec<Finding> {
+        crate::detect::Detector::scan(self, text, ctx)
+    }
+}
+
+/// Plans the masks of one raw message with `detector`.
+pub fn plan_message(
+    raw: &[u8],
+    detector: &crate::detect::Detector,
+    key: &FingerprintKey,
+    limits: &ScanLimits,
+) -> MaskPlan {
+    plan_message_with(raw, detector, key, limits)
+}
+
 /// Headers whose text a mail client shows; the only headers scanned.
 pub const FREE_TEXT_HEADERS: &[&str] = &[
     "Subject",
