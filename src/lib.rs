@@ -6,3 +6,4 @@
 pub mod detect;
 pub mod keys;
 pub mod mask;
+pub mod scan;

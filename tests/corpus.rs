@@ -23,7 +23,12 @@ struct Label {
 }
 
 fn plan(raw: &[u8], detector: &Detector) -> MaskPlan {
-    plan_message(raw, detector, &FingerprintKey::new([9; 32]), &ScanLimits::default())
+    plan_message(
+        raw,
+        detector,
+        &FingerprintKey::new([9; 32]),
+        &ScanLimits::default(),
+    )
 }
 
 fn masked(raw: &[u8], detector: &Detector) -> Vec<u8> {
@@ -61,7 +66,10 @@ fn structure(message: &Message<'_>, out: &mut Vec<String>) {
             }
             PartType::Multipart(_) => "multipart",
         };
-        out.push(format!("{kind} {} {} {} {}", part.offset_header, part.offset_body, part.offset_end, part.is_encoding_problem));
+        out.push(format!(
+            "{kind} {} {} {} {}",
+            part.offset_header, part.offset_body, part.offset_end, part.is_encoding_problem
+        ));
     }
 }
 
@@ -81,11 +89,12 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = entry.path();
         if path.is_dir() {
             files_under(&path, out);
-        } else if !path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with("LICENSE") || n.starts_with("COPYING") || n.ends_with(".md") || n.ends_with(".json"))
-        {
+        } else if !path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+            n.starts_with("LICENSE")
+                || n.starts_with("COPYING")
+                || n.ends_with(".md")
+                || n.ends_with(".json")
+        }) {
             out.push(path);
         }
     }
@@ -95,7 +104,8 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
 fn labelled_codes_are_masked_and_ham_is_untouched() {
     let labelled = corpus().join("labelled");
     let labels: BTreeMap<String, Label> =
-        serde_json::from_slice(&std::fs::read(labelled.join("labels.json")).expect("labels.json")).expect("labels parse");
+        serde_json::from_slice(&std::fs::read(labelled.join("labels.json")).expect("labels.json"))
+            .expect("labels parse");
     assert!(labels.len() >= 17, "corpus present");
     let detector = Detector::builtin();
     let mut failures = Vec::new();
@@ -121,7 +131,9 @@ fn labelled_codes_are_masked_and_ham_is_untouched() {
         }
         for code in &label.codes {
             let code_nfkc: String = code.nfkc().collect();
-            if out.windows(code.len()).any(|w| w == code.as_bytes()) || texts.iter().any(|t| t.contains(&code_nfkc)) {
+            if out.windows(code.len()).any(|w| w == code.as_bytes())
+                || texts.iter().any(|t| t.contains(&code_nfkc))
+            {
                 failures.push(format!("{name}: a labelled code survived"));
             }
         }
@@ -143,5 +155,9 @@ fn public_ham_is_byte_for_byte_unchanged() {
             changed.push(format!("{}: {:?}", path.display(), plan.masks));
         }
     }
-    assert!(changed.is_empty(), "{} changed: {changed:#?}", changed.len());
+    assert!(
+        changed.is_empty(),
+        "{} changed: {changed:#?}",
+        changed.len()
+    );
 }
