@@ -299,7 +299,8 @@ fn parse_tag(html: &str, start: usize) -> Option<Tag<'_>> {
                 start..i
             }
         };
-        let scanned = attr_name.len() > 5 && attr_name[..5].eq_ignore_ascii_case("data-")
+        let scanned = attr_name.len() > 5
+            && attr_name.as_bytes()[..5].eq_ignore_ascii_case(b"data-")
             || SCANNED_ATTRIBUTES
                 .iter()
                 .any(|a| a.eq_ignore_ascii_case(attr_name));
