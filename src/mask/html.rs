@@ -469,6 +469,7 @@ mod tests {
             "<script>",
             "a < b &c d",
             "<!--",
+            "<a d\u{fffd}\u{fffd}=x>",
         ] {
             let _ = views(html);
         }
