@@ -30,6 +30,8 @@ enum Commands {
     Check(giftlock::cli::check::CheckArgs),
     /// Install the systemd service (user or system).
     Service(giftlock::cli::service::ServiceArgs),
+    /// Show (and with --mask, apply) what giftlock would mask in mail files.
+    Scan(giftlock::cli::scan::ScanArgs),
     /// Print a shell completion script.
     Completions(giftlock::cli::generate::CompletionsArgs),
     /// Print the man page (or write all pages with --out-dir).
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Commands::Init(args) => giftlock::cli::init::run(*args),
         Commands::Check(args) => giftlock::cli::check::run(args),
         Commands::Service(args) => giftlock::cli::service::run(args),
+        Commands::Scan(args) => giftlock::cli::scan::run(args),
         Commands::Completions(args) => giftlock::cli::generate::completions(args, Cli::command()),
         Commands::Manpage(args) => giftlock::cli::generate::manpage(args, Cli::command()),
     };

@@ -8,5 +8,6 @@ pub mod init;
 mod mobileconfig;
 pub mod passwd;
 pub mod providers;
+pub mod scan;
 pub mod serve;
 pub mod service;

@@ -1,0 +1,90 @@
+//! Keyed fingerprints of codes and the reference handles shown in masks.
+//!
+//! A fingerprint is HMAC-SHA256 under a local key, so the audit log and the
+//! mask cache can say "the same code again" without holding the code, and a
+//! stolen log cannot be brute-forced without the key. The reference handle
+//! printed inside a mask is derived from the fingerprint, never from the code.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use unicode_normalization::UnicodeNormalization;
+
+/// The local key for code fingerprints (`fingerprint.key` in the state dir).
+#[derive(Clone)]
+pub struct FingerprintKey([u8; 32]);
+
+impl std::fmt::Debug for FingerprintKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FingerprintKey(..)")
+    }
+}
+
+impl FingerprintKey {
+    pub fn new(bytes: [u8; 32]) -> Self {
+        FingerprintKey(bytes)
+    }
+
+    /// HMAC-SHA256 of an already normalised code (see [`normalise_code`]).
+    pub fn fingerprint(&self, normalised_code: &str) -> [u8; 32] {
+        // new_from_slice only fails for key lengths HMAC cannot take; any
+        // length is valid for HMAC-SHA256, and ours is fixed at 32.
+        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.0) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC accepts keys of any length"),
+        };
+        mac.update(normalised_code.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// The form of a code that is fingerprinted: NFKC, letters and digits only,
+/// upper case. `ab12-ＣＤ34` and `AB12CD34` give the same fingerprint, so a
+/// code shown both grouped in the text and bare in a redeem URL gets one
+/// handle.
+pub fn normalise_code(code: &str) -> String {
+    code.nfkc()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// Lower-case hex of a fingerprint, as stored in mask records.
+pub fn to_hex(fingerprint: &[u8; 32]) -> String {
+    fingerprint.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Length of a reference handle (`GL` and four hex digits).
+pub const HANDLE_LEN: usize = 6;
+
+/// Codes with fewer letters and digits than this get a plain `*` mask: a
+/// handle would cover too much of a short code to leave it recognisable as
+/// masked.
+pub const MIN_CODE_LEN_FOR_HANDLE: usize = 12;
+
+/// The reference handle for a fingerprint, e.g. `GL7F3A`.
+pub fn handle(fingerprint: &[u8; 32]) -> String {
+    format!("GL{:02X}{:02X}", fingerprint[0], fingerprint[1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouped_full_width_and_bare_forms_share_a_fingerprint() {
+        let key = FingerprintKey::new([7; 32]);
+        let a = key.fingerprint(&normalise_code("ab12-ＣＤ34 ef"));
+        let b = key.fingerprint(&normalise_code("AB12CD34EF"));
+        assert_eq!(a, b);
+        assert_ne!(a, FingerprintKey::new([8; 32]).fingerprint("AB12CD34EF"));
+    }
+
+    #[test]
+    fn handle_is_short_and_not_the_code() {
+        let key = FingerprintKey::new([1; 32]);
+        let h = handle(&key.fingerprint("AB12CD34EF56GH"));
+        assert_eq!(h.len(), HANDLE_LEN);
+        assert!(h.starts_with("GL"));
+        assert_eq!(format!("{key:?}"), "FingerprintKey(..)");
+    }
+}

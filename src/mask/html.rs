@@ -1,0 +1,477 @@
+//! A text view of HTML that maps back to the HTML source.
+//!
+//! The view is what a reader sees: tags removed, entities decoded, block
+//! tags turned into line breaks, `<script>`/`<style>` and comments dropped.
+//! Inline tags vanish without a trace, so `<span>AB12</span>-<span>CD34`
+//! reads `AB12-CD34` and is matched as one code. Attribute values that hold
+//! links or shown text (`href`, `src`, `alt`, `title`, `value`, `data-*` ...)
+//! are returned as separate views, scanned as URLs.
+
+use std::ops::Range;
+
+/// Text derived from a source string, with the source range of every
+/// character.
+#[derive(Debug, Default)]
+pub struct View {
+    pub text: String,
+    spans: Vec<ViewSpan>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ViewSpan {
+    view: u32,
+    source: u32,
+    /// A run copied as is (`source_len == 0`), or one character standing
+    /// for `source_len` source bytes (an entity, or a tag read as a break).
+    copied_len: u32,
+    source_len: u32,
+}
+
+impl View {
+    fn copy(&mut self, source: &str, range: Range<usize>) {
+        let Some(s) = source.get(range.clone()) else {
+            return;
+        };
+        if s.is_empty() {
+            return;
+        }
+        self.spans.push(ViewSpan {
+            view: self.text.len() as u32,
+            source: range.start as u32,
+            copied_len: s.len() as u32,
+            source_len: 0,
+        });
+        self.text.push_str(s);
+    }
+
+    fn char(&mut self, c: char, source: Range<usize>) {
+        self.spans.push(ViewSpan {
+            view: self.text.len() as u32,
+            source: source.start as u32,
+            copied_len: 0,
+            source_len: source.len() as u32,
+        });
+        self.text.push(c);
+    }
+
+    /// The source bytes behind the view character at byte `at`, and whether
+    /// it is a plain copy of them (false for an entity or a tag).
+    pub fn source_of(&self, at: usize) -> Option<(Range<usize>, bool)> {
+        let i = self
+            .spans
+            .partition_point(|s| s.view as usize <= at)
+            .checked_sub(1)?;
+        let span = self.spans.get(i)?;
+        let offset = at - span.view as usize;
+        if span.copied_len > 0 {
+            let len = self.text.get(at..)?.chars().next()?.len_utf8();
+            (offset < span.copied_len as usize).then(|| {
+                let start = span.source as usize + offset;
+                (start..start + len, true)
+            })
+        } else {
+            (offset == 0).then(|| {
+                let start = span.source as usize;
+                (start..start + span.source_len as usize, false)
+            })
+        }
+    }
+}
+
+/// Tags after which a reader sees a line break.
+const BLOCK_TAGS: &[&str] = &[
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "body",
+    "br",
+    "center",
+    "dd",
+    "div",
+    "dl",
+    "dt",
+    "figcaption",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "head",
+    "header",
+    "hr",
+    "html",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "option",
+    "p",
+    "pre",
+    "section",
+    "select",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "title",
+    "tr",
+    "ul",
+];
+
+/// Attributes whose values are links or text shown to the reader.
+const SCANNED_ATTRIBUTES: &[&str] = &[
+    "action",
+    "alt",
+    "background",
+    "cite",
+    "content",
+    "formaction",
+    "href",
+    "poster",
+    "src",
+    "title",
+    "value",
+];
+
+/// Builds the reader's view of `html` and the views of its scanned
+/// attribute values.
+pub fn views(html: &str) -> (View, Vec<View>) {
+    let bytes = html.as_bytes();
+    let mut view = View::default();
+    let mut attributes = Vec::new();
+    let mut text_start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'<' => {
+                let Some(tag) = parse_tag(html, i) else {
+                    i += 1;
+                    continue;
+                };
+                view.copy(html, text_start..i);
+                for value in &tag.attributes {
+                    let mut attr_view = View::default();
+                    decode_entities(html, value.clone(), &mut attr_view);
+                    if !attr_view.text.is_empty() {
+                        attributes.push(attr_view);
+                    }
+                }
+                let mut end = tag.end;
+                if !tag.closing
+                    && (tag.name.eq_ignore_ascii_case("script")
+                        || tag.name.eq_ignore_ascii_case("style"))
+                {
+                    end = skip_raw_text(html, tag.end, tag.name);
+                }
+                if BLOCK_TAGS.iter().any(|t| t.eq_ignore_ascii_case(tag.name)) {
+                    view.char('\n', i..end);
+                }
+                i = end;
+                text_start = i;
+            }
+            b'&' => {
+                if let Some((c, len)) = entity_at(html, i) {
+                    view.copy(html, text_start..i);
+                    if let Some(c) = c {
+                        view.char(c, i..i + len);
+                    }
+                    i += len;
+                    text_start = i;
+                } else {
+                    i += 1;
+                }
+            }
+            _ => {
+                // Jump to the next byte that can start markup.
+                i += bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'<' || b == b'&')
+                    .unwrap_or(bytes.len() - i);
+            }
+        }
+    }
+    view.copy(html, text_start..bytes.len());
+    (view, attributes)
+}
+
+struct Tag<'a> {
+    name: &'a str,
+    closing: bool,
+    end: usize,
+    attributes: Vec<Range<usize>>,
+}
+
+/// Parses the tag, comment or declaration starting at `start` (a `<`).
+fn parse_tag(html: &str, start: usize) -> Option<Tag<'_>> {
+    let bytes = html.as_bytes();
+    let rest = &bytes[start + 1..];
+    if rest.starts_with(b"!--") {
+        let end = find(bytes, start + 4, b"-->").map_or(bytes.len(), |p| p + 3);
+        return Some(Tag {
+            name: "",
+            closing: false,
+            end,
+            attributes: Vec::new(),
+        });
+    }
+    let (closing, name_start) = match rest.first()? {
+        b'/' => (true, start + 2),
+        b'!' | b'?' => (false, start + 2),
+        c if c.is_ascii_alphabetic() => (false, start + 1),
+        _ => return None,
+    };
+    let mut i = name_start;
+    while i < bytes.len()
+        && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'-' || bytes[i] == b':')
+    {
+        i += 1;
+    }
+    let name = html.get(name_start..i)?;
+    let mut attributes = Vec::new();
+    loop {
+        while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'/') {
+            i += 1;
+        }
+        match bytes.get(i) {
+            None => {
+                return Some(Tag {
+                    name,
+                    closing,
+                    end: bytes.len(),
+                    attributes,
+                })
+            }
+            Some(b'>') => {
+                return Some(Tag {
+                    name,
+                    closing,
+                    end: i + 1,
+                    attributes,
+                })
+            }
+            _ => {}
+        }
+        let attr_start = i;
+        while i < bytes.len()
+            && !matches!(bytes[i], b'=' | b'>' | b'/')
+            && !bytes[i].is_ascii_whitespace()
+        {
+            i += 1;
+        }
+        if i == attr_start {
+            // A stray `=` or similar: skip it.
+            i += 1;
+            continue;
+        }
+        let attr_name = html.get(attr_start..i).unwrap_or("");
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if bytes.get(i) != Some(&b'=') {
+            continue;
+        }
+        i += 1;
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let value = match bytes.get(i) {
+            Some(&q @ (b'"' | b'\'')) => {
+                let end = bytes[i + 1..]
+                    .iter()
+                    .position(|&b| b == q)
+                    .map_or(bytes.len(), |p| i + 1 + p);
+                let value = i + 1..end;
+                i = (end + 1).min(bytes.len());
+                value
+            }
+            _ => {
+                let start = i;
+                while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'>' {
+                    i += 1;
+                }
+                start..i
+            }
+        };
+        let scanned = attr_name.len() > 5
+            && attr_name.as_bytes()[..5].eq_ignore_ascii_case(b"data-")
+            || SCANNED_ATTRIBUTES
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(attr_name));
+        if scanned && !value.is_empty() {
+            attributes.push(value);
+        }
+    }
+}
+
+fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| from + p)
+}
+
+/// End of a `<script>` or `<style>` element's content and closing tag.
+fn skip_raw_text(html: &str, from: usize, name: &str) -> usize {
+    let bytes = html.as_bytes();
+    let mut i = from;
+    while let Some(p) = find(bytes, i, b"</") {
+        let after = p + 2;
+        if bytes
+            .get(after..after + name.len())
+            .is_some_and(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+        {
+            return find(bytes, after, b">").map_or(bytes.len(), |e| e + 1);
+        }
+        i = after;
+    }
+    bytes.len()
+}
+
+/// Decodes entities in `html[range]` into `view` (for attribute values).
+fn decode_entities(html: &str, range: Range<usize>, view: &mut View) {
+    let mut text_start = range.start;
+    let mut i = range.start;
+    while i < range.end {
+        if html.as_bytes()[i] == b'&' {
+            if let Some((c, len)) = entity_at(html, i).filter(|(_, len)| i + len <= range.end) {
+                view.copy(html, text_start..i);
+                if let Some(c) = c {
+                    view.char(c, i..i + len);
+                }
+                i += len;
+                text_start = i;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    view.copy(html, text_start..range.end);
+}
+
+/// Characters a reader does not see; dropped from the view so they cannot
+/// split a code.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}' | '\u{200b}'..='\u{200d}' | '\u{2060}' | '\u{feff}'
+    )
+}
+
+/// The entity at `at` (a `&`): its character (None for an invisible one)
+/// and its length in bytes, including the `;`.
+fn entity_at(html: &str, at: usize) -> Option<(Option<char>, usize)> {
+    let bytes = html.as_bytes();
+    let body_start = at + 1;
+    let semi = bytes
+        .get(body_start..(body_start + 12).min(bytes.len()))?
+        .iter()
+        .position(|&b| b == b';')?;
+    let body = html.get(body_start..body_start + semi)?;
+    let c = if let Some(num) = body.strip_prefix('#') {
+        let value = match num.strip_prefix(['x', 'X']) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+            None => num.parse().ok()?,
+        };
+        char::from_u32(value)?
+    } else {
+        named_entity(body)?
+    };
+    Some(((!is_invisible(c)).then_some(c), semi + 2))
+}
+
+fn named_entity(name: &str) -> Option<char> {
+    Some(match name {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        "nbsp" => '\u{a0}',
+        "ensp" | "emsp" | "thinsp" => ' ',
+        "shy" => '\u{ad}',
+        "zwnj" => '\u{200c}',
+        "zwj" => '\u{200d}',
+        "ndash" => '–',
+        "mdash" => '—',
+        "minus" => '−',
+        "hyphen" | "dash" => '‐',
+        "yen" => '¥',
+        "copy" => '©',
+        "reg" => '®',
+        "trade" => '™',
+        "middot" => '·',
+        "bull" => '•',
+        "hellip" => '…',
+        "laquo" => '«',
+        "raquo" => '»',
+        "euro" => '€',
+        "pound" => '£',
+        "cent" => '¢',
+        "times" => '×',
+        "colon" => ':',
+        "num" => '#',
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_tags_vanish_and_blocks_break() {
+        let html = "<p>Code:</p><span>AB12</span>-<b>CD34</b><br>end";
+        let (view, _) = views(html);
+        assert_eq!(view.text, "\nCode:\nAB12-CD34\nend");
+        let at = view.text.find("CD34").unwrap();
+        let (src, copied) = view.source_of(at).unwrap();
+        assert!(copied);
+        assert_eq!(&html[src], "C");
+    }
+
+    #[test]
+    fn entities_map_to_their_source() {
+        let html = "AB&#49;2&shy;-&#x43;D";
+        let (view, _) = views(html);
+        assert_eq!(view.text, "AB12-CD");
+        let (src, copied) = view.source_of(2).unwrap();
+        assert!(!copied);
+        assert_eq!(&html[src], "&#49;");
+    }
+
+    #[test]
+    fn scripts_comments_skipped_and_urls_returned() {
+        let html = "<style>p{}</style><!-- X --><a href=\"https://x/?claimCode=AB12&amp;r=1\" class=c>go</a>";
+        let (view, urls) = views(html);
+        assert_eq!(view.text, "go");
+        assert_eq!(urls.len(), 1);
+        assert_eq!(urls[0].text, "https://x/?claimCode=AB12&r=1");
+        let at = urls[0].text.find("AB12").unwrap();
+        assert_eq!(&html[urls[0].source_of(at).unwrap().0], "A");
+    }
+
+    #[test]
+    fn broken_markup_does_not_panic() {
+        for html in [
+            "<",
+            "<a href=",
+            "<a href='x",
+            "&#",
+            "&#xffffffff;",
+            "<script>",
+            "a < b &c d",
+            "<!--",
+            "<a d\u{fffd}\u{fffd}=x>",
+        ] {
+            let _ = views(html);
+        }
+    }
+}
