@@ -1,0 +1,782 @@
+//! The real-Dovecot test bench shared by the integration tests.
+//!
+//! A [`Bench`] is one temporary directory holding everything a test starts:
+//! a throwaway Dovecot (`integration/dovecot.sh`), optionally `giftlock serve`
+//! in front of it, the scripted clients' outputs and mbsync's Maildirs.
+//! Dropping it kills every process it started; when the test is failing it
+//! first prints the tails of the logs, and `GIFTLOCK_KEEP_TEST_DIRS=1` keeps
+//! the directory for a look.
+//!
+//! Every wait is bounded: process runs take a timeout, giftlock's start is
+//! polled for at most [`START_TIMEOUT`].
+
+// Each test binary includes this module and uses a different subset of it.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The local password the mail clients give giftlock.
+pub const LOCAL_PASSWORD: &str = "alice-local-pw-Zq81x";
+/// The test user's real Dovecot password (`integration/dovecot.sh` users).
+pub const UPSTREAM_PASSWORD: &str = "alice-upstream-pw";
+pub const USER: &str = "alice";
+/// The environment variable that carries the upstream secret to giftlock.
+/// Not GIFTLOCK_-prefixed: that prefix is giftlock's config override space.
+pub const SECRET_ENV: &str = "GL_TEST_UPSTREAM_SECRET";
+
+pub const START_TIMEOUT: Duration = Duration::from_secs(15);
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const MBSYNC_TIMEOUT: Duration = Duration::from_secs(180);
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn integration_dir() -> PathBuf {
+    repo_root().join("integration")
+}
+
+/// A port free on 127.0.0.1 right now (the kernel's pick, released at once).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind 127.0.0.1:0 to find a free port")
+}
+
+/// How a Dovecot instance presents itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DovecotMode {
+    /// STARTTLS on the plain port, implicit TLS port, leaf signed by the test CA.
+    Normal,
+    /// As Normal, but the leaf is signed by a CA nobody trusts.
+    UntrustedCert,
+    /// `ssl = no`: plain port without STARTTLS, no implicit-TLS port.
+    NoTls,
+}
+
+/// What `integration/dovecot.sh start` reported in DIR/env.
+#[derive(Clone, Debug)]
+pub struct Dovecot {
+    pub dir: PathBuf,
+    pub imap_port: u16,
+    pub imaps_port: Option<u16>,
+    pub ca_file: PathBuf,
+    pub untrusted_ca_file: PathBuf,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub log_file: PathBuf,
+}
+
+impl Dovecot {
+    fn start(dir: &Path, mode: DovecotMode) -> Dovecot {
+        fs::create_dir_all(dir).expect("create dovecot dir");
+        let mut cmd = Command::new(integration_dir().join("dovecot.sh"));
+        cmd.arg("start").arg(dir);
+        cmd.env("IMAP_PORT", free_port().to_string());
+        cmd.env("IMAPS_PORT", free_port().to_string());
+        cmd.env(
+            "DOVECOT_CERT",
+            if mode == DovecotMode::UntrustedCert {
+                "untrusted"
+            } else {
+                "trusted"
+            },
+        );
+        cmd.env(
+            "DOVECOT_TLS",
+            if mode == DovecotMode::NoTls {
+                "off"
+            } else {
+                "on"
+            },
+        );
+        let run = run_command(cmd, "dovecot-start", dir, Duration::from_secs(20));
+        assert!(
+            run.success(),
+            "integration/dovecot.sh start failed: {}",
+            run.stderr
+        );
+        let env = parse_env(&run.stdout);
+        let get = |k: &str| -> String {
+            env.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("dovecot.sh printed no {k}: {}", run.stdout))
+        };
+        Dovecot {
+            dir: dir.to_path_buf(),
+            imap_port: get("IMAP_PORT").parse().expect("IMAP_PORT is a port"),
+            imaps_port: get("IMAPS_PORT").parse().ok(),
+            ca_file: get("CA_FILE").into(),
+            untrusted_ca_file: get("UNTRUSTED_CA_FILE").into(),
+            cert_file: get("CERT_FILE").into(),
+            key_file: get("KEY_FILE").into(),
+            log_file: get("LOG_FILE").into(),
+        }
+    }
+
+    pub fn imaps_port(&self) -> u16 {
+        self.imaps_port
+            .expect("this Dovecot runs without TLS: no implicit-TLS port")
+    }
+
+    /// Delivers `count` generated messages (integration/gen-mail.py) to `user`.
+    pub fn fill(&self, user: &str, count: u32, seed: u32, big_mb: u32) {
+        let mut cmd = Command::new(integration_dir().join("dovecot.sh"));
+        cmd.arg("fill").arg(&self.dir).arg(user);
+        cmd.args([count.to_string(), seed.to_string(), big_mb.to_string()]);
+        let run = run_command(cmd, "dovecot-fill", &self.dir, Duration::from_secs(120));
+        assert!(run.success(), "dovecot.sh fill failed: {}", run.stderr);
+    }
+
+    /// Delivers existing message files to `user` as they are.
+    pub fn add(&self, user: &str, files: &[PathBuf]) {
+        let mut cmd = Command::new(integration_dir().join("dovecot.sh"));
+        cmd.arg("add").arg(&self.dir).arg(user).args(files);
+        let run = run_command(cmd, "dovecot-add", &self.dir, Duration::from_secs(120));
+        assert!(run.success(), "dovecot.sh add failed: {}", run.stderr);
+    }
+
+    fn stop(&self) {
+        // Bounded inside the script (5 s, then SIGKILL).
+        let _ = Command::new(integration_dir().join("dovecot.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn parse_env(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// TLS on a giftlock listener, or what a client does on connect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tls {
+    None,
+    Starttls,
+    Implicit,
+}
+
+impl Tls {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tls::None => "none",
+            Tls::Starttls => "starttls",
+            Tls::Implicit => "implicit",
+        }
+    }
+}
+
+/// How giftlock reaches Dovecot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upstream {
+    /// `imaps://localhost:IMAPS`
+    Imaps,
+    /// `imap://localhost:IMAP`, STARTTLS mandatory.
+    ImapStarttls,
+    /// `imap://localhost:IMAP` with `tls = "none"` (loopback only).
+    Plain,
+}
+
+/// Where giftlock reads the upstream secret from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    Env,
+    File,
+}
+
+/// One `[[listeners]]` entry.
+#[derive(Clone, Debug)]
+pub struct Listener {
+    pub address: String,
+    pub tls: Tls,
+}
+
+impl Listener {
+    pub fn loopback(tls: Tls) -> Listener {
+        Listener {
+            address: format!("127.0.0.1:{}", free_port()),
+            tls,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.address
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("listener address ends with :PORT")
+    }
+}
+
+/// A giftlock configuration for one account (local user `alice`) in front of
+/// a bench's Dovecot.
+#[derive(Clone, Debug)]
+pub struct GiftlockSetup {
+    pub listeners: Vec<Listener>,
+    pub upstream: Upstream,
+    pub secret: SecretSource,
+    /// The CA giftlock trusts for the upstream; the test CA unless a test
+    /// wants it to distrust Dovecot.
+    pub trust_test_ca: bool,
+}
+
+impl GiftlockSetup {
+    pub fn new(listeners: &[Tls], upstream: Upstream) -> GiftlockSetup {
+        GiftlockSetup {
+            listeners: listeners.iter().map(|&t| Listener::loopback(t)).collect(),
+            upstream,
+            secret: SecretSource::Env,
+            trust_test_ca: true,
+        }
+    }
+
+    pub fn port(&self, tls: Tls) -> u16 {
+        self.listeners
+            .iter()
+            .find(|l| l.tls == tls)
+            .map(Listener::port)
+            .unwrap_or_else(|| panic!("no {} listener in this setup", tls.name()))
+    }
+}
+
+/// `giftlock passwd`'s hash of [`LOCAL_PASSWORD`], computed once per test
+/// binary and checked with the argon2 crate.
+pub fn local_password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let scratch = tempfile::tempdir().expect("temp dir for giftlock passwd");
+        let stdin = scratch.path().join("password");
+        fs::write(&stdin, format!("{LOCAL_PASSWORD}\n")).expect("write password input");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
+        cmd.arg("passwd")
+            .stdin(File::open(&stdin).expect("open password input"));
+        let run = run_command(cmd, "giftlock-passwd", scratch.path(), Duration::from_secs(30));
+        assert!(
+            run.success(),
+            "`giftlock passwd` failed ({}): {}",
+            run.status_text(),
+            run.stderr
+        );
+        let hash = run
+            .stdout
+            .split_whitespace()
+            .find(|w| w.starts_with("$argon2"))
+            .unwrap_or_else(|| panic!("`giftlock passwd` printed no argon2 hash: {}", run.stdout))
+            .to_string();
+        verify_argon2(&hash, LOCAL_PASSWORD);
+        hash
+    })
+}
+
+fn verify_argon2(hash: &str, password: &str) {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let parsed = PasswordHash::new(hash).expect("`giftlock passwd` output parses as a PHC string");
+    argon2::Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .expect("`giftlock passwd` output verifies against the password it was given");
+}
+
+/// A running `giftlock serve`.
+pub struct Giftlock {
+    child: Child,
+    pub config: PathBuf,
+    pub log_file: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+impl Giftlock {
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+}
+
+/// The outcome of one bounded process run; stdout and stderr were written to
+/// files in the bench directory (kept for the secrets grep).
+#[derive(Debug)]
+pub struct Run {
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+    pub timed_out: bool,
+}
+
+impl Run {
+    pub fn success(&self) -> bool {
+        self.status.is_some_and(|s| s.success())
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.status.and_then(|s| s.code())
+    }
+
+    pub fn status_text(&self) -> String {
+        match (self.timed_out, self.status) {
+            (true, _) => "timed out and was killed".to_string(),
+            (false, Some(s)) => s.to_string(),
+            (false, None) => "no status".to_string(),
+        }
+    }
+
+    /// The client's JSON report line, parsed.
+    pub fn json(&self) -> serde_json::Value {
+        let line = self.stdout.lines().last().unwrap_or("");
+        serde_json::from_str(line).unwrap_or_else(|e| {
+            panic!(
+                "client printed no JSON ({e}); status {}; stdout: {}; stderr: {}",
+                self.status_text(),
+                self.stdout,
+                self.stderr
+            )
+        })
+    }
+}
+
+/// Runs `cmd` to completion or until `timeout` (then kills it), with its
+/// output in `dir/NAME.out` and `dir/NAME.err`.
+pub fn run_command(mut cmd: Command, name: &str, dir: &Path, timeout: Duration) -> Run {
+    let out_path = unique_path(dir, name, "out");
+    let err_path = out_path.with_extension("err");
+    let out = File::create(&out_path).expect("create stdout file");
+    let err = File::create(&err_path).expect("create stderr file");
+    cmd.stdout(out).stderr(err);
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let (status, timed_out) = wait_bounded(&mut child, timeout);
+    Run {
+        status,
+        stdout: fs::read_to_string(&out_path).unwrap_or_default(),
+        stderr: fs::read_to_string(&err_path).unwrap_or_default(),
+        timed_out,
+    }
+}
+
+fn unique_path(dir: &Path, name: &str, ext: &str) -> PathBuf {
+    (0..1000)
+        .map(|i| {
+            if i == 0 {
+                dir.join(format!("{name}.{ext}"))
+            } else {
+                dir.join(format!("{name}-{i}.{ext}"))
+            }
+        })
+        .find(|p| !p.exists())
+        .expect("fewer than 1000 runs of one name")
+}
+
+fn wait_bounded(child: &mut Child, timeout: Duration) -> (Option<ExitStatus>, bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return (Some(status), false),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                return (child.wait().ok(), true);
+            }
+        }
+    }
+}
+
+/// One test's world: a temp dir, a Dovecot, maybe a giftlock.
+pub struct Bench {
+    pub dovecot: Dovecot,
+    pub giftlock: Option<Giftlock>,
+    /// Files that hold passwords on purpose (skipped by the secrets grep).
+    secret_files: Vec<PathBuf>,
+    root: PathBuf,
+    /// None once kept (GIFTLOCK_KEEP_TEST_DIRS); removed on drop otherwise.
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Bench {
+    /// A fresh temp dir and a running Dovecot in it.
+    pub fn start(mode: DovecotMode) -> Bench {
+        let dir = tempfile::Builder::new()
+            .prefix("giftlock-bench-")
+            .tempdir()
+            .expect("create bench temp dir");
+        // Dovecot's unprivileged auth and mail processes open files below it.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
+            .expect("chmod bench dir");
+        let dovecot = Dovecot::start(&dir.path().join("dovecot"), mode);
+        let mut bench = Bench {
+            secret_files: vec![dovecot.dir.join("users")],
+            dovecot,
+            giftlock: None,
+            root: dir.path().to_path_buf(),
+            dir: Some(dir),
+        };
+        bench.write_password_files();
+        bench
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// The 0600 file holding `password` (LOCAL_PASSWORD or
+    /// UPSTREAM_PASSWORD), for clients and giftlock's `file:` secrets.
+    pub fn password_file(&self, password: &str) -> PathBuf {
+        let name = match password {
+            LOCAL_PASSWORD => "local.pw",
+            UPSTREAM_PASSWORD => "upstream.pw",
+            _ => panic!("the bench only knows LOCAL_PASSWORD and UPSTREAM_PASSWORD"),
+        };
+        self.path().join(name)
+    }
+
+    fn write_password_files(&mut self) {
+        for password in [LOCAL_PASSWORD, UPSTREAM_PASSWORD] {
+            let path = self.password_file(password);
+            fs::write(&path, password).expect("write password file");
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                .expect("chmod password file");
+            self.secret_files.push(path);
+        }
+    }
+
+    /// Writes giftlock's TOML config for `setup` and returns its path.
+    pub fn write_giftlock_config(&mut self, setup: &GiftlockSetup) -> PathBuf {
+        let gl_dir = self.path().join("giftlock");
+        fs::create_dir_all(&gl_dir).expect("create giftlock dir");
+        let toml = self.render_giftlock_config(setup, local_password_hash());
+        let path = gl_dir.join("config.toml");
+        fs::write(&path, toml).expect("write giftlock config");
+        path
+    }
+
+    /// giftlock's TOML config (the format of config/example.toml) for `setup`.
+    pub fn render_giftlock_config(&self, setup: &GiftlockSetup, local_hash: &str) -> String {
+        let d = &self.dovecot;
+        let mut toml = String::new();
+        let state_dir = self.path().join("giftlock/state");
+        let _ = writeln!(toml, "[general]\nstate_dir = {}", toml_str(state_dir));
+        let _ = writeln!(toml, "\n[limits]\nmax_message_bytes = 268435456");
+        for l in &setup.listeners {
+            let _ = writeln!(
+                toml,
+                "\n[[listeners]]\naddress = {}\ntls = {}",
+                toml_str(&l.address),
+                toml_str(l.tls.name())
+            );
+            if l.tls != Tls::None {
+                // The test CA's localhost leaf: clients already trust that CA.
+                let _ = writeln!(
+                    toml,
+                    "cert = {}\nkey = {}",
+                    toml_str(&d.cert_file),
+                    toml_str(&d.key_file)
+                );
+            }
+        }
+        let _ = writeln!(
+            toml,
+            "\n[[accounts]]\nname = \"test\"\nlocal_user = {}\nlocal_password_hash = {}",
+            toml_str(USER),
+            toml_str(local_hash)
+        );
+        let url = match setup.upstream {
+            Upstream::Imaps => format!("imaps://localhost:{}", d.imaps_port()),
+            Upstream::ImapStarttls | Upstream::Plain => format!("imap://localhost:{}", d.imap_port),
+        };
+        let secret = match setup.secret {
+            SecretSource::Env => format!("env:{SECRET_ENV}"),
+            SecretSource::File => format!("file:{}", self.password_file(UPSTREAM_PASSWORD).display()),
+        };
+        let ca = if setup.trust_test_ca {
+            &d.ca_file
+        } else {
+            &d.untrusted_ca_file
+        };
+        let _ = writeln!(
+            toml,
+            "\n[accounts.upstream]\nurl = {}\nuser = {}\nsecret = {}\nca_file = {}",
+            toml_str(&url),
+            toml_str(USER),
+            toml_str(&secret),
+            toml_str(ca)
+        );
+        if setup.upstream == Upstream::Plain {
+            let _ = writeln!(toml, "tls = \"none\"");
+        }
+        toml
+    }
+
+    fn spawn_giftlock(&mut self, config: &Path) -> (Child, PathBuf) {
+        let log_file = unique_path(&self.path().join("giftlock"), "giftlock", "log");
+        let log = File::create(&log_file).expect("create giftlock log");
+        let log2 = log.try_clone().expect("clone giftlock log handle");
+        let child = Command::new(env!("CARGO_BIN_EXE_giftlock"))
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .env(SECRET_ENV, UPSTREAM_PASSWORD)
+            // As much logging as giftlock has: the secrets grep covers it all.
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .expect("start giftlock serve");
+        (child, log_file)
+    }
+
+    /// Starts `giftlock serve` for `setup` and waits (bounded) until every
+    /// listener accepts connections. Panics with giftlock's log if it exits or
+    /// does not listen in time.
+    pub fn start_giftlock(&mut self, setup: &GiftlockSetup) -> &Giftlock {
+        if let Some(mut old) = self.giftlock.take() {
+            old.kill();
+        }
+        let config = self.write_giftlock_config(setup);
+        let (mut child, log_file) = self.spawn_giftlock(&config);
+        let deadline = Instant::now() + START_TIMEOUT;
+        for l in &setup.listeners {
+            loop {
+                if TcpStream::connect(("127.0.0.1", l.port())).is_ok() {
+                    break;
+                }
+                let exited = child.try_wait().ok().flatten();
+                if exited.is_some() || Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "giftlock serve {} instead of listening on {}; its log:\n{}",
+                        exited.map_or("did not listen in time".to_string(), |s| format!("exited ({s})")),
+                        l.address,
+                        fs::read_to_string(&log_file).unwrap_or_default()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.giftlock = Some(Giftlock {
+            child,
+            config,
+            log_file,
+            state_dir: self.path().join("giftlock/state"),
+        });
+        self.giftlock.as_ref().expect("just set")
+    }
+
+    /// Runs `giftlock serve` with a config expected to be refused; returns its
+    /// exit status (None if it was still running after `timeout`) and log.
+    pub fn giftlock_expect_exit(&mut self, setup: &GiftlockSetup, timeout: Duration) -> (Option<ExitStatus>, String) {
+        let config = self.write_giftlock_config(setup);
+        let (mut child, log_file) = self.spawn_giftlock(&config);
+        let (status, timed_out) = wait_bounded(&mut child, timeout);
+        let log = fs::read_to_string(&log_file).unwrap_or_default();
+        (if timed_out { None } else { status }, log)
+    }
+
+    pub fn giftlock(&self) -> &Giftlock {
+        self.giftlock.as_ref().expect("giftlock was started")
+    }
+
+    /// Runs a scenario of integration/clients/imap_client.py.
+    pub fn client(&self, scenario: &str, port: u16, tls: Tls, password: &str, extra: &[&str]) -> Run {
+        let pw_file = self.password_file(password);
+        let mut cmd = Command::new("python3");
+        cmd.arg(integration_dir().join("clients/imap_client.py"))
+            .arg(scenario)
+            .args(["--host", "localhost", "--port", &port.to_string(), "--tls", tls.name()])
+            .arg("--ca")
+            .arg(&self.dovecot.ca_file)
+            .args(["--user", USER, "--password-file"])
+            .arg(&pw_file)
+            .args(["--timeout", "20"])
+            .args(extra);
+        let dir = self.path().join("clients");
+        fs::create_dir_all(&dir).expect("create clients dir");
+        run_command(cmd, scenario, &dir, CLIENT_TIMEOUT)
+    }
+
+    /// Full `mbsync` pull of INBOX from `port` into `self/NAME/maildir`;
+    /// returns the run and the Maildir's INBOX path.
+    pub fn mbsync(&self, name: &str, port: u16, tls: Tls, password: &str) -> (Run, PathBuf) {
+        let root = self.path().join(name);
+        let maildir = root.join("maildir");
+        fs::create_dir_all(root.join("state")).expect("create mbsync state dir");
+        fs::create_dir_all(&maildir).expect("create mbsync maildir");
+        let pw_file = self.password_file(password);
+        let ssl = match tls {
+            Tls::None => "None",
+            Tls::Starttls => "STARTTLS",
+            Tls::Implicit => "IMAPS",
+        };
+        let rc = format!(
+            "IMAPAccount acct\nHost localhost\nPort {port}\nUser {USER}\n\
+             PassCmd \"cat {pw}\"\nSSLType {ssl}\nCertificateFile {ca}\n\n\
+             IMAPStore remote\nAccount acct\n\n\
+             MaildirStore local\nPath {md}/\nInbox {md}/INBOX\n\n\
+             Channel inbox\nFar :remote:INBOX\nNear :local:INBOX\nCreate Near\nSync Pull\n\
+             SyncState {state}/\n",
+            pw = pw_file.display(),
+            ca = self.dovecot.ca_file.display(),
+            md = maildir.display(),
+            state = root.join("state").display(),
+        );
+        let rc_path = root.join("mbsyncrc");
+        fs::write(&rc_path, rc).expect("write mbsyncrc");
+        let mut cmd = Command::new("mbsync");
+        cmd.arg("-c").arg(&rc_path).arg("inbox");
+        let run = run_command(cmd, "mbsync", &root, MBSYNC_TIMEOUT);
+        (run, maildir.join("INBOX"))
+    }
+
+    /// Files under the bench directory that contain any test password,
+    /// ignoring the files that hold them on purpose.
+    pub fn files_with_secrets(&self) -> Vec<PathBuf> {
+        let secrets = [LOCAL_PASSWORD, UPSTREAM_PASSWORD];
+        files_containing(self.path(), &secrets, &self.secret_files)
+    }
+
+    /// Panics naming every file that logged a test password.
+    pub fn assert_no_secrets_logged(&self) {
+        let found = self.files_with_secrets();
+        assert!(found.is_empty(), "test passwords found in: {found:?}");
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        if let Some(g) = self.giftlock.as_mut() {
+            g.kill();
+        }
+        self.dovecot.stop();
+        if std::thread::panicking() {
+            let mut report = format!("--- bench dir {}\n", self.path().display());
+            if let Some(g) = &self.giftlock {
+                report += &format!("--- giftlock log (tail)\n{}\n", tail(&g.log(), 60));
+            }
+            let dlog = fs::read_to_string(&self.dovecot.log_file).unwrap_or_default();
+            report += &format!("--- dovecot log (tail)\n{}\n", tail(&dlog, 30));
+            let _ = std::io::stderr().write_all(report.as_bytes());
+        }
+        if std::env::var_os("GIFTLOCK_KEEP_TEST_DIRS").is_some() {
+            if let Some(dir) = self.dir.take() {
+                eprintln!("kept bench dir {}", dir.keep().display());
+            }
+        }
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Every file under `root` (recursively) whose bytes contain one of
+/// `needles`, except the `skip` files.
+pub fn files_containing(root: &Path, needles: &[&str], skip: &[PathBuf]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() && !skip.contains(&path) {
+                let Ok(bytes) = fs::read(&path) else { continue };
+                if needles.iter().any(|n| contains(&bytes, n.as_bytes())) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A TOML basic string for `value`.
+fn toml_str(value: impl AsRef<Path>) -> String {
+    let s = value.as_ref().to_string_lossy();
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The messages of a Maildir folder (cur/ and new/), each without mbsync's
+/// own `X-TUID:` header line (a random per-run marker), sorted.
+pub fn maildir_messages(folder: &Path) -> Vec<Vec<u8>> {
+    let mut messages = Vec::new();
+    for sub in ["cur", "new"] {
+        let Ok(entries) = fs::read_dir(folder.join(sub)) else { continue };
+        for entry in entries.flatten() {
+            let bytes = fs::read(entry.path()).expect("read maildir message");
+            messages.push(strip_x_tuid(bytes));
+        }
+    }
+    messages.sort();
+    messages
+}
+
+fn strip_x_tuid(bytes: Vec<u8>) -> Vec<u8> {
+    let header_end = find(&bytes, b"\n\n").unwrap_or(bytes.len());
+    let Some(start) = find(&bytes[..header_end], b"\nX-TUID: ").map(|i| i + 1) else {
+        return bytes;
+    };
+    let end = find(&bytes[start..], b"\n").map_or(bytes.len(), |i| start + i + 1);
+    let mut out = bytes[..start].to_vec();
+    out.extend_from_slice(&bytes[end..]);
+    out
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The messages integration/gen-mail.py generates for these parameters,
+/// sorted (as .eml files under `dir`).
+pub fn generated_messages(dir: &Path, count: u32, seed: u32, big_mb: u32) -> Vec<Vec<u8>> {
+    fs::create_dir_all(dir).expect("create dir for generated mail");
+    let out = dir.join(format!("generated-{count}-{seed}-{big_mb}"));
+    let mut cmd = Command::new("python3");
+    cmd.arg(integration_dir().join("gen-mail.py"))
+        .args(["--count", &count.to_string(), "--seed", &seed.to_string()])
+        .args(["--big-mb", &big_mb.to_string(), "--format", "eml", "--out"])
+        .arg(&out);
+    let run = run_command(cmd, "gen-mail", dir, Duration::from_secs(120));
+    assert!(run.success(), "gen-mail.py failed: {}", run.stderr);
+    let mut messages: Vec<Vec<u8>> = fs::read_dir(&out)
+        .expect("read generated dir")
+        .flatten()
+        .map(|e| fs::read(e.path()).expect("read generated message"))
+        .collect();
+    messages.sort();
+    messages
+}
