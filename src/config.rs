@@ -25,6 +25,8 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     #[serde(default)]
     pub accounts: Vec<Account>,
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -229,6 +231,9 @@ impl Config {
                     self.limits.max_message_bytes
                 ),
             ));
+        }
+        if let Err((key, problem)) = self.audit.validate() {
+            return Err(invalid(format!("audit.{key}"), problem));
         }
         for (i, a) in self.accounts.iter().enumerate() {
             let key = |field: &str| format!("accounts[{i}].{field}");

@@ -14,12 +14,22 @@ fn imaplib_session_works_directly_on_every_dovecot_port() {
     for (port, tls, extra) in [
         (d.imap_port, Tls::None, &["--label", "plain"][..]),
         (d.imap_port, Tls::Starttls, &["--label", "starttls"][..]),
-        (d.imaps_port(), Tls::Implicit, &["--auth", "plain", "--label", "implicit"][..]),
+        (
+            d.imaps_port(),
+            Tls::Implicit,
+            &["--auth", "plain", "--label", "implicit"][..],
+        ),
     ] {
         let run = bench.client("session", port, tls, UPSTREAM_PASSWORD, extra);
-        assert!(run.success(), "direct {tls:?} session failed: {}", run.stderr);
+        assert!(
+            run.success(),
+            "direct {tls:?} session failed: {}",
+            run.stderr
+        );
         let report = run.json();
-        assert!(report["exists_after_idle"].as_u64() >= report["exists_before"].as_u64().map(|n| n + 2));
+        assert!(
+            report["exists_after_idle"].as_u64() >= report["exists_before"].as_u64().map(|n| n + 2)
+        );
     }
     bench.assert_no_secrets_logged();
 }
@@ -27,7 +37,13 @@ fn imaplib_session_works_directly_on_every_dovecot_port() {
 #[test]
 fn wrong_password_probe_sees_authenticationfailed_directly() {
     let bench = Bench::start(DovecotMode::Normal);
-    let run = bench.client("wrong-password", bench.dovecot.imap_port, Tls::Starttls, UPSTREAM_PASSWORD, &[]);
+    let run = bench.client(
+        "wrong-password",
+        bench.dovecot.imap_port,
+        Tls::Starttls,
+        UPSTREAM_PASSWORD,
+        &[],
+    );
     assert!(run.success(), "{}", run.stderr);
     assert!(run.json()["failed_login_text"]
         .as_str()
@@ -45,8 +61,16 @@ fn capability_probe_fails_on_unfiltered_dovecot() {
         (bench.dovecot.imaps_port(), Tls::Implicit),
     ] {
         let run = bench.client("capabilities", port, tls, UPSTREAM_PASSWORD, &[]);
-        assert_eq!(run.code(), Some(1), "probe should fail on raw Dovecot: {}", run.stdout);
-        let failed = run.json()["failed"].as_str().unwrap_or_default().to_string();
+        assert_eq!(
+            run.code(),
+            Some(1),
+            "probe should fail on raw Dovecot: {}",
+            run.stdout
+        );
+        let failed = run.json()["failed"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         assert!(failed.contains("COMPRESS"), "{failed}");
     }
 }
@@ -55,9 +79,18 @@ fn capability_probe_fails_on_unfiltered_dovecot() {
 #[test]
 fn upstream_failure_probe_fails_when_login_succeeds() {
     let bench = Bench::start(DovecotMode::Normal);
-    let run = bench.client("upstream-failure", bench.dovecot.imap_port, Tls::None, UPSTREAM_PASSWORD, &[]);
+    let run = bench.client(
+        "upstream-failure",
+        bench.dovecot.imap_port,
+        Tls::None,
+        UPSTREAM_PASSWORD,
+        &[],
+    );
     assert_eq!(run.code(), Some(1), "{}", run.stdout);
-    assert!(run.json()["failed"].as_str().unwrap_or_default().contains("login succeeded"));
+    assert!(run.json()["failed"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("login succeeded"));
 }
 
 /// The "untrusted" Dovecot really is untrusted by the test CA, and the test
@@ -65,9 +98,19 @@ fn upstream_failure_probe_fails_when_login_succeeds() {
 #[test]
 fn untrusted_mode_fails_verification_with_the_test_ca() {
     let bench = Bench::start(DovecotMode::UntrustedCert);
-    let run = bench.client("session", bench.dovecot.imaps_port(), Tls::Implicit, UPSTREAM_PASSWORD, &[]);
+    let run = bench.client(
+        "session",
+        bench.dovecot.imaps_port(),
+        Tls::Implicit,
+        UPSTREAM_PASSWORD,
+        &[],
+    );
     assert_eq!(run.code(), Some(2), "{}", run.stdout);
-    assert!(run.stderr.contains("CERTIFICATE_VERIFY_FAILED"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("CERTIFICATE_VERIFY_FAILED"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// The no-TLS Dovecot offers no STARTTLS but still serves plain sessions.
@@ -75,11 +118,26 @@ fn untrusted_mode_fails_verification_with_the_test_ca() {
 fn no_tls_mode_offers_no_starttls() {
     let bench = Bench::start(DovecotMode::NoTls);
     assert!(bench.dovecot.imaps_port.is_none());
-    let run = bench.client("session", bench.dovecot.imap_port, Tls::Starttls, UPSTREAM_PASSWORD, &[]);
+    let run = bench.client(
+        "session",
+        bench.dovecot.imap_port,
+        Tls::Starttls,
+        UPSTREAM_PASSWORD,
+        &[],
+    );
     assert_eq!(run.code(), Some(2), "{}", run.stdout);
-    let plain = bench.client("session", bench.dovecot.imap_port, Tls::None, UPSTREAM_PASSWORD, &[]);
+    let plain = bench.client(
+        "session",
+        bench.dovecot.imap_port,
+        Tls::None,
+        UPSTREAM_PASSWORD,
+        &[],
+    );
     assert!(plain.success(), "{}", plain.stderr);
-    assert!(!plain.json()["greeting"].as_str().unwrap_or_default().contains("STARTTLS"));
+    assert!(!plain.json()["greeting"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("STARTTLS"));
 }
 
 /// mbsync pulls exactly the generated messages (over 300, one over 5 MB),
@@ -88,13 +146,29 @@ fn no_tls_mode_offers_no_starttls() {
 fn mbsync_direct_pull_equals_the_generated_mail() {
     let bench = Bench::start(DovecotMode::Normal);
     bench.dovecot.fill(USER, 300, 7, 6);
-    let (run, inbox) = bench.mbsync("direct", bench.dovecot.imaps_port(), Tls::Implicit, UPSTREAM_PASSWORD);
-    assert!(run.success(), "mbsync failed ({}): {}", run.status_text(), run.stderr);
+    let (run, inbox) = bench.mbsync(
+        "direct",
+        bench.dovecot.imaps_port(),
+        Tls::Implicit,
+        UPSTREAM_PASSWORD,
+    );
+    assert!(
+        run.success(),
+        "mbsync failed ({}): {}",
+        run.status_text(),
+        run.stderr
+    );
     let synced = maildir_messages(&inbox);
     let generated = generated_messages(bench.path(), 300, 7, 6);
     assert_eq!(synced.len(), 300);
-    assert!(synced.iter().any(|m| m.len() > 5 << 20), "no message over 5 MB");
-    assert!(synced == generated, "mbsync's Maildir differs from the generated mail");
+    assert!(
+        synced.iter().any(|m| m.len() > 5 << 20),
+        "no message over 5 MB"
+    );
+    assert!(
+        synced == generated,
+        "mbsync's Maildir differs from the generated mail"
+    );
     bench.assert_no_secrets_logged();
 }
 
@@ -106,7 +180,10 @@ fn gen_mail_is_deterministic_and_mixed() {
     assert!(a == b, "same seed, different mail");
     let c = generated_messages(&dir.path().join("c"), 60, 12, 1);
     assert!(a != c, "different seeds, same mail");
-    let has = |needle: &str| a.iter().any(|m| String::from_utf8_lossy(m).contains(needle));
+    let has = |needle: &str| {
+        a.iter()
+            .any(|m| String::from_utf8_lossy(m).contains(needle))
+    };
     for shape in [
         "charset=ISO-2022-JP",
         "charset=UTF-8",
@@ -123,7 +200,11 @@ fn secrets_grep_finds_a_planted_password() {
     let dir = tempfile::tempdir().expect("temp dir");
     let nested = dir.path().join("a/b");
     std::fs::create_dir_all(&nested).expect("mkdir");
-    std::fs::write(nested.join("x.log"), format!("noise {LOCAL_PASSWORD} noise")).expect("write");
+    std::fs::write(
+        nested.join("x.log"),
+        format!("noise {LOCAL_PASSWORD} noise"),
+    )
+    .expect("write");
     std::fs::write(dir.path().join("clean.log"), "nothing here").expect("write");
     let skip = dir.path().join("skipped.pw");
     std::fs::write(&skip, UPSTREAM_PASSWORD).expect("write");
@@ -144,11 +225,17 @@ fn rendered_giftlock_config_has_the_contract_keys() {
         .add_source(config::File::from_str(&text, config::FileFormat::Toml))
         .build()
         .expect("rendered config parses as TOML");
-    let get = |key: &str| cfg.get_string(key).unwrap_or_else(|e| panic!("{key}: {e}\n{text}"));
+    let get = |key: &str| {
+        cfg.get_string(key)
+            .unwrap_or_else(|e| panic!("{key}: {e}\n{text}"))
+    };
     assert_eq!(get("listeners[0].address"), setup.listeners[0].address);
     assert_eq!(get("listeners[0].tls"), "none");
     assert_eq!(get("listeners[1].tls"), "implicit");
-    assert_eq!(get("listeners[1].cert"), bench.dovecot.cert_file.to_string_lossy());
+    assert_eq!(
+        get("listeners[1].cert"),
+        bench.dovecot.cert_file.to_string_lossy()
+    );
     assert_eq!(get("accounts[0].local_user"), USER);
     assert_eq!(get("accounts[0].local_password_hash"), hash);
     assert_eq!(
@@ -160,5 +247,8 @@ fn rendered_giftlock_config_has_the_contract_keys() {
         get("accounts[0].upstream.secret"),
         format!("file:{}", bench.password_file(UPSTREAM_PASSWORD).display())
     );
-    assert_eq!(cfg.get_int("limits.max_message_bytes").ok(), Some(268435456));
+    assert_eq!(
+        cfg.get_int("limits.max_message_bytes").ok(),
+        Some(268435456)
+    );
 }

@@ -70,7 +70,13 @@ fn imaplib_session_with_upstream_secret_from_file() {
     let mut setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
     setup.secret = SecretSource::File;
     bench.start_giftlock(&setup);
-    let run = bench.client("session", setup.port(Tls::None), Tls::None, LOCAL_PASSWORD, &[]);
+    let run = bench.client(
+        "session",
+        setup.port(Tls::None),
+        Tls::None,
+        LOCAL_PASSWORD,
+        &[],
+    );
     assert!(run.success(), "{}", run.stderr);
     bench.assert_no_secrets_logged();
 }
@@ -91,7 +97,11 @@ fn mbsync_through_giftlock_is_byte_identical_to_direct() {
         Tls::Implicit,
         UPSTREAM_PASSWORD,
     );
-    assert!(direct_run.success(), "direct mbsync failed: {}", direct_run.stderr);
+    assert!(
+        direct_run.success(),
+        "direct mbsync failed: {}",
+        direct_run.stderr
+    );
     let (proxied_run, proxied_inbox) = bench.mbsync(
         "proxied",
         setup.port(Tls::Implicit),
@@ -111,6 +121,9 @@ fn mbsync_through_giftlock_is_byte_identical_to_direct() {
     assert!(direct.iter().any(|m| m.len() > 5 << 20));
     assert_eq!(proxied.len(), direct.len(), "message count differs");
     let differing = direct.iter().zip(&proxied).filter(|(a, b)| a != b).count();
-    assert_eq!(differing, 0, "{differing} messages differ between direct and proxied syncs");
+    assert_eq!(
+        differing, 0,
+        "{differing} messages differ between direct and proxied syncs"
+    );
     bench.assert_no_secrets_logged();
 }

@@ -18,7 +18,13 @@ fn wrong_local_password_gets_authenticationfailed_and_connection_stays_usable() 
         let mut bench = Bench::start(DovecotMode::Normal);
         let setup = GiftlockSetup::new(&[listener], Upstream::Imaps);
         bench.start_giftlock(&setup);
-        let run = bench.client("wrong-password", setup.port(listener), listener, LOCAL_PASSWORD, &[]);
+        let run = bench.client(
+            "wrong-password",
+            setup.port(listener),
+            listener,
+            LOCAL_PASSWORD,
+            &[],
+        );
         assert!(
             run.success(),
             "{listener:?}: wrong-password scenario failed ({}): {}",
@@ -50,14 +56,24 @@ fn wrong_local_password_gets_authenticationfailed_and_connection_stays_usable() 
 fn assert_upstream_refused(bench: &mut Bench, setup: &GiftlockSetup, log_says: &str) {
     bench.start_giftlock(setup);
     let started = Instant::now();
-    let run = bench.client("upstream-failure", setup.port(Tls::None), Tls::None, LOCAL_PASSWORD, &[]);
+    let run = bench.client(
+        "upstream-failure",
+        setup.port(Tls::None),
+        Tls::None,
+        LOCAL_PASSWORD,
+        &[],
+    );
     assert!(
         run.success(),
         "client did not get a clear upstream refusal ({}): {}",
         run.status_text(),
         run.stderr
     );
-    assert!(started.elapsed() < REFUSAL_BOUND, "refusal took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < REFUSAL_BOUND,
+        "refusal took {:?}",
+        started.elapsed()
+    );
     // Give the log writer a moment: the refusal may be sent before it logs.
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut log = bench.giftlock().log();
@@ -108,7 +124,8 @@ fn non_loopback_listener_without_tls_is_refused_at_start() {
     let mut setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
     setup.listeners[0].address = format!("0.0.0.0:{}", free_port());
     let (status, log) = bench.giftlock_expect_exit(&setup, Duration::from_secs(10));
-    let status = status.unwrap_or_else(|| panic!("giftlock kept running with a plain 0.0.0.0 listener:\n{log}"));
+    let status = status
+        .unwrap_or_else(|| panic!("giftlock kept running with a plain 0.0.0.0 listener:\n{log}"));
     assert!(!status.success(), "giftlock exited 0:\n{log}");
     let lower = log.to_lowercase();
     assert!(
@@ -126,7 +143,13 @@ fn compress_is_refused_and_capabilities_are_filtered() {
     let setup = GiftlockSetup::new(&[Tls::None, Tls::Starttls, Tls::Implicit], Upstream::Imaps);
     bench.start_giftlock(&setup);
     for listener in [Tls::None, Tls::Starttls, Tls::Implicit] {
-        let run = bench.client("capabilities", setup.port(listener), listener, LOCAL_PASSWORD, &[]);
+        let run = bench.client(
+            "capabilities",
+            setup.port(listener),
+            listener,
+            LOCAL_PASSWORD,
+            &[],
+        );
         assert!(
             run.success(),
             "{listener:?} listener: capability/COMPRESS checks failed ({}): {}",

@@ -266,7 +266,12 @@ pub fn local_password_hash() -> &'static str {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
         cmd.arg("passwd")
             .stdin(File::open(&stdin).expect("open password input"));
-        let run = run_command(cmd, "giftlock-passwd", scratch.path(), Duration::from_secs(30));
+        let run = run_command(
+            cmd,
+            "giftlock-passwd",
+            scratch.path(),
+            Duration::from_secs(30),
+        );
         assert!(
             run.success(),
             "`giftlock passwd` failed ({}): {}",
@@ -503,7 +508,9 @@ impl Bench {
         };
         let secret = match setup.secret {
             SecretSource::Env => format!("env:{SECRET_ENV}"),
-            SecretSource::File => format!("file:{}", self.password_file(UPSTREAM_PASSWORD).display()),
+            SecretSource::File => {
+                format!("file:{}", self.password_file(UPSTREAM_PASSWORD).display())
+            }
         };
         let ca = if setup.trust_test_ca {
             &d.ca_file
@@ -564,7 +571,9 @@ impl Bench {
                     let _ = child.wait();
                     panic!(
                         "giftlock serve {} instead of listening on {}; its log:\n{}",
-                        exited.map_or("did not listen in time".to_string(), |s| format!("exited ({s})")),
+                        exited.map_or("did not listen in time".to_string(), |s| format!(
+                            "exited ({s})"
+                        )),
                         l.address,
                         fs::read_to_string(&log_file).unwrap_or_default()
                     );
@@ -583,7 +592,11 @@ impl Bench {
 
     /// Runs `giftlock serve` with a config expected to be refused; returns its
     /// exit status (None if it was still running after `timeout`) and log.
-    pub fn giftlock_expect_exit(&mut self, setup: &GiftlockSetup, timeout: Duration) -> (Option<ExitStatus>, String) {
+    pub fn giftlock_expect_exit(
+        &mut self,
+        setup: &GiftlockSetup,
+        timeout: Duration,
+    ) -> (Option<ExitStatus>, String) {
         let config = self.write_giftlock_config(setup);
         let (mut child, log_file) = self.spawn_giftlock(&config);
         let (status, timed_out) = wait_bounded(&mut child, timeout);
@@ -596,12 +609,26 @@ impl Bench {
     }
 
     /// Runs a scenario of integration/clients/imap_client.py.
-    pub fn client(&self, scenario: &str, port: u16, tls: Tls, password: &str, extra: &[&str]) -> Run {
+    pub fn client(
+        &self,
+        scenario: &str,
+        port: u16,
+        tls: Tls,
+        password: &str,
+        extra: &[&str],
+    ) -> Run {
         let pw_file = self.password_file(password);
         let mut cmd = Command::new("python3");
         cmd.arg(integration_dir().join("clients/imap_client.py"))
             .arg(scenario)
-            .args(["--host", "localhost", "--port", &port.to_string(), "--tls", tls.name()])
+            .args([
+                "--host",
+                "localhost",
+                "--port",
+                &port.to_string(),
+                "--tls",
+                tls.name(),
+            ])
             .arg("--ca")
             .arg(&self.dovecot.ca_file)
             .args(["--user", USER, "--password-file"])
@@ -694,10 +721,14 @@ pub fn files_containing(root: &Path, needles: &[&str], skip: &[PathBuf]) -> Vec<
     let mut found = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
-            let Ok(kind) = entry.file_type() else { continue };
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
             if kind.is_dir() {
                 stack.push(path);
             } else if kind.is_file() && !skip.contains(&path) {
@@ -735,7 +766,9 @@ fn toml_str(value: impl AsRef<Path>) -> String {
 pub fn maildir_messages(folder: &Path) -> Vec<Vec<u8>> {
     let mut messages = Vec::new();
     for sub in ["cur", "new"] {
-        let Ok(entries) = fs::read_dir(folder.join(sub)) else { continue };
+        let Ok(entries) = fs::read_dir(folder.join(sub)) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let bytes = fs::read(entry.path()).expect("read maildir message");
             messages.push(strip_x_tuid(bytes));
