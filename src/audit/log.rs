@@ -358,6 +358,13 @@ impl SessionAudit {
     /// One complete client message after login, forwarded upstream.
     pub async fn command(&self, message: &[u8]) {
         let Some(s) = &self.inner else { return };
+        // The line that ends IDLE is not a command.
+        if crate::imap::capability::split_line_ending(message)
+            .0
+            .eq_ignore_ascii_case(b"DONE")
+        {
+            return;
+        }
         let described = describe::describe(message);
         {
             let mut state = s.lock();
@@ -443,7 +450,7 @@ impl SessionAudit {
     }
 
     /// The upstream side failed at `stage` ("login", "relay").
-    pub async fn upstream_error(&self, stage: &str, error: &dyn std::fmt::Display) {
+    pub async fn upstream_error(&self, stage: &str, error: &(dyn std::fmt::Display + Sync)) {
         self.record(Event::UpstreamError {
             stage: stage.to_string(),
             error: error.to_string(),

@@ -24,6 +24,7 @@ use tokio::sync::{oneshot, Mutex};
 
 use super::framed::{FrameError, FramedReader};
 use super::stream::BoxedStream;
+use crate::audit::SessionAudit;
 use crate::imap::command::{self, Verdict};
 use crate::imap::{capability, response};
 
@@ -110,6 +111,7 @@ pub async fn relay<F: ContentFilter>(
     server: FramedReader<ReadHalf<BoxedStream>>,
     server_writer: WriteHalf<BoxedStream>,
     filter: F,
+    audit: SessionAudit,
 ) -> RelayOutcome {
     let client_writer: ClientWriter = Arc::new(Mutex::new(BufWriter::new(client_writer)));
     let pending = Arc::new(PendingLiteral::default());
@@ -122,8 +124,9 @@ pub async fn relay<F: ContentFilter>(
         client_writer.clone(),
         pending.clone(),
         &from_client,
+        &audit,
     );
-    let down = server_to_client(server, client_writer, pending, filter, &to_client);
+    let down = server_to_client(server, client_writer, pending, filter, &to_client, &audit);
     tokio::pin!(up, down);
     let end: RelayEnd = tokio::select! {
         end = &mut down => end,
@@ -147,6 +150,7 @@ async fn client_to_server(
     client_writer: ClientWriter,
     pending: Arc<PendingLiteral>,
     counted: &AtomicU64,
+    audit: &SessionAudit,
 ) -> RelayEnd {
     // Refused message whose non-synchronising literals are still arriving.
     let mut dropping = false;
@@ -181,6 +185,9 @@ async fn client_to_server(
 
         if starts_message {
             if let Verdict::Refuse(reason) = command::verdict(client.fragment_bytes(info)) {
+                audit
+                    .command_refused(client.fragment_bytes(info), reason)
+                    .await;
                 let tag =
                     command::parse_head(client.fragment_bytes(info)).map_or(&b"*"[..], |h| h.tag);
                 let reply = [tag, b" BAD ", reason.as_bytes(), b"\r\n"].concat();
@@ -204,6 +211,9 @@ async fn client_to_server(
         if let Err(e) = server.write_all(client.fragment_bytes(info)).await {
             return RelayEnd::Server(e.into());
         }
+        if complete {
+            audit.command(client.message_bytes()).await;
+        }
         if sync_literal_next {
             let tag =
                 command::parse_head(client.message_bytes()).map_or(Vec::new(), |h| h.tag.to_vec());
@@ -216,7 +226,10 @@ async fn client_to_server(
             match answer.await {
                 Ok(true) => {}
                 // Refused by the server, or the server side ended.
-                Ok(false) | Err(_) => client.skip_message(),
+                Ok(false) | Err(_) => {
+                    audit.command_line_only(client.message_bytes()).await;
+                    client.skip_message()
+                }
             }
         }
     }
@@ -228,6 +241,7 @@ async fn server_to_client<F: ContentFilter>(
     pending: Arc<PendingLiteral>,
     mut filter: F,
     counted: &AtomicU64,
+    audit: &SessionAudit,
 ) -> RelayEnd {
     loop {
         match server.buffered_fragment() {
@@ -259,6 +273,7 @@ async fn server_to_client<F: ContentFilter>(
             Some(filtered) if is_single_line(message) => Cow::Owned(filtered),
             _ => {
                 inspection = response::inspect(message);
+                audit.content_sent(&inspection).await;
                 match inspection {
                     response::Inspection::NoContent => Cow::Borrowed(message),
                     _ => filter.filter(&inspection, message).await,
@@ -310,6 +325,7 @@ mod tests {
             FramedReader::new(sr, 1 << 20),
             sw,
             PassThrough,
+            SessionAudit::default(),
         ));
         (client_end, server_end, task)
     }

@@ -12,9 +12,11 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn, Instrument};
 
 use super::auth::Throttle;
+use super::relay::RelayEnd;
 use super::session::{self, Peer, SessionEnd};
 use super::stream::BoxedStream;
 use super::upstream::{self, LoggedIn, UpstreamError};
+use crate::audit::{AuditLog, SessionAudit, TlsInfo};
 use crate::config::{Account, Config, ListenerTls};
 
 /// How long a client may take to complete an implicit-TLS handshake.
@@ -31,6 +33,7 @@ pub struct Shared {
     /// Upstream TLS client configs by account name, built on first use
     /// (loading the platform roots is slow).
     upstream_tls: Mutex<HashMap<String, Arc<rustls::ClientConfig>>>,
+    pub audit: AuditLog,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,8 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 impl Shared {
@@ -126,6 +131,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             acceptors.insert(l.address, TlsAcceptor::from(tls));
         }
     }
+    let audit = AuditLog::open(&config.audit, &state_dir)?;
     let mut bound = Vec::new();
     for l in &config.listeners {
         let listener = TcpListener::bind(l.address)
@@ -142,6 +148,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         throttle: Throttle::default(),
         acceptors,
         upstream_tls: Mutex::new(HashMap::new()),
+        audit,
     });
     let mut tasks = tokio::task::JoinSet::new();
     for (listener, addr, tls) in bound {
@@ -179,38 +186,72 @@ async fn accept_loop(
                     tls_mode: tls,
                 };
                 info!(listener = %addr, "client connected");
+                let audit = shared.audit.session(peer.addr, addr);
                 let end = match start(&shared, tcp, &peer).await {
-                    Ok((stream, tls_active)) => {
-                        session::run(shared.clone(), stream, peer, tls_active).await
+                    Ok((stream, tls)) => {
+                        let tls_active = tls.is_some();
+                        audit.start(tls).await;
+                        session::run(shared.clone(), stream, peer, tls_active, audit.clone()).await
                     }
-                    Err(e) => SessionEnd::Tls(e),
+                    Err(e) => {
+                        audit.start(None).await;
+                        SessionEnd::Tls(e)
+                    }
                 };
                 log_end(&end);
+                audit_end(&audit, &end).await;
             }
             .instrument(span),
         );
     }
 }
 
-/// Prepares the client stream: TCP_NODELAY, and TLS on implicit listeners.
+/// Prepares the client stream: TCP_NODELAY, and TLS on implicit listeners
+/// (then with what was negotiated, for the audit log).
 async fn start(
     shared: &Shared,
     tcp: TcpStream,
     peer: &Peer,
-) -> Result<(BoxedStream, bool), String> {
+) -> Result<(BoxedStream, Option<TlsInfo>), String> {
     tcp.set_nodelay(true)
         .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
     if peer.tls_mode != ListenerTls::Implicit {
-        return Ok((Box::new(tcp), false));
+        return Ok((Box::new(tcp), None));
     }
     let acceptor = shared
         .acceptor(peer.listener)
         .ok_or("no TLS configuration for this listener")?;
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => Ok((Box::new(tls), true)),
+        Ok(Ok(tls)) => {
+            let info = TlsInfo::of(tls.get_ref().1);
+            Ok((Box::new(tls), Some(info)))
+        }
         Ok(Err(e)) => Err(format!("TLS handshake with client failed: {e}")),
         Err(_) => Err("TLS handshake with client timed out".into()),
     }
+}
+
+/// The audit's `session_end` (and `upstream_error` when the server failed).
+async fn audit_end(audit: &SessionAudit, end: &SessionEnd) {
+    let (reason, from_client, to_client) = match end {
+        SessionEnd::Relay(outcome) => {
+            let reason = match &outcome.end {
+                RelayEnd::ClientClosed => "client closed the connection".to_string(),
+                RelayEnd::ServerClosed => "server closed the connection".to_string(),
+                RelayEnd::Client(e) => format!("client connection failed: {e}"),
+                RelayEnd::Server(e) => {
+                    audit.upstream_error("relay", e).await;
+                    format!("server connection failed: {e}")
+                }
+            };
+            (reason, outcome.bytes_from_client, outcome.bytes_to_client)
+        }
+        SessionEnd::Logout => ("client logged out before login".to_string(), 0, 0),
+        SessionEnd::Idle => ("idle too long before login".to_string(), 0, 0),
+        SessionEnd::Client(e) => (format!("client connection failed before login: {e}"), 0, 0),
+        SessionEnd::Tls(e) => (e.clone(), 0, 0),
+    };
+    audit.end(reason, from_client, to_client).await;
 }
 
 fn log_end(end: &SessionEnd) {
