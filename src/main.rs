@@ -24,6 +24,8 @@ enum Commands {
     Passwd(giftlock::cli::passwd::PasswdArgs),
     /// Make sure the local CA exists and print where its certificate is.
     Cert(giftlock::cli::cert::CertArgs),
+    /// Read the audit log: tail, sessions, show SESSION, verify.
+    Audit(giftlock::cli::audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
         Commands::Serve(args) => giftlock::cli::serve::run(args),
         Commands::Passwd(args) => giftlock::cli::passwd::run(args),
         Commands::Cert(args) => giftlock::cli::cert::run(args),
+        Commands::Audit(args) => giftlock::cli::audit::run(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("giftlock: {e:#}");

@@ -20,7 +20,9 @@ pub mod files;
 pub mod fingerprint;
 pub mod known;
 pub mod log;
+pub mod read;
 pub mod record;
+pub mod render;
 pub mod verify;
 pub mod writer;
 

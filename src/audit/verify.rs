@@ -132,7 +132,12 @@ fn verify_file(
                     _ => chain::claimed_hash(text),
                 };
                 if let Some(hash) = claimed {
-                    let seq = claimed_seq(text).unwrap_or_else(|| anchor.map_or(1, |a| a.seq + 1));
+                    // An edited seq is not to be trusted: the record takes
+                    // the place it was found in.
+                    let seq = match *anchor {
+                        Some(a) => a.seq + 1,
+                        None => claimed_seq(text).unwrap_or(1),
+                    };
                     *anchor = Some(Anchor { seq, hash });
                 }
             }

@@ -1,0 +1,111 @@
+//! Helpers shared by the audit-log integration tests: the audit client, the
+//! `giftlock audit` command, and reading the log the running proxy writes.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+/// How long the proxy may take to write a session's last record.
+const RECORD_TIMEOUT: Duration = Duration::from_secs(15);
+
+pub fn audit_log(bench: &Bench) -> PathBuf {
+    bench.giftlock().state_dir.join("audit.log")
+}
+
+/// Runs integration/clients/audit_client.py against giftlock's `tls`
+/// listener with `password_file`.
+pub fn audit_client(
+    bench: &Bench,
+    setup: &GiftlockSetup,
+    tls: Tls,
+    password_file: &Path,
+    extra: &[&str],
+) -> Run {
+    let mut cmd = Command::new("python3");
+    cmd.arg(integration_dir().join("clients/audit_client.py"))
+        .args(["--port", &setup.port(tls).to_string(), "--tls", tls.name()])
+        .arg("--ca")
+        .arg(&bench.dovecot.ca_file)
+        .args(["--user", USER, "--password-file"])
+        .arg(password_file)
+        .args(extra);
+    let dir = bench.path().join("clients");
+    std::fs::create_dir_all(&dir).expect("create clients dir");
+    run_command(cmd, "audit-client", &dir, CLIENT_TIMEOUT)
+}
+
+/// `giftlock audit --log LOG ARGS...`.
+pub fn giftlock_audit(bench: &Bench, log: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
+    cmd.arg("audit").arg("--log").arg(log).args(args);
+    run_command(cmd, "giftlock-audit", bench.path(), Duration::from_secs(30))
+}
+
+/// Every record of the log (all files, oldest first).
+pub fn records(log: &Path) -> Vec<Value> {
+    let mut files: Vec<PathBuf> = (1..100)
+        .map(|n| PathBuf::from(format!("{}.{n}", log.display())))
+        .take_while(|p| p.exists())
+        .collect();
+    files.reverse();
+    files.push(log.to_path_buf());
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("every audit line is JSON"))
+                .collect::<Vec<Value>>()
+        })
+        .collect()
+}
+
+/// Waits (bounded) until the log holds `n` session_end records; returns
+/// all records.
+pub fn wait_for_sessions(log: &Path, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + RECORD_TIMEOUT;
+    loop {
+        let recs = records(log);
+        let ended = recs.iter().filter(|r| r["event"] == "session_end").count();
+        if ended >= n {
+            return recs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {ended} of {n} sessions ended in the audit log: {recs:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The records of the session whose records satisfy `pick` somewhere.
+pub fn session_of<'a>(recs: &'a [Value], pick: impl Fn(&Value) -> bool) -> Vec<&'a Value> {
+    let id = recs
+        .iter()
+        .find(|r| pick(r))
+        .and_then(|r| r["session"].as_str())
+        .unwrap_or_else(|| panic!("no record matches: {recs:#?}"));
+    recs.iter().filter(|r| r["session"] == id).collect()
+}
+
+pub fn find<'a>(session: &[&'a Value], event: &str) -> &'a Value {
+    session
+        .iter()
+        .find(|r| r["event"] == event)
+        .unwrap_or_else(|| panic!("no {event} record in {session:#?}"))
+}
+
+pub fn alerts(session: &[&Value]) -> Vec<String> {
+    session
+        .iter()
+        .filter(|r| r["event"] == "alert")
+        .map(|r| r["kind"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
