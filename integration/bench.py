@@ -170,9 +170,10 @@ def build_giftlock():
 
 def password_hash(binary):
     out = run([binary, "passwd"], input=LOCAL_PASSWORD + "\n", capture_output=True, text=True).stdout
-    for word in out.split():
-        if word.startswith("$argon2"):
-            return word
+    # It prints a config line, `local_password_hash = "$argon2id$..."`.
+    m = re.search(r"\$argon2[^\s\"]+", out)
+    if m:
+        return m.group(0)
     sys.exit(f"bench: `giftlock passwd` printed no argon2 hash: {out!r}")
 
 

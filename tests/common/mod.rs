@@ -4,7 +4,7 @@
 //! a throwaway Dovecot (`integration/dovecot.sh`), optionally `giftlock serve`
 //! in front of it, the scripted clients' outputs and mbsync's Maildirs.
 //! Dropping it kills every process it started; when the test is failing it
-//! first prints the tails of the logs, and `GIFTLOCK_KEEP_TEST_DIRS=1` keeps
+//! first prints the tails of the logs, and `GL_KEEP_TEST_DIRS=1` keeps
 //! the directory for a look.
 //!
 //! Every wait is bounded: process runs take a timeout, giftlock's start is
@@ -278,9 +278,10 @@ pub fn local_password_hash() -> &'static str {
             run.status_text(),
             run.stderr
         );
+        // It prints a config line, `local_password_hash = "$argon2id$..."`.
         let hash = run
             .stdout
-            .split_whitespace()
+            .split(|c: char| c.is_whitespace() || c == '"')
             .find(|w| w.starts_with("$argon2"))
             .unwrap_or_else(|| panic!("`giftlock passwd` printed no argon2 hash: {}", run.stdout))
             .to_string();
@@ -411,7 +412,7 @@ pub struct Bench {
     /// Files that hold passwords on purpose (skipped by the secrets grep).
     secret_files: Vec<PathBuf>,
     root: PathBuf,
-    /// None once kept (GIFTLOCK_KEEP_TEST_DIRS); removed on drop otherwise.
+    /// None once kept (GL_KEEP_TEST_DIRS); removed on drop otherwise.
     dir: Option<tempfile::TempDir>,
 }
 
@@ -535,7 +536,15 @@ impl Bench {
         let log_file = unique_path(&self.path().join("giftlock"), "giftlock", "log");
         let log = File::create(&log_file).expect("create giftlock log");
         let log2 = log.try_clone().expect("clone giftlock log handle");
-        let child = Command::new(env!("CARGO_BIN_EXE_giftlock"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
+        // GIFTLOCK_* variables override config keys: none from the caller's
+        // environment may leak into the test's config.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("GIFTLOCK_") {
+                cmd.env_remove(key);
+            }
+        }
+        let child = cmd
             .arg("serve")
             .arg("--config")
             .arg(config)
@@ -702,7 +711,7 @@ impl Drop for Bench {
             report += &format!("--- dovecot log (tail)\n{}\n", tail(&dlog, 30));
             let _ = std::io::stderr().write_all(report.as_bytes());
         }
-        if std::env::var_os("GIFTLOCK_KEEP_TEST_DIRS").is_some() {
+        if std::env::var_os("GL_KEEP_TEST_DIRS").is_some() {
             if let Some(dir) = self.dir.take() {
                 eprintln!("kept bench dir {}", dir.keep().display());
             }
