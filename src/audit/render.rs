@@ -32,7 +32,12 @@ pub fn time_text(time: OffsetDateTime) -> String {
 pub fn offset_text(time: OffsetDateTime) -> String {
     let o = local(time).offset();
     let (h, m, _) = o.as_hms();
-    format!("{}{:02}:{:02}", if o.is_negative() { '-' } else { '+' }, h.abs(), m.abs())
+    format!(
+        "{}{:02}:{:02}",
+        if o.is_negative() { '-' } else { '+' },
+        h.abs(),
+        m.abs()
+    )
 }
 
 /// One readable line for a record.
@@ -79,9 +84,9 @@ pub fn summary(entry: &Entry) -> String {
             client_port,
             tls,
         } => {
-            let tls = tls
-                .as_ref()
-                .map_or("no TLS yet".to_string(), |t| format!("{} {}", t.version, t.cipher));
+            let tls = tls.as_ref().map_or("no TLS yet".to_string(), |t| {
+                format!("{} {}", t.version, t.cipher)
+            });
             format!("from {client_addr} port {client_port} on {listener}, {tls}")
         }
         Event::TlsStarted { tls } => format!("STARTTLS: {} {}", tls.version, tls.cipher),
