@@ -109,3 +109,72 @@ pub fn alerts(session: &[&Value]) -> Vec<String> {
         .map(|r| r["kind"].as_str().unwrap_or("?").to_string())
         .collect()
 }
+
+/// A `giftlock serve` started with an extra `[audit]` table in its config
+/// (the bench's launcher writes only its own keys). Killed on drop.
+pub struct AuditedProxy {
+    child: std::process::Child,
+    pub state_dir: PathBuf,
+    pub log_file: PathBuf,
+}
+
+impl AuditedProxy {
+    pub fn start(bench: &mut Bench, setup: &GiftlockSetup, audit_toml: &str) -> AuditedProxy {
+        let config = bench.write_giftlock_config(setup);
+        let mut text = std::fs::read_to_string(&config).expect("read giftlock config");
+        text.push_str("\n[audit]\n");
+        text.push_str(audit_toml);
+        std::fs::write(&config, text).expect("write giftlock config");
+        let log_file = bench.path().join("giftlock/audited.log");
+        let log = std::fs::File::create(&log_file).expect("create giftlock log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("GIFTLOCK_") {
+                cmd.env_remove(key);
+            }
+        }
+        let mut child = cmd
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env(SECRET_ENV, UPSTREAM_PASSWORD)
+            .env("RUST_LOG", "debug")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start giftlock serve");
+        let deadline = Instant::now() + START_TIMEOUT;
+        for l in &setup.listeners {
+            while std::net::TcpStream::connect(("127.0.0.1", l.port())).is_err() {
+                let exited = child.try_wait().ok().flatten();
+                if exited.is_some() || Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "giftlock did not listen on {}: {}",
+                        l.address,
+                        std::fs::read_to_string(&log_file).unwrap_or_default()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        AuditedProxy {
+            child,
+            state_dir: bench.path().join("giftlock/state"),
+            log_file,
+        }
+    }
+
+    pub fn audit_log(&self) -> PathBuf {
+        self.state_dir.join("audit.log")
+    }
+}
+
+impl Drop for AuditedProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
