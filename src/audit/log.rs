@@ -4,9 +4,10 @@
 //! Records are built on the session's task and sent over a bounded channel
 //! to one writer thread, which assigns `seq`, chains, writes and rotates.
 //! The relay never waits for the disk; when the channel is full the sender
-//! waits (backpressure), so no record is ever dropped. The writer flushes to
-//! the kernel whenever the channel runs empty (so `audit tail` sees records
-//! at once) and fsyncs after session boundaries and alerts.
+//! waits (backpressure), so no record is ever dropped. The writer takes
+//! records in batches every 20 ms while they keep coming, flushes to the
+//! kernel when a batch ends the stream (so `audit tail` sees records
+//! promptly) and fsyncs batches with session boundaries and alerts.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -31,6 +32,9 @@ use crate::imap::response::{ContentKind, Inspection};
 
 /// Records that may wait for the writer before senders are held back.
 const QUEUE: usize = 4096;
+/// How often a busy writer takes what has queued up; also the longest a
+/// record waits before it reaches the kernel (or the disk, if durable).
+const TICK: std::time::Duration = std::time::Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -101,9 +105,15 @@ impl AuditLog {
             );
         }
         let (tx, rx) = mpsc::channel(QUEUE);
+        // The writer's own small runtime: a timer for delayed flushes, and
+        // its blocking file I/O never stalls the proxy's workers.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(AuditError::Thread)?;
         std::thread::Builder::new()
             .name("giftlock-audit".into())
-            .spawn(move || write_loop(writer, rx, known_path))
+            .spawn(move || runtime.block_on(write_loop(writer, rx, known_path)))
             .map_err(AuditError::Thread)?;
         let run: u32 = rand::random();
         Ok(AuditLog {
@@ -153,14 +163,37 @@ impl AuditLog {
 }
 
 /// The writer thread: runs until every sender is gone.
-fn write_loop(mut writer: LogWriter, mut rx: mpsc::Receiver<Msg>, known_path: PathBuf) {
+///
+/// While records keep coming it wakes every [`TICK`] and takes what has
+/// queued up, instead of being woken for each record: waking a thread costs
+/// more than writing a record. When a tick finds nothing, buffered records
+/// go to the kernel and the writer sleeps until the next record wakes it,
+/// so an idle proxy causes no wake-ups at all.
+async fn write_loop(mut writer: LogWriter, mut rx: mpsc::Receiver<Msg>, known_path: PathBuf) {
     let mut failing = false;
-    while let Some(first) = rx.blocking_recv() {
+    let mut busy = false;
+    loop {
+        let first = if busy {
+            tokio::time::sleep(TICK).await;
+            match rx.try_recv() {
+                Ok(msg) => Some(msg),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    busy = false;
+                    report(writer.flush(), &mut failing);
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+            }
+        } else {
+            rx.recv().await
+        };
+        let Some(first) = first else { break };
+        busy = true;
         let mut durable = false;
         let mut acks = Vec::new();
         let mut result = Ok(());
         let mut next = Some(first);
-        // Take everything queued, then flush once.
+        // Take everything queued, then flush or sync once.
         while let Some(msg) = next {
             match msg {
                 Msg::Record {
@@ -185,28 +218,28 @@ fn write_loop(mut writer: LogWriter, mut rx: mpsc::Receiver<Msg>, known_path: Pa
             }
             next = rx.try_recv().ok();
         }
-        if result.is_ok() {
-            result = if durable {
-                writer.sync()
-            } else {
-                writer.flush()
-            };
+        if result.is_ok() && durable {
+            result = writer.sync();
         }
-        // One error message per failing stretch, not one per record.
-        match result {
-            Err(e) if !failing => {
-                error!(error = %e, "audit log write failed; records are being lost");
-                failing = true;
-            }
-            Err(_) => {}
-            Ok(()) => failing = false,
-        }
+        report(result, &mut failing);
         for ack in acks {
             let _ = ack.send(());
         }
     }
     if let Err(e) = writer.sync() {
         error!(error = %e, "audit log final sync failed");
+    }
+}
+
+/// Logs a write failure once per failing stretch, not once per record.
+fn report(result: Result<(), WriteError>, failing: &mut bool) {
+    match result {
+        Err(e) if !*failing => {
+            error!(error = %e, "audit log write failed; records are being lost");
+            *failing = true;
+        }
+        Err(_) => {}
+        Ok(()) => *failing = false,
     }
 }
 
@@ -317,7 +350,7 @@ impl SessionAudit {
         })
         .await;
         let threshold = s.log.config.auth_failure_threshold;
-        if failures >= threshold && failures % threshold == 0 {
+        if failures >= threshold && failures.is_multiple_of(threshold) {
             let detail = format!(
                 "{failures} failed logins from {} in the last 15 minutes",
                 s.peer.ip()

@@ -47,7 +47,7 @@ pub fn giftlock_audit(bench: &Bench, log: &Path, args: &[&str]) -> Run {
     run_command(cmd, "giftlock-audit", bench.path(), Duration::from_secs(30))
 }
 
-/// Every record of the log (all files, oldest first).
+/// Every complete record of the log (all files, oldest first).
 pub fn records(log: &Path) -> Vec<Value> {
     let mut files: Vec<PathBuf> = (1..100)
         .map(|n| PathBuf::from(format!("{}.{n}", log.display())))
@@ -58,22 +58,35 @@ pub fn records(log: &Path) -> Vec<Value> {
     files
         .iter()
         .flat_map(|f| {
+            // A line still being written (no end yet) is not read.
             std::fs::read_to_string(f)
                 .unwrap_or_default()
-                .lines()
+                .split_inclusive('\n')
+                .filter(|l| l.ends_with('\n'))
                 .map(|l| serde_json::from_str(l).expect("every audit line is JSON"))
                 .collect::<Vec<Value>>()
         })
         .collect()
 }
 
-/// Waits (bounded) until the log holds `n` session_end records; returns
-/// all records.
-pub fn wait_for_sessions(log: &Path, n: usize) -> Vec<Value> {
+/// Waits (bounded) until `n` sessions with a login attempt have ended
+/// (the bench's readiness probes connect too, without logging in); returns
+/// all records. A session's end is synced, so every record before it is
+/// complete on disk.
+pub fn wait_for_logins(log: &Path, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + RECORD_TIMEOUT;
     loop {
         let recs = records(log);
-        let ended = recs.iter().filter(|r| r["event"] == "session_end").count();
+        let with_auth: std::collections::HashSet<&str> = recs
+            .iter()
+            .filter(|r| r["event"] == "auth")
+            .filter_map(|r| r["session"].as_str())
+            .collect();
+        let ended = recs
+            .iter()
+            .filter(|r| r["event"] == "session_end")
+            .filter(|r| r["session"].as_str().is_some_and(|s| with_auth.contains(s)))
+            .count();
         if ended >= n {
             return recs;
         }
@@ -86,7 +99,7 @@ pub fn wait_for_sessions(log: &Path, n: usize) -> Vec<Value> {
 }
 
 /// The records of the session whose records satisfy `pick` somewhere.
-pub fn session_of<'a>(recs: &'a [Value], pick: impl Fn(&Value) -> bool) -> Vec<&'a Value> {
+pub fn session_of(recs: &[Value], pick: impl Fn(&Value) -> bool) -> Vec<&Value> {
     let id = recs
         .iter()
         .find(|r| pick(r))
