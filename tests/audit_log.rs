@@ -385,3 +385,61 @@ fn verify_locates_an_edit_a_deletion_a_swap_and_a_truncation() {
     );
     assert!(problems(&bench, &log).is_empty());
 }
+
+#[test]
+fn tail_follows_records_as_sessions_happen() {
+    let mut bench = bench_with_mail();
+    let setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
+    bench.start_giftlock(&setup);
+    // giftlock opens the log before it listens: it exists now.
+    let log = audit_log(&bench);
+    let mut tail = std::process::Command::new(env!("CARGO_BIN_EXE_giftlock"))
+        .args(["audit", "--log"])
+        .arg(&log)
+        .args(["tail", "-n", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start giftlock audit tail");
+    let stdout = tail.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Give tail a moment to reach the end of the file before the session.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pw = bench.password_file(LOCAL_PASSWORD);
+    let run = audit_client(&bench, &setup, Tls::None, &pw, &["--fetch", "2"]);
+    assert!(run.success(), "{}", run.stderr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.contains("session_end") && l.contains("2 bodies read"))
+    {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("command") && l.contains("UID FETCH 1:2 (BODY.PEEK[])")),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("session_end") && l.contains("2 bodies read")),
+        "tail did not follow the session: {seen:#?}"
+    );
+}
