@@ -30,6 +30,8 @@ pub struct Config {
     /// Detector settings: disabled built-in rules and user rules.
     #[serde(default)]
     pub detect: DetectConfig,
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -239,6 +241,9 @@ impl Config {
                     self.limits.max_message_bytes
                 ),
             ));
+        }
+        if let Err((key, problem)) = self.audit.validate() {
+            return Err(invalid(format!("audit.{key}"), problem));
         }
         for (i, a) in self.accounts.iter().enumerate() {
             let key = |field: &str| format!("accounts[{i}].{field}");

@@ -3,6 +3,7 @@
 //! The library holds everything; `src/main.rs` is a thin command line over it.
 //! See `docs/ARCHITECTURE.md` for the map.
 
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod detect;

@@ -36,6 +36,8 @@ enum Commands {
     Completions(giftlock::cli::generate::CompletionsArgs),
     /// Print the man page (or write all pages with --out-dir).
     Manpage(giftlock::cli::generate::ManpageArgs),
+    /// Read the audit log: tail, sessions, show SESSION, verify.
+    Audit(giftlock::cli::audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Commands::Scan(args) => giftlock::cli::scan::run(args),
         Commands::Completions(args) => giftlock::cli::generate::completions(args, Cli::command()),
         Commands::Manpage(args) => giftlock::cli::generate::manpage(args, Cli::command()),
+        Commands::Audit(args) => giftlock::cli::audit::run(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("giftlock: {e:#}");

@@ -23,6 +23,7 @@ use tokio::sync::{oneshot, Mutex};
 
 use super::framed::{Fragment, FrameError, FramedReader};
 use super::stream::BoxedStream;
+use crate::audit::SessionAudit;
 use crate::imap::command::{self, Verdict};
 use crate::imap::{capability, response};
 
@@ -116,6 +117,7 @@ pub async fn relay<F: ContentFilter>(
     server: FramedReader<ReadHalf<BoxedStream>>,
     server_writer: WriteHalf<BoxedStream>,
     filter: F,
+    audit: SessionAudit,
     shutdown: impl Future<Output = ()>,
 ) -> RelayOutcome {
     let client_writer: ClientWriter = Arc::new(Mutex::new(BufWriter::new(client_writer)));
@@ -129,9 +131,10 @@ pub async fn relay<F: ContentFilter>(
         client_writer.clone(),
         pending.clone(),
         &from_client,
+        &audit,
     );
     let bye_writer = client_writer.clone();
-    let down = server_to_client(server, client_writer, pending, filter, &to_client);
+    let down = server_to_client(server, client_writer, pending, filter, &to_client, &audit);
     tokio::pin!(up, down, shutdown);
     let end: RelayEnd = tokio::select! {
         end = &mut down => end,
@@ -174,6 +177,7 @@ async fn client_to_server(
     client_writer: ClientWriter,
     pending: Arc<PendingLiteral>,
     counted: &AtomicU64,
+    audit: &SessionAudit,
 ) -> RelayEnd {
     // Refused message whose non-synchronising literals are still arriving.
     let mut dropping = false;
@@ -208,6 +212,9 @@ async fn client_to_server(
 
         if starts_message {
             if let Verdict::Refuse(reason) = command::verdict(client.fragment_bytes(&info)) {
+                audit
+                    .command_refused(client.fragment_bytes(&info), reason)
+                    .await;
                 let tag =
                     command::parse_head(client.fragment_bytes(&info)).map_or(&b"*"[..], |h| h.tag);
                 let reply = [tag, b" BAD ", reason.as_bytes(), b"\r\n"].concat();
@@ -231,6 +238,9 @@ async fn client_to_server(
         if let Err(e) = server.write_all(client.fragment_bytes(&info)).await {
             return RelayEnd::Server(e.into());
         }
+        if complete {
+            audit.command(client.message_bytes()).await;
+        }
         if sync_literal_next {
             let tag =
                 command::parse_head(client.message_bytes()).map_or(Vec::new(), |h| h.tag.to_vec());
@@ -243,7 +253,10 @@ async fn client_to_server(
             match answer.await {
                 Ok(true) => {}
                 // Refused by the server, or the server side ended.
-                Ok(false) | Err(_) => client.skip_message(),
+                Ok(false) | Err(_) => {
+                    audit.command_line_only(client.message_bytes()).await;
+                    client.skip_message()
+                }
             }
         }
     }
@@ -255,6 +268,7 @@ async fn server_to_client<F: ContentFilter>(
     pending: Arc<PendingLiteral>,
     mut filter: F,
     counted: &AtomicU64,
+    audit: &SessionAudit,
 ) -> RelayEnd {
     loop {
         match server.buffered_fragment() {
@@ -291,6 +305,7 @@ async fn server_to_client<F: ContentFilter>(
             Some(filtered) => Cow::Owned(filtered),
             None => {
                 inspection = response::inspect(message);
+                audit.content_sent(&inspection).await;
                 match inspection {
                     response::Inspection::NoContent => Cow::Borrowed(message),
                     _ => filter.filter(&inspection, message).await,
@@ -342,6 +357,7 @@ mod tests {
             FramedReader::new(sr, 1 << 20),
             sw,
             PassThrough,
+            SessionAudit::default(),
             std::future::pending(),
         ));
         (client_end, server_end, task)
@@ -433,6 +449,7 @@ mod tests {
             FramedReader::new(sr, 1 << 20),
             sw,
             PassThrough,
+            SessionAudit::default(),
             async {
                 let _ = stopped.await;
             },

@@ -23,9 +23,11 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn, Instrument};
 
 use super::auth::Throttle;
+use super::relay::RelayEnd;
 use super::session::{self, Peer, SessionEnd};
 use super::stream::BoxedStream;
 use super::upstream::{self, LoggedIn, UpstreamError};
+use crate::audit::{AuditLog, SessionAudit, TlsInfo};
 use crate::config::{Account, Config, ListenerTls};
 
 /// How long a client may take to complete an implicit-TLS handshake.
@@ -44,6 +46,7 @@ pub struct Shared {
     upstream_tls: Mutex<HashMap<String, Arc<rustls::ClientConfig>>>,
     /// Becomes true when giftlock starts stopping.
     stopping: watch::Sender<bool>,
+    pub audit: AuditLog,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,8 @@ pub enum ServeError {
     },
     #[error("cannot install the signal handlers: {0}")]
     Signal(std::io::Error),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 impl Shared {
@@ -161,6 +166,7 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
             acceptors.insert(l.address, TlsAcceptor::from(tls));
         }
     }
+    let audit = AuditLog::open(&config.audit, &state_dir)?;
     let mut bound = Vec::new();
     for l in &config.listeners {
         let listener = TcpListener::bind(l.address)
@@ -181,6 +187,7 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         acceptors,
         upstream_tls: Mutex::new(HashMap::new()),
         stopping: watch::channel(false).0,
+        audit,
     });
     // Every session task holds a clone of `open`; `recv` on `all_closed`
     // returns None once the last one is dropped.
@@ -224,6 +231,8 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
             "sessions still open after the drain time; stopping anyway"
         ),
     }
+    // What sessions recorded last must be on disk before the process ends.
+    shared.audit.sync().await;
     if let Some(watchdog) = watchdog {
         watchdog.abort();
     }
@@ -306,13 +315,21 @@ async fn accept_loop(
                     tls_mode: tls,
                 };
                 info!(listener = %addr, "client connected");
+                let audit = shared.audit.session(peer.addr, addr);
                 let end = match start(&shared, tcp, &peer).await {
-                    Ok((stream, tls_active)) => {
-                        session::run(shared.clone(), stream, peer, tls_active).await
+                    Ok((stream, tls)) => {
+                        let tls_active = tls.is_some();
+                        audit.start(tls).await;
+                        session::run(shared.clone(), stream, peer, tls_active, audit.clone()).await
                     }
-                    Err(e) => SessionEnd::Tls(e),
+                    Err(e) => {
+                        audit.start(None).await;
+                        SessionEnd::Tls(e)
+                    }
                 };
                 log_end(&end);
+                audit_end(&audit, &end).await;
+                // Last: the drain waits for every session to get here.
                 drop(open);
             }
             .instrument(span),
@@ -320,25 +337,54 @@ async fn accept_loop(
     }
 }
 
-/// Prepares the client stream: TCP_NODELAY, and TLS on implicit listeners.
+/// Prepares the client stream: TCP_NODELAY, and TLS on implicit listeners
+/// (then with what was negotiated, for the audit log).
 async fn start(
     shared: &Shared,
     tcp: TcpStream,
     peer: &Peer,
-) -> Result<(BoxedStream, bool), String> {
+) -> Result<(BoxedStream, Option<TlsInfo>), String> {
     tcp.set_nodelay(true)
         .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
     if peer.tls_mode != ListenerTls::Implicit {
-        return Ok((Box::new(tcp), false));
+        return Ok((Box::new(tcp), None));
     }
     let acceptor = shared
         .acceptor(peer.listener)
         .ok_or("no TLS configuration for this listener")?;
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => Ok((Box::new(tls), true)),
+        Ok(Ok(tls)) => {
+            let info = TlsInfo::of(tls.get_ref().1);
+            Ok((Box::new(tls), Some(info)))
+        }
         Ok(Err(e)) => Err(format!("TLS handshake with client failed: {e}")),
         Err(_) => Err("TLS handshake with client timed out".into()),
     }
+}
+
+/// The audit's `session_end` (and `upstream_error` when the server failed).
+async fn audit_end(audit: &SessionAudit, end: &SessionEnd) {
+    let (reason, from_client, to_client) = match end {
+        SessionEnd::Relay(outcome) => {
+            let reason = match &outcome.end {
+                RelayEnd::ClientClosed => "client closed the connection".to_string(),
+                RelayEnd::ServerClosed => "server closed the connection".to_string(),
+                RelayEnd::Shutdown => "giftlock is shutting down".to_string(),
+                RelayEnd::Client(e) => format!("client connection failed: {e}"),
+                RelayEnd::Server(e) => {
+                    audit.upstream_error("relay", e).await;
+                    format!("server connection failed: {e}")
+                }
+            };
+            (reason, outcome.bytes_from_client, outcome.bytes_to_client)
+        }
+        SessionEnd::Logout => ("client logged out before login".to_string(), 0, 0),
+        SessionEnd::Idle => ("idle too long before login".to_string(), 0, 0),
+        SessionEnd::Client(e) => (format!("client connection failed before login: {e}"), 0, 0),
+        SessionEnd::Tls(e) => (e.clone(), 0, 0),
+        SessionEnd::Shutdown => ("giftlock shut down before login".to_string(), 0, 0),
+    };
+    audit.end(reason, from_client, to_client).await;
 }
 
 fn log_end(end: &SessionEnd) {

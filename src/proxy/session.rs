@@ -22,6 +22,7 @@ use super::framed::{Fragment, FrameError, FramedReader};
 use super::relay::{self, PassThrough};
 use super::server::Shared;
 use super::stream::BoxedStream;
+use crate::audit::{client_ident, SessionAudit, TlsInfo};
 use crate::config::{Account, ListenerTls};
 use crate::imap::capability;
 
@@ -54,12 +55,14 @@ pub async fn run(
     stream: BoxedStream,
     peer: Peer,
     tls_active: bool,
+    audit: SessionAudit,
 ) -> SessionEnd {
     let mut state = PreAuth {
         shared,
         client: FramedReader::new(stream, PRE_AUTH_LIMIT),
         peer,
         tls_active,
+        audit,
     };
     if let Err(e) = state.reply(state.greeting().as_bytes()).await {
         return SessionEnd::Client(e);
@@ -113,6 +116,7 @@ struct PreAuth {
     client: FramedReader<BoxedStream>,
     peer: Peer,
     tls_active: bool,
+    audit: SessionAudit,
 }
 
 impl PreAuth {
@@ -196,7 +200,9 @@ impl PreAuth {
                 .await?;
                 return Ok(Step::Logout);
             }
-            CommandBody::Id { .. } => {
+            CommandBody::Id { parameters } => {
+                let ident = client_ident(parameters.as_deref().unwrap_or(&[]));
+                self.audit.client_id(ident).await;
                 let text = format!(
                     "* ID (\"name\" \"giftlock\" \"version\" \"{}\")\r\n{tag} OK ID done\r\n",
                     env!("CARGO_PKG_VERSION")
@@ -227,7 +233,7 @@ impl PreAuth {
             CommandBody::Login { username, password } => {
                 let user = String::from_utf8_lossy(username.as_ref()).into_owned();
                 let password = password.declassify().as_ref().to_vec();
-                return self.authenticate(tag, user, password).await;
+                return self.authenticate(tag, "LOGIN", user, password).await;
             }
             CommandBody::Authenticate {
                 mechanism: AuthMechanism::Plain,
@@ -249,7 +255,7 @@ impl PreAuth {
                         .await?;
                     return Ok(Step::Continue);
                 };
-                return self.authenticate(tag, user, password).await;
+                return self.authenticate(tag, "PLAIN", user, password).await;
             }
             CommandBody::Authenticate { .. } => {
                 self.reply(
@@ -280,6 +286,7 @@ impl PreAuth {
     async fn authenticate(
         &mut self,
         tag: String,
+        mechanism: &str,
         user: String,
         password: Vec<u8>,
     ) -> Result<Step, FrameError> {
@@ -288,11 +295,28 @@ impl PreAuth {
         match super::auth::check(&config, &user, password).await {
             Some(account) => {
                 self.shared.throttle.succeeded(ip);
+                self.audit
+                    .auth_succeeded(mechanism, &user, &account.name)
+                    .await;
                 Ok(Step::LoggedIn(account, tag))
             }
             None => {
                 let delay = self.shared.throttle.failed(ip);
-                warn!(user = %user, failures = self.shared.throttle.failures(ip), "local authentication failed");
+                let failures = self.shared.throttle.failures(ip);
+                warn!(user = %user, failures, "local authentication failed");
+                // The name goes to the audit log only if it is a real user:
+                // it might be a password typed into the wrong field.
+                let known = config
+                    .account_by_local_user(&user)
+                    .map(|a| (user.as_str(), a.name.as_str()));
+                let reason = if known.is_some() {
+                    "wrong password"
+                } else {
+                    "unknown user"
+                };
+                self.audit
+                    .auth_failed(mechanism, known, reason, failures)
+                    .await;
                 tokio::time::sleep(delay).await;
                 self.reply(
                     format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed\r\n").as_bytes(),
@@ -315,11 +339,13 @@ impl PreAuth {
             .accept(stream)
             .await
             .map_err(|e| format!("TLS handshake with client failed: {e}"))?;
+        self.audit.tls_started(TlsInfo::of(tls.get_ref().1)).await;
         Ok(PreAuth {
             client: FramedReader::new(Box::new(tls), PRE_AUTH_LIMIT),
             shared: self.shared,
             peer: self.peer,
             tls_active: true,
+            audit: self.audit,
         })
     }
 
@@ -331,6 +357,7 @@ impl PreAuth {
             Ok(l) => l,
             Err(e) => {
                 warn!(account = %account.name, error = %e, "upstream login failed");
+                self.audit.upstream_error("login", &e).await;
                 let text =
                     format!("{tag} NO [UNAVAILABLE] giftlock: upstream server failed: {e}\r\n");
                 if let Err(e) = self.reply(text.as_bytes()).await {
@@ -368,6 +395,7 @@ impl PreAuth {
             FramedReader::from_parts(server_read, server_framer),
             server_write,
             PassThrough,
+            self.audit.clone(),
             self.shared.stopping(),
         )
         .await;
