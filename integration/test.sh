@@ -6,7 +6,8 @@
 #   integration/test.sh [extra cargo test arguments]
 #
 # Needs: cargo, and the Debian packages dovecot-imapd, isync (mbsync),
-# openssl, python3, curl (`.ci/run` installs them on a fresh machine).
+# openssl, python3, curl, systemd (for systemd-analyze; `.ci/run` installs
+# them on a fresh machine).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +17,7 @@ command -v mbsync >/dev/null || missing+=(isync)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null || missing+=(python3)
 command -v curl >/dev/null || missing+=(curl)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 if ((${#missing[@]})); then
 	echo "test.sh: missing ${missing[*]}; install with: apt-get install -y ${missing[*]}" >&2
 	exit 1

@@ -22,13 +22,13 @@ use tracing::{error, warn};
 
 use super::config::AuditConfig;
 use super::describe::{self, ClientIdent};
-use super::fingerprint::Fingerprinter;
 use super::known::{self, KnownClients};
 use super::record::{
     clean, AlertKind, CommandRecord, Event, MaskRecord, SessionEndRecord, TlsInfo,
 };
 use super::writer::{LogWriter, WriteError};
 use crate::imap::response::{ContentKind, Inspection};
+use crate::mask::FingerprintKey;
 
 /// Records that may wait for the writer before senders are held back.
 const QUEUE: usize = 4096;
@@ -72,7 +72,7 @@ struct LogInner {
     /// restarts.
     run: String,
     next_session: AtomicU64,
-    fingerprints: Fingerprinter,
+    fingerprints: FingerprintKey,
     known: Mutex<KnownClients>,
 }
 
@@ -84,7 +84,8 @@ impl AuditLog {
         if !config.enabled {
             return Ok(AuditLog::disabled());
         }
-        let fingerprints = Fingerprinter::load_or_create(state_dir)?;
+        let fingerprints =
+            FingerprintKey::new(crate::keys::load_or_create(state_dir, "fingerprint.key")?);
         let known_path = state_dir.join(known::FILE);
         let known = KnownClients::load(&known_path).map_err(AuditError::Known)?;
         let (mut writer, recovered) = LogWriter::open(
@@ -272,8 +273,8 @@ struct SessionState {
     mass_alerted: bool,
 }
 
-/// What the masking code reports for one code it masked. Holds the code
-/// only to fingerprint it: there is no Debug, and the code is not stored.
+/// What the masking code reports for one code it masked: names and
+/// fingerprints only, never the code.
 pub struct MaskApplied<'a> {
     pub mailbox: &'a str,
     pub uidvalidity: u32,
@@ -284,8 +285,8 @@ pub struct MaskApplied<'a> {
     pub rule: &'a str,
     /// The reference handle the user unlocks the code with.
     pub handle: &'a str,
-    /// The code as detected (normalised); only its fingerprint is kept.
-    pub code: &'a [u8],
+    /// The code's keyed fingerprint, as in the mask plan's record.
+    pub fingerprint: &'a str,
 }
 
 impl SessionAudit {
@@ -477,7 +478,7 @@ impl SessionAudit {
             message_id_hash: mask.message_id.map(|m| fp.message_id(m)),
             rule: clean(mask.rule.as_bytes()),
             handle: clean(mask.handle.as_bytes()),
-            fingerprint: fp.code(mask.code),
+            fingerprint: clean(mask.fingerprint.as_bytes()),
         };
         self.record(Event::MaskApplied(record)).await;
     }
@@ -653,26 +654,18 @@ mod tests {
             message_id: Some(b"<gift@example.com>"),
             rule: "amazon-jp",
             handle: "GL-0001",
-            code: b"AQ7K-9XZT2-B4MPL",
+            fingerprint: "0123456789abcdef0123456789abcdef",
         })
         .await;
         s.end("client logged out".into(), 1, 2).await;
         log.sync().await;
         let text = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
-        assert!(!text.contains("AQ7K"), "{text}");
         assert!(!text.contains("gift@example.com"), "{text}");
         let recs = records(dir.path());
         let mask = recs.iter().find(|r| r["event"] == "mask_applied").unwrap();
         assert_eq!(mask["uid"], 42);
         assert_eq!(mask["rule"], "amazon-jp");
-        assert_eq!(
-            mask["fingerprint"],
-            log.inner
-                .as_ref()
-                .unwrap()
-                .fingerprints
-                .code(b"AQ7K-9XZT2-B4MPL")
-        );
+        assert_eq!(mask["fingerprint"], "0123456789abcdef0123456789abcdef");
         let end = recs.iter().find(|r| r["event"] == "session_end").unwrap();
         assert_eq!(end["codes_masked"], 1);
         assert_eq!(recs[1]["session"], s.id().unwrap());

@@ -7,7 +7,8 @@
 //! * [`writer`]: appending, crash recovery, rotation, fsync (on a thread).
 //! * [`log`]: [`AuditLog`] and [`SessionAudit`], the API the proxy calls.
 //! * [`describe`]: a client command turned into a record without its data.
-//! * [`known`], [`fingerprint`]: state for alerts, keyed hashes of codes.
+//! * [`known`]: state for alerts (clients seen per account). Keyed hashes
+//!   come from [`crate::mask::FingerprintKey`].
 //! * [`read`], [`render`]: reading the log back for `giftlock audit`.
 //!
 //! No password, message content, search string or gift-card code is ever
@@ -17,7 +18,6 @@ pub mod chain;
 pub mod config;
 pub mod describe;
 pub mod files;
-pub mod fingerprint;
 pub mod known;
 pub mod log;
 pub mod read;

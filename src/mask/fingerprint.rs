@@ -35,6 +35,21 @@ impl FingerprintKey {
         mac.update(normalised_code.as_bytes());
         mac.finalize().into_bytes().into()
     }
+
+    /// Keyed hash (hex, 128 bits) of a Message-ID header value, for records
+    /// that must name a message without revealing who wrote to whom. The
+    /// prefix keeps it apart from code fingerprints (codes have no NUL).
+    pub fn message_id(&self, message_id: &[u8]) -> String {
+        let mut prefixed = b"message-id\0".to_vec();
+        prefixed.extend_from_slice(message_id.trim_ascii());
+        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.0) {
+            Ok(mac) => mac,
+            Err(_) => unreachable!("HMAC accepts keys of any length"),
+        };
+        mac.update(&prefixed);
+        let digest: [u8; 32] = mac.finalize().into_bytes().into();
+        to_hex(&digest)[..32].to_string()
+    }
 }
 
 /// The form of a code that is fingerprinted: NFKC, letters and digits only,
