@@ -12,3 +12,14 @@ pub mod providers;
 pub mod scan;
 pub mod serve;
 pub mod service;
+
+/// `$XDG_CONFIG_HOME`, else `~/.config`: where the config file and user
+/// units go.
+pub fn config_home() -> Option<std::path::PathBuf> {
+    let env_dir = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    env_dir("XDG_CONFIG_HOME").or_else(|| env_dir("HOME").map(|h| h.join(".config")))
+}

@@ -14,13 +14,7 @@ pub struct ServeArgs {
 
 /// `$XDG_CONFIG_HOME/giftlock/config.toml`, else `~/.config/giftlock/config.toml`.
 pub fn default_config_path() -> PathBuf {
-    let env_dir = |var: &str| {
-        std::env::var_os(var)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    env_dir("XDG_CONFIG_HOME")
-        .or_else(|| env_dir("HOME").map(|h| h.join(".config")))
+    super::config_home()
         .unwrap_or_else(|| PathBuf::from("."))
         .join("giftlock/config.toml")
 }

@@ -156,13 +156,7 @@ fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
 
 /// `$XDG_CONFIG_HOME/systemd/user`, else `~/.config/systemd/user`.
 fn user_unit_dir() -> anyhow::Result<PathBuf> {
-    let env_dir = |var: &str| {
-        std::env::var_os(var)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    env_dir("XDG_CONFIG_HOME")
-        .or_else(|| env_dir("HOME").map(|h| h.join(".config")))
+    super::config_home()
         .map(|d| d.join("systemd/user"))
         .context("neither XDG_CONFIG_HOME nor HOME is set")
 }

@@ -127,6 +127,14 @@ struct Planner<'a> {
     parts_seen: usize,
 }
 
+/// A part's raw header and body ranges, clamped to the message.
+fn part_ranges(part: &MessagePart<'_>, len: usize) -> (Range<usize>, Range<usize>) {
+    (
+        clamp(part.offset_header as usize..part.offset_body as usize, len),
+        clamp(part.offset_body as usize..part.offset_end as usize, len),
+    )
+}
+
 fn clamp(range: Range<usize>, len: usize) -> Range<usize> {
     let end = range.end.min(len);
     range.start.min(end)..end
@@ -337,14 +345,7 @@ impl<'a> Planner<'a> {
     }
 
     fn leaf(&mut self, raw: &[u8], part: &MessagePart<'_>, path: String, ctx: &MessageContext) {
-        let header = clamp(
-            part.offset_header as usize..part.offset_body as usize,
-            raw.len(),
-        );
-        let body = clamp(
-            part.offset_body as usize..part.offset_end as usize,
-            raw.len(),
-        );
+        let (header, body) = part_ranges(part, raw.len());
         let encoding = transfer_of(part);
         let (is_text, is_html) = match &part.body {
             PartType::Text(_) => (true, false),
@@ -384,14 +385,7 @@ impl<'a> Planner<'a> {
     /// A message/rfc822 part that is itself base64 or QP: plan the decoded
     /// message, then write its patches back through the transfer encoding.
     fn encoded_message(&mut self, raw: &[u8], part: &MessagePart<'_>, path: String, depth: usize) {
-        let header = clamp(
-            part.offset_header as usize..part.offset_body as usize,
-            raw.len(),
-        );
-        let body = clamp(
-            part.offset_body as usize..part.offset_end as usize,
-            raw.len(),
-        );
+        let (header, body) = part_ranges(part, raw.len());
         let encoding = transfer_of(part);
         let body_bytes = raw.get(body.clone()).unwrap_or_default();
         let (decoded, map) = transfer::decode(encoding, body_bytes, true);

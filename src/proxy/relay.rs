@@ -340,9 +340,19 @@ mod tests {
     use super::*;
     use tokio::io::{duplex, AsyncReadExt, DuplexStream};
 
-    /// A relay between two in-memory peers: returns the test's ends of the
-    /// client and server connections.
+    /// A relay between two in-memory peers: the test's ends of the client
+    /// and server connections.
     fn start() -> (
+        DuplexStream,
+        DuplexStream,
+        tokio::task::JoinHandle<RelayOutcome>,
+    ) {
+        start_with_shutdown(std::future::pending())
+    }
+
+    fn start_with_shutdown(
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> (
         DuplexStream,
         DuplexStream,
         tokio::task::JoinHandle<RelayOutcome>,
@@ -358,7 +368,7 @@ mod tests {
             sw,
             PassThrough,
             SessionAudit::default(),
-            std::future::pending(),
+            shutdown,
         ));
         (client_end, server_end, task)
     }
@@ -438,23 +448,10 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_says_bye_between_messages_and_ends_the_relay() {
-        let (client_end, proxy_client) = duplex(1 << 16);
-        let (mut server, proxy_server) = duplex(1 << 16);
-        let (cr, cw) = tokio::io::split(Box::new(proxy_client) as BoxedStream);
-        let (sr, sw) = tokio::io::split(Box::new(proxy_server) as BoxedStream);
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(relay(
-            FramedReader::new(cr, 1 << 20),
-            cw,
-            FramedReader::new(sr, 1 << 20),
-            sw,
-            PassThrough,
-            SessionAudit::default(),
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        let mut client = client_end;
+        let (mut client, mut server, task) = start_with_shutdown(async {
+            let _ = stopped.await;
+        });
         // One whole message, then half of the next when the stop comes: the
         // client gets the whole one and the BYE, never half a message.
         server
