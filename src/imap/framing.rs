@@ -195,6 +195,11 @@ impl Framer {
         self.complete
     }
 
+    /// Whether bytes beyond the current fragment have been read already.
+    pub fn has_unframed(&self) -> bool {
+        !self.unframed().is_empty()
+    }
+
     /// Whether part of a message has been framed or read.
     pub fn is_mid_message(&self) -> bool {
         !self.complete && (self.parsed > 0 || !self.unframed().is_empty())

@@ -113,6 +113,12 @@ impl<R: AsyncRead + Unpin> FramedReader<R> {
         self.framer.is_message_complete()
     }
 
+    /// Whether more bytes are already read, so the next fragment may come
+    /// without waiting for the peer.
+    pub fn has_buffered(&self) -> bool {
+        self.framer.has_unframed()
+    }
+
     /// Drops the rest of the current message: only after the peer was told
     /// its synchronising literal is refused, so it will not send it.
     pub fn skip_message(&mut self) {

@@ -239,6 +239,13 @@ async fn client_to_server(
             return RelayEnd::Server(e.into());
         }
         if complete {
+            // A lone command goes out before the audit work; pipelined ones
+            // are flushed together when the client's bytes run out.
+            if !client.has_buffered() {
+                if let Err(e) = server.flush().await {
+                    return RelayEnd::Server(e.into());
+                }
+            }
             audit.command(client.message_bytes()).await;
         }
         if sync_literal_next {
