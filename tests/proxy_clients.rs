@@ -63,6 +63,24 @@ fn imaplib_authenticate_plain_through_giftlock() {
     imaplib_session_through_giftlock(Tls::Implicit, Upstream::Imaps, "plain");
 }
 
+/// LOGIN whose user name is a synchronising literal (giftlock answers `+`)
+/// and whose password is a LITERAL+ one, on a STARTTLS listener.
+#[test]
+fn login_with_literals_through_giftlock() {
+    let mut bench = Bench::start(DovecotMode::Normal);
+    let setup = GiftlockSetup::new(&[Tls::Starttls], Upstream::Imaps);
+    bench.start_giftlock(&setup);
+    let run = bench.client(
+        "login-literals",
+        setup.port(Tls::Starttls),
+        Tls::Starttls,
+        LOCAL_PASSWORD,
+        &[],
+    );
+    assert!(run.success(), "{}\n{}", run.stdout, run.stderr);
+    bench.assert_no_secrets_logged();
+}
+
 /// The upstream secret read from a 0600 file instead of the environment.
 #[test]
 fn imaplib_session_with_upstream_secret_from_file() {

@@ -236,6 +236,32 @@ class RawClient:
         self.tls = True
 
 
+def scenario_login_literals(args):
+    """LOGIN with the user name as a synchronising literal (waiting for the
+    continuation) and the password as a non-synchronising LITERAL+ one, then
+    a command on the logged-in session."""
+    c = RawClient(args)
+    greeting = c.readline()
+    check(greeting.startswith(b"* OK"), f"greeting: {greeting!r}")
+    if args.tls == "starttls":
+        c.starttls()
+    user, password = args.user.encode(), args.password.encode()
+    c.sock.sendall(b"a1 LOGIN {%d}\r\n" % len(user))
+    cont = c.readline()
+    check(cont.startswith(b"+"), f"no continuation for the synchronising literal: {cont!r}")
+    c.sock.sendall(user + b" {%d+}\r\n" % len(password) + password + b"\r\n")
+    while True:
+        line = c.readline()
+        check(line != b"", "connection closed during LOGIN")
+        if line.startswith(b"a1 "):
+            break
+    check(line.startswith(b"a1 OK"), f"LOGIN with literals refused: {line!r}")
+    _, tagged = c.command("SELECT INBOX")
+    check(b" OK" in tagged, f"SELECT after literal LOGIN: {tagged!r}")
+    _, tagged = c.command("LOGOUT")
+    return {"login": line.decode(errors="replace").strip()}
+
+
 def quoted(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -333,6 +359,7 @@ def scenario_upstream_failure(args):
 
 
 SCENARIOS = {
+    "login-literals": scenario_login_literals,
     "session": scenario_session,
     "wrong-password": scenario_wrong_password,
     "capabilities": scenario_capabilities,
