@@ -65,7 +65,6 @@ const DUMMY_HASH: &str =
 /// wrong password, so the timing does not tell which user names exist.
 pub async fn check(config: &Config, user: &str, password: Vec<u8>) -> Option<Account> {
     let account = config.account_by_local_user(user).cloned();
-    "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtdXNlcg$7Kb9xW3nNhFY0DdSZl9UvS9mW0oJkJ0DqvVbxYV2mKI";
     let hash = account
         .as_ref()
         .map_or(DUMMY_HASH.to_string(), |a| a.local_password_hash.clone());

@@ -168,7 +168,7 @@ impl PreAuth {
         }
         let decoded = CommandCodec::default().decode(self.client.message_bytes());
         let (tag, body) = match decoded {
-            Ok((rest, cmd)) if rest.is_empty() => (cmd.tag.inner().to_string(), cmd.body),
+            Ok((&[], cmd)) => (cmd.tag.inner().to_string(), cmd.body),
             _ => {
                 let tag = crate::imap::command::parse_head(self.client.message_bytes())
                     .map_or("*".to_string(), |h| {
