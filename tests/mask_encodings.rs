@@ -368,3 +368,25 @@ fn context_carries_sender_and_subject() {
     assert!(seen.iter().any(|s| s.0 == TextSource::Html));
     assert!(seen.iter().any(|s| s.0 == TextSource::Url));
 }
+
+#[test]
+fn fifty_megabyte_attachment_is_not_scanned_and_the_text_still_is() {
+    // Upper-case base64 lines look like codes to the stub scanner: a mask in
+    // them would mean the attachment was scanned as text.
+    let line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWkFC\r\n";
+    let attachment = line.repeat(50 * 1024 * 1024 / line.len());
+    let raw = format!(
+        "{HEAD}Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nCode: AB12-CD34EF-GH56\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n{attachment}--b--\r\n"
+    );
+    assert!(raw.len() > 50 * 1000 * 1000);
+    let (out, plan) = masked(raw.as_bytes());
+    assert_eq!(plan.masks.len(), 1, "{:?}", plan.masks);
+    assert_eq!(out.len(), raw.len());
+    let start = raw.find("QUJD").unwrap();
+    assert_eq!(
+        &out[start..],
+        &raw.as_bytes()[start..],
+        "attachment bytes unchanged"
+    );
+    assert!(!String::from_utf8_lossy(&out[..start]).contains("AB12-CD34EF-GH56"));
+}
