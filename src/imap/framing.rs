@@ -67,6 +67,8 @@ pub struct Framer {
     expect: Expect,
     complete: bool,
     limit: u32,
+    /// Ranges of the current message's literal data, in order.
+    literals: Vec<Range<usize>>,
 }
 
 impl Framer {
@@ -80,6 +82,7 @@ impl Framer {
             expect: Expect::Line,
             complete: false,
             limit,
+            literals: Vec::new(),
         }
     }
 
@@ -195,6 +198,11 @@ impl Framer {
         self.complete
     }
 
+    /// Where the current message's literal data is, in order.
+    pub fn literals(&self) -> &[Range<usize>] {
+        &self.literals
+    }
+
     /// Whether bytes beyond the current fragment have been read already.
     pub fn has_unframed(&self) -> bool {
         !self.unframed().is_empty()
@@ -221,6 +229,7 @@ impl Framer {
         self.start += self.parsed;
         self.parsed = 0;
         self.complete = false;
+        self.literals.clear();
         if self.start == self.filled {
             self.start = 0;
             self.filled = 0;

@@ -1,15 +1,22 @@
 //! Finding message content in server responses.
 //!
 //! Every complete server message goes through [`inspect`]. A FETCH response
-//! is decoded with imap-codec (zero-copy), and each item that carries message
-//! content is reported with the byte range its data occupies in the raw
-//! message: the content filter patches exactly those bytes, and everything
-//! else is forwarded as received. The decoded value is never re-encoded.
+//! is decoded with imap-codec, and each item that carries message content is
+//! reported with the byte range its data occupies in the raw message: the
+//! content filter patches exactly those bytes, and everything else is
+//! forwarded as received. The decoded value is never re-encoded.
 //!
-//! A FETCH response imap-codec cannot decode (Gmail's X-GM-* items, NUL bytes
-//! in a literal, a quoted string whose escapes make its raw bytes differ from
-//! its value) is reported as [`Inspection::Unparsed`]: the caller must then
-//! treat the whole raw message as possible content.
+//! imap-codec is given a skeleton of the response: its lines, with every
+//! literal announced as `{0}` and left out. The framer already knows where
+//! each literal is, so the decoder need not walk (and validate) megabytes of
+//! message bytes to find the items; an empty literal in the skeleton stands
+//! for the real one, in order. This also lets a literal holding NUL bytes
+//! be located like any other.
+//!
+//! A FETCH response imap-codec cannot decode (Gmail's X-GM-* items, a quoted
+//! string whose escapes make its raw bytes differ from its value) is
+//! reported as [`Inspection::Unparsed`]: the caller must then treat the
+//! whole raw message as possible content.
 
 use std::ops::Range;
 
@@ -64,12 +71,16 @@ pub enum Inspection {
     Unparsed,
 }
 
-/// Looks at one complete server message (line plus literals).
-pub fn inspect(message: &[u8]) -> Inspection {
+/// Looks at one complete server message; `literals` are the byte ranges of
+/// its literal data, in order, as the framer found them.
+pub fn inspect(message: &[u8], literals: &[Range<usize>]) -> Inspection {
     if !is_fetch_response(message) {
         return Inspection::NoContent;
     }
-    let Ok((rest, response)) = ResponseCodec::default().decode(message) else {
+    let Some(skeleton) = Skeleton::new(message, literals) else {
+        return Inspection::Unparsed;
+    };
+    let Ok((rest, response)) = ResponseCodec::default().decode(&skeleton.bytes) else {
         return Inspection::Unparsed;
     };
     if !rest.is_empty() {
@@ -100,7 +111,7 @@ pub fn inspect(message: &[u8]) -> Inspection {
             MessageDataItem::Binary { section, value } => {
                 let bytes = match &value {
                     NString8::NString(n) => nstring_bytes(n),
-                    NString8::Literal8(l) => Some(l.data.as_ref()).map(|d: &[u8]| d.as_ptr_range()),
+                    NString8::Literal8(l) => Some(l.data.as_ref().as_ptr_range()),
                 };
                 (
                     ContentKind::Binary {
@@ -121,7 +132,7 @@ pub fn inspect(message: &[u8]) -> Inspection {
         };
         // NIL carries nothing to mask.
         let Some(ptrs) = data else { continue };
-        match offset_range(message, ptrs) {
+        match offset_range(&skeleton.bytes, ptrs).and_then(|r| skeleton.original(r)) {
             Some(range) => found.push(ContentItem { kind, range }),
             // Decoded bytes that do not live in the buffer (an escaped
             // quoted string): the raw span is unknown, so the caller must
@@ -137,6 +148,65 @@ pub fn inspect(message: &[u8]) -> Inspection {
         uid,
         items: found,
     })
+}
+
+/// The lines of a response with each literal announced as empty, and the
+/// way back from skeleton offsets to offsets in the raw message.
+struct Skeleton {
+    bytes: Vec<u8>,
+    /// Runs copied verbatim: (start in skeleton, start in message, length).
+    runs: Vec<(usize, usize, usize)>,
+    /// Where each empty literal sits in the skeleton, and the real one.
+    literals: Vec<(usize, Range<usize>)>,
+}
+
+impl Skeleton {
+    fn new(message: &[u8], literals: &[Range<usize>]) -> Option<Skeleton> {
+        let lines_len = message.len() - literals.iter().map(|l| l.len()).sum::<usize>();
+        let mut sk = Skeleton {
+            bytes: Vec::with_capacity(lines_len),
+            runs: Vec::with_capacity(2 * literals.len() + 1),
+            literals: Vec::with_capacity(literals.len()),
+        };
+        let mut cursor = 0;
+        for literal in literals {
+            // The line before a literal ends with its announcement:
+            // `{N}`, `{N+}` or `~{N}`, then CRLF or LF.
+            let line = message.get(cursor..literal.start)?;
+            let open = line.iter().rposition(|&b| b == b'{')?;
+            let close = open + line[open..].iter().position(|&b| b == b'}')?;
+            sk.copy(message, cursor, open + 1);
+            sk.bytes.push(b'0');
+            sk.copy(message, cursor + close, line.len() - close);
+            sk.literals.push((sk.bytes.len(), literal.clone()));
+            cursor = literal.end;
+        }
+        sk.copy(message, cursor, message.len() - cursor);
+        Some(sk)
+    }
+
+    fn copy(&mut self, message: &[u8], from: usize, len: usize) {
+        self.runs.push((self.bytes.len(), from, len));
+        self.bytes.extend_from_slice(&message[from..from + len]);
+    }
+
+    /// The raw range for a decoded value found at `range` in the skeleton.
+    fn original(&self, range: Range<usize>) -> Option<Range<usize>> {
+        if range.is_empty() {
+            if let Some((_, real)) = self.literals.iter().find(|(at, _)| *at == range.start) {
+                return Some(real.clone());
+            }
+        }
+        let &(sk_start, msg_start, len) = self
+            .runs
+            .iter()
+            .rev()
+            .find(|(start, _, _)| *start <= range.start)?;
+        (range.end <= sk_start + len).then(|| {
+            let shift = msg_start as isize - sk_start as isize;
+            (range.start as isize + shift) as usize..(range.end as isize + shift) as usize
+        })
+    }
 }
 
 /// Cheap check for `* <number> FETCH` before paying for a decode.
@@ -168,9 +238,28 @@ fn offset_range(buffer: &[u8], data: Range<*const u8>) -> Option<Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::imap::framing::{Fragment, Framer};
+
+    /// `inspect` as the relay calls it: with the literal ranges the framer found.
+    fn inspect_framed(message: &[u8]) -> Inspection {
+        let mut framer = Framer::new(u32::MAX);
+        framer.read_buf()[..message.len()].copy_from_slice(message);
+        framer.commit(message.len());
+        let mut literals = Vec::new();
+        while let Some(fragment) = framer.next_fragment().unwrap() {
+            if let Fragment::Literal { range } = fragment {
+                literals.push(range);
+            }
+            if framer.is_message_complete() {
+                break;
+            }
+        }
+        assert_eq!(framer.message(), message, "one whole message");
+        inspect(message, &literals)
+    }
 
     fn items(message: &[u8]) -> Vec<(ContentKind, Vec<u8>)> {
-        match inspect(message) {
+        match inspect_framed(message) {
             Inspection::Fetch(f) => f
                 .items
                 .into_iter()
@@ -183,7 +272,7 @@ mod tests {
     #[test]
     fn body_literal_range_points_into_the_raw_message() {
         let msg = b"* 12 FETCH (UID 7 BODY[] {11}\r\nHello World FLAGS (\\Seen))\r\n";
-        let Inspection::Fetch(f) = inspect(msg) else {
+        let Inspection::Fetch(f) = inspect_framed(msg) else {
             panic!()
         };
         assert_eq!((f.seq, f.uid), (12, Some(7)));
@@ -226,15 +315,38 @@ mod tests {
     }
 
     #[test]
+    fn literals_with_nul_bytes_and_empty_literals_are_located() {
+        let got = items(b"* 1 FETCH (BODY[] {3}\r\na\0b BODY[TEXT] {0}\r\n)\r\n");
+        assert_eq!(got[0].1, b"a\0b");
+        assert_eq!(got[1].1, b"");
+    }
+
+    #[test]
+    fn literal_bytes_that_look_like_imap_do_not_confuse_the_decoder() {
+        let body = b"x) UID 99 BODY[] \"fake\" {5}\r\n";
+        let mut msg = format!("* 3 FETCH (BODY[] {{{}}}\r\n", body.len()).into_bytes();
+        msg.extend_from_slice(body);
+        msg.extend_from_slice(b" UID 4)\r\n");
+        let Inspection::Fetch(f) = inspect_framed(&msg) else {
+            panic!()
+        };
+        assert_eq!(f.uid, Some(4));
+        assert_eq!(&msg[f.items[0].range.clone()], body);
+    }
+
+    #[test]
     fn non_content_responses_are_not_decoded() {
         assert_eq!(
-            inspect(b"* 3 FETCH (FLAGS (\\Seen) UID 4)\r\n"),
+            inspect_framed(b"* 3 FETCH (FLAGS (\\Seen) UID 4)\r\n"),
             Inspection::NoContent
         );
-        assert_eq!(inspect(b"* 3 EXISTS\r\n"), Inspection::NoContent);
-        assert_eq!(inspect(b"a1 OK FETCH done\r\n"), Inspection::NoContent);
+        assert_eq!(inspect_framed(b"* 3 EXISTS\r\n"), Inspection::NoContent);
         assert_eq!(
-            inspect(b"* OK [CAPABILITY IMAP4rev1] hi\r\n"),
+            inspect_framed(b"a1 OK FETCH done\r\n"),
+            Inspection::NoContent
+        );
+        assert_eq!(
+            inspect_framed(b"* OK [CAPABILITY IMAP4rev1] hi\r\n"),
             Inspection::NoContent
         );
     }
@@ -243,17 +355,12 @@ mod tests {
     fn undecodable_fetches_are_unparsed_not_dropped() {
         // Gmail extension items.
         assert_eq!(
-            inspect(b"* 1 FETCH (X-GM-MSGID 123 BODY[] {2}\r\nhi)\r\n"),
-            Inspection::Unparsed
-        );
-        // NUL byte inside a literal.
-        assert_eq!(
-            inspect(b"* 1 FETCH (BODY[] {3}\r\na\0b)\r\n"),
+            inspect_framed(b"* 1 FETCH (X-GM-MSGID 123 BODY[] {2}\r\nhi)\r\n"),
             Inspection::Unparsed
         );
         // Escaped quoted string: decoded value is not a slice of the raw bytes.
         assert_eq!(
-            inspect(b"* 1 FETCH (BODY[HEADER] \"a\\\"b\")\r\n"),
+            inspect_framed(b"* 1 FETCH (BODY[HEADER] \"a\\\"b\")\r\n"),
             Inspection::Unparsed
         );
     }

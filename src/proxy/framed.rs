@@ -109,6 +109,11 @@ impl<R: AsyncRead + Unpin> FramedReader<R> {
         self.framer.message()
     }
 
+    /// Where the current message's literal data is, in order.
+    pub fn message_literals(&self) -> &[std::ops::Range<usize>] {
+        self.framer.literals()
+    }
+
     pub fn is_message_complete(&self) -> bool {
         self.framer.is_message_complete()
     }

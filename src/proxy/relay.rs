@@ -311,7 +311,7 @@ async fn server_to_client<F: ContentFilter>(
         let out = match capabilities {
             Some(filtered) => Cow::Owned(filtered),
             None => {
-                inspection = response::inspect(message);
+                inspection = response::inspect(message, server.message_literals());
                 audit.content_sent(&inspection).await;
                 match inspection {
                     response::Inspection::NoContent => Cow::Borrowed(message),
