@@ -159,3 +159,33 @@ fn compress_is_refused_and_capabilities_are_filtered() {
     }
     bench.assert_no_secrets_logged();
 }
+
+/// A password typed into the user-name field (a common slip) must not reach
+/// giftlock's log: unknown user names are not logged.
+#[test]
+fn an_unknown_user_name_is_not_logged() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut bench = Bench::start(DovecotMode::Normal);
+    let setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
+    bench.start_giftlock(&setup);
+    let slip = "Hunter2-typed-as-user";
+    let stream = std::net::TcpStream::connect(("127.0.0.1", setup.port(Tls::None))).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    (&stream)
+        .write_all(format!("a LOGIN {slip} x\r\n").as_bytes())
+        .unwrap();
+    line.clear();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("a NO [AUTHENTICATIONFAILED]"), "{line}");
+    let log = bench.giftlock.as_ref().unwrap().log();
+    assert!(log.contains("local authentication failed"), "{log}");
+    assert!(
+        !log.contains(slip),
+        "the unknown user name reached the log:\n{log}"
+    );
+}

@@ -303,9 +303,8 @@ impl PreAuth {
             None => {
                 let delay = self.shared.throttle.failed(ip);
                 let failures = self.shared.throttle.failures(ip);
-                warn!(user = %user, failures, "local authentication failed");
-                // The name goes to the audit log only if it is a real user:
-                // it might be a password typed into the wrong field.
+                // The name is logged only if it is a real user: it might be
+                // a password typed into the wrong field.
                 let known = config
                     .account_by_local_user(&user)
                     .map(|a| (user.as_str(), a.name.as_str()));
@@ -314,6 +313,15 @@ impl PreAuth {
                 } else {
                     "unknown user"
                 };
+                match known {
+                    Some((user, account)) => {
+                        warn!(
+                            user,
+                            account, failures, reason, "local authentication failed"
+                        )
+                    }
+                    None => warn!(failures, reason, "local authentication failed"),
+                }
                 self.audit
                     .auth_failed(mechanism, known, reason, failures)
                     .await;
