@@ -479,6 +479,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_client_that_does_not_read_stops_the_relay_from_reading_the_server() {
+        let (client, mut server, _task) = start();
+        let response = format!("* 1 FETCH (BODY[] {{4000}}\r\n{})\r\n", "x".repeat(4000));
+        let sent = Arc::new(AtomicU64::new(0));
+        let counter = sent.clone();
+        // The server has 20 MB to send; the client reads nothing.
+        let writer = tokio::spawn(async move {
+            for _ in 0..5000 {
+                if server.write_all(response.as_bytes()).await.is_err() {
+                    return;
+                }
+                counter.fetch_add(response.len() as u64, Ordering::Relaxed);
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let taken = sent.load(Ordering::Relaxed);
+        // What the relay holds is bounded by its buffers (two 64 KiB pipes,
+        // one read chunk, one message), not by what the server has to send.
+        assert!(
+            taken < 1 << 20,
+            "the server got {taken} bytes out to a client that reads nothing"
+        );
+        assert!(!writer.is_finished());
+        writer.abort();
+        drop(client);
+    }
+
+    #[tokio::test]
     async fn server_close_ends_the_relay_and_closes_the_client() {
         let (mut client, server, task) = start();
         drop(server);
