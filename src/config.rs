@@ -169,6 +169,10 @@ impl fmt::Display for UpstreamAddr {
 /// A configuration error: which file, which key, what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error(
+        "{file}: no such file; create one with `giftlock init`, or start from config/example.toml"
+    )]
+    Missing { file: PathBuf },
     #[error("{file}: {source}")]
     Read {
         file: PathBuf,
@@ -185,6 +189,11 @@ pub enum ConfigError {
 impl Config {
     /// Reads `path` with `GIFTLOCK_*` environment overrides and validates it.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        if !path.exists() {
+            return Err(ConfigError::Missing {
+                file: path.to_path_buf(),
+            });
+        }
         let read_err = |source| ConfigError::Read {
             file: path.to_path_buf(),
             source,
@@ -551,6 +560,14 @@ mod tests {
         ) + "[[detect.rules]]\nname = \"shop\"\npattern = \"([A-Z\"\n";
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("detect") && err.contains("shop"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_says_how_to_make_one() {
+        let err = Config::load(Path::new("/nonexistent/giftlock.toml"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "/nonexistent/giftlock.toml: no such file; create one with `giftlock init`, or start from config/example.toml");
     }
 
     #[test]
