@@ -84,8 +84,7 @@ impl AuditLog {
         if !config.enabled {
             return Ok(AuditLog::disabled());
         }
-        let fingerprints =
-            FingerprintKey::new(crate::keys::load_or_create(state_dir, "fingerprint.key")?);
+        let fingerprints = FingerprintKey::load_or_create(state_dir)?;
         let known_path = state_dir.join(known::FILE);
         let known = KnownClients::load(&known_path).map_err(AuditError::Known)?;
         let (mut writer, recovered) = LogWriter::open(

@@ -520,7 +520,7 @@ fn config_text(
             let _ = writeln!(t, "state_dir = {}", path_string(&absolute(dir)?)?);
         }
         None => {
-            let _ = writeln!(t, "# state_dir: default ($STATE_DIRECTORY under systemd, else ~/.local/state/giftlock)");
+            let _ = writeln!(t, "# state_dir: default ($STATE_DIRECTORY under systemd, else $XDG_STATE_HOME/giftlock or ~/.local/state/giftlock)");
         }
     }
     for (addr, tls) in listeners {

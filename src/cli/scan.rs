@@ -47,7 +47,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
         .state_dir
         .or_else(|| config.as_ref().map(Config::state_dir))
         .unwrap_or_else(crate::config::default_state_dir);
-    let key = FingerprintKey::new(crate::keys::load_or_create(&state_dir, "fingerprint.key")?);
+    let key = FingerprintKey::load_or_create(&state_dir)?;
     let options = ScanOptions {
         json: args.json,
         mask: args.mask,

@@ -20,35 +20,42 @@ impl std::fmt::Debug for FingerprintKey {
 }
 
 impl FingerprintKey {
+    /// The key file in the state directory, beside the other local keys.
+    pub const FILE: &'static str = "fingerprint.key";
+
     pub fn new(bytes: [u8; 32]) -> Self {
         FingerprintKey(bytes)
     }
 
+    /// The key in `state_dir`, created (0600) on first use.
+    pub fn load_or_create(state_dir: &std::path::Path) -> Result<Self, crate::keys::KeyError> {
+        crate::keys::load_or_create(state_dir, Self::FILE).map(FingerprintKey)
+    }
+
     /// HMAC-SHA256 of an already normalised code (see [`normalise_code`]).
     pub fn fingerprint(&self, normalised_code: &str) -> [u8; 32] {
-        // new_from_slice only fails for key lengths HMAC cannot take; any
-        // length is valid for HMAC-SHA256, and ours is fixed at 32.
-        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.0) {
-            Ok(mac) => mac,
-            Err(_) => unreachable!("HMAC accepts keys of any length"),
-        };
-        mac.update(normalised_code.as_bytes());
-        mac.finalize().into_bytes().into()
+        self.mac(&[normalised_code.as_bytes()])
     }
 
     /// Keyed hash (hex, 128 bits) of a Message-ID header value, for records
     /// that must name a message without revealing who wrote to whom. The
     /// prefix keeps it apart from code fingerprints (codes have no NUL).
     pub fn message_id(&self, message_id: &[u8]) -> String {
-        let mut prefixed = b"message-id\0".to_vec();
-        prefixed.extend_from_slice(message_id.trim_ascii());
+        let digest = self.mac(&[b"message-id\0", message_id.trim_ascii()]);
+        to_hex(&digest)[..32].to_string()
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        // new_from_slice only fails for key lengths HMAC cannot take; any
+        // length is valid for HMAC-SHA256, and ours is fixed at 32.
         let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.0) {
             Ok(mac) => mac,
             Err(_) => unreachable!("HMAC accepts keys of any length"),
         };
-        mac.update(&prefixed);
-        let digest: [u8; 32] = mac.finalize().into_bytes().into();
-        to_hex(&digest)[..32].to_string()
+        for part in parts {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
     }
 }
 
