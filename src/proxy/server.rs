@@ -47,6 +47,9 @@ pub struct Shared {
     /// Becomes true when giftlock starts stopping.
     stopping: watch::Sender<bool>,
     pub audit: AuditLog,
+    /// The vault of originals (issue 6); None when it could not be opened
+    /// (logged at start): nothing can then be restored or revealed.
+    pub vault: Option<Arc<crate::vault::Vault>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +170,14 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         }
     }
     let audit = AuditLog::open(&config.audit, &state_dir)?;
+    // Vault hook (issue 6): src/vault.
+    let vault = match crate::vault::Vault::open_default(&state_dir) {
+        Ok(vault) => Some(Arc::new(vault)),
+        Err(e) => {
+            error!(error = %e, "the vault is unavailable: codes can be neither revealed nor restored");
+            None
+        }
+    };
     let mut bound = Vec::new();
     for l in &config.listeners {
         let listener = TcpListener::bind(l.address)
@@ -188,7 +199,17 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         upstream_tls: Mutex::new(HashMap::new()),
         stopping: watch::channel(false).0,
         audit,
+        vault,
     });
+    // Control socket hook (issue 6): `giftlock reveal` talks to src/control.
+    crate::control::server::spawn(
+        crate::control::server::Control::new(
+            state_dir.clone(),
+            shared.vault.clone(),
+            shared.audit.clone(),
+        ),
+        shared.stopping(),
+    );
     // Every session task holds a clone of `open`; `recv` on `all_closed`
     // returns None once the last one is dropped.
     let (open, mut all_closed) = mpsc::channel::<()>(1);
