@@ -51,7 +51,6 @@ pub fn run(args: RevealArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let response = client::request(&state_dir, &request)?;
-    drop(request);
     let mut out = io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&response)?)?;
@@ -117,15 +116,15 @@ fn print_list(messages: &[VaultSummary], out: &mut impl Write) -> io::Result<()>
         "WHEN", "FROM", "SUBJECT", "RULE"
     )?;
     for m in messages {
-        let when = m
-            .date
-            .as_deref()
-            .map_or("-".to_string(), |d| d.replacen('T', " ", 1));
+        // `2026-01-02 03:04`, in the sender's time zone.
+        let when = m.date.as_deref().map_or("-".to_string(), |d| {
+            d.replacen('T', " ", 1).chars().take(16).collect()
+        });
         for code in &m.codes {
             writeln!(
                 out,
                 "{:<16}  {:<28}  {:<36}  {:<12}  {}",
-                cut(&when, 16),
+                when,
                 cut(m.from.as_deref().unwrap_or("-"), 28),
                 cut(m.subject.as_deref().unwrap_or("-"), 36),
                 cut(&code.rule, 12),
@@ -175,7 +174,7 @@ mod tests {
         print_list(&messages, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let row = text.lines().nth(1).unwrap();
-        assert!(row.starts_with("2026-01-02 03:04"), "{row}");
+        assert!(row.starts_with("2026-01-02 03:04  Amazon.co.jp"), "{row}");
         assert!(row.ends_with("GL0A0B"), "{row}");
         assert!(row.contains('…'), "{row}");
     }
