@@ -209,6 +209,7 @@ fn reveal_returns_the_labelled_codes_and_refuses_wrong_secrets() {
         assert!(run.success(), "reveal {handle} failed: {}", run.stderr);
         let answer = run.json();
         assert_eq!(answer["result"], "revealed");
+        assert_eq!(answer["handle"], handle.as_str());
         for c in answer["codes"].as_array().unwrap() {
             assert_eq!(c["handle"], handle.as_str());
             let uid = c["message"]["identity"]["uid"].as_u64().unwrap() as u32;
@@ -281,6 +282,9 @@ fn reveal_returns_the_labelled_codes_and_refuses_wrong_secrets() {
     assert!(outcomes[3..3 + handles.len()]
         .iter()
         .all(|o| *o == "revealed"));
+    // Asked in lower case, recorded as the mask shows it.
+    assert_eq!(attempts[3]["handle"], handles[0].1.as_str());
+    assert!(attempts[3]["count"].as_u64() >= Some(1));
     assert_eq!(
         &outcomes[expected_count - 3..],
         ["not_found", "wrong_secret", "wrong_secret"]

@@ -179,9 +179,15 @@ impl Control {
                 .await;
         };
         attempt.action = request.action().into();
-        if let Request::Reveal { handle, .. } = &request {
-            attempt.handle = Some(clean_to(handle.trim().as_bytes(), MAX_HANDLE_CHARS));
-        }
+        // Handles are matched without regard to case; recorded as shown.
+        let handle = match &request {
+            Request::Reveal { handle, .. } => Some(clean_to(
+                handle.trim().to_ascii_uppercase().as_bytes(),
+                MAX_HANDLE_CHARS,
+            )),
+            Request::List { .. } => None,
+        };
+        attempt.handle = handle.clone();
         if let Err(refused) = self.check_secret(&request, &attempt).await {
             return refused;
         }
@@ -194,9 +200,9 @@ impl Control {
                 )
                 .await;
         };
-        let result = match &request {
-            Request::List { .. } => list(vault).await,
-            Request::Reveal { handle, .. } => reveal(vault, handle.trim().to_string()).await,
+        let result = match handle {
+            None => list(vault).await,
+            Some(handle) => reveal(vault, handle).await,
         };
         match result {
             Ok((response, count)) => {
@@ -318,8 +324,7 @@ async fn reveal(vault: Arc<Vault>, handle: String) -> Answer {
         return Err((
             Refusal::NotFound,
             format!(
-                "no masked code has the handle {}; `giftlock reveal --list` shows the handles",
-                clean_to(handle.as_bytes(), MAX_HANDLE_CHARS)
+                "no masked code has the handle {handle}; `giftlock reveal --list` shows the handles"
             ),
         ));
     }
