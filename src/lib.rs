@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod detect;
 pub mod imap;
 pub mod keys;
@@ -16,3 +17,4 @@ pub mod proxy;
 pub mod scan;
 pub mod secret;
 pub mod tls;
+pub mod vault;

@@ -38,6 +38,10 @@ enum Commands {
     Manpage(giftlock::cli::generate::ManpageArgs),
     /// Read the audit log: tail, sessions, show SESSION, verify.
     Audit(giftlock::cli::audit::AuditArgs),
+    /// Show the code(s) behind a mask's handle, or list masked messages.
+    Reveal(giftlock::cli::reveal::RevealArgs),
+    /// Set the unlock secret that `giftlock reveal` asks for.
+    UnlockSecret(giftlock::cli::unlock_secret::UnlockSecretArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +57,8 @@ fn main() -> ExitCode {
         Commands::Completions(args) => giftlock::cli::generate::completions(args, Cli::command()),
         Commands::Manpage(args) => giftlock::cli::generate::manpage(args, Cli::command()),
         Commands::Audit(args) => giftlock::cli::audit::run(args),
+        Commands::Reveal(args) => giftlock::cli::reveal::run(args),
+        Commands::UnlockSecret(args) => giftlock::cli::unlock_secret::run(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("giftlock: {e:#}");

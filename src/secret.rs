@@ -28,7 +28,7 @@ pub const KEYRING_SERVICE: &str = "giftlock";
 const MAX_SECRET_BYTES: u64 = 64 * 1024;
 
 /// The systemd variable naming the directory that holds credentials.
-const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
 
 /// A secret value. Zeroed when dropped; Debug and Display print
 /// `<redacted>`, never the value. Clones are wiped on drop too.

@@ -25,6 +25,7 @@ use super::describe::{self, ClientIdent};
 use super::known::{self, KnownClients};
 use super::record::{
     clean, AlertKind, CommandRecord, Event, MaskRecord, SessionEndRecord, TlsInfo,
+    UnlockAttemptRecord,
 };
 use super::writer::{LogWriter, WriteError};
 use crate::imap::response::{ContentKind, Inspection};
@@ -144,6 +145,21 @@ impl AuditLog {
                 started: Instant::now(),
                 state: Mutex::new(SessionState::default()),
             })),
+        }
+    }
+
+    /// Records a use of the unlock secret (no session) and waits until it
+    /// is on disk, so nothing is revealed without its record.
+    pub async fn unlock_attempt(&self, record: UnlockAttemptRecord) {
+        let Some(log) = &self.inner else { return };
+        let msg = Msg::Record {
+            time: OffsetDateTime::now_utc(),
+            session: None,
+            event: Event::UnlockAttempt(record),
+        };
+        // Fails only once the writer thread is gone (it logged why).
+        if log.tx.send(msg).await.is_ok() {
+            self.sync().await;
         }
     }
 

@@ -145,7 +145,7 @@ impl Sessions {
                 s.codes_masked = end.codes_masked;
                 s.end = Some(end.clone());
             }
-            Event::LogOpened { .. } | Event::UpstreamError { .. } => {}
+            Event::LogOpened { .. } | Event::UpstreamError { .. } | Event::UnlockAttempt(_) => {}
         }
     }
 

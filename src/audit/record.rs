@@ -76,6 +76,9 @@ pub enum Event {
         detail: String,
     },
     SessionEnd(SessionEndRecord),
+    /// A use of the unlock secret on the control socket (`giftlock
+    /// reveal`), successful or not. Belongs to no session.
+    UnlockAttempt(UnlockAttemptRecord),
 }
 
 /// TLS parameters of a client connection.
@@ -131,6 +134,30 @@ pub struct MaskRecord {
     pub fingerprint: String,
 }
 
+/// One request that needed the unlock secret. Never holds the secret or a
+/// code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnlockAttemptRecord {
+    /// `reveal`, `list`, or `unknown` for a request that did not parse.
+    pub action: String,
+    /// The handle asked for (reveal), cleaned and cut short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
+    pub ok: bool,
+    /// `revealed`, `listed`, `wrong_secret`, `no_secret_set`, `not_found`,
+    /// `vault_unavailable`, `bad_request`, `error`.
+    pub outcome: String,
+    /// Codes revealed (reveal) or messages listed (list).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub count: u64,
+    /// Wrong secrets in a row, this one included.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failures: u64,
+    /// The local process that asked (`uid 1000 pid 4242`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionEndRecord {
     pub reason: String,
@@ -177,6 +204,7 @@ impl Event {
             Event::UpstreamError { .. } => "upstream_error",
             Event::Alert { .. } => "alert",
             Event::SessionEnd(_) => "session_end",
+            Event::UnlockAttempt(_) => "unlock_attempt",
         }
     }
 
@@ -189,6 +217,7 @@ impl Event {
                 | Event::SessionStart { .. }
                 | Event::SessionEnd(_)
                 | Event::Alert { .. }
+                | Event::UnlockAttempt(_)
         )
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use time::{OffsetDateTime, UtcOffset};
 
 use super::read::{client_text, Entry, SessionSummary};
-use super::record::{CommandRecord, Event};
+use super::record::{CommandRecord, Event, UnlockAttemptRecord};
 
 /// Converts to local time. The offset is looked up per instant (daylight
 /// saving); where the platform cannot tell (a multi-threaded process), UTC.
@@ -132,7 +132,27 @@ pub fn summary(entry: &Entry) -> String {
             bytes_text(e.bytes_from_client),
             bytes_text(e.bytes_to_client)
         ),
+        Event::UnlockAttempt(u) => unlock_text(u),
     }
+}
+
+fn unlock_text(u: &UnlockAttemptRecord) -> String {
+    let mut s = format!("{} ", u.action);
+    if let Some(handle) = &u.handle {
+        let _ = write!(s, "{handle} ");
+    }
+    s += if u.ok { "ok" } else { "REFUSED" };
+    let _ = write!(s, ": {}", u.outcome);
+    if u.count > 0 {
+        let _ = write!(s, ", {}", u.count);
+    }
+    if u.failures > 0 {
+        let _ = write!(s, " (failure {} in a row)", u.failures);
+    }
+    if let Some(peer) = &u.peer {
+        let _ = write!(s, "; by {peer}");
+    }
+    s
 }
 
 fn command_text(c: &CommandRecord) -> String {

@@ -9,9 +9,11 @@ pub mod init;
 mod mobileconfig;
 pub mod passwd;
 pub mod providers;
+pub mod reveal;
 pub mod scan;
 pub mod serve;
 pub mod service;
+pub mod unlock_secret;
 
 /// `$XDG_CONFIG_HOME`, else `~/.config`: where the config file and user
 /// units go.

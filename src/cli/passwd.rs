@@ -43,7 +43,7 @@ fn prompt_twice() -> anyhow::Result<Zeroizing<String>> {
 }
 
 /// Reads one line (without its line ending) from non-terminal input.
-fn read_line(mut input: impl BufRead) -> anyhow::Result<Zeroizing<String>> {
+pub(crate) fn read_line(mut input: impl BufRead) -> anyhow::Result<Zeroizing<String>> {
     let mut line = Zeroizing::new(String::new());
     input
         .read_line(&mut line)

@@ -67,6 +67,7 @@ pub mod charset;
 pub mod fingerprint;
 pub mod html;
 mod plan;
+pub mod reveal;
 pub mod transfer;
 mod unit;
 
@@ -76,6 +77,7 @@ use serde::{Deserialize, Serialize};
 
 pub use fingerprint::FingerprintKey;
 pub use plan::{plan_fragment, plan_message, plan_message_with, Scanner, FREE_TEXT_HEADERS};
+pub use reveal::{reveal_codes, RevealedCode};
 pub use transfer::TransferEncoding;
 
 use crate::detect::CodeKind;

@@ -17,16 +17,24 @@ const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 const FIRST_DELAY: Duration = Duration::from_millis(500);
 const MAX_DELAY: Duration = Duration::from_secs(16);
 
-/// Recent authentication failures per client address.
-#[derive(Default)]
-pub struct Throttle {
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+/// Recent authentication failures per client address (or per any other
+/// key: the control socket keeps one count for all its clients, `()`).
+pub struct Throttle<K = IpAddr> {
+    failures: Mutex<HashMap<K, (u32, Instant)>>,
 }
 
-impl Throttle {
+impl<K> Default for Throttle<K> {
+    fn default() -> Self {
+        Throttle {
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Throttle<K> {
     /// Records a failure from `ip` and returns how long to wait before
     /// answering it: 0.5 s, 1 s, 2 s ... up to 16 s.
-    pub fn failed(&self, ip: IpAddr) -> Duration {
+    pub fn failed(&self, ip: K) -> Duration {
         let now = Instant::now();
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         failures.retain(|_, (_, last)| now.duration_since(*last) < FORGET_AFTER);
@@ -39,7 +47,7 @@ impl Throttle {
     }
 
     /// How many failures from `ip` are remembered.
-    pub fn failures(&self, ip: IpAddr) -> u32 {
+    pub fn failures(&self, ip: K) -> u32 {
         self.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -47,7 +55,7 @@ impl Throttle {
             .map_or(0, |f| f.0)
     }
 
-    pub fn succeeded(&self, ip: IpAddr) {
+    pub fn succeeded(&self, ip: K) {
         self.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())

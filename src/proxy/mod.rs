@@ -2,7 +2,7 @@
 //! connection and the relay between them. Protocol decisions are made by
 //! `crate::imap`; this module moves bytes.
 
-mod auth;
+pub mod auth;
 pub mod fetcher;
 pub mod framed;
 pub mod masking;

@@ -56,6 +56,9 @@ pub struct Shared {
     masking: RwLock<Arc<MaskingContext>>,
     /// giftlock's own fetch connection per account.
     fetch_slots: Mutex<HashMap<String, super::fetcher::Slot>>,
+    /// The vault of originals (issue 6); None when it could not be opened
+    /// (logged at start): nothing can then be restored or revealed.
+    pub vault: Option<Arc<crate::vault::Vault>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +227,14 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
     let key = FingerprintKey::load_or_create(&state_dir)
         .map_err(|e| ServeError::Masking(format!("fingerprint key: {e}")))?;
     let masking = masking_context(&config, Arc::new(key)).map_err(ServeError::Masking)?;
+    // Vault hook (issue 6): src/vault.
+    let vault = match crate::vault::Vault::open_default(&state_dir) {
+        Ok(vault) => Some(Arc::new(vault)),
+        Err(e) => {
+            error!(error = %e, "the vault is unavailable: codes can be neither revealed nor restored");
+            None
+        }
+    };
     let mut bound = Vec::new();
     for l in &config.listeners {
         let listener = TcpListener::bind(l.address)
@@ -247,7 +258,17 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         audit,
         masking: RwLock::new(Arc::new(masking)),
         fetch_slots: Mutex::new(HashMap::new()),
+        vault,
     });
+    // Control socket hook (issue 6): `giftlock reveal` talks to src/control.
+    crate::control::server::spawn(
+        crate::control::server::Control::new(
+            state_dir.clone(),
+            shared.vault.clone(),
+            shared.audit.clone(),
+        ),
+        shared.stopping(),
+    );
     // Every session task holds a clone of `open`; `recv` on `all_closed`
     // returns None once the last one is dropped.
     let (open, mut all_closed) = mpsc::channel::<()>(1);

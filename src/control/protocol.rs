@@ -1,0 +1,158 @@
+//! The control socket's messages: one JSON object per line each way.
+//!
+//! ```text
+//! -> {"op":"list","secret":"..."}
+//! <- {"result":"listed","messages":[{"identity":{...},"subject":"...","codes":[{"handle":"GL7F3A","rule":"amazon"}]}]}
+//! -> {"op":"reveal","handle":"GL7F3A","secret":"..."}
+//! <- {"result":"revealed","handle":"GL7F3A","codes":[{"code":"...","rule":"amazon",...,"message":{...}}]}
+//! <- {"result":"refused","error":"wrong_secret","message":"wrong unlock secret"}
+//! ```
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::mask::RevealedCode;
+use crate::vault::{MessageIdentity, VaultSummary};
+
+/// Longest request line read from a client.
+pub const MAX_REQUEST_BYTES: u64 = 16 * 1024;
+
+/// What a client asks. Debug never shows the secret.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// The codes shown under one handle.
+    Reveal { handle: String, secret: String },
+    /// Every masked message, without codes.
+    List { secret: String },
+}
+
+impl Request {
+    pub fn secret(&self) -> &str {
+        match self {
+            Request::Reveal { secret, .. } | Request::List { secret } => secret,
+        }
+    }
+
+    /// The audit's name for the request.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Request::Reveal { .. } => "reveal",
+            Request::List { .. } => "list",
+        }
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Request::Reveal { handle, .. } => f
+                .debug_struct("Reveal")
+                .field("handle", handle)
+                .finish_non_exhaustive(),
+            Request::List { .. } => f.debug_struct("List").finish_non_exhaustive(),
+        }
+    }
+}
+
+/// The service's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum Response {
+    Revealed {
+        handle: String,
+        codes: Vec<RevealedIn>,
+    },
+    Listed {
+        messages: Vec<VaultSummary>,
+    },
+    Refused {
+        error: Refusal,
+        message: String,
+    },
+}
+
+/// One revealed code and the message it was found in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevealedIn {
+    #[serde(flatten)]
+    pub code: RevealedCode,
+    pub message: MessageRef,
+}
+
+/// Which message, as a person recognises it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRef {
+    pub identity: MessageIdentity,
+    pub date: Option<String>,
+    pub from: Option<String>,
+    pub subject: Option<String>,
+}
+
+/// Why a request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    WrongSecret,
+    NoSecretSet,
+    NotFound,
+    VaultUnavailable,
+    BadRequest,
+    Error,
+}
+
+impl Refusal {
+    /// The audit's outcome word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::WrongSecret => "wrong_secret",
+            Refusal::NoSecretSet => "no_secret_set",
+            Refusal::NotFound => "not_found",
+            Refusal::VaultUnavailable => "vault_unavailable",
+            Refusal::BadRequest => "bad_request",
+            Refusal::Error => "error",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_one_flat_json_object_and_debug_hides_the_secret() {
+        let r = Request::Reveal {
+            handle: "GL0102".into(),
+            secret: "hunter22-x".into(),
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            json,
+            r#"{"op":"reveal","handle":"GL0102","secret":"hunter22-x"}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), r);
+        assert!(!format!("{r:?}").contains("hunter22"));
+        let list = Request::List {
+            secret: "hunter22-x".into(),
+        };
+        assert!(!format!("{list:?}").contains("hunter22"));
+    }
+
+    #[test]
+    fn refusals_serialise_as_their_outcome_word() {
+        for r in [
+            Refusal::WrongSecret,
+            Refusal::NoSecretSet,
+            Refusal::NotFound,
+            Refusal::VaultUnavailable,
+            Refusal::BadRequest,
+            Refusal::Error,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                format!("\"{}\"", r.as_str())
+            );
+        }
+    }
+}

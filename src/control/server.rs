@@ -1,0 +1,333 @@
+//! The service side of the control socket: checks the unlock secret (one
+//! attempt at a time, with a growing delay after failures), reads the
+//! vault, and records every attempt in the audit log before answering.
+
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tracing::{error, info, warn};
+use zeroize::Zeroizing;
+
+use super::protocol::{MessageRef, Refusal, Request, Response, RevealedIn, MAX_REQUEST_BYTES};
+use super::secret::{self, UnlockSecretError};
+use crate::audit::record::clean_to;
+use crate::audit::{AuditLog, UnlockAttemptRecord};
+use crate::proxy::auth::Throttle;
+use crate::vault::{files, Vault};
+
+/// Requests served on one connection before it is closed.
+const MAX_REQUESTS_PER_CONNECTION: usize = 16;
+/// How long a connection may stay silent.
+const IDLE: Duration = Duration::from_secs(30);
+/// Longest handle kept from a request (handles are 6 characters).
+const MAX_HANDLE_CHARS: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error(
+        "another giftlock is already serving the control socket {path}; two services on one \
+         state directory would fight over the vault and the audit log"
+    )]
+    InUse { path: PathBuf },
+    #[error("control socket {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// What the control socket serves from.
+pub struct Control {
+    state_dir: PathBuf,
+    vault: Option<Arc<Vault>>,
+    audit: AuditLog,
+    /// Wrong secrets in a row, for everyone together: the socket is local,
+    /// and one count means parallel connections gain nothing.
+    throttle: Throttle<()>,
+    /// One secret check (and its failure delay) at a time.
+    attempts: tokio::sync::Mutex<()>,
+}
+
+impl Control {
+    /// `vault` is None when it could not be opened: requests are then
+    /// refused with `vault_unavailable`.
+    pub fn new(state_dir: PathBuf, vault: Option<Arc<Vault>>, audit: AuditLog) -> Control {
+        Control {
+            state_dir,
+            vault,
+            audit,
+            throttle: Throttle::default(),
+            attempts: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+/// Binds the control socket and serves it until `stopping` resolves, then
+/// removes it. A socket that cannot be bound is logged, not fatal: the
+/// proxy runs on without `giftlock reveal`.
+pub fn spawn(control: Control, stopping: impl Future<Output = ()> + Send + 'static) {
+    let path = super::socket_path(&control.state_dir);
+    match bind(&control.state_dir) {
+        Ok(listener) => {
+            info!(socket = %path.display(), "control socket listening");
+            tokio::spawn(serve(listener, Arc::new(control), path, stopping));
+        }
+        Err(e) => error!(error = %e, "no control socket: `giftlock reveal` will not work"),
+    }
+}
+
+/// Binds `STATE_DIR/control.sock` with mode 0600 from the first moment: it
+/// is bound inside a fresh 0700 directory, made 0600, then renamed into
+/// place (over a stale socket a crash left behind).
+pub fn bind(state_dir: &Path) -> Result<UnixListener, ControlError> {
+    let path = super::socket_path(state_dir);
+    if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+        return Err(ControlError::InUse { path });
+    }
+    let private = state_dir.join(format!(".control-{}", std::process::id()));
+    let io_err = |source| ControlError::Io {
+        path: path.clone(),
+        source,
+    };
+    let _ = std::fs::remove_dir_all(&private);
+    files::private_dir(&private).map_err(io_err)?;
+    let tmp = private.join("sock");
+    let bound = UnixListener::bind(&tmp).and_then(|listener| {
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(listener)
+    });
+    let _ = std::fs::remove_dir_all(&private);
+    bound.map_err(io_err)
+}
+
+async fn serve(
+    listener: UnixListener,
+    control: Arc<Control>,
+    path: PathBuf,
+    stopping: impl Future<Output = ()>,
+) {
+    tokio::pin!(stopping);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(connection(control.clone(), stream));
+                }
+                Err(e) => {
+                    warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            },
+            () = &mut stopping => break,
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+async fn connection(control: Arc<Control>, stream: UnixStream) {
+    let peer = stream.peer_cred().ok().map(|c| match c.pid() {
+        Some(pid) => format!("uid {} pid {pid}", c.uid()),
+        None => format!("uid {}", c.uid()),
+    });
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    for _ in 0..MAX_REQUESTS_PER_CONNECTION {
+        let mut line = Zeroizing::new(Vec::new());
+        let mut limited = (&mut reader).take(MAX_REQUEST_BYTES);
+        match tokio::time::timeout(IDLE, limited.read_until(b'\n', &mut line)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+            Ok(Ok(_)) => {}
+        }
+        let response = control.answer(&line, peer.clone()).await;
+        let mut out = match serde_json::to_vec(&response) {
+            Ok(out) => Zeroizing::new(out),
+            Err(e) => {
+                error!(error = %e, "cannot encode a control response");
+                return;
+            }
+        };
+        out.push(b'\n');
+        if write.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Control {
+    async fn answer(&self, line: &[u8], peer: Option<String>) -> Response {
+        let mut attempt = UnlockAttemptRecord {
+            action: "unknown".into(),
+            handle: None,
+            ok: false,
+            outcome: String::new(),
+            count: 0,
+            failures: 0,
+            peer,
+        };
+        // The parse error is not shown: it could quote the secret.
+        let Ok(request) = serde_json::from_slice::<Request>(line) else {
+            return self
+                .refuse(
+                    attempt,
+                    Refusal::BadRequest,
+                    "the request is not a control protocol request".into(),
+                )
+                .await;
+        };
+        attempt.action = request.action().into();
+        // Handles are matched without regard to case; recorded as shown.
+        let handle = match &request {
+            Request::Reveal { handle, .. } => Some(clean_to(
+                handle.trim().to_ascii_uppercase().as_bytes(),
+                MAX_HANDLE_CHARS,
+            )),
+            Request::List { .. } => None,
+        };
+        attempt.handle = handle.clone();
+        if let Err(refused) = self.check_secret(&request, &attempt).await {
+            return refused;
+        }
+        let Some(vault) = self.vault.clone() else {
+            return self
+                .refuse(
+                    attempt,
+                    Refusal::VaultUnavailable,
+                    "the vault could not be opened when giftlock started; its log says why".into(),
+                )
+                .await;
+        };
+        let result = match handle {
+            None => list(vault).await,
+            Some(handle) => reveal(vault, handle).await,
+        };
+        match result {
+            Ok((response, count)) => {
+                attempt.ok = true;
+                attempt.count = count;
+                attempt.outcome = match &response {
+                    Response::Revealed { .. } => "revealed",
+                    _ => "listed",
+                }
+                .into();
+                self.audit.unlock_attempt(attempt).await;
+                response
+            }
+            Err((refusal, message)) => self.refuse(attempt, refusal, message).await,
+        }
+    }
+
+    /// Checks the request's secret, one check at a time. A refusal is
+    /// recorded here; a wrong secret is recorded at once and answered only
+    /// after the delay.
+    async fn check_secret(
+        &self,
+        request: &Request,
+        attempt: &UnlockAttemptRecord,
+    ) -> Result<(), Response> {
+        let _one_at_a_time = self.attempts.lock().await;
+        let state_dir = self.state_dir.clone();
+        let given = Zeroizing::new(request.secret().as_bytes().to_vec());
+        let verdict = tokio::task::spawn_blocking(move || {
+            secret::load(&state_dir).map(|hash| hash.verify(&given))
+        })
+        .await;
+        match verdict {
+            Ok(Ok(true)) => {
+                self.throttle.succeeded(());
+                Ok(())
+            }
+            Ok(Ok(false)) => {
+                let delay = self.throttle.failed(());
+                let failures = u64::from(self.throttle.failures(()));
+                let attempt = UnlockAttemptRecord {
+                    failures,
+                    ..attempt.clone()
+                };
+                let refused = self
+                    .refuse(attempt, Refusal::WrongSecret, "wrong unlock secret".into())
+                    .await;
+                tokio::time::sleep(delay).await;
+                Err(refused)
+            }
+            Ok(Err(e @ UnlockSecretError::NotSet)) => Err(self
+                .refuse(attempt.clone(), Refusal::NoSecretSet, e.to_string())
+                .await),
+            Ok(Err(e)) => {
+                error!(error = %e, "cannot read the unlock secret");
+                Err(self
+                    .refuse(attempt.clone(), Refusal::Error, e.to_string())
+                    .await)
+            }
+            Err(e) => {
+                error!(error = %e, "unlock secret check failed");
+                let message = "the unlock secret check failed".to_string();
+                Err(self.refuse(attempt.clone(), Refusal::Error, message).await)
+            }
+        }
+    }
+
+    async fn refuse(
+        &self,
+        mut attempt: UnlockAttemptRecord,
+        error: Refusal,
+        message: String,
+    ) -> Response {
+        attempt.outcome = error.as_str().into();
+        self.audit.unlock_attempt(attempt).await;
+        Response::Refused { error, message }
+    }
+}
+
+type Answer = Result<(Response, u64), (Refusal, String)>;
+
+async fn list(vault: Arc<Vault>) -> Answer {
+    let messages = tokio::task::spawn_blocking(move || vault.list())
+        .await
+        .map_err(|e| (Refusal::Error, format!("listing the vault failed: {e}")))?;
+    let count = messages.len() as u64;
+    Ok((Response::Listed { messages }, count))
+}
+
+async fn reveal(vault: Arc<Vault>, handle: String) -> Answer {
+    let wanted = handle.clone();
+    let entries = tokio::task::spawn_blocking(move || vault.by_handle(&wanted))
+        .await
+        .map_err(|e| (Refusal::Error, format!("reading the vault failed: {e}")))?
+        .map_err(|e| {
+            error!(error = %e, "vault read failed");
+            (Refusal::Error, e.to_string())
+        })?;
+    let mut seen = std::collections::HashSet::new();
+    let mut codes = Vec::new();
+    for entry in &entries {
+        let message = MessageRef {
+            identity: entry.identity.clone(),
+            date: entry.date.clone(),
+            from: entry.from.clone(),
+            subject: entry.subject.clone(),
+        };
+        // The same code kept in several messages is shown once.
+        for code in entry.codes_for(&handle) {
+            if seen.insert(code.fingerprint.clone()) {
+                codes.push(RevealedIn {
+                    code: code.clone(),
+                    message: message.clone(),
+                });
+            }
+        }
+    }
+    if codes.is_empty() {
+        return Err((
+            Refusal::NotFound,
+            format!(
+                "no masked code has the handle {handle}; `giftlock reveal --list` shows the handles"
+            ),
+        ));
+    }
+    let count = codes.len() as u64;
+    Ok((Response::Revealed { handle, codes }, count))
+}

@@ -1,0 +1,211 @@
+//! The codes behind a message's masks, for the vault and `giftlock reveal`.
+//!
+//! The planner never keeps a code: it hands each decoded text to a
+//! [`Scanner`] and keeps only fingerprints. To get the codes back, the
+//! message is planned once more with a scanner that wraps the detector and
+//! copies out the text of every finding; each copy is then matched to the
+//! plan's [`MaskRecord`]s by its keyed fingerprint, so only codes that the
+//! plan really masked are returned, each once.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::fingerprint::{self, FingerprintKey};
+use super::{plan_message_with, MaskPlan, MaskRecord, ScanLimits, Scanner};
+use crate::detect::{Detector, Finding, TextContext};
+
+/// One masked code in clear text. Debug never shows the code.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevealedCode {
+    /// The reference handle shown inside the mask, if the code had one.
+    pub handle: Option<String>,
+    pub rule: String,
+    /// Hex keyed fingerprint, as in the plan's [`MaskRecord`].
+    pub fingerprint: String,
+    /// Where the code was first seen (part path or `HEADER`).
+    pub part: String,
+    /// The code as it appeared in the decoded text (separators included).
+    pub code: String,
+}
+
+impl fmt::Debug for RevealedCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RevealedCode")
+            .field("handle", &self.handle)
+            .field("rule", &self.rule)
+            .field("fingerprint", &self.fingerprint)
+            .field("part", &self.part)
+            .field("code", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The codes [`super::plan_message`] masks in `raw`: one per distinct
+/// fingerprint (a code shown both grouped in the text and bare in a redeem
+/// URL is one code), in the order the plan first masks them.
+pub fn reveal_codes(
+    raw: &[u8],
+    detector: &Detector,
+    key: &FingerprintKey,
+    limits: &ScanLimits,
+) -> Vec<RevealedCode> {
+    let recorder = Recorder {
+        detector,
+        seen: RefCell::new(Vec::new()),
+    };
+    let plan = plan_message_with(raw, &recorder, key, limits);
+    codes_of_plan(&plan, recorder.seen.into_inner(), key)
+}
+
+/// Matches recorded code texts to the plan's masks by fingerprint.
+fn codes_of_plan(plan: &MaskPlan, seen: Vec<String>, key: &FingerprintKey) -> Vec<RevealedCode> {
+    let by_fingerprint: Vec<(String, String)> = seen
+        .into_iter()
+        .map(|code| {
+            let fp = fingerprint::to_hex(&key.fingerprint(&fingerprint::normalise_code(&code)));
+            (fp, code)
+        })
+        .collect();
+    let mut done = HashSet::new();
+    let mut codes = Vec::new();
+    for mask in &plan.masks {
+        if !done.insert(mask.fingerprint.as_str()) {
+            continue;
+        }
+        // A mask always comes from a finding the recorder saw; if one did
+        // not, it is left out rather than guessed.
+        if let Some((_, code)) = by_fingerprint
+            .iter()
+            .find(|(fp, _)| *fp == mask.fingerprint)
+        {
+            codes.push(revealed(mask, code.clone()));
+        }
+    }
+    codes
+}
+
+fn revealed(mask: &MaskRecord, code: String) -> RevealedCode {
+    RevealedCode {
+        handle: mask.handle.clone(),
+        rule: mask.rule.clone(),
+        fingerprint: mask.fingerprint.clone(),
+        part: mask.part.clone(),
+        code,
+    }
+}
+
+/// The detector, copying out the text of every finding.
+struct Recorder<'a> {
+    detector: &'a Detector,
+    seen: RefCell<Vec<String>>,
+}
+
+impl Scanner for Recorder<'_> {
+    fn scan(&self, text: &str, ctx: &TextContext<'_>) -> Vec<Finding> {
+        let findings = self.detector.scan(text, ctx);
+        let mut seen = self.seen.borrow_mut();
+        for finding in &findings {
+            // The same char-boundary rounding the planner applies.
+            let start = floor_boundary(text, finding.range.start);
+            let end = ceil_boundary(text, finding.range.end).max(start);
+            if let Some(code) = text.get(start..end) {
+                seen.push(code.to_string());
+            }
+        }
+        findings
+    }
+}
+
+fn floor_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_boundary(text: &str, mut i: usize) -> usize {
+    i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn corpus() -> PathBuf {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/corpus/labelled"
+        ))
+    }
+
+    fn labels() -> serde_json::Value {
+        let bytes = std::fs::read(corpus().join("labels.json")).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    fn normalised(codes: impl IntoIterator<Item = String>) -> Vec<String> {
+        let mut v: Vec<String> = codes
+            .into_iter()
+            .map(|c| fingerprint::normalise_code(&c))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    #[test]
+    fn returns_exactly_the_labelled_codes_and_none_for_ham() {
+        let key = FingerprintKey::new([3; 32]);
+        let detector = Detector::builtin();
+        let labels = labels();
+        let files = labels.as_object().unwrap();
+        assert!(files.len() >= 17, "corpus labels are incomplete");
+        for (file, label) in files {
+            let raw = std::fs::read(corpus().join(file)).unwrap();
+            let codes = reveal_codes(&raw, &detector, &key, &ScanLimits::default());
+            let expected = normalised(
+                label["codes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap().to_string()),
+            );
+            let got = normalised(codes.iter().map(|c| c.code.clone()));
+            assert_eq!(got, expected, "{file}");
+            // One entry per distinct code, each matching a mask of the plan.
+            assert_eq!(codes.len(), expected.len(), "{file}");
+            let plan = super::super::plan_message(&raw, &detector, &key, &ScanLimits::default());
+            for code in &codes {
+                assert!(
+                    plan.masks
+                        .iter()
+                        .any(|m| m.fingerprint == code.fingerprint && m.handle == code.handle),
+                    "{file}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_code() {
+        let code = RevealedCode {
+            handle: Some("GL0102".into()),
+            rule: "amazon".into(),
+            fingerprint: "ab".into(),
+            part: "1".into(),
+            code: "524Y-NG5BY1-A2ROG".into(),
+        };
+        let debug = format!("{code:?}");
+        assert!(!debug.contains("524Y"), "{debug}");
+        assert!(debug.contains("GL0102"), "{debug}");
+    }
+}

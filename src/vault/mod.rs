@@ -1,0 +1,299 @@
+//! The vault: an encrypted copy of every message giftlock masked, so the
+//! user can always get a code back, and a masked copy a client writes back
+//! can be turned into the original again.
+//!
+//! * One file per message in `STATE_DIR/vault/` (0700), named by a keyed
+//!   hash of (account, mailbox, UIDVALIDITY, UID): the names say nothing
+//!   about the mail. Each holds one [`VaultEntry`] sealed with
+//!   XChaCha20-Poly1305 under the vault key ([`record`] has the layout).
+//! * The key ([`key`]) is a systemd credential or `STATE_DIR/vault.key`.
+//! * Writes are atomic and durable ([`files::write_atomically`]); a crash
+//!   leaves a record whole or absent, plus perhaps a temporary file that
+//!   the next [`Vault::open`] removes. A record that does not decrypt is
+//!   reported and skipped; the rest of the vault still opens.
+//! * [`Vault::open`] reads every record once to build an in-memory index
+//!   (masked hash, handles, listing fields; no code and no original is kept
+//!   in memory) and [`Vault::put`] keeps it up to date.
+//!
+//! Every method does blocking file I/O: from async code, call it inside
+//! `tokio::task::spawn_blocking` (a `Vault` is `Send + Sync`; share it in an
+//! `Arc`).
+
+mod entry;
+pub mod files;
+pub mod key;
+pub mod record;
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+pub use entry::{CodeRef, MessageIdentity, VaultEntry, VaultSummary};
+pub use key::{KeySource, VaultKey};
+pub use record::RecordError;
+
+/// The vault's directory under the state directory.
+pub const DIR: &str = "vault";
+/// The extension of record files.
+const EXTENSION: &str = "glv";
+
+#[derive(Debug, thiserror::Error)]
+pub enum VaultError {
+    #[error("vault key: {0}")]
+    Key(#[from] crate::keys::KeyError),
+    #[error(
+        "the vault key file {path} is missing but the vault holds {records} records; restore \
+         the key from a backup (a new key could not read them), or move the vault directory \
+         away to start an empty vault"
+    )]
+    KeyMissing { path: PathBuf, records: usize },
+    #[error("vault file {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("vault record {path}: {source}")]
+    Record { path: PathBuf, source: RecordError },
+}
+
+/// A record file that [`Vault::open`] could not read and skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// The encrypted store of originals. See the module docs.
+#[derive(Debug)]
+pub struct Vault {
+    dir: PathBuf,
+    key: VaultKey,
+    index: Mutex<Index>,
+    skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    /// By file stem.
+    records: HashMap<String, Indexed>,
+    /// Masked-message hash to file stem.
+    by_masked: HashMap<[u8; 32], String>,
+}
+
+#[derive(Debug)]
+struct Indexed {
+    masked_sha256: [u8; 32],
+    summary: VaultSummary,
+}
+
+impl Vault {
+    /// Opens (creating if needed) the vault under `state_dir`: removes
+    /// temporary files left by a crash, reads every record, and skips (with
+    /// a warning, see [`Vault::skipped`]) the ones that do not decrypt.
+    pub fn open(state_dir: &Path, key: VaultKey) -> Result<Vault, VaultError> {
+        let dir = state_dir.join(DIR);
+        let io_err = |source| VaultError::Io {
+            path: dir.clone(),
+            source,
+        };
+        files::private_dir(&dir).map_err(io_err)?;
+        let removed = files::remove_temporaries(&dir).map_err(io_err)?;
+        if removed > 0 {
+            info!(count = removed, dir = %dir.display(), "removed vault temporary files left by a crash");
+        }
+        let mut vault = Vault {
+            dir: dir.clone(),
+            key,
+            index: Mutex::new(Index::default()),
+            skipped: Vec::new(),
+        };
+        for entry in fs::read_dir(&dir).map_err(io_err)? {
+            let path = entry.map_err(io_err)?.path();
+            let Some(stem) = record_stem(&path) else {
+                continue;
+            };
+            match vault.read(&stem) {
+                Ok(entry) => vault.lock().insert(stem, &entry),
+                Err(e) => {
+                    warn!(error = %e, "vault record skipped");
+                    vault.skipped.push(Skipped {
+                        path,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(vault)
+    }
+
+    /// Opens the vault under `state_dir` with its usual key
+    /// ([`VaultKey::load`]).
+    pub fn open_default(state_dir: &Path) -> Result<Vault, VaultError> {
+        let (key, _) = VaultKey::load(state_dir)?;
+        Vault::open(state_dir, key)
+    }
+
+    /// The record files [`Vault::open`] could not read.
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.skipped
+    }
+
+    /// How many messages the vault holds.
+    pub fn len(&self) -> usize {
+        self.lock().records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stores `entry`, replacing any earlier entry for the same message.
+    /// Durable when it returns. Storing the same entry again does not write.
+    pub fn put(&self, entry: &VaultEntry) -> Result<(), VaultError> {
+        let stem = self.stem_of(&entry.identity);
+        let unchanged = self.lock().records.get(&stem).is_some_and(|r| {
+            r.masked_sha256 == entry.masked_sha256 && r.summary == entry.summary()
+        });
+        if unchanged {
+            return Ok(());
+        }
+        let name = file_name(&stem);
+        let sealed =
+            record::seal(&self.key, &stem, entry).map_err(|source| VaultError::Record {
+                path: self.dir.join(&name),
+                source,
+            })?;
+        files::write_atomically(&self.dir, &name, &sealed).map_err(|source| VaultError::Io {
+            path: self.dir.join(&name),
+            source,
+        })?;
+        self.lock().insert(stem, entry);
+        Ok(())
+    }
+
+    /// Every message in the vault, in (account, mailbox, UIDVALIDITY, UID)
+    /// order. No codes.
+    pub fn list(&self) -> Vec<VaultSummary> {
+        let mut list: Vec<VaultSummary> = self
+            .lock()
+            .records
+            .values()
+            .map(|r| r.summary.clone())
+            .collect();
+        list.sort_by(|a, b| a.identity.cmp(&b.identity));
+        list
+    }
+
+    /// The entries with a code shown under `handle` (case-insensitive), in
+    /// listing order. Usually one; the same code in several messages (a
+    /// forward, a copy in Sent) gives several, and two codes may share a
+    /// handle (it holds 16 bits of the fingerprint).
+    pub fn by_handle(&self, handle: &str) -> Result<Vec<VaultEntry>, VaultError> {
+        let handle = handle.to_ascii_uppercase();
+        let mut stems: Vec<(MessageIdentity, String)> = self
+            .lock()
+            .records
+            .iter()
+            .filter(|(_, r)| {
+                r.summary
+                    .codes
+                    .iter()
+                    .any(|c| c.handle.as_deref() == Some(handle.as_str()))
+            })
+            .map(|(stem, r)| (r.summary.identity.clone(), stem.clone()))
+            .collect();
+        stems.sort();
+        stems
+            .into_iter()
+            .map(|(_, stem)| self.read(&stem))
+            .collect()
+    }
+
+    /// The entry for one message, if the vault has it.
+    pub fn get(&self, identity: &MessageIdentity) -> Result<Option<VaultEntry>, VaultError> {
+        let stem = self.stem_of(identity);
+        if !self.lock().records.contains_key(&stem) {
+            return Ok(None);
+        }
+        self.read(&stem).map(Some)
+    }
+
+    /// The original of `masked`, when `masked` is byte for byte a masked
+    /// copy giftlock served; `None` for any other bytes. An error means the
+    /// vault has the record but cannot read it now.
+    pub fn restore(&self, masked: &[u8]) -> Result<Option<Vec<u8>>, VaultError> {
+        let hash: [u8; 32] = Sha256::digest(masked).into();
+        let Some(stem) = self.lock().by_masked.get(&hash).cloned() else {
+            return Ok(None);
+        };
+        let entry = self.read(&stem)?;
+        // The index said so; the record must agree before it is trusted.
+        Ok((entry.masked_sha256 == hash).then_some(entry.original))
+    }
+
+    fn read(&self, stem: &str) -> Result<VaultEntry, VaultError> {
+        let path = self.dir.join(file_name(stem));
+        let bytes = fs::read(&path).map_err(|source| VaultError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        record::open(&self.key, stem, &bytes).map_err(|source| VaultError::Record { path, source })
+    }
+
+    fn stem_of(&self, id: &MessageIdentity) -> String {
+        self.key.file_stem(&[
+            id.account.as_bytes(),
+            id.mailbox.as_bytes(),
+            &id.uidvalidity.to_be_bytes(),
+            &id.uid.to_be_bytes(),
+        ])
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Index {
+    fn insert(&mut self, stem: String, entry: &VaultEntry) {
+        if let Some(old) = self.records.get(&stem) {
+            if self.by_masked.get(&old.masked_sha256) == Some(&stem) {
+                self.by_masked.remove(&old.masked_sha256);
+            }
+        }
+        self.by_masked.insert(entry.masked_sha256, stem.clone());
+        self.records.insert(
+            stem,
+            Indexed {
+                masked_sha256: entry.masked_sha256,
+                summary: entry.summary(),
+            },
+        );
+    }
+}
+
+fn file_name(stem: &str) -> String {
+    format!("{stem}.{EXTENSION}")
+}
+
+/// The stem of a record file's path; None for anything else.
+fn record_stem(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_suffix(EXTENSION)?.strip_suffix('.')?;
+    (stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit())).then(|| stem.to_string())
+}
+
+/// Record files in a vault directory (0 if it does not exist).
+pub(crate) fn record_count(dir: &Path) -> usize {
+    fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .filter(|e| record_stem(&e.path()).is_some())
+            .count()
+    })
+}
+
+#[cfg(test)]
+mod tests;
