@@ -36,6 +36,7 @@ use crate::imap::selection::{self, Change, Selected, Selection};
 use crate::imap::view;
 use crate::mask::{self, FingerprintKey, MaskPlan, ScanLimits, ScanStatus};
 use crate::plan_store::{PlanKey, PlanStore};
+use crate::vault::{MessageIdentity, Vault, VaultEntry};
 
 /// What every session's masking shares: the rules, the key, the cache.
 pub struct MaskingContext {
@@ -43,6 +44,8 @@ pub struct MaskingContext {
     pub key: Arc<FingerprintKey>,
     pub store: Arc<PlanStore>,
     pub limits: ScanLimits,
+    /// Where originals are kept; `None` when it could not be opened.
+    pub vault: Option<Arc<Vault>>,
 }
 
 /// A search command sent and not yet answered.
@@ -283,27 +286,22 @@ impl Masking {
                 return Some(plan);
             }
         }
-        let plan = match whole {
-            Some(raw) => self.plan_bytes(raw),
+        let fetched;
+        let raw = match whole {
+            Some(raw) => Some(raw),
             None => match self
                 .fetcher
                 .whole_message(selected, uid, self.context.limits.max_message_bytes)
                 .await
             {
-                Ok(Whole::Message(raw)) => self.plan_bytes(&raw),
-                Ok(Whole::TooLarge(size)) => MaskPlan {
-                    message_len: size,
-                    patches: Vec::new(),
-                    parts: Vec::new(),
-                    sections: Vec::new(),
-                    fields: Vec::new(),
-                    masks: Vec::new(),
-                    status: ScanStatus::TooLarge {
-                        message_len: size,
-                        limit: self.context.limits.max_message_bytes,
-                    },
-                    message_id_hash: None,
-                },
+                Ok(Whole::Message(raw)) => {
+                    fetched = raw;
+                    Some(&fetched[..])
+                }
+                Ok(Whole::TooLarge(size)) => {
+                    let plan = self.too_large(size);
+                    return Some(self.keep(&key, plan));
+                }
                 Ok(Whole::Gone) => return None,
                 Err(e) => {
                     warn!(account = %self.account, mailbox = %key.mailbox, uid, error = %e, "cannot fetch a message to scan it");
@@ -311,25 +309,86 @@ impl Masking {
                 }
             },
         };
+        let raw = raw?;
+        let plan = self.plan_bytes(raw);
+        if !plan.masks.is_empty() {
+            self.keep_original(&key, raw, &plan).await;
+        }
+        Some(self.keep(&key, plan))
+    }
+
+    fn too_large(&self, size: usize) -> MaskPlan {
+        MaskPlan {
+            message_len: size,
+            patches: Vec::new(),
+            parts: Vec::new(),
+            sections: Vec::new(),
+            fields: Vec::new(),
+            masks: Vec::new(),
+            status: ScanStatus::TooLarge {
+                message_len: size,
+                limit: self.context.limits.max_message_bytes,
+            },
+            message_id_hash: None,
+        }
+    }
+
+    /// Logs the scan and caches its plan.
+    fn keep(&self, key: &PlanKey, plan: MaskPlan) -> Arc<MaskPlan> {
         info!(
             account = %self.account,
             mailbox = %key.mailbox,
-            uid,
+            uid = key.uid,
             masks = plan.masks.len(),
             "message scanned"
         );
-        Some(self.context.store.put(&key, plan))
+        self.context.store.put(key, plan)
     }
 
-    fn plan_bytes(&self, raw: &[u8]) -> MaskPlan {
-        // Scanning is CPU work of a few milliseconds per message; it runs
-        // once per message, on this session's task.
-        mask::plan_message(
+    /// Puts the original of a message about to be masked in the vault,
+    /// before any masked byte of it reaches the client.
+    async fn keep_original(&self, key: &PlanKey, raw: &[u8], plan: &MaskPlan) {
+        let Some(vault) = self.context.vault.clone() else {
+            warn!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, "vault unavailable: the original of a masked message is not kept by giftlock (it stays on the server)");
+            return;
+        };
+        let codes = mask::reveal_codes(
             raw,
             &self.context.detector,
             &self.context.key,
             &self.context.limits,
-        )
+        );
+        let identity = MessageIdentity {
+            account: key.account.clone(),
+            mailbox: key.mailbox.clone(),
+            uidvalidity: key.uidvalidity,
+            uid: key.uid,
+        };
+        let entry = VaultEntry::new(identity, raw, plan, codes);
+        let stored = tokio::task::spawn_blocking(move || vault.put(&entry)).await;
+        match stored {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, error = %e, "cannot write the original to the vault"),
+            Err(e) => warn!(error = %e, "vault write task failed"),
+        }
+    }
+
+    fn plan_bytes(&self, raw: &[u8]) -> MaskPlan {
+        let plan = || {
+            mask::plan_message(
+                raw,
+                &self.context.detector,
+                &self.context.key,
+                &self.context.limits,
+            )
+        };
+        // Scanning is CPU work (milliseconds, once per message): on the
+        // multi-threaded runtime other sessions move to other workers
+        // meanwhile, and the message is scanned where it lies, uncopied.
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(plan),
+            _ => plan(),
+        }
     }
 
     /// The masks of a message sent to this client, once per session.

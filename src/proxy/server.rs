@@ -82,7 +82,11 @@ pub enum ServeError {
 }
 
 /// Builds what masking needs from `config`; `key` is the fingerprint key.
-fn masking_context(config: &Config, key: Arc<FingerprintKey>) -> Result<MaskingContext, String> {
+fn masking_context(
+    config: &Config,
+    key: Arc<FingerprintKey>,
+    vault: Option<Arc<crate::vault::Vault>>,
+) -> Result<MaskingContext, String> {
     let detector = Detector::from_config(&config.detect).map_err(|e| format!("detect: {e}"))?;
     let state_dir = config.state_dir();
     let store = PlanStore::open(&state_dir, crate::plan_store::detector_id(&config.detect))
@@ -97,6 +101,7 @@ fn masking_context(config: &Config, key: Arc<FingerprintKey>) -> Result<MaskingC
         key,
         store: Arc::new(store),
         limits: ScanLimits::default(),
+        vault,
     })
 }
 
@@ -141,7 +146,7 @@ impl Shared {
     /// Puts `config` in force for sessions that log in from now on.
     fn replace_config(&self, config: Config) {
         let key = self.masking().key.clone();
-        match masking_context(&config, key) {
+        match masking_context(&config, key, self.vault.clone()) {
             Ok(m) => *self.masking.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(m),
             Err(e) => {
                 error!(error = %e, "masking rules not reloaded; the previous ones stay in force")
@@ -226,7 +231,6 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
     let audit = AuditLog::open(&config.audit, &state_dir)?;
     let key = FingerprintKey::load_or_create(&state_dir)
         .map_err(|e| ServeError::Masking(format!("fingerprint key: {e}")))?;
-    let masking = masking_context(&config, Arc::new(key)).map_err(ServeError::Masking)?;
     // Vault hook (issue 6): src/vault.
     let vault = match crate::vault::Vault::open_default(&state_dir) {
         Ok(vault) => Some(Arc::new(vault)),
@@ -235,6 +239,8 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
             None
         }
     };
+    let masking =
+        masking_context(&config, Arc::new(key), vault.clone()).map_err(ServeError::Masking)?;
     let mut bound = Vec::new();
     for l in &config.listeners {
         let listener = TcpListener::bind(l.address)
