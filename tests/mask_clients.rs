@@ -14,7 +14,7 @@ use std::process::Command;
 use common::*;
 use mask_support::*;
 
-const MESSAGES: u64 = 20;
+const MESSAGES: u64 = 21;
 
 /// Runs a mask_traces.py scenario through giftlock and asserts it saw every
 /// message and no failure.
@@ -66,7 +66,12 @@ fn ios_mail_replay_receives_no_code() {
 fn mbsync_full_sync_receives_no_code() {
     let (bench, setup) = corpus_bench();
     let (sync, inbox) = bench.mbsync("proxied", setup.port(Tls::None), Tls::None, LOCAL_PASSWORD);
-    assert!(sync.success(), "mbsync through giftlock failed ({}): {}", sync.status_text(), sync.stderr);
+    assert!(
+        sync.success(),
+        "mbsync through giftlock failed ({}): {}",
+        sync.status_text(),
+        sync.stderr
+    );
     assert_eq!(maildir_messages(&inbox).len() as u64, MESSAGES);
     let run = mask_script(
         &bench,
@@ -107,8 +112,14 @@ fn imapflow_with_binary_receives_no_code() {
     let run = run_command(cmd, "imapflow", &clients, CLIENT_TIMEOUT);
     assert_trace_clean(&run, "imapflow");
     let report = run.json();
-    assert!(report["binary_fetches"].as_u64().unwrap_or(0) > 0, "{report}");
-    assert!(report["parts"].as_u64().unwrap_or(0) >= MESSAGES, "{report}");
+    assert!(
+        report["binary_fetches"].as_u64().unwrap_or(0) > 0,
+        "{report}"
+    );
+    assert!(
+        report["parts"].as_u64().unwrap_or(0) >= MESSAGES,
+        "{report}"
+    );
     assert_no_code_in(&giftlock_and_client_dirs(&bench));
     bench.assert_no_secrets_logged();
 }

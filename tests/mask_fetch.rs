@@ -27,7 +27,7 @@ fn every_fetch_form_agrees_with_the_single_masked_view() {
     assert!(run.success(), "mask_fetch.py: {}", run.stderr);
     let messages = labelled_messages().len() as u64;
     assert_eq!(report["messages"], messages, "{report}");
-    assert_eq!(report["gift"], 13, "{report}");
+    assert_eq!(report["gift"], 14, "{report}");
     assert_eq!(report["ham"], 7, "{report}");
     assert_no_code_in(&giftlock_and_client_dirs(&bench));
     bench.assert_no_secrets_logged();

@@ -47,7 +47,10 @@ pub fn labelled_messages() -> Vec<PathBuf> {
 pub fn labels() -> Vec<(PathBuf, Vec<String>)> {
     let mut out = Vec::new();
     for file in label_files() {
-        let base = file.parent().expect("labels.json has a directory").to_path_buf();
+        let base = file
+            .parent()
+            .expect("labels.json has a directory")
+            .to_path_buf();
         let json: serde_json::Value =
             serde_json::from_slice(&fs::read(&file).expect("read labels.json"))
                 .expect("labels.json is JSON");
@@ -55,7 +58,11 @@ pub fn labels() -> Vec<(PathBuf, Vec<String>)> {
         for (key, entry) in entries {
             let codes = entry["codes"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|c| c.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             out.push((base.join(key), codes));
         }
