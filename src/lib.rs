@@ -11,6 +11,7 @@ pub mod imap;
 pub mod keys;
 pub mod mask;
 pub mod password;
+pub mod plan_store;
 pub mod proxy;
 pub mod scan;
 pub mod secret;

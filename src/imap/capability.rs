@@ -13,8 +13,10 @@
 //! other byte of the response is kept as the server sent it.
 
 /// Capabilities passed through after login (compared case-insensitively).
-/// `THREAD=`, `SORT=`, `I18NLEVEL=`, `CONTEXT=`, `RIGHTS=` and `APPENDLIMIT=`
-/// families are matched by prefix in [`is_allowed`].
+/// `THREAD=`, `SORT=`, `I18NLEVEL=`, `RIGHTS=` and `APPENDLIMIT=` families
+/// are matched by prefix in [`is_allowed`]. ESEARCH, ESORT, CONTEXT= and
+/// SEARCHRES are left out: their result forms (counts, saved results) would
+/// bypass the search filter ([`super::search`]).
 const ALLOWED: &[&str] = &[
     "IMAP4REV1",
     "IMAP4REV2",
@@ -35,11 +37,8 @@ const ALLOWED: &[&str] = &[
     "ENABLE",
     "CONDSTORE",
     "QRESYNC",
-    "ESEARCH",
-    "SEARCHRES",
     "WITHIN",
     "SORT",
-    "ESORT",
     "BINARY",
     "MULTIAPPEND",
     "QUOTA",
@@ -54,14 +53,7 @@ const ALLOWED: &[&str] = &[
     "UTF8=ACCEPT",
 ];
 
-const ALLOWED_PREFIXES: &[&str] = &[
-    "THREAD=",
-    "SORT=",
-    "I18NLEVEL=",
-    "CONTEXT=",
-    "RIGHTS=",
-    "APPENDLIMIT=",
-];
+const ALLOWED_PREFIXES: &[&str] = &["THREAD=", "SORT=", "I18NLEVEL=", "RIGHTS=", "APPENDLIMIT="];
 
 /// Whether a capability passes the allow-list (after login).
 pub fn is_allowed(capability: &[u8]) -> bool {

@@ -5,3 +5,6 @@ pub mod capability;
 pub mod command;
 pub mod framing;
 pub mod response;
+pub mod search;
+pub mod selection;
+pub mod view;

@@ -75,7 +75,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 pub use fingerprint::FingerprintKey;
-pub use plan::{plan_message, plan_message_with, Scanner, FREE_TEXT_HEADERS};
+pub use plan::{plan_fragment, plan_message, plan_message_with, Scanner, FREE_TEXT_HEADERS};
 pub use transfer::TransferEncoding;
 
 use crate::detect::CodeKind;
@@ -128,6 +128,39 @@ pub struct PartPlan {
     pub decoded_len: usize,
     /// Patches in transfer-decoded body coordinates (for `BINARY[path]`).
     pub decoded_patches: Vec<Patch>,
+}
+
+/// Where one IMAP section of the message lies in the raw bytes: every part,
+/// multiparts and nested messages included (leaves also have a [`PartPlan`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SectionPlan {
+    /// Part path (`1`, `2.1`); empty for the message itself.
+    pub path: String,
+    /// The part's MIME header (`BODY[path.MIME]`); for the message itself,
+    /// its header.
+    pub mime: Range<usize>,
+    /// What `BODY[path]` returns (`BODY[]` for the message itself).
+    pub body: Range<usize>,
+    /// Header and text of the message itself or of a nested message/rfc822
+    /// part (`path.HEADER`, `path.TEXT`).
+    pub message: Option<(Range<usize>, Range<usize>)>,
+}
+
+/// A free-text header field that carries a mask. `HEADER.FIELDS` and
+/// `ENVELOPE` return such a field away from its raw offset, so the proxy
+/// needs its extent to carry the mask over. Offsets and lengths only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldPlan {
+    /// Path of the message whose header holds the field; empty for the
+    /// message itself.
+    pub message: String,
+    pub name: String,
+    /// The whole field, from its name to the end of its last line.
+    pub field: Range<usize>,
+    /// The value: after the colon, up to the end of its last line.
+    pub value: Range<usize>,
+    /// Line breaks inside the value (folds, then the final one).
+    pub breaks: Vec<Range<usize>>,
 }
 
 /// One masked code: where and by which rule, never the code.
@@ -204,8 +237,18 @@ pub struct MaskPlan {
     /// Sorted, non-overlapping, in raw message coordinates.
     pub patches: Vec<Patch>,
     pub parts: Vec<PartPlan>,
+    /// Every section, for serving `BODY[section]` from the plan.
+    #[serde(default)]
+    pub sections: Vec<SectionPlan>,
+    /// Masked header fields, for `HEADER.FIELDS` and `ENVELOPE`.
+    #[serde(default)]
+    pub fields: Vec<FieldPlan>,
     pub masks: Vec<MaskRecord>,
     pub status: ScanStatus,
+    /// Keyed hash of the message's Message-ID ([`FingerprintKey::message_id`]),
+    /// for audit records that name the message.
+    #[serde(default)]
+    pub message_id_hash: Option<String>,
 }
 
 impl MaskPlan {
@@ -217,6 +260,17 @@ impl MaskPlan {
     /// Masks a whole message (`message.len()` should be `message_len`).
     pub fn apply(&self, message: &mut [u8]) {
         self.apply_at(message, 0);
+    }
+
+    /// The plan without what only a masked message needs: a clean plan
+    /// keeps its length and status, which is all the proxy reads of it.
+    pub fn compact(mut self) -> MaskPlan {
+        if self.patches.is_empty() {
+            self.parts = Vec::new();
+            self.sections = Vec::new();
+            self.fields = Vec::new();
+        }
+        self
     }
 
     /// Masks `window`, the slice of the message starting at byte
@@ -302,8 +356,11 @@ mod tests {
                 },
             ],
             parts: Vec::new(),
+            sections: Vec::new(),
+            fields: Vec::new(),
             masks: Vec::new(),
             status: ScanStatus::Complete,
+            message_id_hash: None,
         };
         let message = b"0123456789";
         let mut whole = message.to_vec();

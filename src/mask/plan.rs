@@ -14,7 +14,10 @@ use super::fingerprint::{self, FingerprintKey};
 use super::html::{self, View};
 use super::transfer::{self, TransferEncoding};
 use super::unit::{Applied, Edit, Unit};
-use super::{coalesce, Degradation, MaskPlan, MaskRecord, PartPlan, ScanLimits, ScanStatus};
+use super::{
+    coalesce, Degradation, FieldPlan, MaskPlan, MaskRecord, PartPlan, Patch, ScanLimits,
+    ScanStatus, SectionPlan,
+};
 use crate::detect::{Finding, TextContext, TextSource};
 
 /// Finds codes in one decoded text (the detector, or a stand-in in tests).
@@ -75,11 +78,14 @@ pub fn plan_message_with(
             message_len: raw.len(),
             patches: Vec::new(),
             parts: Vec::new(),
+            sections: Vec::new(),
+            fields: Vec::new(),
             masks: Vec::new(),
             status: ScanStatus::TooLarge {
                 message_len: raw.len(),
                 limit: limits.max_message_bytes,
             },
+            message_id_hash: None,
         };
     }
     let mut planner = Planner::new(scanner, key, limits);
@@ -89,13 +95,54 @@ pub fn plan_message_with(
     } else {
         ScanStatus::Degraded(planner.degradations)
     };
+    let patches = coalesce(planner.edits);
+    let fields = planner
+        .fields
+        .into_iter()
+        .filter(|f| touches(&patches, &f.field))
+        .collect();
     MaskPlan {
         message_len: raw.len(),
-        patches: coalesce(planner.edits),
+        patches,
         parts: planner.parts,
+        sections: planner.sections,
+        fields,
         masks: planner.masks,
         status,
+        message_id_hash: planner.message_id_hash,
     }
+}
+
+/// Plans the masks of a fragment that is not a whole message (a part body
+/// a server returned where giftlock cannot place it): its bytes are read as
+/// UTF-8 text, whatever their structure. Patches are in fragment
+/// coordinates.
+pub fn plan_fragment(bytes: &[u8], scanner: &dyn Scanner, key: &FingerprintKey) -> Vec<Patch> {
+    let limits = ScanLimits::default();
+    let mut planner = Planner::new(scanner, key, &limits);
+    planner.byte_level(bytes, 0..bytes.len(), "1");
+    coalesce(planner.edits)
+}
+
+/// The line breaks (CRLF or bare LF) inside `raw[range]`, absolute.
+fn line_breaks(raw: &[u8], range: &Range<usize>) -> Vec<Range<usize>> {
+    let bytes = raw.get(range.clone()).unwrap_or_default();
+    memchr::memchr_iter(b'\n', bytes)
+        .map(|lf| {
+            let start = if lf > 0 && bytes[lf - 1] == b'\r' {
+                lf - 1
+            } else {
+                lf
+            };
+            range.start + start..range.start + lf + 1
+        })
+        .collect()
+}
+
+/// Whether any patch overlaps `range`.
+fn touches(patches: &[Patch], range: &Range<usize>) -> bool {
+    let first = patches.partition_point(|p| p.offset + p.bytes.len() <= range.start);
+    patches.get(first).is_some_and(|p| p.offset < range.end)
 }
 
 fn parser() -> &'static MessageParser {
@@ -105,6 +152,7 @@ fn parser() -> &'static MessageParser {
         MessageParser::new()
             .with_mime_headers()
             .header_address(HeaderName::From)
+            .header_id(HeaderName::MessageId)
     })
 }
 
@@ -122,9 +170,13 @@ struct Planner<'a> {
     /// `(raw offset, byte)` in the coordinates of the bytes being planned.
     edits: Vec<(usize, u8)>,
     parts: Vec<PartPlan>,
+    sections: Vec<SectionPlan>,
+    /// Free-text fields of message headers; those a patch touches are kept.
+    fields: Vec<FieldPlan>,
     masks: Vec<MaskRecord>,
     degradations: Vec<Degradation>,
     parts_seen: usize,
+    message_id_hash: Option<String>,
 }
 
 /// A part's raw header and body ranges, clamped to the message.
@@ -175,9 +227,12 @@ impl<'a> Planner<'a> {
             limits,
             edits: Vec::new(),
             parts: Vec::new(),
+            sections: Vec::new(),
+            fields: Vec::new(),
             masks: Vec::new(),
             degradations: Vec::new(),
             parts_seen: 0,
+            message_id_hash: None,
         }
     }
 
@@ -237,6 +292,21 @@ impl<'a> Planner<'a> {
             sender,
             subject: None,
         };
+        let (header, text) = part_ranges(root, raw.len());
+        if prefix.is_none() {
+            self.message_id_hash = root.headers.iter().find_map(|h| match (&h.name, &h.value) {
+                (HeaderName::MessageId, HeaderValue::Text(id)) => {
+                    Some(self.key.message_id(id.as_bytes()))
+                }
+                _ => None,
+            });
+            self.sections.push(SectionPlan {
+                path: String::new(),
+                mime: header.clone(),
+                body: 0..raw.len(),
+                message: Some((header, text)),
+            });
+        }
         let header_units: Vec<Unit> = root
             .headers
             .iter()
@@ -246,10 +316,15 @@ impl<'a> Planner<'a> {
                     .any(|n| n.eq_ignore_ascii_case(h.name.as_str()))
             })
             .map(|h| {
-                let unit = Unit::header(
-                    raw,
-                    clamp(h.offset_start as usize..h.offset_end as usize, raw.len()),
-                );
+                let value = clamp(h.offset_start as usize..h.offset_end as usize, raw.len());
+                self.fields.push(FieldPlan {
+                    message: prefix.unwrap_or_default().to_string(),
+                    name: h.name.as_str().to_string(),
+                    field: clamp(h.offset_field as usize..value.end, raw.len()),
+                    breaks: line_breaks(raw, &value),
+                    value: value.clone(),
+                });
+                let unit = Unit::header(raw, value);
                 if h.name == HeaderName::Subject && ctx.subject.is_none() {
                     ctx.subject = Some(unit.text.trim().to_string());
                 }
@@ -313,6 +388,20 @@ impl<'a> Planner<'a> {
             self.byte_level(raw, whole, &path);
             return;
         }
+        let (mime, body) = part_ranges(part, raw.len());
+        let nested = match &part.body {
+            PartType::Message(nested) if part.encoding == mail_parser::Encoding::None => nested
+                .parts
+                .first()
+                .map(|root| part_ranges(root, raw.len())),
+            _ => None,
+        };
+        self.sections.push(SectionPlan {
+            path: path.clone(),
+            mime,
+            body,
+            message: nested,
+        });
         if id != 0 {
             let mime_path = format!("{path}.MIME");
             for h in part.headers.iter().filter(|h| {

@@ -3,7 +3,9 @@
 //! `crate::imap`; this module moves bytes.
 
 mod auth;
+pub mod fetcher;
 pub mod framed;
+pub mod masking;
 pub mod relay;
 mod server;
 mod session;

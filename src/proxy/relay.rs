@@ -27,18 +27,41 @@ use crate::audit::SessionAudit;
 use crate::imap::command::{self, Verdict};
 use crate::imap::{capability, response};
 
-/// The one place every server message with message content passes through
-/// before it reaches the client. Implementations return the message itself
-/// when nothing changes (no copy), or a patched copy of the same length.
+/// The one place every server message passes through before it reaches
+/// the client (capability lines excepted: they are filtered before).
+/// `inspection` says where its content items are. Implementations return
+/// the message itself when nothing changes (no copy), or a patched copy.
 pub trait ContentFilter: Send {
     fn filter<'a>(
         &'a mut self,
         inspection: &'a response::Inspection,
         message: &'a [u8],
+        literals: &'a [std::ops::Range<usize>],
     ) -> impl Future<Output = Cow<'a, [u8]>> + Send + 'a;
 }
 
-/// Forwards content unchanged.
+/// What to do with a client command after the allow-list passed it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CommandAction {
+    Forward,
+    /// Send these bytes instead (a whole message that was one fragment).
+    Replace(Vec<u8>),
+    /// Answer `tag BAD <reason>`; the server never sees it.
+    Refuse(&'static str),
+}
+
+/// The client-side twin of [`ContentFilter`]: sees each command on its way
+/// to the server.
+pub trait CommandFilter: Send {
+    /// The first fragment of a client message; `complete` when it is the
+    /// whole message. Only a complete message may be replaced.
+    fn first_fragment(&mut self, fragment: &[u8], complete: bool) -> CommandAction;
+    /// The whole message, just before its last bytes go to the server (so
+    /// state is in place before any answer can come back).
+    fn completing(&mut self, message: &[u8]);
+}
+
+/// Forwards content and commands unchanged.
 pub struct PassThrough;
 
 impl ContentFilter for PassThrough {
@@ -46,9 +69,18 @@ impl ContentFilter for PassThrough {
         &'a mut self,
         _inspection: &'a response::Inspection,
         message: &'a [u8],
+        _literals: &'a [std::ops::Range<usize>],
     ) -> impl Future<Output = Cow<'a, [u8]>> + Send + 'a {
         std::future::ready(Cow::Borrowed(message))
     }
+}
+
+impl CommandFilter for PassThrough {
+    fn first_fragment(&mut self, _fragment: &[u8], _complete: bool) -> CommandAction {
+        CommandAction::Forward
+    }
+
+    fn completing(&mut self, _message: &[u8]) {}
 }
 
 /// How long the server may take to finish after the client has gone.
@@ -111,12 +143,14 @@ impl PendingLiteral {
 /// Runs the relay until either side closes, or until `shutdown` resolves:
 /// then the client gets [`SHUTDOWN_BYE`] between two messages and the
 /// relay ends.
-pub async fn relay<F: ContentFilter>(
+#[allow(clippy::too_many_arguments)]
+pub async fn relay<F: ContentFilter, C: CommandFilter>(
     client: FramedReader<ReadHalf<BoxedStream>>,
     client_writer: WriteHalf<BoxedStream>,
     server: FramedReader<ReadHalf<BoxedStream>>,
     server_writer: WriteHalf<BoxedStream>,
     filter: F,
+    commands: C,
     audit: SessionAudit,
     shutdown: impl Future<Output = ()>,
 ) -> RelayOutcome {
@@ -130,6 +164,7 @@ pub async fn relay<F: ContentFilter>(
         BufWriter::new(server_writer),
         client_writer.clone(),
         pending.clone(),
+        commands,
         &from_client,
         &audit,
     );
@@ -171,11 +206,12 @@ pub async fn relay<F: ContentFilter>(
     }
 }
 
-async fn client_to_server(
+async fn client_to_server<C: CommandFilter>(
     mut client: FramedReader<ReadHalf<BoxedStream>>,
     mut server: BufWriter<WriteHalf<BoxedStream>>,
     client_writer: ClientWriter,
     pending: Arc<PendingLiteral>,
+    mut commands: C,
     counted: &AtomicU64,
     audit: &SessionAudit,
 ) -> RelayEnd {
@@ -210,8 +246,21 @@ async fn client_to_server(
             Fragment::Line { announcement: Some(a), .. } if a.mode == LiteralMode::Sync
         ) && !complete;
 
+        let mut replaced = None;
         if starts_message {
-            if let Verdict::Refuse(reason) = command::verdict(client.fragment_bytes(&info)) {
+            let bytes = client.fragment_bytes(&info);
+            let verdict = match command::verdict(bytes) {
+                Verdict::Forward => match commands.first_fragment(bytes, complete) {
+                    CommandAction::Forward => Verdict::Forward,
+                    CommandAction::Replace(with) => {
+                        replaced = Some(with);
+                        Verdict::Forward
+                    }
+                    CommandAction::Refuse(reason) => Verdict::Refuse(reason),
+                },
+                refused => refused,
+            };
+            if let Verdict::Refuse(reason) = verdict {
                 audit
                     .command_refused(client.fragment_bytes(&info), reason)
                     .await;
@@ -235,7 +284,11 @@ async fn client_to_server(
             continue;
         }
 
-        if let Err(e) = server.write_all(client.fragment_bytes(&info)).await {
+        if complete {
+            commands.completing(replaced.as_deref().unwrap_or(client.message_bytes()));
+        }
+        let out = replaced.as_deref().unwrap_or(client.fragment_bytes(&info));
+        if let Err(e) = server.write_all(out).await {
             return RelayEnd::Server(e.into());
         }
         if complete {
@@ -311,12 +364,10 @@ async fn server_to_client<F: ContentFilter>(
         let out = match capabilities {
             Some(filtered) => Cow::Owned(filtered),
             None => {
-                inspection = response::inspect(message, server.message_literals());
+                let literals = server.message_literals();
+                inspection = response::inspect(message, literals);
                 audit.content_sent(&inspection).await;
-                match inspection {
-                    response::Inspection::NoContent => Cow::Borrowed(message),
-                    _ => filter.filter(&inspection, message).await,
-                }
+                filter.filter(&inspection, message, literals).await
             }
         };
         counted.fetch_add(out.len() as u64, Ordering::Relaxed);
@@ -373,6 +424,7 @@ mod tests {
             cw,
             FramedReader::new(sr, 1 << 20),
             sw,
+            PassThrough,
             PassThrough,
             SessionAudit::default(),
             shutdown,

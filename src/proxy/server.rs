@@ -23,12 +23,16 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn, Instrument};
 
 use super::auth::Throttle;
+use super::masking::MaskingContext;
 use super::relay::RelayEnd;
 use super::session::{self, Peer, SessionEnd};
 use super::stream::BoxedStream;
 use super::upstream::{self, LoggedIn, UpstreamError};
 use crate::audit::{AuditLog, SessionAudit, TlsInfo};
 use crate::config::{Account, Config, ListenerTls};
+use crate::detect::Detector;
+use crate::mask::{FingerprintKey, ScanLimits};
+use crate::plan_store::PlanStore;
 
 /// How long a client may take to complete an implicit-TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,6 +51,9 @@ pub struct Shared {
     /// Becomes true when giftlock starts stopping.
     stopping: watch::Sender<bool>,
     pub audit: AuditLog,
+    /// Detector, fingerprint key and plan cache; rebuilt when a reload
+    /// changes the rules.
+    masking: RwLock<Arc<MaskingContext>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +72,27 @@ pub enum ServeError {
     Signal(std::io::Error),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    #[error("{0}")]
+    Masking(String),
+}
+
+/// Builds what masking needs from `config`; `key` is the fingerprint key.
+fn masking_context(config: &Config, key: Arc<FingerprintKey>) -> Result<MaskingContext, String> {
+    let detector = Detector::from_config(&config.detect).map_err(|e| format!("detect: {e}"))?;
+    let state_dir = config.state_dir();
+    let store = PlanStore::open(&state_dir, crate::plan_store::detector_id(&config.detect))
+        .map_err(|e| {
+            format!(
+                "cannot create the mask plan cache in {}: {e}",
+                state_dir.join(crate::plan_store::DIR).display()
+            )
+        })?;
+    Ok(MaskingContext {
+        detector: Arc::new(detector),
+        key,
+        store: Arc::new(store),
+        limits: ScanLimits::default(),
+    })
 }
 
 impl Shared {
@@ -88,8 +116,22 @@ impl Shared {
         }
     }
 
+    pub fn masking(&self) -> Arc<MaskingContext> {
+        self.masking
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Puts `config` in force for sessions that log in from now on.
     fn replace_config(&self, config: Config) {
+        let key = self.masking().key.clone();
+        match masking_context(&config, key) {
+            Ok(m) => *self.masking.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(m),
+            Err(e) => {
+                error!(error = %e, "masking rules not reloaded; the previous ones stay in force")
+            }
+        }
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         // An account's ca_file may have changed.
         self.upstream_tls
@@ -167,6 +209,9 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         }
     }
     let audit = AuditLog::open(&config.audit, &state_dir)?;
+    let key = FingerprintKey::load_or_create(&state_dir)
+        .map_err(|e| ServeError::Masking(format!("fingerprint key: {e}")))?;
+    let masking = masking_context(&config, Arc::new(key)).map_err(ServeError::Masking)?;
     let mut bound = Vec::new();
     for l in &config.listeners {
         let listener = TcpListener::bind(l.address)
@@ -188,6 +233,7 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         upstream_tls: Mutex::new(HashMap::new()),
         stopping: watch::channel(false).0,
         audit,
+        masking: RwLock::new(Arc::new(masking)),
     });
     // Every session task holds a clone of `open`; `recv` on `all_closed`
     // returns None once the last one is dropped.

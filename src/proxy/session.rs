@@ -18,8 +18,10 @@ use tokio::io::AsyncWriteExt;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
+use super::fetcher::Fetcher;
 use super::framed::{Fragment, FrameError, FramedReader};
-use super::relay::{self, PassThrough};
+use super::masking;
+use super::relay;
 use super::server::Shared;
 use super::stream::BoxedStream;
 use crate::audit::{client_ident, SessionAudit, TlsInfo};
@@ -397,12 +399,19 @@ impl PreAuth {
         let (server_stream, server_framer) = logged_in.reader.into_parts();
         let (client_read, client_write) = tokio::io::split(client_stream);
         let (server_read, server_write) = tokio::io::split(server_stream);
+        let (masking, commands) = masking::for_session(
+            self.shared.masking(),
+            account.name.clone(),
+            Fetcher::new(self.shared.clone(), account.clone()),
+            self.audit.clone(),
+        );
         let outcome = relay::relay(
             FramedReader::from_parts(client_read, client_framer),
             client_write,
             FramedReader::from_parts(server_read, server_framer),
             server_write,
-            PassThrough,
+            masking,
+            commands,
             self.audit.clone(),
             self.shared.stopping(),
         )

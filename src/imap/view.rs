@@ -1,0 +1,387 @@
+//! One masked view, whatever the fetch: places a FETCH content item inside
+//! the message its mask plan was made from, so the plan's patches land on
+//! the same bytes whether the client asked for `BODY[]`, a section, a
+//! partial, `RFC822.TEXT` or `BINARY`.
+//!
+//! Sections are served by offset (`BODY[2.1]<100>` starts at byte 100 of
+//! part 2.1's body). Two kinds of item are not a slice of the message:
+//! `HEADER.FIELDS` (a selection of header fields) and the `ENVELOPE`
+//! subject (a field value with its folds removed). For those the plan keeps
+//! the extent of every masked field ([`FieldPlan`]), and the fields the
+//! server returned are matched to them by name, order and length. A field
+//! that bears a mask but cannot be matched has every letter and digit of
+//! its value hidden: an item giftlock cannot place is never sent as is.
+
+use imap_codec::imap_types::fetch::{Part, Section};
+
+use super::response::ContentKind;
+use crate::mask::{apply_patches, FieldPlan, MaskPlan, SectionPlan};
+
+/// The item does not fit the plan (an unknown section, a length that
+/// differs from the planned message): the caller must mask it another way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unplaced;
+
+/// Masks `data`, the bytes of one content item of the message `plan` was
+/// made from, in place.
+pub fn mask_item(plan: &MaskPlan, kind: &ContentKind, data: &mut [u8]) -> Result<(), Unplaced> {
+    match kind {
+        ContentKind::Rfc822 => at(plan, 0..plan.message_len, None, data),
+        ContentKind::Rfc822Header => at(plan, message(plan, "")?.0, None, data),
+        ContentKind::Rfc822Text => at(plan, message(plan, "")?.1, None, data),
+        ContentKind::Body { section, origin } => {
+            body_section(plan, section.as_ref(), *origin, data)
+        }
+        ContentKind::Binary { part } if part.is_empty() => {
+            at(plan, 0..plan.message_len, None, data)
+        }
+        ContentKind::Binary { part } => {
+            let path = path_of(part);
+            let leaf = plan.parts.iter().find(|p| p.path == path).ok_or(Unplaced)?;
+            if data.len() != leaf.decoded_len {
+                return Err(Unplaced);
+            }
+            apply_patches(&leaf.decoded_patches, data, 0);
+            Ok(())
+        }
+        ContentKind::EnvelopeSubject => {
+            envelope_subject(plan, data);
+            Ok(())
+        }
+    }
+}
+
+fn body_section(
+    plan: &MaskPlan,
+    section: Option<&Section<'_>>,
+    origin: Option<u32>,
+    data: &mut [u8],
+) -> Result<(), Unplaced> {
+    let range = match section {
+        None => 0..plan.message_len,
+        Some(Section::Part(part)) => section_of(plan, &part_path(part))?.body.clone(),
+        Some(Section::Header(part)) => message(plan, &opt_path(part.as_ref()))?.0,
+        Some(Section::Text(part)) => message(plan, &opt_path(part.as_ref()))?.1,
+        Some(Section::Mime(part)) => section_of(plan, &part_path(part))?.mime.clone(),
+        Some(Section::HeaderFields(part, _) | Section::HeaderFieldsNot(part, _)) => {
+            let path = opt_path(part.as_ref());
+            // The block must exist in the plan; the fields are matched.
+            message(plan, &path)?;
+            header_fields(plan, &path, data);
+            return Ok(());
+        }
+    };
+    at(plan, range, origin, data)
+}
+
+/// Masks `data`, which is `range` of the message, or the part of it that
+/// starts `origin` bytes in.
+fn at(
+    plan: &MaskPlan,
+    range: std::ops::Range<usize>,
+    origin: Option<u32>,
+    data: &mut [u8],
+) -> Result<(), Unplaced> {
+    let skip = origin.map_or(0, |o| o as usize);
+    let available = range.len().saturating_sub(skip);
+    // A whole item must be exactly the planned range; a partial one may be
+    // cut short at its end.
+    let fits = match origin {
+        None => data.len() == range.len(),
+        Some(_) => data.len() <= available,
+    };
+    if !fits || range.end > plan.message_len {
+        return Err(Unplaced);
+    }
+    plan.apply_at(data, range.start + skip);
+    Ok(())
+}
+
+fn section_of<'p>(plan: &'p MaskPlan, path: &str) -> Result<&'p SectionPlan, Unplaced> {
+    plan.sections
+        .iter()
+        .find(|s| s.path == path)
+        .ok_or(Unplaced)
+}
+
+type Ranges = (std::ops::Range<usize>, std::ops::Range<usize>);
+
+/// Header and text of the message itself (`""`) or of a nested message.
+fn message(plan: &MaskPlan, path: &str) -> Result<Ranges, Unplaced> {
+    section_of(plan, path)?.message.clone().ok_or(Unplaced)
+}
+
+fn path_of(parts: &[u32]) -> String {
+    parts
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn part_path(part: &Part) -> String {
+    path_of(&part.0.as_ref().iter().map(|n| n.get()).collect::<Vec<_>>())
+}
+
+fn opt_path(part: Option<&Part>) -> String {
+    part.map(part_path).unwrap_or_default()
+}
+
+/// Masks the fields of a `HEADER.FIELDS` / `HEADER.FIELDS.NOT` result of
+/// the message at `path`.
+fn header_fields(plan: &MaskPlan, path: &str, data: &mut [u8]) {
+    let masked: Vec<&FieldPlan> = plan.fields.iter().filter(|f| f.message == path).collect();
+    if masked.is_empty() {
+        return;
+    }
+    let mut used = vec![false; masked.len()];
+    for field in split_fields(data) {
+        let name = field_name(&data[field.clone()]);
+        let same_name = |f: &&FieldPlan| f.name.as_bytes().eq_ignore_ascii_case(name);
+        let matched = masked
+            .iter()
+            .enumerate()
+            .find(|(i, f)| !used[*i] && same_name(f) && f.field.len() == field.len());
+        match matched {
+            Some((i, f)) => {
+                used[i] = true;
+                apply_patches(&plan.patches, &mut data[field], f.field.start);
+            }
+            None if masked.iter().any(same_name) => hide_alphanumerics(&mut data[field]),
+            None => {}
+        }
+    }
+}
+
+/// The fields of a header block: each starts at a line that does not begin
+/// with white space; the blank line that ends the block is left out.
+fn split_fields(data: &[u8]) -> Vec<std::ops::Range<usize>> {
+    let mut fields: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut start = 0;
+    while start < data.len() {
+        let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |i| start + i + 1);
+        let line = &data[start..end];
+        let blank = line == b"\r\n" || line == b"\n";
+        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
+        match fields.last_mut() {
+            Some(last) if continuation => last.end = end,
+            _ if blank => {}
+            _ => fields.push(start..end),
+        }
+        start = end;
+    }
+    fields
+}
+
+fn field_name(field: &[u8]) -> &[u8] {
+    let colon = memchr::memchr(b':', field).unwrap_or(field.len());
+    field[..colon].trim_ascii_end()
+}
+
+/// The envelope subject is the Subject value with its line breaks removed
+/// and leading white space trimmed. Each of its bytes is mapped to the raw
+/// byte it came from; when the lengths do not allow that, the subject is
+/// hidden.
+fn envelope_subject(plan: &MaskPlan, data: &mut [u8]) {
+    let Some(field) = plan
+        .fields
+        .iter()
+        .find(|f| f.message.is_empty() && f.name.eq_ignore_ascii_case("Subject"))
+    else {
+        return;
+    };
+    let positions: Vec<usize> = field
+        .value
+        .clone()
+        .filter(|p| !field.breaks.iter().any(|b| b.contains(p)))
+        .collect();
+    // At most a few bytes of leading white space are trimmed.
+    let Some(trimmed) = positions.len().checked_sub(data.len()).filter(|&t| t <= 3) else {
+        hide_alphanumerics(data);
+        return;
+    };
+    for (byte, &raw) in data.iter_mut().zip(&positions[trimmed..]) {
+        let patch = plan
+            .patches
+            .iter()
+            .find(|p| p.offset <= raw && raw < p.offset + p.bytes.len());
+        if let Some(p) = patch {
+            *byte = p.bytes[raw - p.offset];
+        }
+    }
+}
+
+/// The safe fallback for text giftlock cannot place: every ASCII letter
+/// and digit, and every non-ASCII byte, becomes `*`.
+pub fn hide_alphanumerics(data: &mut [u8]) {
+    for b in data.iter_mut() {
+        if b.is_ascii_alphanumeric() || !b.is_ascii() {
+            *b = b'*';
+        }
+    }
+}
+
+/// What a client sees of a message too large to scan: a notice repeated
+/// over the item's bytes, line breaks kept where they were.
+pub fn withhold(data: &mut [u8]) {
+    const NOTICE: &[u8] = b"[giftlock: message too large to scan; withheld] ";
+    for (i, b) in data.iter_mut().enumerate() {
+        if *b != b'\r' && *b != b'\n' {
+            *b = NOTICE[i % NOTICE.len()];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{CodeKind, Finding, TextContext};
+    use crate::mask::{plan_message_with, FingerprintKey, ScanLimits};
+
+    const CODE: &str = "QX7RK2PLM9TZ";
+
+    fn finder(text: &str, _ctx: &TextContext<'_>) -> Vec<Finding> {
+        text.match_indices(CODE)
+            .map(|(at, code)| Finding {
+                range: at..at + code.len(),
+                rule: "test".into(),
+                kind: CodeKind::GiftCode,
+                score: 100,
+            })
+            .collect()
+    }
+
+    fn plan(raw: &[u8]) -> MaskPlan {
+        plan_message_with(
+            raw,
+            &finder,
+            &FingerprintKey::new([7; 32]),
+            &ScanLimits::default(),
+        )
+    }
+
+    fn masked(raw: &[u8]) -> Vec<u8> {
+        let mut m = raw.to_vec();
+        plan(raw).apply(&mut m);
+        m
+    }
+
+    /// The section imap-codec decodes from `BODY[text]`.
+    fn section(text: &str) -> Option<Section<'static>> {
+        let line = format!("* 1 FETCH (BODY[{text}] \"\")\r\n");
+        match crate::imap::response::inspect(line.as_bytes(), &[]) {
+            crate::imap::response::Inspection::Fetch(f) => match &f.items[0].kind {
+                ContentKind::Body { section, .. } => section.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("section {text}: {other:?}"),
+        }
+    }
+
+    const NESTED: &str = "From: a@example.com\r\nSubject: outer\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nFrom: shop@example.com\r\nSubject: your code QX7RK2PLM9TZ\r\n\r\nredeem QX7RK2PLM9TZ now\r\n--b--\r\n";
+
+    fn check(raw: &str, text: &str, expected: &str, origin: Option<u32>) {
+        let raw = raw.as_bytes();
+        let m = masked(raw);
+        let start = raw
+            .windows(expected.len())
+            .position(|w| w == expected.as_bytes())
+            .unwrap();
+        let skip = origin.unwrap_or(0) as usize;
+        let mut data = expected.as_bytes()[skip..].to_vec();
+        let kind = ContentKind::Body {
+            section: if text.is_empty() { None } else { section(text) },
+            origin,
+        };
+        mask_item(&plan(raw), &kind, &mut data).unwrap();
+        assert_eq!(
+            data,
+            m[start + skip..start + expected.len()],
+            "section {text}"
+        );
+        assert!(!String::from_utf8_lossy(&data).contains(CODE));
+    }
+
+    #[test]
+    fn nested_sections_are_served_from_the_one_masked_view() {
+        let raw = NESTED;
+        let nested_start = raw.find("From: shop").unwrap();
+        let nested = &raw[nested_start..raw.len() - "\r\n--b--\r\n".len()];
+        let nested_header_end = raw.find("\r\n\r\nredeem").unwrap() + 4;
+        check(raw, "", raw, None);
+        check(raw, "", raw, Some(130));
+        check(raw, "2", nested, None);
+        check(raw, "2", nested, Some(40));
+        check(raw, "2.HEADER", &raw[nested_start..nested_header_end], None);
+        check(raw, "2.TEXT", "redeem QX7RK2PLM9TZ now", None);
+        check(raw, "2.1", "redeem QX7RK2PLM9TZ now", None);
+        check(raw, "2.MIME", "Content-Type: message/rfc822\r\n\r\n", None);
+        check(raw, "1", "hello", None);
+    }
+
+    #[test]
+    fn a_section_the_plan_does_not_have_is_unplaced() {
+        let mut data = b"x".to_vec();
+        let kind = ContentKind::Body {
+            section: section("7"),
+            origin: None,
+        };
+        assert_eq!(
+            mask_item(&plan(NESTED.as_bytes()), &kind, &mut data),
+            Err(Unplaced)
+        );
+    }
+
+    #[test]
+    fn header_fields_are_matched_by_name_and_length() {
+        let raw = "From: a@example.com\r\nSubject: your code QX7RK2PLM9TZ\r\n  folded on\r\nTo: b@example.com\r\n\r\nbody\r\n";
+        let m = masked(raw.as_bytes());
+        let subject = &raw[raw.find("Subject").unwrap()..raw.find("To:").unwrap()];
+        let mut data = format!("{subject}From: a@example.com\r\n\r\n").into_bytes();
+        let kind = ContentKind::Body {
+            section: section("HEADER.FIELDS (SUBJECT FROM)"),
+            origin: None,
+        };
+        mask_item(&plan(raw.as_bytes()), &kind, &mut data).unwrap();
+        let at = raw.find("Subject").unwrap();
+        assert_eq!(&data[..subject.len()], &m[at..at + subject.len()]);
+        assert!(data.ends_with(b"From: a@example.com\r\n\r\n"));
+
+        // A server that rewrote the field: it cannot be placed, so it is hidden.
+        let mut data = b"Subject: your code QX7RK2PLM9TZ folded on\r\n\r\n".to_vec();
+        mask_item(&plan(raw.as_bytes()), &kind, &mut data).unwrap();
+        assert!(!String::from_utf8_lossy(&data).contains("QX7R"));
+    }
+
+    #[test]
+    fn envelope_subject_follows_the_unfolded_value() {
+        let raw = "Subject: code QX7RK2PLM9TZ\r\n is here\r\n\r\nbody\r\n";
+        let p = plan(raw.as_bytes());
+        let m = masked(raw.as_bytes());
+        let mut data = b"code QX7RK2PLM9TZ is here".to_vec();
+        mask_item(&p, &ContentKind::EnvelopeSubject, &mut data).unwrap();
+        let masked_value = String::from_utf8_lossy(&m[9..raw.find("\r\n is").unwrap()]).to_string();
+        assert_eq!(
+            String::from_utf8_lossy(&data),
+            format!("{masked_value} is here")
+        );
+        let mut odd = b"something else entirely, much longer than the subject".to_vec();
+        mask_item(&p, &ContentKind::EnvelopeSubject, &mut odd).unwrap();
+        assert!(odd.iter().all(|b| !b.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn binary_uses_decoded_patches() {
+        let raw = "Subject: x\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\ncmVkZWVtIFFYN1JLMlBMTTlUWiBub3cK\r\n";
+        let p = plan(raw.as_bytes());
+        let mut data = b"redeem QX7RK2PLM9TZ now\n".to_vec();
+        mask_item(&p, &ContentKind::Binary { part: vec![1] }, &mut data).unwrap();
+        assert!(!String::from_utf8_lossy(&data).contains("QX7R"));
+        assert_eq!(data.len(), 24);
+        let mut short = b"redeem".to_vec();
+        assert_eq!(
+            mask_item(&p, &ContentKind::Binary { part: vec![1] }, &mut short),
+            Err(Unplaced)
+        );
+    }
+}

@@ -1,0 +1,335 @@
+//! The second upstream connection of a session: it fetches whole messages
+//! when a client asks for a section or a partial of a message giftlock has
+//! no plan for yet, and maps sequence numbers of search results to UIDs.
+//!
+//! It logs in with the account's credentials on first use, EXAMINEs (read
+//! only) the client's mailbox, checks that the UIDVALIDITY is the one the
+//! client sees, and fetches with `BODY.PEEK[]`, so `\Seen` is never set by
+//! giftlock. Any failure drops the connection; the next use reconnects.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+use super::framed::{FrameError, FramedReader};
+use super::server::Shared;
+use super::stream::BoxedStream;
+use super::upstream::UpstreamError;
+use crate::config::Account;
+use crate::imap::response::{self, ContentKind, Inspection};
+use crate::imap::selection::Selected;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("cannot log in for fetching: {0}")]
+    Login(#[from] UpstreamError),
+    #[error("fetch connection: {0}")]
+    Frame(#[from] FrameError),
+    #[error("fetch connection: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the server refused {command}: {text}")]
+    Refused { command: &'static str, text: String },
+    #[error("the mailbox changed UIDVALIDITY ({seen}, the client has {expected})")]
+    UidValidity { seen: u32, expected: u32 },
+    #[error("the server did not answer within {0} seconds")]
+    Timeout(u64),
+}
+
+/// What fetching a whole message gave.
+pub enum Whole {
+    Message(Vec<u8>),
+    /// Larger than giftlock scans; not fetched.
+    TooLarge(usize),
+    /// No message with that UID (expunged meanwhile).
+    Gone,
+}
+
+/// Sees each untagged response of a command: the message and its literals.
+type EachResponse<'a> = dyn FnMut(&[u8], &[std::ops::Range<usize>]) + Send + 'a;
+
+struct Conn {
+    reader: FramedReader<BoxedStream>,
+    examined: Option<Selected>,
+    next_tag: u32,
+}
+
+pub struct Fetcher {
+    shared: Arc<Shared>,
+    account: Account,
+    conn: Option<Conn>,
+}
+
+impl Fetcher {
+    pub fn new(shared: Arc<Shared>, account: Account) -> Fetcher {
+        Fetcher {
+            shared,
+            account,
+            conn: None,
+        }
+    }
+
+    /// The whole raw message `uid` of `mailbox`, unless it is larger than
+    /// `max_len`.
+    pub async fn whole_message(
+        &mut self,
+        mailbox: &Selected,
+        uid: u32,
+        max_len: usize,
+    ) -> Result<Whole, FetchError> {
+        let size_cmd = format!("UID FETCH {uid} (RFC822.SIZE)");
+        let mut size = None;
+        self.run(mailbox, "UID FETCH", size_cmd.as_bytes(), |message, _| {
+            size = size.or(rfc822_size(message));
+        })
+        .await?;
+        let Some(size) = size else {
+            return Ok(Whole::Gone);
+        };
+        if size > max_len {
+            return Ok(Whole::TooLarge(size));
+        }
+        let body_cmd = format!("UID FETCH {uid} (BODY.PEEK[])");
+        let mut body = None;
+        self.run(
+            mailbox,
+            "UID FETCH",
+            body_cmd.as_bytes(),
+            |message, literals| {
+                if let Inspection::Fetch(f) = response::inspect(message, literals) {
+                    if f.uid == Some(uid) {
+                        body = f
+                            .items
+                            .iter()
+                            .find(|i| {
+                                matches!(
+                                    i.kind,
+                                    ContentKind::Body {
+                                        section: None,
+                                        origin: None
+                                    }
+                                )
+                            })
+                            .and_then(|i| message.get(i.range.clone()))
+                            .map(<[u8]>::to_vec);
+                    }
+                }
+            },
+        )
+        .await?;
+        Ok(body.map_or(Whole::Gone, Whole::Message))
+    }
+
+    /// The UIDs of sequence numbers `seqs` of `mailbox`, in no order.
+    pub async fn uids(
+        &mut self,
+        mailbox: &Selected,
+        seqs: &[u32],
+    ) -> Result<Vec<(u32, u32)>, FetchError> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set: Vec<String> = seqs.iter().map(u32::to_string).collect();
+        let cmd = format!("FETCH {} (UID)", set.join(","));
+        let mut pairs = Vec::new();
+        self.run(mailbox, "FETCH", cmd.as_bytes(), |message, _| {
+            if let Some(pair) = seq_and_uid(message) {
+                pairs.push(pair);
+            }
+        })
+        .await?;
+        Ok(pairs)
+    }
+
+    /// Runs one command on the fetch connection (connecting and examining
+    /// `mailbox` first if needed); `each` sees every untagged response.
+    async fn run(
+        &mut self,
+        mailbox: &Selected,
+        name: &'static str,
+        command: &[u8],
+        mut each: impl FnMut(&[u8], &[std::ops::Range<usize>]) + Send,
+    ) -> Result<(), FetchError> {
+        let secs = self.shared.config().limits.upstream_timeout_secs;
+        let work = async {
+            self.ensure_examined(mailbox).await?;
+            let conn = self.conn.as_mut().ok_or(FetchError::Timeout(0))?;
+            conn.command(name, command, &mut each).await
+        };
+        let result = match tokio::time::timeout(Duration::from_secs(secs), work).await {
+            Ok(r) => r,
+            Err(_) => Err(FetchError::Timeout(secs)),
+        };
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+
+    async fn ensure_examined(&mut self, mailbox: &Selected) -> Result<(), FetchError> {
+        if self.conn.is_none() {
+            let config = self.shared.config();
+            let logged_in = self.shared.login_upstream(&self.account, &config).await?;
+            self.conn = Some(Conn {
+                reader: logged_in.reader,
+                examined: None,
+                next_tag: 1,
+            });
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        if conn.examined.as_ref() == Some(mailbox) {
+            return Ok(());
+        }
+        conn.examined = None;
+        let mut seen = None;
+        let command = [b"EXAMINE ".as_slice(), &astring(&mailbox.name)].concat();
+        conn.command("EXAMINE", &command, &mut |message, _| {
+            seen = seen.or(uidvalidity_of(message));
+        })
+        .await?;
+        match seen {
+            Some(v) if v == mailbox.uidvalidity => {
+                conn.examined = Some(mailbox.clone());
+                Ok(())
+            }
+            Some(v) => Err(FetchError::UidValidity {
+                seen: v,
+                expected: mailbox.uidvalidity,
+            }),
+            None => Err(FetchError::Refused {
+                command: "EXAMINE",
+                text: "no UIDVALIDITY in the answer".into(),
+            }),
+        }
+    }
+}
+
+impl Conn {
+    /// Sends `command` (which may hold one synchronising literal, as
+    /// [`astring`] makes them) and reads until its tagged answer.
+    async fn command(
+        &mut self,
+        name: &'static str,
+        command: &[u8],
+        each: &mut EachResponse<'_>,
+    ) -> Result<(), FetchError> {
+        let tag = format!("gf{}", self.next_tag);
+        self.next_tag += 1;
+        let line = [tag.as_bytes(), b" ", command, b"\r\n"].concat();
+        // A literal is sent after the server's `+`.
+        let (first, literal) = match line.windows(3).position(|w| w == b"}\r\n") {
+            Some(p) => line.split_at(p + 3),
+            None => (&line[..], &b""[..]),
+        };
+        let stream = self.reader.get_mut();
+        stream.write_all(first).await?;
+        stream.flush().await?;
+        let mut literal_sent = literal.is_empty();
+        let tagged = format!("{tag} ");
+        loop {
+            let message = self.reader.next_message().await?;
+            if !literal_sent && message.starts_with(b"+") {
+                let stream = self.reader.get_mut();
+                stream.write_all(literal).await?;
+                stream.flush().await?;
+                literal_sent = true;
+                continue;
+            }
+            if let Some(rest) = message.strip_prefix(tagged.as_bytes()) {
+                if rest.get(..2).is_some_and(|s| s.eq_ignore_ascii_case(b"OK")) {
+                    return Ok(());
+                }
+                return Err(FetchError::Refused {
+                    command: name,
+                    text: String::from_utf8_lossy(rest)
+                        .trim()
+                        .chars()
+                        .take(200)
+                        .collect(),
+                });
+            }
+            let message = self.reader.message_bytes();
+            each(message, self.reader.message_literals());
+        }
+    }
+}
+
+/// A mailbox name as an IMAP astring: quoted when it can be, else a
+/// synchronising literal.
+fn astring(name: &[u8]) -> Vec<u8> {
+    let quotable = name
+        .iter()
+        .all(|&b| b.is_ascii() && b != 0 && b != b'\r' && b != b'\n');
+    if quotable {
+        let mut out = vec![b'"'];
+        for &b in name {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+        out
+    } else {
+        [format!("{{{}}}\r\n", name.len()).as_bytes(), name].concat()
+    }
+}
+
+fn uidvalidity_of(message: &[u8]) -> Option<u32> {
+    number_after(message, b"[UIDVALIDITY ")
+}
+
+fn rfc822_size(message: &[u8]) -> Option<usize> {
+    number_after(message, b"RFC822.SIZE ").map(|n| n as usize)
+}
+
+fn seq_and_uid(message: &[u8]) -> Option<(u32, u32)> {
+    let rest = message.strip_prefix(b"* ")?;
+    let end = rest.iter().position(|b| !b.is_ascii_digit())?;
+    let seq = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
+    Some((seq, number_after(message, b"UID ")?))
+}
+
+/// The decimal number right after `marker` (ASCII case-insensitive).
+fn number_after(message: &[u8], marker: &[u8]) -> Option<u32> {
+    let at = message
+        .windows(marker.len())
+        .position(|w| w.eq_ignore_ascii_case(marker))?;
+    let digits = &message[at + marker.len()..];
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailbox_names_are_quoted_or_sent_as_literals() {
+        assert_eq!(astring(b"INBOX"), b"\"INBOX\"");
+        assert_eq!(astring(b"a \"b\\c"), b"\"a \\\"b\\\\c\"");
+        assert_eq!(
+            astring("Geschäft".as_bytes()),
+            [b"{9}\r\n".as_slice(), "Geschäft".as_bytes()].concat()
+        );
+    }
+
+    #[test]
+    fn numbers_are_read_from_responses() {
+        assert_eq!(
+            uidvalidity_of(b"* OK [UIDVALIDITY 1234] ok\r\n"),
+            Some(1234)
+        );
+        assert_eq!(
+            rfc822_size(b"* 4 FETCH (UID 9 RFC822.SIZE 5120)\r\n"),
+            Some(5120)
+        );
+        assert_eq!(seq_and_uid(b"* 4 FETCH (UID 9)\r\n"), Some((4, 9)));
+        assert_eq!(seq_and_uid(b"* OK x\r\n"), None);
+    }
+}

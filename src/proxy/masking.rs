@@ -1,0 +1,453 @@
+//! The masking filters of a logged-in session: every server message passes
+//! [`Masking`] on its way to the client, every client command passes
+//! [`CommandSide`] on its way to the server. Together they keep the one
+//! masked view of DESIGN.md: whatever a client fetches or searches, it
+//! sees the message as its mask plan says, and nothing else.
+//!
+//! For a FETCH response: the message is named by (account, mailbox,
+//! UIDVALIDITY, UID) — the mailbox and UIDVALIDITY from [`Selection`], the
+//! UID from the response (giftlock adds `UID` to sequence-number FETCHes).
+//! Its plan comes from the [`PlanStore`], or is made from the whole message
+//! when the response carries it, or from the whole message fetched on the
+//! session's second connection ([`Fetcher`]). A clean plan forwards the
+//! response untouched (no copy); otherwise each item is masked in a copy
+//! ([`view::mask_item`]).
+//!
+//! When giftlock cannot place an item or has no plan (no mailbox selected,
+//! the message is gone, the server answers in a form giftlock cannot
+//! decode), the item's bytes are scanned on their own as text and masked
+//! where a code shows. A message too large to scan is withheld: its content
+//! items are overwritten with a notice of the same length.
+
+use std::borrow::Cow;
+use std::collections::{HashSet, VecDeque};
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use tracing::{info, warn};
+
+use super::fetcher::{Fetcher, Whole};
+use super::relay::{CommandAction, CommandFilter, ContentFilter};
+use crate::audit::{MaskApplied, SessionAudit};
+use crate::detect::Detector;
+use crate::imap::response::{ContentItem, ContentKind, FetchContent, Inspection};
+use crate::imap::search::{self, Classified, SearchCommand, SearchKind};
+use crate::imap::selection::{self, Change, Selected, Selection};
+use crate::imap::view;
+use crate::mask::{self, FingerprintKey, MaskPlan, ScanLimits, ScanStatus};
+use crate::plan_store::{PlanKey, PlanStore};
+
+/// What every session's masking shares: the rules, the key, the cache.
+pub struct MaskingContext {
+    pub detector: Arc<Detector>,
+    pub key: Arc<FingerprintKey>,
+    pub store: Arc<PlanStore>,
+    pub limits: ScanLimits,
+}
+
+/// A search command sent and not yet answered.
+struct PendingSearch {
+    tag: Vec<u8>,
+    command: SearchCommand,
+}
+
+/// What both directions of one session know.
+#[derive(Default)]
+struct SessionState {
+    selection: Selection,
+    searches: VecDeque<PendingSearch>,
+}
+
+type State = Arc<Mutex<SessionState>>;
+
+fn lock(state: &State) -> std::sync::MutexGuard<'_, SessionState> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The client-side filter: selection and searches, `UID` added to FETCH.
+pub struct CommandSide {
+    state: State,
+}
+
+/// The server-side filter.
+pub struct Masking {
+    context: Arc<MaskingContext>,
+    account: String,
+    state: State,
+    fetcher: Fetcher,
+    audit: SessionAudit,
+    /// Messages whose masks were already recorded in this session.
+    audited: HashSet<PlanKey>,
+}
+
+/// Both filters of one session.
+pub fn for_session(
+    context: Arc<MaskingContext>,
+    account: String,
+    fetcher: Fetcher,
+    audit: SessionAudit,
+) -> (Masking, CommandSide) {
+    let state = State::default();
+    (
+        Masking {
+            context,
+            account,
+            state: state.clone(),
+            fetcher,
+            audit,
+            audited: HashSet::new(),
+        },
+        CommandSide { state },
+    )
+}
+
+const UNREADABLE_SEARCH: &str =
+    "giftlock does not pass on search keys it cannot read (X-GM-RAW and other free-text extensions)";
+const THREAD_CONTENT: &str =
+    "THREAD with a content criterion is not offered through giftlock (use SEARCH)";
+
+impl CommandFilter for CommandSide {
+    fn first_fragment(&mut self, fragment: &[u8], complete: bool) -> CommandAction {
+        if !complete {
+            return CommandAction::Forward;
+        }
+        match search::classify(fragment) {
+            Classified::Unreadable => return CommandAction::Refuse(UNREADABLE_SEARCH),
+            Classified::Search(SearchCommand {
+                kind: SearchKind::Thread,
+                content: true,
+                ..
+            }) => return CommandAction::Refuse(THREAD_CONTENT),
+            _ => {}
+        }
+        match selection::fetch_with_uid(fragment) {
+            Some(rewritten) => CommandAction::Replace(rewritten),
+            None => CommandAction::Forward,
+        }
+    }
+
+    fn completing(&mut self, message: &[u8]) {
+        let mut state = lock(&self.state);
+        state.selection.command(message);
+        let command = match search::classify(message) {
+            Classified::NotSearch => return,
+            Classified::Search(command) => command,
+            // Sent with a literal before giftlock could read it all: treat
+            // it as looking at content.
+            Classified::Unreadable => SearchCommand {
+                kind: match crate::imap::command::parse_head(message) {
+                    Some(h) if h.verb.eq_ignore_ascii_case(b"THREAD") => SearchKind::Thread,
+                    _ => SearchKind::Search,
+                },
+                uid: crate::imap::command::parse_head(message).is_some_and(|h| h.uid),
+                content: true,
+            },
+        };
+        let tag = crate::imap::command::parse_head(message)
+            .map(|h| h.tag.to_vec())
+            .unwrap_or_default();
+        state.searches.push_back(PendingSearch { tag, command });
+    }
+}
+
+impl ContentFilter for Masking {
+    async fn filter<'a>(
+        &'a mut self,
+        inspection: &'a Inspection,
+        message: &'a [u8],
+        literals: &'a [Range<usize>],
+    ) -> Cow<'a, [u8]> {
+        match inspection {
+            Inspection::Fetch(content) => self.mask_fetch(content, message).await,
+            Inspection::Unparsed => Cow::Owned(self.mask_unparsed(message, literals)),
+            Inspection::NoContent => self.other_response(message).await,
+        }
+    }
+}
+
+impl Masking {
+    fn selected(&self) -> Option<Selected> {
+        lock(&self.state).selection.current().cloned()
+    }
+
+    /// Responses without content: selection changes, search results.
+    async fn other_response<'m>(&mut self, message: &'m [u8]) -> Cow<'m, [u8]> {
+        let (change, search) = {
+            let mut state = lock(&self.state);
+            let change = state.selection.response(message);
+            let search = answer_to_search(&mut state.searches, message);
+            (change, search)
+        };
+        if let Change::Selected(s) = change {
+            self.context
+                .store
+                .uidvalidity_seen(&self.account, &s.display(), s.uidvalidity);
+        }
+        match search {
+            Some(SearchAnswer::Filter { uid }) => self.filter_search(message, uid).await,
+            Some(SearchAnswer::EmptyThread) => Cow::Borrowed(b"* THREAD\r\n"),
+            None => Cow::Borrowed(message),
+        }
+    }
+
+    async fn mask_fetch<'m>(&mut self, content: &FetchContent, message: &'m [u8]) -> Cow<'m, [u8]> {
+        let key = match (self.selected(), content.uid) {
+            (Some(selected), Some(uid)) => Some((selected, uid)),
+            _ => None,
+        };
+        let plan = match &key {
+            Some((selected, uid)) => {
+                self.plan_for(selected, *uid, Some((content, message)))
+                    .await
+            }
+            None => whole_item(content, message).map(|whole| Arc::new(self.plan_bytes(whole))),
+        };
+        let Some(plan) = plan else {
+            let mut out = message.to_vec();
+            for item in &content.items {
+                self.mask_alone(&mut out[item.range.clone()]);
+            }
+            return Cow::Owned(out);
+        };
+        if plan.is_clean() {
+            return Cow::Borrowed(message);
+        }
+        let mut out = message.to_vec();
+        for item in &content.items {
+            self.mask_item(&plan, item, &mut out[item.range.clone()]);
+        }
+        if let Some((selected, uid)) = key {
+            self.record_masks(&selected, uid, &plan).await;
+        }
+        Cow::Owned(out)
+    }
+
+    fn mask_item(&self, plan: &MaskPlan, item: &ContentItem, data: &mut [u8]) {
+        if let ScanStatus::TooLarge { .. } = plan.status {
+            // ENVELOPE's subject is a header field: hidden, not withheld.
+            match item.kind {
+                ContentKind::EnvelopeSubject => view::hide_alphanumerics(data),
+                _ => view::withhold(data),
+            }
+            return;
+        }
+        if view::mask_item(plan, &item.kind, data).is_err() {
+            self.mask_alone(data);
+        }
+    }
+
+    /// Scans bytes giftlock cannot place in a plan on their own, as text.
+    fn mask_alone(&self, data: &mut [u8]) {
+        let patches = mask::plan_fragment(data, self.context.detector.as_ref(), &self.context.key);
+        mask::apply_patches(&patches, data, 0);
+    }
+
+    /// A FETCH response imap-codec cannot decode: every literal and every
+    /// line is scanned on its own.
+    fn mask_unparsed(&self, message: &[u8], literals: &[Range<usize>]) -> Vec<u8> {
+        let mut out = message.to_vec();
+        let mut cursor = 0;
+        for literal in literals
+            .iter()
+            .chain(std::iter::once(&(message.len()..message.len())))
+        {
+            if let Some(lines) = out.get_mut(cursor..literal.start) {
+                self.mask_alone(lines);
+            }
+            if let Some(data) = out.get_mut(literal.clone()) {
+                self.mask_alone(data);
+            }
+            cursor = literal.end;
+        }
+        out
+    }
+
+    /// The plan of message `uid`: cached, or made from the whole message in
+    /// `response` if it carries it, or from the message fetched whole.
+    async fn plan_for(
+        &mut self,
+        selected: &Selected,
+        uid: u32,
+        response: Option<(&FetchContent, &[u8])>,
+    ) -> Option<Arc<MaskPlan>> {
+        let key = PlanKey {
+            account: self.account.clone(),
+            mailbox: selected.display(),
+            uidvalidity: selected.uidvalidity,
+            uid,
+        };
+        let whole = response.and_then(|(content, message)| whole_item(content, message));
+        if let Some(plan) = self.context.store.get(&key) {
+            // A whole message of another length is not the planned one.
+            if whole.is_none_or(|w| w.len() == plan.message_len) {
+                return Some(plan);
+            }
+        }
+        let plan = match whole {
+            Some(raw) => self.plan_bytes(raw),
+            None => match self
+                .fetcher
+                .whole_message(selected, uid, self.context.limits.max_message_bytes)
+                .await
+            {
+                Ok(Whole::Message(raw)) => self.plan_bytes(&raw),
+                Ok(Whole::TooLarge(size)) => MaskPlan {
+                    message_len: size,
+                    patches: Vec::new(),
+                    parts: Vec::new(),
+                    sections: Vec::new(),
+                    fields: Vec::new(),
+                    masks: Vec::new(),
+                    status: ScanStatus::TooLarge {
+                        message_len: size,
+                        limit: self.context.limits.max_message_bytes,
+                    },
+                    message_id_hash: None,
+                },
+                Ok(Whole::Gone) => return None,
+                Err(e) => {
+                    warn!(account = %self.account, mailbox = %key.mailbox, uid, error = %e, "cannot fetch a message to scan it");
+                    return None;
+                }
+            },
+        };
+        info!(
+            account = %self.account,
+            mailbox = %key.mailbox,
+            uid,
+            masks = plan.masks.len(),
+            "message scanned"
+        );
+        Some(self.context.store.put(&key, plan))
+    }
+
+    fn plan_bytes(&self, raw: &[u8]) -> MaskPlan {
+        // Scanning is CPU work of a few milliseconds per message; it runs
+        // once per message, on this session's task.
+        mask::plan_message(
+            raw,
+            &self.context.detector,
+            &self.context.key,
+            &self.context.limits,
+        )
+    }
+
+    /// The masks of a message sent to this client, once per session.
+    async fn record_masks(&mut self, selected: &Selected, uid: u32, plan: &MaskPlan) {
+        let key = PlanKey {
+            account: self.account.clone(),
+            mailbox: selected.display(),
+            uidvalidity: selected.uidvalidity,
+            uid,
+        };
+        if !self.audited.insert(key) {
+            return;
+        }
+        let mailbox = selected.display();
+        for m in &plan.masks {
+            self.audit
+                .mask_applied(MaskApplied {
+                    mailbox: &mailbox,
+                    uidvalidity: selected.uidvalidity,
+                    uid,
+                    message_id_hash: plan.message_id_hash.as_deref(),
+                    rule: &m.rule,
+                    handle: m.handle.as_deref().unwrap_or(""),
+                    fingerprint: &m.fingerprint,
+                })
+                .await;
+        }
+    }
+
+    /// A `* SEARCH` / `* SORT` line answering a content search: messages
+    /// that carry masks are taken out (see [`crate::imap::search`]).
+    async fn filter_search<'m>(&mut self, message: &'m [u8], uid_mode: bool) -> Cow<'m, [u8]> {
+        let Some(result) = search::parse_result(message) else {
+            return Cow::Borrowed(message);
+        };
+        let Some(selected) = self.selected() else {
+            return Cow::Owned(search::rewrite_result(message, |_| false));
+        };
+        let pairs: Vec<(u32, u32)> = if uid_mode {
+            result.numbers.iter().map(|&n| (n, n)).collect()
+        } else {
+            match self.fetcher.uids(&selected, &result.numbers).await {
+                Ok(pairs) => pairs,
+                Err(e) => {
+                    warn!(error = %e, "cannot map search results to UIDs; withheld");
+                    Vec::new()
+                }
+            }
+        };
+        let mut keep = HashSet::new();
+        for (number, uid) in pairs {
+            let clean = self
+                .plan_for(&selected, uid, None)
+                .await
+                .is_some_and(|p| p.is_clean());
+            if clean {
+                keep.insert(number);
+            }
+        }
+        Cow::Owned(search::rewrite_result(message, |n| keep.contains(&n)))
+    }
+}
+
+/// What to do with a response to a pending search.
+enum SearchAnswer {
+    Filter { uid: bool },
+    EmptyThread,
+}
+
+/// Attributes `message` to the pending searches: a tagged answer ends one;
+/// a result line is filtered when any pending search looks at content
+/// (pipelined searches answer in order, but filtering too much is safe).
+fn answer_to_search(
+    searches: &mut VecDeque<PendingSearch>,
+    message: &[u8],
+) -> Option<SearchAnswer> {
+    if searches.is_empty() {
+        return None;
+    }
+    if let Some(done) = searches.iter().position(|s| {
+        message
+            .strip_prefix(s.tag.as_slice())
+            .is_some_and(|rest| rest.starts_with(b" "))
+    }) {
+        searches.remove(done);
+        return None;
+    }
+    let content = searches.iter().find(|s| s.command.content)?;
+    let is = |verb: &[u8]| {
+        message.len() > verb.len() + 2
+            && message[2..2 + verb.len()].eq_ignore_ascii_case(verb)
+            && message.starts_with(b"* ")
+    };
+    if is(b"THREAD") {
+        return Some(SearchAnswer::EmptyThread);
+    }
+    if is(b"SEARCH") || is(b"SORT") {
+        return Some(SearchAnswer::Filter {
+            uid: content.command.uid,
+        });
+    }
+    None
+}
+
+/// The bytes of an item that is the whole message, if the response has one.
+fn whole_item<'m>(content: &FetchContent, message: &'m [u8]) -> Option<&'m [u8]> {
+    content
+        .items
+        .iter()
+        .find(|i| {
+            matches!(
+                i.kind,
+                ContentKind::Rfc822
+                    | ContentKind::Body {
+                        section: None,
+                        origin: None
+                    }
+            )
+        })
+        .and_then(|i| message.get(i.range.clone()))
+}
