@@ -8,7 +8,6 @@
 mod common;
 mod mask_support;
 
-use common::*;
 use mask_support::*;
 
 #[test]

@@ -22,6 +22,15 @@ import sys
 from mask_common import Catalogue, ImapError, Raw, message_leaks, raw_leaks, read_password
 
 
+def flat_bytes(value):
+    """Every string in a FETCH value (a literal, or ENVELOPE's nested lists)."""
+    if isinstance(value, bytes):
+        return [value]
+    if isinstance(value, list):
+        return [b for v in value for b in flat_bytes(v)]
+    return []
+
+
 def scenario_fetch(args, cat):
     codes = cat.all_codes()
     failures, fetched = [], 0
@@ -44,7 +53,7 @@ def scenario_fetch(args, cat):
             continue
         for form in args.form:
             items, tagged = proxy.fetch(uid, f"({form})")
-            values = [v for k, v in items.items() if k not in ("UID", "FLAGS") and isinstance(v, bytes)]
+            values = [v for k, v in items.items() if k not in ("UID", "FLAGS") for v in flat_bytes(v)]
             if not values:
                 failures.append(f"{name} uid {uid} {form}: no content through giftlock: {tagged[:60]!r}")
                 continue

@@ -13,7 +13,8 @@ giftlock):
   each returned line equals M at the offset of the same direct line.
 * BINARY.PEEK[n]: the transfer-decoded part n of M (python's email module;
   the same decoder must reproduce Dovecot's direct BINARY), no code in it;
-  BINARY.SIZE[n] equals its length and the direct size.
+  BINARY.SIZE[n] equals its length and the direct size; partial
+  BINARY.PEEK[n]<k.N> is the same decoded bytes at the same offsets.
 * BODY.PEEK[]<k*N.N> for N = 64, 1000, 65536 re-assembles to M.
 * Sequence-number FETCH BODY.PEEK[] and a combined multi-item FETCH agree.
 * ENVELOPE has no code in its subject; RFC822.SIZE, BODYSTRUCTURE and BODY
@@ -228,6 +229,17 @@ def check_message(ck, direct, proxy, uid, seq, name, codes):
         ck.expect(Bp == expected, f"{where}: not the decoded part of the masked view (offset {first_diff(Bp, expected)})")
         leaks = binary_text_leaks(D, spec, Bp, codes)
         ck.expect(not leaks, f"{where}: labelled code #{leaks} in the decoded part")
+        # Partial BINARY (imapflow downloads parts as BINARY.PEEK[n]<0.65536>
+        # chunks): the same decoded bytes at the same decoded offsets.
+        for start, length in ((0, 65536), (0, 64), (len(expected) // 3, 40)):
+            where = f"{where0} BINARY.PEEK[{spec}]<{start}.{length}>"
+            items, tagged = proxy.fetch(uid, f"(BINARY.PEEK[{spec}]<{start}.{length}>)")
+            chunk = items.get(f"BINARY[{spec}]<{start}>")
+            if ck.expect(isinstance(chunk, bytes), f"{where}: no content through giftlock: {tagged[:60]!r}"):
+                want = expected[start : start + length]
+                leaks = raw_leaks(chunk, codes)
+                ck.expect(not leaks, f"{where}: labelled code #{leaks} in the raw bytes")
+                ck.expect(chunk == want, f"{where}: not the masked decoded part at decoded offset {start + first_diff(chunk, want)}")
 
     for n in CHUNKS:
         where = f"{where0} BODY.PEEK[]<k*{n}.{n}>"
