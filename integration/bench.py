@@ -18,6 +18,11 @@ both alike, it measures:
   * latency: NOOP round trip, median (and p90) of --noops sequential NOOPs;
 
 and prints the throughput ratio (proxied / direct) and the added latency.
+With --coded-every N every N-th message carries a gift-card code (masked
+through giftlock; the byte counts still match, masks keep lengths). With
+--baseline BINARY a second giftlock (for example a pass-through build of an
+older commit) is measured alongside. The first proxied fetch scans every
+message once and is reported on its own; the rounds read the plan cache.
 The client is one raw-socket Python reader used for both sides, so its own
 cost is the same on both. Not run in CI.
 """
@@ -152,12 +157,12 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def start_dovecot(work, count, seed, big_mb):
+def start_dovecot(work, count, seed, big_mb, coded_every):
     dc = os.path.join(work, "dovecot")
     out = run([os.path.join(HERE, "dovecot.sh"), "start", dc], capture_output=True, text=True).stdout
     env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     t = time.perf_counter()
-    run([os.path.join(HERE, "dovecot.sh"), "fill", dc, USER, str(count), str(seed), str(big_mb)])
+    run([os.path.join(HERE, "dovecot.sh"), "fill", dc, USER, str(count), str(seed), str(big_mb), str(coded_every)])
     print(f"generated {count} messages in {time.perf_counter() - t:.1f} s", flush=True)
     return dc, env
 
@@ -185,7 +190,7 @@ def free_port():
     return port
 
 
-def start_giftlock(binary, work, env):
+def start_giftlock(binary, work, env, name="giftlock"):
     plain_port, tls_port = free_port(), free_port()
     h = password_hash(binary)
     accounts = ""
@@ -199,16 +204,16 @@ def start_giftlock(binary, work, env):
             f'ca_file = "{env["CA_FILE"]}"\n{extra}'
         )
     config = (
-        f'[general]\nstate_dir = "{work}/giftlock-state"\n'
+        f'[general]\nstate_dir = "{work}/{name}-state"\n'
         f"[limits]\nmax_message_bytes = 268435456\n"
         f'[[listeners]]\naddress = "127.0.0.1:{plain_port}"\ntls = "none"\n'
         f'[[listeners]]\naddress = "127.0.0.1:{tls_port}"\ntls = "implicit"\n'
         f'cert = "{env["CERT_FILE"]}"\nkey = "{env["KEY_FILE"]}"\n' + accounts
     )
-    path = os.path.join(work, "giftlock.toml")
+    path = os.path.join(work, f"{name}.toml")
     with open(path, "w") as f:
         f.write(config)
-    log = open(os.path.join(work, "giftlock.log"), "wb")
+    log = open(os.path.join(work, f"{name}.log"), "wb")
     proc = subprocess.Popen(
         [binary, "serve", "--config", path],
         stdout=log,
@@ -225,7 +230,7 @@ def start_giftlock(binary, work, env):
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     proc.kill()
-                    sys.exit(f"bench: giftlock did not start; see {work}/giftlock.log")
+                    sys.exit(f"bench: giftlock did not start; see {work}/{name}.log")
                 time.sleep(0.05)
     return proc, plain_port, tls_port
 
@@ -237,6 +242,8 @@ def main():
     p.add_argument("--big-mb", type=int, default=6)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--noops", type=int, default=200)
+    p.add_argument("--coded-every", type=int, default=0, help="every N-th message carries a gift-card code")
+    p.add_argument("--baseline", help="a second giftlock binary (e.g. a pass-through build) measured alongside")
     p.add_argument("--direct-only", action="store_true", help="measure Dovecot directly only")
     p.add_argument("--giftlock", help="giftlock binary to use instead of building the release one")
     p.add_argument("--keep", action="store_true", help="keep the temp dir")
@@ -245,12 +252,13 @@ def main():
     work = tempfile.mkdtemp(prefix="giftlock-bench-")
     os.chmod(work, 0o755)  # Dovecot's unprivileged processes read below it
     proc = None
+    baseline = None
     dc = None
     try:
         binary = None
         if not args.direct_only:
             binary = args.giftlock or build_giftlock()
-        dc, env = start_dovecot(work, args.count, args.seed, args.big_mb)
+        dc, env = start_dovecot(work, args.count, args.seed, args.big_mb, args.coded_every)
         ca = env["CA_FILE"]
         paths = {
             "plain": {"direct": dict(port=int(env["IMAP_PORT"]), tls=False, ca=ca, user=USER, password=UPSTREAM_PASSWORD)},
@@ -260,11 +268,18 @@ def main():
             proc, plain_port, tls_port = start_giftlock(binary, work, env)
             paths["plain"]["giftlock"] = dict(port=plain_port, tls=False, ca=ca, user="bench-plain", password=LOCAL_PASSWORD)
             paths["tls"]["giftlock"] = dict(port=tls_port, tls=True, ca=ca, user="bench-tls", password=LOCAL_PASSWORD)
+        if args.baseline:
+            baseline, plain_port, tls_port = start_giftlock(args.baseline, work, env, "baseline")
+            paths["plain"]["baseline"] = dict(port=plain_port, tls=False, ca=ca, user="bench-plain", password=LOCAL_PASSWORD)
+            paths["tls"]["baseline"] = dict(port=tls_port, tls=True, ca=ca, user="bench-tls", password=LOCAL_PASSWORD)
 
-        # Warm Dovecot's index and the page cache once per endpoint.
-        for sides in paths.values():
-            for endpoint in sides.values():
-                measure_fetch(endpoint)
+        # Warm Dovecot's index and the page cache once per endpoint; the
+        # first proxied fetch also fills giftlock's plan cache (each message
+        # scanned once), so it is reported on its own.
+        for path, sides in paths.items():
+            for side, endpoint in sides.items():
+                nbytes, secs = measure_fetch(endpoint)
+                print(f"first fetch {path:6} {side:9} {nbytes / 1e6:8.1f} MB {nbytes / secs / 1e6:9.1f} MB/s", flush=True)
 
         print(f"\nmailbox: {args.count} messages; {args.rounds} fetch rounds, {args.noops} NOOPs per endpoint\n")
         print(f"{'path':6} {'side':9} {'MB':>8} {'MB/s':>9} {'NOOP med µs':>12} {'p90 µs':>8}")
@@ -296,7 +311,15 @@ def main():
                     f"{path}: throughput ratio giftlock/direct = {g['rate'] / d['rate']:.3f}; "
                     f"added NOOP latency = {(g['noop'] - d['noop']) * 1e6:.0f} µs (median)"
                 )
+                if (path, "baseline") in results:
+                    b = results[(path, "baseline")]
+                    print(
+                        f"{path}: baseline/direct = {b['rate'] / d['rate']:.3f}; "
+                        f"giftlock/baseline = {g['rate'] / b['rate']:.3f}"
+                    )
     finally:
+        if baseline:
+            baseline.kill()
         if proc:
             proc.kill()
             proc.wait()

@@ -305,10 +305,10 @@ mail_owner() {
 }
 
 cmd_fill() {
-	local dir="$1" user="$2" count="$3" seed="$4" big_mb="${5:-6}" maildir
+	local dir="$1" user="$2" count="$3" seed="$4" big_mb="${5:-6}" coded_every="${6:-0}" maildir
 	maildir="$(maildir_of "$dir" "$user")"
 	python3 "$here/gen-mail.py" --count "$count" --seed "$seed" --big-mb "$big_mb" \
-		--out "$maildir" --format maildir --owner "$(mail_owner "$dir")"
+		--coded-every "$coded_every" --out "$maildir" --format maildir --owner "$(mail_owner "$dir")"
 }
 
 cmd_add() {
@@ -334,7 +334,7 @@ main() {
 	start) cmd_start "$1" ;;
 	stop) cmd_stop "$1" ;;
 	fill)
-		[[ $# -ge 4 ]] || die "usage: $0 fill DIR USER COUNT SEED [BIG_MB]"
+		[[ $# -ge 4 ]] || die "usage: $0 fill DIR USER COUNT SEED [BIG_MB [CODED_EVERY]]"
 		cmd_fill "$@"
 		;;
 	add)

@@ -195,12 +195,31 @@ def msg_attachment(rng, i):
 
 SHAPES = [(msg_plain, 45), (msg_japanese, 20), (msg_html, 20), (msg_attachment, 15)]
 
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
-def generate(count, seed, big_mb):
-    """Yields (index, bytes) for messages 1..count."""
+
+def msg_gift(rng, i):
+    """An Amazon.com gift card mail with a random (synthetic) claim code."""
+    code = "-".join("".join(rng.choice(CODE_ALPHABET) for _ in range(n)) for n in (4, 6, 5))
+    text = english_text(rng, rng.randint(1_000, 4_000))
+    body = (
+        f"Hello,\n\nYou have received an Amazon.com Gift Card.\n\nClaim code: {code}\n"
+        f"Amount: $25.00\n\nTo redeem, visit amazon.com/redeem and enter the claim code.\n\n{text}"
+    )
+    extra = ["Content-Type: text/plain; charset=us-ascii", "Content-Transfer-Encoding: 7bit"]
+    h = headers(rng, i, f"Your Amazon.com Gift Card #{i}", extra)
+    return h.replace("From: ", "From: Amazon.com <gc-orders@gc.email.amazon.com>\nX-Original-From: ", 1) + body
+
+
+def generate(count, seed, big_mb, coded_every=0):
+    """Yields (index, bytes) for messages 1..count; every `coded_every`-th
+    one carries a gift-card code."""
     rng = random.Random(seed)
     shapes = [s for s, w in SHAPES for _ in range(w)]
     for i in range(1, count + 1):
+        if coded_every and i % coded_every == 0:
+            yield i, msg_gift(rng, i).encode("utf-8")
+            continue
         if i == 1 and big_mb > 0:
             # base64 grows 3 -> 4 bytes: the whole message is just over BIG_MB MiB.
             text = attachment_message(rng, i, big_mb * 1024 * 1024 * 3 // 4 + 4096, f"Large archive #{i}")
@@ -236,6 +255,7 @@ def main():
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--big-mb", type=int, default=6, help="size of message 1 in MiB (0: no large message)")
+    p.add_argument("--coded-every", type=int, default=0, help="every N-th message carries a gift-card code (0: none)")
     p.add_argument("--out", required=True)
     p.add_argument("--format", choices=["maildir", "eml"], default="maildir")
     p.add_argument("--owner", help="UID:GID to own delivered Maildir files")
@@ -243,7 +263,7 @@ def main():
     if args.count < 1:
         sys.exit("gen-mail.py: --count must be at least 1")
     owner = tuple(int(x) for x in args.owner.split(":")) if args.owner else None
-    messages = generate(args.count, args.seed, args.big_mb)
+    messages = generate(args.count, args.seed, args.big_mb, args.coded_every)
     if args.format == "maildir":
         write_maildir(args.out, messages, owner)
     else:

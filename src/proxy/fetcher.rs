@@ -1,11 +1,16 @@
-//! The second upstream connection of a session: it fetches whole messages
-//! when a client asks for a section or a partial of a message giftlock has
-//! no plan for yet, and maps sequence numbers of search results to UIDs.
+//! giftlock's own upstream connection per account: it fetches whole
+//! messages when a client asks for a section or a partial of a message
+//! giftlock has no plan for yet, and maps sequence numbers of search results
+//! to UIDs.
 //!
-//! It logs in with the account's credentials on first use, EXAMINEs (read
-//! only) the client's mailbox, checks that the UIDVALIDITY is the one the
-//! client sees, and fetches with `BODY.PEEK[]`, so `\Seen` is never set by
-//! giftlock. Any failure drops the connection; the next use reconnects.
+//! One connection per account, shared by that account's sessions (servers
+//! limit connections per user, and phones already open several), used by
+//! one session at a time. It logs in with the account's credentials on
+//! first use, EXAMINEs (read only) the client's mailbox, checks that the
+//! UIDVALIDITY is the one the client sees, and fetches with `BODY.PEEK[]`,
+//! so `\Seen` is never set by giftlock. A failure drops the connection; a
+//! command that failed on a connection kept from earlier (the server may
+//! have logged it out meanwhile) is tried once more on a new one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,24 +53,28 @@ pub enum Whole {
 /// Sees each untagged response of a command: the message and its literals.
 type EachResponse<'a> = dyn FnMut(&[u8], &[std::ops::Range<usize>]) + Send + 'a;
 
-struct Conn {
+pub struct Conn {
     reader: FramedReader<BoxedStream>,
     examined: Option<Selected>,
     next_tag: u32,
 }
 
+/// An account's fetch connection, if one is open; kept in [`Shared`].
+pub type Slot = Arc<tokio::sync::Mutex<Option<Conn>>>;
+
 pub struct Fetcher {
     shared: Arc<Shared>,
     account: Account,
-    conn: Option<Conn>,
+    slot: Slot,
 }
 
 impl Fetcher {
     pub fn new(shared: Arc<Shared>, account: Account) -> Fetcher {
+        let slot = shared.fetch_slot(&account.name);
         Fetcher {
             shared,
             account,
-            conn: None,
+            slot,
         }
     }
 
@@ -151,36 +160,60 @@ impl Fetcher {
         mut each: impl FnMut(&[u8], &[std::ops::Range<usize>]) + Send,
     ) -> Result<(), FetchError> {
         let secs = self.shared.config().limits.upstream_timeout_secs;
+        let mut slot = self.slot.lock().await;
+        let kept = slot.is_some();
+        let mut result = self
+            .attempt(&mut slot, mailbox, name, command, &mut each, secs)
+            .await;
+        if result.is_err() && kept {
+            result = self
+                .attempt(&mut slot, mailbox, name, command, &mut each, secs)
+                .await;
+        }
+        result
+    }
+
+    async fn attempt(
+        &self,
+        slot: &mut Option<Conn>,
+        mailbox: &Selected,
+        name: &'static str,
+        command: &[u8],
+        each: &mut EachResponse<'_>,
+        secs: u64,
+    ) -> Result<(), FetchError> {
         let work = async {
-            self.ensure_examined(mailbox).await?;
-            let conn = self.conn.as_mut().ok_or(FetchError::Timeout(0))?;
-            conn.command(name, command, &mut each).await
+            let conn = self.examined(slot, mailbox).await?;
+            conn.command(name, command, each).await
         };
         let result = match tokio::time::timeout(Duration::from_secs(secs), work).await {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout(secs)),
         };
         if result.is_err() {
-            self.conn = None;
+            *slot = None;
         }
         result
     }
 
-    async fn ensure_examined(&mut self, mailbox: &Selected) -> Result<(), FetchError> {
-        if self.conn.is_none() {
+    /// The connection, logged in and with `mailbox` examined.
+    async fn examined<'s>(
+        &self,
+        slot: &'s mut Option<Conn>,
+        mailbox: &Selected,
+    ) -> Result<&'s mut Conn, FetchError> {
+        if slot.is_none() {
             let config = self.shared.config();
             let logged_in = self.shared.login_upstream(&self.account, &config).await?;
-            self.conn = Some(Conn {
+            *slot = Some(Conn {
                 reader: logged_in.reader,
                 examined: None,
                 next_tag: 1,
             });
         }
-        let Some(conn) = self.conn.as_mut() else {
-            return Ok(());
-        };
+        let conn = slot.as_mut().ok_or(FetchError::Timeout(0))?;
         if conn.examined.as_ref() == Some(mailbox) {
-            return Ok(());
+            return Ok(conn);
         }
         conn.examined = None;
         let mut seen = None;
@@ -192,7 +225,7 @@ impl Fetcher {
         match seen {
             Some(v) if v == mailbox.uidvalidity => {
                 conn.examined = Some(mailbox.clone());
-                Ok(())
+                Ok(conn)
             }
             Some(v) => Err(FetchError::UidValidity {
                 seen: v,

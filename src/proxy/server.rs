@@ -54,6 +54,8 @@ pub struct Shared {
     /// Detector, fingerprint key and plan cache; rebuilt when a reload
     /// changes the rules.
     masking: RwLock<Arc<MaskingContext>>,
+    /// giftlock's own fetch connection per account.
+    fetch_slots: Mutex<HashMap<String, super::fetcher::Slot>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +122,16 @@ impl Shared {
         self.masking
             .read()
             .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The fetch connection slot of `account`, shared by its sessions.
+    pub fn fetch_slot(&self, account: &str) -> super::fetcher::Slot {
+        self.fetch_slots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(account.to_string())
+            .or_default()
             .clone()
     }
 
@@ -234,6 +246,7 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         stopping: watch::channel(false).0,
         audit,
         masking: RwLock::new(Arc::new(masking)),
+        fetch_slots: Mutex::new(HashMap::new()),
     });
     // Every session task holds a clone of `open`; `recv` on `all_closed`
     // returns None once the last one is dropped.
