@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""SEARCH through giftlock is no oracle for masked codes.
+
+giftlock's rule: a message carrying masks never matches a content criterion
+(BODY, TEXT, HEADER, SUBJECT) through giftlock; every other message matches
+as it does directly. So for each content search S, through giftlock
+  result(S) == direct result(S) - {messages with labelled codes}
+and each non-content search equals direct. Checked, before and after every
+message was fetched (scanned) through giftlock, for:
+
+* UID SEARCH BODY / TEXT / SUBJECT / HEADER SUBJECT "<prefix of each code>",
+  plain SEARCH BODY (sequence numbers), ESEARCH (UID SEARCH RETURN (ALL)
+  BODY ...; a NO or BAD refusal also passes) and the prefix sent as a
+  synchronising literal;
+* no oracle whatever the rule: a masked message's membership in
+  UID SEARCH NOT BODY "<real prefix>" equals its membership in
+  UID SEARCH NOT BODY "<a made-up prefix of the same shape>";
+* ham words (BODY, TEXT) still find their ham message through giftlock;
+* ALL, FROM, LARGER, SMALLER, UID ranges, SINCE equal direct;
+* SEARCH X-GM-RAW gets a tagged BAD; UID SORT / UID THREAD with a content
+  criterion get a tagged NO or BAD, never results.
+
+Output: one JSON line {searches, direct_hits, checks, failures}; never a
+code (failures name the message file and the code's index). Exit 0 when
+no failure, 1 otherwise, 2 on errors.
+"""
+
+import argparse
+import email
+import email.policy
+import json
+import re
+import sys
+
+from mask_common import Catalogue, ImapError, Raw, read_password
+
+
+class Checker:
+    def __init__(self):
+        self.checks = 0
+        self.failures = []
+        self.searches = 0
+        self.direct_hits = 0
+
+    def expect(self, cond, what):
+        self.checks += 1
+        if not cond:
+            self.failures.append(what)
+        return cond
+
+
+def uids_of(untagged, tagged, seq_to_uid=None):
+    """UIDs in `* SEARCH` / `* SORT` / `* ESEARCH ... ALL set` responses."""
+    out = set()
+    for r in untagged:
+        m = re.match(rb"\* (SEARCH|SORT)((?: \d+)*)", r)
+        if m:
+            out |= {int(x) for x in m.group(2).split()}
+        m = re.match(rb"\* ESEARCH .*?\bALL ([\d:,]+)", r)
+        if m:
+            for piece in m.group(1).split(b","):
+                a, _, b = piece.partition(b":")
+                lo, hi = int(a), int(b or a)
+                out |= set(range(min(lo, hi), max(lo, hi) + 1)) if abs(hi - lo) < 100000 else set()
+    if seq_to_uid is not None:
+        out = {seq_to_uid.get(s, -s) for s in out}
+    return out
+
+
+def status(tagged):
+    m = re.match(rb"\S+ (OK|NO|BAD)", tagged)
+    return m.group(1).decode() if m else "?"
+
+
+def answer_text(tagged):
+    """A tagged line without its tag and Dovecot's timing "(0.001 + 0.000 secs)"."""
+    text = tagged.split(b" ", 1)[-1]
+    return re.sub(rb"\s*\([\d.]+(?: \+ [\d.]+)* secs\)", b"", text).strip()
+
+
+def quoted(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def fake_like(code):
+    """A string of the same shape as `code` (letters for letters, digits for
+    digits) that is not a labelled code."""
+    out = []
+    for i, ch in enumerate(code):
+        if ch.isdigit():
+            out.append(str((int(ch) + 3 + i) % 10))
+        elif ch.isalpha():
+            out.append(chr((ord(ch.upper()) - 65 + 7 + i) % 26 + 65))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def literal_search(conn, criterion, value):
+    """UID SEARCH <criterion> {n} with the value as a synchronising literal."""
+    data = value.encode()
+    tag = conn.send(f"UID SEARCH {criterion} {{{len(data)}}}")
+    cont = conn.read_response()
+    if not cont.startswith(b"+"):
+        return [], cont
+    conn.sock.sendall(data + b"\r\n")
+    return conn.wait(tag)
+
+
+def ham_words(raw):
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    for part in msg.walk():
+        if part.get_content_maintype() == "text" and not part.is_multipart():
+            text = (part.get_payload(decode=True) or b"").decode("ascii", "replace")
+            for w in re.findall(r"\b[A-Za-z]{6,}\b", text):
+                return [w]
+    return []
+
+
+def run_checks(ck, direct, proxy, gift, ham, seq_to_uid, phase):
+    masked = set(gift)
+
+    def content(criterion, value, label):
+        ck.searches += 1
+        cmd = f"UID SEARCH {criterion} {quoted(value)}"
+        d_un, d_tag = direct.command(cmd)
+        p_un, p_tag = proxy.command(cmd)
+        d = uids_of(d_un, d_tag)
+        p = uids_of(p_un, p_tag)
+        where = f"{phase}: UID SEARCH {criterion} <{label}>"
+        if ck.expect(status(p_tag) == "OK", f"{where}: {status(p_tag)} through giftlock"):
+            ck.expect(p == d - masked, f"{where}: giftlock returned {sorted(p)}, expected {sorted(d - masked)}")
+        return d, p
+
+    for uid, (name, codes) in sorted(gift.items()):
+        for i, code in enumerate(codes):
+            prefix = code[:8]
+            label = f"prefix of code #{i} of {name}"
+            for criterion in ("BODY", "TEXT", "SUBJECT", "HEADER SUBJECT"):
+                d, p = content(criterion, prefix, label)
+                if uid in d:
+                    ck.direct_hits += 1
+                ck.expect(uid not in p, f"{phase}: UID SEARCH {criterion} <{label}> found uid {uid} through giftlock")
+            where = f"{phase}: SEARCH BODY <{label}>"
+            d_un, d_tag = direct.command(f"SEARCH BODY {quoted(prefix)}")
+            p_un, p_tag = proxy.command(f"SEARCH BODY {quoted(prefix)}")
+            d, p = uids_of(d_un, d_tag, seq_to_uid), uids_of(p_un, p_tag, seq_to_uid)
+            if ck.expect(status(p_tag) == "OK", f"{where}: {status(p_tag)} through giftlock"):
+                ck.expect(p == d - masked, f"{where}: giftlock returned uids {sorted(p)}, expected {sorted(d - masked)}")
+            where = f"{phase}: UID SEARCH RETURN (ALL) BODY <{label}>"
+            d_un, d_tag = direct.command(f"UID SEARCH RETURN (ALL) BODY {quoted(prefix)}")
+            p_un, p_tag = proxy.command(f"UID SEARCH RETURN (ALL) BODY {quoted(prefix)}")
+            if status(p_tag) == "OK":
+                d, p = uids_of(d_un, d_tag), uids_of(p_un, p_tag)
+                ck.expect(p == d - masked, f"{where}: giftlock returned {sorted(p)}, expected {sorted(d - masked)}")
+            else:
+                ck.expect(status(p_tag) in ("NO", "BAD"), f"{where}: no tagged answer")
+            where = f"{phase}: UID SEARCH BODY {{literal}} <{label}>"
+            d_un, d_tag = literal_search(direct, "BODY", prefix)
+            p_un, p_tag = literal_search(proxy, "BODY", prefix)
+            if status(p_tag) == "OK":
+                d, p = uids_of(d_un, d_tag), uids_of(p_un, p_tag)
+                ck.expect(p == d - masked, f"{where}: giftlock returned {sorted(p)}, expected {sorted(d - masked)}")
+            else:
+                ck.expect(status(p_tag) in ("NO", "BAD"), f"{where}: no tagged answer: {p_tag[:40]!r}")
+            where = f"{phase}: UID SEARCH NOT BODY <{label}> vs a made-up prefix"
+            real_un, real_tag = proxy.command(f"UID SEARCH NOT BODY {quoted(prefix)}")
+            fake_un, fake_tag = proxy.command(f"UID SEARCH NOT BODY {quoted(fake_like(code)[:8])}")
+            real, fake = uids_of(real_un, real_tag), uids_of(fake_un, fake_tag)
+            ck.expect(status(real_tag) == status(fake_tag), f"{where}: answers differ")
+            ck.expect((uid in real) == (uid in fake), f"{where}: uid {uid} membership reveals the prefix")
+
+    for uid, (name, raw) in sorted(ham.items()):
+        for word in ham_words(raw):
+            for criterion in ("BODY", "TEXT"):
+                d, p = content(criterion, word, f"a word of {name}")
+                ck.expect(uid in d and uid in p, f"{phase}: UID SEARCH {criterion} <a word of {name}>: uid {uid} not found (direct {uid in d}, giftlock {uid in p})")
+
+    for criterion in ("ALL", 'FROM "example"', "LARGER 10", "SMALLER 5000", "UID 2:9", "SINCE 1-Jan-2000", "NOT LARGER 3000"):
+        ck.searches += 1
+        d_un, d_tag = direct.command(f"UID SEARCH {criterion}")
+        p_un, p_tag = proxy.command(f"UID SEARCH {criterion}")
+        d, p = uids_of(d_un, d_tag), uids_of(p_un, p_tag)
+        ck.expect(status(p_tag) == "OK" and p == d, f"{phase}: UID SEARCH {criterion}: giftlock {status(p_tag)} {sorted(p)}, direct {sorted(d)}")
+
+    _, tagged = proxy.command('SEARCH X-GM-RAW "foo"')
+    _, d_tagged = direct.command('SEARCH X-GM-RAW "foo"')
+    ck.expect(status(tagged) == "BAD", f"{phase}: SEARCH X-GM-RAW got {status(tagged)}, expected BAD")
+    # Dovecot answers BAD to X-GM-RAW too: giftlock's own refusal has its
+    # own text, and proves the free text never went upstream.
+    ck.expect(answer_text(tagged) != answer_text(d_tagged), f"{phase}: SEARCH X-GM-RAW was relayed to Dovecot (its BAD came back), not refused by giftlock")
+    some_prefix = next((codes[0][:8] for _, codes in gift.values() if codes), "x")
+    for cmd in (
+        'UID SORT (DATE) UTF-8 BODY "x"',
+        f"UID SORT (DATE) UTF-8 BODY {quoted(some_prefix)}",
+        'UID THREAD REFERENCES UTF-8 TEXT "x"',
+        f"UID THREAD REFERENCES UTF-8 TEXT {quoted(some_prefix)}",
+    ):
+        untagged, tagged = proxy.command(cmd)
+        shown = cmd.replace(some_prefix, "<code prefix>")
+        ck.expect(status(tagged) in ("NO", "BAD"), f"{phase}: {shown} got {status(tagged)}, expected NO or BAD")
+        ck.expect(not any(re.match(rb"\* (SORT|THREAD) [\d(]", r) for r in untagged), f"{phase}: {shown} returned results")
+    # The refusals are giftlock's: Dovecot itself answers SORT and THREAD.
+    _, tagged = direct.command('UID SORT (DATE) UTF-8 BODY "x"')
+    ck.expect(status(tagged) == "OK", "direct UID SORT is not supported: the SORT refusal test proves nothing")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--direct-port", type=int, required=True)
+    ap.add_argument("--proxy-port", type=int, required=True)
+    ap.add_argument("--user", required=True)
+    ap.add_argument("--direct-password-file", required=True)
+    ap.add_argument("--proxy-password-file", required=True)
+    ap.add_argument("--labels", action="append", required=True)
+    args = ap.parse_args()
+    cat = Catalogue(args.labels)
+    ck = Checker()
+    try:
+        direct = Raw("127.0.0.1", args.direct_port)
+        direct.login(args.user, read_password(args.direct_password_file))
+        proxy = Raw("127.0.0.1", args.proxy_port)
+        proxy.login(args.user, read_password(args.proxy_password_file))
+        direct.ok("SELECT INBOX")
+        proxy.ok("SELECT INBOX")
+        seq_to_uid = direct.uid_map()
+        gift, ham = {}, {}
+        for uid in sorted(seq_to_uid.values()):
+            items, _ = direct.fetch(uid, "(BODY.PEEK[])")
+            raw = items.get("BODY[]") or b""
+            name, codes = cat.identify(raw)
+            if not ck.expect(name is not None, f"uid {uid}: not a labelled message"):
+                continue
+            if codes:
+                gift[uid] = (name, codes)
+            else:
+                ham[uid] = (name, raw)
+        run_checks(ck, direct, proxy, gift, ham, seq_to_uid, "before any fetch")
+        for uid in sorted(seq_to_uid.values()):
+            proxy.fetch(uid, "(BODY.PEEK[])")
+        run_checks(ck, direct, proxy, gift, ham, seq_to_uid, "after fetching every message")
+        proxy.close()
+        direct.close()
+    except (OSError, ImapError) as e:
+        print(json.dumps({"ok": False, "error": str(e), "failures": ck.failures}))
+        sys.exit(2)
+    print(json.dumps({"searches": ck.searches, "direct_hits": ck.direct_hits, "gift": len(gift), "ham": len(ham), "checks": ck.checks, "failures": ck.failures, "ok": not ck.failures}))
+    sys.exit(0 if not ck.failures else 1)
+
+
+if __name__ == "__main__":
+    main()
