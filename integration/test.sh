@@ -28,4 +28,13 @@ command -v cargo >/dev/null || {
 }
 
 cd "$root"
+# imapflow, the BINARY-using client of tests/mask_clients.rs, pinned by its
+# package-lock.json.
+if [[ ! -d integration/clients/imapflow/node_modules ]]; then
+	command -v npm >/dev/null || {
+		echo "test.sh: npm (Node.js >= 20) is needed for the imapflow test" >&2
+		exit 1
+	}
+	npm ci --prefix integration/clients/imapflow --no-audit --no-fund
+fi
 exec cargo test --all-targets "$@"

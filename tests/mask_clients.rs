@@ -94,7 +94,7 @@ fn imapflow_with_binary_receives_no_code() {
     let dir = integration_dir().join("clients/imapflow");
     assert!(
         dir.join("node_modules/imapflow").is_dir(),
-        "imapflow is not installed: run `npm ci --prefix {}` (.ci/run does)",
+        "imapflow is not installed: run `npm ci --prefix {}` (integration/test.sh does)",
         dir.display()
     );
     let (bench, setup) = corpus_bench();

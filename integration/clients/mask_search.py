@@ -17,8 +17,9 @@ message was fetched (scanned) through giftlock, for:
   UID SEARCH NOT BODY "<a made-up prefix of the same shape>";
 * ham words (BODY, TEXT) still find their ham message through giftlock;
 * ALL, FROM, LARGER, SMALLER, UID ranges, SINCE equal direct;
-* SEARCH X-GM-RAW gets a tagged BAD; UID SORT / UID THREAD with a content
-  criterion get a tagged NO or BAD, never results.
+* SEARCH X-GM-RAW gets a tagged BAD; UID SORT with a content criterion is
+  filtered like SEARCH (direct result minus coded messages, order kept);
+  UID THREAD with a content criterion gets a tagged NO or BAD, never results.
 
 Output: one JSON line {searches, direct_hits, checks, failures}; never a
 code (failures name the message file and the code's index). Exit 0 when
@@ -190,19 +191,33 @@ def run_checks(ck, direct, proxy, gift, ham, seq_to_uid, phase):
     # own text, and proves the free text never went upstream.
     ck.expect(answer_text(tagged) != answer_text(d_tagged), f"{phase}: SEARCH X-GM-RAW was relayed to Dovecot (its BAD came back), not refused by giftlock")
     some_prefix = next((codes[0][:8] for _, codes in gift.values() if codes), "x")
-    for cmd in (
-        'UID SORT (DATE) UTF-8 BODY "x"',
-        f"UID SORT (DATE) UTF-8 BODY {quoted(some_prefix)}",
-        'UID THREAD REFERENCES UTF-8 TEXT "x"',
-        f"UID THREAD REFERENCES UTF-8 TEXT {quoted(some_prefix)}",
-    ):
-        untagged, tagged = proxy.command(cmd)
-        shown = cmd.replace(some_prefix, "<code prefix>")
+    for value, label in (("x", "x"), (some_prefix, "<code prefix>")):
+        cmd = f"UID SORT (DATE) UTF-8 BODY {quoted(value)}"
+        where = f"{phase}: UID SORT (DATE) UTF-8 BODY {label}"
+        d_un, d_tag = direct.command(cmd)
+        p_un, p_tag = proxy.command(cmd)
+        ck.expect(status(d_tag) == "OK", f"{where}: direct SORT is not supported: the SORT test proves nothing")
+        if ck.expect(status(p_tag) == "OK", f"{where}: {status(p_tag)} through giftlock"):
+            d_order = [u for u in sort_order(d_un) if u not in masked]
+            ck.expect(sort_order(p_un) == d_order, f"{where}: giftlock returned {sort_order(p_un)}, expected {d_order}")
+    for value, label in (("x", "x"), (some_prefix, "<code prefix>")):
+        untagged, tagged = proxy.command(f"UID THREAD REFERENCES UTF-8 TEXT {quoted(value)}")
+        shown = f"UID THREAD REFERENCES UTF-8 TEXT {label}"
         ck.expect(status(tagged) in ("NO", "BAD"), f"{phase}: {shown} got {status(tagged)}, expected NO or BAD")
-        ck.expect(not any(re.match(rb"\* (SORT|THREAD) [\d(]", r) for r in untagged), f"{phase}: {shown} returned results")
-    # The refusals are giftlock's: Dovecot itself answers SORT and THREAD.
-    _, tagged = direct.command('UID SORT (DATE) UTF-8 BODY "x"')
-    ck.expect(status(tagged) == "OK", "direct UID SORT is not supported: the SORT refusal test proves nothing")
+        ck.expect(not any(re.match(rb"\* THREAD [\d(]", r) for r in untagged), f"{phase}: {shown} returned results")
+    # The refusal is giftlock's: Dovecot itself answers THREAD.
+    _, tagged = direct.command('UID THREAD REFERENCES UTF-8 TEXT "x"')
+    ck.expect(status(tagged) == "OK", "direct UID THREAD is not supported: the THREAD refusal test proves nothing")
+
+
+def sort_order(untagged):
+    """The numbers of `* SORT` responses, in the order given."""
+    out = []
+    for r in untagged:
+        m = re.match(rb"\* SORT((?: \d+)*)", r)
+        if m:
+            out += [int(x) for x in m.group(1).split()]
+    return out
 
 
 def main():

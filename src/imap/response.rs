@@ -35,9 +35,10 @@ pub enum ContentKind {
         section: Option<Section<'static>>,
         origin: Option<u32>,
     },
-    /// `BINARY[part]`: decoded content of a part.
+    /// `BINARY[part]<origin>`: decoded content of a part.
     Binary {
         part: Vec<u32>,
+        origin: Option<u32>,
     },
     Rfc822,
     Rfc822Header,
@@ -91,8 +92,9 @@ pub fn inspect(message: &[u8], literals: &[Range<usize>]) -> Inspection {
     };
     let mut uid = None;
     let mut found = Vec::new();
+    let mut origin_cursor = 0;
     for item in items.into_iter() {
-        let (kind, data) = match item {
+        let (mut kind, data) = match item {
             MessageDataItem::Uid(u) => {
                 uid = Some(u.get());
                 continue;
@@ -116,6 +118,9 @@ pub fn inspect(message: &[u8], literals: &[Range<usize>]) -> Inspection {
                 (
                     ContentKind::Binary {
                         part: section.iter().map(|p| p.get()).collect(),
+                        // Read from the raw response below: imap-codec
+                        // does not take `<origin>` after BINARY[...].
+                        origin: None,
                     },
                     bytes,
                 )
@@ -132,7 +137,11 @@ pub fn inspect(message: &[u8], literals: &[Range<usize>]) -> Inspection {
         };
         // NIL carries nothing to mask.
         let Some(ptrs) = data else { continue };
-        match offset_range(&skeleton.bytes, ptrs).and_then(|r| skeleton.original(r)) {
+        let in_skeleton = offset_range(&skeleton.bytes, ptrs);
+        if let (ContentKind::Binary { origin, .. }, Some(r)) = (&mut kind, &in_skeleton) {
+            *origin = skeleton.binary_origin(r.start, &mut origin_cursor);
+        }
+        match in_skeleton.and_then(|r| skeleton.original(r)) {
             Some(range) => found.push(ContentItem { kind, range }),
             // Decoded bytes that do not live in the buffer (an escaped
             // quoted string): the raw span is unknown, so the caller must
@@ -158,6 +167,9 @@ struct Skeleton {
     runs: Vec<(usize, usize, usize)>,
     /// Where each empty literal sits in the skeleton, and the real one.
     literals: Vec<(usize, Range<usize>)>,
+    /// `<origin>` of each partial `BINARY[...]<origin>`, left out of the
+    /// skeleton (imap-codec rejects it): where it was cut, and its value.
+    binary_origins: Vec<(usize, u32)>,
 }
 
 impl Skeleton {
@@ -167,6 +179,7 @@ impl Skeleton {
             bytes: Vec::with_capacity(lines_len),
             runs: Vec::with_capacity(2 * literals.len() + 1),
             literals: Vec::with_capacity(literals.len()),
+            binary_origins: Vec::new(),
         };
         let mut cursor = 0;
         for literal in literals {
@@ -175,14 +188,58 @@ impl Skeleton {
             let line = message.get(cursor..literal.start)?;
             let open = line.iter().rposition(|&b| b == b'{')?;
             let close = open + line[open..].iter().position(|&b| b == b'}')?;
-            sk.copy(message, cursor, open + 1);
+            sk.copy_line(message, cursor, open + 1);
             sk.bytes.push(b'0');
             sk.copy(message, cursor + close, line.len() - close);
             sk.literals.push((sk.bytes.len(), literal.clone()));
             cursor = literal.end;
         }
-        sk.copy(message, cursor, message.len() - cursor);
+        sk.copy_line(message, cursor, message.len() - cursor);
         Some(sk)
+    }
+
+    /// Copies line bytes, leaving out the `<origin>` of `BINARY[...]<origin>`.
+    fn copy_line(&mut self, message: &[u8], from: usize, len: usize) {
+        let line = &message[from..from + len];
+        let mut copied = 0;
+        let mut search = 0;
+        while let Some(at) = find_ascii_ci(&line[search..], b"BINARY[") {
+            let at = search + at;
+            let Some(close) = line[at..].iter().position(|&b| b == b']').map(|c| at + c) else {
+                break;
+            };
+            search = close + 1;
+            let Some(rest) = line[close + 1..].strip_prefix(b"<") else {
+                continue;
+            };
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            let origin = std::str::from_utf8(&rest[..digits])
+                .ok()
+                .and_then(|d| d.parse().ok());
+            match (origin, rest.get(digits)) {
+                (Some(origin), Some(b'>')) => {
+                    self.copy(message, from + copied, close + 1 - copied);
+                    self.binary_origins.push((self.bytes.len(), origin));
+                    copied = close + 1 + 1 + digits + 1;
+                    search = copied;
+                }
+                _ => continue,
+            }
+        }
+        self.copy(message, from + copied, len - copied);
+    }
+
+    /// The origin of the partial BINARY item whose data starts at `data` in
+    /// the skeleton; `cursor` is where the previous item's data started.
+    fn binary_origin(&self, data: usize, cursor: &mut usize) -> Option<u32> {
+        let found = self
+            .binary_origins
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= data && *at >= *cursor)
+            .map(|(_, origin)| *origin);
+        *cursor = data;
+        found
     }
 
     fn copy(&mut self, message: &[u8], from: usize, len: usize) {
@@ -207,6 +264,12 @@ impl Skeleton {
             (range.start as isize + shift) as usize..(range.end as isize + shift) as usize
         })
     }
+}
+
+fn find_ascii_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// Cheap check for `* <number> FETCH` before paying for a decode.
@@ -239,6 +302,31 @@ fn offset_range(buffer: &[u8], data: Range<*const u8>) -> Option<Range<usize>> {
 mod tests {
     use super::*;
     use crate::imap::framing::{Fragment, Framer};
+
+    #[test]
+    fn partial_binary_items_keep_their_origin() {
+        let m = b"* 1 FETCH (UID 5 BINARY[1]<10> ~{4}\r\nabcd BINARY[2] {2}\r\nxy BINARY[3]<7> \"q\")\r\n";
+        let Inspection::Fetch(f) = inspect_framed(m) else {
+            panic!("not decoded");
+        };
+        let kinds: Vec<_> = f
+            .items
+            .iter()
+            .map(|i| (i.kind.clone(), &m[i.range.clone()]))
+            .collect();
+        let binary = |part, origin| ContentKind::Binary {
+            part: vec![part],
+            origin,
+        };
+        assert_eq!(
+            kinds,
+            [
+                (binary(1, Some(10)), &b"abcd"[..]),
+                (binary(2, None), &b"xy"[..]),
+                (binary(3, Some(7)), &b"q"[..]),
+            ]
+        );
+    }
 
     /// `inspect` as the relay calls it: with the literal ranges the framer found.
     fn inspect_framed(message: &[u8]) -> Inspection {
@@ -310,7 +398,13 @@ mod tests {
                 ..
             }
         ));
-        assert_eq!(got[5].0, ContentKind::Binary { part: vec![2] });
+        assert_eq!(
+            got[5].0,
+            ContentKind::Binary {
+                part: vec![2],
+                origin: None
+            }
+        );
         assert_eq!(got[6].0, ContentKind::EnvelopeSubject);
     }
 

@@ -32,16 +32,21 @@ pub fn mask_item(plan: &MaskPlan, kind: &ContentKind, data: &mut [u8]) -> Result
         ContentKind::Body { section, origin } => {
             body_section(plan, section.as_ref(), *origin, data)
         }
-        ContentKind::Binary { part } if part.is_empty() => {
-            at(plan, 0..plan.message_len, None, data)
+        ContentKind::Binary { part, origin } if part.is_empty() => {
+            at(plan, 0..plan.message_len, *origin, data)
         }
-        ContentKind::Binary { part } => {
+        ContentKind::Binary { part, origin } => {
             let path = path_of(part);
             let leaf = plan.parts.iter().find(|p| p.path == path).ok_or(Unplaced)?;
-            if data.len() != leaf.decoded_len {
+            let skip = origin.map_or(0, |o| o as usize);
+            let fits = match origin {
+                None => data.len() == leaf.decoded_len,
+                Some(_) => data.len() <= leaf.decoded_len.saturating_sub(skip),
+            };
+            if !fits {
                 return Err(Unplaced);
             }
-            apply_patches(&leaf.decoded_patches, data, 0);
+            apply_patches(&leaf.decoded_patches, data, skip);
             Ok(())
         }
         ContentKind::EnvelopeSubject => {
@@ -374,14 +379,19 @@ mod tests {
     fn binary_uses_decoded_patches() {
         let raw = "Subject: x\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\ncmVkZWVtIFFYN1JLMlBMTTlUWiBub3cK\r\n";
         let p = plan(raw.as_bytes());
+        let whole = |origin| ContentKind::Binary {
+            part: vec![1],
+            origin,
+        };
         let mut data = b"redeem QX7RK2PLM9TZ now\n".to_vec();
-        mask_item(&p, &ContentKind::Binary { part: vec![1] }, &mut data).unwrap();
+        mask_item(&p, &whole(None), &mut data).unwrap();
         assert!(!String::from_utf8_lossy(&data).contains("QX7R"));
         assert_eq!(data.len(), 24);
+        // A partial from byte 10 cuts the code; its rest is masked alike.
+        let mut partial = b"RK2PLM9TZ n".to_vec();
+        mask_item(&p, &whole(Some(10)), &mut partial).unwrap();
+        assert_eq!(partial, data[10..21]);
         let mut short = b"redeem".to_vec();
-        assert_eq!(
-            mask_item(&p, &ContentKind::Binary { part: vec![1] }, &mut short),
-            Err(Unplaced)
-        );
+        assert_eq!(mask_item(&p, &whole(None), &mut short), Err(Unplaced));
     }
 }

@@ -162,7 +162,7 @@ impl ContentFilter for Masking {
     ) -> Cow<'a, [u8]> {
         match inspection {
             Inspection::Fetch(content) => self.mask_fetch(content, message).await,
-            Inspection::Unparsed => Cow::Owned(self.mask_unparsed(message, literals)),
+            Inspection::Unparsed => self.mask_unparsed(message, literals).await,
             Inspection::NoContent => self.other_response(message).await,
         }
     }
@@ -245,9 +245,24 @@ impl Masking {
         mask::apply_patches(&patches, data, 0);
     }
 
-    /// A FETCH response imap-codec cannot decode: every literal and every
-    /// line is scanned on its own.
-    fn mask_unparsed(&self, message: &[u8], literals: &[Range<usize>]) -> Vec<u8> {
+    /// A FETCH response imap-codec cannot decode (Gmail's `X-GM-*` items,
+    /// escaped quoted strings). With its UID and the message's plan: clean,
+    /// it goes as it is; a literal of the message's length is the message
+    /// and gets the plan. Anything else, every literal and every line, is
+    /// scanned on its own.
+    async fn mask_unparsed<'m>(
+        &mut self,
+        message: &'m [u8],
+        literals: &[Range<usize>],
+    ) -> Cow<'m, [u8]> {
+        let head = &message[..literals.first().map_or(message.len(), |l| l.start)];
+        let plan = match (self.selected(), uid_in(head)) {
+            (Some(selected), Some(uid)) => self.plan_for(&selected, uid, None).await,
+            _ => None,
+        };
+        if plan.as_ref().is_some_and(|p| p.is_clean()) {
+            return Cow::Borrowed(message);
+        }
         let mut out = message.to_vec();
         let mut cursor = 0;
         for literal in literals
@@ -258,11 +273,17 @@ impl Masking {
                 self.mask_alone(lines);
             }
             if let Some(data) = out.get_mut(literal.clone()) {
-                self.mask_alone(data);
+                match &plan {
+                    Some(p) if matches!(p.status, ScanStatus::TooLarge { .. }) => {
+                        view::withhold(data)
+                    }
+                    Some(p) if data.len() == p.message_len => p.apply(data),
+                    _ => self.mask_alone(data),
+                }
             }
             cursor = literal.end;
         }
-        out
+        Cow::Owned(out)
     }
 
     /// The plan of message `uid`: cached, or made from the whole message in
@@ -368,7 +389,9 @@ impl Masking {
         let stored = tokio::task::spawn_blocking(move || vault.put(&entry)).await;
         match stored {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => warn!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, error = %e, "cannot write the original to the vault"),
+            Ok(Err(e)) => {
+                warn!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, error = %e, "cannot write the original to the vault")
+            }
             Err(e) => warn!(error = %e, "vault write task failed"),
         }
     }
@@ -493,6 +516,22 @@ fn answer_to_search(
     None
 }
 
+/// The number after ` UID ` in the lines of a FETCH response.
+fn uid_in(lines: &[u8]) -> Option<u32> {
+    let at = lines
+        .windows(5)
+        .position(|w| w.eq_ignore_ascii_case(b" UID "))?
+        + 5;
+    let digits = lines[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    std::str::from_utf8(&lines[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// The bytes of an item that is the whole message, if the response has one.
 fn whole_item<'m>(content: &FetchContent, message: &'m [u8]) -> Option<&'m [u8]> {
     content
@@ -509,4 +548,48 @@ fn whole_item<'m>(content: &FetchContent, message: &'m [u8]) -> Option<&'m [u8]>
             )
         })
         .and_then(|i| message.get(i.range.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(tag: &str, content: bool) -> PendingSearch {
+        PendingSearch {
+            tag: tag.as_bytes().to_vec(),
+            command: SearchCommand {
+                kind: SearchKind::Search,
+                uid: true,
+                content,
+            },
+        }
+    }
+
+    #[test]
+    fn search_results_are_filtered_while_a_content_search_is_pending() {
+        let mut searches: VecDeque<_> = [pending("a", false), pending("b", true)].into();
+        assert!(matches!(
+            answer_to_search(&mut searches, b"* SEARCH 1 2\r\n"),
+            Some(SearchAnswer::Filter { uid: true })
+        ));
+        assert!(matches!(
+            answer_to_search(&mut searches, b"* THREAD (1)(2)\r\n"),
+            Some(SearchAnswer::EmptyThread)
+        ));
+        assert!(answer_to_search(&mut searches, b"* 3 EXISTS\r\n").is_none());
+        assert!(answer_to_search(&mut searches, b"b OK done\r\n").is_none());
+        // Only the search without content criteria is left.
+        assert!(answer_to_search(&mut searches, b"* SEARCH 1 2\r\n").is_none());
+        assert!(answer_to_search(&mut searches, b"a OK done\r\n").is_none());
+        assert!(searches.is_empty());
+    }
+
+    #[test]
+    fn uid_is_read_from_undecodable_fetch_lines() {
+        assert_eq!(
+            uid_in(b"* 3 FETCH (X-GM-LABELS (x) UID 42 BODY[] {5}\r\n"),
+            Some(42)
+        );
+        assert_eq!(uid_in(b"* 3 FETCH (X-GM-THRID 7 BODY[] {5}\r\n"), None);
+    }
 }
