@@ -139,6 +139,7 @@ impl Framer {
                 }
                 self.parsed += len;
                 self.expect = Expect::Line;
+                self.literals.push(from..self.parsed);
                 Ok(Some(Fragment::Literal {
                     range: from..self.parsed,
                 }))
@@ -255,9 +256,13 @@ mod tests {
             match framer.next_fragment().unwrap() {
                 Some(f) => {
                     let bytes = framer.message()[f.range()].to_vec();
-                    let (lit, ann) = match f {
-                        Fragment::Line { announcement, .. } => (false, announcement),
-                        Fragment::Literal { .. } => (true, None),
+                    let (lit, ann) = match &f {
+                        Fragment::Line { announcement, .. } => (false, *announcement),
+                        Fragment::Literal { range } => {
+                            // Every literal is listed for its message.
+                            assert_eq!(framer.literals().last(), Some(range));
+                            (true, None)
+                        }
                     };
                     out.push((lit, bytes, ann, framer.is_message_complete()));
                 }
@@ -314,6 +319,26 @@ mod tests {
             let input: Vec<u8> = pieces.concat();
             prop_assert_eq!(frame_ours(&input, chunk), frame_reference(&input));
         }
+    }
+
+    #[test]
+    fn each_message_lists_its_own_literals() {
+        let input = b"* 1 FETCH (BODY[1] {2}\r\nab BODY[2] {3}\r\ncde)\r\n* 2 EXISTS\r\n";
+        let mut framer = Framer::new(u32::MAX);
+        framer.read_buf()[..input.len()].copy_from_slice(input);
+        framer.commit(input.len());
+        while !framer.is_message_complete() {
+            framer.next_fragment().unwrap();
+        }
+        let message = framer.message();
+        let literals: Vec<&[u8]> = framer
+            .literals()
+            .iter()
+            .map(|r| &message[r.clone()])
+            .collect();
+        assert_eq!(literals, [&b"ab"[..], &b"cde"[..]]);
+        framer.next_fragment().unwrap();
+        assert!(framer.literals().is_empty(), "the next message has none");
     }
 
     #[test]

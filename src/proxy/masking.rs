@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use tracing::{info, warn};
 
 use super::fetcher::{Fetcher, Whole};
-use super::relay::{CommandAction, CommandFilter, ContentFilter};
+use super::relay::{CommandAction, CommandFilter, ContentFilter, Held};
 use crate::audit::{MaskApplied, SessionAudit};
 use crate::detect::Detector;
 use crate::imap::response::{ContentItem, ContentKind, FetchContent, Inspection};
@@ -36,7 +36,7 @@ use crate::imap::selection::{self, Change, Selected, Selection};
 use crate::imap::view;
 use crate::mask::{self, FingerprintKey, MaskPlan, ScanLimits, ScanStatus};
 use crate::plan_store::{PlanKey, PlanStore};
-use crate::vault::{MessageIdentity, Vault, VaultEntry};
+use crate::vault::{MaskedIndex, MessageIdentity, Vault, VaultEntry};
 
 /// What every session's masking shares: the rules, the key, the cache.
 pub struct MaskingContext {
@@ -46,6 +46,8 @@ pub struct MaskingContext {
     pub limits: ScanLimits,
     /// Where originals are kept; `None` when it could not be opened.
     pub vault: Option<Arc<Vault>>,
+    /// Hashes of the masked copies served, for the APPEND write path.
+    pub masked: Arc<MaskedIndex>,
 }
 
 /// A search command sent and not yet answered.
@@ -67,8 +69,10 @@ fn lock(state: &State) -> std::sync::MutexGuard<'_, SessionState> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The client-side filter: selection and searches, `UID` added to FETCH.
+/// The client-side filter: selection and searches, `UID` added to FETCH,
+/// originals restored in APPENDed masked copies.
 pub struct CommandSide {
+    context: Arc<MaskingContext>,
     state: State,
 }
 
@@ -93,14 +97,14 @@ pub fn for_session(
     let state = State::default();
     (
         Masking {
-            context,
+            context: context.clone(),
             account,
             state: state.clone(),
             fetcher,
             audit,
             audited: HashSet::new(),
         },
-        CommandSide { state },
+        CommandSide { context, state },
     )
 }
 
@@ -112,7 +116,13 @@ const THREAD_CONTENT: &str =
 impl CommandFilter for CommandSide {
     fn first_fragment(&mut self, fragment: &[u8], complete: bool) -> CommandAction {
         if !complete {
-            return CommandAction::Forward;
+            // An APPEND is looked at whole: it may be a masked copy.
+            let append = crate::imap::command::parse_head(fragment)
+                .is_some_and(|h| !h.uid && h.verb.eq_ignore_ascii_case(b"APPEND"));
+            return match append {
+                true => CommandAction::Hold,
+                false => CommandAction::Forward,
+            };
         }
         match search::classify(fragment) {
             Classified::Unreadable => return CommandAction::Refuse(UNREADABLE_SEARCH),
@@ -150,6 +160,60 @@ impl CommandFilter for CommandSide {
             .map(|h| h.tag.to_vec())
             .unwrap_or_default();
         state.searches.push_back(PendingSearch { tag, command });
+    }
+
+    /// An APPEND: each message that is a masked copy giftlock served gets
+    /// its original back from the vault, so the server never stores a
+    /// masked copy in place of an original; without the vault it is refused.
+    fn held(&mut self, message: &[u8], literals: &[Range<usize>]) -> Held {
+        let mut replacements = Vec::with_capacity(literals.len());
+        for literal in literals {
+            let Some(data) = message.get(literal.clone()) else {
+                replacements.push(None);
+                continue;
+            };
+            if !self.context.masked.contains(&MaskedIndex::hash(data)) {
+                replacements.push(None);
+                continue;
+            }
+            let restored = self
+                .context
+                .vault
+                .as_ref()
+                .map(|vault| cpu(|| vault.restore(data)));
+            match restored {
+                Some(Ok(Some(original))) => {
+                    info!(
+                        bytes = original.len(),
+                        "APPEND of a masked copy: original restored from the vault"
+                    );
+                    replacements.push(Some(original));
+                }
+                other => {
+                    let why = match other {
+                        None => "the vault is unavailable".to_string(),
+                        Some(Ok(None)) => "the vault has no record of it".to_string(),
+                        Some(Err(e)) => e.to_string(),
+                        Some(Ok(Some(_))) => unreachable!("handled above"),
+                    };
+                    warn!(reason = %why, "APPEND of a masked copy refused: its original cannot be restored");
+                    return Held::Refuse(format!(
+                        "[CANNOT] giftlock: this message is a masked copy and its original \
+                         cannot be restored ({why}); it was not stored, so no code is lost"
+                    ));
+                }
+            }
+        }
+        Held::Forward(replacements)
+    }
+}
+
+/// Runs CPU or blocking work: on the multi-threaded runtime other tasks
+/// move to other workers meanwhile.
+fn cpu<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 
@@ -369,16 +433,24 @@ impl Masking {
     /// Puts the original of a message about to be masked in the vault,
     /// before any masked byte of it reaches the client.
     async fn keep_original(&self, key: &PlanKey, raw: &[u8], plan: &MaskPlan) {
+        let mut masked = raw.to_vec();
+        plan.apply(&mut masked);
+        let masked = MaskedIndex::hash(&masked);
+        if let Err(e) = cpu(|| self.context.masked.insert(masked)) {
+            warn!(error = %e, "cannot record a masked copy in the index; an APPEND of it would not be restored");
+        }
         let Some(vault) = self.context.vault.clone() else {
             warn!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, "vault unavailable: the original of a masked message is not kept by giftlock (it stays on the server)");
             return;
         };
-        let codes = mask::reveal_codes(
-            raw,
-            &self.context.detector,
-            &self.context.key,
-            &self.context.limits,
-        );
+        let codes = cpu(|| {
+            mask::reveal_codes(
+                raw,
+                &self.context.detector,
+                &self.context.key,
+                &self.context.limits,
+            )
+        });
         let identity = MessageIdentity {
             account: key.account.clone(),
             mailbox: key.mailbox.clone(),
@@ -396,22 +468,17 @@ impl Masking {
         }
     }
 
+    /// Scans a message where it lies, uncopied (milliseconds, once per
+    /// message).
     fn plan_bytes(&self, raw: &[u8]) -> MaskPlan {
-        let plan = || {
+        cpu(|| {
             mask::plan_message(
                 raw,
                 &self.context.detector,
                 &self.context.key,
                 &self.context.limits,
             )
-        };
-        // Scanning is CPU work (milliseconds, once per message): on the
-        // multi-threaded runtime other sessions move to other workers
-        // meanwhile, and the message is scanned where it lies, uncopied.
-        match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(plan),
-            _ => plan(),
-        }
+        })
     }
 
     /// The masks of a message sent to this client, once per session.

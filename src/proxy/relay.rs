@@ -48,6 +48,19 @@ pub enum CommandAction {
     Replace(Vec<u8>),
     /// Answer `tag BAD <reason>`; the server never sees it.
     Refuse(&'static str),
+    /// Take in the whole message first (giftlock answers the client's
+    /// synchronising literals itself), then ask [`CommandFilter::held`].
+    Hold,
+}
+
+/// What to do with a held message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Held {
+    /// Send it, with literal `i` replaced by `replacements[i]` when that is
+    /// `Some` (of the same length or not: the announcements are rewritten).
+    Forward(Vec<Option<Vec<u8>>>),
+    /// Answer `tag NO <text>`; the server never sees it.
+    Refuse(String),
 }
 
 /// The client-side twin of [`ContentFilter`]: sees each command on its way
@@ -59,6 +72,9 @@ pub trait CommandFilter: Send {
     /// The whole message, just before its last bytes go to the server (so
     /// state is in place before any answer can come back).
     fn completing(&mut self, message: &[u8]);
+    /// A message this filter asked to [`CommandAction::Hold`], complete;
+    /// `literals` are the ranges of its literal data.
+    fn held(&mut self, message: &[u8], literals: &[std::ops::Range<usize>]) -> Held;
 }
 
 /// Forwards content and commands unchanged.
@@ -81,6 +97,10 @@ impl CommandFilter for PassThrough {
     }
 
     fn completing(&mut self, _message: &[u8]) {}
+
+    fn held(&mut self, _message: &[u8], _literals: &[std::ops::Range<usize>]) -> Held {
+        Held::Forward(Vec::new())
+    }
 }
 
 /// How long the server may take to finish after the client has gone.
@@ -109,35 +129,61 @@ pub struct RelayOutcome {
 
 type ClientWriter = Arc<Mutex<BufWriter<WriteHalf<BoxedStream>>>>;
 
-/// A synchronising literal the client announced: it may only be sent once the
-/// server answered `+`, and must be skipped if the server refused the command.
+/// A synchronising literal on its way to the server: it may only be sent
+/// once the server answered `+`, and must be skipped if the server refused
+/// the command.
 #[derive(Default)]
-struct PendingLiteral(StdMutex<Option<(Vec<u8>, oneshot::Sender<bool>)>>);
+struct PendingLiteral(StdMutex<Option<Expected>>);
+
+struct Expected {
+    tag: Vec<u8>,
+    /// The client was already told `+` by giftlock (a held message): the
+    /// server's `+` is not for it.
+    swallow: bool,
+    answer: oneshot::Sender<bool>,
+}
 
 impl PendingLiteral {
-    fn expect(&self, tag: &[u8]) -> oneshot::Receiver<bool> {
-        let (tx, rx) = oneshot::channel();
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((tag.to_vec(), tx));
+    fn expect(&self, tag: &[u8], swallow: bool) -> oneshot::Receiver<bool> {
+        let (answer, rx) = oneshot::channel();
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Expected {
+            tag: tag.to_vec(),
+            swallow,
+            answer,
+        });
         rx
     }
 
     /// Looks at one server message: a continuation request lets the literal
-    /// go; a tagged response to the waiting command refuses it.
-    fn resolve(&self, message: &[u8]) {
+    /// go; a tagged response to the waiting command refuses it. Returns
+    /// whether the message must not reach the client.
+    fn resolve(&self, message: &[u8]) -> bool {
         let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((tag, _)) = slot.as_ref() else {
-            return;
+        let Some(expected) = slot.as_ref() else {
+            return false;
         };
         let go_ahead = message.starts_with(b"+");
         let refused = message
-            .strip_prefix(tag.as_slice())
+            .strip_prefix(expected.tag.as_slice())
             .is_some_and(|rest| rest.starts_with(b" "));
-        if go_ahead || refused {
-            if let Some((_, tx)) = slot.take() {
-                let _ = tx.send(go_ahead);
-            }
+        if !(go_ahead || refused) {
+            return false;
         }
+        let swallow = go_ahead && expected.swallow;
+        if let Some(expected) = slot.take() {
+            let _ = expected.answer.send(go_ahead);
+        }
+        swallow
     }
+}
+
+/// Whether a line ends by announcing a synchronising literal (`{N}`, not
+/// `{N+}`).
+fn announces_sync_literal(line: &[u8]) -> bool {
+    let line = crate::imap::capability::split_line_ending(line).0;
+    line.strip_suffix(b"}")
+        .and_then(|l| l.last())
+        .is_some_and(u8::is_ascii_digit)
 }
 
 /// Runs the relay until either side closes, or until `shutdown` resolves:
@@ -217,6 +263,8 @@ async fn client_to_server<C: CommandFilter>(
 ) -> RelayEnd {
     // Refused message whose non-synchronising literals are still arriving.
     let mut dropping = false;
+    // A message taken in whole before it goes to the server.
+    let mut holding = false;
     loop {
         let info = match client.buffered_fragment() {
             Ok(Some(info)) => info,
@@ -257,6 +305,10 @@ async fn client_to_server<C: CommandFilter>(
                         Verdict::Forward
                     }
                     CommandAction::Refuse(reason) => Verdict::Refuse(reason),
+                    CommandAction::Hold => {
+                        holding = true;
+                        Verdict::Forward
+                    }
                 },
                 refused => refused,
             };
@@ -284,6 +336,31 @@ async fn client_to_server<C: CommandFilter>(
             continue;
         }
 
+        if holding {
+            // The client waits for a `+` that giftlock gives itself.
+            if sync_literal_next {
+                if let Err(e) = write_flush(&client_writer, HELD_GO_AHEAD).await {
+                    return RelayEnd::Client(e.into());
+                }
+            }
+            if !complete {
+                continue;
+            }
+            holding = false;
+            if let Err(end) = send_held(
+                &mut client,
+                &mut server,
+                &client_writer,
+                &pending,
+                &mut commands,
+                audit,
+            )
+            .await
+            {
+                return end;
+            }
+            continue;
+        }
         if complete {
             commands.completing(replaced.as_deref().unwrap_or(client.message_bytes()));
         }
@@ -306,7 +383,7 @@ async fn client_to_server<C: CommandFilter>(
                 command::parse_head(client.message_bytes()).map_or(Vec::new(), |h| h.tag.to_vec());
             // Register before the line can reach the server, so the answer
             // cannot overtake us.
-            let answer = pending.expect(&tag);
+            let answer = pending.expect(&tag, false);
             if let Err(e) = server.flush().await {
                 return RelayEnd::Server(e.into());
             }
@@ -320,6 +397,101 @@ async fn client_to_server<C: CommandFilter>(
             }
         }
     }
+}
+
+/// giftlock's own continuation request for a held message's literal.
+const HELD_GO_AHEAD: &[u8] = b"+ giftlock is ready for the literal\r\n";
+
+/// Sends a held client message to the server as its filter says: literal
+/// by literal, waiting for the server's `+` before each synchronising one
+/// (the client already had giftlock's), with announcements rewritten for
+/// replaced literals of another length.
+async fn send_held<C: CommandFilter>(
+    client: &mut FramedReader<ReadHalf<BoxedStream>>,
+    server: &mut BufWriter<WriteHalf<BoxedStream>>,
+    client_writer: &ClientWriter,
+    pending: &PendingLiteral,
+    commands: &mut C,
+    audit: &SessionAudit,
+) -> Result<(), RelayEnd> {
+    let message = client.message_bytes();
+    let literals = client.message_literals();
+    let tag = command::parse_head(message).map_or(&b"*"[..], |h| h.tag);
+    let replacements = match commands.held(message, literals) {
+        Held::Refuse(text) => {
+            audit.command_refused(message, HELD_REFUSED).await;
+            let reply = [tag, b" NO ", text.as_bytes(), b"\r\n"].concat();
+            return write_flush(client_writer, &reply)
+                .await
+                .map_err(|e| RelayEnd::Client(e.into()));
+        }
+        Held::Forward(replacements) => replacements,
+    };
+    commands.completing(message);
+    let mut cursor = 0;
+    for (i, literal) in literals.iter().enumerate() {
+        let line = &message[cursor..literal.start];
+        let data = replacements
+            .get(i)
+            .and_then(Option::as_deref)
+            .unwrap_or(&message[literal.clone()]);
+        let line = with_literal_length(line, data.len());
+        server
+            .write_all(&line)
+            .await
+            .map_err(|e| RelayEnd::Server(e.into()))?;
+        if announces_sync_literal(&line) {
+            let answer = pending.expect(tag, true);
+            server
+                .flush()
+                .await
+                .map_err(|e| RelayEnd::Server(e.into()))?;
+            if !matches!(answer.await, Ok(true)) {
+                // Refused: the server's answer reaches the client.
+                audit.command_line_only(&message[..literal.start]).await;
+                return Ok(());
+            }
+        }
+        server
+            .write_all(data)
+            .await
+            .map_err(|e| RelayEnd::Server(e.into()))?;
+        cursor = literal.end;
+    }
+    server
+        .write_all(&message[cursor..])
+        .await
+        .map_err(|e| RelayEnd::Server(e.into()))?;
+    server
+        .flush()
+        .await
+        .map_err(|e| RelayEnd::Server(e.into()))?;
+    audit.command(message).await;
+    Ok(())
+}
+
+/// The audit reason of a held message giftlock refused.
+const HELD_REFUSED: &str = "a masked copy whose original giftlock cannot restore";
+
+/// A line ending in a literal announcement, announcing `len` bytes.
+fn with_literal_length(line: &[u8], len: usize) -> Cow<'_, [u8]> {
+    let Some(open) = line.iter().rposition(|&b| b == b'{') else {
+        return Cow::Borrowed(line);
+    };
+    let digits = line[open + 1..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let announced = std::str::from_utf8(&line[open + 1..open + 1 + digits])
+        .ok()
+        .and_then(|d| d.parse::<usize>().ok());
+    if announced == Some(len) {
+        return Cow::Borrowed(line);
+    }
+    let mut out = line[..open + 1].to_vec();
+    out.extend_from_slice(len.to_string().as_bytes());
+    out.extend_from_slice(&line[open + 1 + digits..]);
+    Cow::Owned(out)
 }
 
 async fn server_to_client<F: ContentFilter>(
@@ -353,7 +525,9 @@ async fn server_to_client<F: ContentFilter>(
             continue;
         }
         let message = server.message_bytes();
-        pending.resolve(message);
+        if pending.resolve(message) {
+            continue;
+        }
         let inspection;
         // Capability lists only travel in literal-free lines; checking that
         // first keeps big literals from being searched for them.
@@ -430,6 +604,96 @@ mod tests {
             shutdown,
         ));
         (client_end, server_end, task)
+    }
+
+    /// Holds APPENDs and upper-cases their literals; refuses literals that
+    /// say "refuse".
+    struct Upcase;
+
+    impl CommandFilter for Upcase {
+        fn first_fragment(&mut self, fragment: &[u8], complete: bool) -> CommandAction {
+            match !complete && fragment.windows(6).any(|w| w == b"APPEND") {
+                true => CommandAction::Hold,
+                false => CommandAction::Forward,
+            }
+        }
+
+        fn completing(&mut self, _message: &[u8]) {}
+
+        fn held(&mut self, message: &[u8], literals: &[std::ops::Range<usize>]) -> Held {
+            if literals.iter().any(|l| &message[l.clone()] == b"refuse") {
+                return Held::Refuse("[CANNOT] no".into());
+            }
+            Held::Forward(
+                literals
+                    .iter()
+                    .map(|l| Some(message[l.clone()].to_ascii_uppercase()))
+                    .collect(),
+            )
+        }
+    }
+
+    fn start_holding() -> (DuplexStream, DuplexStream) {
+        let (client_end, proxy_client) = duplex(1 << 16);
+        let (server_end, proxy_server) = duplex(1 << 16);
+        let (cr, cw) = tokio::io::split(Box::new(proxy_client) as BoxedStream);
+        let (sr, sw) = tokio::io::split(Box::new(proxy_server) as BoxedStream);
+        tokio::spawn(relay(
+            FramedReader::new(cr, 1 << 20),
+            cw,
+            FramedReader::new(sr, 1 << 20),
+            sw,
+            PassThrough,
+            Upcase,
+            SessionAudit::default(),
+            std::future::pending(),
+        ));
+        (client_end, server_end)
+    }
+
+    #[tokio::test]
+    async fn a_held_append_is_answered_by_giftlock_and_sent_as_the_filter_says() {
+        let (mut client, mut server) = start_holding();
+        client.write_all(b"a APPEND X {5}\r\n").await.unwrap();
+        assert_eq!(
+            read_exactly(&mut client, HELD_GO_AHEAD.len()).await,
+            HELD_GO_AHEAD
+        );
+        client
+            .write_all(b"hello (\\Seen) {2+}\r\nab\r\n")
+            .await
+            .unwrap();
+        assert_eq!(read_exactly(&mut server, 16).await, b"a APPEND X {5}\r\n");
+        server.write_all(b"+ go ahead\r\n").await.unwrap();
+        let rest = b"HELLO (\\Seen) {2+}\r\nAB\r\n";
+        assert_eq!(read_exactly(&mut server, rest.len()).await, rest);
+        server.write_all(b"a OK appended\r\n").await.unwrap();
+        // The client sees the server's answer, never its `+`.
+        assert_eq!(read_exactly(&mut client, 15).await, b"a OK appended\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_refused_held_append_never_reaches_the_server() {
+        let (mut client, mut server) = start_holding();
+        client.write_all(b"a APPEND X {6}\r\n").await.unwrap();
+        read_exactly(&mut client, HELD_GO_AHEAD.len()).await;
+        client.write_all(b"refuse\r\nb NOOP\r\n").await.unwrap();
+        assert_eq!(read_exactly(&mut client, 18).await, b"a NO [CANNOT] no\r\n");
+        assert_eq!(read_exactly(&mut server, 8).await, b"b NOOP\r\n");
+    }
+
+    #[test]
+    fn literal_announcements_are_rewritten_for_other_lengths() {
+        assert_eq!(
+            &*with_literal_length(b"a APPEND X {5}\r\n", 5),
+            b"a APPEND X {5}\r\n"
+        );
+        assert_eq!(
+            &*with_literal_length(b"a APPEND X {5+}\r\n", 12),
+            b"a APPEND X {12+}\r\n"
+        );
+        assert!(announces_sync_literal(b"a APPEND X {5}\r\n"));
+        assert!(!announces_sync_literal(b"a APPEND X {5+}\r\n"));
     }
 
     async fn read_exactly(stream: &mut DuplexStream, n: usize) -> Vec<u8> {

@@ -86,6 +86,7 @@ fn masking_context(
     config: &Config,
     key: Arc<FingerprintKey>,
     vault: Option<Arc<crate::vault::Vault>>,
+    masked: Arc<crate::vault::MaskedIndex>,
 ) -> Result<MaskingContext, String> {
     let detector = Detector::from_config(&config.detect).map_err(|e| format!("detect: {e}"))?;
     let state_dir = config.state_dir();
@@ -102,6 +103,7 @@ fn masking_context(
         store: Arc::new(store),
         limits: ScanLimits::default(),
         vault,
+        masked,
     })
 }
 
@@ -145,8 +147,13 @@ impl Shared {
 
     /// Puts `config` in force for sessions that log in from now on.
     fn replace_config(&self, config: Config) {
-        let key = self.masking().key.clone();
-        match masking_context(&config, key, self.vault.clone()) {
+        let current = self.masking();
+        match masking_context(
+            &config,
+            current.key.clone(),
+            self.vault.clone(),
+            current.masked.clone(),
+        ) {
             Ok(m) => *self.masking.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(m),
             Err(e) => {
                 error!(error = %e, "masking rules not reloaded; the previous ones stay in force")
@@ -239,8 +246,10 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
             None
         }
     };
-    let masking =
-        masking_context(&config, Arc::new(key), vault.clone()).map_err(ServeError::Masking)?;
+    let masked = crate::vault::MaskedIndex::open(&state_dir)
+        .map_err(|e| ServeError::Masking(format!("masked copy index: {e}")))?;
+    let masking = masking_context(&config, Arc::new(key), vault.clone(), Arc::new(masked))
+        .map_err(ServeError::Masking)?;
     let mut bound = Vec::new();
     for l in &config.listeners {
         let listener = TcpListener::bind(l.address)

@@ -22,6 +22,7 @@
 mod entry;
 pub mod files;
 pub mod key;
+pub mod masked_index;
 pub mod record;
 
 use std::collections::HashMap;
@@ -35,6 +36,7 @@ use tracing::{info, warn};
 
 pub use entry::{CodeRef, MessageIdentity, VaultEntry, VaultSummary};
 pub use key::{KeySource, VaultKey};
+pub use masked_index::MaskedIndex;
 pub use record::RecordError;
 
 /// The vault's directory under the state directory.

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""The write path through giftlock: an APPENDed masked copy never replaces an
+original on the server.
+
+  --mode restore  Through giftlock, fetch every INBOX message (coded ones
+                  come back masked), APPEND each to the folder "Copies"
+                  through giftlock, and COPY one coded message there on the
+                  server. Read directly from Dovecot, every message in
+                  "Copies" must be byte-identical to an original, none to a
+                  masked copy.
+  --mode refuse   (giftlock restarted without its vault key) APPENDing a
+                  masked copy gets a tagged NO [CANNOT] and "Copies" is
+                  unchanged; a ham message is still appended.
+
+Output: one JSON line {appended, copied, checks, failures}; never message
+content or a code. Exit 0 when no failure, 1 otherwise.
+"""
+
+import argparse
+import imaplib
+import json
+import sys
+
+FOLDER = "Copies"
+
+
+def login(port, user, password_file):
+    with open(password_file) as f:
+        password = f.read().strip()
+    conn = imaplib.IMAP4("localhost", port, timeout=30)
+    conn.login(user, password)
+    return conn
+
+
+def whole_messages(conn, mailbox):
+    """{uid: raw bytes} of every message in `mailbox` (BODY.PEEK[])."""
+    typ, _ = conn.select(mailbox, readonly=True)
+    assert typ == "OK", f"select {mailbox}: {typ}"
+    typ, data = conn.uid("SEARCH", None, "ALL")
+    out = {}
+    for uid in data[0].split():
+        typ, data = conn.uid("FETCH", uid, "(BODY.PEEK[])")
+        out[int(uid)] = next(x[1] for x in data if isinstance(x, tuple))
+    return out
+
+
+def count(conn, mailbox):
+    typ, data = conn.status(mailbox, "(MESSAGES)")
+    assert typ == "OK", f"status {mailbox}: {typ}"
+    return int(data[0].split(b"MESSAGES ")[1].rstrip(b")"))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--direct-port", type=int, required=True)
+    ap.add_argument("--proxy-port", type=int, required=True)
+    ap.add_argument("--user", required=True)
+    ap.add_argument("--direct-password-file", required=True)
+    ap.add_argument("--proxy-password-file", required=True)
+    ap.add_argument("--mode", choices=["restore", "refuse"], required=True)
+    args = ap.parse_args()
+
+    failures = []
+    checks = 0
+
+    def expect(ok, text):
+        nonlocal checks
+        checks += 1
+        if not ok:
+            failures.append(text)
+
+    direct = login(args.direct_port, args.user, args.direct_password_file)
+    proxy = login(args.proxy_port, args.user, args.proxy_password_file)
+    originals = whole_messages(direct, "INBOX")
+    served = whole_messages(proxy, "INBOX")
+    masked = {uid: raw for uid, raw in served.items() if raw != originals[uid]}
+    ham = {uid: raw for uid, raw in served.items() if raw == originals[uid]}
+    expect(len(masked) >= 2, f"only {len(masked)} messages came back masked through giftlock")
+    expect(len(ham) >= 1, "no ham message in INBOX")
+    for uid, raw in masked.items():
+        expect(len(raw) == len(originals[uid]), f"uid {uid}: the masked copy has another length")
+    direct.create(FOLDER)
+    appended = copied = 0
+
+    if args.mode == "restore":
+        for uid, raw in sorted(masked.items()) + sorted(ham.items())[:1]:
+            typ, data = proxy.append(FOLDER, None, None, raw)
+            expect(typ == "OK", f"APPEND of uid {uid} through giftlock: {typ}")
+            appended += 1
+        first = min(masked)
+        proxy.select("INBOX")
+        typ, _ = proxy.uid("COPY", str(first), FOLDER)
+        expect(typ == "OK", f"UID COPY {first} through giftlock: {typ}")
+        copied = 1
+        stored = whole_messages(direct, FOLDER)
+        expect(len(stored) == appended + copied, f"{FOLDER} holds {len(stored)} messages, expected {appended + copied}")
+        all_originals = set(originals.values())
+        all_masked = set(masked.values())
+        for uid, raw in stored.items():
+            expect(raw in all_originals, f"{FOLDER} uid {uid} is not byte-identical to any original")
+            expect(raw not in all_masked, f"{FOLDER} uid {uid} is a masked copy")
+    else:
+        before = count(direct, FOLDER)
+        for uid, raw in sorted(masked.items()):
+            try:
+                typ, data = proxy.append(FOLDER, None, None, raw)
+                text = b" ".join(d for d in data if isinstance(d, bytes))
+            except imaplib.IMAP4.error as e:
+                typ, text = "NO", str(e).encode()
+            expect(typ == "NO", f"APPEND of masked uid {uid} without the vault key: {typ}")
+            expect(b"[CANNOT]" in text, f"APPEND of masked uid {uid}: the refusal has no [CANNOT]")
+        expect(count(direct, FOLDER) == before, f"{FOLDER} changed although every APPEND was refused")
+        uid, raw = sorted(ham.items())[0]
+        typ, _ = proxy.append(FOLDER, None, None, raw)
+        expect(typ == "OK", f"APPEND of ham uid {uid} without the vault key: {typ}")
+        appended = 1
+        expect(count(direct, FOLDER) == before + 1, "the ham APPEND did not arrive")
+
+    proxy.logout()
+    direct.logout()
+    print(json.dumps({"appended": appended, "copied": copied, "checks": checks, "failures": failures}))
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+//! The write path: a masked copy APPENDed through giftlock reaches the
+//! server as the original (from the vault); COPY on the server copies the
+//! original anyway; without the vault key the APPEND is refused and the
+//! server is unchanged.
+
+mod common;
+mod mask_support;
+
+use std::process::Command;
+
+use common::*;
+use mask_support::*;
+
+fn append_script(bench: &Bench, setup: &GiftlockSetup, mode: &str) -> Run {
+    let mut cmd = Command::new("python3");
+    cmd.arg(integration_dir().join("clients/vault_append.py"))
+        .args(["--direct-port", &bench.dovecot.imap_port.to_string()])
+        .args(["--proxy-port", &setup.port(Tls::None).to_string()])
+        .args(["--user", USER, "--direct-password-file"])
+        .arg(bench.password_file(UPSTREAM_PASSWORD))
+        .arg("--proxy-password-file")
+        .arg(bench.password_file(LOCAL_PASSWORD))
+        .args(["--mode", mode]);
+    let dir = bench.path().join("clients");
+    std::fs::create_dir_all(&dir).expect("create clients dir");
+    run_command(cmd, &format!("vault_append_{mode}"), &dir, CLIENT_TIMEOUT)
+}
+
+#[test]
+fn appended_masked_copies_are_restored_and_refused_without_the_vault_key() {
+    let (mut bench, setup) = corpus_bench();
+    let run = append_script(&bench, &setup, "restore");
+    assert!(run.success(), "{:?}\n{}", failures(&run), run.stderr);
+    assert!(run.json()["appended"].as_u64().unwrap_or(0) >= 3);
+    let log = bench.giftlock().log();
+    assert!(
+        log.contains("original restored from the vault"),
+        "giftlock did not say it restored anything"
+    );
+
+    // Without the vault key the vault cannot open; the index of masked
+    // copies still tells giftlock what it must not store.
+    let state = bench.giftlock().state_dir.clone();
+    std::fs::remove_file(state.join("vault.key")).expect("remove the vault key");
+    bench.start_giftlock(&setup);
+    assert!(
+        bench.giftlock().log().contains("the vault is unavailable"),
+        "giftlock started without its vault key and did not say so"
+    );
+    let run = append_script(&bench, &setup, "refuse");
+    assert!(run.success(), "{:?}\n{}", failures(&run), run.stderr);
+    assert_no_code_in(&giftlock_and_client_dirs(&bench));
+    bench.assert_no_secrets_logged();
+}
