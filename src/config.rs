@@ -32,6 +32,30 @@ pub struct Config {
     pub detect: DetectConfig,
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,
+    /// The unlock window (`giftlock unlock`).
+    #[serde(default)]
+    pub unlock: UnlockConfig,
+}
+
+/// `[unlock]`: how long a window may stay open, and the name of the
+/// virtual mailbox it shows.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnlockConfig {
+    /// The longest window `giftlock unlock --for` may ask for, in minutes.
+    pub max_minutes: u64,
+    /// The virtual mailbox's name; `/` separates levels (shown with the
+    /// server's own delimiter).
+    pub mailbox: String,
+}
+
+impl Default for UnlockConfig {
+    fn default() -> Self {
+        UnlockConfig {
+            max_minutes: 60,
+            mailbox: "Giftlock/Unlocked".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -235,6 +259,27 @@ impl Config {
                     "set both cert and key, or neither (then giftlock uses its local CA)".into(),
                 ));
             }
+        }
+        if self.unlock.max_minutes == 0 || self.unlock.max_minutes > 24 * 60 {
+            return Err(invalid(
+                "unlock.max_minutes".into(),
+                "use a number of minutes from 1 to 1440 (one day)".into(),
+            ));
+        }
+        let name = &self.unlock.mailbox;
+        let plain = |c: char| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '*' | '%' | '{');
+        if name.is_empty()
+            || !name.chars().all(|c| plain(c) || c == ' ')
+            || name.eq_ignore_ascii_case("INBOX")
+            || name.starts_with('/')
+            || name.ends_with('/')
+        {
+            return Err(invalid(
+                "unlock.mailbox".into(),
+                "use a name of printable ASCII without \", \\, *, % or {, not INBOX, not \
+                 starting or ending with /"
+                    .into(),
+            ));
         }
         if self.accounts.is_empty() {
             return Err(invalid(

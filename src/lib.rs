@@ -17,4 +17,5 @@ pub mod proxy;
 pub mod scan;
 pub mod secret;
 pub mod tls;
+pub mod unlock;
 pub mod vault;

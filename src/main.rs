@@ -42,6 +42,10 @@ enum Commands {
     Reveal(giftlock::cli::reveal::RevealArgs),
     /// Set the unlock secret that `giftlock reveal` asks for.
     UnlockSecret(giftlock::cli::unlock_secret::UnlockSecretArgs),
+    /// Open the unlock window: mail clients see the original messages.
+    Unlock(giftlock::cli::unlock::UnlockArgs),
+    /// Close the unlock window now.
+    Lock(giftlock::cli::unlock::LockArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,8 @@ fn main() -> ExitCode {
         Commands::Audit(args) => giftlock::cli::audit::run(args),
         Commands::Reveal(args) => giftlock::cli::reveal::run(args),
         Commands::UnlockSecret(args) => giftlock::cli::unlock_secret::run(args),
+        Commands::Unlock(args) => giftlock::cli::unlock::run_unlock(args),
+        Commands::Lock(args) => giftlock::cli::unlock::run_lock(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("giftlock: {e:#}");

@@ -138,16 +138,18 @@ pub struct MaskRecord {
 /// code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnlockAttemptRecord {
-    /// `reveal`, `list`, or `unknown` for a request that did not parse.
+    /// `reveal`, `list`, `unlock`, `lock`, or `unknown` for a request that
+    /// did not parse.
     pub action: String,
-    /// The handle asked for (reveal), cleaned and cut short.
+    /// The handle(s) asked for (reveal, unlock), cleaned and cut short.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<String>,
     pub ok: bool,
-    /// `revealed`, `listed`, `wrong_secret`, `no_secret_set`, `not_found`,
+    /// `revealed`, `listed`, `unlocked`, `locked`, `not_open`,
+    /// `wrong_secret`, `no_secret_set`, `not_found`,
     /// `vault_unavailable`, `bad_request`, `error`.
     pub outcome: String,
-    /// Codes revealed (reveal) or messages listed (list).
+    /// Codes revealed (reveal), messages listed (list) or unlocked (unlock).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub count: u64,
     /// Wrong secrets in a row, this one included.

@@ -13,6 +13,7 @@ pub mod reveal;
 pub mod scan;
 pub mod serve;
 pub mod service;
+pub mod unlock;
 pub mod unlock_secret;
 
 /// `$XDG_CONFIG_HOME`, else `~/.config`: where the config file and user

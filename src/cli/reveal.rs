@@ -63,6 +63,9 @@ pub fn run(args: RevealArgs) -> anyhow::Result<ExitCode> {
         _ if args.json => {}
         Response::Revealed { codes, .. } => print_codes(codes, &mut out)?,
         Response::Listed { messages } => print_list(messages, &mut out)?,
+        Response::Unlocked { .. } | Response::Locked { .. } => {
+            bail!("the service sent an answer this command does not expect")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -77,7 +80,7 @@ pub fn state_dir(path: &Path) -> anyhow::Result<PathBuf> {
     }
 }
 
-fn read_secret(from_stdin: bool) -> anyhow::Result<Zeroizing<String>> {
+pub fn read_secret(from_stdin: bool) -> anyhow::Result<Zeroizing<String>> {
     if from_stdin {
         return crate::cli::passwd::read_line(io::stdin().lock());
     }

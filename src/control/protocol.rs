@@ -5,6 +5,10 @@
 //! <- {"result":"listed","messages":[{"identity":{...},"subject":"...","codes":[{"handle":"GL7F3A","rule":"amazon"}]}]}
 //! -> {"op":"reveal","handle":"GL7F3A","secret":"..."}
 //! <- {"result":"revealed","handle":"GL7F3A","codes":[{"code":"...","rule":"amazon",...,"message":{...}}]}
+//! -> {"op":"unlock","secret":"...","seconds":600,"handles":["GL7F3A"]}
+//! <- {"result":"unlocked","mailbox":"Giftlock/Unlocked","until":"2026-11-25T01:00:00Z","messages":1,"uidvalidity":1764032400}
+//! -> {"op":"lock"}
+//! <- {"result":"locked","was_open":true}
 //! <- {"result":"refused","error":"wrong_secret","message":"wrong unlock secret"}
 //! ```
 
@@ -26,12 +30,26 @@ pub enum Request {
     Reveal { handle: String, secret: String },
     /// Every masked message, without codes.
     List { secret: String },
+    /// Opens the unlock window for `seconds`: every masked message, or
+    /// those with a code under one of `handles`.
+    Unlock {
+        secret: String,
+        seconds: u64,
+        #[serde(default)]
+        handles: Vec<String>,
+    },
+    /// Closes the unlock window. No secret: it only takes access away.
+    Lock,
 }
 
 impl Request {
+    /// The unlock secret given (`Lock` needs none).
     pub fn secret(&self) -> &str {
         match self {
-            Request::Reveal { secret, .. } | Request::List { secret } => secret,
+            Request::Reveal { secret, .. }
+            | Request::List { secret }
+            | Request::Unlock { secret, .. } => secret,
+            Request::Lock => "",
         }
     }
 
@@ -40,6 +58,8 @@ impl Request {
         match self {
             Request::Reveal { .. } => "reveal",
             Request::List { .. } => "list",
+            Request::Unlock { .. } => "unlock",
+            Request::Lock => "lock",
         }
     }
 }
@@ -52,6 +72,14 @@ impl fmt::Debug for Request {
                 .field("handle", handle)
                 .finish_non_exhaustive(),
             Request::List { .. } => f.debug_struct("List").finish_non_exhaustive(),
+            Request::Unlock {
+                seconds, handles, ..
+            } => f
+                .debug_struct("Unlock")
+                .field("seconds", seconds)
+                .field("handles", handles)
+                .finish_non_exhaustive(),
+            Request::Lock => f.write_str("Lock"),
         }
     }
 }
@@ -66,6 +94,16 @@ pub enum Response {
     },
     Listed {
         messages: Vec<VaultSummary>,
+    },
+    /// The window is open until `until` (RFC 3339, UTC).
+    Unlocked {
+        mailbox: String,
+        until: String,
+        messages: u64,
+        uidvalidity: u32,
+    },
+    Locked {
+        was_open: bool,
     },
     Refused {
         error: Refusal,
@@ -137,6 +175,25 @@ mod tests {
             secret: "hunter22-x".into(),
         };
         assert!(!format!("{list:?}").contains("hunter22"));
+        let unlock = Request::Unlock {
+            secret: "hunter22-x".into(),
+            seconds: 60,
+            handles: vec!["GL0102".into()],
+        };
+        assert!(!format!("{unlock:?}").contains("hunter22"));
+        // Handles may be left out.
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"op":"unlock","secret":"s","seconds":5}"#).unwrap(),
+            Request::Unlock {
+                secret: "s".into(),
+                seconds: 5,
+                handles: Vec::new()
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::Lock).unwrap(),
+            r#"{"op":"lock"}"#
+        );
     }
 
     #[test]

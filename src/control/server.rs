@@ -1,6 +1,7 @@
 //! The service side of the control socket: checks the unlock secret (one
 //! attempt at a time, with a growing delay after failures), reads the
-//! vault, and records every attempt in the audit log before answering.
+//! vault, opens and closes the unlock window, and records every attempt in
+//! the audit log before answering.
 
 use std::future::Future;
 use std::io;
@@ -19,7 +20,9 @@ use super::secret::{self, UnlockSecretError};
 use crate::audit::record::clean_to;
 use crate::audit::{AuditLog, UnlockAttemptRecord};
 use crate::proxy::auth::Throttle;
-use crate::vault::{files, Vault};
+use crate::config::UnlockConfig;
+use crate::unlock::Windows;
+use crate::vault::{files, MessageIdentity, Vault};
 
 /// Requests served on one connection before it is closed.
 const MAX_REQUESTS_PER_CONNECTION: usize = 16;
@@ -49,6 +52,16 @@ pub struct Control {
     throttle: Throttle<()>,
     /// One secret check (and its failure delay) at a time.
     attempts: tokio::sync::Mutex<()>,
+    /// The unlock window, when the service has one.
+    unlock: Option<Unlocking>,
+}
+
+/// The unlock settings in force (read at each request: a reload applies).
+pub type UnlockSettings = Arc<dyn Fn() -> UnlockConfig + Send + Sync>;
+
+struct Unlocking {
+    windows: Windows,
+    settings: UnlockSettings,
 }
 
 impl Control {
@@ -61,7 +74,14 @@ impl Control {
             audit,
             throttle: Throttle::default(),
             attempts: tokio::sync::Mutex::new(()),
+            unlock: None,
         }
+    }
+
+    /// Serves `unlock` and `lock` requests with `windows`.
+    pub fn with_unlock(mut self, windows: Windows, settings: UnlockSettings) -> Control {
+        self.unlock = Some(Unlocking { windows, settings });
+        self
     }
 }
 
@@ -185,9 +205,16 @@ impl Control {
                 handle.trim().to_ascii_uppercase().as_bytes(),
                 MAX_HANDLE_CHARS,
             )),
-            Request::List { .. } => None,
+            Request::Unlock { handles, .. } if !handles.is_empty() => Some(clean_to(
+                handles.join(" ").trim().to_ascii_uppercase().as_bytes(),
+                MAX_HANDLE_CHARS * 8,
+            )),
+            _ => None,
         };
         attempt.handle = handle.clone();
+        if request == Request::Lock {
+            return self.lock(attempt).await;
+        }
         if let Err(refused) = self.check_secret(&request, &attempt).await {
             return refused;
         }
@@ -200,9 +227,12 @@ impl Control {
                 )
                 .await;
         };
-        let result = match handle {
-            None => list(vault).await,
-            Some(handle) => reveal(vault, handle).await,
+        let result = match (&request, handle) {
+            (Request::Reveal { .. }, Some(handle)) => reveal(vault, handle).await,
+            (Request::Unlock {
+                seconds, handles, ..
+            }, _) => self.unlock(vault, *seconds, handles).await,
+            _ => list(vault).await,
         };
         match result {
             Ok((response, count)) => {
@@ -210,6 +240,7 @@ impl Control {
                 attempt.count = count;
                 attempt.outcome = match &response {
                     Response::Revealed { .. } => "revealed",
+                    Response::Unlocked { .. } => "unlocked",
                     _ => "listed",
                 }
                 .into();
@@ -268,6 +299,94 @@ impl Control {
                 Err(self.refuse(attempt.clone(), Refusal::Error, message).await)
             }
         }
+    }
+
+    /// Opens the unlock window over the chosen messages of the vault.
+    async fn unlock(&self, vault: Arc<Vault>, seconds: u64, handles: &[String]) -> Answer {
+        let Some(unlocking) = &self.unlock else {
+            return Err((
+                Refusal::Error,
+                "this service has no unlock window".into(),
+            ));
+        };
+        let settings = (unlocking.settings)();
+        if seconds == 0 || seconds > settings.max_minutes.saturating_mul(60) {
+            return Err((
+                Refusal::BadRequest,
+                format!(
+                    "an unlock window lasts from 1 second to {} minutes (unlock.max_minutes in \
+                     the config); {seconds} seconds were asked for",
+                    settings.max_minutes
+                ),
+            ));
+        }
+        let summaries = tokio::task::spawn_blocking(move || vault.list())
+            .await
+            .map_err(|e| (Refusal::Error, format!("listing the vault failed: {e}")))?;
+        let wanted: Vec<String> = handles
+            .iter()
+            .map(|h| h.trim().to_ascii_uppercase())
+            .collect();
+        let has = |summary: &crate::vault::VaultSummary, handle: &str| {
+            summary
+                .codes
+                .iter()
+                .any(|c| c.handle.as_deref() == Some(handle))
+        };
+        if let Some(unknown) = wanted
+            .iter()
+            .find(|h| !summaries.iter().any(|s| has(s, h)))
+        {
+            return Err((
+                Refusal::NotFound,
+                format!(
+                    "no masked code has the handle {}; `giftlock reveal --list` shows the handles",
+                    clean_to(unknown.as_bytes(), MAX_HANDLE_CHARS)
+                ),
+            ));
+        }
+        let chosen: Vec<MessageIdentity> = summaries
+            .iter()
+            .filter(|s| wanted.is_empty() || wanted.iter().any(|h| has(s, h)))
+            .map(|s| s.identity.clone())
+            .collect();
+        if chosen.is_empty() {
+            return Err((
+                Refusal::NotFound,
+                "the vault holds no masked message yet: there is nothing to unlock".into(),
+            ));
+        }
+        let count = chosen.len() as u64;
+        let window = unlocking
+            .windows
+            .open(chosen, Duration::from_secs(seconds));
+        let until = window.ends_at_text();
+        info!(messages = count, until = %until, "unlock window opened");
+        Ok((
+            Response::Unlocked {
+                mailbox: settings.mailbox,
+                until,
+                messages: count,
+                uidvalidity: window.uidvalidity,
+            },
+            count,
+        ))
+    }
+
+    /// Closes the unlock window (recorded whether one was open or not).
+    async fn lock(&self, mut attempt: UnlockAttemptRecord) -> Response {
+        let was_open = self.unlock.as_ref().is_some_and(|u| u.windows.close());
+        if was_open {
+            info!("unlock window closed by giftlock lock");
+        }
+        attempt.ok = true;
+        attempt.outcome = match was_open {
+            true => "locked",
+            false => "not_open",
+        }
+        .into();
+        self.audit.unlock_attempt(attempt).await;
+        Response::Locked { was_open }
     }
 
     async fn refuse(

@@ -150,6 +150,31 @@ impl Fetcher {
         Ok(pairs)
     }
 
+    /// Runs `UID FETCH <uids> <items>` in `mailbox` and returns every
+    /// untagged FETCH response as the server sent it (for the unlock
+    /// window's virtual mailbox: unmasked, the caller's business). `items`
+    /// is a FETCH item list without literals.
+    pub async fn raw_fetch(
+        &mut self,
+        mailbox: &Selected,
+        uids: &[u32],
+        items: &[u8],
+    ) -> Result<Vec<Vec<u8>>, FetchError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set: Vec<String> = uids.iter().map(u32::to_string).collect();
+        let command = [format!("UID FETCH {} ", set.join(",")).as_bytes(), items].concat();
+        let mut responses = Vec::new();
+        self.run(mailbox, "UID FETCH", &command, |message, _| {
+            if is_fetch(message) {
+                responses.push(message.to_vec());
+            }
+        })
+        .await?;
+        Ok(responses)
+    }
+
     /// Runs one command on the fetch connection (connecting and examining
     /// `mailbox` first if needed); `each` sees every untagged response.
     async fn run(
@@ -325,6 +350,18 @@ fn seq_and_uid(message: &[u8]) -> Option<(u32, u32)> {
     Some((seq, number_after(message, b"UID ")?))
 }
 
+/// Whether `message` is an untagged `* n FETCH` response.
+fn is_fetch(message: &[u8]) -> bool {
+    let Some(rest) = message.strip_prefix(b"* ") else {
+        return false;
+    };
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    digits > 0
+        && rest
+            .get(digits..digits + 7)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b" FETCH "))
+}
+
 /// The decimal number right after `marker` (ASCII case-insensitive).
 fn number_after(message: &[u8], marker: &[u8]) -> Option<u32> {
     let at = message
@@ -364,5 +401,8 @@ mod tests {
         );
         assert_eq!(seq_and_uid(b"* 4 FETCH (UID 9)\r\n"), Some((4, 9)));
         assert_eq!(seq_and_uid(b"* OK x\r\n"), None);
+        assert!(is_fetch(b"* 12 fetch (UID 3)\r\n"));
+        assert!(!is_fetch(b"* 12 EXISTS\r\n"));
+        assert!(!is_fetch(b"* OK FETCH\r\n"));
     }
 }

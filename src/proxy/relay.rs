@@ -10,6 +10,13 @@
 //! [`ContentFilter`], then goes to the client. Writes are buffered and
 //! flushed whenever the reader would block, so pipelined responses leave in
 //! few packets and a lone response leaves at once.
+//!
+//! Two hooks let giftlock speak for itself in a session (the unlock
+//! window's virtual mailbox, [`crate::unlock`]): a command filter may
+//! [`CommandAction::Answer`] a command instead of forwarding it, and
+//! `pushes` carries untagged responses giftlock sends on its own (`* n
+//! EXPUNGE` during an IDLE it answers); each goes out whole, between two
+//! server messages.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -19,7 +26,7 @@ use std::time::Duration;
 
 use imap_codec::imap_types::core::LiteralMode;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
-use tokio::sync::{oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
 use super::framed::{Fragment, FrameError, FramedReader};
 use super::stream::BoxedStream;
@@ -51,6 +58,12 @@ pub enum CommandAction {
     /// Take in the whole message first (giftlock answers the client's
     /// synchronising literals itself), then ask [`CommandFilter::held`].
     Hold,
+    /// giftlock answers this command itself and the server never sees it:
+    /// the whole message is taken in (as for `Hold`), the relay waits until
+    /// the server has answered every command forwarded before it (so the
+    /// answers keep the client's order), then writes to the client what
+    /// [`CommandFilter::answer`] returns.
+    Answer,
 }
 
 /// What to do with a held message.
@@ -75,6 +88,12 @@ pub trait CommandFilter: Send {
     /// A message this filter asked to [`CommandAction::Hold`], complete;
     /// `literals` are the ranges of its literal data.
     fn held(&mut self, message: &[u8], literals: &[std::ops::Range<usize>]) -> Held;
+    /// The response lines (untagged ones and the tagged completion) to a
+    /// complete message this filter asked to [`CommandAction::Answer`].
+    /// Filters that never answer need not implement it.
+    fn answer<'a>(&'a mut self, _message: &'a [u8]) -> impl Future<Output = Vec<u8>> + Send + 'a {
+        std::future::ready(Vec::new())
+    }
 }
 
 /// Forwards content and commands unchanged.
@@ -186,9 +205,73 @@ fn announces_sync_literal(line: &[u8]) -> bool {
         .is_some_and(u8::is_ascii_digit)
 }
 
+/// How long a command giftlock answers waits for the server to answer the
+/// commands forwarded before it.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Tags of client commands forwarded to the server and not answered yet: a
+/// command giftlock answers itself waits until there are none, so its
+/// answer cannot overtake theirs.
+#[derive(Default)]
+struct Outstanding {
+    tags: StdMutex<Vec<Vec<u8>>>,
+    changed: Notify,
+}
+
+impl Outstanding {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<u8>>> {
+        self.tags.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A client command about to go to the server.
+    fn sent(&self, message: &[u8]) {
+        if let Some(head) = command::parse_head(message) {
+            self.lock().push(head.tag.to_vec());
+        }
+    }
+
+    /// A server message that reached the client: a tagged one ends its
+    /// command.
+    fn answered(&self, message: &[u8]) {
+        if message.starts_with(b"*") || message.starts_with(b"+") {
+            return;
+        }
+        let mut tags = self.lock();
+        let done = tags.iter().position(|t| {
+            message
+                .strip_prefix(t.as_slice())
+                .is_some_and(|rest| rest.starts_with(b" "))
+        });
+        if let Some(i) = done {
+            tags.swap_remove(i);
+            drop(tags);
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Resolves once every forwarded command has its answer (or after
+    /// [`SETTLE_TIMEOUT`]: a server that stays silent does not block the
+    /// session forever).
+    async fn settled(&self) {
+        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.lock().is_empty() {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// Runs the relay until either side closes, or until `shutdown` resolves:
 /// then the client gets [`SHUTDOWN_BYE`] between two messages and the
-/// relay ends.
+/// relay ends. What arrives on `pushes` (whole untagged responses) goes to
+/// the client between two messages.
 #[allow(clippy::too_many_arguments)]
 pub async fn relay<F: ContentFilter, C: CommandFilter>(
     client: FramedReader<ReadHalf<BoxedStream>>,
@@ -198,10 +281,12 @@ pub async fn relay<F: ContentFilter, C: CommandFilter>(
     filter: F,
     commands: C,
     audit: SessionAudit,
+    pushes: mpsc::UnboundedReceiver<Vec<u8>>,
     shutdown: impl Future<Output = ()>,
 ) -> RelayOutcome {
     let client_writer: ClientWriter = Arc::new(Mutex::new(BufWriter::new(client_writer)));
     let pending = Arc::new(PendingLiteral::default());
+    let outstanding = Outstanding::default();
     let from_client = AtomicU64::new(0);
     let to_client = AtomicU64::new(0);
 
@@ -211,14 +296,25 @@ pub async fn relay<F: ContentFilter, C: CommandFilter>(
         client_writer.clone(),
         pending.clone(),
         commands,
+        &outstanding,
         &from_client,
         &audit,
     );
     let bye_writer = client_writer.clone();
-    let down = server_to_client(server, client_writer, pending, filter, &to_client, &audit);
-    tokio::pin!(up, down, shutdown);
+    let pushed = push_to_client(pushes, client_writer.clone(), &to_client);
+    let down = server_to_client(
+        server,
+        client_writer,
+        pending,
+        filter,
+        &outstanding,
+        &to_client,
+        &audit,
+    );
+    tokio::pin!(up, down, shutdown, pushed);
     let end: RelayEnd = tokio::select! {
         end = &mut down => end,
+        end = &mut pushed => end,
         end = &mut up => {
             // The client is gone or failed; give the server a moment to finish
             // what it was sending (it sees our half-close), then stop.
@@ -258,6 +354,7 @@ async fn client_to_server<C: CommandFilter>(
     client_writer: ClientWriter,
     pending: Arc<PendingLiteral>,
     mut commands: C,
+    outstanding: &Outstanding,
     counted: &AtomicU64,
     audit: &SessionAudit,
 ) -> RelayEnd {
@@ -265,6 +362,8 @@ async fn client_to_server<C: CommandFilter>(
     let mut dropping = false;
     // A message taken in whole before it goes to the server.
     let mut holding = false;
+    // A message taken in whole that giftlock answers itself.
+    let mut answering = false;
     loop {
         let info = match client.buffered_fragment() {
             Ok(Some(info)) => info,
@@ -309,6 +408,10 @@ async fn client_to_server<C: CommandFilter>(
                         holding = true;
                         Verdict::Forward
                     }
+                    CommandAction::Answer => {
+                        answering = true;
+                        Verdict::Forward
+                    }
                 },
                 refused => refused,
             };
@@ -336,6 +439,29 @@ async fn client_to_server<C: CommandFilter>(
             continue;
         }
 
+        if answering {
+            // The client waits for a `+` that giftlock gives itself.
+            if sync_literal_next {
+                if let Err(e) = write_flush(&client_writer, HELD_GO_AHEAD).await {
+                    return RelayEnd::Client(e.into());
+                }
+            }
+            if !complete {
+                continue;
+            }
+            answering = false;
+            // Commands forwarded before this one are answered first.
+            if let Err(e) = server.flush().await {
+                return RelayEnd::Server(e.into());
+            }
+            outstanding.settled().await;
+            let reply = commands.answer(client.message_bytes()).await;
+            if let Err(e) = write_flush(&client_writer, &reply).await {
+                return RelayEnd::Client(e.into());
+            }
+            audit.command(client.message_bytes()).await;
+            continue;
+        }
         if holding {
             // The client waits for a `+` that giftlock gives itself.
             if sync_literal_next {
@@ -353,6 +479,7 @@ async fn client_to_server<C: CommandFilter>(
                 &client_writer,
                 &pending,
                 &mut commands,
+                outstanding,
                 audit,
             )
             .await
@@ -362,7 +489,9 @@ async fn client_to_server<C: CommandFilter>(
             continue;
         }
         if complete {
-            commands.completing(replaced.as_deref().unwrap_or(client.message_bytes()));
+            let message = replaced.as_deref().unwrap_or(client.message_bytes());
+            commands.completing(message);
+            outstanding.sent(message);
         }
         let out = replaced.as_deref().unwrap_or(client.fragment_bytes(&info));
         if let Err(e) = server.write_all(out).await {
@@ -412,6 +541,7 @@ async fn send_held<C: CommandFilter>(
     client_writer: &ClientWriter,
     pending: &PendingLiteral,
     commands: &mut C,
+    outstanding: &Outstanding,
     audit: &SessionAudit,
 ) -> Result<(), RelayEnd> {
     let message = client.message_bytes();
@@ -428,6 +558,7 @@ async fn send_held<C: CommandFilter>(
         Held::Forward(replacements) => replacements,
     };
     commands.completing(message);
+    outstanding.sent(message);
     let mut cursor = 0;
     for (i, literal) in literals.iter().enumerate() {
         let line = &message[cursor..literal.start];
@@ -499,6 +630,7 @@ async fn server_to_client<F: ContentFilter>(
     client_writer: ClientWriter,
     pending: Arc<PendingLiteral>,
     mut filter: F,
+    outstanding: &Outstanding,
     counted: &AtomicU64,
     audit: &SessionAudit,
 ) -> RelayEnd {
@@ -548,7 +680,25 @@ async fn server_to_client<F: ContentFilter>(
         if let Err(e) = client_writer.lock().await.write_all(&out).await {
             return RelayEnd::Client(e.into());
         }
+        outstanding.answered(message);
     }
+}
+
+/// Writes what giftlock sends on its own, each whole; ends only when the
+/// client cannot be written to.
+async fn push_to_client(
+    mut pushes: mpsc::UnboundedReceiver<Vec<u8>>,
+    client_writer: ClientWriter,
+    counted: &AtomicU64,
+) -> RelayEnd {
+    while let Some(bytes) = pushes.recv().await {
+        counted.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        if let Err(e) = write_flush(&client_writer, &bytes).await {
+            return RelayEnd::Client(e.into());
+        }
+    }
+    // Nobody pushes any more; the other loops decide when the relay ends.
+    std::future::pending().await
 }
 
 fn is_single_line(message: &[u8]) -> bool {
@@ -601,6 +751,7 @@ mod tests {
             PassThrough,
             PassThrough,
             SessionAudit::default(),
+            mpsc::unbounded_channel().1,
             shutdown,
         ));
         (client_end, server_end, task)
@@ -646,6 +797,7 @@ mod tests {
             PassThrough,
             Upcase,
             SessionAudit::default(),
+            mpsc::unbounded_channel().1,
             std::future::pending(),
         ));
         (client_end, server_end)
@@ -680,6 +832,71 @@ mod tests {
         client.write_all(b"refuse\r\nb NOOP\r\n").await.unwrap();
         assert_eq!(read_exactly(&mut client, 18).await, b"a NO [CANNOT] no\r\n");
         assert_eq!(read_exactly(&mut server, 8).await, b"b NOOP\r\n");
+    }
+
+    /// Answers NOOP itself.
+    struct AnswersNoop;
+
+    impl CommandFilter for AnswersNoop {
+        fn first_fragment(&mut self, fragment: &[u8], _complete: bool) -> CommandAction {
+            match fragment.windows(4).any(|w| w == b"NOOP") {
+                true => CommandAction::Answer,
+                false => CommandAction::Forward,
+            }
+        }
+
+        fn completing(&mut self, _message: &[u8]) {}
+
+        fn held(&mut self, _message: &[u8], _literals: &[std::ops::Range<usize>]) -> Held {
+            Held::Forward(Vec::new())
+        }
+
+        fn answer<'a>(
+            &'a mut self,
+            message: &'a [u8],
+        ) -> impl Future<Output = Vec<u8>> + Send + 'a {
+            let tag = command::parse_head(message).map_or(Vec::new(), |h| h.tag.to_vec());
+            std::future::ready([&tag[..], b" OK answered by giftlock\r\n"].concat())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answered_command_waits_for_earlier_ones_and_never_reaches_the_server() {
+        let (client_end, proxy_client) = duplex(1 << 16);
+        let (server_end, proxy_server) = duplex(1 << 16);
+        let (cr, cw) = tokio::io::split(Box::new(proxy_client) as BoxedStream);
+        let (sr, sw) = tokio::io::split(Box::new(proxy_server) as BoxedStream);
+        let (push, pushes) = mpsc::unbounded_channel();
+        tokio::spawn(relay(
+            FramedReader::new(cr, 1 << 20),
+            cw,
+            FramedReader::new(sr, 1 << 20),
+            sw,
+            PassThrough,
+            AnswersNoop,
+            SessionAudit::default(),
+            pushes,
+            std::future::pending(),
+        ));
+        let (mut client, mut server) = (client_end, server_end);
+        client
+            .write_all(b"a SELECT X\r\nb NOOP\r\nc LIST \"\" *\r\n")
+            .await
+            .unwrap();
+        assert_eq!(read_exactly(&mut server, 12).await, b"a SELECT X\r\n");
+        // b waits for a's answer.
+        let mut early = [0u8; 1];
+        let waited =
+            tokio::time::timeout(Duration::from_millis(200), client.read(&mut early)).await;
+        assert!(waited.is_err(), "b was answered before a");
+        server.write_all(b"* 1 EXISTS\r\na OK done\r\n").await.unwrap();
+        let want = b"* 1 EXISTS\r\na OK done\r\nb OK answered by giftlock\r\n";
+        assert_eq!(read_exactly(&mut client, want.len()).await, want);
+        // The server's next bytes are c's: it never saw b.
+        assert_eq!(read_exactly(&mut server, 13).await, b"c LIST \"\" *\r\n");
+        // Pushed responses reach the client whole.
+        push.send(b"* 1 EXPUNGE\r\n".to_vec()).unwrap();
+        assert_eq!(read_exactly(&mut client, 13).await, b"* 1 EXPUNGE\r\n");
     }
 
     #[test]

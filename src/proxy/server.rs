@@ -59,6 +59,8 @@ pub struct Shared {
     /// The vault of originals (issue 6); None when it could not be opened
     /// (logged at start): nothing can then be restored or revealed.
     pub vault: Option<Arc<crate::vault::Vault>>,
+    /// The unlock window (`giftlock unlock`), watched by every session.
+    pub unlock: crate::unlock::Windows,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -274,14 +276,25 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         masking: RwLock::new(Arc::new(masking)),
         fetch_slots: Mutex::new(HashMap::new()),
         vault,
+        unlock: crate::unlock::Windows::default(),
     });
     // Control socket hook (issue 6): `giftlock reveal` talks to src/control.
+    let settings = {
+        let shared = Arc::downgrade(&shared);
+        move || {
+            shared
+                .upgrade()
+                .map(|s| s.config().unlock.clone())
+                .unwrap_or_default()
+        }
+    };
     crate::control::server::spawn(
         crate::control::server::Control::new(
             state_dir.clone(),
             shared.vault.clone(),
             shared.audit.clone(),
-        ),
+        )
+        .with_unlock(shared.unlock.clone(), Arc::new(settings)),
         shared.stopping(),
     );
     // Every session task holds a clone of `open`; `recv` on `all_closed`

@@ -405,14 +405,27 @@ impl PreAuth {
             Fetcher::new(self.shared.clone(), account.clone()),
             self.audit.clone(),
         );
+        // The unlock window's virtual mailbox, around the masking filters.
+        let (content, commands, pushes) = crate::unlock::session::wrap(
+            masking,
+            commands,
+            crate::unlock::session::Context {
+                account: account.name.clone(),
+                name: config.unlock.mailbox.clone(),
+                windows: self.shared.unlock.clone(),
+                vault: self.shared.vault.clone(),
+            },
+            Fetcher::new(self.shared.clone(), account.clone()),
+        );
         let outcome = relay::relay(
             FramedReader::from_parts(client_read, client_framer),
             client_write,
             FramedReader::from_parts(server_read, server_framer),
             server_write,
-            masking,
+            content,
             commands,
             self.audit.clone(),
+            pushes,
             self.shared.stopping(),
         )
         .await;

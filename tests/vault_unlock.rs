@@ -1,0 +1,189 @@
+//! The unlock window against Dovecot with the labelled corpus: after giftlock
+//! masked the coded messages (and kept their originals), `giftlock unlock`
+//! shows them unmasked in the virtual mailbox, byte-identical to Dovecot's
+//! originals in every fetch form, read-only, while INBOX stays masked;
+//! `giftlock lock` and the window's end expunge them from connected
+//! clients. Every unlock and lock attempt is audited (a wrong secret too)
+//! and the audit log verifies; no labelled code lies in the clear in
+//! giftlock's state directory or logs. The client checks live in
+//! integration/clients/unlock_folder.py (its docstring lists them).
+
+mod audit_support;
+mod common;
+mod mask_support;
+
+use std::fs::{self, File};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use audit_support::{giftlock_audit, records};
+use common::*;
+use mask_support::*;
+use serde_json::Value;
+
+const UNLOCK_SECRET: &str = "unlock-secret-Vw38-zr";
+const WRONG_SECRET: &str = "not-the-secret-Qp51";
+
+/// `giftlock ARGS --config CONFIG` with `stdin` as its input.
+fn giftlock(bench: &Bench, args: &[&str], stdin: &str) -> Run {
+    let dir = bench.path().join("cli");
+    fs::create_dir_all(&dir).unwrap();
+    let input = dir.join(format!("stdin-{}", args.join("-").replace('/', "_")));
+    fs::write(&input, format!("{stdin}\n")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
+    cmd.args(args)
+        .arg("--config")
+        .arg(&bench.giftlock().config)
+        .env_remove("GIFTLOCK_CONFIG")
+        .stdin(File::open(&input).unwrap());
+    run_command(cmd, "giftlock-cli", &dir, Duration::from_secs(60))
+}
+
+fn phase(bench: &Bench, setup: &GiftlockSetup, phase: &str, extra: &[&str]) -> Value {
+    let config = bench.giftlock().config.display().to_string();
+    let mut args = vec![
+        "--phase",
+        phase,
+        "--giftlock",
+        env!("CARGO_BIN_EXE_giftlock"),
+        "--config",
+        &config,
+    ];
+    args.extend_from_slice(extra);
+    let run = mask_script(bench, setup, "unlock_folder.py", &args);
+    let failures = failures(&run);
+    assert!(
+        failures.is_empty(),
+        "unlock_folder.py --phase {phase}: {} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(run.success(), "unlock_folder.py --phase {phase}: {}", run.stderr);
+    run.json()
+}
+
+fn unlock_attempts(log: &Path) -> Vec<Value> {
+    records(log)
+        .into_iter()
+        .filter(|r| r["event"] == "unlock_attempt")
+        .collect()
+}
+
+#[test]
+fn the_unlocked_mailbox_serves_the_originals_until_lock() {
+    let (bench, setup) = corpus_bench();
+    let filled = phase(&bench, &setup, "fill", &[]);
+    assert_eq!(filled["messages"], labelled_messages().len() as u64);
+
+    let run = giftlock(&bench, &["unlock-secret", "--stdin"], UNLOCK_SECRET);
+    assert!(run.success(), "unlock-secret: {}", run.stderr);
+    // A wrong secret opens nothing.
+    let run = giftlock(
+        &bench,
+        &["unlock", "--for", "1m", "--secret-stdin", "--json"],
+        WRONG_SECRET,
+    );
+    assert_eq!(run.code(), Some(1), "{}", run.stderr);
+    assert_eq!(run.json()["error"], "wrong_secret");
+    // Longer than the configured maximum (60 minutes): refused.
+    let run = giftlock(
+        &bench,
+        &["unlock", "--for", "2h", "--secret-stdin"],
+        UNLOCK_SECRET,
+    );
+    assert_eq!(run.code(), Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("60 minutes"), "{}", run.stderr);
+
+    let run = giftlock(
+        &bench,
+        &["unlock", "--for", "1m", "--secret-stdin", "--json"],
+        UNLOCK_SECRET,
+    );
+    assert!(run.success(), "unlock: {}", run.stderr);
+    let unlocked = run.json();
+    assert_eq!(unlocked["result"], "unlocked");
+    assert_eq!(unlocked["mailbox"], "Giftlock/Unlocked");
+    let coded = unlocked["messages"].as_u64().unwrap();
+    assert_eq!(coded, 14, "{unlocked}");
+    assert!(unlocked["until"].as_str().unwrap().ends_with('Z'));
+
+    // Every form against Dovecot; lock from inside (the client stays selected).
+    let checked = phase(&bench, &setup, "check", &[]);
+    assert_eq!(checked["messages"], coded, "{checked}");
+
+    // A short window over one handle: it ends by itself, during IDLE.
+    let listed = giftlock(
+        &bench,
+        &["reveal", "--list", "--json", "--secret-stdin"],
+        UNLOCK_SECRET,
+    );
+    assert!(listed.success(), "{}", listed.stderr);
+    let handle = listed.json()["messages"][0]["codes"][0]["handle"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = giftlock(
+        &bench,
+        &["unlock", "--for", "3s", &handle, "--secret-stdin", "--json"],
+        UNLOCK_SECRET,
+    );
+    assert!(run.success(), "unlock {handle}: {}", run.stderr);
+    let count = run.json()["messages"].as_u64().unwrap();
+    assert!(count >= 1);
+    assert!(
+        run.json()["uidvalidity"].as_u64() > unlocked["uidvalidity"].as_u64(),
+        "a new window has a new UIDVALIDITY"
+    );
+    phase(&bench, &setup, "idle", &["--expect", &count.to_string()]);
+    // Nothing open any more.
+    let run = giftlock(&bench, &["lock", "--json"], "");
+    assert!(run.success(), "{}", run.stderr);
+    assert_eq!(run.json()["was_open"], false);
+
+    // Every attempt is audited, in order, and the log verifies.
+    let log = bench.giftlock().state_dir.join("audit.log");
+    let attempts = unlock_attempts(&log);
+    let summary: Vec<(String, String)> = attempts
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap_or("").to_string(),
+                r["outcome"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("unlock", "wrong_secret"),
+        ("unlock", "bad_request"),
+        ("unlock", "unlocked"),
+        ("lock", "locked"),
+        ("list", "listed"),
+        ("unlock", "unlocked"),
+        ("lock", "not_open"),
+    ]
+    .iter()
+    .map(|(a, o)| (a.to_string(), o.to_string()))
+    .collect();
+    assert_eq!(summary, want);
+    assert_eq!(attempts[0]["ok"], false);
+    assert_eq!(attempts[2]["count"], coded);
+    assert_eq!(attempts[5]["handle"], handle.as_str());
+    let verify = giftlock_audit(&bench, &log, &["verify"]);
+    assert!(
+        verify.success(),
+        "audit verify: {} {}",
+        verify.stdout,
+        verify.stderr
+    );
+    let log_text = bench.giftlock().log();
+    assert!(log_text.contains("unlock window opened"), "{log_text}");
+    assert!(log_text.contains("unlock window ended"), "{log_text}");
+
+    // No labelled code in the clear in giftlock's state, logs or the
+    // clients' reports (the CLI output in BENCH/cli prints none either).
+    let mut dirs = giftlock_and_client_dirs(&bench);
+    dirs.push(bench.path().join("cli"));
+    assert_no_code_in(&dirs);
+    bench.assert_no_secrets_logged();
+}
