@@ -277,7 +277,8 @@ impl<C: CommandFilter> CommandFilter for Commands<C> {
         let reply = match verb.as_slice() {
             b"SELECT" | b"EXAMINE" => self.select(&tag, &verb),
             b"STATUS" => self.status(&tag, message),
-            b"APPEND" | b"COPY" | b"MOVE" if !in_folder => tagged(&tag, INTO_REFUSED),
+            b"APPEND" => tagged(&tag, INTO_REFUSED),
+            b"COPY" | b"MOVE" if !in_folder => tagged(&tag, INTO_REFUSED),
             b"FETCH" => self.fetch(&tag, head.uid, message).await,
             b"STORE" => self.store(&tag, message),
             b"SEARCH" => self.search(&tag, message).await,
