@@ -59,7 +59,11 @@ fn phase(bench: &Bench, setup: &GiftlockSetup, phase: &str, extra: &[&str]) -> V
         failures.len(),
         failures.join("\n")
     );
-    assert!(run.success(), "unlock_folder.py --phase {phase}: {}", run.stderr);
+    assert!(
+        run.success(),
+        "unlock_folder.py --phase {phase}: {}",
+        run.stderr
+    );
     run.json()
 }
 

@@ -19,8 +19,8 @@ use super::protocol::{MessageRef, Refusal, Request, Response, RevealedIn, MAX_RE
 use super::secret::{self, UnlockSecretError};
 use crate::audit::record::clean_to;
 use crate::audit::{AuditLog, UnlockAttemptRecord};
-use crate::proxy::auth::Throttle;
 use crate::config::UnlockConfig;
+use crate::proxy::auth::Throttle;
 use crate::unlock::Windows;
 use crate::vault::{files, MessageIdentity, Vault};
 
@@ -229,9 +229,12 @@ impl Control {
         };
         let result = match (&request, handle) {
             (Request::Reveal { .. }, Some(handle)) => reveal(vault, handle).await,
-            (Request::Unlock {
-                seconds, handles, ..
-            }, _) => self.unlock(vault, *seconds, handles).await,
+            (
+                Request::Unlock {
+                    seconds, handles, ..
+                },
+                _,
+            ) => self.unlock(vault, *seconds, handles).await,
             _ => list(vault).await,
         };
         match result {
@@ -304,10 +307,7 @@ impl Control {
     /// Opens the unlock window over the chosen messages of the vault.
     async fn unlock(&self, vault: Arc<Vault>, seconds: u64, handles: &[String]) -> Answer {
         let Some(unlocking) = &self.unlock else {
-            return Err((
-                Refusal::Error,
-                "this service has no unlock window".into(),
-            ));
+            return Err((Refusal::Error, "this service has no unlock window".into()));
         };
         let settings = (unlocking.settings)();
         if seconds == 0 || seconds > settings.max_minutes.saturating_mul(60) {
@@ -333,10 +333,7 @@ impl Control {
                 .iter()
                 .any(|c| c.handle.as_deref() == Some(handle))
         };
-        if let Some(unknown) = wanted
-            .iter()
-            .find(|h| !summaries.iter().any(|s| has(s, h)))
-        {
+        if let Some(unknown) = wanted.iter().find(|h| !summaries.iter().any(|s| has(s, h))) {
             return Err((
                 Refusal::NotFound,
                 format!(
@@ -357,9 +354,7 @@ impl Control {
             ));
         }
         let count = chosen.len() as u64;
-        let window = unlocking
-            .windows
-            .open(chosen, Duration::from_secs(seconds));
+        let window = unlocking.windows.open(chosen, Duration::from_secs(seconds));
         let until = window.ends_at_text();
         info!(messages = count, until = %until, "unlock window opened");
         Ok((

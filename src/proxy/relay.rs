@@ -348,6 +348,7 @@ pub async fn relay<F: ContentFilter, C: CommandFilter>(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn client_to_server<C: CommandFilter>(
     mut client: FramedReader<ReadHalf<BoxedStream>>,
     mut server: BufWriter<WriteHalf<BoxedStream>>,
@@ -889,7 +890,10 @@ mod tests {
         let waited =
             tokio::time::timeout(Duration::from_millis(200), client.read(&mut early)).await;
         assert!(waited.is_err(), "b was answered before a");
-        server.write_all(b"* 1 EXISTS\r\na OK done\r\n").await.unwrap();
+        server
+            .write_all(b"* 1 EXISTS\r\na OK done\r\n")
+            .await
+            .unwrap();
         let want = b"* 1 EXISTS\r\na OK done\r\nb OK answered by giftlock\r\n";
         assert_eq!(read_exactly(&mut client, want.len()).await, want);
         // The server's next bytes are c's: it never saw b.

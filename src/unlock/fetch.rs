@@ -9,10 +9,12 @@
 
 use std::ops::Range;
 
-/// The top-level items of a `* n FETCH (...)` response: its number and,
-/// per item, the ranges of its name and its value. `None` when the
-/// response is not a FETCH giftlock can walk.
-pub fn items(message: &[u8]) -> Option<(u32, Vec<(Range<usize>, Range<usize>)>)> {
+/// One item of a FETCH response: the ranges of its name and its value.
+pub type Item = (Range<usize>, Range<usize>);
+
+/// The top-level items of a `* n FETCH (...)` response, with its number.
+/// `None` when the response is not a FETCH giftlock can walk.
+pub fn items(message: &[u8]) -> Option<(u32, Vec<Item>)> {
     let rest = message.strip_prefix(b"* ")?;
     let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
     let number = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
@@ -120,7 +122,12 @@ pub fn uid_of(message: &[u8]) -> Option<u32> {
     items.iter().find_map(|(name, value)| {
         message[name.clone()]
             .eq_ignore_ascii_case(b"UID")
-            .then(|| std::str::from_utf8(&message[value.clone()]).ok()?.parse().ok())
+            .then(|| {
+                std::str::from_utf8(&message[value.clone()])
+                    .ok()?
+                    .parse()
+                    .ok()
+            })
             .flatten()
     })
 }
@@ -238,10 +245,17 @@ mod tests {
             .windows(12)
             .position(|w| w == b" BODY[HEADER")
             .unwrap();
-        let want = [&b"* 3 FETCH (UID 3 FLAGS (\\Flagged)"[..], &RESPONSE[rest..]].concat();
+        let want = [
+            &b"* 3 FETCH (UID 3 FLAGS (\\Flagged)"[..],
+            &RESPONSE[rest..],
+        ]
+        .concat();
         assert_eq!(out, want);
         assert_eq!(rewrite(b"* 3 EXISTS\r\n", 1, ""), None);
-        assert_eq!(rewrite(b"* 3 FETCH (BODY[] {10}\r\nshort)\r\n", 1, ""), None);
+        assert_eq!(
+            rewrite(b"* 3 FETCH (BODY[] {10}\r\nshort)\r\n", 1, ""),
+            None
+        );
     }
 
     #[test]
@@ -260,6 +274,6 @@ mod tests {
             asked.response(b"abc", 2, "\\Seen"),
             b"* 2 FETCH (UID 2 FLAGS (\\Seen) RFC822.SIZE 3 BODY[] {3}\r\nabc)\r\n"
         );
-        assert_eq!(FromOriginal::asked(b"rfc822").rfc822, true);
+        assert!(FromOriginal::asked(b"rfc822").rfc822);
     }
 }

@@ -207,7 +207,10 @@ impl Folder {
     /// How many messages lack `\Seen`.
     pub fn unseen(&self) -> u32 {
         (1..=self.len())
-            .filter(|&n| self.message(n).is_some_and(|m| !has_flag(&m.flags, "\\Seen")))
+            .filter(|&n| {
+                self.message(n)
+                    .is_some_and(|m| !has_flag(&m.flags, "\\Seen"))
+            })
             .count() as u32
     }
 }
@@ -401,7 +404,9 @@ fn header_contains(raw: &[u8], field: &[u8], needle: &[u8]) -> bool {
             continue;
         }
         let mut value = line[colon + 1..].to_vec();
-        while let Some(next) = lines.next_if(|l| l.first().is_some_and(|b| *b == b' ' || *b == b'\t')) {
+        while let Some(next) =
+            lines.next_if(|l| l.first().is_some_and(|b| *b == b' ' || *b == b'\t'))
+        {
             value.extend_from_slice(next);
         }
         if contains(&value, needle) {
@@ -443,10 +448,9 @@ mod tests {
     fn criteria(command: &str) -> Vec<SearchKey<'static>> {
         let (_, cmd) = CommandCodec::default().decode(command.as_bytes()).unwrap();
         match cmd.body {
-            imap_codec::imap_types::command::CommandBody::Search { criteria, .. } => criteria
-                .into_iter()
-                .map(|key| key.into_static())
-                .collect(),
+            imap_codec::imap_types::command::CommandBody::Search { criteria, .. } => {
+                criteria.into_iter().map(|key| key.into_static()).collect()
+            }
             other => panic!("not a search: {other:?}"),
         }
     }
@@ -458,42 +462,89 @@ mod tests {
         assert!(selected.contains("* 3 EXISTS\r\n"), "{selected}");
         assert!(selected.contains("[UIDVALIDITY 77]"), "{selected}");
         assert!(selected.contains("[UIDNEXT 4]"), "{selected}");
-        assert!(selected.ends_with("s1 OK [READ-WRITE] SELECT completed: the unlocked originals (giftlock)\r\n"));
+        assert!(selected.ends_with(
+            "s1 OK [READ-WRITE] SELECT completed: the unlocked originals (giftlock)\r\n"
+        ));
 
         let set = SequenceSet::try_from("2:*").unwrap();
-        let stored = folder.store(b"t", &set, StoreType::Add, StoreResponse::Answer, &[Flag::Seen, Flag::Flagged]);
+        let stored = folder.store(
+            b"t",
+            &set,
+            StoreType::Add,
+            StoreResponse::Answer,
+            &[Flag::Seen, Flag::Flagged],
+        );
         assert_eq!(
             String::from_utf8(stored).unwrap(),
             "* 2 FETCH (FLAGS (\\Seen \\Flagged) UID 2)\r\n* 3 FETCH (FLAGS (\\Seen \\Flagged) UID 3)\r\nt OK STORE completed\r\n"
         );
         let one = SequenceSet::try_from("3").unwrap();
-        folder.store(b"u", &one, StoreType::Remove, StoreResponse::Silent, &[Flag::Flagged]);
+        folder.store(
+            b"u",
+            &one,
+            StoreType::Remove,
+            StoreResponse::Silent,
+            &[Flag::Flagged],
+        );
         assert_eq!(folder.flags_text(3), "\\Seen");
         assert_eq!(folder.unseen(), 1);
 
         let none = |_| None;
         assert_eq!(folder.search(&criteria("a SEARCH UNSEEN\r\n"), &none), [1]);
         assert_eq!(folder.search(&criteria("a SEARCH FLAGGED\r\n"), &none), [2]);
-        assert_eq!(folder.search(&criteria("a SEARCH OR 1 FLAGGED\r\n"), &none), [1, 2]);
-        assert_eq!(folder.search(&criteria("a SEARCH NOT UID 2:3\r\n"), &none), [1]);
+        assert_eq!(
+            folder.search(&criteria("a SEARCH OR 1 FLAGGED\r\n"), &none),
+            [1, 2]
+        );
+        assert_eq!(
+            folder.search(&criteria("a SEARCH NOT UID 2:3\r\n"), &none),
+            [1]
+        );
         let original = |n: u32| {
-            Some(format!("Subject: order {n}\r\nFrom: Shop\r\n <shop@example.com>\r\n\r\nbody {n}\r\n").into_bytes())
+            Some(
+                format!(
+                    "Subject: order {n}\r\nFrom: Shop\r\n <shop@example.com>\r\n\r\nbody {n}\r\n"
+                )
+                .into_bytes(),
+            )
         };
-        assert_eq!(folder.search(&criteria("a SEARCH SUBJECT \"ORDER 2\"\r\n"), &original), [2]);
-        assert_eq!(folder.search(&criteria("a SEARCH FROM shop@example\r\n"), &original), [1, 2, 3]);
-        assert_eq!(folder.search(&criteria("a SEARCH BODY \"body 3\"\r\n"), &original), [3]);
+        assert_eq!(
+            folder.search(&criteria("a SEARCH SUBJECT \"ORDER 2\"\r\n"), &original),
+            [2]
+        );
+        assert_eq!(
+            folder.search(&criteria("a SEARCH FROM shop@example\r\n"), &original),
+            [1, 2, 3]
+        );
+        assert_eq!(
+            folder.search(&criteria("a SEARCH BODY \"body 3\"\r\n"), &original),
+            [3]
+        );
         assert!(unsupported(&criteria("a SEARCH SINCE 1-Jan-2020\r\n")[0]).is_some());
         assert!(needs_content(&criteria("a SEARCH NOT TEXT x\r\n")[0]));
 
         let examined = Folder::open(&window(1), "a", true);
-        assert!(String::from_utf8(examined.select_response(b"e", "EXAMINE")).unwrap().contains("e OK [READ-ONLY]"));
+        assert!(String::from_utf8(examined.select_response(b"e", "EXAMINE"))
+            .unwrap()
+            .contains("e OK [READ-ONLY]"));
         let mut examined = examined;
-        let refused = examined.store(b"r", &one, StoreType::Add, StoreResponse::Answer, &[Flag::Seen]);
+        let refused = examined.store(
+            b"r",
+            &one,
+            StoreType::Add,
+            StoreResponse::Answer,
+            &[Flag::Seen],
+        );
         assert!(refused.starts_with(b"r NO [READ-ONLY]"));
 
-        assert_eq!(folder.expunge_all(), b"* 1 EXPUNGE\r\n* 1 EXPUNGE\r\n* 1 EXPUNGE\r\n");
+        assert_eq!(
+            folder.expunge_all(),
+            b"* 1 EXPUNGE\r\n* 1 EXPUNGE\r\n* 1 EXPUNGE\r\n"
+        );
         assert_eq!(folder.len(), 0);
-        assert!(folder.numbers(&SequenceSet::try_from("1:*").unwrap()).is_empty());
+        assert!(folder
+            .numbers(&SequenceSet::try_from("1:*").unwrap())
+            .is_empty());
         assert!(folder.expunge_all().is_empty());
     }
 
@@ -502,7 +553,11 @@ mod tests {
         let out = status_response(
             b"s",
             "Giftlock/Unlocked",
-            &[StatusDataItemName::Messages, StatusDataItemName::UidValidity, StatusDataItemName::Unseen],
+            &[
+                StatusDataItemName::Messages,
+                StatusDataItemName::UidValidity,
+                StatusDataItemName::Unseen,
+            ],
             4,
             99,
         );

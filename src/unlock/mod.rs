@@ -177,7 +177,11 @@ mod tests {
         seen.borrow_and_update();
         let second = windows.open(vec![message("a", 1)], Duration::from_millis(50));
         assert!(second.uidvalidity > first.uidvalidity);
-        assert!(first.ends_at_text().ends_with('Z'), "{}", first.ends_at_text());
+        assert!(
+            first.ends_at_text().ends_with('Z'),
+            "{}",
+            first.ends_at_text()
+        );
         // The first window's timer must not close the second one; the
         // second's own timer does.
         tokio::time::timeout(Duration::from_secs(5), seen.wait_for(|w| w.is_none()))

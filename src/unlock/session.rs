@@ -72,9 +72,10 @@ impl Context {
     fn is_virtual(&self, mailbox: &[u8], delimiter: Delimiter) -> bool {
         let name = self.name.as_bytes();
         mailbox.len() == name.len()
-            && mailbox.iter().zip(name).all(|(&a, &b)| {
-                a == b || (b == b'/' && (a == b'.' || delimiter == Some(Some(a))))
-            })
+            && mailbox
+                .iter()
+                .zip(name)
+                .all(|(&a, &b)| a == b || (b == b'/' && (a == b'.' || delimiter == Some(Some(a)))))
     }
 }
 
@@ -293,7 +294,10 @@ impl<C: CommandFilter> CommandFilter for Commands<C> {
             ),
             b"CLOSE" | b"UNSELECT" => {
                 lock(&self.state).folder = None;
-                tagged(&tag, &format!("OK {} completed", String::from_utf8_lossy(&verb)))
+                tagged(
+                    &tag,
+                    &format!("OK {} completed", String::from_utf8_lossy(&verb)),
+                )
             }
             b"IDLE" => {
                 lock(&self.state).idling = Some(tag.clone());
@@ -384,7 +388,6 @@ impl<C> Commands<C> {
             None => tagged(tag, "BAD no mailbox selected"),
         }
     }
-
 }
 
 /// The originals of `identities`, from the vault (`None` where it has none).
@@ -505,8 +508,7 @@ impl<C> Commands<C> {
                 Ok(got) => {
                     let s = lock(&self.state);
                     for response in got {
-                        let Some(&n) = fetch::uid_of(&response).and_then(|u| by_uid.get(&u))
-                        else {
+                        let Some(&n) = fetch::uid_of(&response).and_then(|u| by_uid.get(&u)) else {
                             continue;
                         };
                         let flags = s.folder.as_ref().map_or(String::new(), |f| f.flags_text(n));
@@ -539,7 +541,10 @@ impl<C> Commands<C> {
             let s = lock(&self.state);
             for ((n, _), original) in missing.iter().zip(originals) {
                 if let Some(original) = original {
-                    let flags = s.folder.as_ref().map_or(String::new(), |f| f.flags_text(*n));
+                    let flags = s
+                        .folder
+                        .as_ref()
+                        .map_or(String::new(), |f| f.flags_text(*n));
                     responses.insert(*n, asked.response(&original, *n, &flags));
                 }
             }
@@ -738,15 +743,18 @@ fn after_masking<'a>(
 
 /// The delimiter of a `* LIST` / `* LSUB` response.
 fn list_delimiter(message: &[u8]) -> Option<Option<u8>> {
-    let rest = message.get(..7).filter(|p| {
-        p.eq_ignore_ascii_case(b"* LIST ") || p.eq_ignore_ascii_case(b"* LSUB ")
-    })?;
+    let rest = message
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case(b"* LIST ") || p.eq_ignore_ascii_case(b"* LSUB "))?;
     let after_flags = message[rest.len()..]
         .iter()
         .position(|&b| b == b')')
         .map(|p| rest.len() + p + 1)?;
     let field = message.get(after_flags + 1..)?;
-    if field.get(..3).is_some_and(|n| n.eq_ignore_ascii_case(b"NIL")) {
+    if field
+        .get(..3)
+        .is_some_and(|n| n.eq_ignore_ascii_case(b"NIL"))
+    {
         return Some(None);
     }
     match field {
@@ -761,7 +769,10 @@ fn is_mailbox_update(message: &[u8]) -> bool {
     let Some(rest) = message.strip_prefix(b"* ") else {
         return false;
     };
-    let starts = |word: &[u8], s: &[u8]| s.get(..word.len()).is_some_and(|w| w.eq_ignore_ascii_case(word));
+    let starts = |word: &[u8], s: &[u8]| {
+        s.get(..word.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(word))
+    };
     if starts(b"FLAGS ", rest) || starts(b"VANISHED ", rest) {
         return true;
     }
@@ -785,9 +796,7 @@ fn wildcard_match(pattern: &[u8], name: &[u8], delimiter: Option<u8>) -> bool {
             b'*' | b'%' => {
                 for j in 0..=name.len() {
                     next[j] = can[j]
-                        || (j > 0
-                            && next[j - 1]
-                            && (p == b'*' || Some(name[j - 1]) != delimiter));
+                        || (j > 0 && next[j - 1] && (p == b'*' || Some(name[j - 1]) != delimiter));
                 }
             }
             _ => {
@@ -832,22 +841,33 @@ mod tests {
         );
         assert_eq!(mailbox_arg(b"a SELECT {5}\r\n", 0), None);
         assert_eq!(
-            fetch_items(b"a UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (A B)]) (CHANGEDSINCE 4)\r\n", true),
+            fetch_items(
+                b"a UID FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (A B)]) (CHANGEDSINCE 4)\r\n",
+                true
+            ),
             Some(&b"(UID BODY.PEEK[HEADER.FIELDS (A B)])"[..])
         );
         assert_eq!(
             fetch_items(b"a FETCH 2 BODY[1.MIME]<0.10>\r\n", false),
             Some(&b"BODY[1.MIME]<0.10>"[..])
         );
-        assert_eq!(fetch_items(b"a FETCH 2 BODY[HEADER.FIELDS {4}\r\n", false), None);
+        assert_eq!(
+            fetch_items(b"a FETCH 2 BODY[HEADER.FIELDS {4}\r\n", false),
+            None
+        );
         assert!(marks_seen(b"(UID RFC822)"));
         assert!(marks_seen(b"BODY[TEXT]"));
-        assert!(!marks_seen(b"(BODY.PEEK[] RFC822.SIZE RFC822.HEADER BINARY.PEEK[1])"));
+        assert!(!marks_seen(
+            b"(BODY.PEEK[] RFC822.SIZE RFC822.HEADER BINARY.PEEK[1])"
+        ));
     }
 
     #[test]
     fn server_responses_are_recognised() {
-        assert_eq!(list_delimiter(b"* LIST (\\HasNoChildren) \".\" INBOX\r\n"), Some(Some(b'.')));
+        assert_eq!(
+            list_delimiter(b"* LIST (\\HasNoChildren) \".\" INBOX\r\n"),
+            Some(Some(b'.'))
+        );
         assert_eq!(list_delimiter(b"* LSUB () NIL Foo\r\n"), Some(None));
         assert_eq!(list_delimiter(b"* STATUS INBOX (MESSAGES 1)\r\n"), None);
         assert!(is_mailbox_update(b"* 3 EXISTS\r\n"));
@@ -855,7 +875,10 @@ mod tests {
         assert!(!is_mailbox_update(b"* LIST () \"/\" x\r\n"));
         assert!(!is_mailbox_update(b"a OK done\r\n"));
         let list = pending_list(b"t LIST \"\" \"*\"\r\n").unwrap();
-        assert_eq!((list.tag.as_slice(), list.pattern.as_slice(), list.lsub), (&b"t"[..], &b"*"[..], false));
+        assert_eq!(
+            (list.tag.as_slice(), list.pattern.as_slice(), list.lsub),
+            (&b"t"[..], &b"*"[..], false)
+        );
         assert!(pending_list(b"t NOOP\r\n").is_none());
     }
 
