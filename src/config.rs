@@ -543,6 +543,36 @@ mod tests {
     }
 
     #[test]
+    fn unlock_settings_have_defaults_and_limits() {
+        let base = minimal(
+            "address = \"127.0.0.1:1\"\ntls = \"none\"",
+            "url = \"imaps://h\"",
+        );
+        let cfg = parse(&base).unwrap();
+        assert_eq!(cfg.unlock, UnlockConfig::default());
+        assert_eq!(cfg.unlock.mailbox, "Giftlock/Unlocked");
+        let cfg = parse(&format!(
+            "{base}[unlock]\nmax_minutes = 5\nmailbox = \"Codes/Open\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (cfg.unlock.max_minutes, cfg.unlock.mailbox.as_str()),
+            (5, "Codes/Open")
+        );
+        for bad in [
+            "max_minutes = 0",
+            "mailbox = \"INBOX\"",
+            "mailbox = \"a*\"",
+            "mailbox = \"\"",
+        ] {
+            let err = parse(&format!("{base}[unlock]\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("unlock."), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn wrong_type_names_file_and_key() {
         let text = minimal(
             "address = \"127.0.0.1:1\"\ntls = \"none\"",

@@ -559,7 +559,8 @@ impl<C> Commands<C> {
 /// without modifiers; `None` when it holds a literal.
 fn fetch_items(message: &[u8], uid: bool) -> Option<&[u8]> {
     let line = crate::imap::capability::split_line_ending(message).0;
-    if line.contains(&b'{') {
+    // It goes to the server as part of giftlock's own command line.
+    if line.contains(&b'{') || line.iter().any(u8::is_ascii_control) {
         return None;
     }
     // tag [UID] FETCH set items
@@ -813,6 +814,7 @@ fn wildcard_match(pattern: &[u8], name: &[u8], delimiter: Option<u8>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn list_patterns_match_like_a_server() {
@@ -855,6 +857,7 @@ mod tests {
             fetch_items(b"a FETCH 2 BODY[HEADER.FIELDS {4}\r\n", false),
             None
         );
+        assert_eq!(fetch_items(b"a FETCH 2 (BODY[]\rX)\r\n", false), None);
         assert!(marks_seen(b"(UID RFC822)"));
         assert!(marks_seen(b"BODY[TEXT]"));
         assert!(!marks_seen(
@@ -880,6 +883,74 @@ mod tests {
             (&b"t"[..], &b"*"[..], false)
         );
         assert!(pending_list(b"t NOOP\r\n").is_none());
+    }
+
+    #[tokio::test]
+    async fn list_answers_show_the_mailbox_only_during_a_window_with_its_messages() {
+        let windows = Windows::default();
+        let context = Context {
+            account: "a".into(),
+            name: "Giftlock/Unlocked".into(),
+            windows: windows.clone(),
+            vault: None,
+        };
+        let state = SharedState::default();
+        let pass = |message: &'static [u8]| {
+            after_masking(&context, &state, message, Cow::Borrowed(message)).into_owned()
+        };
+        let list = |tag: &str| {
+            let pending = pending_list(format!("{tag} LIST \"\" *\r\n").as_bytes()).unwrap();
+            lock(&state).lists.push(pending);
+        };
+        let message = |account: &str| MessageIdentity {
+            account: account.into(),
+            mailbox: "INBOX".into(),
+            uidvalidity: 1,
+            uid: 1,
+        };
+        // No window: the answer is the server's.
+        list("t1");
+        assert_eq!(
+            pass(b"t1 OK List completed\r\n"),
+            b"t1 OK List completed\r\n"
+        );
+        // A window with messages of another account only: still nothing.
+        windows.open(vec![message("b")], Duration::from_secs(60));
+        list("t2");
+        assert_eq!(pass(b"t2 OK done\r\n"), b"t2 OK done\r\n");
+        windows.open(vec![message("a")], Duration::from_secs(60));
+        // The server's delimiter is learned from its own LIST lines.
+        pass(b"* LIST (\\HasNoChildren) \".\" INBOX\r\n");
+        list("t3");
+        assert_eq!(
+            pass(b"t3 OK done\r\n"),
+            b"* LIST (\\NoInferiors) \".\" \"Giftlock.Unlocked\"\r\nt3 OK done\r\n"
+        );
+        // A failed LIST or a pattern that does not match gets nothing.
+        list("t4");
+        assert_eq!(pass(b"t4 NO no\r\n"), b"t4 NO no\r\n");
+        let pending = pending_list(b"t5 LIST \"\" INBOX*\r\n").unwrap();
+        lock(&state).lists.push(pending);
+        assert_eq!(pass(b"t5 OK done\r\n"), b"t5 OK done\r\n");
+        // While the virtual mailbox is selected, updates about the server's
+        // selected mailbox are dropped; other responses pass.
+        let window = windows.current().unwrap();
+        lock(&state).folder = Some(Folder::open(&window, "a", false));
+        assert!(pass(b"* 4 EXISTS\r\n").is_empty());
+        assert!(pass(b"* 2 FETCH (FLAGS (\\Seen))\r\n").is_empty());
+        assert_eq!(
+            pass(b"* STATUS x (MESSAGES 1)\r\n"),
+            b"* STATUS x (MESSAGES 1)\r\n"
+        );
+        // The window's end: the selected client is owed one EXPUNGE per message.
+        windows.close();
+        let mut s = lock(&state);
+        let folder = s.folder.as_mut().unwrap();
+        assert_eq!(
+            owed_expunges(folder, &windows.current()),
+            b"* 1 EXPUNGE\r\n"
+        );
+        assert!(owed_expunges(folder, &windows.current()).is_empty());
     }
 
     #[test]
