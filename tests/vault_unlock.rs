@@ -3,7 +3,7 @@
 //! shows them unmasked in the virtual mailbox, byte-identical to Dovecot's
 //! originals in every fetch form, read-only, while INBOX stays masked;
 //! `giftlock lock` and the window's end expunge them from connected
-//! clients. Every unlock and lock attempt is audited (a wrong secret too)
+//! clients; a message gone from the server is served from the vault. Every unlock and lock attempt is audited (a wrong secret too)
 //! and the audit log verifies; no labelled code lies in the clear in
 //! giftlock's state directory or logs. The client checks live in
 //! integration/clients/unlock_folder.py (its docstring lists them).
@@ -140,6 +140,20 @@ fn the_unlocked_mailbox_serves_the_originals_until_lock() {
         "a new window has a new UIDVALIDITY"
     );
     phase(&bench, &setup, "idle", &["--expect", &count.to_string()]);
+
+    // A message that left the server is still served from the vault.
+    let run = giftlock(
+        &bench,
+        &["unlock", "--for", "1m", "--secret-stdin"],
+        UNLOCK_SECRET,
+    );
+    assert!(run.success(), "unlock: {}", run.stderr);
+    assert!(run.stdout.contains("14 message(s)"), "{}", run.stdout);
+    let gone = phase(&bench, &setup, "gone", &[]);
+    assert_eq!(gone["messages"], coded, "{gone}");
+    let run = giftlock(&bench, &["lock"], "");
+    assert!(run.success(), "{}", run.stderr);
+    assert_eq!(run.stdout.trim(), "locked");
     // Nothing open any more.
     let run = giftlock(&bench, &["lock", "--json"], "");
     assert!(run.success(), "{}", run.stderr);
@@ -164,6 +178,8 @@ fn the_unlocked_mailbox_serves_the_originals_until_lock() {
         ("lock", "locked"),
         ("list", "listed"),
         ("unlock", "unlocked"),
+        ("unlock", "unlocked"),
+        ("lock", "locked"),
         ("lock", "not_open"),
     ]
     .iter()

@@ -22,6 +22,10 @@
   --phase idle   (a short window over --expect messages) SELECT the mailbox,
                  IDLE, and receive `* n EXPUNGE` while idling when the window
                  ends; DONE is answered; LIST no longer shows the mailbox.
+  --phase gone   (a window over every masked message) a coded message is
+                 expunged from Dovecot directly; the unlocked mailbox still
+                 serves its original from giftlock's vault (BODY.PEEK[],
+                 RFC822, RFC822.SIZE), and the others from the server.
 
 Output: one JSON line {phase, messages, checks, failures: [...]}, never
 message content or a code. Exit 0 when no failure, 1 otherwise, 2 on
@@ -292,6 +296,47 @@ def phase_idle(ck, args, cat, report):
     proxy.close()
 
 
+def phase_gone(ck, args, cat, report):
+    direct = login("127.0.0.1", args.direct_port, args.user, read_password(args.direct_password_file))
+    direct.ok("SELECT INBOX")
+    target = None
+    for seq, uid in sorted(direct.uid_map().items()):
+        d, _ = direct.fetch(uid, "(BODY.PEEK[])")
+        name, codes = cat.identify(d.get("BODY[]") or b"")
+        if codes:
+            target = (uid, name, d["BODY[]"])
+            break
+    if not ck.expect(target is not None, "no coded message in INBOX"):
+        return
+    uid, name, original = target
+    direct.ok(f"UID STORE {uid} +FLAGS.SILENT (\\Deleted)")
+    direct.ok("EXPUNGE")
+    ck.expect(uid not in direct.uid_map().values(), f"{name}: still on the server")
+    direct.close()
+
+    proxy = login("127.0.0.1", args.proxy_port, args.user, read_password(args.proxy_password_file))
+    names = unlocked_names(proxy)
+    if not ck.expect(len(names) == 1, f"LIST shows {names!r}"):
+        return
+    proxy.ok(f"SELECT {quoted(names[0])}")
+    bodies = {}
+    for r in proxy.ok("UID FETCH 1:* (UID RFC822.SIZE BODY.PEEK[])"):
+        seq, items = fetch_items(r)
+        if seq is not None and isinstance(items.get("BODY[]"), bytes):
+            bodies[seq] = items
+    report["messages"] = len(bodies)
+    served = [v for v, items in bodies.items() if items["BODY[]"] == original]
+    if ck.expect(len(served) == 1, f"{name}: its original is served {len(served)} times after it left the server"):
+        v = served[0]
+        ck.expect(int(bodies[v].get("RFC822.SIZE") or -1) == len(original), f"{name}: RFC822.SIZE from the vault")
+        p, pt = proxy.fetch(v, "(RFC822)")
+        ck.expect(p.get("RFC822") == original, f"{name}: RFC822 from the vault is not the original ({pt[:60]!r})")
+    for v, items in bodies.items():
+        other, codes = cat.identify(items["BODY[]"])
+        ck.expect(bool(codes), f"virtual uid {v}: not an original coded message")
+    proxy.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--direct-port", type=int, required=True)
@@ -300,7 +345,7 @@ def main():
     ap.add_argument("--direct-password-file", required=True)
     ap.add_argument("--proxy-password-file", required=True)
     ap.add_argument("--labels", action="append", required=True)
-    ap.add_argument("--phase", choices=["fill", "check", "idle"], required=True)
+    ap.add_argument("--phase", choices=["fill", "check", "idle", "gone"], required=True)
     ap.add_argument("--giftlock", help="the giftlock binary (check: runs `giftlock lock`)")
     ap.add_argument("--config", help="giftlock's config file")
     ap.add_argument("--expect", type=int, default=1, help="idle: messages in the window")
@@ -309,7 +354,8 @@ def main():
     ck = Checker()
     report = {"phase": args.phase, "messages": 0}
     try:
-        {"fill": phase_fill, "check": phase_check, "idle": phase_idle}[args.phase](ck, args, cat, report)
+        phases = {"fill": phase_fill, "check": phase_check, "idle": phase_idle, "gone": phase_gone}
+        phases[args.phase](ck, args, cat, report)
     except (OSError, ImapError, imaplib.IMAP4.error, socket.timeout) as e:
         print(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}", "checks": ck.checks, "failures": ck.failures}))
         sys.exit(2)

@@ -163,6 +163,10 @@ impl Fetcher {
         if uids.is_empty() {
             return Ok(Vec::new());
         }
+        // A message another session expunged is still answered (Dovecot:
+        // `RFC822.SIZE 0 BODY[] NIL`) until this connection syncs: NOOP
+        // first, so a gone message gives no response at all.
+        self.run(mailbox, "NOOP", b"NOOP", |_, _| {}).await?;
         let set: Vec<String> = uids.iter().map(u32::to_string).collect();
         let command = [format!("UID FETCH {} ", set.join(",")).as_bytes(), items].concat();
         let mut responses = Vec::new();
