@@ -174,6 +174,14 @@ def phase_check(ck, args, cat, report):
         return
     name = names[0]
     report["mailbox"] = name
+    # Other ways clients list: subscribed only, hierarchy level by level.
+    untagged = proxy.ok('LSUB "" "*"')
+    ck.expect(any(b"Unlocked" in r for r in untagged), "LSUB does not show the unlocked mailbox")
+    untagged = proxy.ok('LIST (SUBSCRIBED) "" "*" RETURN (CHILDREN)')
+    ck.expect(any(b"Unlocked" in r and b"\\Subscribed" in r for r in untagged), "LIST (SUBSCRIBED) does not show the unlocked mailbox as subscribed")
+    untagged = proxy.ok('LIST "" "%"')
+    ck.expect(any(b'\\Noselect' in r and r.rstrip().endswith(b'"Giftlock"') for r in untagged), "LIST % does not show the level above the unlocked mailbox")
+    ck.expect(not any(b"Unlocked" in r for r in untagged), "LIST % shows a second-level mailbox")
     typ, data = m.select(quoted(name))
     ck.expect(typ == "OK" and int(data[0]) == coded, f"imaplib SELECT: {typ} {data!r}, {coded} coded messages")
     typ, data = m.fetch("1", "(BODY.PEEK[])")

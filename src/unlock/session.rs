@@ -21,12 +21,11 @@
 //! and nothing is ever APPENDed, copied or moved into it.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use imap_codec::imap_types::command::CommandBody;
-use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::{decode::Decoder, CommandCodec};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
@@ -85,9 +84,12 @@ type Delimiter = Option<Option<u8>>;
 /// A LIST or LSUB waiting for its tagged answer.
 struct PendingList {
     tag: Vec<u8>,
-    /// Reference and pattern, joined.
-    pattern: Vec<u8>,
+    /// Reference and pattern, joined; LIST-EXTENDED may give several.
+    patterns: Vec<Vec<u8>>,
     lsub: bool,
+    /// Asked for subscribed mailboxes (LIST-EXTENDED `SUBSCRIBED`): the
+    /// virtual mailbox is shown as subscribed, so such clients see it.
+    subscribed: bool,
 }
 
 #[derive(Default)]
@@ -97,6 +99,8 @@ struct State {
     /// The tag of an IDLE giftlock answered, until DONE.
     idling: Option<Vec<u8>>,
     lists: Vec<PendingList>,
+    /// Names the server listed since the last LIST completed.
+    listed: HashSet<Vec<u8>>,
     delimiter: Delimiter,
 }
 
@@ -631,54 +635,128 @@ fn mailbox_arg(line: &[u8], skip: usize) -> Option<Vec<u8>> {
         at += line[at..].iter().position(|&b| b == b' ')? + 1;
     }
     let arg = &line[at..];
-    if let Some(quoted) = arg.strip_prefix(b"\"") {
+    if arg.starts_with(b"{") {
+        return None;
+    }
+    astring(arg).map(|(name, _)| name)
+}
+
+/// The LIST or LSUB `message` asks for, if it is one giftlock can read:
+/// `LIST [(options)] reference pattern [RETURN (options)]`, the pattern a
+/// string or a parenthesised list (LIST-EXTENDED). Arguments sent as
+/// literals are not read.
+fn pending_list(message: &[u8]) -> Option<PendingList> {
+    let head = parse_head(message)?;
+    let lsub = head.verb.eq_ignore_ascii_case(b"LSUB");
+    if head.uid || !(lsub || head.verb.eq_ignore_ascii_case(b"LIST")) {
+        return None;
+    }
+    let line = crate::imap::capability::split_line_ending(message).0;
+    if line.contains(&b'{') {
+        return None;
+    }
+    // tag SP verb SP arguments
+    let second_space = line
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b' ')
+        .nth(1)?
+        .0;
+    let mut rest = &line[second_space + 1..];
+    let mut subscribed = false;
+    if rest.starts_with(b"(") {
+        let (options, after) = parenthesised(rest)?;
+        let options = options.to_ascii_uppercase();
+        // Only special-use mailboxes are asked for.
+        if has_word(&options, b"SPECIAL-USE") {
+            return None;
+        }
+        subscribed |= has_word(&options, b"SUBSCRIBED");
+        rest = after.strip_prefix(b" ")?;
+    }
+    let (reference, after) = astring(rest)?;
+    rest = after.strip_prefix(b" ")?;
+    let mut wildcards = Vec::new();
+    if rest.starts_with(b"(") {
+        let (inner, after) = parenthesised(rest)?;
+        let mut inner = inner;
+        while !inner.is_empty() {
+            let (pattern, after) = astring(inner)?;
+            wildcards.push(pattern);
+            inner = after.strip_prefix(b" ").unwrap_or(after);
+        }
+        rest = after;
+    } else {
+        let (pattern, after) = astring(rest)?;
+        wildcards.push(pattern);
+        rest = after;
+    }
+    subscribed |= has_word(&rest.to_ascii_uppercase(), b"SUBSCRIBED");
+    Some(PendingList {
+        tag: head.tag.to_vec(),
+        patterns: wildcards
+            .into_iter()
+            .map(|w| [reference.as_slice(), &w].concat())
+            .collect(),
+        lsub,
+        subscribed,
+    })
+}
+
+/// A quoted string (unescaped) or an atom, and what follows it.
+fn astring(input: &[u8]) -> Option<(Vec<u8>, &[u8])> {
+    if let Some(quoted) = input.strip_prefix(b"\"") {
         let mut out = Vec::new();
-        let mut bytes = quoted.iter();
-        while let Some(&b) = bytes.next() {
+        let mut i = 0;
+        while let Some(&b) = quoted.get(i) {
             match b {
-                b'\\' => out.push(*bytes.next()?),
-                b'"' => return Some(out),
-                _ => out.push(b),
+                b'\\' => {
+                    out.push(*quoted.get(i + 1)?);
+                    i += 2;
+                }
+                b'"' => return Some((out, &quoted[i + 1..])),
+                _ => {
+                    out.push(b);
+                    i += 1;
+                }
             }
         }
         return None;
     }
-    let atom: Vec<u8> = arg.iter().take_while(|&&b| b != b' ').copied().collect();
-    (!atom.is_empty() && !atom.starts_with(b"{")).then_some(atom)
+    let len = input
+        .iter()
+        .take_while(|&&b| !matches!(b, b' ' | b'(' | b')'))
+        .count();
+    (len > 0).then(|| (input[..len].to_vec(), &input[len..]))
 }
 
-/// The LIST or LSUB `message` asks for, if it is one.
-fn pending_list(message: &[u8]) -> Option<PendingList> {
-    let head = parse_head(message)?;
-    let lsub = head.verb.eq_ignore_ascii_case(b"LSUB");
-    if !(lsub || head.verb.eq_ignore_ascii_case(b"LIST")) {
-        return None;
-    }
-    let (_, cmd) = CommandCodec::default().decode(message).ok()?;
-    let (reference, wildcard) = match cmd.body {
-        CommandBody::List {
-            reference,
-            mailbox_wildcard,
+/// The inside of a parenthesised list at the start of `input` (quoted
+/// strings respected), and what follows the closing parenthesis.
+fn parenthesised(input: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut depth = 0usize;
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, &b) in input.iter().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b'(' if !quoted => depth += 1,
+            b')' if !quoted => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some((&input[1..i], &input[i + 1..]));
+                }
+            }
+            _ => {}
         }
-        | CommandBody::Lsub {
-            reference,
-            mailbox_wildcard,
-        } => (reference, mailbox_wildcard),
-        _ => return None,
-    };
-    let mut pattern = match &reference {
-        Mailbox::Inbox => b"INBOX".to_vec(),
-        Mailbox::Other(other) => other.as_ref().to_vec(),
-    };
-    match &wildcard {
-        ListMailbox::Token(t) => pattern.extend_from_slice(t.as_ref()),
-        ListMailbox::String(s) => pattern.extend_from_slice(s.as_ref()),
     }
-    Some(PendingList {
-        tag: head.tag.to_vec(),
-        pattern,
-        lsub,
-    })
+    None
+}
+
+fn has_word(text: &[u8], word: &[u8]) -> bool {
+    text.split(|&b| matches!(b, b' ' | b'(' | b')'))
+        .any(|w| w == word)
 }
 
 impl<F: ContentFilter> ContentFilter for Content<F> {
@@ -702,8 +780,9 @@ fn after_masking<'a>(
 ) -> Cow<'a, [u8]> {
     {
         let mut s = lock(state);
-        if let Some(delimiter) = list_delimiter(message) {
+        if let Some((delimiter, name)) = list_line(message) {
             s.delimiter = Some(delimiter);
+            s.listed.insert(name);
             return out;
         }
         if s.folder.is_some() && is_mailbox_update(message) {
@@ -717,52 +796,89 @@ fn after_masking<'a>(
             return out;
         };
         let list = s.lists.remove(done);
+        let listed = std::mem::take(&mut s.listed);
         let ok = message
             .get(list.tag.len() + 1..list.tag.len() + 3)
             .is_some_and(|w| w.eq_ignore_ascii_case(b"OK"));
         if !ok || context.window().is_none() {
             return out;
         }
-        let delimiter = s.delimiter.flatten();
-        let name = context.shown_name(s.delimiter);
-        if !wildcard_match(&list.pattern, name.as_bytes(), delimiter) {
-            return out;
+        let lines = list_lines(context, s.delimiter, &list, &listed);
+        match lines.is_empty() {
+            true => out,
+            false => Cow::Owned([lines.as_bytes(), &out].concat()),
         }
-        let delimiter_text = match delimiter {
-            Some(d) => folder::quoted(&char::from(d).to_string()),
-            None if s.delimiter.is_some() => "NIL".into(),
-            None => "\"/\"".into(),
-        };
-        let verb = if list.lsub { "LSUB" } else { "LIST" };
-        let line = format!(
-            "* {verb} (\\NoInferiors) {delimiter_text} {}\r\n",
-            folder::quoted(&name)
-        );
-        Cow::Owned([line.as_bytes(), &out].concat())
     }
 }
 
-/// The delimiter of a `* LIST` / `* LSUB` response.
-fn list_delimiter(message: &[u8]) -> Option<Option<u8>> {
-    let rest = message
+/// The lines that show the virtual mailbox in the answer to `list`: the
+/// mailbox when a pattern matches it; else, for `%` patterns, each level
+/// above it that matches and the server did not list (as `\Noselect`,
+/// RFC 3501 6.3.8), so hierarchical clients find it.
+fn list_lines(
+    context: &Context,
+    delimiter: Delimiter,
+    list: &PendingList,
+    listed: &HashSet<Vec<u8>>,
+) -> String {
+    let name = context.shown_name(delimiter);
+    let d = delimiter.flatten();
+    let d_text = match delimiter {
+        Some(Some(d)) => folder::quoted(&char::from(d).to_string()),
+        Some(None) => "NIL".into(),
+        None => "\"/\"".into(),
+    };
+    let verb = if list.lsub { "LSUB" } else { "LIST" };
+    let matches = |n: &str| {
+        list.patterns
+            .iter()
+            .any(|p| wildcard_match(p, n.as_bytes(), d.or(Some(b'/'))))
+    };
+    if matches(&name) {
+        let subscribed = if list.subscribed { " \\Subscribed" } else { "" };
+        return format!(
+            "* {verb} (\\NoInferiors{subscribed}) {d_text} {}\r\n",
+            folder::quoted(&name)
+        );
+    }
+    let separator = char::from(d.unwrap_or(b'/'));
+    let mut lines = String::new();
+    let mut parent = String::new();
+    let levels: Vec<&str> = name.split(separator).collect();
+    for level in &levels[..levels.len().saturating_sub(1)] {
+        if !parent.is_empty() {
+            parent.push(separator);
+        }
+        parent.push_str(level);
+        if matches(&parent) && !listed.contains(parent.as_bytes()) {
+            lines.push_str(&format!(
+                "* {verb} (\\Noselect \\HasChildren) {d_text} {}\r\n",
+                folder::quoted(&parent)
+            ));
+        }
+    }
+    lines
+}
+
+/// The delimiter and mailbox name of a `* LIST` / `* LSUB` response.
+fn list_line(message: &[u8]) -> Option<(Option<u8>, Vec<u8>)> {
+    let prefix = message
         .get(..7)
         .filter(|p| p.eq_ignore_ascii_case(b"* LIST ") || p.eq_ignore_ascii_case(b"* LSUB "))?;
-    let after_flags = message[rest.len()..]
-        .iter()
-        .position(|&b| b == b')')
-        .map(|p| rest.len() + p + 1)?;
-    let field = message.get(after_flags + 1..)?;
-    if field
+    let (_, after_flags) = parenthesised(&message[prefix.len()..])?;
+    let field = after_flags.strip_prefix(b" ")?;
+    let (delimiter, rest) = if field
         .get(..3)
         .is_some_and(|n| n.eq_ignore_ascii_case(b"NIL"))
     {
-        return Some(None);
-    }
-    match field {
-        [b'"', b'\\', d, b'"', ..] => Some(Some(*d)),
-        [b'"', d, b'"', ..] => Some(Some(*d)),
-        _ => None,
-    }
+        (None, &field[3..])
+    } else {
+        let (d, rest) = astring(field)?;
+        (Some(*d.first()?), rest)
+    };
+    let rest = crate::imap::capability::split_line_ending(rest.strip_prefix(b" ")?).0;
+    let name = astring(rest).map_or_else(|| rest.to_vec(), |(name, _)| name);
+    Some((delimiter, name))
 }
 
 /// An untagged response about the server's selected mailbox.
@@ -868,20 +984,43 @@ mod tests {
     #[test]
     fn server_responses_are_recognised() {
         assert_eq!(
-            list_delimiter(b"* LIST (\\HasNoChildren) \".\" INBOX\r\n"),
-            Some(Some(b'.'))
+            list_line(b"* LIST (\\HasNoChildren) \".\" INBOX\r\n"),
+            Some((Some(b'.'), b"INBOX".to_vec()))
         );
-        assert_eq!(list_delimiter(b"* LSUB () NIL Foo\r\n"), Some(None));
-        assert_eq!(list_delimiter(b"* STATUS INBOX (MESSAGES 1)\r\n"), None);
+        assert_eq!(
+            list_line(b"* LIST () \"\\\\\" \"a \\\"b\"\r\n"),
+            Some((Some(b'\\'), b"a \"b".to_vec()))
+        );
+        assert_eq!(
+            list_line(b"* LSUB () NIL Foo\r\n"),
+            Some((None, b"Foo".to_vec()))
+        );
+        assert_eq!(list_line(b"* STATUS INBOX (MESSAGES 1)\r\n"), None);
         assert!(is_mailbox_update(b"* 3 EXISTS\r\n"));
         assert!(is_mailbox_update(b"* 3 FETCH (FLAGS (\\Seen))\r\n"));
         assert!(!is_mailbox_update(b"* LIST () \"/\" x\r\n"));
         assert!(!is_mailbox_update(b"a OK done\r\n"));
         let list = pending_list(b"t LIST \"\" \"*\"\r\n").unwrap();
         assert_eq!(
-            (list.tag.as_slice(), list.pattern.as_slice(), list.lsub),
-            (&b"t"[..], &b"*"[..], false)
+            (
+                list.tag.as_slice(),
+                &list.patterns[..],
+                list.lsub,
+                list.subscribed
+            ),
+            (&b"t"[..], &[b"*".to_vec()][..], false, false)
         );
+        let list =
+            pending_list(b"t LIST (SUBSCRIBED REMOTE) Work/ (\"%\" Gift*) RETURN (CHILDREN)\r\n")
+                .unwrap();
+        assert_eq!(list.patterns, [b"Work/%".to_vec(), b"Work/Gift*".to_vec()]);
+        assert!(list.subscribed);
+        let list = pending_list(b"t list \"\" * RETURN (SUBSCRIBED SPECIAL-USE)\r\n").unwrap();
+        assert!(list.subscribed);
+        let list = pending_list(b"t LSUB \"\" %\r\n").unwrap();
+        assert!(list.lsub);
+        assert!(pending_list(b"t LIST (SPECIAL-USE) \"\" *\r\n").is_none());
+        assert!(pending_list(b"t LIST {0}\r\n").is_none());
         assert!(pending_list(b"t NOOP\r\n").is_none());
     }
 
@@ -925,6 +1064,23 @@ mod tests {
         assert_eq!(
             pass(b"t3 OK done\r\n"),
             b"* LIST (\\NoInferiors) \".\" \"Giftlock.Unlocked\"\r\nt3 OK done\r\n"
+        );
+        // `%` finds the level above, unless the server listed it.
+        let pending = pending_list(b"t6 LIST \"\" %\r\n").unwrap();
+        lock(&state).lists.push(pending);
+        assert_eq!(
+            pass(b"t6 OK done\r\n"),
+            b"* LIST (\\Noselect \\HasChildren) \".\" \"Giftlock\"\r\nt6 OK done\r\n"
+        );
+        let pending = pending_list(b"t7 LIST \"\" %\r\n").unwrap();
+        lock(&state).lists.push(pending);
+        pass(b"* LIST (\\HasChildren) \".\" Giftlock\r\n");
+        assert_eq!(pass(b"t7 OK done\r\n"), b"t7 OK done\r\n");
+        let pending = pending_list(b"t8 LIST (SUBSCRIBED) \"\" *\r\n").unwrap();
+        lock(&state).lists.push(pending);
+        assert_eq!(
+            pass(b"t8 OK done\r\n"),
+            b"* LIST (\\NoInferiors \\Subscribed) \".\" \"Giftlock.Unlocked\"\r\nt8 OK done\r\n"
         );
         // A failed LIST or a pattern that does not match gets nothing.
         list("t4");
