@@ -307,10 +307,14 @@ impl<C: CommandFilter> CommandFilter for Commands<C> {
                 lock(&self.state).idling = Some(tag.clone());
                 b"+ idling\r\n".to_vec()
             }
-            // NOOP, CHECK: the owed EXPUNGEs are the news.
-            _ => tagged(
+            // The owed EXPUNGEs are the news.
+            b"NOOP" | b"CHECK" => tagged(
                 &tag,
                 &format!("OK {} completed", String::from_utf8_lossy(&verb)),
+            ),
+            _ => tagged(
+                &tag,
+                "BAD giftlock does not offer this command in the unlocked mailbox",
             ),
         };
         out.extend_from_slice(&reply);
