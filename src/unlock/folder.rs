@@ -101,7 +101,8 @@ impl Folder {
              * {n} EXISTS\r\n\
              * 0 RECENT\r\n\
              * OK [UIDVALIDITY {}] Virtual mailbox of this unlock window\r\n\
-             * OK [UIDNEXT {}] Predicted next UID\r\n",
+             * OK [UIDNEXT {}] Predicted next UID\r\n\
+             * OK [NOMODSEQ] No modification sequences here\r\n",
             self.uidvalidity,
             n + 1,
         );
@@ -462,6 +463,7 @@ mod tests {
         assert!(selected.contains("* 3 EXISTS\r\n"), "{selected}");
         assert!(selected.contains("[UIDVALIDITY 77]"), "{selected}");
         assert!(selected.contains("[UIDNEXT 4]"), "{selected}");
+        assert!(selected.contains("* OK [NOMODSEQ]"), "{selected}");
         assert!(selected.ends_with(
             "s1 OK [READ-WRITE] SELECT completed: the unlocked originals (giftlock)\r\n"
         ));
