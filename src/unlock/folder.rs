@@ -262,21 +262,14 @@ pub fn status_response(
     out
 }
 
-/// A search key giftlock cannot evaluate on the virtual mailbox (dates and
-/// modification sequences: it keeps neither), if any.
+/// A search key giftlock cannot evaluate on the virtual mailbox (relative
+/// ages and modification sequences: it keeps neither), if any.
 pub fn unsupported(key: &SearchKey<'_>) -> Option<&'static str> {
     match key {
         SearchKey::And(keys) => keys.as_ref().iter().find_map(unsupported),
         SearchKey::Not(key) => unsupported(key),
         SearchKey::Or(a, b) => unsupported(a).or_else(|| unsupported(b)),
-        SearchKey::Before(_)
-        | SearchKey::On(_)
-        | SearchKey::Since(_)
-        | SearchKey::SentBefore(_)
-        | SearchKey::SentOn(_)
-        | SearchKey::SentSince(_)
-        | SearchKey::Older(_)
-        | SearchKey::Younger(_) => Some("date criteria"),
+        SearchKey::Older(_) | SearchKey::Younger(_) => Some("OLDER and YOUNGER"),
         SearchKey::ModSequence { .. } => Some("MODSEQ"),
         _ => None,
     }
@@ -297,14 +290,22 @@ pub fn needs_content(key: &SearchKey<'_>) -> bool {
         | SearchKey::Smaller(_)
         | SearchKey::Subject(_)
         | SearchKey::Text(_)
-        | SearchKey::To(_) => true,
+        | SearchKey::To(_)
+        | SearchKey::Before(_)
+        | SearchKey::On(_)
+        | SearchKey::Since(_)
+        | SearchKey::SentBefore(_)
+        | SearchKey::SentOn(_)
+        | SearchKey::SentSince(_) => true,
         _ => false,
     }
 }
 
 /// Whether message `n` (of `largest`) matches `key`. Text criteria match
 /// the original's raw bytes, ASCII case-insensitively (and the decoded
-/// Subject); they are not decoded per part.
+/// Subject); they are not decoded per part. Date criteria use the Date
+/// header's day, the internal-date ones too (giftlock keeps no internal
+/// date).
 fn matches<'o>(
     key: &SearchKey<'_>,
     n: u32,
@@ -354,6 +355,13 @@ fn matches<'o>(
         SearchKey::Header(field, s) => header(&String::from_utf8_lossy(field.as_ref()), s.as_ref()),
         SearchKey::Body(s) => content().is_some_and(|raw| contains(body_of(raw), s.as_ref())),
         SearchKey::Text(s) => content().is_some_and(|raw| contains(raw, s.as_ref())),
+        SearchKey::Before(d) | SearchKey::SentBefore(d) => content()
+            .and_then(sent_on)
+            .is_some_and(|day| day < *d.as_ref()),
+        SearchKey::On(d) | SearchKey::SentOn(d) => content().and_then(sent_on) == Some(*d.as_ref()),
+        SearchKey::Since(d) | SearchKey::SentSince(d) => content()
+            .and_then(sent_on)
+            .is_some_and(|day| day >= *d.as_ref()),
         SearchKey::Larger(size) => content().is_some_and(|raw| raw.len() > *size as usize),
         SearchKey::Smaller(size) => content().is_some_and(|raw| raw.len() < *size as usize),
         // Refused before evaluation (see `unsupported`).
@@ -415,6 +423,17 @@ fn header_contains(raw: &[u8], field: &[u8], needle: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// The day of the Date header, as written (its own time zone).
+fn sent_on(raw: &[u8]) -> Option<chrono::NaiveDate> {
+    let message = mail_parser::MessageParser::new().parse_headers(raw)?;
+    let date = message.date()?;
+    chrono::NaiveDate::from_ymd_opt(
+        i32::from(date.year),
+        u32::from(date.month),
+        u32::from(date.day),
+    )
 }
 
 fn decoded_subject_contains(raw: &[u8], needle: &[u8]) -> bool {
@@ -505,7 +524,8 @@ mod tests {
         let original = |n: u32| {
             Some(
                 format!(
-                    "Subject: order {n}\r\nFrom: Shop\r\n <shop@example.com>\r\n\r\nbody {n}\r\n"
+                    "Subject: order {n}\r\nFrom: Shop\r\n <shop@example.com>\r\n\
+                     Date: Mon, {n:02} Mar 2025 23:30:00 -0800\r\n\r\nbody {n}\r\n"
                 )
                 .into_bytes(),
             )
@@ -522,7 +542,21 @@ mod tests {
             folder.search(&criteria("a SEARCH BODY \"body 3\"\r\n"), &original),
             [3]
         );
-        assert!(unsupported(&criteria("a SEARCH SINCE 1-Jan-2020\r\n")[0]).is_some());
+        // Dates are the Date header's day, in its own zone.
+        assert_eq!(
+            folder.search(&criteria("a SEARCH SINCE 2-Mar-2025\r\n"), &original),
+            [2, 3]
+        );
+        assert_eq!(
+            folder.search(&criteria("a SEARCH SENTBEFORE 2-Mar-2025\r\n"), &original),
+            [1]
+        );
+        assert_eq!(
+            folder.search(&criteria("a SEARCH ON 3-Mar-2025\r\n"), &original),
+            [3]
+        );
+        assert!(unsupported(&criteria("a SEARCH SINCE 1-Jan-2020\r\n")[0]).is_none());
+        assert!(unsupported(&criteria("a SEARCH NOT OLDER 60\r\n")[0]).is_some());
         assert!(needs_content(&criteria("a SEARCH NOT TEXT x\r\n")[0]));
 
         let examined = Folder::open(&window(1), "a", true);
