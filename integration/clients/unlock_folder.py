@@ -11,7 +11,8 @@
                  fetch form (BODY.PEEK[], RFC822, TEXT, HEADER, HEADER.FIELDS,
                  each part with .MIME, BINARY.PEEK[n] and BINARY.SIZE,
                  partials, ENVELOPE, BODYSTRUCTURE, BODY, RFC822.SIZE,
-                 INTERNALDATE), by UID and by sequence number; STATUS, SEARCH,
+                 INTERNALDATE), by UID and by sequence number; STATUS, SEARCH
+                 (ALL, flags, date criteria as Dovecot finds them),
                  STORE + FETCH FLAGS (kept by giftlock: the server's flags do
                  not change, not even \\Seen), COPY/MOVE out and APPEND in are
                  refused and change nothing; INBOX through giftlock stays
@@ -197,6 +198,7 @@ def phase_check(ck, args, cat, report):
     report["messages"] = coded
 
     seen = set()
+    vmap = {}
     for v in range(1, coded + 1):
         p, pt = proxy.fetch(v, "(BODY.PEEK[])")
         body = p.get("BODY[]")
@@ -204,6 +206,7 @@ def phase_check(ck, args, cat, report):
             continue
         duid, fname, codes, flags = originals[body]
         seen.add(duid)
+        vmap[v] = duid
         ck.expect(bool(codes), f"virtual uid {v} ({fname}): a message without codes is in the unlocked mailbox")
         check_message(ck, direct, proxy, v, duid, f"{fname} (virtual uid {v})")
     ck.expect(len(seen) == coded, f"{len(seen)} distinct originals for {coded} coded messages")
@@ -216,6 +219,15 @@ def phase_check(ck, args, cat, report):
         untagged = proxy.ok(verb)
         found = [int(x) for r in untagged if r.startswith(b"* SEARCH") for x in r.split()[2:]]
         ck.expect(found == list(range(1, coded + 1)), f"{verb}: {found}")
+
+    # Date criteria: the same messages as Dovecot finds (Date header's day).
+    def found(conn, key):
+        return {int(x) for r in conn.ok(f"UID SEARCH {key}") if r.startswith(b"* SEARCH") for x in r.split()[2:]}
+
+    for key in ("SENTBEFORE 1-Jan-2025", "SENTSINCE 1-Jan-2025", "SENTON 22-Nov-2026", "NOT SENTSINCE 1-Jan-1990"):
+        direct_found = found(direct, key) & set(vmap.values())
+        ck.expect(bool(direct_found) or key.startswith("NOT"), f"UID SEARCH {key}: the corpus has no such message to compare")
+        ck.expect({vmap.get(v) for v in found(proxy, key)} == direct_found, f"UID SEARCH {key} differs from Dovecot's")
 
     # STORE: flags kept by giftlock, never on the server.
     untagged = proxy.ok("STORE 1 +FLAGS (\\Flagged)")
