@@ -403,25 +403,23 @@ async fn originals(
     vault: Option<Arc<Vault>>,
     identities: Vec<MessageIdentity>,
 ) -> Vec<Option<Vec<u8>>> {
-    {
-        let Some(vault) = vault else {
-            return vec![None; identities.len()];
-        };
-        let read = tokio::task::spawn_blocking(move || {
-            identities
-                .iter()
-                .map(|id| match vault.get(id) {
-                    Ok(entry) => entry.map(|e| e.original),
-                    Err(e) => {
-                        warn!(error = %e, "cannot read an original from the vault");
-                        None
-                    }
-                })
-                .collect::<Vec<_>>()
-        })
-        .await;
-        read.unwrap_or_default()
-    }
+    let Some(vault) = vault else {
+        return vec![None; identities.len()];
+    };
+    let read = tokio::task::spawn_blocking(move || {
+        identities
+            .iter()
+            .map(|id| match vault.get(id) {
+                Ok(entry) => entry.map(|e| e.original),
+                Err(e) => {
+                    warn!(error = %e, "cannot read an original from the vault");
+                    None
+                }
+            })
+            .collect::<Vec<_>>()
+    })
+    .await;
+    read.unwrap_or_default()
 }
 
 impl<C> Commands<C> {
@@ -782,36 +780,38 @@ fn after_masking<'a>(
     message: &[u8],
     out: Cow<'a, [u8]>,
 ) -> Cow<'a, [u8]> {
-    {
-        let mut s = lock(state);
-        if let Some((delimiter, name)) = list_line(message) {
-            s.delimiter = Some(delimiter);
-            s.listed.insert(name);
-            return out;
-        }
-        if s.folder.is_some() && is_mailbox_update(message) {
+    let mut s = lock(state);
+    if let Some((delimiter, name)) = list_line(message) {
+        s.delimiter = Some(delimiter);
+        // A real mailbox of the same name is hidden while giftlock's is shown.
+        if context.is_virtual(&name, s.delimiter) && context.window().is_some() {
             return Cow::Borrowed(b"");
         }
-        let Some(done) = s.lists.iter().position(|l| {
-            message
-                .strip_prefix(l.tag.as_slice())
-                .is_some_and(|rest| rest.starts_with(b" "))
-        }) else {
-            return out;
-        };
-        let list = s.lists.remove(done);
-        let listed = std::mem::take(&mut s.listed);
-        let ok = message
-            .get(list.tag.len() + 1..list.tag.len() + 3)
-            .is_some_and(|w| w.eq_ignore_ascii_case(b"OK"));
-        if !ok || context.window().is_none() {
-            return out;
-        }
-        let lines = list_lines(context, s.delimiter, &list, &listed);
-        match lines.is_empty() {
-            true => out,
-            false => Cow::Owned([lines.as_bytes(), &out].concat()),
-        }
+        s.listed.insert(name);
+        return out;
+    }
+    if s.folder.is_some() && is_mailbox_update(message) {
+        return Cow::Borrowed(b"");
+    }
+    let Some(done) = s.lists.iter().position(|l| {
+        message
+            .strip_prefix(l.tag.as_slice())
+            .is_some_and(|rest| rest.starts_with(b" "))
+    }) else {
+        return out;
+    };
+    let list = s.lists.remove(done);
+    let listed = std::mem::take(&mut s.listed);
+    let ok = message
+        .get(list.tag.len() + 1..list.tag.len() + 3)
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"OK"));
+    if !ok || context.window().is_none() {
+        return out;
+    }
+    let lines = list_lines(context, s.delimiter, &list, &listed);
+    match lines.is_empty() {
+        true => out,
+        false => Cow::Owned([lines.as_bytes(), &out].concat()),
     }
 }
 
@@ -1080,6 +1080,8 @@ mod tests {
         lock(&state).lists.push(pending);
         pass(b"* LIST (\\HasChildren) \".\" Giftlock\r\n");
         assert_eq!(pass(b"t7 OK done\r\n"), b"t7 OK done\r\n");
+        // A real mailbox of that name is not listed twice.
+        assert!(pass(b"* LIST () \".\" Giftlock.Unlocked\r\n").is_empty());
         let pending = pending_list(b"t8 LIST (SUBSCRIBED) \"\" *\r\n").unwrap();
         lock(&state).lists.push(pending);
         assert_eq!(
