@@ -72,7 +72,7 @@ pub fn plan_message_with(
         tracing::warn!(
             message_len = raw.len(),
             limit = limits.max_message_bytes,
-            "message too large to scan; not masked"
+            "message too large to scan"
         );
         return MaskPlan {
             message_len: raw.len(),

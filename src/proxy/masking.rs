@@ -420,6 +420,16 @@ impl Masking {
 
     /// Logs the scan and caches its plan.
     fn keep(&self, key: &PlanKey, plan: MaskPlan) -> Arc<MaskPlan> {
+        if let ScanStatus::TooLarge { message_len, limit } = plan.status {
+            warn!(
+                account = %self.account,
+                mailbox = %key.mailbox,
+                uid = key.uid,
+                message_len,
+                limit,
+                "message too large to scan; its content is withheld from clients (limits.max_scan_bytes)"
+            );
+        }
         info!(
             account = %self.account,
             mailbox = %key.mailbox,
