@@ -384,7 +384,7 @@ impl Masking {
                     Some(&fetched[..])
                 }
                 Ok(Whole::TooLarge(size)) => {
-                    let plan = self.too_large(size);
+                    let plan = MaskPlan::too_large(size, self.context.limits.max_message_bytes);
                     return Some(self.keep(&key, plan));
                 }
                 Ok(Whole::Gone) => return None,
@@ -400,22 +400,6 @@ impl Masking {
             self.keep_original(&key, raw, &plan).await;
         }
         Some(self.keep(&key, plan))
-    }
-
-    fn too_large(&self, size: usize) -> MaskPlan {
-        MaskPlan {
-            message_len: size,
-            patches: Vec::new(),
-            parts: Vec::new(),
-            sections: Vec::new(),
-            fields: Vec::new(),
-            masks: Vec::new(),
-            status: ScanStatus::TooLarge {
-                message_len: size,
-                limit: self.context.limits.max_message_bytes,
-            },
-            message_id_hash: None,
-        }
     }
 
     /// Logs the scan and caches its plan.
