@@ -267,7 +267,16 @@ impl Masking {
                 self.plan_for(selected, *uid, Some((content, message)))
                     .await
             }
-            None => whole_item(content, message).map(|whole| Arc::new(self.plan_bytes(whole))),
+            // No mailbox or UID to name the message by: masked all the
+            // same, not cached, and its masked copy is recorded so that an
+            // APPEND of it is refused rather than stored.
+            None => whole_item(content, message).map(|whole| {
+                let plan = self.plan_bytes(whole);
+                if !plan.masks.is_empty() {
+                    self.note_masked_copy(whole, &plan);
+                }
+                Arc::new(plan)
+            }),
         };
         let Some(plan) = plan else {
             let mut out = message.to_vec();
@@ -424,15 +433,20 @@ impl Masking {
         self.context.store.put(key, plan)
     }
 
-    /// Puts the original of a message about to be masked in the vault,
-    /// before any masked byte of it reaches the client.
-    async fn keep_original(&self, key: &PlanKey, raw: &[u8], plan: &MaskPlan) {
+    /// Records the hash of the masked copy of `raw`, for the APPEND path.
+    fn note_masked_copy(&self, raw: &[u8], plan: &MaskPlan) {
         let mut masked = raw.to_vec();
         plan.apply(&mut masked);
         let masked = MaskedIndex::hash(&masked);
         if let Err(e) = cpu(|| self.context.masked.insert(masked)) {
             warn!(error = %e, "cannot record a masked copy in the index; an APPEND of it would not be restored");
         }
+    }
+
+    /// Puts the original of a message about to be masked in the vault,
+    /// before any masked byte of it reaches the client.
+    async fn keep_original(&self, key: &PlanKey, raw: &[u8], plan: &MaskPlan) {
+        self.note_masked_copy(raw, plan);
         let Some(vault) = self.context.vault.clone() else {
             warn!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, "vault unavailable: the original of a masked message is not kept by giftlock (it stays on the server)");
             return;
