@@ -176,26 +176,23 @@ impl CommandFilter for CommandSide {
                 replacements.push(None);
                 continue;
             }
-            let restored = self
-                .context
-                .vault
-                .as_ref()
-                .map(|vault| cpu(|| vault.restore(data)));
+            let restored = match self.context.vault.as_ref() {
+                None => Err("the vault is unavailable".to_string()),
+                Some(vault) => match cpu(|| vault.restore(data)) {
+                    Ok(Some(original)) => Ok(original),
+                    Ok(None) => Err("the vault has no record of it".to_string()),
+                    Err(e) => Err(e.to_string()),
+                },
+            };
             match restored {
-                Some(Ok(Some(original))) => {
+                Ok(original) => {
                     info!(
                         bytes = original.len(),
                         "APPEND of a masked copy: original restored from the vault"
                     );
                     replacements.push(Some(original));
                 }
-                other => {
-                    let why = match other {
-                        None => "the vault is unavailable".to_string(),
-                        Some(Ok(None)) => "the vault has no record of it".to_string(),
-                        Some(Err(e)) => e.to_string(),
-                        Some(Ok(Some(_))) => unreachable!("handled above"),
-                    };
+                Err(why) => {
                     warn!(reason = %why, "APPEND of a masked copy refused: its original cannot be restored");
                     return Held::Refuse(format!(
                         "[CANNOT] giftlock: this message is a masked copy and its original \
@@ -246,9 +243,8 @@ impl Masking {
             (change, search)
         };
         if let Change::Selected(s) = change {
-            self.context
-                .store
-                .uidvalidity_seen(&self.account, &s.display(), s.uidvalidity);
+            let store = &self.context.store;
+            cpu(|| store.uidvalidity_seen(&self.account, &s.display(), s.uidvalidity));
         }
         match search {
             Some(SearchAnswer::Filter { uid }) => self.filter_search(message, uid).await,
