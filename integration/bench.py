@@ -157,7 +157,7 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def start_dovecot(work, count, seed, big_mb, coded_every):
+def start_dovecot(work, count, seed, big_mb, coded_every=0):
     dc = os.path.join(work, "dovecot")
     out = run([os.path.join(HERE, "dovecot.sh"), "start", dc], capture_output=True, text=True).stdout
     env = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
@@ -194,12 +194,12 @@ def start_giftlock(binary, work, env, name="giftlock"):
     plain_port, tls_port = free_port(), free_port()
     h = password_hash(binary)
     accounts = ""
-    for name, url, extra in [
+    for account, url, extra in [
         ("bench-plain", f"imap://localhost:{env['IMAP_PORT']}", 'tls = "none"\n'),
         ("bench-tls", f"imaps://localhost:{env['IMAPS_PORT']}", ""),
     ]:
         accounts += (
-            f'\n[[accounts]]\nname = "{name}"\nlocal_user = "{name}"\nlocal_password_hash = "{h}"\n'
+            f'\n[[accounts]]\nname = "{account}"\nlocal_user = "{account}"\nlocal_password_hash = "{h}"\n'
             f'[accounts.upstream]\nurl = "{url}"\nuser = "{USER}"\nsecret = "env:{SECRET_ENV}"\n'
             f'ca_file = "{env["CA_FILE"]}"\n{extra}'
         )

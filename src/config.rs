@@ -81,6 +81,9 @@ pub struct Limits {
     /// Largest IMAP message (one response or command with its literals)
     /// giftlock buffers.
     pub max_message_bytes: u32,
+    /// Largest message giftlock scans for codes; a larger one is not served
+    /// at all (its content is withheld, see docs/MASKING.md).
+    pub max_scan_bytes: u32,
     /// Seconds allowed for connecting and logging in upstream.
     pub upstream_timeout_secs: u64,
     /// Seconds a stopping giftlock waits for sessions to close after
@@ -92,6 +95,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_message_bytes: 256 * 1024 * 1024,
+            max_scan_bytes: 64 * 1024 * 1024,
             upstream_timeout_secs: 30,
             drain_secs: 10,
         }

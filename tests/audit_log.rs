@@ -163,7 +163,27 @@ fn real_sessions_are_recorded_with_the_right_fields_and_no_secrets() {
         (commands[2]["set"].as_str(), commands[2]["items"].as_str()),
         (Some("1:9"), Some("(BODY.PEEK[])"))
     );
+    // The two gift-card messages (UIDs 8 and 9) were masked on the way:
+    // one record per code, fingerprints and handles, never the code.
+    let masks: Vec<&&Value> = s1.iter().filter(|r| r["event"] == "mask_applied").collect();
+    assert!(masks.len() >= 2, "{s1:#?}");
+    let mut masked_uids: Vec<u64> = masks.iter().map(|m| m["uid"].as_u64().unwrap()).collect();
+    masked_uids.dedup();
+    assert_eq!(masked_uids, [8, 9]);
+    for m in &masks {
+        assert_eq!(m["mailbox"], "INBOX");
+        assert!(m["uidvalidity"].as_u64().unwrap_or(0) > 0, "{m}");
+        assert!(!m["rule"].as_str().unwrap().is_empty(), "{m}");
+        assert!(m["handle"].as_str().unwrap().starts_with("GL"), "{m}");
+        let hex = |v: &Value, len: usize| {
+            v.as_str()
+                .is_some_and(|s| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        };
+        assert!(hex(&m["fingerprint"], 64), "{m}");
+        assert!(hex(&m["message_id_hash"], 32), "{m}");
+    }
     let end = find(&s1, "session_end");
+    assert_eq!(end["codes_masked"], masks.len());
     assert_eq!(end["bodies_read"], 9);
     assert_eq!(end["commands"], 4);
     assert!(end["bytes_to_client"].as_u64().unwrap() > 9 * 100, "{end}");

@@ -1,5 +1,5 @@
 //! The write path: a masked copy APPENDed through giftlock reaches the
-//! server as the original (from the vault); COPY on the server copies the
+//! server as the original (from the vault); COPY and MOVE on the server copy the
 //! original anyway; without the vault key the APPEND is refused and the
 //! server is unchanged.
 

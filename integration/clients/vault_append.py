@@ -4,8 +4,8 @@ original on the server.
 
   --mode restore  Through giftlock, fetch every INBOX message (coded ones
                   come back masked), APPEND each to the folder "Copies"
-                  through giftlock, and COPY one coded message there on the
-                  server. Read directly from Dovecot, every message in
+                  through giftlock, and COPY and MOVE a coded message there
+                  on the server. Read directly from Dovecot, every message in
                   "Copies" must be byte-identical to an original, none to a
                   masked copy.
   --mode refuse   (giftlock restarted without its vault key) APPENDing a
@@ -92,6 +92,15 @@ def main():
         typ, _ = proxy.uid("COPY", str(first), FOLDER)
         expect(typ == "OK", f"UID COPY {first} through giftlock: {typ}")
         copied = 1
+        # MOVE on the server, through giftlock: the server moves its original.
+        direct.create("Moved")
+        typ, _ = proxy.uid("COPY", str(first), "Moved")
+        proxy.select("Moved")
+        typ, data = proxy.uid("SEARCH", None, "ALL")
+        moved_uid = data[0].split()[0]
+        typ, _ = proxy.uid("MOVE", moved_uid, FOLDER)
+        expect(typ == "OK", f"UID MOVE through giftlock: {typ}")
+        copied += 1
         stored = whole_messages(direct, FOLDER)
         expect(len(stored) == appended + copied, f"{FOLDER} holds {len(stored)} messages, expected {appended + copied}")
         all_originals = set(originals.values())

@@ -254,6 +254,20 @@ pub struct MaskPlan {
 }
 
 impl MaskPlan {
+    /// The plan of a message not scanned because it is larger than `limit`.
+    pub fn too_large(message_len: usize, limit: usize) -> MaskPlan {
+        MaskPlan {
+            message_len,
+            patches: Vec::new(),
+            parts: Vec::new(),
+            sections: Vec::new(),
+            fields: Vec::new(),
+            masks: Vec::new(),
+            status: ScanStatus::TooLarge { message_len, limit },
+            message_id_hash: None,
+        }
+    }
+
     /// Nothing to mask and the message was scanned.
     pub fn is_clean(&self) -> bool {
         self.patches.is_empty() && !matches!(self.status, ScanStatus::TooLarge { .. })

@@ -72,21 +72,9 @@ pub fn plan_message_with(
         tracing::warn!(
             message_len = raw.len(),
             limit = limits.max_message_bytes,
-            "message too large to scan; not masked"
+            "message too large to scan"
         );
-        return MaskPlan {
-            message_len: raw.len(),
-            patches: Vec::new(),
-            parts: Vec::new(),
-            sections: Vec::new(),
-            fields: Vec::new(),
-            masks: Vec::new(),
-            status: ScanStatus::TooLarge {
-                message_len: raw.len(),
-                limit: limits.max_message_bytes,
-            },
-            message_id_hash: None,
-        };
+        return MaskPlan::too_large(raw.len(), limits.max_message_bytes);
     }
     let mut planner = Planner::new(scanner, key, limits);
     planner.plan_bytes(raw, 0, None);
@@ -665,10 +653,16 @@ fn ceil_boundary(text: &str, mut i: usize) -> usize {
     i
 }
 
-fn mask_chars(text: &str, finding: &Finding, key: &FingerprintKey) -> MaskChars {
+/// The code a finding points at in `text`, and where it starts; the range
+/// is widened to character boundaries.
+pub(super) fn code_of<'t>(text: &'t str, finding: &Finding) -> (usize, &'t str) {
     let start = floor_boundary(text, finding.range.start);
     let end = ceil_boundary(text, finding.range.end).max(start);
-    let code = &text[start..end];
+    (start, &text[start..end])
+}
+
+fn mask_chars(text: &str, finding: &Finding, key: &FingerprintKey) -> MaskChars {
+    let (start, code) = code_of(text, finding);
     let normalised = fingerprint::normalise_code(code);
     let fp = key.fingerprint(&normalised);
     let handle = (normalised.chars().count() >= fingerprint::MIN_CODE_LEN_FOR_HANDLE)

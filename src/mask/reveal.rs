@@ -109,30 +109,10 @@ impl Scanner for Recorder<'_> {
         let mut seen = self.seen.borrow_mut();
         for finding in &findings {
             // The same char-boundary rounding the planner applies.
-            let start = floor_boundary(text, finding.range.start);
-            let end = ceil_boundary(text, finding.range.end).max(start);
-            if let Some(code) = text.get(start..end) {
-                seen.push(code.to_string());
-            }
+            seen.push(super::plan::code_of(text, finding).1.to_string());
         }
         findings
     }
-}
-
-fn floor_boundary(text: &str, mut i: usize) -> usize {
-    i = i.min(text.len());
-    while !text.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-fn ceil_boundary(text: &str, mut i: usize) -> usize {
-    i = i.min(text.len());
-    while !text.is_char_boundary(i) {
-        i += 1;
-    }
-    i
 }
 
 #[cfg(test)]

@@ -138,8 +138,7 @@ impl Fetcher {
         if seqs.is_empty() {
             return Ok(Vec::new());
         }
-        let set: Vec<String> = seqs.iter().map(u32::to_string).collect();
-        let cmd = format!("FETCH {} (UID)", set.join(","));
+        let cmd = format!("FETCH {} (UID)", sequence_set(seqs));
         let mut pairs = Vec::new();
         self.run(mailbox, "FETCH", cmd.as_bytes(), |message, _| {
             if let Some(pair) = seq_and_uid(message) {
@@ -318,6 +317,33 @@ impl Conn {
     }
 }
 
+/// `seqs` as an IMAP sequence set, runs written as ranges (`1:40,52`), so a
+/// long search result stays a short command.
+fn sequence_set(seqs: &[u32]) -> String {
+    let mut sorted = seqs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while end
+            .checked_add(1)
+            .is_some_and(|next| sorted.get(i + 1) == Some(&next))
+        {
+            end += 1;
+            i += 1;
+        }
+        parts.push(match start == end {
+            true => start.to_string(),
+            false => format!("{start}:{end}"),
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
 /// A mailbox name as an IMAP astring: quoted when it can be, else a
 /// synchronising literal.
 fn astring(name: &[u8]) -> Vec<u8> {
@@ -390,6 +416,16 @@ mod tests {
         assert_eq!(
             astring("Geschäft".as_bytes()),
             [b"{9}\r\n".as_slice(), "Geschäft".as_bytes()].concat()
+        );
+    }
+
+    #[test]
+    fn sequence_sets_use_ranges() {
+        assert_eq!(sequence_set(&[5, 1, 2, 3, 9, 10, 3]), "1:3,5,9:10");
+        assert_eq!(sequence_set(&[7]), "7");
+        assert_eq!(
+            sequence_set(&[u32::MAX - 1, u32::MAX]),
+            format!("{}:{}", u32::MAX - 1, u32::MAX)
         );
     }
 

@@ -176,26 +176,23 @@ impl CommandFilter for CommandSide {
                 replacements.push(None);
                 continue;
             }
-            let restored = self
-                .context
-                .vault
-                .as_ref()
-                .map(|vault| cpu(|| vault.restore(data)));
+            let restored = match self.context.vault.as_ref() {
+                None => Err("the vault is unavailable".to_string()),
+                Some(vault) => match cpu(|| vault.restore(data)) {
+                    Ok(Some(original)) => Ok(original),
+                    Ok(None) => Err("the vault has no record of it".to_string()),
+                    Err(e) => Err(e.to_string()),
+                },
+            };
             match restored {
-                Some(Ok(Some(original))) => {
+                Ok(original) => {
                     info!(
                         bytes = original.len(),
                         "APPEND of a masked copy: original restored from the vault"
                     );
                     replacements.push(Some(original));
                 }
-                other => {
-                    let why = match other {
-                        None => "the vault is unavailable".to_string(),
-                        Some(Ok(None)) => "the vault has no record of it".to_string(),
-                        Some(Err(e)) => e.to_string(),
-                        Some(Ok(Some(_))) => unreachable!("handled above"),
-                    };
+                Err(why) => {
                     warn!(reason = %why, "APPEND of a masked copy refused: its original cannot be restored");
                     return Held::Refuse(format!(
                         "[CANNOT] giftlock: this message is a masked copy and its original \
@@ -246,9 +243,8 @@ impl Masking {
             (change, search)
         };
         if let Change::Selected(s) = change {
-            self.context
-                .store
-                .uidvalidity_seen(&self.account, &s.display(), s.uidvalidity);
+            let store = &self.context.store;
+            cpu(|| store.uidvalidity_seen(&self.account, &s.display(), s.uidvalidity));
         }
         match search {
             Some(SearchAnswer::Filter { uid }) => self.filter_search(message, uid).await,
@@ -267,7 +263,16 @@ impl Masking {
                 self.plan_for(selected, *uid, Some((content, message)))
                     .await
             }
-            None => whole_item(content, message).map(|whole| Arc::new(self.plan_bytes(whole))),
+            // No mailbox or UID to name the message by: masked all the
+            // same, not cached, and its masked copy is recorded so that an
+            // APPEND of it is refused rather than stored.
+            None => whole_item(content, message).map(|whole| {
+                let plan = self.plan_bytes(whole);
+                if !plan.masks.is_empty() {
+                    self.note_masked_copy(whole, &plan);
+                }
+                Arc::new(plan)
+            }),
         };
         let Some(plan) = plan else {
             let mut out = message.to_vec();
@@ -384,7 +389,7 @@ impl Masking {
                     Some(&fetched[..])
                 }
                 Ok(Whole::TooLarge(size)) => {
-                    let plan = self.too_large(size);
+                    let plan = MaskPlan::too_large(size, self.context.limits.max_message_bytes);
                     return Some(self.keep(&key, plan));
                 }
                 Ok(Whole::Gone) => return None,
@@ -402,24 +407,18 @@ impl Masking {
         Some(self.keep(&key, plan))
     }
 
-    fn too_large(&self, size: usize) -> MaskPlan {
-        MaskPlan {
-            message_len: size,
-            patches: Vec::new(),
-            parts: Vec::new(),
-            sections: Vec::new(),
-            fields: Vec::new(),
-            masks: Vec::new(),
-            status: ScanStatus::TooLarge {
-                message_len: size,
-                limit: self.context.limits.max_message_bytes,
-            },
-            message_id_hash: None,
-        }
-    }
-
     /// Logs the scan and caches its plan.
     fn keep(&self, key: &PlanKey, plan: MaskPlan) -> Arc<MaskPlan> {
+        if let ScanStatus::TooLarge { message_len, limit } = plan.status {
+            warn!(
+                account = %self.account,
+                mailbox = %key.mailbox,
+                uid = key.uid,
+                message_len,
+                limit,
+                "message too large to scan; its content is withheld from clients (limits.max_scan_bytes)"
+            );
+        }
         info!(
             account = %self.account,
             mailbox = %key.mailbox,
@@ -430,15 +429,20 @@ impl Masking {
         self.context.store.put(key, plan)
     }
 
-    /// Puts the original of a message about to be masked in the vault,
-    /// before any masked byte of it reaches the client.
-    async fn keep_original(&self, key: &PlanKey, raw: &[u8], plan: &MaskPlan) {
+    /// Records the hash of the masked copy of `raw`, for the APPEND path.
+    fn note_masked_copy(&self, raw: &[u8], plan: &MaskPlan) {
         let mut masked = raw.to_vec();
         plan.apply(&mut masked);
         let masked = MaskedIndex::hash(&masked);
         if let Err(e) = cpu(|| self.context.masked.insert(masked)) {
             warn!(error = %e, "cannot record a masked copy in the index; an APPEND of it would not be restored");
         }
+    }
+
+    /// Puts the original of a message about to be masked in the vault,
+    /// before any masked byte of it reaches the client.
+    async fn keep_original(&self, key: &PlanKey, raw: &[u8], plan: &MaskPlan) {
+        self.note_masked_copy(raw, plan);
         let Some(vault) = self.context.vault.clone() else {
             warn!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, "vault unavailable: the original of a masked message is not kept by giftlock (it stays on the server)");
             return;

@@ -103,7 +103,10 @@ fn masking_context(
         detector: Arc::new(detector),
         key,
         store: Arc::new(store),
-        limits: ScanLimits::default(),
+        limits: ScanLimits {
+            max_message_bytes: config.limits.max_scan_bytes as usize,
+            ..ScanLimits::default()
+        },
         vault,
         masked,
     })

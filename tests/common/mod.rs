@@ -234,6 +234,8 @@ pub struct GiftlockSetup {
     /// The CA giftlock trusts for the upstream; the test CA unless a test
     /// wants it to distrust Dovecot.
     pub trust_test_ca: bool,
+    /// `limits.max_scan_bytes`, when a test wants a small scan limit.
+    pub max_scan_bytes: Option<u32>,
 }
 
 impl GiftlockSetup {
@@ -243,6 +245,7 @@ impl GiftlockSetup {
             upstream,
             secret: SecretSource::Env,
             trust_test_ca: true,
+            max_scan_bytes: None,
         }
     }
 
@@ -480,6 +483,9 @@ impl Bench {
         let state_dir = self.path().join("giftlock/state");
         let _ = writeln!(toml, "[general]\nstate_dir = {}", toml_str(state_dir));
         let _ = writeln!(toml, "\n[limits]\nmax_message_bytes = 268435456");
+        if let Some(limit) = setup.max_scan_bytes {
+            let _ = writeln!(toml, "max_scan_bytes = {limit}");
+        }
         for l in &setup.listeners {
             let _ = writeln!(
                 toml,

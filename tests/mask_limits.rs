@@ -1,0 +1,121 @@
+//! Messages too large to scan are never served unscanned: with a small
+//! `limits.max_scan_bytes`, a large gift-card mail reaches the client as a
+//! same-length notice (sizes stay true), while small messages are masked or
+//! passed as usual.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+
+use common::*;
+
+const CODE: &str = "QX7R-K2PLM9-TZ4HD";
+const LIMIT: u32 = 64 * 1024;
+
+fn gift_mail(id: &str, filler: usize) -> String {
+    let mut text = String::new();
+    while text.len() < filler {
+        text.push_str("Thank you for shopping with us; more offers inside this newsletter.\r\n");
+    }
+    format!(
+        "From: Amazon.com <gc-orders@gc.email.amazon.com>\r\nTo: alice@example.org\r\n\
+         Subject: Your Amazon.com Gift Card\r\nMessage-ID: <{id}@giftlock.test>\r\n\
+         Content-Type: text/plain; charset=us-ascii\r\n\r\n\
+         You have received an Amazon.com Gift Card.\r\n\r\nClaim code: {CODE}\r\n\
+         Amount: $25.00\r\n\r\n{text}"
+    )
+}
+
+#[test]
+fn a_message_over_the_scan_limit_is_withheld_not_served_unscanned() {
+    let mut bench = Bench::start(DovecotMode::Normal);
+    let dir = bench.path().join("mail");
+    fs::create_dir_all(&dir).unwrap();
+    let small = dir.join("1-small.eml");
+    let large = dir.join("2-large.eml");
+    fs::write(&small, gift_mail("small", 2_000)).unwrap();
+    fs::write(&large, gift_mail("large", 2 * LIMIT as usize)).unwrap();
+    bench.dovecot.add(USER, &[small, large]);
+    let mut setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
+    setup.max_scan_bytes = Some(LIMIT);
+    bench.start_giftlock(&setup);
+
+    // Each message through giftlock and directly, whole and as a partial.
+    let out = bench.path().join("clients");
+    fs::create_dir_all(&out).unwrap();
+    let script = format!(
+        "import imaplib\n\
+         def fetch(port, pw, name):\n\
+         \x20   c = imaplib.IMAP4('localhost', port, timeout=30)\n\
+         \x20   c.login('{USER}', open(pw).read().strip())\n\
+         \x20   c.select('INBOX', readonly=True)\n\
+         \x20   for uid in (1, 2):\n\
+         \x20       for item, tag in (('BODY.PEEK[]', 'whole'), ('BODY.PEEK[TEXT]<100.2000>', 'part')):\n\
+         \x20           t, d = c.uid('FETCH', str(uid), '(' + item + ')')\n\
+         \x20           open('{out}/%s-%d-%s' % (name, uid, tag), 'wb').write(d[0][1])\n\
+         fetch({proxy}, '{local}', 'proxy')\n\
+         fetch({direct}, '{upstream}', 'direct')\n",
+        out = out.display(),
+        proxy = setup.port(Tls::None),
+        local = bench.password_file(LOCAL_PASSWORD).display(),
+        direct = bench.dovecot.imap_port,
+        upstream = bench.password_file(UPSTREAM_PASSWORD).display(),
+    );
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", &script]);
+    let run = run_command(cmd, "fetch-limits", &out, CLIENT_TIMEOUT);
+    assert!(run.success(), "{}", run.stderr);
+    let read = |name: &str| fs::read(out.join(name)).unwrap();
+
+    for tag in ["whole", "part"] {
+        let (proxy, direct) = (
+            read(&format!("proxy-2-{tag}")),
+            read(&format!("direct-2-{tag}")),
+        );
+        assert_eq!(
+            proxy.len(),
+            direct.len(),
+            "the withheld message keeps its size ({tag})"
+        );
+        let text = String::from_utf8_lossy(&proxy);
+        assert!(
+            !text.contains(CODE) && !text.contains("K2PLM9"),
+            "the large message was served unscanned ({tag})"
+        );
+        assert!(
+            text.contains("too large to scan; withheld"),
+            "no notice in the withheld message ({tag})"
+        );
+        assert_eq!(
+            proxy.iter().filter(|&&b| b == b'\n').count(),
+            direct.iter().filter(|&&b| b == b'\n').count(),
+            "line breaks stay where they were ({tag})"
+        );
+
+        // The small one is masked as usual, not withheld.
+        let (proxy, direct) = (
+            read(&format!("proxy-1-{tag}")),
+            read(&format!("direct-1-{tag}")),
+        );
+        assert_eq!(proxy.len(), direct.len());
+        let text = String::from_utf8_lossy(&proxy);
+        assert!(!text.contains("withheld"));
+        if tag == "whole" {
+            assert!(
+                String::from_utf8_lossy(&direct).contains(CODE),
+                "the test mail carries no code"
+            );
+            assert!(
+                !text.contains(CODE),
+                "the small gift-card mail was not masked"
+            );
+        }
+    }
+    assert!(
+        bench.giftlock().log().contains("message too large to scan"),
+        "giftlock did not log why it withheld the message"
+    );
+    let found = files_containing(&bench.path().join("giftlock"), &[CODE, "K2PLM9"], &[]);
+    assert!(found.is_empty(), "the code was written to {found:?}");
+}
