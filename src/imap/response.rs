@@ -273,7 +273,7 @@ fn find_ascii_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Cheap check for `* <number> FETCH` before paying for a decode.
-fn is_fetch_response(message: &[u8]) -> bool {
+pub fn is_fetch_response(message: &[u8]) -> bool {
     let Some(rest) = message.strip_prefix(b"* ") else {
         return false;
     };

@@ -170,7 +170,7 @@ impl Fetcher {
         let command = [format!("UID FETCH {} ", set.join(",")).as_bytes(), items].concat();
         let mut responses = Vec::new();
         self.run(mailbox, "UID FETCH", &command, |message, _| {
-            if is_fetch(message) {
+            if response::is_fetch_response(message) {
                 responses.push(message.to_vec());
             }
         })
@@ -380,18 +380,6 @@ fn seq_and_uid(message: &[u8]) -> Option<(u32, u32)> {
     Some((seq, number_after(message, b"UID ")?))
 }
 
-/// Whether `message` is an untagged `* n FETCH` response.
-fn is_fetch(message: &[u8]) -> bool {
-    let Some(rest) = message.strip_prefix(b"* ") else {
-        return false;
-    };
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    digits > 0
-        && rest
-            .get(digits..digits + 7)
-            .is_some_and(|w| w.eq_ignore_ascii_case(b" FETCH "))
-}
-
 /// The decimal number right after `marker` (ASCII case-insensitive).
 fn number_after(message: &[u8], marker: &[u8]) -> Option<u32> {
     let at = message
@@ -441,8 +429,8 @@ mod tests {
         );
         assert_eq!(seq_and_uid(b"* 4 FETCH (UID 9)\r\n"), Some((4, 9)));
         assert_eq!(seq_and_uid(b"* OK x\r\n"), None);
-        assert!(is_fetch(b"* 12 fetch (UID 3)\r\n"));
-        assert!(!is_fetch(b"* 12 EXISTS\r\n"));
-        assert!(!is_fetch(b"* OK FETCH\r\n"));
+        assert!(response::is_fetch_response(b"* 12 fetch (UID 3)\r\n"));
+        assert!(!response::is_fetch_response(b"* 12 EXISTS\r\n"));
+        assert!(!response::is_fetch_response(b"* OK FETCH\r\n"));
     }
 }
