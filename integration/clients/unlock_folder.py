@@ -272,6 +272,11 @@ def phase_check(ck, args, cat, report):
     # giftlock lock: the selected clients see every message expunged.
     run = subprocess.run([args.giftlock, "lock", "--config", args.config], capture_output=True, timeout=60)
     ck.expect(run.returncode == 0, f"giftlock lock exited {run.returncode}: {run.stderr[:200]!r}")
+    # RFC 3501 7.4.1: no EXPUNGE while answering a FETCH by sequence
+    # number; the FETCH gets NO and the originals are no longer served.
+    untagged, tagged = proxy.command("FETCH 1 (BODY.PEEK[])")
+    ck.expect(status_word(tagged) == "NO", f"FETCH after lock: {tagged[:80]!r}")
+    ck.expect(not any(b"EXPUNGE" in r or b"BODY[" in r for r in untagged), "FETCH after lock brought EXPUNGEs or a body")
     untagged, tagged = proxy.command("NOOP")
     expunges = [r for r in untagged if r == b"* 1 EXPUNGE\r\n"]
     ck.expect(len(expunges) == coded, f"{len(expunges)} EXPUNGE responses after lock, {coded} expected")

@@ -15,7 +15,8 @@
 //! * [`watch_window`]: while the client IDLEs in the virtual mailbox, the
 //!   window's end reaches it at once as `* n EXPUNGE` (pushed through the
 //!   relay); otherwise the EXPUNGEs come before the answer to its next
-//!   command.
+//!   command that allows them (not a FETCH, STORE or SEARCH by sequence
+//!   number, which get NO meanwhile: RFC 3501 7.4.1).
 //!
 //! The name is reserved by giftlock: SELECT of it without a window gets NO,
 //! and nothing is ever APPENDed, copied or moved into it.
@@ -185,16 +186,38 @@ async fn watch_window(
     }
 }
 
-/// The EXPUNGEs the client is owed when the window of its folder is over.
-fn owed_expunges(folder: &mut Folder, current: &Current) -> Vec<u8> {
+/// Whether the folder's window is over and its client not yet told.
+fn expunges_owed(folder: &Folder, current: &Current) -> bool {
     let open = current
         .as_ref()
         .is_some_and(|w| w.uidvalidity == folder.uidvalidity);
-    match open || folder.expunged {
-        true => Vec::new(),
-        false => folder.expunge_all(),
+    !(open || folder.expunged)
+}
+
+/// The EXPUNGEs the client is owed when the window of its folder is over.
+fn owed_expunges(folder: &mut Folder, current: &Current) -> Vec<u8> {
+    match expunges_owed(folder, current) {
+        true => folder.expunge_all(),
+        false => Vec::new(),
     }
 }
+
+/// RFC 3501 7.4.1: no EXPUNGE while answering FETCH, STORE or SEARCH (by
+/// sequence number: the numbers would shift under the client).
+fn forbids_expunge(message: &[u8]) -> bool {
+    parse_head(message).is_some_and(|h| {
+        !h.uid
+            && [&b"FETCH"[..], b"STORE", b"SEARCH"]
+                .iter()
+                .any(|v| h.verb.eq_ignore_ascii_case(v))
+    })
+}
+
+/// The answer to FETCH, STORE or SEARCH after the window ended, before
+/// the client could be told of the EXPUNGEs: the originals are no longer
+/// served, and the next command that allows it brings the EXPUNGEs.
+const WINDOW_OVER: &str =
+    "NO giftlock: the unlock window has ended; the originals are gone (NOOP shows them expunged)";
 
 /// Commands answered by giftlock while the virtual mailbox is selected.
 const IN_FOLDER: &[&str] = &[
@@ -255,10 +278,17 @@ impl<C: CommandFilter> CommandFilter for Commands<C> {
     async fn answer<'a>(&'a mut self, message: &'a [u8]) -> Vec<u8> {
         let tag = parse_head(message).map_or(b"*".to_vec(), |h| h.tag.to_vec());
         let current = self.context.windows.current();
-        // EXPUNGEs owed since the window ended come first.
+        // EXPUNGEs owed since the window ended come first, where allowed.
         let (mut out, idle_tag, in_folder) = {
             let mut s = lock(&self.state);
+            let idling = s.idling.is_some();
             let owed = match &mut s.folder {
+                Some(folder) if !idling && forbids_expunge(message) => {
+                    if expunges_owed(folder, &current) {
+                        return tagged(&tag, WINDOW_OVER);
+                    }
+                    Vec::new()
+                }
                 Some(folder) => owed_expunges(folder, &current),
                 None => Vec::new(),
             };
@@ -1108,6 +1138,13 @@ mod tests {
         windows.close();
         let mut s = lock(&state);
         let folder = s.folder.as_mut().unwrap();
+        assert!(expunges_owed(folder, &windows.current()));
+        // Not while answering FETCH, STORE or SEARCH by sequence number.
+        assert!(forbids_expunge(b"a FETCH 1 (FLAGS)\r\n"));
+        assert!(forbids_expunge(b"a search all\r\n"));
+        assert!(!forbids_expunge(b"a UID FETCH 1 (FLAGS)\r\n"));
+        assert!(!forbids_expunge(b"a NOOP\r\n"));
+        assert!(!forbids_expunge(b"DONE\r\n"));
         assert_eq!(
             owed_expunges(folder, &windows.current()),
             b"* 1 EXPUNGE\r\n"
