@@ -235,7 +235,7 @@ fn report_message(out: &mut dyn Write, json: bool, name: &str, plan: &MaskPlan) 
         ScanStatus::TooLarge { message_len, limit } => {
             writeln!(
                 out,
-                "{name}: not scanned: {message_len} bytes is over the {limit}-byte limit"
+                "{name}: only the header scanned: {message_len} bytes is over the {limit}-byte limit"
             )
         }
     }

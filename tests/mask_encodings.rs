@@ -326,6 +326,23 @@ fn too_large_is_reported_not_scanned() {
     );
     assert!(!plan.is_clean());
     assert!(matches!(plan.status, ScanStatus::TooLarge { .. }));
+
+    // Only the header block is scanned: a code there is masked, one in the
+    // body is not looked at (the proxy withholds the body).
+    let raw = b"Subject: card AB12-CD34EF-GH56\r\n\r\nbody AB12-CD34EF-GH56\r\n";
+    let plan = plan_message_with(raw, &stub_scan, &FingerprintKey::new([0; 32]), &limits);
+    assert!(matches!(plan.status, ScanStatus::TooLarge { .. }));
+    let header_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert!(!plan.patches.is_empty());
+    assert!(plan
+        .patches
+        .iter()
+        .all(|p| p.offset + p.bytes.len() <= header_end));
+    assert_eq!(plan.fields.len(), 1, "the Subject field is recorded");
+    assert_eq!(
+        plan.sections[0].message,
+        Some((0..header_end, header_end..raw.len()))
+    );
 }
 
 #[test]

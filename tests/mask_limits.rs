@@ -51,11 +51,15 @@ fn a_message_over_the_scan_limit_is_withheld_not_served_unscanned() {
          \x20   c.login('{USER}', open(pw).read().strip())\n\
          \x20   c.select('INBOX', readonly=True)\n\
          \x20   for uid in (1, 2):\n\
-         \x20       for item, tag in (('BODY.PEEK[]', 'whole'), ('BODY.PEEK[TEXT]<100.2000>', 'part')):\n\
+         \x20       for item, tag in (('BODY.PEEK[]', 'whole'), ('BODY.PEEK[TEXT]<100.2000>', 'part'), ('BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)]', 'fields')):\n\
          \x20           t, d = c.uid('FETCH', str(uid), '(' + item + ')')\n\
          \x20           open('{out}/%s-%d-%s' % (name, uid, tag), 'wb').write(d[0][1])\n\
          fetch({proxy}, '{local}', 'proxy')\n\
-         fetch({direct}, '{upstream}', 'direct')\n",
+         fetch({direct}, '{upstream}', 'direct')\n\
+         c = imaplib.IMAP4('localhost', {proxy}, timeout=30)\n\
+         c.login('{USER}', open('{local}').read().strip())\n\
+         t, d = c.append('INBOX', None, None, open('{out}/proxy-2-whole', 'rb').read())\n\
+         open('{out}/append-withheld', 'w').write(t + ' ' + repr(d))\n",
         out = out.display(),
         proxy = setup.port(Tls::None),
         local = bench.password_file(LOCAL_PASSWORD).display(),
@@ -112,6 +116,24 @@ fn a_message_over_the_scan_limit_is_withheld_not_served_unscanned() {
             );
         }
     }
+    // The header block of the large message is scanned and served (masked
+    // where needed; here it carries no code): the client lists it with its
+    // real sender and subject.
+    let (proxy, direct) = (read("proxy-2-whole"), read("direct-2-whole"));
+    let header_end = direct.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(
+        proxy[..header_end],
+        direct[..header_end],
+        "the header of the withheld message"
+    );
+    assert_eq!(read("proxy-2-fields"), read("direct-2-fields"));
+    // Writing the withheld copy back would put the notice in place of the
+    // body: refused.
+    let append = fs::read_to_string(out.join("append-withheld")).unwrap();
+    assert!(
+        append.starts_with("NO") && append.contains("[CANNOT]"),
+        "{append}"
+    );
     assert!(
         bench.giftlock().log().contains("message too large to scan"),
         "giftlock did not log why it withheld the message"

@@ -229,13 +229,15 @@ pub fn hide_alphanumerics(data: &mut [u8]) {
 /// What a client sees of a message too large to scan: a notice repeated
 /// over the item's bytes, line breaks kept where they were.
 pub fn withhold(data: &mut [u8]) {
-    const NOTICE: &[u8] = b"[giftlock: message too large to scan; withheld] ";
     for (i, b) in data.iter_mut().enumerate() {
         if *b != b'\r' && *b != b'\n' {
-            *b = NOTICE[i % NOTICE.len()];
+            *b = WITHHELD_NOTICE[i % WITHHELD_NOTICE.len()];
         }
     }
 }
+
+/// The notice [`withhold`] repeats; an APPEND carrying it is refused.
+pub const WITHHELD_NOTICE: &[u8] = b"[giftlock: message too large to scan; withheld] ";
 
 #[cfg(test)]
 mod tests {

@@ -43,9 +43,10 @@
 //!
 //! Nothing that may be text is passed through unscanned without saying so:
 //!
-//! * Larger than [`ScanLimits::max_message_bytes`]: not scanned at all; the
-//!   plan has no patches and [`ScanStatus::TooLarge`]. `is_clean()` is false:
-//!   the caller decides (the proxy withholds the body rather than serve it).
+//! * Larger than [`ScanLimits::max_message_bytes`]: only the header block
+//!   (up to 1 MiB) is scanned ([`plan_too_large`]); the plan has
+//!   [`ScanStatus::TooLarge`] and `is_clean()` is false: the caller decides
+//!   (the proxy serves the masked header and withholds the body).
 //! * Not parsable as MIME (no header section): the whole message is scanned
 //!   byte-level as UTF-8 text ([`Degradation::Unparsable`]).
 //! * Parts nested deeper than [`ScanLimits::max_depth`] or beyond
@@ -76,7 +77,10 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 pub use fingerprint::FingerprintKey;
-pub use plan::{plan_fragment, plan_message, plan_message_with, Scanner, FREE_TEXT_HEADERS};
+pub use plan::{
+    header_block, plan_fragment, plan_message, plan_message_with, plan_too_large, Scanner,
+    FREE_TEXT_HEADERS,
+};
 pub use reveal::{reveal_codes, RevealedCode};
 pub use transfer::TransferEncoding;
 
@@ -281,7 +285,7 @@ impl MaskPlan {
     /// The plan without what only a masked message needs: a clean plan
     /// keeps its length and status, which is all the proxy reads of it.
     pub fn compact(mut self) -> MaskPlan {
-        if self.patches.is_empty() {
+        if self.is_clean() {
             self.parts = Vec::new();
             self.sections = Vec::new();
             self.fields = Vec::new();

@@ -74,7 +74,10 @@ pub fn plan_message_with(
             limit = limits.max_message_bytes,
             "message too large to scan"
         );
-        return MaskPlan::too_large(raw.len(), limits.max_message_bytes);
+        return match header_block(raw) {
+            Some(header) => plan_too_large(header, raw.len(), scanner, key, limits),
+            None => MaskPlan::too_large(raw.len(), limits.max_message_bytes),
+        };
     }
     let mut planner = Planner::new(scanner, key, limits);
     planner.plan_bytes(raw, 0, None);
@@ -98,6 +101,59 @@ pub fn plan_message_with(
         masks: planner.masks,
         status,
         message_id_hash: planner.message_id_hash,
+    }
+}
+
+/// Header blocks larger than this are not looked for in a message too
+/// large to scan.
+const MAX_HEADER_BLOCK: usize = 1 << 20;
+
+/// The header block of `raw` (up to and with the blank line), if it ends
+/// within [`MAX_HEADER_BLOCK`] bytes.
+pub fn header_block(raw: &[u8]) -> Option<&[u8]> {
+    let head = &raw[..raw.len().min(MAX_HEADER_BLOCK)];
+    let crlf = memchr::memmem::find(head, b"\r\n\r\n").map(|p| p + 4);
+    let lf = memchr::memmem::find(head, b"\n\n").map(|p| p + 2);
+    let end = match (crlf, lf) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
+    Some(&raw[..end])
+}
+
+/// The plan of a message of `message_len` bytes, too large to scan, of
+/// which only the header block `header` is scanned: its free-text fields
+/// are masked as usual, and the status stays
+/// [`ScanStatus::TooLarge`] (the body is withheld by the proxy).
+pub fn plan_too_large(
+    header: &[u8],
+    message_len: usize,
+    scanner: &dyn Scanner,
+    key: &FingerprintKey,
+    limits: &ScanLimits,
+) -> MaskPlan {
+    if header.len() > MAX_HEADER_BLOCK {
+        return MaskPlan::too_large(message_len, limits.max_message_bytes);
+    }
+    // The header alone is within its own limit: no recursion.
+    let header_limits = ScanLimits {
+        max_message_bytes: MAX_HEADER_BLOCK,
+        ..limits.clone()
+    };
+    let of_header = plan_message_with(header, scanner, key, &header_limits);
+    let end = header.len();
+    MaskPlan {
+        patches: of_header.patches,
+        fields: of_header.fields,
+        masks: of_header.masks,
+        message_id_hash: of_header.message_id_hash,
+        sections: vec![SectionPlan {
+            path: String::new(),
+            mime: 0..end,
+            body: 0..message_len,
+            message: Some((0..end, end..message_len)),
+        }],
+        ..MaskPlan::too_large(message_len, limits.max_message_bytes)
     }
 }
 

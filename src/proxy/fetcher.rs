@@ -24,6 +24,7 @@ use super::upstream::UpstreamError;
 use crate::config::Account;
 use crate::imap::response::{self, ContentKind, Inspection};
 use crate::imap::selection::Selected;
+use imap_codec::imap_types::fetch::Section;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -44,8 +45,11 @@ pub enum FetchError {
 /// What fetching a whole message gave.
 pub enum Whole {
     Message(Vec<u8>),
-    /// Larger than giftlock scans; not fetched.
-    TooLarge(usize),
+    /// Larger than giftlock scans: not fetched, only its header block.
+    TooLarge {
+        size: usize,
+        header: Option<Vec<u8>>,
+    },
     /// No message with that UID (expunged meanwhile).
     Gone,
 }
@@ -96,29 +100,56 @@ impl Fetcher {
             return Ok(Whole::Gone);
         };
         if size > max_len {
-            return Ok(Whole::TooLarge(size));
+            // Only the header block is scanned of such a message.
+            let header = self
+                .item(mailbox, uid, "BODY.PEEK[HEADER]", |kind| {
+                    matches!(
+                        kind,
+                        ContentKind::Body {
+                            section: Some(Section::Header(None)),
+                            origin: None
+                        }
+                    )
+                })
+                .await?;
+            return Ok(Whole::TooLarge { size, header });
         }
-        let body_cmd = format!("UID FETCH {uid} (BODY.PEEK[])");
-        let mut body = None;
+        let body = self
+            .item(mailbox, uid, "BODY.PEEK[]", |kind| {
+                matches!(
+                    kind,
+                    ContentKind::Body {
+                        section: None,
+                        origin: None
+                    }
+                )
+            })
+            .await?;
+        Ok(body.map_or(Whole::Gone, Whole::Message))
+    }
+
+    /// The bytes of one content item of message `uid`: `spec` is the FETCH
+    /// item asked for, `is` recognises it in the answer.
+    async fn item(
+        &mut self,
+        mailbox: &Selected,
+        uid: u32,
+        spec: &str,
+        is: impl Fn(&ContentKind) -> bool + Send + Sync,
+    ) -> Result<Option<Vec<u8>>, FetchError> {
+        let command = format!("UID FETCH {uid} ({spec})");
+        let mut found = None;
         self.run(
             mailbox,
             "UID FETCH",
-            body_cmd.as_bytes(),
+            command.as_bytes(),
             |message, literals| {
                 if let Inspection::Fetch(f) = response::inspect(message, literals) {
                     if f.uid == Some(uid) {
-                        body = f
+                        found = f
                             .items
                             .iter()
-                            .find(|i| {
-                                matches!(
-                                    i.kind,
-                                    ContentKind::Body {
-                                        section: None,
-                                        origin: None
-                                    }
-                                )
-                            })
+                            .find(|i| is(&i.kind))
                             .and_then(|i| message.get(i.range.clone()))
                             .map(<[u8]>::to_vec);
                     }
@@ -126,7 +157,7 @@ impl Fetcher {
             },
         )
         .await?;
-        Ok(body.map_or(Whole::Gone, Whole::Message))
+        Ok(found)
     }
 
     /// The UIDs of sequence numbers `seqs` of `mailbox`, in no order.

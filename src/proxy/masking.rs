@@ -37,6 +37,7 @@ use crate::imap::view;
 use crate::mask::{self, FingerprintKey, MaskPlan, ScanLimits, ScanStatus};
 use crate::plan_store::{PlanKey, PlanStore};
 use crate::vault::{MaskedIndex, MessageIdentity, Vault, VaultEntry};
+use imap_codec::imap_types::fetch::Section;
 
 /// What every session's masking shares: the rules, the key, the cache.
 pub struct MaskingContext {
@@ -172,6 +173,15 @@ impl CommandFilter for CommandSide {
                 replacements.push(None);
                 continue;
             };
+            if memchr::memmem::find(data, view::WITHHELD_NOTICE).is_some() {
+                // A message giftlock withheld (too large to scan): its body
+                // here is the notice, and there is no original to put back.
+                return Held::Refuse(
+                    "[CANNOT] giftlock: this message holds a body giftlock withheld (too large \
+                     to scan); storing it would replace the original body with the notice"
+                        .to_string(),
+                );
+            }
             if !self.context.masked.contains(&MaskedIndex::hash(data)) {
                 replacements.push(None);
                 continue;
@@ -296,15 +306,68 @@ impl Masking {
 
     fn mask_item(&self, plan: &MaskPlan, item: &ContentItem, data: &mut [u8]) {
         if let ScanStatus::TooLarge { .. } = plan.status {
-            // ENVELOPE's subject is a header field: hidden, not withheld.
-            match item.kind {
-                ContentKind::EnvelopeSubject => view::hide_alphanumerics(data),
-                _ => view::withhold(data),
-            }
+            self.mask_too_large(plan, item, data);
             return;
         }
         if view::mask_item(plan, &item.kind, data).is_err() {
             self.mask_alone(data);
+        }
+    }
+
+    /// A message too large to scan: its header block (scanned on its own,
+    /// when giftlock has it) is served masked, everything after it is
+    /// withheld.
+    fn mask_too_large(&self, plan: &MaskPlan, item: &ContentItem, data: &mut [u8]) {
+        let header_end = plan
+            .sections
+            .first()
+            .and_then(|s| s.message.as_ref())
+            .map(|(header, _)| header.end);
+        let Some(header_end) = header_end else {
+            match item.kind {
+                // A header field: hidden, not withheld.
+                ContentKind::EnvelopeSubject => view::hide_alphanumerics(data),
+                _ => view::withhold(data),
+            }
+            return;
+        };
+        let whole_from = match &item.kind {
+            ContentKind::Rfc822 => Some(0),
+            ContentKind::Body {
+                section: None,
+                origin,
+            } => Some(origin.map_or(0, |o| o as usize)),
+            ContentKind::Binary { part, origin } if part.is_empty() => {
+                Some(origin.map_or(0, |o| o as usize))
+            }
+            _ => None,
+        };
+        match (&item.kind, whole_from) {
+            // A window of the whole message: the header part masked, the
+            // rest withheld.
+            (_, Some(start)) => {
+                let in_header = header_end.saturating_sub(start).min(data.len());
+                let (header, body) = data.split_at_mut(in_header);
+                plan.apply_at(header, start);
+                view::withhold(body);
+            }
+            (
+                ContentKind::EnvelopeSubject
+                | ContentKind::Rfc822Header
+                | ContentKind::Body {
+                    section:
+                        Some(Section::Header(None))
+                        | Some(Section::HeaderFields(None, _))
+                        | Some(Section::HeaderFieldsNot(None, _)),
+                    ..
+                },
+                None,
+            ) => {
+                if view::mask_item(plan, &item.kind, data).is_err() {
+                    view::hide_alphanumerics(data);
+                }
+            }
+            _ => view::withhold(data),
         }
     }
 
@@ -388,8 +451,20 @@ impl Masking {
                     fetched = raw;
                     Some(&fetched[..])
                 }
-                Ok(Whole::TooLarge(size)) => {
-                    let plan = MaskPlan::too_large(size, self.context.limits.max_message_bytes);
+                Ok(Whole::TooLarge { size, header }) => {
+                    let limits = &self.context.limits;
+                    let plan = match header {
+                        Some(header) => cpu(|| {
+                            mask::plan_too_large(
+                                &header,
+                                size,
+                                self.context.detector.as_ref(),
+                                &self.context.key,
+                                limits,
+                            )
+                        }),
+                        None => MaskPlan::too_large(size, limits.max_message_bytes),
+                    };
                     return Some(self.keep(&key, plan));
                 }
                 Ok(Whole::Gone) => return None,
