@@ -361,10 +361,8 @@ async fn client_to_server<C: CommandFilter>(
 ) -> RelayEnd {
     // Refused message whose non-synchronising literals are still arriving.
     let mut dropping = false;
-    // A message taken in whole before it goes to the server.
-    let mut holding = false;
-    // A message taken in whole that giftlock answers itself.
-    let mut answering = false;
+    // A message being taken in whole, and what then becomes of it.
+    let mut taking: Option<Taken> = None;
     loop {
         let info = match client.buffered_fragment() {
             Ok(Some(info)) => info,
@@ -406,11 +404,11 @@ async fn client_to_server<C: CommandFilter>(
                     }
                     CommandAction::Refuse(reason) => Verdict::Refuse(reason),
                     CommandAction::Hold => {
-                        holding = true;
+                        taking = Some(Taken::Held);
                         Verdict::Forward
                     }
                     CommandAction::Answer => {
-                        answering = true;
+                        taking = Some(Taken::Answered);
                         Verdict::Forward
                     }
                 },
@@ -440,7 +438,7 @@ async fn client_to_server<C: CommandFilter>(
             continue;
         }
 
-        if answering {
+        if let Some(taken) = taking {
             // The client waits for a `+` that giftlock gives itself.
             if sync_literal_next {
                 if let Err(e) = write_flush(&client_writer, HELD_GO_AHEAD).await {
@@ -450,41 +448,33 @@ async fn client_to_server<C: CommandFilter>(
             if !complete {
                 continue;
             }
-            answering = false;
-            // Commands forwarded before this one are answered first.
-            if let Err(e) = server.flush().await {
-                return RelayEnd::Server(e.into());
-            }
-            outstanding.settled().await;
-            let reply = commands.answer(client.message_bytes()).await;
-            if let Err(e) = write_flush(&client_writer, &reply).await {
-                return RelayEnd::Client(e.into());
-            }
-            audit.command(client.message_bytes()).await;
-            continue;
-        }
-        if holding {
-            // The client waits for a `+` that giftlock gives itself.
-            if sync_literal_next {
-                if let Err(e) = write_flush(&client_writer, HELD_GO_AHEAD).await {
-                    return RelayEnd::Client(e.into());
+            taking = None;
+            let done = match taken {
+                Taken::Held => {
+                    send_held(
+                        &mut client,
+                        &mut server,
+                        &client_writer,
+                        &pending,
+                        &mut commands,
+                        outstanding,
+                        audit,
+                    )
+                    .await
                 }
-            }
-            if !complete {
-                continue;
-            }
-            holding = false;
-            if let Err(end) = send_held(
-                &mut client,
-                &mut server,
-                &client_writer,
-                &pending,
-                &mut commands,
-                outstanding,
-                audit,
-            )
-            .await
-            {
+                Taken::Answered => {
+                    answer(
+                        &mut client,
+                        &mut server,
+                        &client_writer,
+                        &mut commands,
+                        outstanding,
+                        audit,
+                    )
+                    .await
+                }
+            };
+            if let Err(end) = done {
                 return end;
             }
             continue;
@@ -527,6 +517,38 @@ async fn client_to_server<C: CommandFilter>(
             }
         }
     }
+}
+
+/// What becomes of a client message giftlock takes in whole.
+#[derive(Clone, Copy)]
+enum Taken {
+    /// [`CommandAction::Hold`]: sent on as [`CommandFilter::held`] says.
+    Held,
+    /// [`CommandAction::Answer`]: answered by giftlock, never sent on.
+    Answered,
+}
+
+/// Answers a complete client message giftlock took in to answer itself,
+/// once every command forwarded before it has its answer.
+async fn answer<C: CommandFilter>(
+    client: &mut FramedReader<ReadHalf<BoxedStream>>,
+    server: &mut BufWriter<WriteHalf<BoxedStream>>,
+    client_writer: &ClientWriter,
+    commands: &mut C,
+    outstanding: &Outstanding,
+    audit: &SessionAudit,
+) -> Result<(), RelayEnd> {
+    server
+        .flush()
+        .await
+        .map_err(|e| RelayEnd::Server(e.into()))?;
+    outstanding.settled().await;
+    let reply = commands.answer(client.message_bytes()).await;
+    write_flush(client_writer, &reply)
+        .await
+        .map_err(|e| RelayEnd::Client(e.into()))?;
+    audit.command(client.message_bytes()).await;
+    Ok(())
 }
 
 /// giftlock's own continuation request for a held message's literal.
