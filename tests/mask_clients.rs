@@ -27,16 +27,7 @@ fn trace(scenario: &str) {
 }
 
 fn assert_trace_clean(run: &Run, what: &str) {
-    let report = run.json();
-    let failures = failures(run);
-    assert!(
-        failures.is_empty(),
-        "{what}: {} of {} checks failed:\n{}",
-        failures.len(),
-        report["checks"],
-        failures.join("\n")
-    );
-    assert!(run.success(), "{what}: {}", run.stderr);
+    let report = assert_driver_passed(run, what);
     assert_eq!(report["messages"], MESSAGES, "{what}: {report}");
 }
 

@@ -14,16 +14,7 @@ use mask_support::*;
 fn every_fetch_form_agrees_with_the_single_masked_view() {
     let (bench, setup) = corpus_bench();
     let run = mask_script(&bench, &setup, "mask_fetch.py", &[]);
-    let report = run.json();
-    let failures = failures(&run);
-    assert!(
-        failures.is_empty(),
-        "{} of {} checks failed:\n{}",
-        failures.len(),
-        report["checks"],
-        failures.join("\n")
-    );
-    assert!(run.success(), "mask_fetch.py: {}", run.stderr);
+    let report = assert_driver_passed(&run, "mask_fetch.py");
     let messages = labelled_messages().len() as u64;
     assert_eq!(report["messages"], messages, "{report}");
     assert_eq!(report["gift"], 14, "{report}");

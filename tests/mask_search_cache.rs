@@ -20,16 +20,7 @@ const MESSAGES: u32 = 21;
 fn search_reveals_nothing_about_masked_codes() {
     let (bench, setup) = corpus_bench();
     let run = mask_script(&bench, &setup, "mask_search.py", &[]);
-    let report = run.json();
-    let failures = failures(&run);
-    assert!(
-        failures.is_empty(),
-        "{} of {} checks failed:\n{}",
-        failures.len(),
-        report["checks"],
-        failures.join("\n")
-    );
-    assert!(run.success(), "mask_search.py: {}", run.stderr);
+    let report = assert_driver_passed(&run, "mask_search.py");
     assert_eq!(
         (report["gift"].as_u64(), report["ham"].as_u64()),
         (Some(14), Some(7)),

@@ -30,8 +30,8 @@ fn append_script(bench: &Bench, setup: &GiftlockSetup, mode: &str) -> Run {
 fn appended_masked_copies_are_restored_and_refused_without_the_vault_key() {
     let (mut bench, setup) = corpus_bench();
     let run = append_script(&bench, &setup, "restore");
-    assert!(run.success(), "{:?}\n{}", failures(&run), run.stderr);
-    assert!(run.json()["appended"].as_u64().unwrap_or(0) >= 3);
+    let report = assert_driver_passed(&run, "vault_append.py --mode restore");
+    assert!(report["appended"].as_u64().unwrap_or(0) >= 3);
     let log = bench.giftlock().log();
     assert!(
         log.contains("original restored from the vault"),
@@ -48,7 +48,7 @@ fn appended_masked_copies_are_restored_and_refused_without_the_vault_key() {
         "giftlock started without its vault key and did not say so"
     );
     let run = append_script(&bench, &setup, "refuse");
-    assert!(run.success(), "{:?}\n{}", failures(&run), run.stderr);
+    assert_driver_passed(&run, "vault_append.py --mode refuse");
     assert_no_code_in(&giftlock_and_client_dirs(&bench));
     bench.assert_no_secrets_logged();
 }

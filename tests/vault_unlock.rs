@@ -52,19 +52,7 @@ fn phase(bench: &Bench, setup: &GiftlockSetup, phase: &str, extra: &[&str]) -> V
     ];
     args.extend_from_slice(extra);
     let run = mask_script(bench, setup, "unlock_folder.py", &args);
-    let failures = failures(&run);
-    assert!(
-        failures.is_empty(),
-        "unlock_folder.py --phase {phase}: {} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    assert!(
-        run.success(),
-        "unlock_folder.py --phase {phase}: {}",
-        run.stderr
-    );
-    run.json()
+    assert_driver_passed(&run, &format!("unlock_folder.py --phase {phase}"))
 }
 
 fn unlock_attempts(log: &Path) -> Vec<Value> {

@@ -110,6 +110,22 @@ pub fn mask_script(bench: &Bench, setup: &GiftlockSetup, script: &str, extra: &[
     run_command(cmd, name, &dir, MBSYNC_TIMEOUT)
 }
 
+/// Panics unless the driver `what` reported no failed check and exited 0;
+/// returns its report.
+pub fn assert_driver_passed(run: &Run, what: &str) -> serde_json::Value {
+    let report = run.json();
+    let failures = failures(run);
+    assert!(
+        failures.is_empty(),
+        "{what}: {} of {} checks failed:\n{}",
+        failures.len(),
+        report["checks"],
+        failures.join("\n")
+    );
+    assert!(run.success(), "{what}: {}", run.stderr);
+    report
+}
+
 /// The failures a mask_*.py driver reported, one per line, for a panic
 /// message; panics if it reported nothing parseable.
 pub fn failures(run: &Run) -> Vec<String> {
