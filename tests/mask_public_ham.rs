@@ -52,30 +52,7 @@ fn public_ham_syncs_byte_identical_through_giftlock() {
     let setup = GiftlockSetup::new(&[Tls::Implicit], Upstream::Imaps);
     bench.start_giftlock(&setup);
 
-    let (direct_run, direct_inbox) = bench.mbsync(
-        "direct",
-        bench.dovecot.imaps_port(),
-        Tls::Implicit,
-        UPSTREAM_PASSWORD,
-    );
-    assert!(
-        direct_run.success(),
-        "direct mbsync failed: {}",
-        direct_run.stderr
-    );
-    let (proxied_run, proxied_inbox) = bench.mbsync(
-        "proxied",
-        setup.port(Tls::Implicit),
-        Tls::Implicit,
-        LOCAL_PASSWORD,
-    );
-    assert!(
-        proxied_run.success(),
-        "mbsync through giftlock failed: {}",
-        proxied_run.stderr
-    );
-    let direct = maildir_messages(&direct_inbox);
-    let proxied = maildir_messages(&proxied_inbox);
+    let (direct, proxied) = bench.mbsync_direct_and_proxied(&setup);
     // Dovecot itself skips a couple of files that are not messages at all.
     assert!(
         direct.len() + 5 >= files.len(),

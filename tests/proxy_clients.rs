@@ -109,32 +109,7 @@ fn mbsync_through_giftlock_is_byte_identical_to_direct() {
     let setup = GiftlockSetup::new(&[Tls::Implicit], Upstream::Imaps);
     bench.start_giftlock(&setup);
 
-    let (direct_run, direct_inbox) = bench.mbsync(
-        "direct",
-        bench.dovecot.imaps_port(),
-        Tls::Implicit,
-        UPSTREAM_PASSWORD,
-    );
-    assert!(
-        direct_run.success(),
-        "direct mbsync failed: {}",
-        direct_run.stderr
-    );
-    let (proxied_run, proxied_inbox) = bench.mbsync(
-        "proxied",
-        setup.port(Tls::Implicit),
-        Tls::Implicit,
-        LOCAL_PASSWORD,
-    );
-    assert!(
-        proxied_run.success(),
-        "mbsync through giftlock failed ({}): {}",
-        proxied_run.status_text(),
-        proxied_run.stderr
-    );
-
-    let direct = maildir_messages(&direct_inbox);
-    let proxied = maildir_messages(&proxied_inbox);
+    let (direct, proxied) = bench.mbsync_direct_and_proxied(&setup);
     assert_eq!(direct.len(), 300);
     assert!(direct.iter().any(|m| m.len() > 5 << 20));
     assert_eq!(proxied.len(), direct.len(), "message count differs");

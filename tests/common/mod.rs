@@ -655,6 +655,39 @@ impl Bench {
         run_command(cmd, scenario, &dir, CLIENT_TIMEOUT)
     }
 
+    /// The same INBOX pulled by mbsync directly from Dovecot (implicit TLS)
+    /// and through giftlock's implicit-TLS listener of `setup`; panics if
+    /// either sync fails. Returns (direct, proxied) messages in order.
+    pub fn mbsync_direct_and_proxied(&self, setup: &GiftlockSetup) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let (direct_run, direct_inbox) = self.mbsync(
+            "direct",
+            self.dovecot.imaps_port(),
+            Tls::Implicit,
+            UPSTREAM_PASSWORD,
+        );
+        assert!(
+            direct_run.success(),
+            "direct mbsync failed: {}",
+            direct_run.stderr
+        );
+        let (proxied_run, proxied_inbox) = self.mbsync(
+            "proxied",
+            setup.port(Tls::Implicit),
+            Tls::Implicit,
+            LOCAL_PASSWORD,
+        );
+        assert!(
+            proxied_run.success(),
+            "mbsync through giftlock failed ({}): {}",
+            proxied_run.status_text(),
+            proxied_run.stderr
+        );
+        (
+            maildir_messages(&direct_inbox),
+            maildir_messages(&proxied_inbox),
+        )
+    }
+
     /// Full `mbsync` pull of INBOX from `port` into `self/NAME/maildir`;
     /// returns the run and the Maildir's INBOX path.
     pub fn mbsync(&self, name: &str, port: u16, tls: Tls, password: &str) -> (Run, PathBuf) {
