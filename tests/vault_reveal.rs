@@ -9,12 +9,11 @@ mod audit_support;
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use audit_support::{giftlock_audit, records};
+use audit_support::{giftlock_audit, unlock_attempts};
 use common::*;
 use giftlock::detect::Detector;
 use giftlock::mask::{fingerprint, plan_message, reveal_codes, FingerprintKey, ScanLimits};
@@ -88,47 +87,11 @@ fn fill_vault(state_dir: &Path) -> HashMap<u32, String> {
     uids
 }
 
-/// Runs `giftlock ARGS --config CONFIG` with `stdin` as its input; output
-/// files go to `dir` (outside the grepped tree: reveal prints codes).
+/// Runs the CLI (see `common::giftlock_cli`) and times it.
 fn giftlock(config: &Path, dir: &Path, args: &[&str], stdin: &str) -> (Run, Duration) {
-    let input = dir.join(format!("stdin-{}", rand_suffix()));
-    fs::write(&input, format!("{stdin}\n")).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
-    cmd.args(args)
-        .arg("--config")
-        .arg(config)
-        .env_remove("GIFTLOCK_CONFIG")
-        .stdin(File::open(&input).unwrap());
     let started = Instant::now();
-    let run = run_command(cmd, "giftlock-cli", dir, Duration::from_secs(60));
+    let run = giftlock_cli(config, dir, args, stdin);
     (run, started.elapsed())
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-fn wait_for_socket(state_dir: &Path) {
-    let socket = state_dir.join("control.sock");
-    let deadline = Instant::now() + START_TIMEOUT;
-    while !socket.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "no control socket at {}",
-            socket.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn unlock_attempts(log: &Path) -> Vec<Value> {
-    records(log)
-        .into_iter()
-        .filter(|r| r["event"] == "unlock_attempt")
-        .collect()
 }
 
 #[test]
@@ -138,7 +101,7 @@ fn reveal_returns_the_labelled_codes_and_refuses_wrong_secrets() {
     let uids = fill_vault(&state_dir);
     let setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
     let config = bench.start_giftlock(&setup).config.clone();
-    wait_for_socket(&state_dir);
+    wait_for_control_socket(&state_dir);
     let cli = bench.path().join("cli");
     fs::create_dir_all(&cli).unwrap();
     let audit_log = state_dir.join("audit.log");

@@ -7,28 +7,14 @@ mod common;
 mod mask_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File};
-use std::path::Path;
+use std::fs;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::*;
 use giftlock::mask::fingerprint::normalise_code;
 use mask_support::*;
 
 const UNLOCK_SECRET: &str = "reveal-after-masking-Pq4";
-
-fn cli(config: &Path, dir: &Path, name: &str, args: &[&str]) -> Run {
-    let input = dir.join(format!("stdin-{name}"));
-    fs::write(&input, format!("{UNLOCK_SECRET}\n")).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
-    cmd.args(args)
-        .arg("--config")
-        .arg(config)
-        .env_remove("GIFTLOCK_CONFIG")
-        .stdin(File::open(&input).unwrap());
-    run_command(cmd, name, dir, Duration::from_secs(60))
-}
 
 #[test]
 fn reveal_gives_back_exactly_the_codes_the_proxy_masked() {
@@ -53,26 +39,21 @@ fn reveal_gives_back_exactly_the_codes_the_proxy_masked() {
     let run = run_command(cmd, "fetch-all", &clients, CLIENT_TIMEOUT);
     assert!(run.success(), "{}", run.stderr);
 
-    let deadline = Instant::now() + START_TIMEOUT;
-    while !state_dir.join("control.sock").exists() {
-        assert!(Instant::now() < deadline, "no control socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_control_socket(&state_dir);
     // Outside the grepped trees: reveal prints codes on purpose.
     let cli_dir = bench.path().join("cli");
-    fs::create_dir_all(&cli_dir).unwrap();
-    let run = cli(
+    let run = giftlock_cli(
         &config,
         &cli_dir,
-        "unlock-secret",
         &["unlock-secret", "--stdin"],
+        UNLOCK_SECRET,
     );
     assert!(run.success(), "{}", run.stderr);
-    let run = cli(
+    let run = giftlock_cli(
         &config,
         &cli_dir,
-        "list",
         &["reveal", "--list", "--json", "--secret-stdin"],
+        UNLOCK_SECRET,
     );
     assert!(run.success(), "{}", run.stderr);
     let listed = run.json()["messages"]
@@ -88,11 +69,11 @@ fn reveal_gives_back_exactly_the_codes_the_proxy_masked() {
         }
     }
     for handle in &handles {
-        let run = cli(
+        let run = giftlock_cli(
             &config,
             &cli_dir,
-            &format!("reveal-{handle}"),
             &["reveal", handle, "--json", "--secret-stdin"],
+            UNLOCK_SECRET,
         );
         assert!(run.success(), "reveal {handle}: {}", run.stderr);
         for c in run.json()["codes"].as_array().unwrap() {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,18 +24,6 @@ fn records(state_dir: &Path) -> usize {
                 .count()
         })
         .unwrap_or(0)
-}
-
-fn cli(config: &Path, dir: &Path, args: &[&str], stdin: &str) -> Run {
-    let input = dir.join(format!("stdin-{}", args.join("-").replace(['/', ' '], "_")));
-    fs::write(&input, format!("{stdin}\n")).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
-    cmd.args(args)
-        .arg("--config")
-        .arg(config)
-        .env_remove("GIFTLOCK_CONFIG")
-        .stdin(File::open(&input).unwrap());
-    run_command(cmd, "giftlock-cli", dir, Duration::from_secs(60))
 }
 
 /// Generated gift-card mails, one code each, in UID order.
@@ -103,16 +91,12 @@ fn a_killed_serve_leaves_a_vault_that_opens_and_reveals_every_record() {
         "the vault did not open cleanly after the kill:\n{log}"
     );
 
-    let socket = state_dir.join("control.sock");
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "no control socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_control_socket(&state_dir);
     let dir = bench.path().join("cli");
     fs::create_dir_all(&dir).unwrap();
-    let run = cli(&config, &dir, &["unlock-secret", "--stdin"], UNLOCK_SECRET);
+    let run = giftlock_cli(&config, &dir, &["unlock-secret", "--stdin"], UNLOCK_SECRET);
     assert!(run.success(), "{}", run.stderr);
-    let run = cli(
+    let run = giftlock_cli(
         &config,
         &dir,
         &["reveal", "--list", "--json", "--secret-stdin"],
@@ -134,7 +118,7 @@ fn a_killed_serve_leaves_a_vault_that_opens_and_reveals_every_record() {
         let original = fs::read(&files[uid - 1]).unwrap();
         for code in message["codes"].as_array().unwrap() {
             let handle = code["handle"].as_str().expect("a handle");
-            let run = cli(
+            let run = giftlock_cli(
                 &config,
                 &dir,
                 &["reveal", handle, "--json", "--secret-stdin"],

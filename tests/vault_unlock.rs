@@ -12,12 +12,7 @@ mod audit_support;
 mod common;
 mod mask_support;
 
-use std::fs::{self, File};
-use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
-
-use audit_support::{giftlock_audit, records};
+use audit_support::{giftlock_audit, unlock_attempts};
 use common::*;
 use mask_support::*;
 use serde_json::Value;
@@ -27,17 +22,12 @@ const WRONG_SECRET: &str = "not-the-secret-Qp51";
 
 /// `giftlock ARGS --config CONFIG` with `stdin` as its input.
 fn giftlock(bench: &Bench, args: &[&str], stdin: &str) -> Run {
-    let dir = bench.path().join("cli");
-    fs::create_dir_all(&dir).unwrap();
-    let input = dir.join(format!("stdin-{}", args.join("-").replace('/', "_")));
-    fs::write(&input, format!("{stdin}\n")).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
-    cmd.args(args)
-        .arg("--config")
-        .arg(&bench.giftlock().config)
-        .env_remove("GIFTLOCK_CONFIG")
-        .stdin(File::open(&input).unwrap());
-    run_command(cmd, "giftlock-cli", &dir, Duration::from_secs(60))
+    giftlock_cli(
+        &bench.giftlock().config,
+        &bench.path().join("cli"),
+        args,
+        stdin,
+    )
 }
 
 fn phase(bench: &Bench, setup: &GiftlockSetup, phase: &str, extra: &[&str]) -> Value {
@@ -53,13 +43,6 @@ fn phase(bench: &Bench, setup: &GiftlockSetup, phase: &str, extra: &[&str]) -> V
     args.extend_from_slice(extra);
     let run = mask_script(bench, setup, "unlock_folder.py", &args);
     assert_driver_passed(&run, &format!("unlock_folder.py --phase {phase}"))
-}
-
-fn unlock_attempts(log: &Path) -> Vec<Value> {
-    records(log)
-        .into_iter()
-        .filter(|r| r["event"] == "unlock_attempt")
-        .collect()
 }
 
 #[test]

@@ -191,3 +191,11 @@ impl Drop for AuditedProxy {
         let _ = self.child.wait();
     }
 }
+
+/// The `unlock_attempt` records of the audit log at `log`.
+pub fn unlock_attempts(log: &Path) -> Vec<Value> {
+    records(log)
+        .into_iter()
+        .filter(|r| r["event"] == "unlock_attempt")
+        .collect()
+}

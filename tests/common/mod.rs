@@ -891,3 +891,36 @@ pub fn generated_messages(dir: &Path, count: u32, seed: u32, big_mb: u32) -> Vec
     messages.sort();
     messages
 }
+
+/// Runs `giftlock ARGS --config CONFIG` with `stdin` (one line) as its
+/// input; output files go to `dir`. Keep `dir` out of grepped trees when the
+/// command prints codes on purpose (`reveal`).
+pub fn giftlock_cli(config: &Path, dir: &Path, args: &[&str], stdin: &str) -> Run {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    fs::create_dir_all(dir).expect("create the CLI output dir");
+    let input = dir.join(format!("stdin-{call}"));
+    fs::write(&input, format!("{stdin}\n")).expect("write the CLI input");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
+    cmd.args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("GIFTLOCK_CONFIG")
+        .stdin(File::open(&input).expect("open the CLI input"));
+    run_command(cmd, "giftlock-cli", dir, Duration::from_secs(60))
+}
+
+/// Waits (bounded) until `giftlock serve` has its control socket in
+/// `state_dir`.
+pub fn wait_for_control_socket(state_dir: &Path) {
+    let socket = state_dir.join("control.sock");
+    let deadline = Instant::now() + START_TIMEOUT;
+    while !socket.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no control socket at {}",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
