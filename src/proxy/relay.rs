@@ -762,6 +762,20 @@ mod tests {
         DuplexStream,
         tokio::task::JoinHandle<RelayOutcome>,
     ) {
+        start_relay(PassThrough, mpsc::unbounded_channel().1, shutdown)
+    }
+
+    /// A relay with the command filter `commands` and the push channel
+    /// `pushes`, between two in-memory peers.
+    fn start_relay<C: CommandFilter + 'static>(
+        commands: C,
+        pushes: mpsc::UnboundedReceiver<Vec<u8>>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> (
+        DuplexStream,
+        DuplexStream,
+        tokio::task::JoinHandle<RelayOutcome>,
+    ) {
         let (client_end, proxy_client) = duplex(1 << 16);
         let (server_end, proxy_server) = duplex(1 << 16);
         let (cr, cw) = tokio::io::split(Box::new(proxy_client) as BoxedStream);
@@ -772,9 +786,9 @@ mod tests {
             FramedReader::new(sr, 1 << 20),
             sw,
             PassThrough,
-            PassThrough,
+            commands,
             SessionAudit::default(),
-            mpsc::unbounded_channel().1,
+            pushes,
             shutdown,
         ));
         (client_end, server_end, task)
@@ -808,22 +822,9 @@ mod tests {
     }
 
     fn start_holding() -> (DuplexStream, DuplexStream) {
-        let (client_end, proxy_client) = duplex(1 << 16);
-        let (server_end, proxy_server) = duplex(1 << 16);
-        let (cr, cw) = tokio::io::split(Box::new(proxy_client) as BoxedStream);
-        let (sr, sw) = tokio::io::split(Box::new(proxy_server) as BoxedStream);
-        tokio::spawn(relay(
-            FramedReader::new(cr, 1 << 20),
-            cw,
-            FramedReader::new(sr, 1 << 20),
-            sw,
-            PassThrough,
-            Upcase,
-            SessionAudit::default(),
-            mpsc::unbounded_channel().1,
-            std::future::pending(),
-        ));
-        (client_end, server_end)
+        let (client, server, _) =
+            start_relay(Upcase, mpsc::unbounded_channel().1, std::future::pending());
+        (client, server)
     }
 
     #[tokio::test]
@@ -885,22 +886,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_answered_command_waits_for_earlier_ones_and_never_reaches_the_server() {
-        let (client_end, proxy_client) = duplex(1 << 16);
-        let (server_end, proxy_server) = duplex(1 << 16);
-        let (cr, cw) = tokio::io::split(Box::new(proxy_client) as BoxedStream);
-        let (sr, sw) = tokio::io::split(Box::new(proxy_server) as BoxedStream);
         let (push, pushes) = mpsc::unbounded_channel();
-        tokio::spawn(relay(
-            FramedReader::new(cr, 1 << 20),
-            cw,
-            FramedReader::new(sr, 1 << 20),
-            sw,
-            PassThrough,
-            AnswersNoop,
-            SessionAudit::default(),
-            pushes,
-            std::future::pending(),
-        ));
+        let (client_end, server_end, _) = start_relay(AnswersNoop, pushes, std::future::pending());
         let (mut client, mut server) = (client_end, server_end);
         client
             .write_all(b"a SELECT X\r\nb NOOP\r\nc LIST \"\" *\r\n")
