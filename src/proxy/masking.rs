@@ -508,8 +508,11 @@ impl Masking {
     fn note_masked_copy(&self, raw: &[u8], plan: &MaskPlan) {
         let mut masked = raw.to_vec();
         plan.apply(&mut masked);
-        let masked = MaskedIndex::hash(&masked);
-        if let Err(e) = cpu(|| self.context.masked.insert(masked)) {
+        self.index_masked_copy(MaskedIndex::hash(&masked));
+    }
+
+    fn index_masked_copy(&self, hash: [u8; 32]) {
+        if let Err(e) = cpu(|| self.context.masked.insert(hash)) {
             warn!(error = %e, "cannot record a masked copy in the index; an APPEND of it would not be restored");
         }
     }
@@ -517,8 +520,8 @@ impl Masking {
     /// Puts the original of a message about to be masked in the vault,
     /// before any masked byte of it reaches the client.
     async fn keep_original(&self, key: &PlanKey, raw: &[u8], plan: &MaskPlan) {
-        self.note_masked_copy(raw, plan);
         let Some(vault) = self.context.vault.clone() else {
+            self.note_masked_copy(raw, plan);
             warn!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, "vault unavailable: the original of a masked message is not kept by giftlock (it stays on the server)");
             return;
         };
@@ -536,7 +539,9 @@ impl Masking {
             uidvalidity: key.uidvalidity,
             uid: key.uid,
         };
+        // The entry has the masked copy's hash already: the index takes it.
         let entry = VaultEntry::new(identity, raw, plan, codes);
+        self.index_masked_copy(entry.masked_sha256);
         let stored = tokio::task::spawn_blocking(move || vault.put(&entry)).await;
         match stored {
             Ok(Ok(())) => {}
