@@ -8,11 +8,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use giftlock::detect::Detector;
 use giftlock::mask::{plan_message, FingerprintKey, ScanLimits};
 
-fn corpus() -> PathBuf {
-    std::env::var_os("GIFTLOCK_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus")))
-}
+#[path = "../tests/needs/mod.rs"]
+mod needs;
 
 fn read_all(dir: &Path, out: &mut Vec<Vec<u8>>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -54,7 +51,10 @@ fn bench_set(c: &mut Criterion, name: &str, messages: &[Vec<u8>]) {
 }
 
 fn scan(c: &mut Criterion) {
-    let root = corpus();
+    if needs::missing(&[needs::Need::Shared]) {
+        return;
+    }
+    let root = needs::corpus_dir();
     let mut ham = Vec::new();
     read_all(&root.join("public-ham"), &mut ham);
     let mut gift = Vec::new();

@@ -6,15 +6,20 @@
 
 mod audit_support;
 mod common;
+mod needs;
 
 use std::collections::BTreeMap;
 
 use audit_support::*;
 use common::*;
+use needs::Need;
 use serde_json::Value;
 
 #[test]
 fn alerts_fire_when_they_should_and_not_otherwise() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let mut bench = Bench::start(DovecotMode::Normal);
     bench.dovecot.fill(USER, 8, 3, 0);
     let setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);

@@ -7,16 +7,17 @@
 
 mod audit_support;
 mod common;
+mod needs;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use audit_support::*;
 use common::*;
+use needs::Need;
 use serde_json::Value;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/labelled");
 const GIFT_FILES: [&str; 2] = ["gift/005-google-play.eml", "gift/006-steam.eml"];
 const SEARCH_STRING: &str = "needle-Zx81";
 const BODY_MARKER: &str = "marker-body-text-Qw93";
@@ -24,7 +25,7 @@ const BODY_MARKER: &str = "marker-body-text-Qw93";
 /// The codes labelled for the corpus files this test delivers.
 fn labelled_codes() -> Vec<String> {
     let labels: Value = serde_json::from_slice(
-        &fs::read(format!("{CORPUS}/labels.json")).expect("read corpus labels"),
+        &fs::read(needs::labelled_dir().join("labels.json")).expect("read corpus labels"),
     )
     .expect("labels.json is JSON");
     GIFT_FILES
@@ -49,17 +50,16 @@ fn bench_with_mail() -> Bench {
     )
     .expect("write marker message");
     let mut files = vec![marker];
-    files.extend(
-        GIFT_FILES
-            .iter()
-            .map(|f| PathBuf::from(format!("{CORPUS}/{f}"))),
-    );
+    files.extend(GIFT_FILES.iter().map(|f| needs::labelled_dir().join(f)));
     bench.dovecot.add(USER, &files);
     bench
 }
 
 #[test]
 fn real_sessions_are_recorded_with_the_right_fields_and_no_secrets() {
+    if needs::missing(&[Need::Dovecot, Need::Shared, Need::Mbsync]) {
+        return;
+    }
     let mut bench = bench_with_mail();
     let setup = GiftlockSetup::new(&[Tls::Starttls, Tls::Implicit], Upstream::Imaps);
     bench.start_giftlock(&setup);
@@ -314,6 +314,9 @@ fn first_problem(bench: &Bench, log: &Path) -> (u64, String) {
 
 #[test]
 fn verify_locates_an_edit_a_deletion_a_swap_and_a_truncation() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let mut bench = bench_with_mail();
     let setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
     bench.start_giftlock(&setup);
@@ -408,6 +411,9 @@ fn verify_locates_an_edit_a_deletion_a_swap_and_a_truncation() {
 
 #[test]
 fn tail_follows_records_as_sessions_happen() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let mut bench = bench_with_mail();
     let setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
     bench.start_giftlock(&setup);

@@ -7,18 +7,23 @@
 
 mod common;
 mod mask_support;
+mod needs;
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
 use mask_support::*;
+use needs::Need;
 
 const MESSAGES: u64 = 21;
 
 /// Runs a mask_traces.py scenario through giftlock and asserts it saw every
 /// message and no failure.
 fn trace(scenario: &str) {
+    if needs::missing(&[Need::Dovecot, Need::Shared]) {
+        return;
+    }
     let (bench, setup) = corpus_bench();
     let run = mask_script(&bench, &setup, "mask_traces.py", &[scenario]);
     assert_trace_clean(&run, scenario);
@@ -55,6 +60,9 @@ fn ios_mail_replay_receives_no_code() {
 /// or decoded.
 #[test]
 fn mbsync_full_sync_receives_no_code() {
+    if needs::missing(&[Need::Dovecot, Need::Shared, Need::Mbsync]) {
+        return;
+    }
     let (bench, setup) = corpus_bench();
     let (sync, inbox) = bench.mbsync("proxied", setup.port(Tls::None), Tls::None, LOCAL_PASSWORD);
     assert!(
@@ -82,6 +90,9 @@ fn mbsync_full_sync_receives_no_code() {
 /// sources, the decoded parts or the envelope subjects.
 #[test]
 fn imapflow_with_binary_receives_no_code() {
+    if needs::missing(&[Need::Dovecot, Need::Shared, Need::Imapflow]) {
+        return;
+    }
     let dir = integration_dir().join("clients/imapflow");
     assert!(
         dir.join("node_modules/imapflow").is_dir(),

@@ -7,11 +7,16 @@
 
 mod common;
 mod mask_support;
+mod needs;
 
 use mask_support::*;
+use needs::Need;
 
 #[test]
 fn every_fetch_form_agrees_with_the_single_masked_view() {
+    if needs::missing(&[Need::Dovecot, Need::Shared]) {
+        return;
+    }
     let (bench, setup) = corpus_bench();
     let run = mask_script(&bench, &setup, "mask_fetch.py", &[]);
     let report = assert_driver_passed(&run, "mask_fetch.py");

@@ -6,6 +6,7 @@
 
 mod common;
 mod mask_support;
+mod needs;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,11 +14,15 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use mask_support::*;
+use needs::Need;
 
 const MESSAGES: u32 = 21;
 
 #[test]
 fn search_reveals_nothing_about_masked_codes() {
+    if needs::missing(&[Need::Dovecot, Need::Shared]) {
+        return;
+    }
     let (bench, setup) = corpus_bench();
     let run = mask_script(&bench, &setup, "mask_search.py", &[]);
     let report = assert_driver_passed(&run, "mask_search.py");
@@ -137,6 +142,9 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_message_is_scanned_once_and_its_plan_survives_a_restart() {
+    if needs::missing(&[Need::Dovecot, Need::Shared]) {
+        return;
+    }
     let (mut bench, setup) = corpus_bench();
     let odd: Vec<String> = (1..=MESSAGES)
         .filter(|u| u % 2 == 1)
@@ -220,10 +228,13 @@ fn a_message_is_scanned_once_and_its_plan_survives_a_restart() {
 
 #[test]
 fn a_uidvalidity_change_gets_the_new_message_scanned_and_masked() {
+    if needs::missing(&[Need::Dovecot, Need::Shared]) {
+        return;
+    }
     let mut bench = Bench::start(DovecotMode::Normal);
     let setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
     bench.start_giftlock(&setup);
-    let corpus = Path::new(CORPUS);
+    let corpus = needs::labelled_dir();
     let steps = [
         corpus.join("gift/005-google-play.eml"),
         corpus.join("ham/001-order-confirmation.eml"),

@@ -3,11 +3,16 @@
 //! that fails while these pass points at giftlock, not at the bench.
 
 mod common;
+mod needs;
 
 use common::*;
+use needs::Need;
 
 #[test]
 fn imaplib_session_works_directly_on_every_dovecot_port() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let bench = Bench::start(DovecotMode::Normal);
     bench.dovecot.fill(USER, 5, 3, 0);
     let d = bench.dovecot.clone();
@@ -36,6 +41,9 @@ fn imaplib_session_works_directly_on_every_dovecot_port() {
 
 #[test]
 fn curl_fetches_directly_over_both_tls_modes() {
+    if needs::missing(&[Need::Dovecot, Need::Curl]) {
+        return;
+    }
     let mut bench = Bench::start(DovecotMode::Normal);
     bench.dovecot.fill(USER, 3, 9, 0);
     let imaps = format!(
@@ -58,6 +66,9 @@ fn curl_fetches_directly_over_both_tls_modes() {
 
 #[test]
 fn wrong_password_probe_sees_authenticationfailed_directly() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let bench = Bench::start(DovecotMode::Normal);
     let run = bench.client(
         "wrong-password",
@@ -77,6 +88,9 @@ fn wrong_password_probe_sees_authenticationfailed_directly() {
 /// catch a proxy that lets them through.
 #[test]
 fn capability_probe_fails_on_unfiltered_dovecot() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let bench = Bench::start(DovecotMode::Normal);
     for (port, tls) in [
         (bench.dovecot.imap_port, Tls::Starttls),
@@ -100,6 +114,9 @@ fn capability_probe_fails_on_unfiltered_dovecot() {
 /// The upstream-failure probe must not accept a plain successful login.
 #[test]
 fn upstream_failure_probe_fails_when_login_succeeds() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let bench = Bench::start(DovecotMode::Normal);
     let run = bench.client(
         "upstream-failure",
@@ -119,6 +136,9 @@ fn upstream_failure_probe_fails_when_login_succeeds() {
 /// CA really verifies the normal one (the same session succeeds above).
 #[test]
 fn untrusted_mode_fails_verification_with_the_test_ca() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let bench = Bench::start(DovecotMode::UntrustedCert);
     let run = bench.client(
         "session",
@@ -138,6 +158,9 @@ fn untrusted_mode_fails_verification_with_the_test_ca() {
 /// The no-TLS Dovecot offers no STARTTLS but still serves plain sessions.
 #[test]
 fn no_tls_mode_offers_no_starttls() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let bench = Bench::start(DovecotMode::NoTls);
     assert!(bench.dovecot.imaps_port.is_none());
     let run = bench.client(
@@ -166,6 +189,9 @@ fn no_tls_mode_offers_no_starttls() {
 /// so a proxied sync compared against a direct one compares real content.
 #[test]
 fn mbsync_direct_pull_equals_the_generated_mail() {
+    if needs::missing(&[Need::Dovecot, Need::Mbsync]) {
+        return;
+    }
     let bench = Bench::start(DovecotMode::Normal);
     bench.dovecot.fill(USER, 300, 7, 6);
     let (run, inbox) = bench.mbsync(
@@ -238,6 +264,9 @@ fn secrets_grep_finds_a_planted_password() {
 /// config/example.toml, with every value where giftlock reads it.
 #[test]
 fn rendered_giftlock_config_has_the_contract_keys() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let bench = Bench::start(DovecotMode::Normal);
     let mut setup = GiftlockSetup::new(&[Tls::None, Tls::Implicit], Upstream::Plain);
     setup.secret = SecretSource::File;

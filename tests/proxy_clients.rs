@@ -3,12 +3,17 @@
 //! mbsync syncs that must be byte-identical to direct ones.
 
 mod common;
+mod needs;
 
 use common::*;
+use needs::Need;
 
 /// LOGIN (or AUTHENTICATE PLAIN), SELECT, FETCH, APPEND with a synchronising
 /// literal, IDLE while a second proxied connection APPENDs, LOGOUT.
 fn imaplib_session_through_giftlock(listener: Tls, upstream: Upstream, auth: &str) {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let mut bench = Bench::start(DovecotMode::Normal);
     bench.dovecot.fill(USER, 20, 5, 0);
     let setup = GiftlockSetup::new(&[listener], upstream);
@@ -67,6 +72,9 @@ fn imaplib_authenticate_plain_through_giftlock() {
 /// and whose password is a LITERAL+ one, on a STARTTLS listener.
 #[test]
 fn login_with_literals_through_giftlock() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let mut bench = Bench::start(DovecotMode::Normal);
     let setup = GiftlockSetup::new(&[Tls::Starttls], Upstream::Imaps);
     bench.start_giftlock(&setup);
@@ -84,6 +92,9 @@ fn login_with_literals_through_giftlock() {
 /// The upstream secret read from a 0600 file instead of the environment.
 #[test]
 fn imaplib_session_with_upstream_secret_from_file() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let mut bench = Bench::start(DovecotMode::Normal);
     let mut setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
     setup.secret = SecretSource::File;
@@ -104,6 +115,9 @@ fn imaplib_session_with_upstream_secret_from_file() {
 /// Dovecot, message for message, byte for byte (less mbsync's random X-TUID).
 #[test]
 fn mbsync_through_giftlock_is_byte_identical_to_direct() {
+    if needs::missing(&[Need::Dovecot, Need::Mbsync]) {
+        return;
+    }
     let mut bench = Bench::start(DovecotMode::Normal);
     bench.dovecot.fill(USER, 300, 7, 6);
     let setup = GiftlockSetup::new(&[Tls::Implicit], Upstream::Imaps);
@@ -125,6 +139,9 @@ fn mbsync_through_giftlock_is_byte_identical_to_direct() {
 /// over implicit TLS and a SEARCH over a STARTTLS listener.
 #[test]
 fn curl_through_giftlock_matches_direct() {
+    if needs::missing(&[Need::Dovecot, Need::Curl]) {
+        return;
+    }
     let mut bench = Bench::start(DovecotMode::Normal);
     bench.dovecot.fill(USER, 5, 9, 6);
     let setup = GiftlockSetup::new(&[Tls::Implicit, Tls::Starttls], Upstream::Imaps);

@@ -4,16 +4,21 @@
 //! capabilities it must never advertise).
 
 mod common;
+mod needs;
 
 use std::time::{Duration, Instant};
 
 use common::*;
+use needs::Need;
 
 /// A client never waits longer than this for a refusal.
 const REFUSAL_BOUND: Duration = Duration::from_secs(25);
 
 #[test]
 fn wrong_local_password_gets_authenticationfailed_and_connection_stays_usable() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     for listener in [Tls::None, Tls::Implicit] {
         let mut bench = Bench::start(DovecotMode::Normal);
         let setup = GiftlockSetup::new(&[listener], Upstream::Imaps);
@@ -90,6 +95,9 @@ fn assert_upstream_refused(bench: &mut Bench, setup: &GiftlockSetup, log_says: &
 
 #[test]
 fn untrusted_upstream_certificate_is_refused() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     // Dovecot's certificate is signed by a CA giftlock was not told to trust.
     let mut bench = Bench::start(DovecotMode::UntrustedCert);
     let setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
@@ -98,6 +106,9 @@ fn untrusted_upstream_certificate_is_refused() {
 
 #[test]
 fn upstream_certificate_from_another_ca_is_refused_over_starttls() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     // The normal Dovecot, but giftlock trusts only the other test CA.
     let mut bench = Bench::start(DovecotMode::Normal);
     let mut setup = GiftlockSetup::new(&[Tls::None], Upstream::ImapStarttls);
@@ -107,6 +118,9 @@ fn upstream_certificate_from_another_ca_is_refused_over_starttls() {
 
 #[test]
 fn imap_upstream_without_starttls_is_refused() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let mut bench = Bench::start(DovecotMode::NoTls);
     let setup = GiftlockSetup::new(&[Tls::None], Upstream::ImapStarttls);
     assert_upstream_refused(&mut bench, &setup, "starttls");
@@ -120,6 +134,9 @@ fn imap_upstream_without_starttls_is_refused() {
 
 #[test]
 fn non_loopback_listener_without_tls_is_refused_at_start() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let mut bench = Bench::start(DovecotMode::Normal);
     let mut setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
     setup.listeners[0].address = format!("0.0.0.0:{}", free_port());
@@ -137,6 +154,9 @@ fn non_loopback_listener_without_tls_is_refused_at_start() {
 
 #[test]
 fn compress_is_refused_and_capabilities_are_filtered() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     // Dovecot here advertises COMPRESS=DEFLATE, PREVIEW, SNIPPET and accepts
     // COMPRESS (see proxy_bench_selftest): giftlock must filter and refuse.
     let mut bench = Bench::start(DovecotMode::Normal);
@@ -164,6 +184,9 @@ fn compress_is_refused_and_capabilities_are_filtered() {
 /// giftlock's log: unknown user names are not logged.
 #[test]
 fn an_unknown_user_name_is_not_logged() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     use std::io::{BufRead, BufReader, Write};
     let mut bench = Bench::start(DovecotMode::Normal);
     let setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);

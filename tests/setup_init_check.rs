@@ -5,6 +5,7 @@
 //! password, an untrusted certificate, an unreachable host and a port in use.
 
 mod common;
+mod needs;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use common::{Bench, DovecotMode};
+use needs::Need;
 
 const LOCAL_PW: &str = "init-local-pw-3Vb";
 
@@ -107,6 +109,9 @@ fn imaps_url(bench: &Bench) -> String {
 
 #[test]
 fn init_writes_config_and_0600_secret_file_and_check_passes() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let bench = Bench::start(DovecotMode::Normal);
     let init = init(&bench, "ok", &imaps_url(&bench), true);
     let said = text(&init.output);
@@ -189,6 +194,9 @@ fn init_writes_config_and_0600_secret_file_and_check_passes() {
 
 #[test]
 fn check_fails_with_the_right_message_for_each_broken_item() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let bench = Bench::start(DovecotMode::Normal);
 
     // Wrong upstream password.

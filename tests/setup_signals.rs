@@ -6,12 +6,14 @@
 //! giftlock keeps running, so the next session works once it is back.
 
 mod common;
+mod needs;
 mod setup_support;
 
 use std::fs;
 use std::time::{Duration, Instant};
 
 use common::{Bench, DovecotMode};
+use needs::Need;
 use setup_support::{config_text, restart_dovecot, stop_dovecot, Client, Served};
 
 const FIRST_PW: &str = "first-local-pw-4Rt";
@@ -27,6 +29,9 @@ fn hash(password: &str) -> String {
 
 #[test]
 fn sighup_reloads_and_sigterm_drains_with_bye() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let bench = Bench::start(DovecotMode::Normal);
     let port = common::free_port();
     let imap_port = bench.dovecot.imap_port;
@@ -112,6 +117,9 @@ fn sighup_reloads_and_sigterm_drains_with_bye() {
 
 #[test]
 fn upstream_down_gives_a_clear_no_and_the_next_session_works_once_it_is_back() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let bench = Bench::start(DovecotMode::Normal);
     stop_dovecot(&bench);
     let port = common::free_port();

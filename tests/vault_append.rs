@@ -5,11 +5,13 @@
 
 mod common;
 mod mask_support;
+mod needs;
 
 use std::process::Command;
 
 use common::*;
 use mask_support::*;
+use needs::Need;
 
 fn append_script(bench: &Bench, setup: &GiftlockSetup, mode: &str) -> Run {
     let mut cmd = Command::new("python3");
@@ -28,6 +30,9 @@ fn append_script(bench: &Bench, setup: &GiftlockSetup, mode: &str) -> Run {
 
 #[test]
 fn appended_masked_copies_are_restored_and_refused_without_the_vault_key() {
+    if needs::missing(&[Need::Dovecot, Need::Shared]) {
+        return;
+    }
     let (mut bench, setup) = corpus_bench();
     let run = append_script(&bench, &setup, "restore");
     let report = assert_driver_passed(&run, "vault_append.py --mode restore");

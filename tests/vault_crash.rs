@@ -4,6 +4,7 @@
 //! the child reported as stored is there, and reveal by handle still finds
 //! the labelled codes of each one.
 
+mod needs;
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::Write;
@@ -14,9 +15,9 @@ use std::time::{Duration, Instant};
 use giftlock::detect::Detector;
 use giftlock::mask::{fingerprint, plan_message, reveal_codes, FingerprintKey, ScanLimits};
 use giftlock::vault::{MessageIdentity, Vault, VaultEntry};
+use needs::Need;
 use serde_json::Value;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/labelled");
 /// Set for the child process: the state directory it writes to.
 const CHILD_DIR: &str = "GL_VAULT_CRASH_STATE_DIR";
 /// Set for the child process: the first UID it writes.
@@ -27,7 +28,8 @@ const ROUNDS: u32 = 3;
 
 fn gift_files() -> Vec<(PathBuf, BTreeSet<String>)> {
     let labels: Value =
-        serde_json::from_slice(&fs::read(format!("{CORPUS}/labels.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(needs::labelled_dir().join("labels.json")).unwrap())
+            .unwrap();
     let mut files: Vec<(PathBuf, BTreeSet<String>)> = labels
         .as_object()
         .unwrap()
@@ -40,7 +42,7 @@ fn gift_files() -> Vec<(PathBuf, BTreeSet<String>)> {
                 .iter()
                 .map(|c| fingerprint::normalise_code(c.as_str().unwrap()))
                 .collect();
-            (PathBuf::from(format!("{CORPUS}/{f}")), codes)
+            (needs::labelled_dir().join(f), codes)
         })
         .collect();
     files.sort();
@@ -133,6 +135,9 @@ fn stored_uids(out: &Path) -> Vec<u32> {
 
 #[test]
 fn vault_survives_sigkill_mid_burst() {
+    if needs::missing(&[Need::Shared]) {
+        return;
+    }
     let root = tempfile::tempdir().unwrap();
     let state_dir = root.path().join("state");
     let files = gift_files();

@@ -7,6 +7,7 @@
 
 mod audit_support;
 mod common;
+mod needs;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -18,16 +19,17 @@ use common::*;
 use giftlock::detect::Detector;
 use giftlock::mask::{fingerprint, plan_message, reveal_codes, FingerprintKey, ScanLimits};
 use giftlock::vault::{MessageIdentity, Vault, VaultEntry};
+use needs::Need;
 use serde_json::Value;
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/labelled");
 const UNLOCK_SECRET: &str = "unlock-secret-Yh27-pq";
 const WRONG_SECRET: &str = "not-the-secret-Kk09";
 
 /// Each gift file of the corpus with its labelled codes, normalised.
 fn labelled() -> Vec<(String, BTreeSet<String>)> {
     let labels: Value =
-        serde_json::from_slice(&fs::read(format!("{CORPUS}/labels.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(needs::labelled_dir().join("labels.json")).unwrap())
+            .unwrap();
     let mut files: Vec<(String, BTreeSet<String>)> = labels
         .as_object()
         .unwrap()
@@ -50,7 +52,8 @@ fn labelled() -> Vec<(String, BTreeSet<String>)> {
 /// Every labelled code string as written in labels.json (for the grep).
 fn all_code_strings() -> Vec<String> {
     let labels: Value =
-        serde_json::from_slice(&fs::read(format!("{CORPUS}/labels.json")).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(needs::labelled_dir().join("labels.json")).unwrap())
+            .unwrap();
     labels
         .as_object()
         .unwrap()
@@ -69,7 +72,7 @@ fn fill_vault(state_dir: &Path) -> HashMap<u32, String> {
     let vault = Vault::open_default(state_dir).unwrap();
     let mut uids = HashMap::new();
     for (i, (file, _)) in labelled().iter().enumerate() {
-        let raw = fs::read(format!("{CORPUS}/{file}")).unwrap();
+        let raw = fs::read(needs::labelled_dir().join(file)).unwrap();
         let plan = plan_message(&raw, &detector, &key, &limits);
         let codes = reveal_codes(&raw, &detector, &key, &limits);
         let uid = i as u32 + 1;
@@ -96,6 +99,9 @@ fn giftlock(config: &Path, dir: &Path, args: &[&str], stdin: &str) -> (Run, Dura
 
 #[test]
 fn reveal_returns_the_labelled_codes_and_refuses_wrong_secrets() {
+    if needs::missing(&[Need::Dovecot, Need::Shared]) {
+        return;
+    }
     let mut bench = Bench::start(DovecotMode::Normal);
     let state_dir = bench.path().join("giftlock/state");
     let uids = fill_vault(&state_dir);

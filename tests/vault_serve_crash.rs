@@ -5,6 +5,7 @@
 //! in the original message.
 
 mod common;
+mod needs;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use needs::Need;
 
 const UNLOCK_SECRET: &str = "crash-unlock-secret-41";
 const MESSAGES: u32 = 400;
@@ -47,6 +49,9 @@ fn generated(bench: &Bench) -> Vec<PathBuf> {
 
 #[test]
 fn a_killed_serve_leaves_a_vault_that_opens_and_reveals_every_record() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
     let mut bench = Bench::start(DovecotMode::Normal);
     let files = generated(&bench);
     bench.dovecot.add(USER, &files);

@@ -11,10 +11,12 @@
 mod audit_support;
 mod common;
 mod mask_support;
+mod needs;
 
 use audit_support::{giftlock_audit, unlock_attempts};
 use common::*;
 use mask_support::*;
+use needs::Need;
 use serde_json::Value;
 
 const UNLOCK_SECRET: &str = "unlock-secret-Vw38-zr";
@@ -47,6 +49,9 @@ fn phase(bench: &Bench, setup: &GiftlockSetup, phase: &str, extra: &[&str]) -> V
 
 #[test]
 fn the_unlocked_mailbox_serves_the_originals_until_lock() {
+    if needs::missing(&[Need::Dovecot, Need::Shared]) {
+        return;
+    }
     let (bench, setup) = corpus_bench();
     let filled = phase(&bench, &setup, "fill", &[]);
     assert_eq!(filled["messages"], labelled_messages().len() as u64);

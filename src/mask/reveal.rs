@@ -116,15 +116,18 @@ impl Scanner for Recorder<'_> {
 }
 
 #[cfg(test)]
+#[path = "../../tests/needs/mod.rs"]
+mod needs;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::path::PathBuf;
 
+    use super::needs;
+
     fn corpus() -> PathBuf {
-        PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/corpus/labelled"
-        ))
+        needs::labelled_dir()
     }
 
     fn labels() -> serde_json::Value {
@@ -144,6 +147,9 @@ mod tests {
 
     #[test]
     fn returns_exactly_the_labelled_codes_and_none_for_ham() {
+        if needs::missing(&[needs::Need::Shared]) {
+            return;
+        }
         let key = FingerprintKey::new([3; 32]);
         let detector = Detector::builtin();
         let labels = labels();

@@ -4,12 +4,15 @@ use super::*;
 use crate::detect::Detector;
 use crate::mask::{plan_message, reveal_codes, FingerprintKey, MaskPlan, ScanLimits};
 
-const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/labelled");
+/// The project's own gift-card fixtures (so these tests need nothing
+/// outside the repository).
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mask");
 
 fn gift_files() -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(format!("{CORPUS}/gift"))
+    let mut files: Vec<PathBuf> = fs::read_dir(FIXTURES)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
         .collect();
     files.sort();
     files

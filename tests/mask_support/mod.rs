@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::*;
+use crate::needs;
 
-pub const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus/labelled");
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mask");
 
 /// The labels files: the corpus's and the fixtures'.
 pub fn label_files() -> [PathBuf; 2] {
     [
-        Path::new(CORPUS).join("labels.json"),
+        needs::labelled_dir().join("labels.json"),
         Path::new(FIXTURES).join("labels.json"),
     ]
 }
@@ -37,8 +37,8 @@ fn eml_files(dir: &Path) -> Vec<PathBuf> {
 
 /// Every labelled message: corpus gift/ and ham/, then the fixtures.
 pub fn labelled_messages() -> Vec<PathBuf> {
-    let mut files = eml_files(&Path::new(CORPUS).join("gift"));
-    files.extend(eml_files(&Path::new(CORPUS).join("ham")));
+    let mut files = eml_files(&needs::labelled_dir().join("gift"));
+    files.extend(eml_files(&needs::labelled_dir().join("ham")));
     files.extend(eml_files(Path::new(FIXTURES)));
     files
 }

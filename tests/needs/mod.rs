@@ -1,0 +1,127 @@
+//! What a test needs from outside the repository, and an honest skip when
+//! it is not there.
+//!
+//! A test that needs Dovecot, a client program or the shared corpus
+//! (`../shared` beside the repository) starts with
+//!
+//! ```ignore
+//! if needs::missing(&[Need::Dovecot, Need::Shared]) { return; }
+//! ```
+//!
+//! When something is missing, the test prints a `SKIPPED` notice, appends
+//! it to the file named by `GL_SKIP_LOG` (`integration/test.sh` lists them
+//! all at the end) and returns. With `GL_TEST_REQUIRE_ALL=1`, which `.ci/run`
+//! sets, a missing need fails the test instead: CI never skips silently.
+//!
+//! `GIFTLOCK_SHARED` points at another `shared/` (a checkout that is not
+//! beside it); `GIFTLOCK_CORPUS` at another corpus.
+
+// Each test binary uses a different subset.
+#![allow(dead_code)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Something a test needs that the repository does not hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// `../shared` (the corpus, imaptest's source).
+    Shared,
+    /// Debian's dovecot-imapd, with openssl and python3 for the bench script.
+    Dovecot,
+    /// isync's mbsync.
+    Mbsync,
+    Curl,
+    /// The pinned imapflow client, installed by `integration/test.sh`.
+    Imapflow,
+    /// systemd's systemd-analyze.
+    SystemdAnalyze,
+}
+
+impl Need {
+    /// What is missing, in words, or `None` when it is there.
+    fn absent(self) -> Option<String> {
+        let program = |name: &str, package: &str| {
+            (!on_path(name)).then(|| format!("{name} (Debian package {package})"))
+        };
+        match self {
+            Need::Shared => (!shared_dir().join("corpus").is_dir()).then(|| {
+                format!(
+                    "{} (the shared corpus and tools beside the repository)",
+                    shared_dir().display()
+                )
+            }),
+            Need::Dovecot => (!Path::new("/usr/sbin/dovecot").exists())
+                .then(|| "/usr/sbin/dovecot (Debian package dovecot-imapd)".to_string())
+                .or_else(|| program("openssl", "openssl"))
+                .or_else(|| program("python3", "python3")),
+            Need::Mbsync => program("mbsync", "isync"),
+            Need::Curl => program("curl", "curl"),
+            Need::Imapflow => {
+                let modules = repo_root().join("integration/clients/imapflow/node_modules");
+                (!modules.is_dir() || !on_path("node"))
+                    .then(|| "imapflow (integration/test.sh installs it with npm ci)".to_string())
+            }
+            Need::SystemdAnalyze => program("systemd-analyze", "systemd"),
+        }
+    }
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// The shared directory beside the repository (or `GIFTLOCK_SHARED`).
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("GIFTLOCK_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared"))
+}
+
+/// The shared corpus (or `GIFTLOCK_CORPUS`).
+pub fn corpus_dir() -> PathBuf {
+    std::env::var_os("GIFTLOCK_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| shared_dir().join("corpus"))
+}
+
+/// The labelled part of the shared corpus.
+pub fn labelled_dir() -> PathBuf {
+    corpus_dir().join("labelled")
+}
+
+/// Whether the calling test must stop here because one of `needs` is
+/// missing (after saying so). Fails the test instead when
+/// `GL_TEST_REQUIRE_ALL=1`.
+pub fn missing(needs: &[Need]) -> bool {
+    let absent: Vec<String> = needs.iter().filter_map(|n| n.absent()).collect();
+    if absent.is_empty() {
+        return false;
+    }
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let notice = format!("SKIPPED {test}: missing {}", absent.join(", "));
+    if std::env::var("GL_TEST_REQUIRE_ALL").is_ok_and(|v| v == "1") {
+        panic!("{notice}; GL_TEST_REQUIRE_ALL=1 forbids skipping");
+    }
+    eprintln!("{notice}");
+    if let Some(log) = std::env::var_os("GL_SKIP_LOG") {
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| writeln!(f, "{notice}"));
+        if let Err(e) = appended {
+            eprintln!(
+                "cannot record the skip in {}: {e}",
+                Path::new(&log).display()
+            );
+        }
+    }
+    true
+}
