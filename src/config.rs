@@ -330,7 +330,7 @@ impl Config {
                 return Err(invalid(key("local_password_hash"), e.to_string()));
             }
             a.upstream_addr()
-                .map_err(|p| invalid(key("upstream.url"), p))?;
+                .map_err(|p| invalid(key("upstream.url"), p.to_string()))?;
             a.upstream
                 .secret
                 .parse::<crate::secret::SecretSource>()
@@ -394,48 +394,65 @@ pub fn default_state_dir() -> PathBuf {
 }
 
 impl Account {
-    /// Parses and checks the upstream URL; the error is a sentence for the user.
-    pub fn upstream_addr(&self) -> Result<UpstreamAddr, String> {
+    /// Parses and checks the upstream URL.
+    pub fn upstream_addr(&self) -> Result<UpstreamAddr, UrlError> {
         parse_upstream_url(&self.upstream.url, self.upstream.tls)
     }
 }
 
-fn parse_upstream_url(url: &str, tls: Option<UpstreamTlsOverride>) -> Result<UpstreamAddr, String> {
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-        format!("`{url}` is not a URL; expected imaps://host:993 or imap://host:143")
-    })?;
+/// What is wrong with an upstream URL; each text is a sentence for the user.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("`{0}` is not a URL; expected imaps://host:993 or imap://host:143")]
+    NotAUrl(String),
+    #[error("tls = \"none\" contradicts an imaps:// URL")]
+    PlainImaps,
+    #[error("scheme `{0}` is not supported; use imaps:// or imap://")]
+    Scheme(String),
+    #[error("`{0}`: only scheme, host and port belong in the URL; put the user name in `user`")]
+    ExtraParts(String),
+    #[error("`{0}`: cannot read host and port")]
+    HostPort(String),
+    #[error("`{url}`: port `{port}` is not a number from 1 to 65535")]
+    Port { url: String, port: String },
+    #[error("`{0}`: host or port is missing")]
+    Missing(String),
+    #[error("tls = \"none\" is only allowed for loopback hosts, not `{0}`; use imaps:// or imap:// with STARTTLS")]
+    PlainNotLoopback(String),
+}
+
+fn parse_upstream_url(
+    url: &str,
+    tls: Option<UpstreamTlsOverride>,
+) -> Result<UpstreamAddr, UrlError> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| UrlError::NotAUrl(url.to_string()))?;
     let (security, default_port) = match (scheme.to_ascii_lowercase().as_str(), tls) {
         ("imaps", None) => (UpstreamSecurity::Implicit, 993),
-        ("imaps", Some(UpstreamTlsOverride::None)) => {
-            return Err("tls = \"none\" contradicts an imaps:// URL".into())
-        }
+        ("imaps", Some(UpstreamTlsOverride::None)) => return Err(UrlError::PlainImaps),
         ("imap", None) => (UpstreamSecurity::Starttls, 143),
         ("imap", Some(UpstreamTlsOverride::None)) => (UpstreamSecurity::Plain, 143),
-        _ => {
-            return Err(format!(
-                "scheme `{scheme}` is not supported; use imaps:// or imap://"
-            ))
-        }
+        _ => return Err(UrlError::Scheme(scheme.to_string())),
     };
     let authority = rest.trim_end_matches('/');
     if authority.contains('/') || authority.contains('@') {
-        return Err(format!(
-            "`{url}`: only scheme, host and port belong in the URL; put the user name in `user`"
-        ));
+        return Err(UrlError::ExtraParts(url.to_string()));
     }
     let (host, port) =
-        split_host_port(authority).ok_or_else(|| format!("`{url}`: cannot read host and port"))?;
+        split_host_port(authority).ok_or_else(|| UrlError::HostPort(url.to_string()))?;
     let port = match port {
-        Some(p) => p
-            .parse::<u16>()
-            .map_err(|_| format!("`{url}`: port `{p}` is not a number from 1 to 65535"))?,
+        Some(p) => p.parse::<u16>().map_err(|_| UrlError::Port {
+            url: url.to_string(),
+            port: p.to_string(),
+        })?,
         None => default_port,
     };
     if host.is_empty() || port == 0 {
-        return Err(format!("`{url}`: host or port is missing"));
+        return Err(UrlError::Missing(url.to_string()));
     }
     if security == UpstreamSecurity::Plain && !is_loopback_host(host) {
-        return Err(format!("tls = \"none\" is only allowed for loopback hosts, not `{host}`; use imaps:// or imap:// with STARTTLS"));
+        return Err(UrlError::PlainNotLoopback(host.to_string()));
     }
     Ok(UpstreamAddr {
         host: host.to_string(),

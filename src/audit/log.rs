@@ -405,7 +405,7 @@ impl SessionAudit {
     pub async fn command(&self, message: &[u8]) {
         let Some(s) = &self.inner else { return };
         // The line that ends IDLE is not a command.
-        if crate::imap::capability::split_line_ending(message)
+        if crate::imap::syntax::split_line_ending(message)
             .0
             .eq_ignore_ascii_case(b"DONE")
         {

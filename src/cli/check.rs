@@ -15,9 +15,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::config::{Account, Config, ListenerTls};
-use crate::proxy::upstream::{self, UpstreamError};
 use crate::secret::{Secret, SecretError, SecretSource};
 use crate::tls::local_ca;
+use crate::upstream::{self, Client, UpstreamError};
 
 /// A listener certificate expiring within this many days is a failure.
 const EXPIRY_WARNING_DAYS: i64 = 14;
@@ -190,7 +190,7 @@ async fn login_and_logout(
 ) -> Result<(), (String, String)> {
     let addr = account
         .upstream_addr()
-        .map_err(|e| (e, "fix accounts.upstream.url".to_string()))?;
+        .map_err(|e| (e.to_string(), "fix accounts.upstream.url".to_string()))?;
     let tls = crate::tls::client_config(account.upstream.ca_file.as_deref()).map_err(|e| {
         (
             e.to_string(),
@@ -198,7 +198,7 @@ async fn login_and_logout(
         )
     })?;
     let timeout = Duration::from_secs(config.limits.upstream_timeout_secs);
-    let logged_in = upstream::connect(
+    let logged_in = upstream::connect::connect(
         &addr,
         tls,
         &account.upstream.user,
@@ -211,20 +211,12 @@ async fn login_and_logout(
         let fix = upstream_fix(&e);
         (e.to_string(), fix)
     })?;
-    tokio::time::timeout(timeout, logged_in.logout())
-        .await
-        .map_err(|_| {
-            (
-                "the server did not answer LOGOUT".to_string(),
-                "none needed for the login itself".to_string(),
-            )
-        })?
-        .map_err(|e| {
-            (
-                format!("LOGOUT failed: {e}"),
-                "none needed for the login itself".to_string(),
-            )
-        })
+    Client::new(logged_in, timeout).logout().await.map_err(|e| {
+        (
+            format!("LOGOUT failed: {e}"),
+            "none needed for the login itself".to_string(),
+        )
+    })
 }
 
 fn upstream_fix(e: &UpstreamError) -> String {
@@ -246,7 +238,9 @@ fn upstream_fix(e: &UpstreamError) -> String {
              need an app password; `giftlock init --force` stores a new one"
                 .into()
         }
-        UpstreamError::Secret(_) => "see the secret line above".into(),
+        UpstreamError::Secret(_) | UpstreamError::Task(_) => "see the secret line above".into(),
+        UpstreamError::Url(_) => "fix accounts.upstream.url".into(),
+        UpstreamError::TlsConfig(_) => "ca_file must name a readable PEM certificate".into(),
         UpstreamError::NoLoginMethod { .. }
         | UpstreamError::Bye { .. }
         | UpstreamError::Protocol { .. }

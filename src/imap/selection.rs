@@ -156,7 +156,7 @@ pub fn fetch_with_uid(message: &[u8]) -> Option<Vec<u8>> {
     if head.uid || !head.verb.eq_ignore_ascii_case(b"FETCH") {
         return None;
     }
-    let (line, ending) = super::capability::split_line_ending(message);
+    let (line, ending) = super::syntax::split_line_ending(message);
     if ending.is_empty() || line.contains(&b'\n') || line.contains(&b'{') {
         return None;
     }

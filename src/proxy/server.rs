@@ -12,7 +12,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sd_notify::NotifyState;
@@ -22,17 +22,15 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn, Instrument};
 
-use super::auth::Throttle;
-use super::masking::MaskingContext;
 use super::relay::RelayEnd;
 use super::session::{self, Peer, SessionEnd};
-use super::stream::BoxedStream;
-use super::upstream::{self, LoggedIn, UpstreamError};
 use crate::audit::{AuditLog, SessionAudit, TlsInfo};
-use crate::config::{Account, Config, ListenerTls};
-use crate::detect::Detector;
-use crate::mask::{FingerprintKey, ScanLimits};
-use crate::plan_store::PlanStore;
+use crate::config::{Config, ListenerTls};
+use crate::local_auth::Throttle;
+use crate::mask::FingerprintKey;
+use crate::masking::{MaskingContext, MaskingError};
+use crate::net::stream::BoxedStream;
+use crate::upstream::Upstreams;
 
 /// How long a client may take to complete an implicit-TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,17 +43,14 @@ pub struct Shared {
     pub throttle: Throttle,
     /// Listener TLS, by listener address.
     acceptors: HashMap<SocketAddr, TlsAcceptor>,
-    /// Upstream TLS client configs by account name, built on first use
-    /// (loading the platform roots is slow).
-    upstream_tls: Mutex<HashMap<String, Arc<rustls::ClientConfig>>>,
+    /// Upstream TLS configs and each account's fetch connection.
+    pub upstreams: Arc<Upstreams>,
     /// Becomes true when giftlock starts stopping.
     stopping: watch::Sender<bool>,
     pub audit: AuditLog,
     /// Detector, fingerprint key and plan cache; rebuilt when a reload
     /// changes the rules.
     masking: RwLock<Arc<MaskingContext>>,
-    /// giftlock's own fetch connection per account.
-    fetch_slots: Mutex<HashMap<String, super::fetcher::Slot>>,
     /// The vault of originals (issue 6); None when it could not be opened
     /// (logged at start): nothing can then be restored or revealed.
     pub vault: Option<Arc<crate::vault::Vault>>,
@@ -79,37 +74,12 @@ pub enum ServeError {
     Signal(std::io::Error),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
-    #[error("{0}")]
-    Masking(String),
-}
-
-/// Builds what masking needs from `config`; `key` is the fingerprint key.
-fn masking_context(
-    config: &Config,
-    key: Arc<FingerprintKey>,
-    vault: Option<Arc<crate::vault::Vault>>,
-    masked: Arc<crate::vault::MaskedIndex>,
-) -> Result<MaskingContext, String> {
-    let detector = Detector::from_config(&config.detect).map_err(|e| format!("detect: {e}"))?;
-    let state_dir = config.state_dir();
-    let store = PlanStore::open(&state_dir, crate::plan_store::detector_id(&config.detect))
-        .map_err(|e| {
-            format!(
-                "cannot create the mask plan cache in {}: {e}",
-                state_dir.join(crate::plan_store::DIR).display()
-            )
-        })?;
-    Ok(MaskingContext {
-        detector: Arc::new(detector),
-        key,
-        store: Arc::new(store),
-        limits: ScanLimits {
-            max_message_bytes: config.limits.max_scan_bytes as usize,
-            ..ScanLimits::default()
-        },
-        vault,
-        masked,
-    })
+    #[error(transparent)]
+    Masking(#[from] MaskingError),
+    #[error("fingerprint key: {0}")]
+    Key(#[source] crate::keys::KeyError),
+    #[error("masked copy index: {0}")]
+    MaskedIndex(#[source] std::io::Error),
 }
 
 impl Shared {
@@ -140,20 +110,10 @@ impl Shared {
             .clone()
     }
 
-    /// The fetch connection slot of `account`, shared by its sessions.
-    pub fn fetch_slot(&self, account: &str) -> super::fetcher::Slot {
-        self.fetch_slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(account.to_string())
-            .or_default()
-            .clone()
-    }
-
     /// Puts `config` in force for sessions that log in from now on.
     fn replace_config(&self, config: Config) {
         let current = self.masking();
-        match masking_context(
+        match MaskingContext::build(
             &config,
             current.key.clone(),
             self.vault.clone(),
@@ -165,57 +125,7 @@ impl Shared {
             }
         }
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
-        // An account's ca_file may have changed.
-        self.upstream_tls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-    }
-
-    /// Reads the account's secret and logs in upstream.
-    pub async fn login_upstream(
-        &self,
-        account: &Account,
-        config: &Config,
-    ) -> Result<LoggedIn, UpstreamError> {
-        let addr = account
-            .upstream_addr()
-            .map_err(|e| UpstreamError::Protocol {
-                addr: account.upstream.url.clone(),
-                text: e,
-            })?;
-        let tls = self.upstream_tls(account)?;
-        let source: crate::secret::SecretSource = account
-            .upstream
-            .secret
-            .parse()
-            .map_err(|e: crate::secret::SecretError| UpstreamError::Secret(e.to_string()))?;
-        let name = account.name.clone();
-        // Secret stores may block (files, D-Bus).
-        let secret = tokio::task::spawn_blocking(move || source.load(&name))
-            .await
-            .map_err(|e| UpstreamError::Secret(e.to_string()))?
-            .map_err(|e| UpstreamError::Secret(e.to_string()))?;
-        upstream::connect(
-            &addr,
-            tls,
-            &account.upstream.user,
-            secret.expose(),
-            config.limits.max_message_bytes,
-            Duration::from_secs(config.limits.upstream_timeout_secs),
-        )
-        .await
-    }
-
-    fn upstream_tls(&self, account: &Account) -> Result<Arc<rustls::ClientConfig>, UpstreamError> {
-        let mut cache = self.upstream_tls.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = cache.get(&account.name) {
-            return Ok(c.clone());
-        }
-        let built = crate::tls::client_config(account.upstream.ca_file.as_deref())
-            .map_err(|e| UpstreamError::Tls(e.to_string()))?;
-        cache.insert(account.name.clone(), built.clone());
-        Ok(built)
+        self.upstreams.config_changed();
     }
 }
 
@@ -241,8 +151,7 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         }
     }
     let audit = AuditLog::open(&config.audit, &state_dir)?;
-    let key = FingerprintKey::load_or_create(&state_dir)
-        .map_err(|e| ServeError::Masking(format!("fingerprint key: {e}")))?;
+    let key = FingerprintKey::load_or_create(&state_dir).map_err(ServeError::Key)?;
     // Vault hook (issue 6): src/vault.
     let vault = match crate::vault::Vault::open_default(&state_dir) {
         Ok(vault) => Some(Arc::new(vault)),
@@ -251,10 +160,8 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
             None
         }
     };
-    let masked = crate::vault::MaskedIndex::open(&state_dir)
-        .map_err(|e| ServeError::Masking(format!("masked copy index: {e}")))?;
-    let masking = masking_context(&config, Arc::new(key), vault.clone(), Arc::new(masked))
-        .map_err(ServeError::Masking)?;
+    let masked = crate::vault::MaskedIndex::open(&state_dir).map_err(ServeError::MaskedIndex)?;
+    let masking = MaskingContext::build(&config, Arc::new(key), vault.clone(), Arc::new(masked))?;
     let mut bound = Vec::new();
     for l in &config.listeners {
         let listener = TcpListener::bind(l.address)
@@ -273,11 +180,10 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         config: RwLock::new(Arc::new(config)),
         throttle: Throttle::default(),
         acceptors,
-        upstream_tls: Mutex::new(HashMap::new()),
+        upstreams: Arc::new(Upstreams::default()),
         stopping: watch::channel(false).0,
         audit,
         masking: RwLock::new(Arc::new(masking)),
-        fetch_slots: Mutex::new(HashMap::new()),
         vault,
         unlock: crate::unlock::Windows::default(),
     });
