@@ -20,6 +20,7 @@ pub mod plan_store;
 pub mod proxy;
 pub mod scan;
 pub mod secret;
+pub mod setup;
 pub mod source;
 pub mod tls;
 pub mod unlock;
