@@ -205,8 +205,9 @@ pub struct MaskApplied<'a> {
 }
 
 impl SessionAudit {
-    /// The session id in the log (`giftlock audit show ID`).
-    pub fn id(&self) -> Option<&str> {
+    /// The session id in the log (what `giftlock audit show ID` takes).
+    #[cfg(test)]
+    fn id(&self) -> Option<&str> {
         self.inner.as_deref().map(|s| &*s.id)
     }
 
