@@ -28,16 +28,17 @@ use tracing::{info, warn};
 
 use crate::audit::{MaskApplied, SessionAudit};
 use crate::detect::Detector;
-use crate::hooks::{CommandAction, CommandFilter, ContentFilter, Held};
+use crate::hooks::{ClientMessage, CommandAction, CommandFilter, ContentFilter, Outgoing};
 use crate::imap::response::{ContentItem, ContentKind, FetchContent, Inspection};
-use crate::imap::search::{self, Classified, SearchCommand, SearchKind};
+use crate::imap::search::{self, Classified, SearchCommand};
 use crate::imap::selection::{self, Change, Selected, Selection};
 use crate::imap::{syntax, view};
 use crate::mask::{self, FingerprintKey, MaskPlan, ScanLimits, ScanStatus};
 use crate::plan_store::{PlanKey, PlanStore};
 use crate::source::{MessageSource, Whole};
 use crate::vault::{MaskedIndex, MessageIdentity, Vault, VaultEntry};
-use imap_codec::imap_types::fetch::Section;
+use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
 
 /// What every session's masking shares: the rules, the key, the cache.
 pub struct MaskingContext {
@@ -151,64 +152,64 @@ pub fn for_session<S: MessageSource>(
     )
 }
 
-const UNREADABLE_SEARCH: &str =
-    "giftlock does not pass on search keys it cannot read (X-GM-RAW and other free-text extensions)";
-const THREAD_CONTENT: &str =
-    "THREAD with a content criterion is not offered through giftlock (use SEARCH)";
+/// A sequence-number FETCH giftlock cannot add `UID` to: its responses
+/// could not be named, so it is not sent.
+const FETCH_WITHOUT_UID: &str = "giftlock adds UID to a sequence-number FETCH and cannot do it \
+                                 here (a literal in the item list); use UID FETCH or quoted strings";
 
 impl CommandFilter for CommandSide {
-    fn first_fragment(&mut self, fragment: &[u8], complete: bool) -> CommandAction {
-        if !complete {
-            // An APPEND is looked at whole: it may be a masked copy.
-            let append = crate::imap::command::parse_head(fragment)
-                .is_some_and(|h| !h.uid && h.verb.eq_ignore_ascii_case(b"APPEND"));
-            return match append {
-                true => CommandAction::Hold,
-                false => CommandAction::Forward,
-            };
-        }
-        match search::classify(fragment) {
-            Classified::Unreadable => return CommandAction::Refuse(UNREADABLE_SEARCH),
-            Classified::Search(SearchCommand {
-                kind: SearchKind::Thread,
-                content: true,
+    async fn command<'a>(
+        &'a mut self,
+        message: &'a [u8],
+        literals: &'a [Range<usize>],
+        decoded: &'a ClientMessage<'a>,
+    ) -> CommandAction {
+        let ClientMessage::Command(command) = decoded else {
+            return CommandAction::Forward;
+        };
+        let action = match &command.body {
+            CommandBody::Append { .. } => self.append(message, literals),
+            CommandBody::Fetch {
+                uid: false,
+                macro_or_item_names,
                 ..
-            }) => return CommandAction::Refuse(THREAD_CONTENT),
-            _ => {}
-        }
-        match selection::fetch_with_uid(fragment) {
-            Some(rewritten) => CommandAction::Replace(rewritten),
-            None => CommandAction::Forward,
-        }
-    }
-
-    fn completing(&mut self, message: &[u8]) {
+            } if !asks_for_uid(macro_or_item_names) => match selection::fetch_with_uid(message) {
+                Some(rewritten) => CommandAction::Send(Outgoing {
+                    bytes: rewritten,
+                    literals: Vec::new(),
+                }),
+                None => return CommandAction::Decline(FETCH_WITHOUT_UID.to_string()),
+            },
+            _ => CommandAction::Forward,
+        };
         let mut state = lock(&self.state);
         state.selection.command(message);
-        let command = match search::classify(message) {
-            Classified::NotSearch => return,
-            Classified::Search(command) => command,
-            // Sent with a literal before giftlock could read it all: treat
-            // it as looking at content.
-            Classified::Unreadable => SearchCommand {
-                kind: match crate::imap::command::parse_head(message) {
-                    Some(h) if h.verb.eq_ignore_ascii_case(b"THREAD") => SearchKind::Thread,
-                    _ => SearchKind::Search,
-                },
-                uid: crate::imap::command::parse_head(message).is_some_and(|h| h.uid),
-                content: true,
-            },
-        };
-        let tag = crate::imap::command::parse_head(message)
-            .map(|h| h.tag.to_vec())
-            .unwrap_or_default();
-        state.searches.push_back(PendingSearch { tag, command });
+        if let Classified::Search(search) = search::classify(message) {
+            let tag = command.tag.inner().as_bytes().to_vec();
+            state.searches.push_back(PendingSearch {
+                tag,
+                command: search,
+            });
+        }
+        action
     }
+}
 
-    /// An APPEND: each message that is a masked copy giftlock served gets
-    /// its original back from the vault, so the server never stores a
-    /// masked copy in place of an original; without the vault it is refused.
-    fn held(&mut self, message: &[u8], literals: &[Range<usize>]) -> Held {
+/// Whether a FETCH item list asks for `UID` already.
+fn asks_for_uid(items: &MacroOrMessageDataItemNames<'_>) -> bool {
+    match items {
+        MacroOrMessageDataItemNames::Macro(_) => false,
+        MacroOrMessageDataItemNames::MessageDataItemNames(names) => {
+            names.iter().any(|n| matches!(n, MessageDataItemName::Uid))
+        }
+    }
+}
+
+impl CommandSide {
+    /// An APPEND: a message that is a masked copy giftlock served gets its
+    /// original back from the vault, so the server never stores a masked
+    /// copy in place of an original; without the vault it is declined.
+    fn append(&self, message: &[u8], literals: &[Range<usize>]) -> CommandAction {
         let mut replacements = Vec::with_capacity(literals.len());
         for literal in literals {
             let Some(data) = message.get(literal.clone()) else {
@@ -218,7 +219,7 @@ impl CommandFilter for CommandSide {
             if memchr::memmem::find(data, view::WITHHELD_NOTICE).is_some() {
                 // A message giftlock withheld (too large to scan): its body
                 // here is the notice, and there is no original to put back.
-                return Held::Refuse(
+                return CommandAction::Decline(
                     "[CANNOT] giftlock: this message holds a body giftlock withheld (too large \
                      to scan); storing it would replace the original body with the notice"
                         .to_string(),
@@ -246,14 +247,21 @@ impl CommandFilter for CommandSide {
                 }
                 Err(why) => {
                     warn!(reason = %why, "APPEND of a masked copy refused: its original cannot be restored");
-                    return Held::Refuse(format!(
+                    return CommandAction::Decline(format!(
                         "[CANNOT] giftlock: this message is a masked copy and its original \
                          cannot be restored ({why}); it was not stored, so no code is lost"
                     ));
                 }
             }
         }
-        Held::Forward(replacements)
+        match replacements.iter().any(Option::is_some) {
+            true => CommandAction::Send(Outgoing::replacing_literals(
+                message,
+                literals,
+                &replacements,
+            )),
+            false => CommandAction::Forward,
+        }
     }
 }
 
