@@ -127,7 +127,7 @@ pub fn decide(message: &[u8]) -> Verdict<'_> {
         return Verdict::Allow(ClientMessage::Done);
     }
     let command = match CommandCodec::default().decode(message) {
-        Ok((rest, command)) if rest.is_empty() => command,
+        Ok((&[], command)) => command,
         _ => {
             return match super::list::parse(message) {
                 Some(list) => Verdict::Allow(ClientMessage::ListExtended(list)),

@@ -234,6 +234,16 @@ impl IdleState {
     }
 }
 
+/// What the two directions know of the conversation between client and
+/// server: a literal waiting for the server's `+`, the commands not yet
+/// answered, the IDLE running.
+#[derive(Default)]
+struct Conversation {
+    pending: PendingLiteral,
+    outstanding: Outstanding,
+    idle: IdleState,
+}
+
 /// Runs the relay until either side closes, or until `shutdown` resolves:
 /// then the client gets [`SHUTDOWN_BYE`] between two messages and the
 /// relay ends. What arrives on `pushes` (whole untagged responses) goes to
@@ -251,9 +261,7 @@ pub(super) async fn relay<F: ContentFilter, C: CommandFilter>(
     shutdown: impl Future<Output = ()>,
 ) -> RelayOutcome {
     let client_writer: ClientWriter = Arc::new(Mutex::new(BufWriter::new(client_writer)));
-    let pending = Arc::new(PendingLiteral::default());
-    let outstanding = Outstanding::default();
-    let idle = IdleState::default();
+    let conversation = Conversation::default();
     let from_client = AtomicU64::new(0);
     let to_client = AtomicU64::new(0);
 
@@ -261,10 +269,8 @@ pub(super) async fn relay<F: ContentFilter, C: CommandFilter>(
         client,
         BufWriter::new(server_writer),
         client_writer.clone(),
-        pending.clone(),
         commands,
-        &outstanding,
-        &idle,
+        &conversation,
         &from_client,
         &audit,
     );
@@ -273,10 +279,8 @@ pub(super) async fn relay<F: ContentFilter, C: CommandFilter>(
     let down = server_to_client(
         server,
         client_writer,
-        pending,
         filter,
-        &outstanding,
-        &idle,
+        &conversation,
         &to_client,
         &audit,
     );
@@ -322,13 +326,16 @@ async fn client_to_server<C: CommandFilter>(
     mut client: FramedReader<ReadHalf<BoxedStream>>,
     mut server: BufWriter<WriteHalf<BoxedStream>>,
     client_writer: ClientWriter,
-    pending: Arc<PendingLiteral>,
     mut commands: C,
-    outstanding: &Outstanding,
-    idle: &IdleState,
+    conversation: &Conversation,
     counted: &AtomicU64,
     audit: &SessionAudit,
 ) -> RelayEnd {
+    let Conversation {
+        pending,
+        outstanding,
+        idle,
+    } = conversation;
     // The last command sent changed the selection: the next one waits for
     // its answer.
     let mut after_selection_change = false;
@@ -381,7 +388,7 @@ async fn client_to_server<C: CommandFilter>(
                     &mut server,
                     message,
                     literals,
-                    &pending,
+                    pending,
                     outstanding,
                     flush_now,
                 )
@@ -392,7 +399,7 @@ async fn client_to_server<C: CommandFilter>(
                     &mut server,
                     &out.bytes,
                     &out.literals,
-                    &pending,
+                    pending,
                     outstanding,
                     flush_now,
                 )
@@ -616,13 +623,16 @@ async fn send(
 async fn server_to_client<F: ContentFilter>(
     mut server: FramedReader<ReadHalf<BoxedStream>>,
     client_writer: ClientWriter,
-    pending: Arc<PendingLiteral>,
     mut filter: F,
-    outstanding: &Outstanding,
-    idle: &IdleState,
+    conversation: &Conversation,
     counted: &AtomicU64,
     audit: &SessionAudit,
 ) -> RelayEnd {
+    let Conversation {
+        pending,
+        outstanding,
+        idle,
+    } = conversation;
     loop {
         match server.buffered_fragment() {
             Ok(Some(_)) => {}
