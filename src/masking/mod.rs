@@ -20,7 +20,7 @@
 //! items are overwritten with a notice of the same length.
 
 use std::borrow::Cow;
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
@@ -30,15 +30,16 @@ use crate::audit::{MaskApplied, SessionAudit};
 use crate::detect::Detector;
 use crate::hooks::{ClientMessage, CommandAction, CommandFilter, ContentFilter, Outgoing};
 use crate::imap::response::{ContentItem, ContentKind, FetchContent, Inspection};
-use crate::imap::search::{self, Classified, SearchCommand};
+use crate::imap::search;
 use crate::imap::selection::{self, Change, Selected, Selection};
 use crate::imap::{syntax, view};
 use crate::mask::{self, FingerprintKey, MaskPlan, ScanLimits, ScanStatus};
 use crate::plan_store::{PlanKey, PlanStore};
-use crate::source::{MessageSource, Whole};
-use crate::vault::{MaskedIndex, MessageIdentity, Vault, VaultEntry};
+use crate::source::MessageSource;
+use crate::vault::{MaskedIndex, Vault};
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
+use planner::{cpu, whole_item, Planner};
 
 /// What every session's masking shares: the rules, the key, the cache.
 pub struct MaskingContext {
@@ -94,17 +95,10 @@ impl MaskingContext {
     }
 }
 
-/// A search command sent and not yet answered.
-struct PendingSearch {
-    tag: Vec<u8>,
-    command: SearchCommand,
-}
-
 /// What both directions of one session know.
 #[derive(Default)]
 struct SessionState {
     selection: Selection,
-    searches: VecDeque<PendingSearch>,
 }
 
 type State = Arc<Mutex<SessionState>>;
@@ -113,42 +107,51 @@ fn lock(state: &State) -> std::sync::MutexGuard<'_, SessionState> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The client-side filter: selection and searches, `UID` added to FETCH,
-/// originals restored in APPENDed masked copies.
-pub struct CommandSide {
-    context: Arc<MaskingContext>,
+/// The client-side filter: selection, content searches answered on the
+/// masked view, `UID` added to FETCH, originals restored in APPENDed
+/// masked copies.
+pub struct CommandSide<S> {
+    planner: Planner<S>,
     state: State,
 }
 
 /// The server-side filter; `S` gives the messages a response does not carry.
 pub struct Masking<S> {
-    context: Arc<MaskingContext>,
-    account: String,
+    planner: Planner<S>,
     state: State,
-    source: S,
     audit: SessionAudit,
     /// Messages whose masks were already recorded in this session.
     audited: HashSet<PlanKey>,
 }
 
 /// Both filters of one session.
-pub fn for_session<S: MessageSource>(
+/// `source` is cloned: each side asks it for messages on its own.
+pub fn for_session<S: MessageSource + Clone>(
     context: Arc<MaskingContext>,
     account: String,
     source: S,
     audit: SessionAudit,
-) -> (Masking<S>, CommandSide) {
+) -> (Masking<S>, CommandSide<S>) {
     let state = State::default();
     (
         Masking {
-            context: context.clone(),
-            account,
+            planner: Planner {
+                context: context.clone(),
+                account: account.clone(),
+                source: source.clone(),
+            },
             state: state.clone(),
-            source,
             audit,
             audited: HashSet::new(),
         },
-        CommandSide { context, state },
+        CommandSide {
+            planner: Planner {
+                context,
+                account,
+                source,
+            },
+            state,
+        },
     )
 }
 
@@ -157,7 +160,7 @@ pub fn for_session<S: MessageSource>(
 const FETCH_WITHOUT_UID: &str = "giftlock adds UID to a sequence-number FETCH and cannot do it \
                                  here (a literal in the item list); use UID FETCH or quoted strings";
 
-impl CommandFilter for CommandSide {
+impl<S: MessageSource> CommandFilter for CommandSide<S> {
     async fn command<'a>(
         &'a mut self,
         message: &'a [u8],
@@ -169,6 +172,18 @@ impl CommandFilter for CommandSide {
         };
         let action = match &command.body {
             CommandBody::Append { .. } => self.append(message, literals),
+            CommandBody::Search { criteria, .. }
+            | CommandBody::Sort {
+                search_criteria: criteria,
+                ..
+            } if search::has_content(criteria.as_ref()) => {
+                let selected = lock(&self.state).selection.current().cloned();
+                match selected {
+                    Some(selected) => self.on_masked_view(command, &selected).await,
+                    // The server refuses a search without a mailbox.
+                    None => CommandAction::Forward,
+                }
+            }
             CommandBody::Fetch {
                 uid: false,
                 macro_or_item_names,
@@ -182,15 +197,7 @@ impl CommandFilter for CommandSide {
             },
             _ => CommandAction::Forward,
         };
-        let mut state = lock(&self.state);
-        state.selection.command(message);
-        if let Classified::Search(search) = search::classify(message) {
-            let tag = command.tag.inner().as_bytes().to_vec();
-            state.searches.push_back(PendingSearch {
-                tag,
-                command: search,
-            });
-        }
+        lock(&self.state).selection.command(message);
         action
     }
 }
@@ -205,7 +212,7 @@ fn asks_for_uid(items: &MacroOrMessageDataItemNames<'_>) -> bool {
     }
 }
 
-impl CommandSide {
+impl<S: MessageSource> CommandSide<S> {
     /// An APPEND: a message that is a masked copy giftlock served gets its
     /// original back from the vault, so the server never stores a masked
     /// copy in place of an original; without the vault it is declined.
@@ -225,11 +232,16 @@ impl CommandSide {
                         .to_string(),
                 );
             }
-            if !self.context.masked.contains(&MaskedIndex::hash(data)) {
+            if !self
+                .planner
+                .context
+                .masked
+                .contains(&MaskedIndex::hash(data))
+            {
                 replacements.push(None);
                 continue;
             }
-            let restored = match self.context.vault.as_ref() {
+            let restored = match self.planner.context.vault.as_ref() {
                 None => Err("the vault is unavailable".to_string()),
                 Some(vault) => match cpu(|| vault.restore(data)) {
                     Ok(Some(original)) => Ok(original),
@@ -265,15 +277,6 @@ impl CommandSide {
     }
 }
 
-/// Runs CPU or blocking work: on the multi-threaded runtime other tasks
-/// move to other workers meanwhile.
-fn cpu<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        _ => work(),
-    }
-}
-
 impl<S: MessageSource> ContentFilter for Masking<S> {
     async fn filter<'a>(
         &'a mut self,
@@ -284,7 +287,7 @@ impl<S: MessageSource> ContentFilter for Masking<S> {
         match inspection {
             Inspection::Fetch(content) => self.mask_fetch(content, message).await,
             Inspection::Unparsed => self.mask_unparsed(message, literals).await,
-            Inspection::NoContent => self.other_response(message).await,
+            Inspection::NoContent => self.other_response(message),
         }
     }
 }
@@ -294,23 +297,14 @@ impl<S: MessageSource> Masking<S> {
         lock(&self.state).selection.current().cloned()
     }
 
-    /// Responses without content: selection changes, search results.
-    async fn other_response<'m>(&mut self, message: &'m [u8]) -> Cow<'m, [u8]> {
-        let (change, search) = {
-            let mut state = lock(&self.state);
-            let change = state.selection.response(message);
-            let search = answer_to_search(&mut state.searches, message);
-            (change, search)
-        };
+    /// Responses without content: selection changes.
+    fn other_response<'m>(&mut self, message: &'m [u8]) -> Cow<'m, [u8]> {
+        let change = lock(&self.state).selection.response(message);
         if let Change::Selected(s) = change {
-            let store = &self.context.store;
-            cpu(|| store.uidvalidity_seen(&self.account, &s.display(), s.uidvalidity));
+            let (store, account) = (&self.planner.context.store, &self.planner.account);
+            cpu(|| store.uidvalidity_seen(account, &s.display(), s.uidvalidity));
         }
-        match search {
-            Some(SearchAnswer::Filter { uid }) => self.filter_search(message, uid).await,
-            Some(SearchAnswer::EmptyThread) => Cow::Borrowed(b"* THREAD\r\n"),
-            None => Cow::Borrowed(message),
-        }
+        Cow::Borrowed(message)
     }
 
     async fn mask_fetch<'m>(&mut self, content: &FetchContent, message: &'m [u8]) -> Cow<'m, [u8]> {
@@ -320,16 +314,17 @@ impl<S: MessageSource> Masking<S> {
         };
         let plan = match &key {
             Some((selected, uid)) => {
-                self.plan_for(selected, *uid, Some((content, message)))
+                self.planner
+                    .plan_for(selected, *uid, Some((content, message)))
                     .await
             }
             // No mailbox or UID to name the message by: masked all the
             // same, not cached, and its masked copy is recorded so that an
             // APPEND of it is refused rather than stored.
             None => whole_item(content, message).map(|whole| {
-                let plan = self.plan_bytes(whole);
+                let plan = self.planner.plan_bytes(whole);
                 if !plan.masks.is_empty() {
-                    self.note_masked_copy(whole, &plan);
+                    self.planner.note_masked_copy(whole, &plan);
                 }
                 Arc::new(plan)
             }),
@@ -423,7 +418,11 @@ impl<S: MessageSource> Masking<S> {
 
     /// Scans bytes giftlock cannot place in a plan on their own, as text.
     fn mask_alone(&self, data: &mut [u8]) {
-        let patches = mask::plan_fragment(data, self.context.detector.as_ref(), &self.context.key);
+        let patches = mask::plan_fragment(
+            data,
+            self.planner.context.detector.as_ref(),
+            &self.planner.context.key,
+        );
         mask::apply_patches(&patches, data, 0);
     }
 
@@ -439,7 +438,7 @@ impl<S: MessageSource> Masking<S> {
     ) -> Cow<'m, [u8]> {
         let head = &message[..literals.first().map_or(message.len(), |l| l.start)];
         let plan = match (self.selected(), syntax::number_after(head, b" UID ")) {
-            (Some(selected), Some(uid)) => self.plan_for(&selected, uid, None).await,
+            (Some(selected), Some(uid)) => self.planner.plan_for(&selected, uid, None).await,
             _ => None,
         };
         if plan.as_ref().is_some_and(|p| p.is_clean()) {
@@ -468,157 +467,10 @@ impl<S: MessageSource> Masking<S> {
         Cow::Owned(out)
     }
 
-    /// The plan of message `uid`: cached, or made from the whole message in
-    /// `response` if it carries it, or from the message fetched whole.
-    async fn plan_for(
-        &mut self,
-        selected: &Selected,
-        uid: u32,
-        response: Option<(&FetchContent, &[u8])>,
-    ) -> Option<Arc<MaskPlan>> {
-        let key = PlanKey {
-            account: self.account.clone(),
-            mailbox: selected.display(),
-            uidvalidity: selected.uidvalidity,
-            uid,
-        };
-        let whole = response.and_then(|(content, message)| whole_item(content, message));
-        if let Some(plan) = self.context.store.get(&key) {
-            // A whole message of another length is not the planned one.
-            if whole.is_none_or(|w| w.len() == plan.message_len) {
-                return Some(plan);
-            }
-        }
-        let fetched;
-        let raw = match whole {
-            Some(raw) => Some(raw),
-            None => match self
-                .source
-                .whole_message(selected, uid, self.context.limits.max_message_bytes)
-                .await
-            {
-                Ok(Whole::Message(raw)) => {
-                    fetched = raw;
-                    Some(&fetched[..])
-                }
-                Ok(Whole::TooLarge { size, header }) => {
-                    let limits = &self.context.limits;
-                    let plan = match header {
-                        Some(header) => cpu(|| {
-                            mask::plan_too_large(
-                                &header,
-                                size,
-                                self.context.detector.as_ref(),
-                                &self.context.key,
-                                limits,
-                            )
-                        }),
-                        None => MaskPlan::too_large(size, limits.max_message_bytes),
-                    };
-                    return Some(self.keep(&key, plan));
-                }
-                Ok(Whole::Gone) => return None,
-                Err(e) => {
-                    warn!(account = %self.account, mailbox = %key.mailbox, uid, error = %e, "cannot fetch a message to scan it");
-                    return None;
-                }
-            },
-        };
-        let raw = raw?;
-        let plan = self.plan_bytes(raw);
-        if !plan.masks.is_empty() {
-            self.keep_original(&key, raw, &plan).await;
-        }
-        Some(self.keep(&key, plan))
-    }
-
-    /// Logs the scan and caches its plan.
-    fn keep(&self, key: &PlanKey, plan: MaskPlan) -> Arc<MaskPlan> {
-        if let ScanStatus::TooLarge { message_len, limit } = plan.status {
-            warn!(
-                account = %self.account,
-                mailbox = %key.mailbox,
-                uid = key.uid,
-                message_len,
-                limit,
-                "message too large to scan; its content is withheld from clients (limits.max_scan_bytes)"
-            );
-        }
-        info!(
-            account = %self.account,
-            mailbox = %key.mailbox,
-            uid = key.uid,
-            masks = plan.masks.len(),
-            "message scanned"
-        );
-        self.context.store.put(key, plan)
-    }
-
-    /// Records the hash of the masked copy of `raw`, for the APPEND path.
-    fn note_masked_copy(&self, raw: &[u8], plan: &MaskPlan) {
-        let mut masked = raw.to_vec();
-        plan.apply(&mut masked);
-        self.index_masked_copy(MaskedIndex::hash(&masked));
-    }
-
-    fn index_masked_copy(&self, hash: [u8; 32]) {
-        if let Err(e) = cpu(|| self.context.masked.insert(hash)) {
-            warn!(error = %e, "cannot record a masked copy in the index; an APPEND of it would not be restored");
-        }
-    }
-
-    /// Puts the original of a message about to be masked in the vault,
-    /// before any masked byte of it reaches the client.
-    async fn keep_original(&self, key: &PlanKey, raw: &[u8], plan: &MaskPlan) {
-        let Some(vault) = self.context.vault.clone() else {
-            self.note_masked_copy(raw, plan);
-            warn!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, "vault unavailable: the original of a masked message is not kept by giftlock (it stays on the server)");
-            return;
-        };
-        let codes = cpu(|| {
-            mask::reveal_codes(
-                raw,
-                &self.context.detector,
-                &self.context.key,
-                &self.context.limits,
-            )
-        });
-        let identity = MessageIdentity {
-            account: key.account.clone(),
-            mailbox: key.mailbox.clone(),
-            uidvalidity: key.uidvalidity,
-            uid: key.uid,
-        };
-        // The entry has the masked copy's hash already: the index takes it.
-        let entry = VaultEntry::new(identity, raw, plan, codes);
-        self.index_masked_copy(entry.masked_sha256);
-        let stored = tokio::task::spawn_blocking(move || vault.put(&entry)).await;
-        match stored {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                warn!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, error = %e, "cannot write the original to the vault")
-            }
-            Err(e) => warn!(error = %e, "vault write task failed"),
-        }
-    }
-
-    /// Scans a message where it lies, uncopied (milliseconds, once per
-    /// message).
-    fn plan_bytes(&self, raw: &[u8]) -> MaskPlan {
-        cpu(|| {
-            mask::plan_message(
-                raw,
-                &self.context.detector,
-                &self.context.key,
-                &self.context.limits,
-            )
-        })
-    }
-
     /// The masks of a message sent to this client, once per session.
     async fn record_masks(&mut self, selected: &Selected, uid: u32, plan: &MaskPlan) {
         let key = PlanKey {
-            account: self.account.clone(),
+            account: self.planner.account.clone(),
             mailbox: selected.display(),
             uidvalidity: selected.uidvalidity,
             uid,
@@ -641,98 +493,11 @@ impl<S: MessageSource> Masking<S> {
                 .await;
         }
     }
-
-    /// A `* SEARCH` / `* SORT` line answering a content search: messages
-    /// that carry masks are taken out (see [`crate::imap::search`]).
-    async fn filter_search<'m>(&mut self, message: &'m [u8], uid_mode: bool) -> Cow<'m, [u8]> {
-        let Some(result) = search::parse_result(message) else {
-            return Cow::Borrowed(message);
-        };
-        let Some(selected) = self.selected() else {
-            return Cow::Owned(search::rewrite_result(message, |_| false));
-        };
-        let pairs: Vec<(u32, u32)> = if uid_mode {
-            result.numbers.iter().map(|&n| (n, n)).collect()
-        } else {
-            match self.source.uids(&selected, &result.numbers).await {
-                Ok(pairs) => pairs,
-                Err(e) => {
-                    warn!(error = %e, "cannot map search results to UIDs; withheld");
-                    Vec::new()
-                }
-            }
-        };
-        let mut keep = HashSet::new();
-        for (number, uid) in pairs {
-            let clean = self
-                .plan_for(&selected, uid, None)
-                .await
-                .is_some_and(|p| p.is_clean());
-            if clean {
-                keep.insert(number);
-            }
-        }
-        Cow::Owned(search::rewrite_result(message, |n| keep.contains(&n)))
-    }
 }
 
-/// What to do with a response to a pending search.
-enum SearchAnswer {
-    Filter { uid: bool },
-    EmptyThread,
-}
-
-/// Attributes `message` to the pending searches: a tagged answer ends one;
-/// a result line is filtered when any pending search looks at content
-/// (pipelined searches answer in order, but filtering too much is safe).
-fn answer_to_search(
-    searches: &mut VecDeque<PendingSearch>,
-    message: &[u8],
-) -> Option<SearchAnswer> {
-    if searches.is_empty() {
-        return None;
-    }
-    if let Some(done) = searches
-        .iter()
-        .position(|s| syntax::is_tagged(message, &s.tag))
-    {
-        searches.remove(done);
-        return None;
-    }
-    let content = searches.iter().find(|s| s.command.content)?;
-    let is = |verb: &[u8]| {
-        message.len() > verb.len() + 2
-            && message[2..2 + verb.len()].eq_ignore_ascii_case(verb)
-            && message.starts_with(b"* ")
-    };
-    if is(b"THREAD") {
-        return Some(SearchAnswer::EmptyThread);
-    }
-    if is(b"SEARCH") || is(b"SORT") {
-        return Some(SearchAnswer::Filter {
-            uid: content.command.uid,
-        });
-    }
-    None
-}
-
-/// The bytes of an item that is the whole message, if the response has one.
-fn whole_item<'m>(content: &FetchContent, message: &'m [u8]) -> Option<&'m [u8]> {
-    content
-        .items
-        .iter()
-        .find(|i| {
-            matches!(
-                i.kind,
-                ContentKind::Rfc822
-                    | ContentKind::Body {
-                        section: None,
-                        origin: None
-                    }
-            )
-        })
-        .and_then(|i| message.get(i.range.clone()))
-}
+mod content_search;
+mod planner;
+mod view_text;
 
 #[cfg(test)]
 mod tests;
