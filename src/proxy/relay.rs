@@ -365,6 +365,16 @@ async fn client_to_server<C: CommandFilter>(
                 return RelayEnd::Server(e.into());
             }
         }
+        let changes_selection = decoded.changes_selection();
+        if after_selection_change || changes_selection {
+            // Every response is then named after the mailbox it is about,
+            // and the filters see the selection the command will run in.
+            if let Err(e) = server.flush().await {
+                return RelayEnd::Server(e.into());
+            }
+            outstanding.drained().await;
+            after_selection_change = false;
+        }
         let action = commands.command(message, literals, &decoded).await;
         let action = match (done, action) {
             (true, CommandAction::Forward) if !idle.end_unless_done() => {
@@ -372,15 +382,6 @@ async fn client_to_server<C: CommandFilter>(
             }
             (_, action) => action,
         };
-        let changes_selection = decoded.changes_selection();
-        let sends = matches!(action, CommandAction::Forward | CommandAction::Send(_));
-        if sends && (after_selection_change || changes_selection) {
-            // Every response is then named after the mailbox it is about.
-            if let Err(e) = server.flush().await {
-                return RelayEnd::Server(e.into());
-            }
-            outstanding.drained().await;
-        }
         let flush_now = !client.has_buffered();
         let result = match action {
             CommandAction::Forward => {
