@@ -45,7 +45,7 @@ fi
 skips="$(mktemp)"
 trap 'rm -f "$skips"' EXIT
 status=0
-GL_SKIP_LOG="$skips" cargo test --all-targets "$@" || status=$?
+GL_SKIP_LOG="$skips" cargo test --all-targets --no-fail-fast "$@" || status=$?
 if [[ -s "$skips" ]]; then
 	echo
 	echo "test.sh: $(wc -l <"$skips") test(s) skipped:"
