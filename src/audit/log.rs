@@ -488,7 +488,7 @@ fn is_body(kind: &ContentKind) -> bool {
             None | Some(Section::Part(_)) | Some(Section::Text(_))
         ),
         ContentKind::Binary { .. } | ContentKind::Rfc822 | ContentKind::Rfc822Text => true,
-        ContentKind::Rfc822Header | ContentKind::EnvelopeSubject => false,
+        ContentKind::Rfc822Header | ContentKind::EnvelopeSubject | ContentKind::Structure => false,
     }
 }
 

@@ -157,17 +157,6 @@ pub fn plan_too_large(
     }
 }
 
-/// Plans the masks of a fragment that is not a whole message (a part body
-/// a server returned where giftlock cannot place it): its bytes are read as
-/// UTF-8 text, whatever their structure. Patches are in fragment
-/// coordinates.
-pub fn plan_fragment(bytes: &[u8], scanner: &dyn Scanner, key: &FingerprintKey) -> Vec<Patch> {
-    let limits = ScanLimits::default();
-    let mut planner = Planner::new(scanner, key, &limits);
-    planner.byte_level(bytes, 0..bytes.len(), "1");
-    coalesce(planner.edits)
-}
-
 /// The line breaks (CRLF or bare LF) inside `raw[range]`, absolute.
 fn line_breaks(raw: &[u8], range: &Range<usize>) -> Vec<Range<usize>> {
     let bytes = raw.get(range.clone()).unwrap_or_default();

@@ -33,7 +33,7 @@ use crate::imap::response::{ContentItem, ContentKind, FetchContent, Inspection};
 use crate::imap::search;
 use crate::imap::selection::{self, Change, Selected, Selection};
 use crate::imap::{syntax, view};
-use crate::mask::{self, FingerprintKey, MaskPlan, ScanLimits, ScanStatus};
+use crate::mask::{FingerprintKey, MaskPlan, ScanLimits, ScanStatus};
 use crate::plan_store::{PlanKey, PlanStore};
 use crate::source::MessageSource;
 use crate::vault::{MaskedIndex, Vault};
@@ -223,7 +223,7 @@ impl<S: MessageSource> CommandSide<S> {
                 replacements.push(None);
                 continue;
             };
-            if memchr::memmem::find(data, view::WITHHELD_NOTICE).is_some() {
+            if view::holds_notice(data) {
                 // A message giftlock withheld (too large to scan): its body
                 // here is the notice, and there is no original to put back.
                 return CommandAction::Decline(
@@ -285,7 +285,7 @@ impl<S: MessageSource> ContentFilter for Masking<S> {
         literals: &'a [Range<usize>],
     ) -> Cow<'a, [u8]> {
         match inspection {
-            Inspection::Fetch(content) => self.mask_fetch(content, message).await,
+            Inspection::Fetch(content) => self.mask_fetch(content, message, literals).await,
             Inspection::Unparsed => self.mask_unparsed(message, literals).await,
             Inspection::NoContent => self.other_response(message),
         }
@@ -307,7 +307,12 @@ impl<S: MessageSource> Masking<S> {
         Cow::Borrowed(message)
     }
 
-    async fn mask_fetch<'m>(&mut self, content: &FetchContent, message: &'m [u8]) -> Cow<'m, [u8]> {
+    async fn mask_fetch<'m>(
+        &mut self,
+        content: &FetchContent,
+        message: &'m [u8],
+        literals: &[Range<usize>],
+    ) -> Cow<'m, [u8]> {
         let key = match (self.selected(), content.uid) {
             (Some(selected), Some(uid)) => Some((selected, uid)),
             _ => None,
@@ -318,9 +323,10 @@ impl<S: MessageSource> Masking<S> {
                     .plan_for(selected, *uid, Some((content, message)))
                     .await
             }
-            // No mailbox or UID to name the message by: masked all the
-            // same, not cached, and its masked copy is recorded so that an
-            // APPEND of it is refused rather than stored.
+            // No mailbox or UID to name the message by: a response that
+            // carries the whole message is masked from it (not cached; its
+            // masked copy is recorded, so an APPEND of it is refused rather
+            // than stored); anything else is withheld.
             None => whole_item(content, message).map(|whole| {
                 let plan = self.planner.plan_bytes(whole);
                 if !plan.masks.is_empty() {
@@ -330,9 +336,10 @@ impl<S: MessageSource> Masking<S> {
             }),
         };
         let Some(plan) = plan else {
+            warn!("a FETCH response giftlock cannot name or plan; its content is withheld");
             let mut out = message.to_vec();
             for item in &content.items {
-                self.mask_alone(&mut out[item.range.clone()]);
+                withhold_item(&item.kind, &mut out, item.range.clone(), literals);
             }
             return Cow::Owned(out);
         };
@@ -340,13 +347,51 @@ impl<S: MessageSource> Masking<S> {
             return Cow::Borrowed(message);
         }
         let mut out = message.to_vec();
+        let mut headers = None;
         for item in &content.items {
-            self.mask_item(&plan, item, &mut out[item.range.clone()]);
+            if item.kind != ContentKind::Structure {
+                self.mask_item(&plan, item, &mut out[item.range.clone()]);
+                continue;
+            }
+            if !structure::masks_headers(&plan) {
+                continue;
+            }
+            if headers.is_none() {
+                headers = Some(match &key {
+                    Some((selected, uid)) => self.header_view(selected, *uid, &plan).await,
+                    None => whole_item(content, message).map(|whole| {
+                        let codes = planner::codes_of(&self.planner.context, whole);
+                        structure::HeaderView::new(whole, &plan, &codes)
+                    }),
+                });
+            }
+            match headers.as_ref().and_then(Option::as_ref) {
+                Some(view) => {
+                    for (token, quoted) in
+                        structure::string_tokens(message, item.range.clone(), literals)
+                    {
+                        view.mask_string(&mut out[token], quoted);
+                    }
+                }
+                None => withhold_item(&item.kind, &mut out, item.range.clone(), literals),
+            }
         }
         if let Some((selected, uid)) = key {
             self.record_masks(&selected, uid, &plan).await;
         }
         Cow::Owned(out)
+    }
+
+    /// The header text of message `uid`, from its original (the vault, or
+    /// the server); `None` when neither has it.
+    async fn header_view(
+        &mut self,
+        selected: &Selected,
+        uid: u32,
+        plan: &MaskPlan,
+    ) -> Option<structure::HeaderView> {
+        let (original, codes) = self.planner.original_and_codes(selected, uid).await?;
+        Some(cpu(|| structure::HeaderView::new(&original, plan, &codes)))
     }
 
     fn mask_item(&self, plan: &MaskPlan, item: &ContentItem, data: &mut [u8]) {
@@ -355,7 +400,11 @@ impl<S: MessageSource> Masking<S> {
             return;
         }
         if view::mask_item(plan, &item.kind, data).is_err() {
-            self.mask_alone(data);
+            // Not a place of the masked view: never sent as it came.
+            match item.kind {
+                ContentKind::EnvelopeSubject => view::hide_alphanumerics(data),
+                _ => view::withhold_unplaced(data),
+            }
         }
     }
 
@@ -416,21 +465,12 @@ impl<S: MessageSource> Masking<S> {
         }
     }
 
-    /// Scans bytes giftlock cannot place in a plan on their own, as text.
-    fn mask_alone(&self, data: &mut [u8]) {
-        let patches = mask::plan_fragment(
-            data,
-            self.planner.context.detector.as_ref(),
-            &self.planner.context.key,
-        );
-        mask::apply_patches(&patches, data, 0);
-    }
-
-    /// A FETCH response imap-codec cannot decode (Gmail's `X-GM-*` items,
-    /// escaped quoted strings). With its UID and the message's plan: clean,
-    /// it goes as it is; a literal of the message's length is the message
-    /// and gets the plan. Anything else, every literal and every line, is
-    /// scanned on its own.
+    /// A FETCH response imap-codec cannot decode (a server's odd item, a
+    /// quoted string with escapes where a literal was expected). With its
+    /// UID and a clean plan it goes as it is: the message holds no code.
+    /// Otherwise nothing in it leaves unplaced: a literal of the message's
+    /// length is the message and gets the plan, every other literal is
+    /// withheld, every quoted string has its letters and digits hidden.
     async fn mask_unparsed<'m>(
         &mut self,
         message: &'m [u8],
@@ -444,25 +484,24 @@ impl<S: MessageSource> Masking<S> {
         if plan.as_ref().is_some_and(|p| p.is_clean()) {
             return Cow::Borrowed(message);
         }
+        warn!("a FETCH response giftlock cannot decode, for a message with masks or unknown; what it cannot place is withheld");
         let mut out = message.to_vec();
-        let mut cursor = 0;
-        for literal in literals
-            .iter()
-            .chain(std::iter::once(&(message.len()..message.len())))
-        {
-            if let Some(lines) = out.get_mut(cursor..literal.start) {
-                self.mask_alone(lines);
-            }
-            if let Some(data) = out.get_mut(literal.clone()) {
-                match &plan {
-                    Some(p) if matches!(p.status, ScanStatus::TooLarge { .. }) => {
-                        view::withhold(data)
-                    }
-                    Some(p) if data.len() == p.message_len => p.apply(data),
-                    _ => self.mask_alone(data),
+        for literal in literals {
+            let data = &mut out[literal.clone()];
+            match &plan {
+                Some(p)
+                    if data.len() == p.message_len
+                        && !matches!(p.status, ScanStatus::TooLarge { .. }) =>
+                {
+                    p.apply(data)
                 }
+                _ => view::withhold_unplaced(data),
             }
-            cursor = literal.end;
+        }
+        for (token, quoted) in structure::string_tokens(message, 0..message.len(), literals) {
+            if quoted {
+                view::hide_alphanumerics(&mut out[token]);
+            }
         }
         Cow::Owned(out)
     }
@@ -495,8 +534,29 @@ impl<S: MessageSource> Masking<S> {
     }
 }
 
+/// What a client gets of an item giftlock cannot place: literal data and
+/// strings withheld (a same-length notice), a structure's strings hidden.
+fn withhold_item(
+    kind: &ContentKind,
+    out: &mut [u8],
+    range: Range<usize>,
+    literals: &[Range<usize>],
+) {
+    match kind {
+        ContentKind::Structure => {
+            let message = out.to_vec();
+            for (token, _) in structure::string_tokens(&message, range, literals) {
+                view::hide_alphanumerics(&mut out[token]);
+            }
+        }
+        ContentKind::EnvelopeSubject => view::hide_alphanumerics(&mut out[range]),
+        _ => view::withhold_unplaced(&mut out[range]),
+    }
+}
+
 mod content_search;
 mod planner;
+mod structure;
 mod view_text;
 
 #[cfg(test)]

@@ -164,6 +164,38 @@ impl<S: MessageSource> Planner<S> {
         }
     }
 
+    /// The original of a masked message and its codes: from the vault,
+    /// else from the server (the codes found again).
+    pub(super) async fn original_and_codes(
+        &mut self,
+        selected: &Selected,
+        uid: u32,
+    ) -> Option<(Vec<u8>, Vec<String>)> {
+        if let Some(vault) = &self.context.vault {
+            let identity = MessageIdentity {
+                account: self.account.clone(),
+                mailbox: selected.display(),
+                uidvalidity: selected.uidvalidity,
+                uid,
+            };
+            if let Ok(Some(entry)) = cpu(|| vault.get(&identity)) {
+                let codes = entry.codes.into_iter().map(|c| c.code).collect();
+                return Some((entry.original, codes));
+            }
+        }
+        let max = self.context.limits.max_message_bytes;
+        let raw = match self.source.whole_message(selected, uid, max).await {
+            Ok(Whole::Message(raw)) => raw,
+            Ok(Whole::TooLarge {
+                header: Some(header),
+                ..
+            }) => header,
+            _ => return None,
+        };
+        let codes = cpu(|| codes_of(&self.context, &raw));
+        Some((raw, codes))
+    }
+
     /// Scans a message where it lies, uncopied (milliseconds, once per
     /// message).
     pub(super) fn plan_bytes(&self, raw: &[u8]) -> MaskPlan {
@@ -176,6 +208,14 @@ impl<S: MessageSource> Planner<S> {
             )
         })
     }
+}
+
+/// The codes of message `raw`, found again by the detector.
+pub(super) fn codes_of(context: &MaskingContext, raw: &[u8]) -> Vec<String> {
+    mask::reveal_codes(raw, &context.detector, &context.key, &context.limits)
+        .into_iter()
+        .map(|c| c.code)
+        .collect()
 }
 
 /// The bytes of an item that is the whole message, if the response has one.

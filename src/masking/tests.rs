@@ -156,3 +156,44 @@ async fn a_content_search_is_answered_on_the_masked_view_for_masked_messages() {
         CommandAction::Forward
     );
 }
+
+const NESTED: &[u8] = include_bytes!("../../tests/fixtures/mask/nested-rfc822.eml");
+
+#[tokio::test]
+async fn bodystructure_and_envelope_strings_of_a_nested_gift_mail_are_masked() {
+    let (mut masking, mut commands, _source, _dir) = session();
+    select_inbox(&mut masking, &mut commands).await;
+    // The inner Subject, as BODYSTRUCTURE's nested ENVELOPE gives it.
+    let inner = NESTED
+        .split(|&b| b == b'\n')
+        .filter(|l| l.starts_with(b"Subject:"))
+        .nth(1)
+        .expect("an inner Subject");
+    let inner = std::str::from_utf8(&inner[9..]).unwrap().trim_end();
+    let response = format!(
+        "* 1 FETCH (UID 7 BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \
+         \"7bit\" 10 1)(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 100 (NIL \"{inner}\" NIL NIL \
+         NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" NIL NIL NIL \"7bit\" 5 1) 3) \"mixed\"))\r\n"
+    );
+    let source = {
+        let inbox = Selected {
+            name: b"INBOX".to_vec(),
+            uidvalidity: 7,
+        };
+        FakeSource::with(&inbox, &[(7, NESTED)])
+    };
+    masking.planner.source = source;
+    let served = serve(&mut masking, response.as_bytes()).await;
+    let served = String::from_utf8(served).unwrap();
+    assert_eq!(served.len(), response.len());
+    assert_ne!(served, response, "the inner subject's code was not masked");
+    let detector = Detector::builtin();
+    let key = FingerprintKey::new([3; 32]);
+    for code in crate::mask::reveal_codes(NESTED, &detector, &key, &ScanLimits::default()) {
+        let code = crate::mask::fingerprint::normalise_code(&code.code);
+        let shown = crate::mask::fingerprint::normalise_code(&served);
+        assert!(!shown.contains(&code[..6]), "{served}");
+    }
+    // Everything but the subject's code is as the server sent it.
+    assert!(served.contains("(\"charset\" \"utf-8\")"));
+}
