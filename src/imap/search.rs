@@ -115,7 +115,7 @@ fn rewrite<'a>(
 
 /// `UID <set>` of the given UIDs (never empty here).
 fn uids(list: &[u32]) -> SearchKey<'static> {
-    set(&crate::upstream::sequence_set(list))
+    set(&super::syntax::sequence_set(list))
 }
 
 fn set(text: &str) -> SearchKey<'static> {

@@ -304,7 +304,8 @@ mod tests {
             b"* 1 FETCH (ENVELOPE (\"a \\\"b\" NIL {3}\r\nxyz ((\"n\" NIL \"m\" \"h\"))))\r\n";
         let start = 21;
         let literal = message.windows(3).position(|w| w == b"xyz").unwrap();
-        let tokens = string_tokens(message, start..message.len() - 3, &[literal..literal + 3]);
+        let literals: Vec<Range<usize>> = std::iter::once(literal..literal + 3).collect();
+        let tokens = string_tokens(message, start..message.len() - 3, &literals);
         let texts: Vec<&[u8]> = tokens.iter().map(|(r, _)| &message[r.clone()]).collect();
         assert_eq!(texts, [&b"a \\\"b"[..], b"xyz", b"n", b"m", b"h"]);
     }

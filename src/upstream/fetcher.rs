@@ -287,7 +287,7 @@ impl MessageSource for Fetcher {
         // first, so a gone message gives no response at all.
         self.run(mailbox, &Command::Noop, &mut |_, _| {}).await?;
         let command = Command::UidFetch {
-            set: sequence_set(uids),
+            set: syntax::sequence_set(uids),
             items,
         };
         let mut responses = Vec::new();
@@ -301,46 +301,9 @@ impl MessageSource for Fetcher {
     }
 }
 
-/// `seqs` as an IMAP sequence set, runs written as ranges (`1:40,52`), so a
-/// long search result stays a short command.
-pub fn sequence_set(seqs: &[u32]) -> String {
-    let mut sorted = seqs.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let start = sorted[i];
-        let mut end = start;
-        while end
-            .checked_add(1)
-            .is_some_and(|next| sorted.get(i + 1) == Some(&next))
-        {
-            end += 1;
-            i += 1;
-        }
-        parts.push(match start == end {
-            true => start.to_string(),
-            false => format!("{start}:{end}"),
-        });
-        i += 1;
-    }
-    parts.join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sequence_sets_use_ranges() {
-        assert_eq!(sequence_set(&[5, 1, 2, 3, 9, 10, 3]), "1:3,5,9:10");
-        assert_eq!(sequence_set(&[7]), "7");
-        assert_eq!(
-            sequence_set(&[u32::MAX - 1, u32::MAX]),
-            format!("{}:{}", u32::MAX - 1, u32::MAX)
-        );
-    }
 
     #[test]
     fn fetch_responses_are_told_apart() {

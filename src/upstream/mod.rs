@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use client::{AppendUid, Client, ClientError, MailboxStatus, Part};
 pub use connect::{LoggedIn, UpstreamError};
-pub use fetcher::{sequence_set, Fetcher};
+pub use fetcher::Fetcher;
 
 use crate::config::{Account, Config};
 
