@@ -261,24 +261,28 @@ impl Detector {
     ///
     /// First the byte-level gate ([`prefilter`]) looks for what a built-in
     /// shape needs (a long run of letters and digits, hyphen groups, four
-    /// space-separated groups); texts without any are clean. User rules have
-    /// no such gate: their own regular expression is their anchor. What
-    /// passes is probed exactly: every candidate the scan would consider is
-    /// kept as if its context were the best possible (a label in front,
-    /// sender and Subject of its brand, no negative label), which can only
-    /// add findings.
+    /// space-separated groups, a character that can be part of a code);
+    /// texts without any are clean. Around each such place the probe looks
+    /// exactly: every candidate the scan would consider is kept as if its
+    /// context were the best possible (a label in front, sender and Subject
+    /// of its brand, no negative label), which can only add findings. User
+    /// rules have no such gate (their own regular expression is their
+    /// anchor): with any, the whole text is probed.
     pub fn may_find(&self, text: &str) -> bool {
-        if !self.inner.user_rules && !self.inner.gate.may_hold_candidate(text) {
-            return false;
-        }
         const NO_CONTEXT: TextContext<'static> = TextContext {
             source: TextSource::Plain,
             sender: None,
             subject: None,
         };
-        !scan::Scan::probe(&self.inner, text, &NO_CONTEXT)
-            .run()
-            .is_empty()
+        let probe = |t: &str| {
+            !scan::Scan::probe(&self.inner, t, &NO_CONTEXT)
+                .run()
+                .is_empty()
+        };
+        if self.inner.user_rules {
+            return probe(text);
+        }
+        self.inner.gate.any_window(text, probe)
     }
 
     /// Names of the active rules, built-ins first.

@@ -68,8 +68,10 @@ pub mod charset;
 pub mod fingerprint;
 pub mod html;
 mod plan;
+mod quick;
 pub mod reveal;
 pub mod transfer;
+mod tree;
 mod unit;
 
 use std::ops::Range;
@@ -78,8 +80,8 @@ use serde::{Deserialize, Serialize};
 
 pub use fingerprint::FingerprintKey;
 pub use plan::{
-    header_block, plan_fragment, plan_message, plan_message_with, plan_too_large, Scanner,
-    FREE_TEXT_HEADERS,
+    header_block, plan_fragment, plan_message, plan_message_exhaustive, plan_message_with,
+    plan_too_large, Scanner, FREE_TEXT_HEADERS,
 };
 pub use reveal::{reveal_codes, RevealedCode};
 pub use transfer::TransferEncoding;
