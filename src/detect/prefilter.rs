@@ -477,7 +477,8 @@ mod tests {
                     }
                     for (c, wide) in picks.by_ref().take(g) {
                         let ch = char::from(ALNUM[c]);
-                        match crate::mask::charset::full_width(ch).filter(|_| wide) {
+                        let full_width = char::from_u32(u32::from(ch) - 0x21 + 0xff01);
+                        match full_width.filter(|_| wide) {
                             Some(w) => out.push(w),
                             None => out.push(ch),
                         }

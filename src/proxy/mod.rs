@@ -9,4 +9,4 @@ mod relay;
 mod server;
 mod session;
 
-pub use server::{serve, ServeError};
+pub(crate) use server::serve;

@@ -23,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn, Instrument};
 
 use super::relay::RelayEnd;
-use super::session::{self, Peer, SessionEnd};
+use super::session::{self, Peer, SessionEnd, TlsFailure};
 use crate::audit::{AuditLog, SessionAudit, TlsInfo};
 use crate::config::{Config, ListenerTls};
 use crate::local_auth::Throttle;
@@ -360,22 +360,19 @@ async fn start(
     shared: &Shared,
     tcp: TcpStream,
     peer: &Peer,
-) -> Result<(BoxedStream, Option<TlsInfo>), String> {
-    tcp.set_nodelay(true)
-        .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+) -> Result<(BoxedStream, Option<TlsInfo>), TlsFailure> {
+    tcp.set_nodelay(true).map_err(TlsFailure::Nodelay)?;
     if peer.tls_mode != ListenerTls::Implicit {
         return Ok((Box::new(tcp), None));
     }
-    let acceptor = shared
-        .acceptor(peer.listener)
-        .ok_or("no TLS configuration for this listener")?;
+    let acceptor = shared.acceptor(peer.listener).ok_or(TlsFailure::NoConfig)?;
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => {
             let info = TlsInfo::of(tls.get_ref().1);
             Ok((Box::new(tls), Some(info)))
         }
-        Ok(Err(e)) => Err(format!("TLS handshake with client failed: {e}")),
-        Err(_) => Err("TLS handshake with client timed out".into()),
+        Ok(Err(e)) => Err(TlsFailure::Handshake(e)),
+        Err(_) => Err(TlsFailure::Timeout),
     }
 }
 
@@ -398,7 +395,7 @@ async fn audit_end(audit: &SessionAudit, end: &SessionEnd) {
         SessionEnd::Logout => ("client logged out before login".to_string(), 0, 0),
         SessionEnd::Idle => ("idle too long before login".to_string(), 0, 0),
         SessionEnd::Client(e) => (format!("client connection failed before login: {e}"), 0, 0),
-        SessionEnd::Tls(e) => (e.clone(), 0, 0),
+        SessionEnd::Tls(e) => (e.to_string(), 0, 0),
         SessionEnd::Shutdown => ("giftlock shut down before login".to_string(), 0, 0),
     };
     audit.end(reason, from_client, to_client).await;
