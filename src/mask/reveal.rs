@@ -113,6 +113,10 @@ impl Scanner for Recorder<'_> {
         }
         findings
     }
+
+    fn may_find(&self, text: &str) -> bool {
+        self.detector.may_find(text)
+    }
 }
 
 #[cfg(test)]
