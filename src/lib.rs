@@ -15,6 +15,7 @@ pub mod local_auth;
 pub mod mask;
 pub mod masking;
 pub mod net;
+pub mod oauth;
 pub mod password;
 pub mod plan_store;
 pub mod proxy;

@@ -412,6 +412,8 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
             ca_file: args.upstream_ca_file.as_deref().map(absolute).transpose()?,
             tls: None,
         },
+        smtp: None,
+        oauth2: None,
     };
     account
         .upstream_addr()

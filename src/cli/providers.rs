@@ -118,6 +118,8 @@ mod tests {
                     ca_file: None,
                     tls: None,
                 },
+                smtp: None,
+                oauth2: None,
             };
             let addr = account.upstream_addr().unwrap();
             assert_eq!(addr.security, UpstreamSecurity::Implicit, "{}", p.id);
