@@ -21,6 +21,7 @@ pub mod plan_store;
 pub mod proxy;
 pub mod scan;
 pub mod secret;
+pub mod smtp;
 pub mod source;
 pub mod tls;
 pub mod unlock;

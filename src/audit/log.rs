@@ -24,8 +24,8 @@ use super::config::AuditConfig;
 use super::describe::{self, ClientIdent};
 use super::known::{self, KnownClients};
 use super::record::{
-    clean, AlertKind, CommandRecord, Event, MaskRecord, SessionEndRecord, TlsInfo,
-    UnlockAttemptRecord,
+    clean, AlertKind, CommandRecord, Event, MaskRecord, SessionEndRecord, SubmissionRecord,
+    TlsInfo, UnlockAttemptRecord,
 };
 use super::writer::{LogWriter, WriteError};
 use crate::imap::response::{ContentKind, Inspection};
@@ -501,6 +501,13 @@ impl SessionAudit {
             error: error.to_string(),
         })
         .await;
+    }
+
+    /// One SMTP submission ended (queued or refused upstream). The sender
+    /// is cleaned here; the caller passes no recipient address.
+    pub async fn submission(&self, mut record: SubmissionRecord) {
+        record.sender = clean(record.sender.as_bytes());
+        self.record(Event::Submission(record)).await;
     }
 
     /// The session is over; `reason` in words, byte counts of the relay.

@@ -29,4 +29,4 @@ pub mod writer;
 pub use config::AuditConfig;
 pub use describe::{client_ident, ClientIdent};
 pub use log::{AuditError, AuditLog, MaskApplied, SessionAudit};
-pub use record::{AlertKind, Event, TlsInfo, UnlockAttemptRecord};
+pub use record::{AlertKind, Event, SubmissionRecord, TlsInfo, UnlockAttemptRecord};
