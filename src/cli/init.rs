@@ -18,7 +18,9 @@ use rand::Rng;
 use zeroize::Zeroizing;
 
 use super::providers::{self, Provider};
-use crate::config::{Account, Config, Upstream};
+use crate::config::{Account, Config, SmtpUpstream, Upstream};
+use crate::oauth::flow::{FlowKind, USER_TIMEOUT};
+use crate::oauth::OAuth2Settings;
 use crate::password::hash_password;
 use crate::secret::{store_keyring, Secret, SecretError, SecretSource, KEYRING_SERVICE};
 use crate::tls::local_ca;
@@ -107,14 +109,52 @@ pub struct InitArgs {
     /// Extra CA certificate (PEM) to trust for the upstream server
     #[arg(long, value_name = "FILE")]
     pub upstream_ca_file: Option<PathBuf>,
+    /// Upstream submission server (smtps://host:465 or smtp://host:587);
+    /// overrides the preset; `none` sends no mail through giftlock
+    #[arg(long, value_name = "URL")]
+    pub smtp_url: Option<String>,
+    /// Port of giftlock's implicit-TLS SMTP listener (SSL/TLS in mail clients)
+    #[arg(long, value_name = "PORT", default_value_t = 1465)]
+    pub smtp_implicit_port: u16,
+    /// Port of giftlock's STARTTLS SMTP listener
+    #[arg(long, value_name = "PORT", default_value_t = 1587)]
+    pub smtp_starttls_port: u16,
+    /// Sign in at the provider with OAuth2 instead of a password (gmail,
+    /// outlook, yahoo; outlook needs it)
+    #[arg(long)]
+    pub oauth2: bool,
+    /// The OAuth2 client id you registered with the provider (docs/OAUTH2.md)
+    #[arg(long, value_name = "ID")]
+    pub oauth2_client_id: Option<String>,
+    /// Read the OAuth2 client secret from FILE, for providers that issue one
+    #[arg(long, value_name = "FILE")]
+    pub oauth2_client_secret_file: Option<PathBuf>,
+    /// With --non-interactive: sign in at the provider right after writing
+    /// the config (as `giftlock auth` does)
+    #[arg(long)]
+    pub auth_now: bool,
+    /// How to sign in (browser, device, paste); default as `giftlock auth`
+    #[arg(long, value_enum, value_name = "FLOW")]
+    pub auth_flow: Option<FlowKind>,
+}
+
+/// The OAuth2 answers.
+struct OAuthAnswers {
+    preset: &'static str,
+    client_id: String,
+    client_secret: Option<Zeroizing<String>>,
 }
 
 /// Every answer, gathered from prompts or flags.
 struct Answers {
-    provider: &'static Provider,
     imap_url: String,
     upstream_user: String,
-    upstream_secret: Secret,
+    /// None with OAuth2.
+    upstream_secret: Option<Secret>,
+    smtp_url: Option<String>,
+    oauth2: Option<OAuthAnswers>,
+    /// Run the OAuth2 sign-in once the config is written.
+    auth_now: bool,
     account: String,
     local_user: String,
     local_password: Zeroizing<String>,
@@ -165,15 +205,41 @@ fn from_flags(args: &InitArgs) -> anyhow::Result<Answers> {
         .upstream_user
         .clone()
         .ok_or_else(|| missing("--upstream-user"))?;
-    let secret_file = args
-        .upstream_secret_file
-        .as_deref()
-        .ok_or_else(|| missing("--upstream-secret-file"))?;
-    if args.local_password_file.as_deref() == Some(Path::new("-")) && secret_file == Path::new("-")
-    {
-        bail!("only one of --upstream-secret-file and --local-password-file can be `-` (standard input)");
-    }
-    let upstream_secret = Secret::new(read_answer_file(secret_file)?.as_bytes().to_vec());
+    let oauth2 = if args.oauth2 || provider.oauth2_only {
+        let client_id = args
+            .oauth2_client_id
+            .clone()
+            .ok_or_else(|| missing("--oauth2-client-id (register one: docs/OAUTH2.md)"))?;
+        let client_secret = args
+            .oauth2_client_secret_file
+            .as_deref()
+            .map(read_answer_file)
+            .transpose()?;
+        Some(OAuthAnswers {
+            preset: oauth2_preset(provider)?,
+            client_id,
+            client_secret,
+        })
+    } else {
+        None
+    };
+    let upstream_secret = match oauth2 {
+        Some(_) => None,
+        None => {
+            let secret_file = args
+                .upstream_secret_file
+                .as_deref()
+                .ok_or_else(|| missing("--upstream-secret-file"))?;
+            if args.local_password_file.as_deref() == Some(Path::new("-"))
+                && secret_file == Path::new("-")
+            {
+                bail!("only one of --upstream-secret-file and --local-password-file can be `-` (standard input)");
+            }
+            Some(Secret::new(
+                read_answer_file(secret_file)?.as_bytes().to_vec(),
+            ))
+        }
+    };
     let (local_password, generated_password) =
         match (&args.local_password_file, args.generate_local_password) {
             (Some(file), _) => (read_answer_file(file)?, false),
@@ -185,7 +251,6 @@ fn from_flags(args: &InitArgs) -> anyhow::Result<Answers> {
             }
         };
     Ok(Answers {
-        provider,
         imap_url,
         account: args
             .account
@@ -197,8 +262,31 @@ fn from_flags(args: &InitArgs) -> anyhow::Result<Answers> {
             .unwrap_or_else(|| default_local_user(&upstream_user)),
         upstream_user,
         upstream_secret,
+        smtp_url: smtp_url(args.smtp_url.as_deref(), provider),
+        oauth2,
+        auth_now: args.auth_now,
         local_password,
         generated_password,
+    })
+}
+
+/// The submission server: the flag (`none`: no SMTP through giftlock),
+/// else the preset's.
+fn smtp_url(flag: Option<&str>, provider: &Provider) -> Option<String> {
+    match flag {
+        Some("none") => None,
+        Some(url) => Some(url.to_string()),
+        None => provider.smtp_url.map(str::to_string),
+    }
+}
+
+fn oauth2_preset(provider: &Provider) -> anyhow::Result<&'static str> {
+    provider.oauth2.ok_or_else(|| {
+        anyhow::anyhow!(
+            "giftlock has no OAuth2 preset for {}; write [accounts.oauth2] with its endpoints \
+             by hand (docs/OAUTH2.md)",
+            provider.name
+        )
     })
 }
 
@@ -330,18 +418,63 @@ impl<R: BufRead, W: Write> Prompter<R, W> {
             Some(u) => u.clone(),
             None => self.ask(&format!("User name at {}", provider.name), None)?,
         };
-        writeln!(
-            self.output,
-            "\ngiftlock protects you only if this secret is used nowhere else: {}",
-            if provider.app_passwords {
-                "create an app password for giftlock and enter that, not your account password."
-            } else {
-                "no phone, laptop or web mail app should log in with it directly."
-            }
+        let smtp_default = smtp_url(args.smtp_url.as_deref(), provider);
+        let smtp = self.ask(
+            "SMTP server URL for outgoing mail (none: do not send through giftlock)",
+            Some(smtp_default.as_deref().unwrap_or("none")),
         )?;
-        let upstream_secret = match &args.upstream_secret_file {
-            Some(file) => read_answer_file(file)?,
-            None => self.ask_secret("Password (app password) at the provider")?,
+        let smtp_url = smtp_url(Some(&smtp), provider);
+        let use_oauth2 = match provider.oauth2 {
+            Some(_) if provider.oauth2_only || args.oauth2 => true,
+            Some(_) => self
+                .ask("Sign in with OAuth2 instead of a password (y/n)", Some("y"))?
+                .eq_ignore_ascii_case("y"),
+            None => false,
+        };
+        let (oauth2, upstream_secret, auth_now) = if use_oauth2 {
+            writeln!(
+                self.output,
+                "\nOAuth2 needs a client id registered with {} (docs/OAUTH2.md says how).",
+                provider.name
+            )?;
+            let client_id = match &args.oauth2_client_id {
+                Some(id) => id.clone(),
+                None => self.ask("OAuth2 client id", None)?,
+            };
+            let client_secret = match &args.oauth2_client_secret_file {
+                Some(file) => Some(read_answer_file(file)?),
+                None => {
+                    let given = Zeroizing::new(
+                        rpassword::prompt_password("OAuth2 client secret (empty if none): ")
+                            .context("cannot read a secret from the terminal")?,
+                    );
+                    (!given.is_empty()).then_some(given)
+                }
+            };
+            let now = self
+                .ask("Sign in at the provider now (y/n)", Some("y"))?
+                .eq_ignore_ascii_case("y");
+            let answers = OAuthAnswers {
+                preset: oauth2_preset(provider)?,
+                client_id,
+                client_secret,
+            };
+            (Some(answers), None, now)
+        } else {
+            writeln!(
+                self.output,
+                "\ngiftlock protects you only if this secret is used nowhere else: {}",
+                if provider.app_passwords {
+                    "create an app password for giftlock and enter that, not your account password."
+                } else {
+                    "no phone, laptop or web mail app should log in with it directly."
+                }
+            )?;
+            let secret = match &args.upstream_secret_file {
+                Some(file) => read_answer_file(file)?,
+                None => self.ask_secret("Password (app password) at the provider")?,
+            };
+            (None, Some(Secret::new(secret.as_bytes().to_vec())), false)
         };
         let account = self.ask(
             "Short name for this account",
@@ -381,10 +514,12 @@ impl<R: BufRead, W: Write> Prompter<R, W> {
             }
         };
         Ok(Answers {
-            provider,
             imap_url,
             upstream_user,
-            upstream_secret: Secret::new(upstream_secret.as_bytes().to_vec()),
+            upstream_secret,
+            smtp_url,
+            oauth2,
+            auth_now,
             account,
             local_user,
             local_password,
@@ -408,26 +543,77 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
         upstream: Upstream {
             url: answers.imap_url.clone(),
             user: answers.upstream_user.clone(),
-            secret: "keyring".into(),
+            secret: match answers.oauth2 {
+                Some(_) => crate::config::OAUTH2_SECRET.into(),
+                None => "keyring".into(),
+            },
             ca_file: args.upstream_ca_file.as_deref().map(absolute).transpose()?,
             tls: None,
         },
-        smtp: None,
-        oauth2: None,
+        smtp: answers.smtp_url.clone().map(|url| SmtpUpstream {
+            url,
+            user: None,
+            secret: None,
+            ca_file: None,
+            tls: None,
+        }),
+        oauth2: answers.oauth2.as_ref().map(|o| OAuth2Settings {
+            provider: Some(o.preset.to_string()),
+            auth_url: None,
+            token_url: None,
+            device_auth_url: None,
+            client_id: o.client_id.clone(),
+            client_secret: None,
+            scopes: None,
+            mechanism: None,
+            tokens: None,
+            ca_file: None,
+        }),
     };
     account
         .upstream_addr()
         .map_err(|e| anyhow::anyhow!("IMAP server URL: {e}"))?;
+    if account.smtp.is_some() {
+        account
+            .smtp_addr()
+            .map_err(|e| anyhow::anyhow!("SMTP server URL: {e}"))?;
+    }
     let listeners = listeners(args);
     let mut text = config_text(args, &account, &listeners)?;
 
     // Store the secret only once everything else is known to be valid.
-    let stored = store_secret(args, &config_path, &answers, out)?;
-    account.upstream.secret = stored.clone();
-    text = text.replace(
-        "secret = \"keyring\"",
-        &format!("secret = {}", toml_string(&stored)),
-    );
+    match &answers.upstream_secret {
+        Some(secret) => {
+            let stored = store_secret(args, &config_path, &answers.account, secret, out)?;
+            account.upstream.secret = stored.clone();
+            text = text.replace(
+                "secret = \"keyring\"",
+                &format!("secret = {}", toml_string(&stored)),
+            );
+        }
+        None => {
+            if let Some(secret) = answers
+                .oauth2
+                .as_ref()
+                .and_then(|o| o.client_secret.as_ref())
+            {
+                let path = config_path
+                    .parent()
+                    .unwrap_or(Path::new("/"))
+                    .join(format!("{}.oauth2-client-secret", answers.account));
+                write_private(&path, secret.as_bytes(), args.force)?;
+                writeln!(
+                    out,
+                    "OAuth2 client secret: stored in {} (mode 0600).",
+                    path.display()
+                )?;
+                text.push_str(&format!(
+                    "client_secret = {}\n",
+                    toml_string(&format!("file:{}", path.display()))
+                ));
+            }
+        }
+    }
 
     write_private(&config_path, text.as_bytes(), args.force)?;
     // Read back what was written: what `serve` will see.
@@ -445,6 +631,39 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
     let profile_path = state_dir.join("giftlock-ca.mobileconfig");
     fs::write(&profile_path, super::mobileconfig::profile_for(&ca.path)?)
         .with_context(|| format!("cannot write {}", profile_path.display()))?;
+
+    let account = config
+        .accounts
+        .first()
+        .context("the written config has no account")?;
+    match (&answers.oauth2, answers.auth_now) {
+        (Some(_), true) => {
+            let stdin = io::stdin();
+            let signed_in = super::auth::authorise(
+                &config,
+                account,
+                args.auth_flow,
+                USER_TIMEOUT,
+                out,
+                &mut stdin.lock(),
+            );
+            if let Err(e) = signed_in {
+                writeln!(
+                    out,
+                    "Sign-in did not complete: {e:#}\nRun `giftlock auth {} --config {}` to try again.",
+                    account.name,
+                    config_path.display()
+                )?;
+            }
+        }
+        (Some(_), false) => writeln!(
+            out,
+            "Next, sign in at the provider: `giftlock auth {} --config {}`.",
+            account.name,
+            config_path.display()
+        )?,
+        (None, _) => {}
+    }
 
     let mut report = String::new();
     client_instructions(&mut report, args, &answers, &listeners);
@@ -482,11 +701,30 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 
 /// An implicit-TLS and a STARTTLS listener: some clients only do one. Both
 /// refuse a login before TLS, so both are safe on a LAN address too.
-fn listeners(args: &InitArgs) -> Vec<(SocketAddr, &'static str)> {
-    vec![
-        (SocketAddr::new(args.listen, args.implicit_port), "implicit"),
-        (SocketAddr::new(args.listen, args.starttls_port), "starttls"),
-    ]
+fn listeners(args: &InitArgs) -> Listeners {
+    Listeners {
+        imap: vec![
+            (SocketAddr::new(args.listen, args.implicit_port), "implicit"),
+            (SocketAddr::new(args.listen, args.starttls_port), "starttls"),
+        ],
+        smtp: vec![
+            (
+                SocketAddr::new(args.listen, args.smtp_implicit_port),
+                "implicit",
+            ),
+            (
+                SocketAddr::new(args.listen, args.smtp_starttls_port),
+                "starttls",
+            ),
+        ],
+    }
+}
+
+/// giftlock's listeners, (address, tls) each: IMAP, and SMTP (written
+/// only when the account has a submission server).
+struct Listeners {
+    imap: Vec<(SocketAddr, &'static str)>,
+    smtp: Vec<(SocketAddr, &'static str)>,
 }
 
 /// A TOML basic string.
@@ -513,7 +751,7 @@ fn path_string(path: &Path) -> anyhow::Result<String> {
 fn config_text(
     args: &InitArgs,
     account: &Account,
-    listeners: &[(SocketAddr, &str)],
+    listeners: &Listeners,
 ) -> anyhow::Result<String> {
     let mut t = String::new();
     let _ = writeln!(t, "# giftlock configuration, written by `giftlock init`.\n# See the commented example for every option.\n\n[general]");
@@ -525,10 +763,19 @@ fn config_text(
             let _ = writeln!(t, "# state_dir: default ($STATE_DIRECTORY under systemd, else $XDG_STATE_HOME/giftlock or ~/.local/state/giftlock)");
         }
     }
-    for (addr, tls) in listeners {
+    let smtp = match account.smtp {
+        Some(_) => listeners.smtp.as_slice(),
+        None => &[],
+    };
+    let all = listeners
+        .imap
+        .iter()
+        .map(|l| ("listeners", l))
+        .chain(smtp.iter().map(|l| ("smtp_listeners", l)));
+    for (table, (addr, tls)) in all {
         let _ = writeln!(
             t,
-            "\n[[listeners]]\naddress = {}\ntls = \"{tls}\"",
+            "\n[[{table}]]\naddress = {}\ntls = \"{tls}\"",
             toml_string(&addr.to_string())
         );
         if !args.hostnames.is_empty() {
@@ -548,6 +795,25 @@ fn config_text(
     if let Some(ca) = &account.upstream.ca_file {
         let _ = writeln!(t, "ca_file = {}", path_string(ca)?);
     }
+    if let Some(smtp) = &account.smtp {
+        let _ = writeln!(
+            t,
+            "\n# Outgoing mail: clients send through giftlock; user, secret and CA are those\n\
+             # of [accounts.upstream] unless given here.\n[accounts.smtp]\nurl = {}",
+            toml_string(&smtp.url)
+        );
+    }
+    if let Some(oauth2) = &account.oauth2 {
+        // Last: the client secret line, if any, is appended to this table.
+        let _ = writeln!(
+            t,
+            "\n# OAuth2 (docs/OAUTH2.md): endpoints, scopes and mechanism from the preset;\n\
+             # tokens in STATE_DIR/oauth2/ (`giftlock auth` stores them).\n[accounts.oauth2]\n\
+             provider = {}\nclient_id = {}",
+            toml_string(oauth2.provider.as_deref().unwrap_or_default()),
+            toml_string(&oauth2.client_id)
+        );
+    }
     Ok(t)
 }
 
@@ -556,11 +822,10 @@ fn config_text(
 fn store_secret(
     args: &InitArgs,
     config_path: &Path,
-    answers: &Answers,
+    name: &str,
+    secret: &Secret,
     out: &mut impl Write,
 ) -> anyhow::Result<String> {
-    let secret = &answers.upstream_secret;
-    let name = &answers.account;
     match args.secret_store {
         SecretStore::Keyring => {
             store_in_keyring(name, secret)?;
@@ -687,19 +952,14 @@ fn write_private(path: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn client_instructions(
-    r: &mut String,
-    args: &InitArgs,
-    answers: &Answers,
-    listeners: &[(SocketAddr, &str)],
-) {
+fn client_instructions(r: &mut String, args: &InitArgs, answers: &Answers, listeners: &Listeners) {
     let host = match (args.hostnames.first(), args.listen) {
         (Some(name), _) => name.clone(),
         (None, ip) if ip.is_unspecified() => "THIS-MACHINE'S-ADDRESS".into(),
         (None, ip) => ip.to_string(),
     };
-    let implicit = listeners.first().map_or(0, |l| l.0.port());
-    let starttls = listeners.get(1).map_or(0, |l| l.0.port());
+    let implicit = listeners.imap.first().map_or(0, |l| l.0.port());
+    let starttls = listeners.imap.get(1).map_or(0, |l| l.0.port());
     let user = &answers.local_user;
     let _ = writeln!(
         r,
@@ -730,19 +990,124 @@ fn client_instructions(
             args.listen
         );
     }
-    let smtp = answers
-        .provider
-        .smtp
-        .unwrap_or("your provider's SMTP server");
-    let _ = writeln!(
-        r,
-        "Outgoing mail (SMTP) does not go through giftlock: keep {smtp} with your provider login."
-    );
+    match &answers.smtp_url {
+        Some(upstream) => {
+            let implicit = listeners.smtp.first().map_or(0, |l| l.0.port());
+            let starttls = listeners.smtp.get(1).map_or(0, |l| l.0.port());
+            let _ = writeln!(
+                r,
+                "\nMail client settings (outgoing mail, SMTP), through giftlock to {upstream}:\n  \
+                 Server:    {host}\n  Port:      {implicit} with SSL/TLS (or {starttls} with \
+                 STARTTLS)\n  User name: {user}\n  Password:  the same local password\n  \
+                 Authentication: normal password\nRemove the provider's own SMTP login from every \
+                 mail client: only giftlock should hold the provider's secret."
+            );
+        }
+        None => {
+            let _ = writeln!(
+                r,
+                "\nOutgoing mail: no submission server is configured, so clients would need the \
+                 provider's secret to send; add [accounts.smtp] (docs/SMTP.md) to send through \
+                 giftlock instead."
+            );
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: InitArgs,
+    }
+
+    /// `giftlock init --non-interactive --provider ID --oauth2 ...` into a
+    /// temp dir: the config it wrote and what it printed.
+    fn init_with_oauth2(provider: &str) -> (Config, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        fs::write(&pw, "a-local-password").unwrap();
+        let config = dir.path().join("giftlock.toml");
+        let state = dir.path().join("state");
+        let argv = [
+            "init",
+            "--non-interactive",
+            "--provider",
+            provider,
+            "--oauth2",
+            "--oauth2-client-id",
+            "my-client-id",
+            "--upstream-user",
+            "me@example.com",
+        ]
+        .map(std::ffi::OsString::from)
+        .into_iter()
+        .chain(["--local-password-file".into(), pw.into_os_string()])
+        .chain(["--config".into(), config.clone().into_os_string()])
+        .chain(["--state-dir".into(), state.into_os_string()]);
+        let cli = <Cli as clap::Parser>::try_parse_from(argv).unwrap();
+        let answers = from_flags(&cli.args).unwrap();
+        let mut out = Vec::new();
+        setup(&cli.args, answers, &mut out).unwrap();
+        (
+            Config::load(&config).unwrap(),
+            String::from_utf8(out).unwrap(),
+        )
+    }
+
+    fn assert_sends_through_giftlock(config: &Config, report: &str, smtp: &str) {
+        assert_eq!(config.smtp_listeners.len(), 2);
+        let account = &config.accounts[0];
+        assert_eq!(account.upstream.secret, "oauth2");
+        assert_eq!(account.smtp.as_ref().unwrap().url, smtp);
+        assert!(!report.contains("with your provider login"), "{report}");
+        assert!(report.contains("outgoing mail, SMTP"), "{report}");
+        assert!(report.contains("Port:      1465 with SSL/TLS"), "{report}");
+        assert!(
+            report.contains(&format!("giftlock auth {}", account.name)),
+            "{report}"
+        );
+    }
+
+    // The values below are typed from the providers' documentation.
+    #[test]
+    fn init_with_gmail_names_googles_endpoints_scope_and_mechanism() {
+        let (config, report) = init_with_oauth2("gmail");
+        assert_sends_through_giftlock(&config, &report, "smtps://smtp.gmail.com:465");
+        let account = &config.accounts[0];
+        assert_eq!(account.upstream.url, "imaps://imap.gmail.com:993");
+        let r = account.oauth2.as_ref().unwrap().resolve().unwrap();
+        assert_eq!(r.auth_url, "https://accounts.google.com/o/oauth2/v2/auth");
+        assert_eq!(r.token_url, "https://oauth2.googleapis.com/token");
+        assert_eq!(r.scopes, ["https://mail.google.com/"]);
+        assert_eq!(r.mechanism.name(), "XOAUTH2");
+        assert_eq!(r.client_id, "my-client-id");
+    }
+
+    #[test]
+    fn init_with_outlook_names_microsofts_endpoints_scopes_and_mechanism() {
+        let (config, report) = init_with_oauth2("outlook");
+        assert_sends_through_giftlock(&config, &report, "smtp://smtp.office365.com:587");
+        let account = &config.accounts[0];
+        assert_eq!(account.upstream.url, "imaps://outlook.office365.com:993");
+        let r = account.oauth2.as_ref().unwrap().resolve().unwrap();
+        let base = "https://login.microsoftonline.com/common/oauth2/v2.0";
+        assert_eq!(r.auth_url, format!("{base}/authorize"));
+        assert_eq!(r.token_url, format!("{base}/token"));
+        assert_eq!(r.device_auth_url, Some(format!("{base}/devicecode")));
+        assert_eq!(
+            r.scopes,
+            [
+                "https://outlook.office.com/IMAP.AccessAsUser.All",
+                "https://outlook.office.com/SMTP.Send",
+                "offline_access"
+            ]
+        );
+        assert_eq!(r.mechanism.name(), "XOAUTH2");
+    }
 
     #[test]
     fn toml_strings_escape_quotes_backslashes_and_controls() {
