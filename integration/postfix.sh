@@ -14,12 +14,15 @@
 #   SUBMISSION_PORT  the submission port on 127.0.0.1 (default: a free port):
 #                    STARTTLS with the test CA's localhost certificate, AUTH
 #                    PLAIN/LOGIN only after STARTTLS, CHUNKING and PIPELINING
+#   PLAIN_PORT       a second submission port without CHUNKING (default: a
+#                    free port), for giftlock's BDAT-as-DATA path
 #
 # Mail to USER@example.test is delivered to the Dovecot user USER. Only
 # authenticated clients may send (smtpd_*_restrictions), so a message that
 # arrives was sent with the Dovecot user's real password.
 #
-# After `start`, DIR/env holds SUBMISSION_PORT, LOG_FILE, POSTFIX_CONF.
+# After `start`, DIR/env holds SUBMISSION_PORT, PLAIN_PORT, LOG_FILE,
+# POSTFIX_CONF.
 #
 # Runs as root (CI, this machine): the daemons run as the package's
 # `postfix` user, in the foreground master (`master -d`), without chroot.
@@ -48,7 +51,7 @@ env_of() {
 }
 
 write_conf() {
-	local dir="$1" dovecot="$2" port="$3"
+	local dir="$1" dovecot="$2" port="$3" plain_port="$4"
 	local lmtp auth cert key
 	lmtp="$(env_of "$dovecot" LMTP_PORT)"
 	auth="$(env_of "$dovecot" AUTH_PORT)"
@@ -90,6 +93,7 @@ write_conf() {
 	EOF
 	cat >"$dir/conf/master.cf" <<-EOF
 		127.0.0.1:$port inet n - n - - smtpd
+		127.0.0.1:$plain_port inet n - n - - smtpd -o smtpd_discard_ehlo_keywords=chunking
 		pickup    unix  n - n 60 1 pickup
 		cleanup   unix  n - n - 0 cleanup
 		qmgr      unix  n - n 300 1 qmgr
@@ -125,15 +129,16 @@ cmd_start() {
 		return 0
 	fi
 	[[ "$(id -u)" == 0 ]] || die "runs as root only (Postfix's daemons change to the postfix user)"
-	local port="${SUBMISSION_PORT:-$(free_port)}"
+	local port="${SUBMISSION_PORT:-$(free_port)}" plain_port="${PLAIN_PORT:-$(free_port)}"
 	mkdir -p "$dir/conf" "$dir/queue" "$dir/data"
 	chown postfix "$dir/data"
-	write_conf "$dir" "$dovecot" "$port"
+	write_conf "$dir" "$dovecot" "$port" "$plain_port"
 	# The queue's subdirectories with their owners and modes.
 	postfix -c "$dir/conf" set-permissions create-missing >"$dir/setup.log" 2>&1 ||
 		die "postfix set-permissions failed: $(cat "$dir/setup.log")"
 	cat >"$dir/env" <<-EOF
 		SUBMISSION_PORT=$port
+		PLAIN_PORT=$plain_port
 		LOG_FILE=$dir/postfix.log
 		POSTFIX_CONF=$dir/conf
 	EOF
@@ -142,6 +147,7 @@ cmd_start() {
 	setsid /usr/lib/postfix/sbin/master -c "$dir/conf" -d </dev/null >"$dir/master.log" 2>&1 &
 	echo $! >"$dir/master.pid"
 	wait_listening "$dir" "$port"
+	wait_listening "$dir" "$plain_port"
 	cat "$dir/env"
 }
 

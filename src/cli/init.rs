@@ -785,12 +785,13 @@ fn config_text(
     }
     let _ = writeln!(
         t,
-        "\n[[accounts]]\nname = {}\nlocal_user = {}\nlocal_password_hash = {}\n\n[accounts.upstream]\nurl = {}\nuser = {}\nsecret = \"keyring\"",
+        "\n[[accounts]]\nname = {}\nlocal_user = {}\nlocal_password_hash = {}\n\n[accounts.upstream]\nurl = {}\nuser = {}\nsecret = {}",
         toml_string(&account.name),
         toml_string(&account.local_user),
         toml_string(&account.local_password_hash),
         toml_string(&account.upstream.url),
         toml_string(&account.upstream.user),
+        toml_string(&account.upstream.secret),
     );
     if let Some(ca) = &account.upstream.ca_file {
         let _ = writeln!(t, "ca_file = {}", path_string(ca)?);

@@ -492,7 +492,7 @@ mod tests {
             "c0de"
         );
         assert!(browser.join().unwrap().starts_with("HTTP/1.1 200 OK"));
-        let err = wait_for_redirect(&listener, Duration::from_millis(200)).unwrap_err();
-        assert!(matches!(err, FlowError::Timeout(0)), "{err}");
+        let timed_out = wait_for_redirect(&listener, Duration::from_millis(200));
+        assert!(matches!(timed_out, Err(FlowError::Timeout(0))));
     }
 }
