@@ -808,6 +808,70 @@ mod tests {
     }
 
     #[test]
+    fn smtp_listeners_accounts_smtp_and_oauth2_are_checked_by_key() {
+        let base = minimal(
+            "address = \"127.0.0.1:1\"\ntls = \"none\"",
+            "url = \"imaps://h\"",
+        );
+        let cfg = parse(&format!(
+            "[[smtp_listeners]]\naddress = \"127.0.0.1:2\"\ntls = \"starttls\"\n{base}[accounts.smtp]\nurl = \"smtps://smtp.h\"\n"
+        ))
+        .unwrap();
+        let addr = cfg.accounts[0].smtp_addr().unwrap();
+        assert_eq!(
+            (addr.port, addr.security),
+            (465, UpstreamSecurity::Implicit)
+        );
+        assert_eq!(addr.to_string(), "smtps://smtp.h:465");
+        assert_eq!(cfg.accounts[0].smtp_login().unwrap().0, "u");
+        let err = parse(&format!(
+            "[[smtp_listeners]]\naddress = \"0.0.0.0:2\"\ntls = \"none\"\n{base}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("smtp_listeners[0].tls") && err.contains("not a loopback"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "[[smtp_listeners]]\naddress = \"127.0.0.1:1\"\ntls = \"none\"\n{base}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("smtp_listeners[0].address"), "{err}");
+        let err = parse(&format!("{base}[accounts.smtp]\nurl = \"imaps://h\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("accounts[0].smtp.url") && err.contains("smtps://"),
+            "{err}"
+        );
+        let err = parse(&base.replace("env:X", "oauth2"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("accounts[0].oauth2") && err.contains("docs/OAUTH2.md"),
+            "{err}"
+        );
+        let cfg = parse(&format!(
+            "{}[accounts.oauth2]\nprovider = \"outlook\"\nclient_id = \"c\"\n",
+            base.replace("env:X", "oauth2")
+        ))
+        .unwrap();
+        assert_eq!(
+            Credential::parse(&cfg.accounts[0].upstream.secret).unwrap(),
+            Credential::OAuth2
+        );
+        let err = parse(&format!(
+            "{}[accounts.oauth2]\nprovider = \"gmail\"\nclient_id = \"c\"\ntokens = \"env:T\"\n",
+            base.replace("env:X", "oauth2")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("accounts[0].oauth2.tokens"), "{err}");
+    }
+
+    #[test]
     fn upstream_urls() {
         let p = |u| parse_upstream_url(u, None, Protocol::Imap);
         assert_eq!(

@@ -170,7 +170,18 @@ impl<'a> Provider<'a> {
         .and_then(|()| out.flush())
         .map_err(io("cannot write to the terminal"))?;
         let answer = wait_for_redirect(&listener, timeout)?;
-        let code = answer.code_for(&state)?;
+        self.exchange(&client, &answer, &state, verifier)
+    }
+
+    /// The redirect's code, checked against `state`, for tokens.
+    fn exchange(
+        &self,
+        client: &OAuthClient,
+        answer: &Redirect,
+        state: &CsrfToken,
+        verifier: oauth2::PkceCodeVerifier,
+    ) -> Result<TokenSet, OAuthError> {
+        let code = answer.code_for(state)?;
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .set_pkce_verifier(verifier)
@@ -205,13 +216,7 @@ impl<'a> Provider<'a> {
             .read_line(&mut line)
             .map_err(io("cannot read the pasted address"))?;
         let answer = Redirect::parse_url(line.trim())?;
-        let code = answer.code_for(&state)?;
-        let token = client
-            .exchange_code(AuthorizationCode::new(code.to_string()))
-            .set_pkce_verifier(verifier)
-            .request(&self.http)
-            .map_err(|e| self.token_error(e))?;
-        Ok(token_set(&token, None))
+        self.exchange(&client, &answer, &state, verifier)
     }
 
     /// The device flow: prints where to go and the code, polls (bounded by
@@ -321,7 +326,7 @@ fn token_set(token: &BasicTokenResponse, old_refresh: Option<&str>) -> TokenSet 
 
 /// A provider's text made safe for a log line: one line, bounded.
 fn printable(text: &str) -> String {
-    text.chars().filter(|c| !c.is_control()).take(200).collect()
+    crate::upstream::client::printable(text.as_bytes())
 }
 
 /// What came back on the redirect: code and state, or an error.

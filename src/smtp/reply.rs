@@ -91,13 +91,7 @@ pub fn for_parse_error(e: &smtp_proto::Error) -> Vec<u8> {
 
 /// A server's text made safe for a log line and a reply: one line, bounded.
 pub fn printable(text: &str) -> String {
-    text.replace(['\r', '\n'], " ")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect::<String>()
-        .trim()
-        .to_string()
+    crate::upstream::client::printable(text.replace(['\r', '\n'], " ").as_bytes())
 }
 
 #[cfg(test)]

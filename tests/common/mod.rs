@@ -108,13 +108,7 @@ impl Dovecot {
             "integration/dovecot.sh start failed: {}",
             run.stderr
         );
-        let env = parse_env(&run.stdout);
-        let get = |k: &str| -> String {
-            env.iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_else(|| panic!("dovecot.sh printed no {k}: {}", run.stdout))
-        };
+        let get = env_getter(&run.stdout, "dovecot.sh");
         Dovecot {
             dir: dir.to_path_buf(),
             imap_port: get("IMAP_PORT").parse().expect("IMAP_PORT is a port"),
@@ -157,6 +151,18 @@ impl Dovecot {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// A lookup of the `KEY=value` lines a bench script printed.
+fn env_getter(stdout: &str, script: &'static str) -> impl Fn(&str) -> String {
+    let env = parse_env(stdout);
+    let stdout = stdout.to_string();
+    move |k: &str| {
+        env.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{script} printed no {k}: {stdout}"))
     }
 }
 
@@ -345,6 +351,10 @@ impl Giftlock {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> String {
@@ -583,13 +593,7 @@ impl Bench {
             "integration/postfix.sh start failed: {}",
             run.stderr
         );
-        let env = parse_env(&run.stdout);
-        let get = |k: &str| -> String {
-            env.iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_else(|| panic!("postfix.sh printed no {k}: {}", run.stdout))
-        };
+        let get = env_getter(&run.stdout, "postfix.sh");
         let postfix = Postfix {
             dir,
             port: get("SUBMISSION_PORT").parse().expect("SUBMISSION_PORT"),
