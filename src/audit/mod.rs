@@ -27,6 +27,6 @@ pub mod verify;
 pub mod writer;
 
 pub use config::AuditConfig;
-pub use describe::{client_ident, ClientIdent};
+pub use describe::client_ident;
 pub use log::{AuditError, AuditLog, MaskApplied, SessionAudit};
-pub use record::{AlertKind, Event, SubmissionRecord, TlsInfo, UnlockAttemptRecord};
+pub use record::{SubmissionRecord, TlsInfo, UnlockAttemptRecord};

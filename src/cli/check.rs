@@ -192,7 +192,11 @@ fn check_tokens(
         .as_ref()
         .map(|o| o.token_store(&config.state_dir(), &account.name).describe())
         .unwrap_or_default();
-    match runtime.block_on(upstreams.oauth.access(account, false)) {
+    match runtime.block_on(
+        upstreams
+            .oauth
+            .access(&account.name, account.oauth2.as_ref(), false),
+    ) {
         Ok(_) => {
             report.pass(
                 &item,
@@ -388,20 +392,52 @@ fn expiry_line(
                 )
             }
         }
-        Err(problem) => report.fail(item, &problem, fix),
+        Err(problem) => report.fail(item, &problem.to_string(), fix),
     }
 }
 
+/// Why a certificate's expiry could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ExpiryError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is not PEM: {reason}", path.display())]
+    Pem { path: PathBuf, reason: String },
+    #[error("{} is not a certificate: {reason}", path.display())]
+    Certificate { path: PathBuf, reason: String },
+    #[error("{}: unusable expiry: {source}", path.display())]
+    Expiry {
+        path: PathBuf,
+        #[source]
+        source: time::error::ComponentRange,
+    },
+}
+
 /// The expiry of the first certificate in a PEM file.
-fn not_after(path: &Path) -> Result<OffsetDateTime, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes)
-        .map_err(|e| format!("{} is not PEM: {e}", path.display()))?;
-    let cert = pem
-        .parse_x509()
-        .map_err(|e| format!("{} is not a certificate: {e}", path.display()))?;
-    OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())
-        .map_err(|e| format!("{}: unusable expiry: {e}", path.display()))
+fn not_after(path: &Path) -> Result<OffsetDateTime, ExpiryError> {
+    let path_buf = || path.to_path_buf();
+    let bytes = std::fs::read(path).map_err(|source| ExpiryError::Read {
+        path: path_buf(),
+        source,
+    })?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes).map_err(|e| ExpiryError::Pem {
+        path: path_buf(),
+        reason: e.to_string(),
+    })?;
+    let cert = pem.parse_x509().map_err(|e| ExpiryError::Certificate {
+        path: path_buf(),
+        reason: e.to_string(),
+    })?;
+    OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp()).map_err(|source| {
+        ExpiryError::Expiry {
+            path: path_buf(),
+            source,
+        }
+    })
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use zeroize::Zeroizing;
 use super::flow::Refresh;
 use super::sasl::{self, Server};
 use super::settings::Mechanism;
+use super::settings::OAuth2Settings;
 use super::OAuthError;
-use crate::config::Account;
 
 /// An access token with less than this many seconds left is refreshed
 /// before it is used.
@@ -65,19 +65,28 @@ impl Authorizer {
         }
     }
 
-    /// Runs `attempt` with an access token; when it fails with a
-    /// rejection, refreshes the token once and runs it once more.
-    pub async fn login<T, E, F, Fut>(&self, account: &Account, mut attempt: F) -> Result<T, E>
+    /// Runs `attempt` with an access token of `account` (its name and
+    /// `[accounts.oauth2]`); when it fails with a rejection, refreshes the
+    /// token once and runs it once more.
+    pub async fn login<T, E, F, Fut>(
+        &self,
+        account: &str,
+        settings: Option<&OAuth2Settings>,
+        mut attempt: F,
+    ) -> Result<T, E>
     where
         F: FnMut(Access) -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: From<OAuthError> + Rejection,
     {
-        let access = self.access(account, false).await?;
+        let access = self.access(account, settings, false).await?;
         match attempt(access).await {
             Err(e) if e.is_rejection() => {
-                info!(account = %account.name, "the server refused the access token; refreshing it once");
-                let access = self.access(account, true).await?;
+                info!(
+                    account,
+                    "the server refused the access token; refreshing it once"
+                );
+                let access = self.access(account, settings, true).await?;
                 attempt(access).await
             }
             other => other,
@@ -86,20 +95,30 @@ impl Authorizer {
 
     /// A usable access token for `account`; `force` refreshes it even if
     /// it has not expired.
-    pub async fn access(&self, account: &Account, force: bool) -> Result<Access, OAuthError> {
+    pub async fn access(
+        &self,
+        account: &str,
+        settings: Option<&OAuth2Settings>,
+        force: bool,
+    ) -> Result<Access, OAuthError> {
+        let Some(settings) = settings.cloned() else {
+            return Err(OAuthError::NotConfigured {
+                account: account.to_string(),
+            });
+        };
         let memory = self
             .accounts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(account.name.clone())
+            .entry(account.to_string())
             .or_default()
             .clone();
         let mut memory = memory.lock().await;
-        let account = account.clone();
+        let name = account.to_string();
         let state_dir = self.state_dir.clone();
         let refused = memory.refused;
         let (result, newly_refused) = tokio::task::spawn_blocking(move || {
-            access_blocking(&account, &state_dir, force, refused)
+            access_blocking(&name, &settings, &state_dir, force, refused)
         })
         .await
         .map_err(OAuthError::Task)?;
@@ -113,20 +132,13 @@ impl Authorizer {
 /// The blocking part: the token store and the token endpoint. Returns the
 /// result and, when the provider refused the refresh token, its hash.
 fn access_blocking(
-    account: &Account,
+    name: &str,
+    settings: &OAuth2Settings,
     state_dir: &std::path::Path,
     force: bool,
     refused: Option<[u8; 32]>,
 ) -> (Result<Access, OAuthError>, Option<[u8; 32]>) {
-    let name = &account.name;
-    let Some(settings) = &account.oauth2 else {
-        return (
-            Err(OAuthError::NotConfigured {
-                account: name.clone(),
-            }),
-            None,
-        );
-    };
+    let account = || name.to_string();
     let resolved = match settings.resolve() {
         Ok(r) => r,
         Err((key, problem)) => return (Err(OAuthError::Settings { key, problem }), None),
@@ -134,14 +146,7 @@ fn access_blocking(
     let store = settings.token_store(state_dir, name);
     let tokens = match store.load() {
         Ok(Some(t)) => t,
-        Ok(None) => {
-            return (
-                Err(OAuthError::NotAuthorised {
-                    account: name.clone(),
-                }),
-                None,
-            )
-        }
+        Ok(None) => return (Err(OAuthError::NotAuthorised { account: account() }), None),
         Err(e) => return (Err(OAuthError::Store(e)), None),
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -158,21 +163,11 @@ fn access_blocking(
         );
     }
     let Some(refresh) = tokens.refresh_token.as_deref() else {
-        return (
-            Err(OAuthError::Revoked {
-                account: name.clone(),
-            }),
-            None,
-        );
+        return (Err(OAuthError::Revoked { account: account() }), None);
     };
     let hash: [u8; 32] = Sha256::digest(refresh.as_bytes()).into();
     if refused == Some(hash) {
-        return (
-            Err(OAuthError::Revoked {
-                account: name.clone(),
-            }),
-            None,
-        );
+        return (Err(OAuthError::Revoked { account: account() }), None);
     }
     let provider = match super::provider_for(&resolved, name) {
         Ok(p) => p,
@@ -192,12 +187,7 @@ fn access_blocking(
                 None,
             )
         }
-        Err(Refresh::Refused) => (
-            Err(OAuthError::Revoked {
-                account: name.clone(),
-            }),
-            Some(hash),
-        ),
+        Err(Refresh::Refused) => (Err(OAuthError::Revoked { account: account() }), Some(hash)),
         Err(Refresh::Failed(e)) => (Err(e), None),
     }
 }

@@ -326,7 +326,7 @@ fn token_set(token: &BasicTokenResponse, old_refresh: Option<&str>) -> TokenSet 
 
 /// A provider's text made safe for a log line: one line, bounded.
 fn printable(text: &str) -> String {
-    crate::upstream::client::printable(text.as_bytes())
+    crate::net::printable(text.as_bytes())
 }
 
 /// What came back on the redirect: code and state, or an error.

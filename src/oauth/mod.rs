@@ -20,9 +20,9 @@ pub mod sasl;
 pub mod settings;
 pub mod store;
 
-pub use authorizer::{Access, Authorizer, Rejection};
-pub use settings::{Mechanism, OAuth2Settings, Resolved};
-pub use store::{StoreError, TokenSet, TokenStore};
+pub use authorizer::{Authorizer, Rejection};
+pub use settings::{OAuth2Settings, Resolved};
+pub use store::StoreError;
 
 use crate::secret::Secret;
 

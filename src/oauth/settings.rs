@@ -247,7 +247,7 @@ fn check_endpoint(url: &str) -> Result<(), String> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     match parsed.scheme() {
         "https" if !host.is_empty() => Ok(()),
-        "http" if crate::config::is_loopback_host(host) => Ok(()),
+        "http" if crate::net::is_loopback_host(host) => Ok(()),
         "http" => Err(format!(
             "`{url}`: plain http is only allowed for loopback hosts; use https://"
         )),

@@ -9,4 +9,4 @@ mod relay;
 pub(crate) mod server;
 pub(crate) mod session;
 
-pub use server::{serve, ServeError};
+pub(crate) use server::serve;

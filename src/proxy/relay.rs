@@ -2,21 +2,20 @@
 //! client, each direction framed, forwarded as received, and patched only
 //! where the content filter says so.
 //!
-//! Two loops run side by side. Client to server: each message's first line
-//! passes the command allow-list ([`crate::imap::command`]); allowed messages
-//! are forwarded fragment by fragment (a synchronising literal waits for the
-//! server's `+` or its refusal). Server to client: each complete message
-//! has its capability lists filtered and its content items handed to the
-//! [`ContentFilter`], then goes to the client. Writes are buffered and
-//! flushed whenever the reader would block, so pipelined responses leave in
-//! few packets and a lone response leaves at once.
+//! Three loops run side by side. Client to server: each message's first
+//! line passes the command allow-list ([`crate::imap::command`]); allowed
+//! messages are forwarded fragment by fragment (a synchronising literal
+//! waits for the server's `+` or its refusal). Server to client: each
+//! complete message has its capability lists filtered and its content items
+//! handed to the [`ContentFilter`], then goes to the client. Pushes: what
+//! the filters send on their own (`* n EXPUNGE` during an IDLE giftlock
+//! answers) goes to the client whole, between two server messages. Writes
+//! are buffered and flushed whenever the reader would block, so pipelined
+//! responses leave in few packets and a lone response leaves at once.
 //!
-//! Two hooks let giftlock speak for itself in a session (the unlock
-//! window's virtual mailbox, [`crate::unlock`]): a command filter may
-//! [`CommandAction::Answer`] a command instead of forwarding it, and
-//! `pushes` carries untagged responses giftlock sends on its own (`* n
-//! EXPUNGE` during an IDLE it answers); each goes out whole, between two
-//! server messages.
+//! The hooks ([`crate::hooks`]) let giftlock speak for itself in a session
+//! (the unlock window's virtual mailbox, [`crate::unlock`]): a command
+//! filter may [`CommandAction::Answer`] a command instead of forwarding it.
 
 use std::borrow::Cow;
 use std::future::Future;

@@ -23,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn, Instrument};
 
 use super::relay::RelayEnd;
-use super::session::{self, Peer, SessionEnd};
+use super::session::{self, Peer, SessionEnd, TlsFailure};
 use crate::audit::{AuditLog, SessionAudit, TlsInfo};
 use crate::config::{Config, ListenerTls, Protocol};
 use crate::local_auth::Throttle;
@@ -126,6 +126,28 @@ impl Shared {
         }
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         self.upstreams.config_changed();
+    }
+}
+
+impl crate::smtp::Host for Shared {
+    fn config(&self) -> Arc<Config> {
+        Shared::config(self)
+    }
+
+    fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
+    fn acceptor(&self, listener: SocketAddr) -> Option<TlsAcceptor> {
+        Shared::acceptor(self, listener)
+    }
+
+    fn upstreams(&self) -> &crate::upstream::Upstreams {
+        &self.upstreams
+    }
+
+    fn stopping(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(Shared::stopping(self))
     }
 }
 
@@ -345,10 +367,15 @@ async fn accept_loop(
                         let tls_active = tls.is_some();
                         audit.start(tls).await;
                         if protocol == Protocol::Smtp {
+                            let connection = crate::smtp::Connection {
+                                peer: peer.addr,
+                                listener: peer.listener,
+                                tls_mode: peer.tls_mode,
+                            };
                             let outcome = crate::smtp::session::run(
                                 shared.clone(),
                                 stream,
-                                peer,
+                                connection,
                                 tls_active,
                                 audit.clone(),
                             )
@@ -384,22 +411,19 @@ async fn start(
     shared: &Shared,
     tcp: TcpStream,
     peer: &Peer,
-) -> Result<(BoxedStream, Option<TlsInfo>), String> {
-    tcp.set_nodelay(true)
-        .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+) -> Result<(BoxedStream, Option<TlsInfo>), TlsFailure> {
+    tcp.set_nodelay(true).map_err(TlsFailure::Nodelay)?;
     if peer.tls_mode != ListenerTls::Implicit {
         return Ok((Box::new(tcp), None));
     }
-    let acceptor = shared
-        .acceptor(peer.listener)
-        .ok_or("no TLS configuration for this listener")?;
+    let acceptor = shared.acceptor(peer.listener).ok_or(TlsFailure::NoConfig)?;
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => {
             let info = TlsInfo::of(tls.get_ref().1);
             Ok((Box::new(tls), Some(info)))
         }
-        Ok(Err(e)) => Err(format!("TLS handshake with client failed: {e}")),
-        Err(_) => Err("TLS handshake with client timed out".into()),
+        Ok(Err(e)) => Err(TlsFailure::Handshake(e)),
+        Err(_) => Err(TlsFailure::Timeout),
     }
 }
 
@@ -422,7 +446,7 @@ async fn audit_end(audit: &SessionAudit, end: &SessionEnd) {
         SessionEnd::Logout => ("client logged out before login".to_string(), 0, 0),
         SessionEnd::Idle => ("idle too long before login".to_string(), 0, 0),
         SessionEnd::Client(e) => (format!("client connection failed before login: {e}"), 0, 0),
-        SessionEnd::Tls(e) => (e.clone(), 0, 0),
+        SessionEnd::Tls(e) => (e.to_string(), 0, 0),
         SessionEnd::Shutdown => ("giftlock shut down before login".to_string(), 0, 0),
     };
     audit.end(reason, from_client, to_client).await;

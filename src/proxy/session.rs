@@ -40,9 +40,22 @@ pub enum SessionEnd {
     Relay(relay::RelayOutcome),
     Client(FrameError),
     Idle,
-    Tls(String),
+    Tls(TlsFailure),
     /// giftlock is stopping; the client was told BYE.
     Shutdown,
+}
+
+/// Why a client's connection could not be made secure (or set up at all).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsFailure {
+    #[error("cannot set TCP_NODELAY: {0}")]
+    Nodelay(#[source] std::io::Error),
+    #[error("no TLS configuration for this listener")]
+    NoConfig,
+    #[error("TLS handshake with client failed: {0}")]
+    Handshake(#[source] std::io::Error),
+    #[error("TLS handshake with client timed out")]
+    Timeout,
 }
 
 /// Facts about the connection the session needs.
@@ -314,16 +327,16 @@ impl PreAuth {
 
     /// Upgrades the connection after `OK Begin TLS`. Bytes the client sent
     /// after STARTTLS in the clear are discarded with the old framer.
-    async fn start_tls(self) -> Result<PreAuth, String> {
+    async fn start_tls(self) -> Result<PreAuth, TlsFailure> {
         let acceptor = self
             .shared
             .acceptor(self.peer.listener)
-            .ok_or("no TLS configuration for this listener")?;
+            .ok_or(TlsFailure::NoConfig)?;
         let (stream, _) = self.client.into_parts();
         let tls = acceptor
             .accept(stream)
             .await
-            .map_err(|e| format!("TLS handshake with client failed: {e}"))?;
+            .map_err(TlsFailure::Handshake)?;
         self.audit.tls_started(TlsInfo::of(tls.get_ref().1)).await;
         Ok(PreAuth {
             client: FramedReader::new(Box::new(tls), PRE_AUTH_LIMIT),

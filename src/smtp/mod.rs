@@ -17,6 +17,34 @@
 //! Message bytes are passed on unchanged: a masked gift mail forwarded by
 //! a client is sent masked (docs/SMTP.md says how to send a real code).
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::config::{Config, ListenerTls};
+use crate::local_auth::Throttle;
+use crate::upstream::Upstreams;
+
+/// What an SMTP session needs from the running service (the proxy's
+/// shared state implements it): the config in force, the login throttle,
+/// listener TLS, the upstream connections and tokens, the stop signal.
+pub trait Host: Send + Sync + 'static {
+    fn config(&self) -> Arc<Config>;
+    fn throttle(&self) -> &Throttle;
+    fn acceptor(&self, listener: SocketAddr) -> Option<tokio_rustls::TlsAcceptor>;
+    fn upstreams(&self) -> &Upstreams;
+    /// Resolves once giftlock starts stopping.
+    fn stopping(&self) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// The connection a session serves.
+pub struct Connection {
+    pub peer: SocketAddr,
+    pub listener: SocketAddr,
+    pub tls_mode: ListenerTls,
+}
+
 pub mod capabilities;
 pub mod data;
 pub mod relay;

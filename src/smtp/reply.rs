@@ -23,8 +23,6 @@ pub fn ours(code: u16, status: [u8; 3], text: &str) -> Vec<u8> {
 pub struct Reply {
     pub code: u16,
     pub raw: Vec<u8>,
-    /// The text of the last line, for error messages and logs.
-    pub text: String,
 }
 
 impl Reply {
@@ -56,7 +54,6 @@ pub async fn read(wire: &mut Wire, timeout: Duration) -> Result<Reply, ReplyErro
             Ok(response) => {
                 return Ok(Reply {
                     code: response.code,
-                    text: printable(&response.message),
                     raw,
                 })
             }
@@ -91,7 +88,7 @@ pub fn for_parse_error(e: &smtp_proto::Error) -> Vec<u8> {
 
 /// A server's text made safe for a log line and a reply: one line, bounded.
 pub fn printable(text: &str) -> String {
-    crate::upstream::client::printable(text.replace(['\r', '\n'], " ").as_bytes())
+    crate::net::printable(text.replace(['\r', '\n'], " ").as_bytes())
 }
 
 #[cfg(test)]

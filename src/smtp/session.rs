@@ -19,12 +19,11 @@ use super::relay::Relay;
 use super::reply::{self, ours};
 use super::upstream::{self, SmtpUpstreamError};
 use super::wire::{Wire, WireError};
+use super::{Connection, Host};
 use crate::audit::{SessionAudit, TlsInfo};
 use crate::config::{Account, ListenerTls};
 use crate::net::stream::BoxedStream;
 use crate::oauth::OAuthError;
-use crate::proxy::server::Shared;
-use crate::proxy::session::Peer;
 
 /// A client that says nothing for this long before login is dropped.
 const PRE_AUTH_IDLE: Duration = Duration::from_secs(120);
@@ -67,9 +66,9 @@ pub struct SmtpOutcome {
 }
 
 pub async fn run(
-    shared: Arc<Shared>,
+    shared: Arc<dyn Host>,
     stream: BoxedStream,
-    peer: Peer,
+    peer: Connection,
     tls_active: bool,
     audit: SessionAudit,
 ) -> SmtpOutcome {
@@ -104,9 +103,9 @@ enum Flow {
 }
 
 struct Session {
-    shared: Arc<Shared>,
+    shared: Arc<dyn Host>,
     client: Wire,
-    peer: Peer,
+    peer: Connection,
     tls_active: bool,
     audit: SessionAudit,
     host: String,
@@ -317,9 +316,9 @@ impl Session {
         let config = self.shared.config();
         let attempt = crate::local_auth::Attempt {
             config: &config,
-            throttle: &self.shared.throttle,
+            throttle: self.shared.throttle(),
             audit: &self.audit,
-            ip: self.peer.addr.ip(),
+            ip: self.peer.peer.ip(),
             mechanism: name,
         };
         let Some(account) = attempt.run(&user, password).await else {
@@ -341,7 +340,7 @@ impl Session {
             return self.reply(&ours(454, [4, 7, 0], &text)).await;
         }
         let timeout = Duration::from_secs(self.shared.config().limits.upstream_timeout_secs);
-        match upstream::login(&self.shared.upstreams, &account, timeout).await {
+        match upstream::login(self.shared.upstreams(), &account, timeout).await {
             Ok(up) => {
                 self.client
                     .send(&ours(235, [2, 7, 0], "Authentication successful"))

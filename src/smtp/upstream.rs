@@ -104,7 +104,7 @@ pub async fn login(
             };
             upstreams
                 .oauth
-                .login(account, |access| {
+                .login(&account.name, account.oauth2.as_ref(), |access| {
                     let response = access.initial_response(user, &server);
                     let (addr, tls) = (&addr, tls.clone());
                     async move {

@@ -1,7 +1,7 @@
 //! Everything giftlock does as a client of the real IMAP server: connecting
 //! and logging in with the account's secret ([`connect`]), its own commands
 //! on a logged-in connection ([`client`]), and the per-account fetch
-//! connection the sessions share as their message source ([`fetcher`]).
+//! connection the sessions share as their message source ([`Fetcher`]).
 //!
 //! [`Upstreams`] is what the running service keeps for all of it: the
 //! upstream TLS configurations (loading the platform roots is slow) and
@@ -81,7 +81,7 @@ impl Upstreams {
                 };
                 return self
                     .oauth
-                    .login(account, |access| {
+                    .login(&account.name, account.oauth2.as_ref(), |access| {
                         let response = access.initial_response(user, &server);
                         let (addr, tls) = (&addr, tls.clone());
                         async move {
