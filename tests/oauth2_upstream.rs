@@ -268,6 +268,21 @@ fn giftlock_logs_in_with_xoauth2_and_oauthbearer_refreshes_and_stops_at_a_revoke
     );
     assert_eq!(warns(&bench), 0, "{}", bench.giftlock().log());
 
+    // `giftlock check`: the tokens give an access token, the login works.
+    let check = giftlock_check(&bench.giftlock().config, &bench.path().join("check"));
+    assert!(
+        check
+            .stdout
+            .contains("PASS oauth2 tokens for account test: an access token is ready"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains("PASS upstream test"),
+        "{}",
+        check.stdout
+    );
+
     // OAUTHBEARER, by the config's mechanism.
     server(&bench).control("/test/lifetime?seconds=3600");
     let bearer = oauth_setup(&bench, "oauthbearer");

@@ -172,6 +172,14 @@ fn clients_send_through_giftlock_with_the_local_password_and_the_body_arrives_un
     }
     let audit = fs::read_to_string(bench.giftlock().state_dir.join("audit.log")).unwrap();
     assert!(!audit.contains("MARKER-") && !audit.contains("leading dot"));
+
+    // `giftlock check` logs in to the submission server too.
+    let check = giftlock_check(&bench.giftlock().config, &bench.path().join("check"));
+    let expected = format!(
+        "PASS smtp upstream test (smtp://localhost:{}): TLS verified, AUTH as alice accepted",
+        postfix.port
+    );
+    assert!(check.stdout.contains(&expected), "{}", check.stdout);
     // The clients had the local password only, and nothing logged either.
     bench.assert_no_secrets_logged();
 }

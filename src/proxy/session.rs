@@ -112,7 +112,7 @@ async fn drive(mut state: PreAuth) -> SessionEnd {
                 Ok(next) => state = next,
                 Err(e) => return SessionEnd::Tls(e),
             },
-            Ok(Step::LoggedIn(account, tag)) => return state.relay(account, tag).await,
+            Ok(Step::LoggedIn(account, tag)) => return state.relay(*account, tag).await,
             Ok(Step::Logout) => return SessionEnd::Logout,
             Err(e) => return SessionEnd::Client(e),
         }
@@ -122,7 +122,8 @@ async fn drive(mut state: PreAuth) -> SessionEnd {
 enum Step {
     Continue,
     StartTls,
-    LoggedIn(Account, String),
+    // Boxed: an account (with its OAuth2 settings) is large.
+    LoggedIn(Box<Account>, String),
     Logout,
 }
 
@@ -314,7 +315,7 @@ impl PreAuth {
             mechanism,
         };
         match attempt.run(&user, password).await {
-            Some(account) => Ok(Step::LoggedIn(account, tag)),
+            Some(account) => Ok(Step::LoggedIn(Box::new(account), tag)),
             None => {
                 self.reply(
                     format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed\r\n").as_bytes(),

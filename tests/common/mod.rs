@@ -480,13 +480,20 @@ impl OAuthServer {
             .unwrap_or_else(|e| panic!("POST {path}: {e}"));
     }
 
+    /// A JSON answer of a test endpoint.
+    fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let response = ureq::get(&self.url(path))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let text = response
+            .into_string()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {e}: {text}"))
+    }
+
     /// The grants it issued and refused, and the introspections.
     pub fn stats(&self) -> serde_json::Value {
-        let text = ureq::get(&self.url("/test/stats"))
-            .call()
-            .and_then(|r| Ok(r.into_string()?))
-            .expect("GET /test/stats");
-        serde_json::from_str(&text).expect("stats are JSON")
+        self.get_json("/test/stats")
     }
 
     pub fn stat(&self, name: &str) -> u64 {
@@ -495,11 +502,7 @@ impl OAuthServer {
 
     /// Every token it issued.
     pub fn tokens(&self) -> Vec<String> {
-        let text = ureq::get(&self.url("/test/tokens"))
-            .call()
-            .and_then(|r| Ok(r.into_string()?))
-            .expect("GET /test/tokens");
-        serde_json::from_str(&text).expect("tokens are JSON")
+        self.get_json("/test/tokens")
     }
 }
 
@@ -1168,6 +1171,20 @@ pub fn giftlock_cli(config: &Path, dir: &Path, args: &[&str], stdin: &str) -> Ru
         .env_remove("GIFTLOCK_CONFIG")
         .stdin(File::open(&input).expect("open the CLI input"));
     run_command(cmd, "giftlock-cli", dir, Duration::from_secs(60))
+}
+
+/// `giftlock check` of `config`, with the bench's upstream secret in the
+/// environment (as `giftlock serve` has it); output files in `dir`.
+pub fn giftlock_check(config: &Path, dir: &Path) -> Run {
+    fs::create_dir_all(dir).expect("create the check output dir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
+    cmd.arg("check")
+        .arg("--config")
+        .arg(config)
+        .env_remove("GIFTLOCK_CONFIG")
+        .env(SECRET_ENV, UPSTREAM_PASSWORD)
+        .stdin(Stdio::null());
+    run_command(cmd, "giftlock-check", dir, Duration::from_secs(60))
 }
 
 /// Waits (bounded) until `giftlock serve` has its control socket in
