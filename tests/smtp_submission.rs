@@ -75,9 +75,10 @@ fn delivered_with(bench: &Bench, count: usize, marker: &str) -> Vec<u8> {
         .unwrap_or_else(|| panic!("no delivered message holds {marker}"))
 }
 
-fn audit_records(bench: &Bench, event: &str) -> Vec<serde_json::Value> {
+/// The audit records of `event`, once there are `count` of them (the
+/// writer flushes within about 20 ms; bounded wait).
+fn audit_records(bench: &Bench, event: &str, count: usize) -> Vec<serde_json::Value> {
     let log = bench.giftlock().state_dir.join("audit.log");
-    // The writer flushes within about 20 ms; wait a little, bounded.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         let records: Vec<serde_json::Value> = fs::read_to_string(&log)
@@ -86,7 +87,7 @@ fn audit_records(bench: &Bench, event: &str) -> Vec<serde_json::Value> {
             .filter_map(|l| serde_json::from_str(l).ok())
             .filter(|r: &serde_json::Value| r["event"] == event)
             .collect();
-        if !records.is_empty() || std::time::Instant::now() > deadline {
+        if records.len() >= count || std::time::Instant::now() > deadline {
             return records;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -162,7 +163,7 @@ fn clients_send_through_giftlock_with_the_local_password_and_the_body_arrives_un
 
     // One audit record per message: sender, count, size, reply; no
     // recipient address, no body.
-    let submissions = audit_records(&bench, "submission");
+    let submissions = audit_records(&bench, "submission", 2);
     assert_eq!(submissions.len(), 2, "{submissions:?}");
     for s in &submissions {
         assert_eq!(s["sender"], "alice@example.test");
@@ -352,7 +353,7 @@ fn a_30_mb_message_streams_with_bounded_memory_and_bdat_pipelining_works_with_an
         postfix_log.contains("bdat=2"),
         "the first BDAT message went as BDAT"
     );
-    let submissions = audit_records(&bench, "submission");
+    let submissions = audit_records(&bench, "submission", 4);
     let bdat: Vec<_> = submissions
         .iter()
         .filter(|s| s["method"] == "bdat")
