@@ -22,8 +22,8 @@ use super::config::AuditConfig;
 use super::describe::{self, ClientIdent};
 use super::known::{self, KnownClients};
 use super::record::{
-    clean, AlertKind, CommandRecord, Event, MaskRecord, SessionEndRecord, TlsInfo,
-    UnlockAttemptRecord,
+    clean, AlertKind, CommandRecord, Event, MaskRecord, SessionEndRecord, SubmissionRecord,
+    TlsInfo, UnlockAttemptRecord,
 };
 use super::writer::{write_loop, LogWriter, Msg, WriteError};
 use crate::imap::response::{ContentKind, Inspection};
@@ -405,6 +405,13 @@ impl SessionAudit {
             error: error.to_string(),
         })
         .await;
+    }
+
+    /// One SMTP submission ended (queued or refused upstream). The sender
+    /// is cleaned here; the caller passes no recipient address.
+    pub async fn submission(&self, mut record: SubmissionRecord) {
+        record.sender = clean(record.sender.as_bytes());
+        self.record(Event::Submission(record)).await;
     }
 
     /// The session is over; `reason` in words, byte counts of the relay.

@@ -76,6 +76,8 @@ pub enum Event {
         detail: String,
     },
     SessionEnd(SessionEndRecord),
+    /// One message submitted through an SMTP listener.
+    Submission(SubmissionRecord),
     /// A use of the unlock secret on the control socket (`giftlock
     /// reveal`), successful or not. Belongs to no session.
     UnlockAttempt(UnlockAttemptRecord),
@@ -158,6 +160,23 @@ pub struct UnlockAttemptRecord {
     /// The local process that asked (`uid 1000 pid 4242`), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
+}
+
+/// One SMTP submission: the envelope sender, how many recipients the
+/// upstream accepted, the size, the upstream's final reply code. Never a
+/// recipient address, never the message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmissionRecord {
+    pub account: String,
+    /// The MAIL FROM address (the user's own), cleaned.
+    pub sender: String,
+    pub recipients: u64,
+    /// Message bytes as the client sent them.
+    pub bytes: u64,
+    /// The upstream's reply to the end of the message (250 when queued).
+    pub reply_code: u16,
+    /// `data` or `bdat`.
+    pub method: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -132,6 +132,15 @@ pub fn summary(entry: &Entry) -> String {
             bytes_text(e.bytes_from_client),
             bytes_text(e.bytes_to_client)
         ),
+        Event::Submission(s) => format!(
+            "sent {} from {} to {} recipient(s) by {} (account {}): upstream {}",
+            bytes_text(s.bytes),
+            s.sender,
+            s.recipients,
+            s.method.to_uppercase(),
+            s.account,
+            s.reply_code
+        ),
         Event::UnlockAttempt(u) => unlock_text(u),
     }
 }

@@ -25,7 +25,7 @@ use tracing::{debug, error, info, warn, Instrument};
 use super::relay::RelayEnd;
 use super::session::{self, Peer, SessionEnd, TlsFailure};
 use crate::audit::{AuditLog, SessionAudit, TlsInfo};
-use crate::config::{Config, ListenerTls};
+use crate::config::{Config, ListenerTls, Protocol};
 use crate::local_auth::Throttle;
 use crate::mask::FingerprintKey;
 use crate::masking::{MaskingContext, MaskingError};
@@ -129,13 +129,35 @@ impl Shared {
     }
 }
 
+impl crate::smtp::Host for Shared {
+    fn config(&self) -> Arc<Config> {
+        Shared::config(self)
+    }
+
+    fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
+    fn acceptor(&self, listener: SocketAddr) -> Option<TlsAcceptor> {
+        Shared::acceptor(self, listener)
+    }
+
+    fn upstreams(&self) -> &crate::upstream::Upstreams {
+        &self.upstreams
+    }
+
+    fn stopping(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(Shared::stopping(self))
+    }
+}
+
 /// Binds every listener and serves until SIGTERM or SIGINT, then drains.
 /// On SIGHUP the config is read again from `reload_from`, if given.
 pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), ServeError> {
     crate::tls::install_crypto_provider();
     let state_dir = config.state_dir();
     let mut acceptors = HashMap::new();
-    for l in &config.listeners {
+    for l in config.listeners.iter().chain(&config.smtp_listeners) {
         if l.tls != ListenerTls::None {
             let tls = crate::tls::server_config(
                 l.cert.as_deref(),
@@ -163,15 +185,17 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
     let masked = crate::vault::MaskedIndex::open(&state_dir).map_err(ServeError::MaskedIndex)?;
     let masking = MaskingContext::build(&config, Arc::new(key), vault.clone(), Arc::new(masked))?;
     let mut bound = Vec::new();
-    for l in &config.listeners {
+    let imap = config.listeners.iter().map(|l| (l, Protocol::Imap));
+    let smtp = config.smtp_listeners.iter().map(|l| (l, Protocol::Smtp));
+    for (l, protocol) in imap.chain(smtp) {
         let listener = TcpListener::bind(l.address)
             .await
             .map_err(|source| ServeError::Bind {
                 addr: l.address,
                 source,
             })?;
-        info!(address = %l.address, tls = ?l.tls, "listening");
-        bound.push((listener, l.address, l.tls));
+        info!(address = %l.address, tls = ?l.tls, protocol = ?protocol, "listening");
+        bound.push((listener, l.address, l.tls, protocol));
     }
     let mut hangup = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
@@ -180,7 +204,7 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         config: RwLock::new(Arc::new(config)),
         throttle: Throttle::default(),
         acceptors,
-        upstreams: Arc::new(Upstreams::default()),
+        upstreams: Arc::new(Upstreams::new(state_dir.clone())),
         stopping: watch::channel(false).0,
         audit,
         masking: RwLock::new(Arc::new(masking)),
@@ -210,12 +234,13 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
     // returns None once the last one is dropped.
     let (open, mut all_closed) = mpsc::channel::<()>(1);
     let mut accepting = tokio::task::JoinSet::new();
-    for (listener, addr, tls) in bound {
+    for (listener, addr, tls, protocol) in bound {
         accepting.spawn(accept_loop(
             shared.clone(),
             listener,
             addr,
             tls,
+            protocol,
             open.clone(),
         ));
     }
@@ -269,7 +294,10 @@ async fn reload(shared: &Shared, path: Option<&Path>) {
     match loaded {
         Ok(Ok(new)) => {
             let old = shared.config();
-            if new.listeners != old.listeners || new.state_dir() != old.state_dir() {
+            if new.listeners != old.listeners
+                || new.smtp_listeners != old.smtp_listeners
+                || new.state_dir() != old.state_dir()
+            {
                 warn!(file = %path.display(), "changes to listeners or state_dir take effect only after a restart; the running listeners stay as they are");
             }
             let accounts = new.accounts.len();
@@ -307,6 +335,7 @@ async fn accept_loop(
     listener: TcpListener,
     addr: SocketAddr,
     tls: ListenerTls,
+    protocol: Protocol,
     open: mpsc::Sender<()>,
 ) {
     loop {
@@ -337,6 +366,28 @@ async fn accept_loop(
                     Ok((stream, tls)) => {
                         let tls_active = tls.is_some();
                         audit.start(tls).await;
+                        if protocol == Protocol::Smtp {
+                            let connection = crate::smtp::Connection {
+                                peer: peer.addr,
+                                listener: peer.listener,
+                                tls_mode: peer.tls_mode,
+                            };
+                            let outcome = crate::smtp::session::run(
+                                shared.clone(),
+                                stream,
+                                connection,
+                                tls_active,
+                                audit.clone(),
+                            )
+                            .await;
+                            let reason = outcome.end.reason();
+                            info!(end = %reason, bytes_from_client = outcome.bytes_from_client, bytes_to_client = outcome.bytes_to_client, "SMTP session ended");
+                            audit
+                                .end(reason, outcome.bytes_from_client, outcome.bytes_to_client)
+                                .await;
+                            drop(open);
+                            return;
+                        }
                         session::run(shared.clone(), stream, peer, tls_active, audit.clone()).await
                     }
                     Err(e) => {

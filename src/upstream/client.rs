@@ -499,16 +499,7 @@ fn count_before(message: &[u8], word: &[u8]) -> Option<u32> {
     std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
 }
 
-/// A server line made safe for a log line: one line, printable, bounded.
-pub(crate) fn printable(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(syntax::split_line_ending(bytes).0);
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect::<String>()
-        .trim()
-        .to_string()
-}
+pub(crate) use crate::net::printable;
 
 #[cfg(test)]
 mod tests {
