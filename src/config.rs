@@ -35,6 +35,12 @@ pub struct Config {
     /// The unlock window (`giftlock unlock`).
     #[serde(default)]
     pub unlock: UnlockConfig,
+    /// The local page (`crate::web`).
+    #[serde(default)]
+    pub web: crate::web::WebConfig,
+    /// Notifications (`crate::notify`).
+    #[serde(default)]
+    pub notify: crate::notify::NotifyConfig,
 }
 
 /// `[unlock]`: how long a window may stay open, and the name of the
@@ -302,6 +308,12 @@ impl Config {
         }
         if let Err((key, problem)) = self.audit.validate() {
             return Err(invalid(format!("audit.{key}"), problem));
+        }
+        if let Err((key, problem)) = self.web.validate() {
+            return Err(invalid(format!("web.{key}"), problem));
+        }
+        if let Err((key, problem)) = self.notify.validate() {
+            return Err(invalid(format!("notify.{key}"), problem));
         }
         for (i, a) in self.accounts.iter().enumerate() {
             let key = |field: &str| format!("accounts[{i}].{field}");

@@ -28,5 +28,5 @@ pub mod writer;
 
 pub use config::AuditConfig;
 pub use describe::{client_ident, ClientIdent};
-pub use log::{AuditError, AuditLog, MaskApplied, SessionAudit};
+pub use log::{AuditError, AuditLog, MaskApplied, RaisedAlert, SessionAudit};
 pub use record::{AlertKind, Event, TlsInfo, UnlockAttemptRecord};

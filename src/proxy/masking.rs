@@ -35,8 +35,9 @@ use crate::imap::search::{self, Classified, SearchCommand, SearchKind};
 use crate::imap::selection::{self, Change, Selected, Selection};
 use crate::imap::view;
 use crate::mask::{self, FingerprintKey, MaskPlan, ScanLimits, ScanStatus};
+use crate::notify::{self, Notifier};
 use crate::plan_store::{PlanKey, PlanStore};
-use crate::vault::{MaskedIndex, MessageIdentity, Vault, VaultEntry};
+use crate::vault::{MaskedIndex, MessageIdentity, Stored, Vault, VaultEntry};
 use imap_codec::imap_types::fetch::Section;
 
 /// What every session's masking shares: the rules, the key, the cache.
@@ -49,6 +50,8 @@ pub struct MaskingContext {
     pub vault: Option<Arc<Vault>>,
     /// Hashes of the masked copies served, for the APPEND write path.
     pub masked: Arc<MaskedIndex>,
+    /// Told when a message is masked for the first time.
+    pub notifier: Notifier,
 }
 
 /// A search command sent and not yet answered.
@@ -542,9 +545,15 @@ impl Masking {
         // The entry has the masked copy's hash already: the index takes it.
         let entry = VaultEntry::new(identity, raw, plan, codes);
         self.index_masked_copy(entry.masked_sha256);
+        let summary = entry.summary();
         let stored = tokio::task::spawn_blocking(move || vault.put(&entry)).await;
         match stored {
-            Ok(Ok(())) => {}
+            // The first masking of this message, ever.
+            Ok(Ok(Stored::New)) => self
+                .context
+                .notifier
+                .send(notify::Event::Masked(notify::GiftMail::of(&summary))),
+            Ok(Ok(Stored::Replaced | Stored::Unchanged)) => {}
             Ok(Err(e)) => {
                 warn!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, error = %e, "cannot write the original to the vault")
             }

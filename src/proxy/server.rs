@@ -61,6 +61,11 @@ pub struct Shared {
     pub vault: Option<Arc<crate::vault::Vault>>,
     /// The unlock window (`giftlock unlock`), watched by every session.
     pub unlock: crate::unlock::Windows,
+    /// For the status snapshot: when giftlock started, from which file, and
+    /// how each account's last upstream login went.
+    started: std::time::SystemTime,
+    config_file: Option<PathBuf>,
+    upstream_states: crate::status::UpstreamStates,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +84,8 @@ pub enum ServeError {
     Signal(std::io::Error),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    #[error(transparent)]
+    Web(#[from] crate::web::WebError),
     #[error("{0}")]
     Masking(String),
 }
@@ -89,6 +96,7 @@ fn masking_context(
     key: Arc<FingerprintKey>,
     vault: Option<Arc<crate::vault::Vault>>,
     masked: Arc<crate::vault::MaskedIndex>,
+    notifier: crate::notify::Notifier,
 ) -> Result<MaskingContext, String> {
     let detector = Detector::from_config(&config.detect).map_err(|e| format!("detect: {e}"))?;
     let state_dir = config.state_dir();
@@ -109,6 +117,7 @@ fn masking_context(
         },
         vault,
         masked,
+        notifier,
     })
 }
 
@@ -158,12 +167,14 @@ impl Shared {
             current.key.clone(),
             self.vault.clone(),
             current.masked.clone(),
+            current.notifier.clone(),
         ) {
             Ok(m) => *self.masking.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(m),
             Err(e) => {
                 error!(error = %e, "masking rules not reloaded; the previous ones stay in force")
             }
         }
+        current.notifier.update(config.notify.clone());
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         // An account's ca_file may have changed.
         self.upstream_tls
@@ -172,8 +183,36 @@ impl Shared {
             .clear();
     }
 
-    /// Reads the account's secret and logs in upstream.
+    /// The service as the page and the control socket's `status` show it.
+    pub fn status(&self) -> crate::status::Snapshot {
+        let config = self.config();
+        let window = self.unlock.current();
+        crate::status::Snapshot::build(&crate::status::Parts {
+            config: &config,
+            config_file: self.config_file.as_deref(),
+            started: self.started,
+            now: std::time::SystemTime::now(),
+            upstream: &self.upstream_states,
+            unlock: window.as_deref(),
+            vault: self.vault.as_deref(),
+        })
+    }
+
+    /// Reads the account's secret and logs in upstream; the outcome is
+    /// kept for the status snapshot.
     pub async fn login_upstream(
+        &self,
+        account: &Account,
+        config: &Config,
+    ) -> Result<LoggedIn, UpstreamError> {
+        let result = self.login_upstream_once(account, config).await;
+        let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
+        self.upstream_states
+            .record(&account.name, error, std::time::SystemTime::now());
+        result
+    }
+
+    async fn login_upstream_once(
         &self,
         account: &Account,
         config: &Config,
@@ -253,8 +292,21 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
     };
     let masked = crate::vault::MaskedIndex::open(&state_dir)
         .map_err(|e| ServeError::Masking(format!("masked copy index: {e}")))?;
-    let masking = masking_context(&config, Arc::new(key), vault.clone(), Arc::new(masked))
-        .map_err(ServeError::Masking)?;
+    let notifier = crate::notify::Notifier::start(
+        config.notify.clone(),
+        config.web.enabled.then(|| config.web.url()),
+    );
+    if let Some(alerts) = audit.alerts() {
+        notifier.forward_alerts(alerts);
+    }
+    let masking = masking_context(
+        &config,
+        Arc::new(key),
+        vault.clone(),
+        Arc::new(masked),
+        notifier,
+    )
+    .map_err(ServeError::Masking)?;
     let mut bound = Vec::new();
     for l in &config.listeners {
         let listener = TcpListener::bind(l.address)
@@ -266,6 +318,11 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         info!(address = %l.address, tls = ?l.tls, "listening");
         bound.push((listener, l.address, l.tls));
     }
+    // The giftlock page (issue 18): src/web.
+    let web = match config.web.enabled {
+        true => Some(crate::web::bind(&config).await?),
+        false => None,
+    };
     let mut hangup = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
@@ -280,6 +337,9 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         fetch_slots: Mutex::new(HashMap::new()),
         vault,
         unlock: crate::unlock::Windows::default(),
+        started: std::time::SystemTime::now(),
+        config_file: reload_from.clone(),
+        upstream_states: crate::status::UpstreamStates::default(),
     });
     // Control socket hook (issue 6): `giftlock reveal` talks to src/control.
     let settings = {
@@ -291,15 +351,34 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
                 .unwrap_or_default()
         }
     };
-    crate::control::server::spawn(
+    let status = {
+        let shared = shared.clone();
+        move || shared.status()
+    };
+    let control = Arc::new(
         crate::control::server::Control::new(
             state_dir.clone(),
             shared.vault.clone(),
             shared.audit.clone(),
         )
-        .with_unlock(shared.unlock.clone(), Arc::new(settings)),
-        shared.stopping(),
+        .with_unlock(shared.unlock.clone(), Arc::new(settings))
+        .with_status(Arc::new(status)),
     );
+    crate::control::server::spawn(control.clone(), shared.stopping());
+    if let Some(web) = web {
+        let masking = {
+            let shared = shared.clone();
+            move || shared.masking()
+        };
+        web.spawn(
+            crate::web::Context {
+                control,
+                vault: shared.vault.clone(),
+                masking: Arc::new(masking),
+            },
+            shared.stopping(),
+        );
+    }
     // Every session task holds a clone of `open`; `recv` on `all_closed`
     // returns None once the last one is dropped.
     let (open, mut all_closed) = mpsc::channel::<()>(1);
@@ -363,8 +442,11 @@ async fn reload(shared: &Shared, path: Option<&Path>) {
     match loaded {
         Ok(Ok(new)) => {
             let old = shared.config();
-            if new.listeners != old.listeners || new.state_dir() != old.state_dir() {
-                warn!(file = %path.display(), "changes to listeners or state_dir take effect only after a restart; the running listeners stay as they are");
+            if new.listeners != old.listeners
+                || new.state_dir() != old.state_dir()
+                || new.web != old.web
+            {
+                warn!(file = %path.display(), "changes to listeners, [web] or state_dir take effect only after a restart; the running listeners stay as they are");
             }
             let accounts = new.accounts.len();
             shared.replace_config(new);
