@@ -11,7 +11,7 @@
 //! * every response says `Cache-Control: no-store`, carries a strict
 //!   Content-Security-Policy (scripts, styles and fetches from the page
 //!   only, images from the page or `data:`, no frames, no plugins, forms
-//!   only to the page), `X-Frame-Options: DENY`, `nosniff`, no referrer,
+//!   only to the page), `X-Frame-Options: DENY`, `nosniff`, no referrer to other sites,
 //!   and no CORS header of any kind.
 
 use axum::extract::{Request, State};
@@ -145,7 +145,9 @@ fn secure(headers: &mut HeaderMap, tls: bool) {
     set(headers, header::CONTENT_SECURITY_POLICY, CSP);
     set(headers, header::X_FRAME_OPTIONS, "DENY");
     set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(headers, header::REFERRER_POLICY, "no-referrer");
+    // Not no-referrer: with it, browsers send `Origin: null` on the
+    // page's own form posts, and the same-origin check needs the origin.
+    set(headers, header::REFERRER_POLICY, "same-origin");
     set(
         headers,
         HeaderName::from_static("cross-origin-opener-policy"),

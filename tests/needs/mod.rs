@@ -36,6 +36,12 @@ pub enum Need {
     Imapflow,
     /// systemd's systemd-analyze.
     SystemdAnalyze,
+    /// Debian's chromium, driven by the test (never a downloaded browser).
+    Chromium,
+    /// The pinned playwright-core, installed by `integration/test.sh`.
+    Playwright,
+    /// dbus-daemon (Debian package dbus-daemon), for a private session bus.
+    DbusDaemon,
 }
 
 impl Need {
@@ -63,6 +69,15 @@ impl Need {
                     .then(|| "imapflow (integration/test.sh installs it with npm ci)".to_string())
             }
             Need::SystemdAnalyze => program("systemd-analyze", "systemd"),
+            Need::Chromium => (!Path::new("/usr/bin/chromium").exists())
+                .then(|| "/usr/bin/chromium (Debian package chromium)".to_string()),
+            Need::Playwright => {
+                let modules = repo_root().join("integration/clients/web/node_modules");
+                (!modules.is_dir() || !on_path("node")).then(|| {
+                    "playwright-core (integration/test.sh installs it with npm ci)".to_string()
+                })
+            }
+            Need::DbusDaemon => program("dbus-daemon", "dbus-daemon"),
         }
     }
 }

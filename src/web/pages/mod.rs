@@ -113,7 +113,7 @@ pub fn page(title: &str, signed: Option<&Signed>, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { "giftlock: " (title) }
                 link rel="stylesheet" href="/assets/app.css";
                 script src="/assets/app.js" defer {}
