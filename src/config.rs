@@ -37,10 +37,10 @@ pub struct Config {
     pub unlock: UnlockConfig,
     /// The local page (`crate::web`).
     #[serde(default)]
-    pub web: crate::web::WebConfig,
+    pub web: WebConfig,
     /// Notifications (`crate::notify`).
     #[serde(default)]
-    pub notify: crate::notify::NotifyConfig,
+    pub notify: NotifyConfig,
 }
 
 /// `[unlock]`: how long a window may stay open, and the name of the
@@ -342,7 +342,7 @@ impl Config {
                 return Err(invalid(key("local_password_hash"), e.to_string()));
             }
             a.upstream_addr()
-                .map_err(|p| invalid(key("upstream.url"), p))?;
+                .map_err(|p| invalid(key("upstream.url"), p.to_string()))?;
             a.upstream
                 .secret
                 .parse::<crate::secret::SecretSource>()
@@ -406,48 +406,65 @@ pub fn default_state_dir() -> PathBuf {
 }
 
 impl Account {
-    /// Parses and checks the upstream URL; the error is a sentence for the user.
-    pub fn upstream_addr(&self) -> Result<UpstreamAddr, String> {
+    /// Parses and checks the upstream URL.
+    pub fn upstream_addr(&self) -> Result<UpstreamAddr, UrlError> {
         parse_upstream_url(&self.upstream.url, self.upstream.tls)
     }
 }
 
-fn parse_upstream_url(url: &str, tls: Option<UpstreamTlsOverride>) -> Result<UpstreamAddr, String> {
-    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-        format!("`{url}` is not a URL; expected imaps://host:993 or imap://host:143")
-    })?;
+/// What is wrong with an upstream URL; each text is a sentence for the user.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("`{0}` is not a URL; expected imaps://host:993 or imap://host:143")]
+    NotAUrl(String),
+    #[error("tls = \"none\" contradicts an imaps:// URL")]
+    PlainImaps,
+    #[error("scheme `{0}` is not supported; use imaps:// or imap://")]
+    Scheme(String),
+    #[error("`{0}`: only scheme, host and port belong in the URL; put the user name in `user`")]
+    ExtraParts(String),
+    #[error("`{0}`: cannot read host and port")]
+    HostPort(String),
+    #[error("`{url}`: port `{port}` is not a number from 1 to 65535")]
+    Port { url: String, port: String },
+    #[error("`{0}`: host or port is missing")]
+    Missing(String),
+    #[error("tls = \"none\" is only allowed for loopback hosts, not `{0}`; use imaps:// or imap:// with STARTTLS")]
+    PlainNotLoopback(String),
+}
+
+fn parse_upstream_url(
+    url: &str,
+    tls: Option<UpstreamTlsOverride>,
+) -> Result<UpstreamAddr, UrlError> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| UrlError::NotAUrl(url.to_string()))?;
     let (security, default_port) = match (scheme.to_ascii_lowercase().as_str(), tls) {
         ("imaps", None) => (UpstreamSecurity::Implicit, 993),
-        ("imaps", Some(UpstreamTlsOverride::None)) => {
-            return Err("tls = \"none\" contradicts an imaps:// URL".into())
-        }
+        ("imaps", Some(UpstreamTlsOverride::None)) => return Err(UrlError::PlainImaps),
         ("imap", None) => (UpstreamSecurity::Starttls, 143),
         ("imap", Some(UpstreamTlsOverride::None)) => (UpstreamSecurity::Plain, 143),
-        _ => {
-            return Err(format!(
-                "scheme `{scheme}` is not supported; use imaps:// or imap://"
-            ))
-        }
+        _ => return Err(UrlError::Scheme(scheme.to_string())),
     };
     let authority = rest.trim_end_matches('/');
     if authority.contains('/') || authority.contains('@') {
-        return Err(format!(
-            "`{url}`: only scheme, host and port belong in the URL; put the user name in `user`"
-        ));
+        return Err(UrlError::ExtraParts(url.to_string()));
     }
     let (host, port) =
-        split_host_port(authority).ok_or_else(|| format!("`{url}`: cannot read host and port"))?;
+        split_host_port(authority).ok_or_else(|| UrlError::HostPort(url.to_string()))?;
     let port = match port {
-        Some(p) => p
-            .parse::<u16>()
-            .map_err(|_| format!("`{url}`: port `{p}` is not a number from 1 to 65535"))?,
+        Some(p) => p.parse::<u16>().map_err(|_| UrlError::Port {
+            url: url.to_string(),
+            port: p.to_string(),
+        })?,
         None => default_port,
     };
     if host.is_empty() || port == 0 {
-        return Err(format!("`{url}`: host or port is missing"));
+        return Err(UrlError::Missing(url.to_string()));
     }
     if security == UpstreamSecurity::Plain && !is_loopback_host(host) {
-        return Err(format!("tls = \"none\" is only allowed for loopback hosts, not `{host}`; use imaps:// or imap:// with STARTTLS"));
+        return Err(UrlError::PlainNotLoopback(host.to_string()));
     }
     Ok(UpstreamAddr {
         host: host.to_string(),
@@ -474,6 +491,151 @@ fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
 fn is_loopback_host(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `[web]`: the giftlock page's listener (`crate::web`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Off unless switched on: the page shows what the vault holds to
+    /// whoever knows the unlock secret, over TCP.
+    pub enabled: bool,
+    /// Where the page listens. Loopback unless `tls` and `allow_remote`.
+    pub address: SocketAddr,
+    /// HTTPS with giftlock's local certificate (the one `giftlock cert`
+    /// shows); required for a non-loopback address.
+    pub tls: bool,
+    /// A non-loopback `address` is refused unless this is set too.
+    pub allow_remote: bool,
+    /// Host names the page answers to besides localhost, 127.0.0.1, [::1]
+    /// and the address itself; a request naming any other host (DNS
+    /// rebinding) is refused. With `tls`, the certificate covers them.
+    pub hostnames: Vec<String>,
+    /// A signed-in page is signed out after this many minutes without a
+    /// request.
+    pub session_minutes: u64,
+    /// Seconds a revealed code stays on the page.
+    pub reveal_seconds: u64,
+}
+
+/// The page's port unless configured otherwise (unassigned by IANA, next
+/// to giftlock's IMAP ports 1143 and 1993).
+pub const WEB_DEFAULT_PORT: u16 = 1980;
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            enabled: false,
+            address: SocketAddr::from(([127, 0, 0, 1], WEB_DEFAULT_PORT)),
+            tls: false,
+            allow_remote: false,
+            hostnames: Vec::new(),
+            session_minutes: 15,
+            reveal_seconds: 30,
+        }
+    }
+}
+
+impl WebConfig {
+    /// Checks what types cannot; returns the key (below `web.`) and the
+    /// problem.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(self.address.ip().is_loopback() || self.tls && self.allow_remote) {
+            return Err((
+                "address",
+                format!(
+                    "{} is not a loopback address; the page shows your masked mail and reveals \
+                     codes, so another address needs both tls = true and allow_remote = true",
+                    self.address
+                ),
+            ));
+        }
+        if let Some(bad) = self.hostnames.iter().find(|h| {
+            h.is_empty()
+                || !h
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        }) {
+            return Err((
+                "hostnames",
+                format!("`{bad}` is not a host name (letters, digits, `.` and `-`)"),
+            ));
+        }
+        if self.session_minutes == 0 || self.session_minutes > 24 * 60 {
+            return Err(("session_minutes", "use 1 to 1440 minutes".into()));
+        }
+        if !(3..=600).contains(&self.reveal_seconds) {
+            return Err(("reveal_seconds", "use 3 to 600 seconds".into()));
+        }
+        Ok(())
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The page's address for people (`http://127.0.0.1:1980/`).
+    pub fn url(&self) -> String {
+        let host = match self.address.ip() {
+            ip if ip.is_unspecified() => "localhost".to_string(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        format!("{}://{host}:{}/", self.scheme(), self.address.port())
+    }
+}
+
+/// `[notify]`: where notifications go (`crate::notify`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// A desktop notification over D-Bus (`org.freedesktop.Notifications`)
+    /// whenever a session bus is there; without one, nothing happens.
+    pub desktop: bool,
+    /// A program run once per event, given the event as one JSON line on
+    /// standard input: the program and its arguments, no shell (use
+    /// `["sh", "-c", "..."]` for a pipeline). Empty: none.
+    pub command: Vec<String>,
+    /// Seconds the command may run before it is killed.
+    pub command_timeout_secs: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            desktop: true,
+            command: Vec::new(),
+            command_timeout_secs: 30,
+        }
+    }
+}
+
+/// Longest `command_timeout_secs`.
+const MAX_TIMEOUT_SECS: u64 = 600;
+
+impl NotifyConfig {
+    /// Checks what types cannot; returns the key (below `notify.`) and the
+    /// problem.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.command.first().is_some_and(|p| p.trim().is_empty()) {
+            return Err((
+                "command",
+                "the first element is the program to run; it must not be empty".into(),
+            ));
+        }
+        if self.command_timeout_secs == 0 || self.command_timeout_secs > MAX_TIMEOUT_SECS {
+            return Err((
+                "command_timeout_secs",
+                format!("use a number of seconds from 1 to {MAX_TIMEOUT_SECS}"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -676,5 +838,29 @@ mod tests {
         assert!(p("imaps://u@h").is_err());
         assert!(p("imaps://h:99999").is_err());
         assert!(p("h:993").is_err());
+    }
+
+    #[test]
+    fn remote_addresses_need_tls_and_the_switch() {
+        let mut web = WebConfig {
+            enabled: true,
+            ..WebConfig::default()
+        };
+        assert!(web.validate().is_ok());
+        assert_eq!(web.url(), "http://127.0.0.1:1980/");
+        web.address = "192.168.1.5:1980".parse().unwrap();
+        let (key, problem) = web.validate().unwrap_err();
+        assert_eq!(key, "address");
+        assert!(
+            problem.contains("tls = true and allow_remote = true"),
+            "{problem}"
+        );
+        web.tls = true;
+        assert!(web.validate().is_err());
+        web.allow_remote = true;
+        assert!(web.validate().is_ok());
+        assert_eq!(web.url(), "https://192.168.1.5:1980/");
+        web.hostnames = vec!["home.arpa/x".into()];
+        assert_eq!(web.validate().unwrap_err().0, "hostnames");
     }
 }

@@ -40,7 +40,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::record::clean;
 use crate::config::{Config, ListenerTls};
-use crate::unlock::Window;
 use crate::vault::Vault;
 
 /// The running service, as the page and `giftlock status` show it.
@@ -180,6 +179,13 @@ impl UpstreamStates {
     }
 }
 
+/// The open unlock window, as the snapshot shows it.
+pub struct OpenWindow {
+    /// RFC 3339, UTC.
+    pub until: String,
+    pub messages: usize,
+}
+
 /// What the service holds, lent to [`Snapshot::build`].
 pub struct Parts<'a> {
     pub config: &'a Config,
@@ -187,7 +193,7 @@ pub struct Parts<'a> {
     pub started: SystemTime,
     pub now: SystemTime,
     pub upstream: &'a UpstreamStates,
-    pub unlock: Option<&'a Window>,
+    pub unlock: Option<OpenWindow>,
     /// `None` when the vault could not be opened.
     pub vault: Option<&'a Vault>,
 }
@@ -240,8 +246,8 @@ impl Snapshot {
             }),
             unlock: UnlockStatus {
                 open: parts.unlock.is_some(),
-                until: parts.unlock.map(|w| rfc3339(w.ends_at)),
-                messages: parts.unlock.map_or(0, |w| w.messages.len() as u64),
+                until: parts.unlock.as_ref().map(|w| w.until.clone()),
+                messages: parts.unlock.as_ref().map_or(0, |w| w.messages as u64),
                 mailbox: config.unlock.mailbox.clone(),
                 max_minutes: config.unlock.max_minutes,
             },
@@ -304,18 +310,16 @@ mod tests {
             started + Duration::from_secs(5),
         );
         upstream.record("personal", None, started + Duration::from_secs(6));
-        let window = Window {
-            uidvalidity: 1,
-            ends_at: started + Duration::from_secs(600),
-            messages: Vec::new(),
-        };
         let snapshot = Snapshot::build(&Parts {
             config: &config,
             config_file: Some(Path::new("/etc/giftlock.toml")),
             started,
             now: started + Duration::from_secs(90),
             upstream: &upstream,
-            unlock: Some(&window),
+            unlock: Some(OpenWindow {
+                until: rfc3339(started + Duration::from_secs(600)),
+                messages: 3,
+            }),
             vault: None,
         });
         assert_eq!(snapshot.service.uptime_secs, 90);
@@ -341,6 +345,7 @@ mod tests {
             snapshot.unlock.until.as_deref(),
             Some("2026-11-18T11:16:40Z")
         );
+        assert_eq!(snapshot.unlock.messages, 3);
         assert!(!snapshot.vault.available);
         assert_eq!(snapshot.audit.path, dir.path().join("audit.log"));
         // It reads back as it was written (the CLI side of the socket).

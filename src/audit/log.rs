@@ -2,23 +2,21 @@
 //! [`SessionAudit`] (one per client connection), the API the proxy calls.
 //!
 //! Records are built on the session's task and sent over a bounded channel
-//! to one writer thread, which assigns `seq`, chains, writes and rotates.
-//! The relay never waits for the disk; when the channel is full the sender
-//! waits (backpressure), so no record is ever dropped. The writer takes
-//! records in batches every 20 ms while they keep coming, flushes to the
-//! kernel when a batch ends the stream (so `audit tail` sees records
-//! promptly) and fsyncs batches with session boundaries and alerts.
+//! to one writer thread ([`super::writer`]), which assigns `seq`, chains,
+//! writes and rotates. The relay never waits for the disk; when the
+//! channel is full the sender waits (backpressure), so no record is ever
+//! dropped.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tracing::{error, warn};
+use tracing::warn;
 
 use super::config::AuditConfig;
 use super::describe::{self, ClientIdent};
@@ -27,14 +25,11 @@ use super::record::{
     clean, AlertKind, CommandRecord, Event, MaskRecord, SessionEndRecord, TlsInfo,
     UnlockAttemptRecord,
 };
-use super::writer::{LogWriter, WriteError};
+use super::writer::{write_loop, LogWriter, Msg, WriteError};
 use crate::imap::response::{ContentKind, Inspection};
 
 /// Records that may wait for the writer before senders are held back.
 const QUEUE: usize = 4096;
-/// How often a busy writer takes what has queued up; also the longest a
-/// record waits before it reaches the kernel (or the disk, if durable).
-const TICK: std::time::Duration = std::time::Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -43,20 +38,9 @@ pub enum AuditError {
     #[error(transparent)]
     Write(#[from] WriteError),
     #[error("audit known-clients file {0}")]
-    Known(String),
+    Known(#[from] known::KnownError),
     #[error("cannot start the audit writer thread: {0}")]
-    Thread(std::io::Error),
-}
-
-enum Msg {
-    Record {
-        time: OffsetDateTime,
-        session: Option<Arc<str>>,
-        event: Event,
-    },
-    SaveKnown(Vec<u8>),
-    /// Answered once everything sent before it is on disk.
-    Sync(oneshot::Sender<()>),
+    Thread(#[source] std::io::Error),
 }
 
 /// The process's audit log. Cheap to clone; `disabled()` records nothing.
@@ -98,7 +82,7 @@ impl AuditLog {
             return Ok(AuditLog::disabled());
         }
         let known_path = state_dir.join(known::FILE);
-        let known = KnownClients::load(&known_path).map_err(AuditError::Known)?;
+        let known = KnownClients::load(&known_path)?;
         let (mut writer, recovered) = LogWriter::open(
             &config.log_path(state_dir),
             config.max_file_bytes,
@@ -194,87 +178,6 @@ impl AuditLog {
     }
 }
 
-/// The writer thread: runs until every sender is gone.
-///
-/// While records keep coming it wakes every [`TICK`] and takes what has
-/// queued up, instead of being woken for each record: waking a thread costs
-/// more than writing a record. When a tick finds nothing, buffered records
-/// go to the kernel and the writer sleeps until the next record wakes it,
-/// so an idle proxy causes no wake-ups at all.
-async fn write_loop(mut writer: LogWriter, mut rx: mpsc::Receiver<Msg>, known_path: PathBuf) {
-    let mut failing = false;
-    let mut busy = false;
-    loop {
-        let first = if busy {
-            tokio::time::sleep(TICK).await;
-            match rx.try_recv() {
-                Ok(msg) => Some(msg),
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    busy = false;
-                    report(writer.flush(), &mut failing);
-                    continue;
-                }
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
-            }
-        } else {
-            rx.recv().await
-        };
-        let Some(first) = first else { break };
-        busy = true;
-        let mut durable = false;
-        let mut acks = Vec::new();
-        let mut result = Ok(());
-        let mut next = Some(first);
-        // Take everything queued, then flush or sync once.
-        while let Some(msg) = next {
-            match msg {
-                Msg::Record {
-                    time,
-                    session,
-                    event,
-                } => {
-                    durable |= event.is_durable();
-                    if result.is_ok() {
-                        result = writer.append(time, session.as_deref(), &event);
-                    }
-                }
-                Msg::SaveKnown(json) => {
-                    if let Err(e) = known::save(&known_path, &json) {
-                        error!(file = %known_path.display(), error = %e, "cannot save the known audit clients");
-                    }
-                }
-                Msg::Sync(ack) => {
-                    durable = true;
-                    acks.push(ack);
-                }
-            }
-            next = rx.try_recv().ok();
-        }
-        if result.is_ok() && durable {
-            result = writer.sync();
-        }
-        report(result, &mut failing);
-        for ack in acks {
-            let _ = ack.send(());
-        }
-    }
-    if let Err(e) = writer.sync() {
-        error!(error = %e, "audit log final sync failed");
-    }
-}
-
-/// Logs a write failure once per failing stretch, not once per record.
-fn report(result: Result<(), WriteError>, failing: &mut bool) {
-    match result {
-        Err(e) if !*failing => {
-            error!(error = %e, "audit log write failed; records are being lost");
-            *failing = true;
-        }
-        Err(_) => {}
-        Ok(()) => *failing = false,
-    }
-}
-
 /// The audit of one client connection. Cheap to clone (the relay's two
 /// directions share one); the default records nothing.
 #[derive(Clone, Default)]
@@ -322,8 +225,9 @@ pub struct MaskApplied<'a> {
 }
 
 impl SessionAudit {
-    /// The session id in the log (`giftlock audit show ID`).
-    pub fn id(&self) -> Option<&str> {
+    /// The session id in the log (what `giftlock audit show ID` takes).
+    #[cfg(test)]
+    fn id(&self) -> Option<&str> {
         self.inner.as_deref().map(|s| &*s.id)
     }
 
@@ -425,7 +329,7 @@ impl SessionAudit {
     pub async fn command(&self, message: &[u8]) {
         let Some(s) = &self.inner else { return };
         // The line that ends IDLE is not a command.
-        if crate::imap::capability::split_line_ending(message)
+        if crate::imap::syntax::split_line_ending(message)
             .0
             .eq_ignore_ascii_case(b"DONE")
         {

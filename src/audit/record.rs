@@ -197,23 +197,6 @@ impl AlertKind {
 }
 
 impl Event {
-    /// The `event` tag, for display.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Event::LogOpened { .. } => "log_opened",
-            Event::SessionStart { .. } => "session_start",
-            Event::TlsStarted { .. } => "tls_started",
-            Event::ClientId { .. } => "client_id",
-            Event::Auth { .. } => "auth",
-            Event::Command(_) => "command",
-            Event::MaskApplied(_) => "mask_applied",
-            Event::UpstreamError { .. } => "upstream_error",
-            Event::Alert { .. } => "alert",
-            Event::SessionEnd(_) => "session_end",
-            Event::UnlockAttempt(_) => "unlock_attempt",
-        }
-    }
-
     /// Session boundaries and alerts are written to disk before anything
     /// else happens (fsync).
     pub fn is_durable(&self) -> bool {

@@ -15,9 +15,9 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::config::{Account, Config, ListenerTls};
-use crate::proxy::upstream::{self, UpstreamError};
 use crate::secret::{Secret, SecretError, SecretSource};
 use crate::tls::local_ca;
+use crate::upstream::{self, Client, UpstreamError};
 
 /// A listener certificate expiring within this many days is a failure.
 const EXPIRY_WARNING_DAYS: i64 = 14;
@@ -190,7 +190,7 @@ async fn login_and_logout(
 ) -> Result<(), (String, String)> {
     let addr = account
         .upstream_addr()
-        .map_err(|e| (e, "fix accounts.upstream.url".to_string()))?;
+        .map_err(|e| (e.to_string(), "fix accounts.upstream.url".to_string()))?;
     let tls = crate::tls::client_config(account.upstream.ca_file.as_deref()).map_err(|e| {
         (
             e.to_string(),
@@ -198,7 +198,7 @@ async fn login_and_logout(
         )
     })?;
     let timeout = Duration::from_secs(config.limits.upstream_timeout_secs);
-    let logged_in = upstream::connect(
+    let logged_in = upstream::connect::connect(
         &addr,
         tls,
         &account.upstream.user,
@@ -211,20 +211,12 @@ async fn login_and_logout(
         let fix = upstream_fix(&e);
         (e.to_string(), fix)
     })?;
-    tokio::time::timeout(timeout, logged_in.logout())
-        .await
-        .map_err(|_| {
-            (
-                "the server did not answer LOGOUT".to_string(),
-                "none needed for the login itself".to_string(),
-            )
-        })?
-        .map_err(|e| {
-            (
-                format!("LOGOUT failed: {e}"),
-                "none needed for the login itself".to_string(),
-            )
-        })
+    Client::new(logged_in, timeout).logout().await.map_err(|e| {
+        (
+            format!("LOGOUT failed: {e}"),
+            "none needed for the login itself".to_string(),
+        )
+    })
 }
 
 fn upstream_fix(e: &UpstreamError) -> String {
@@ -246,7 +238,9 @@ fn upstream_fix(e: &UpstreamError) -> String {
              need an app password; `giftlock init --force` stores a new one"
                 .into()
         }
-        UpstreamError::Secret(_) => "see the secret line above".into(),
+        UpstreamError::Secret(_) | UpstreamError::Task(_) => "see the secret line above".into(),
+        UpstreamError::Url(_) => "fix accounts.upstream.url".into(),
+        UpstreamError::TlsConfig(_) => "ca_file must name a readable PEM certificate".into(),
         UpstreamError::NoLoginMethod { .. }
         | UpstreamError::Bye { .. }
         | UpstreamError::Protocol { .. }
@@ -347,20 +341,52 @@ fn expiry_line(
                 )
             }
         }
-        Err(problem) => report.fail(item, &problem, fix),
+        Err(problem) => report.fail(item, &problem.to_string(), fix),
     }
 }
 
+/// Why a certificate's expiry could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ExpiryError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is not PEM: {reason}", path.display())]
+    Pem { path: PathBuf, reason: String },
+    #[error("{} is not a certificate: {reason}", path.display())]
+    Certificate { path: PathBuf, reason: String },
+    #[error("{}: unusable expiry: {source}", path.display())]
+    Expiry {
+        path: PathBuf,
+        #[source]
+        source: time::error::ComponentRange,
+    },
+}
+
 /// The expiry of the first certificate in a PEM file.
-fn not_after(path: &Path) -> Result<OffsetDateTime, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes)
-        .map_err(|e| format!("{} is not PEM: {e}", path.display()))?;
-    let cert = pem
-        .parse_x509()
-        .map_err(|e| format!("{} is not a certificate: {e}", path.display()))?;
-    OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())
-        .map_err(|e| format!("{}: unusable expiry: {e}", path.display()))
+fn not_after(path: &Path) -> Result<OffsetDateTime, ExpiryError> {
+    let path_buf = || path.to_path_buf();
+    let bytes = std::fs::read(path).map_err(|source| ExpiryError::Read {
+        path: path_buf(),
+        source,
+    })?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes).map_err(|e| ExpiryError::Pem {
+        path: path_buf(),
+        reason: e.to_string(),
+    })?;
+    let cert = pem.parse_x509().map_err(|e| ExpiryError::Certificate {
+        path: path_buf(),
+        reason: e.to_string(),
+    })?;
+    OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp()).map_err(|source| {
+        ExpiryError::Expiry {
+            path: path_buf(),
+            source,
+        }
+    })
 }
 
 #[cfg(test)]

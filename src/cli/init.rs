@@ -6,10 +6,10 @@
 //! local CA and an iOS profile for it; prints what to type into mail clients.
 
 use std::fmt::Write as _;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -18,30 +18,16 @@ use rand::Rng;
 use zeroize::Zeroizing;
 
 use super::providers::{self, Provider};
-use crate::config::{Account, Config, Upstream};
+use crate::config::{Account, Config, ListenerTls, Upstream};
 use crate::password::hash_password;
-use crate::secret::{store_keyring, Secret, SecretError, SecretSource, KEYRING_SERVICE};
+use crate::secret::{Secret, KEYRING_SERVICE};
+pub use crate::setup::secret_store::SecretStore;
+use crate::setup::secret_store::{self, Place};
+use crate::setup::{files::write_private, render};
 use crate::tls::local_ca;
 
 /// Shortest local password accepted (the same rule as `giftlock passwd`).
 const MIN_LOCAL_PASSWORD_CHARS: usize = 8;
-/// Where `--secret-store credential` puts secrets: systemd's
-/// `LoadCredential=NAME` looks here for a bare NAME.
-const CREDSTORE: &str = "/etc/credstore";
-
-/// Where the upstream secret is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SecretStore {
-    /// The OS keyring if a Secret Service is reachable, else a 0600 file
-    Auto,
-    /// The OS keyring (Secret Service); fail if it is not reachable
-    Keyring,
-    /// A file readable only by its owner (mode 0600)
-    File,
-    /// A systemd credential (a 0600 file in /etc/credstore, for the system unit)
-    Credential,
-}
-
 /// Create a config: provider, upstream login, local password, listeners
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
@@ -417,15 +403,19 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
         .upstream_addr()
         .map_err(|e| anyhow::anyhow!("IMAP server URL: {e}"))?;
     let listeners = listeners(args);
-    let mut text = config_text(args, &account, &listeners)?;
-
-    // Store the secret only once everything else is known to be valid.
-    let stored = store_secret(args, &config_path, &answers, out)?;
-    account.upstream.secret = stored.clone();
-    text = text.replace(
-        "secret = \"keyring\"",
-        &format!("secret = {}", toml_string(&stored)),
-    );
+    let state_dir = args.state_dir.as_deref().map(absolute).transpose()?;
+    let text = |account: &Account| {
+        render::config_text(&render::ConfigDraft {
+            state_dir: state_dir.as_deref(),
+            listeners: &listeners,
+            hostnames: &args.hostnames,
+            account,
+        })
+    };
+    // Everything that can fail is tried before the secret is stored.
+    text(&account)?;
+    account.upstream.secret = store_secret(args, &config_path, &answers, out)?;
+    let text = text(&account)?;
 
     write_private(&config_path, text.as_bytes(), args.force)?;
     // Read back what was written: what `serve` will see.
@@ -480,73 +470,17 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 
 /// An implicit-TLS and a STARTTLS listener: some clients only do one. Both
 /// refuse a login before TLS, so both are safe on a LAN address too.
-fn listeners(args: &InitArgs) -> Vec<(SocketAddr, &'static str)> {
+fn listeners(args: &InitArgs) -> Vec<(SocketAddr, ListenerTls)> {
     vec![
-        (SocketAddr::new(args.listen, args.implicit_port), "implicit"),
-        (SocketAddr::new(args.listen, args.starttls_port), "starttls"),
+        (
+            SocketAddr::new(args.listen, args.implicit_port),
+            ListenerTls::Implicit,
+        ),
+        (
+            SocketAddr::new(args.listen, args.starttls_port),
+            ListenerTls::Starttls,
+        ),
     ]
-}
-
-/// A TOML basic string.
-fn toml_string(value: &str) -> String {
-    let mut s = String::from("\"");
-    for c in value.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            c if c.is_control() => s.push_str(&format!("\\u{:04X}", c as u32)),
-            c => s.push(c),
-        }
-    }
-    s.push('"');
-    s
-}
-
-fn path_string(path: &Path) -> anyhow::Result<String> {
-    path.to_str()
-        .map(toml_string)
-        .with_context(|| format!("{} is not valid UTF-8", path.display()))
-}
-
-fn config_text(
-    args: &InitArgs,
-    account: &Account,
-    listeners: &[(SocketAddr, &str)],
-) -> anyhow::Result<String> {
-    let mut t = String::new();
-    let _ = writeln!(t, "# giftlock configuration, written by `giftlock init`.\n# See the commented example for every option.\n\n[general]");
-    match &args.state_dir {
-        Some(dir) => {
-            let _ = writeln!(t, "state_dir = {}", path_string(&absolute(dir)?)?);
-        }
-        None => {
-            let _ = writeln!(t, "# state_dir: default ($STATE_DIRECTORY under systemd, else $XDG_STATE_HOME/giftlock or ~/.local/state/giftlock)");
-        }
-    }
-    for (addr, tls) in listeners {
-        let _ = writeln!(
-            t,
-            "\n[[listeners]]\naddress = {}\ntls = \"{tls}\"",
-            toml_string(&addr.to_string())
-        );
-        if !args.hostnames.is_empty() {
-            let names: Vec<String> = args.hostnames.iter().map(|h| toml_string(h)).collect();
-            let _ = writeln!(t, "hostnames = [{}]", names.join(", "));
-        }
-    }
-    let _ = writeln!(
-        t,
-        "\n[[accounts]]\nname = {}\nlocal_user = {}\nlocal_password_hash = {}\n\n[accounts.upstream]\nurl = {}\nuser = {}\nsecret = \"keyring\"",
-        toml_string(&account.name),
-        toml_string(&account.local_user),
-        toml_string(&account.local_password_hash),
-        toml_string(&account.upstream.url),
-        toml_string(&account.upstream.user),
-    );
-    if let Some(ca) = &account.upstream.ca_file {
-        let _ = writeln!(t, "ca_file = {}", path_string(ca)?);
-    }
-    Ok(t)
 }
 
 /// Stores the upstream secret where `--secret-store` says and returns the
@@ -557,88 +491,46 @@ fn store_secret(
     answers: &Answers,
     out: &mut impl Write,
 ) -> anyhow::Result<String> {
-    let secret = &answers.upstream_secret;
     let name = &answers.account;
-    match args.secret_store {
-        SecretStore::Keyring => {
-            store_in_keyring(name, secret)?;
-            writeln!(out, "Upstream secret: stored in the OS keyring (service \"{KEYRING_SERVICE}\", user \"{name}\").")?;
-            Ok("keyring".into())
-        }
-        SecretStore::Auto => match store_in_keyring(name, secret) {
-            Ok(()) => {
-                writeln!(out, "Upstream secret: stored in the OS keyring (service \"{KEYRING_SERVICE}\", user \"{name}\"), the best place available here.")?;
-                Ok("keyring".into())
-            }
-            Err(e) => {
-                let path = secret_file_path(args, config_path, name)?;
-                write_private(&path, secret.expose(), args.force)?;
-                writeln!(
-                    out,
-                    "Upstream secret: the OS keyring cannot be used: {}.\n  Stored instead in {} \
-                     (mode 0600: readable by you only). On a server, --secret-store credential \
-                     keeps it in a systemd credential.",
-                    keyring_problem(&e),
-                    path.display()
-                )?;
-                Ok(format!("file:{}", path.display()))
-            }
-        },
-        SecretStore::File => {
-            let path = secret_file_path(args, config_path, name)?;
-            write_private(&path, secret.expose(), args.force)?;
-            writeln!(
-                out,
-                "Upstream secret: stored in {} (mode 0600: readable by you only).",
-                path.display()
-            )?;
-            Ok(format!("file:{}", path.display()))
-        }
-        SecretStore::Credential => {
-            let credential = format!("giftlock-{name}");
-            let path = match &args.secret_path {
-                Some(p) => absolute(p)?,
-                None => Path::new(CREDSTORE).join(&credential),
-            };
-            write_private(&path, secret.expose(), args.force)?;
-            writeln!(
-                out,
-                "Upstream secret: stored as systemd credential {credential} in {} (mode 0600). \
-                 The system unit loads it with LoadCredential={credential} (`giftlock service \
-                 install --system` adds that line). To encrypt it at rest: systemd-creds encrypt \
-                 --name={credential} {} /etc/credstore.encrypted/{credential} && rm {}",
-                path.display(),
-                path.display(),
-                path.display()
-            )?;
-            Ok(format!("credential:{credential}"))
-        }
+    let file = secret_file_path(args, config_path, name)?;
+    let credential_path = args.secret_path.as_deref().map(absolute).transpose()?;
+    let stored = secret_store::store(
+        args.secret_store,
+        name,
+        &answers.upstream_secret,
+        &file,
+        credential_path.as_deref(),
+        args.force,
+    )?;
+    let keyring = format!("the OS keyring (service \"{KEYRING_SERVICE}\", user \"{name}\")");
+    match &stored.place {
+        Place::Keyring if args.secret_store == SecretStore::Auto => writeln!(
+            out,
+            "Upstream secret: stored in {keyring}, the best place available here."
+        )?,
+        Place::Keyring => writeln!(out, "Upstream secret: stored in {keyring}.")?,
+        Place::FileInsteadOfKeyring { path, problem } => writeln!(
+            out,
+            "Upstream secret: the OS keyring cannot be used: {problem}.\n  Stored instead in {} \
+             (mode 0600: readable by you only). On a server, --secret-store credential \
+             keeps it in a systemd credential.",
+            path.display()
+        )?,
+        Place::File(path) => writeln!(
+            out,
+            "Upstream secret: stored in {} (mode 0600: readable by you only).",
+            path.display()
+        )?,
+        Place::Credential { name, path } => writeln!(
+            out,
+            "Upstream secret: stored as systemd credential {name} in {0} (mode 0600). \
+             The system unit loads it with LoadCredential={name} (`giftlock service \
+             install --system` adds that line). To encrypt it at rest: systemd-creds encrypt \
+             --name={name} {0} /etc/credstore.encrypted/{name} && rm {0}",
+            path.display()
+        )?,
     }
-}
-
-/// Stores the secret in the keyring and reads it back, so a keyring that
-/// accepts writes but cannot give them back is not trusted.
-fn store_in_keyring(name: &str, secret: &Secret) -> Result<(), SecretError> {
-    store_keyring(KEYRING_SERVICE, name, secret)?;
-    let back = SecretSource::Keyring.load(name)?;
-    if back.expose() != secret.expose() {
-        return Err(SecretError::Keyring {
-            service: KEYRING_SERVICE.into(),
-            user: name.into(),
-            detail: "it returned a different value than was stored".into(),
-        });
-    }
-    Ok(())
-}
-
-/// Why the keyring was not used, in one clause.
-fn keyring_problem(err: &SecretError) -> String {
-    match err {
-        SecretError::KeyringUnavailable { detail } => {
-            format!("no Secret Service is reachable ({detail})")
-        }
-        other => other.to_string(),
-    }
+    Ok(stored.config_value)
 }
 
 fn secret_file_path(args: &InitArgs, config_path: &Path, name: &str) -> anyhow::Result<PathBuf> {
@@ -651,45 +543,11 @@ fn secret_file_path(args: &InitArgs, config_path: &Path, name: &str) -> anyhow::
     }
 }
 
-/// Writes `bytes` to a new file of mode 0600 (its directory 0700 if new).
-/// An existing file is replaced only with `force`.
-fn write_private(path: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    if path.exists() && !force {
-        bail!(
-            "{} already exists; use --force to replace it",
-            path.display()
-        );
-    }
-    // Written beside the target and renamed: a reader never sees half a file,
-    // and the mode is right before any byte is written.
-    let tmp = path.with_extension("tmp-giftlock-init");
-    let _ = fs::remove_file(&tmp);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
 fn client_instructions(
     r: &mut String,
     args: &InitArgs,
     answers: &Answers,
-    listeners: &[(SocketAddr, &str)],
+    listeners: &[(SocketAddr, ListenerTls)],
 ) {
     let host = match (args.hostnames.first(), args.listen) {
         (Some(name), _) => name.clone(),
@@ -743,12 +601,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn toml_strings_escape_quotes_backslashes_and_controls() {
-        assert_eq!(toml_string(r#"a"b\c"#), r#""a\"b\\c""#);
-        assert_eq!(toml_string("x\ny"), "\"x\\u000Ay\"");
-    }
-
-    #[test]
     fn local_user_defaults_to_the_address_local_part() {
         assert_eq!(default_local_user("taro@yahoo.co.jp"), "taro");
         assert_eq!(default_local_user("@x"), "me");
@@ -778,18 +630,5 @@ mod tests {
             output: Vec::new(),
         };
         assert!(p.ask("User", None).is_err());
-    }
-
-    #[test]
-    fn write_private_makes_0600_files_and_refuses_to_overwrite() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/secret");
-        write_private(&path, b"x", false).unwrap();
-        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let err = write_private(&path, b"y", false).unwrap_err().to_string();
-        assert!(err.contains("already exists"), "{err}");
-        write_private(&path, b"y", true).unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"y");
     }
 }

@@ -1,4 +1,4 @@
-//! `giftlock scan`: the command-line face of [`crate::scan`].
+//! `giftlock scan`: the command-line face of `crate::scan`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

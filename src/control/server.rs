@@ -20,7 +20,7 @@ use super::secret::{self, UnlockSecretError};
 use crate::audit::record::clean_to;
 use crate::audit::{AuditLog, UnlockAttemptRecord};
 use crate::config::UnlockConfig;
-use crate::proxy::auth::Throttle;
+use crate::local_auth::Throttle;
 use crate::status::Snapshot;
 use crate::unlock::Windows;
 use crate::vault::{files, MessageIdentity, Vault};

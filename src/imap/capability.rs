@@ -12,6 +12,8 @@
 //! The filter rewrites only the capability list inside the raw line; every
 //! other byte of the response is kept as the server sent it.
 
+use super::syntax::split_line_ending;
+
 /// Capabilities passed through after login (compared case-insensitively).
 /// `THREAD=`, `SORT=`, `I18NLEVEL=`, `RIGHTS=` and `APPENDLIMIT=` families
 /// are matched by prefix in [`is_allowed`]. ESEARCH, ESORT, CONTEXT= and
@@ -101,15 +103,6 @@ fn push_allowed(out: &mut Vec<u8>, list: &[u8]) {
             out.extend_from_slice(cap);
         }
     }
-}
-
-/// Splits a trailing `\r\n` or `\n` off a line.
-pub fn split_line_ending(line: &[u8]) -> (&[u8], &[u8]) {
-    let body_len = line
-        .strip_suffix(b"\r\n")
-        .or_else(|| line.strip_suffix(b"\n"))
-        .map_or(line.len(), <[u8]>::len);
-    line.split_at(body_len)
 }
 
 /// `line` without `prefix` (ASCII case-insensitive), if it starts with it and

@@ -22,7 +22,7 @@ pub struct CommandHead<'a> {
 /// Returns `None` when the line has no tag or no verb. Splitting at spaces
 /// is what servers do too, so giftlock and the server agree on the verb.
 pub fn parse_head(line: &[u8]) -> Option<CommandHead<'_>> {
-    let line = super::capability::split_line_ending(line).0;
+    let line = super::syntax::split_line_ending(line).0;
     let mut words = line.split(|&b| b == b' ');
     let tag = words
         .next()
@@ -105,7 +105,7 @@ const FORWARDED_UID: &[&str] = &[
 /// Decides about one client message after login, from its first line.
 pub fn verdict(line: &[u8]) -> Verdict {
     // The line that ends IDLE is not a command; no verb is named DONE.
-    if super::capability::split_line_ending(line)
+    if super::syntax::split_line_ending(line)
         .0
         .eq_ignore_ascii_case(b"DONE")
     {

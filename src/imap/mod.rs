@@ -1,5 +1,6 @@
 //! The IMAP protocol, without I/O: what giftlock reads in client commands and
-//! server responses, and what it changes. The I/O side lives in `crate::proxy`.
+//! server responses, and what it changes. The I/O side lives in
+//! `crate::proxy` and `crate::upstream`.
 
 pub mod capability;
 pub mod command;
@@ -7,4 +8,5 @@ pub mod framing;
 pub mod response;
 pub mod search;
 pub mod selection;
+pub mod syntax;
 pub mod view;

@@ -116,7 +116,7 @@ pub fn parse_result(line: &[u8]) -> Option<SearchResult> {
     } else {
         (SearchKind::Sort, strip_prefix_ci(line, b"* SORT")?)
     };
-    let rest = super::capability::split_line_ending(rest).0;
+    let rest = super::syntax::split_line_ending(rest).0;
     let numbers_part = match memchr::memchr(b'(', rest) {
         Some(p) => &rest[..p],
         None => rest,
@@ -130,7 +130,7 @@ pub fn parse_result(line: &[u8]) -> Option<SearchResult> {
 
 /// The same line with only the numbers `keep` says yes to.
 pub fn rewrite_result(line: &[u8], keep: impl Fn(u32) -> bool) -> Vec<u8> {
-    let (body, ending) = super::capability::split_line_ending(line);
+    let (body, ending) = super::syntax::split_line_ending(line);
     let verb_end = body
         .iter()
         .enumerate()

@@ -16,12 +16,12 @@
 //! "First time" is decided by the caller: the masking path sends
 //! [`Event::Masked`] when [`crate::vault::Vault::put`] answers
 //! [`crate::vault::Stored::New`], which happens once per message over the
-//! vault's life. The quarantine watcher (issue 13) sends
-//! [`Event::Quarantined`] the same way. Events are best effort: the queue
+//! vault's life. The quarantine watcher (issue 13) is to add an
+//! `Event::Quarantined(GiftMail)` beside [`Event::Masked`] and send it the
+//! same way, when its own record of a mail is new. Events are best effort: the queue
 //! holds [`QUEUE`] events and a full queue drops the newest (logged), so a
 //! flood of mail cannot make giftlock hold unbounded memory.
 
-pub mod config;
 pub mod desktop;
 pub mod hook;
 
@@ -31,7 +31,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc};
 use tracing::warn;
 
-pub use config::NotifyConfig;
+pub use crate::config::NotifyConfig;
 
 use crate::audit::RaisedAlert;
 use crate::vault::VaultSummary;
@@ -45,8 +45,6 @@ pub const QUEUE: usize = 64;
 pub enum Event {
     /// A gift-card mail was masked for the first time.
     Masked(GiftMail),
-    /// A gift-card mail was quarantined on the server for the first time.
-    Quarantined(GiftMail),
     /// The audit log raised an alert.
     Alert(Alert),
 }
@@ -135,7 +133,6 @@ impl Event {
     pub fn title(&self) -> String {
         match self {
             Event::Masked(mail) => format!("Gift card masked: {}", mail.cards()),
-            Event::Quarantined(mail) => format!("Gift card quarantined: {}", mail.cards()),
             Event::Alert(alert) => format!("giftlock alert: {}", alert.kind.replace('_', " ")),
         }
     }
@@ -156,7 +153,7 @@ impl Event {
             text
         };
         match self {
-            Event::Masked(mail) | Event::Quarantined(mail) => see(mail),
+            Event::Masked(mail) => see(mail),
             Event::Alert(alert) => alert.detail.clone(),
         }
     }

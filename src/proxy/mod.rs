@@ -1,15 +1,12 @@
-//! The proxy's I/O side: listeners, client sessions, the upstream
-//! connection and the relay between them. Protocol decisions are made by
-//! `crate::imap`; this module moves bytes.
+//! The proxy's I/O side: listeners, client sessions before login, the
+//! relay between a logged-in client and its upstream connection, and the
+//! pipeline that puts a session's filters together. Protocol decisions are
+//! made in `crate::imap`, masking in `crate::masking`; this module moves
+//! bytes.
 
-pub mod auth;
-pub mod fetcher;
-pub mod framed;
-pub mod masking;
-pub mod relay;
+mod pipeline;
+mod relay;
 mod server;
 mod session;
-pub mod stream;
-pub mod upstream;
 
-pub use server::{serve, ServeError};
+pub(crate) use server::serve;

@@ -2,21 +2,20 @@
 //! client, each direction framed, forwarded as received, and patched only
 //! where the content filter says so.
 //!
-//! Two loops run side by side. Client to server: each message's first line
-//! passes the command allow-list ([`crate::imap::command`]); allowed messages
-//! are forwarded fragment by fragment (a synchronising literal waits for the
-//! server's `+` or its refusal). Server to client: each complete message
-//! has its capability lists filtered and its content items handed to the
-//! [`ContentFilter`], then goes to the client. Writes are buffered and
-//! flushed whenever the reader would block, so pipelined responses leave in
-//! few packets and a lone response leaves at once.
+//! Three loops run side by side. Client to server: each message's first
+//! line passes the command allow-list ([`crate::imap::command`]); allowed
+//! messages are forwarded fragment by fragment (a synchronising literal
+//! waits for the server's `+` or its refusal). Server to client: each
+//! complete message has its capability lists filtered and its content items
+//! handed to the [`ContentFilter`], then goes to the client. Pushes: what
+//! the filters send on their own (`* n EXPUNGE` during an IDLE giftlock
+//! answers) goes to the client whole, between two server messages. Writes
+//! are buffered and flushed whenever the reader would block, so pipelined
+//! responses leave in few packets and a lone response leaves at once.
 //!
-//! Two hooks let giftlock speak for itself in a session (the unlock
-//! window's virtual mailbox, [`crate::unlock`]): a command filter may
-//! [`CommandAction::Answer`] a command instead of forwarding it, and
-//! `pushes` carries untagged responses giftlock sends on its own (`* n
-//! EXPUNGE` during an IDLE it answers); each goes out whole, between two
-//! server messages.
+//! The hooks ([`crate::hooks`]) let giftlock speak for itself in a session
+//! (the unlock window's virtual mailbox, [`crate::unlock`]): a command
+//! filter may [`CommandAction::Answer`] a command instead of forwarding it.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -28,99 +27,12 @@ use imap_codec::imap_types::core::LiteralMode;
 use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
-use super::framed::{Fragment, FrameError, FramedReader};
-use super::stream::BoxedStream;
 use crate::audit::SessionAudit;
+use crate::hooks::{CommandAction, CommandFilter, ContentFilter, Held};
 use crate::imap::command::{self, Verdict};
-use crate::imap::{capability, response};
-
-/// The one place every server message passes through before it reaches
-/// the client (capability lines excepted: they are filtered before).
-/// `inspection` says where its content items are. Implementations return
-/// the message itself when nothing changes (no copy), or a patched copy.
-pub trait ContentFilter: Send {
-    fn filter<'a>(
-        &'a mut self,
-        inspection: &'a response::Inspection,
-        message: &'a [u8],
-        literals: &'a [std::ops::Range<usize>],
-    ) -> impl Future<Output = Cow<'a, [u8]>> + Send + 'a;
-}
-
-/// What to do with a client command after the allow-list passed it.
-#[derive(Debug, PartialEq, Eq)]
-pub enum CommandAction {
-    Forward,
-    /// Send these bytes instead (a whole message that was one fragment).
-    Replace(Vec<u8>),
-    /// Answer `tag BAD <reason>`; the server never sees it.
-    Refuse(&'static str),
-    /// Take in the whole message first (giftlock answers the client's
-    /// synchronising literals itself), then ask [`CommandFilter::held`].
-    Hold,
-    /// giftlock answers this command itself and the server never sees it:
-    /// the whole message is taken in (as for `Hold`), the relay waits until
-    /// the server has answered every command forwarded before it (so the
-    /// answers keep the client's order), then writes to the client what
-    /// [`CommandFilter::answer`] returns.
-    Answer,
-}
-
-/// What to do with a held message.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Held {
-    /// Send it, with literal `i` replaced by `replacements[i]` when that is
-    /// `Some` (of the same length or not: the announcements are rewritten).
-    Forward(Vec<Option<Vec<u8>>>),
-    /// Answer `tag NO <text>`; the server never sees it.
-    Refuse(String),
-}
-
-/// The client-side twin of [`ContentFilter`]: sees each command on its way
-/// to the server.
-pub trait CommandFilter: Send {
-    /// The first fragment of a client message; `complete` when it is the
-    /// whole message. Only a complete message may be replaced.
-    fn first_fragment(&mut self, fragment: &[u8], complete: bool) -> CommandAction;
-    /// The whole message, just before its last bytes go to the server (so
-    /// state is in place before any answer can come back).
-    fn completing(&mut self, message: &[u8]);
-    /// A message this filter asked to [`CommandAction::Hold`], complete;
-    /// `literals` are the ranges of its literal data.
-    fn held(&mut self, message: &[u8], literals: &[std::ops::Range<usize>]) -> Held;
-    /// The response lines (untagged ones and the tagged completion) to a
-    /// complete message this filter asked to [`CommandAction::Answer`].
-    /// Filters that never answer need not implement it.
-    fn answer<'a>(&'a mut self, _message: &'a [u8]) -> impl Future<Output = Vec<u8>> + Send + 'a {
-        std::future::ready(Vec::new())
-    }
-}
-
-/// Forwards content and commands unchanged.
-pub struct PassThrough;
-
-impl ContentFilter for PassThrough {
-    fn filter<'a>(
-        &'a mut self,
-        _inspection: &'a response::Inspection,
-        message: &'a [u8],
-        _literals: &'a [std::ops::Range<usize>],
-    ) -> impl Future<Output = Cow<'a, [u8]>> + Send + 'a {
-        std::future::ready(Cow::Borrowed(message))
-    }
-}
-
-impl CommandFilter for PassThrough {
-    fn first_fragment(&mut self, _fragment: &[u8], _complete: bool) -> CommandAction {
-        CommandAction::Forward
-    }
-
-    fn completing(&mut self, _message: &[u8]) {}
-
-    fn held(&mut self, _message: &[u8], _literals: &[std::ops::Range<usize>]) -> Held {
-        Held::Forward(Vec::new())
-    }
-}
+use crate::imap::{capability, response, syntax};
+use crate::net::framed::{Fragment, FrameError, FramedReader};
+use crate::net::stream::BoxedStream;
 
 /// How long the server may take to finish after the client has gone.
 const DRAIN_AFTER_CLIENT_EOF: Duration = Duration::from_secs(5);
@@ -182,9 +94,7 @@ impl PendingLiteral {
             return false;
         };
         let go_ahead = message.starts_with(b"+");
-        let refused = message
-            .strip_prefix(expected.tag.as_slice())
-            .is_some_and(|rest| rest.starts_with(b" "));
+        let refused = syntax::is_tagged(message, &expected.tag);
         if !(go_ahead || refused) {
             return false;
         }
@@ -199,7 +109,7 @@ impl PendingLiteral {
 /// Whether a line ends by announcing a synchronising literal (`{N}`, not
 /// `{N+}`).
 fn announces_sync_literal(line: &[u8]) -> bool {
-    let line = crate::imap::capability::split_line_ending(line).0;
+    let line = syntax::split_line_ending(line).0;
     line.strip_suffix(b"}")
         .and_then(|l| l.last())
         .is_some_and(u8::is_ascii_digit)
@@ -237,11 +147,7 @@ impl Outstanding {
             return;
         }
         let mut tags = self.lock();
-        let done = tags.iter().position(|t| {
-            message
-                .strip_prefix(t.as_slice())
-                .is_some_and(|rest| rest.starts_with(b" "))
-        });
+        let done = tags.iter().position(|t| syntax::is_tagged(message, t));
         if let Some(i) = done {
             tags.swap_remove(i);
             drop(tags);
@@ -273,7 +179,7 @@ impl Outstanding {
 /// relay ends. What arrives on `pushes` (whole untagged responses) goes to
 /// the client between two messages.
 #[allow(clippy::too_many_arguments)]
-pub async fn relay<F: ContentFilter, C: CommandFilter>(
+pub(super) async fn relay<F: ContentFilter, C: CommandFilter>(
     client: FramedReader<ReadHalf<BoxedStream>>,
     client_writer: WriteHalf<BoxedStream>,
     server: FramedReader<ReadHalf<BoxedStream>>,
@@ -743,6 +649,7 @@ async fn write_flush<W: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hooks::PassThrough;
     use tokio::io::{duplex, AsyncReadExt, DuplexStream};
 
     /// A relay between two in-memory peers: the test's ends of the client

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sd_notify::NotifyState;
@@ -22,17 +22,15 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn, Instrument};
 
-use super::auth::Throttle;
-use super::masking::MaskingContext;
 use super::relay::RelayEnd;
-use super::session::{self, Peer, SessionEnd};
-use super::stream::BoxedStream;
-use super::upstream::{self, LoggedIn, UpstreamError};
+use super::session::{self, Peer, SessionEnd, TlsFailure};
 use crate::audit::{AuditLog, SessionAudit, TlsInfo};
-use crate::config::{Account, Config, ListenerTls};
-use crate::detect::Detector;
-use crate::mask::{FingerprintKey, ScanLimits};
-use crate::plan_store::PlanStore;
+use crate::config::{Config, ListenerTls};
+use crate::local_auth::Throttle;
+use crate::mask::FingerprintKey;
+use crate::masking::{MaskingContext, MaskingError};
+use crate::net::stream::BoxedStream;
+use crate::upstream::Upstreams;
 
 /// How long a client may take to complete an implicit-TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,27 +43,22 @@ pub struct Shared {
     pub throttle: Throttle,
     /// Listener TLS, by listener address.
     acceptors: HashMap<SocketAddr, TlsAcceptor>,
-    /// Upstream TLS client configs by account name, built on first use
-    /// (loading the platform roots is slow).
-    upstream_tls: Mutex<HashMap<String, Arc<rustls::ClientConfig>>>,
+    /// Upstream TLS configs and each account's fetch connection.
+    pub upstreams: Arc<Upstreams>,
     /// Becomes true when giftlock starts stopping.
     stopping: watch::Sender<bool>,
     pub audit: AuditLog,
     /// Detector, fingerprint key and plan cache; rebuilt when a reload
     /// changes the rules.
     masking: RwLock<Arc<MaskingContext>>,
-    /// giftlock's own fetch connection per account.
-    fetch_slots: Mutex<HashMap<String, super::fetcher::Slot>>,
     /// The vault of originals (issue 6); None when it could not be opened
     /// (logged at start): nothing can then be restored or revealed.
     pub vault: Option<Arc<crate::vault::Vault>>,
     /// The unlock window (`giftlock unlock`), watched by every session.
     pub unlock: crate::unlock::Windows,
-    /// For the status snapshot: when giftlock started, from which file, and
-    /// how each account's last upstream login went.
+    /// For the status snapshot: when giftlock started, from which file.
     started: std::time::SystemTime,
     config_file: Option<PathBuf>,
-    upstream_states: crate::status::UpstreamStates,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,39 +79,12 @@ pub enum ServeError {
     Audit(#[from] crate::audit::AuditError),
     #[error(transparent)]
     Web(#[from] crate::web::WebError),
-    #[error("{0}")]
-    Masking(String),
-}
-
-/// Builds what masking needs from `config`; `key` is the fingerprint key.
-fn masking_context(
-    config: &Config,
-    key: Arc<FingerprintKey>,
-    vault: Option<Arc<crate::vault::Vault>>,
-    masked: Arc<crate::vault::MaskedIndex>,
-    notifier: crate::notify::Notifier,
-) -> Result<MaskingContext, String> {
-    let detector = Detector::from_config(&config.detect).map_err(|e| format!("detect: {e}"))?;
-    let state_dir = config.state_dir();
-    let store = PlanStore::open(&state_dir, crate::plan_store::detector_id(&config.detect))
-        .map_err(|e| {
-            format!(
-                "cannot create the mask plan cache in {}: {e}",
-                state_dir.join(crate::plan_store::DIR).display()
-            )
-        })?;
-    Ok(MaskingContext {
-        detector: Arc::new(detector),
-        key,
-        store: Arc::new(store),
-        limits: ScanLimits {
-            max_message_bytes: config.limits.max_scan_bytes as usize,
-            ..ScanLimits::default()
-        },
-        vault,
-        masked,
-        notifier,
-    })
+    #[error(transparent)]
+    Masking(#[from] MaskingError),
+    #[error("fingerprint key: {0}")]
+    Key(#[source] crate::keys::KeyError),
+    #[error("masked copy index: {0}")]
+    MaskedIndex(#[source] std::io::Error),
 }
 
 impl Shared {
@@ -149,20 +115,10 @@ impl Shared {
             .clone()
     }
 
-    /// The fetch connection slot of `account`, shared by its sessions.
-    pub fn fetch_slot(&self, account: &str) -> super::fetcher::Slot {
-        self.fetch_slots
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(account.to_string())
-            .or_default()
-            .clone()
-    }
-
     /// Puts `config` in force for sessions that log in from now on.
     fn replace_config(&self, config: Config) {
         let current = self.masking();
-        match masking_context(
+        match MaskingContext::build(
             &config,
             current.key.clone(),
             self.vault.clone(),
@@ -176,85 +132,25 @@ impl Shared {
         }
         current.notifier.update(config.notify.clone());
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
-        // An account's ca_file may have changed.
-        self.upstream_tls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.upstreams.config_changed();
     }
 
     /// The service as the page and the control socket's `status` show it.
     pub fn status(&self) -> crate::status::Snapshot {
         let config = self.config();
-        let window = self.unlock.current();
+        let window = self.unlock.current().map(|w| crate::status::OpenWindow {
+            until: w.ends_at_text(),
+            messages: w.messages.len(),
+        });
         crate::status::Snapshot::build(&crate::status::Parts {
             config: &config,
             config_file: self.config_file.as_deref(),
             started: self.started,
             now: std::time::SystemTime::now(),
-            upstream: &self.upstream_states,
-            unlock: window.as_deref(),
+            upstream: self.upstreams.logins(),
+            unlock: window,
             vault: self.vault.as_deref(),
         })
-    }
-
-    /// Reads the account's secret and logs in upstream; the outcome is
-    /// kept for the status snapshot.
-    pub async fn login_upstream(
-        &self,
-        account: &Account,
-        config: &Config,
-    ) -> Result<LoggedIn, UpstreamError> {
-        let result = self.login_upstream_once(account, config).await;
-        let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
-        self.upstream_states
-            .record(&account.name, error, std::time::SystemTime::now());
-        result
-    }
-
-    async fn login_upstream_once(
-        &self,
-        account: &Account,
-        config: &Config,
-    ) -> Result<LoggedIn, UpstreamError> {
-        let addr = account
-            .upstream_addr()
-            .map_err(|e| UpstreamError::Protocol {
-                addr: account.upstream.url.clone(),
-                text: e,
-            })?;
-        let tls = self.upstream_tls(account)?;
-        let source: crate::secret::SecretSource = account
-            .upstream
-            .secret
-            .parse()
-            .map_err(|e: crate::secret::SecretError| UpstreamError::Secret(e.to_string()))?;
-        let name = account.name.clone();
-        // Secret stores may block (files, D-Bus).
-        let secret = tokio::task::spawn_blocking(move || source.load(&name))
-            .await
-            .map_err(|e| UpstreamError::Secret(e.to_string()))?
-            .map_err(|e| UpstreamError::Secret(e.to_string()))?;
-        upstream::connect(
-            &addr,
-            tls,
-            &account.upstream.user,
-            secret.expose(),
-            config.limits.max_message_bytes,
-            Duration::from_secs(config.limits.upstream_timeout_secs),
-        )
-        .await
-    }
-
-    fn upstream_tls(&self, account: &Account) -> Result<Arc<rustls::ClientConfig>, UpstreamError> {
-        let mut cache = self.upstream_tls.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = cache.get(&account.name) {
-            return Ok(c.clone());
-        }
-        let built = crate::tls::client_config(account.upstream.ca_file.as_deref())
-            .map_err(|e| UpstreamError::Tls(e.to_string()))?;
-        cache.insert(account.name.clone(), built.clone());
-        Ok(built)
     }
 }
 
@@ -280,8 +176,7 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         }
     }
     let audit = AuditLog::open(&config.audit, &state_dir)?;
-    let key = FingerprintKey::load_or_create(&state_dir)
-        .map_err(|e| ServeError::Masking(format!("fingerprint key: {e}")))?;
+    let key = FingerprintKey::load_or_create(&state_dir).map_err(ServeError::Key)?;
     // Vault hook (issue 6): src/vault.
     let vault = match crate::vault::Vault::open_default(&state_dir) {
         Ok(vault) => Some(Arc::new(vault)),
@@ -290,8 +185,7 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
             None
         }
     };
-    let masked = crate::vault::MaskedIndex::open(&state_dir)
-        .map_err(|e| ServeError::Masking(format!("masked copy index: {e}")))?;
+    let masked = crate::vault::MaskedIndex::open(&state_dir).map_err(ServeError::MaskedIndex)?;
     let notifier = crate::notify::Notifier::start(
         config.notify.clone(),
         config.web.enabled.then(|| config.web.url()),
@@ -299,14 +193,13 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
     if let Some(alerts) = audit.alerts() {
         notifier.forward_alerts(alerts);
     }
-    let masking = masking_context(
+    let masking = MaskingContext::build(
         &config,
         Arc::new(key),
         vault.clone(),
         Arc::new(masked),
         notifier,
-    )
-    .map_err(ServeError::Masking)?;
+    )?;
     let mut bound = Vec::new();
     for l in &config.listeners {
         let listener = TcpListener::bind(l.address)
@@ -330,16 +223,14 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         config: RwLock::new(Arc::new(config)),
         throttle: Throttle::default(),
         acceptors,
-        upstream_tls: Mutex::new(HashMap::new()),
+        upstreams: Arc::new(Upstreams::default()),
         stopping: watch::channel(false).0,
         audit,
         masking: RwLock::new(Arc::new(masking)),
-        fetch_slots: Mutex::new(HashMap::new()),
         vault,
         unlock: crate::unlock::Windows::default(),
         started: std::time::SystemTime::now(),
         config_file: reload_from.clone(),
-        upstream_states: crate::status::UpstreamStates::default(),
     });
     // Control socket hook (issue 6): `giftlock reveal` talks to src/control.
     let settings = {
@@ -536,22 +427,19 @@ async fn start(
     shared: &Shared,
     tcp: TcpStream,
     peer: &Peer,
-) -> Result<(BoxedStream, Option<TlsInfo>), String> {
-    tcp.set_nodelay(true)
-        .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+) -> Result<(BoxedStream, Option<TlsInfo>), TlsFailure> {
+    tcp.set_nodelay(true).map_err(TlsFailure::Nodelay)?;
     if peer.tls_mode != ListenerTls::Implicit {
         return Ok((Box::new(tcp), None));
     }
-    let acceptor = shared
-        .acceptor(peer.listener)
-        .ok_or("no TLS configuration for this listener")?;
+    let acceptor = shared.acceptor(peer.listener).ok_or(TlsFailure::NoConfig)?;
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => {
             let info = TlsInfo::of(tls.get_ref().1);
             Ok((Box::new(tls), Some(info)))
         }
-        Ok(Err(e)) => Err(format!("TLS handshake with client failed: {e}")),
-        Err(_) => Err("TLS handshake with client timed out".into()),
+        Ok(Err(e)) => Err(TlsFailure::Handshake(e)),
+        Err(_) => Err(TlsFailure::Timeout),
     }
 }
 
@@ -574,7 +462,7 @@ async fn audit_end(audit: &SessionAudit, end: &SessionEnd) {
         SessionEnd::Logout => ("client logged out before login".to_string(), 0, 0),
         SessionEnd::Idle => ("idle too long before login".to_string(), 0, 0),
         SessionEnd::Client(e) => (format!("client connection failed before login: {e}"), 0, 0),
-        SessionEnd::Tls(e) => (e.clone(), 0, 0),
+        SessionEnd::Tls(e) => (e.to_string(), 0, 0),
         SessionEnd::Shutdown => ("giftlock shut down before login".to_string(), 0, 0),
     };
     audit.end(reason, from_client, to_client).await;

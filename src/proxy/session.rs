@@ -18,15 +18,14 @@ use tokio::io::AsyncWriteExt;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
-use super::fetcher::Fetcher;
-use super::framed::{Fragment, FrameError, FramedReader};
-use super::masking;
 use super::relay;
 use super::server::Shared;
-use super::stream::BoxedStream;
 use crate::audit::{client_ident, SessionAudit, TlsInfo};
 use crate::config::{Account, ListenerTls};
 use crate::imap::capability;
+use crate::net::framed::{Fragment, FrameError, FramedReader};
+use crate::net::stream::BoxedStream;
+use crate::upstream::UpstreamLimits;
 
 /// Largest command accepted before login (a LOGIN with long literals fits).
 const PRE_AUTH_LIMIT: u32 = 64 * 1024;
@@ -40,9 +39,22 @@ pub enum SessionEnd {
     Relay(relay::RelayOutcome),
     Client(FrameError),
     Idle,
-    Tls(String),
+    Tls(TlsFailure),
     /// giftlock is stopping; the client was told BYE.
     Shutdown,
+}
+
+/// Why a client's connection could not be made secure (or set up at all).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsFailure {
+    #[error("cannot set TCP_NODELAY: {0}")]
+    Nodelay(#[source] std::io::Error),
+    #[error("no TLS configuration for this listener")]
+    NoConfig,
+    #[error("TLS handshake with client failed: {0}")]
+    Handshake(#[source] std::io::Error),
+    #[error("TLS handshake with client timed out")]
+    Timeout,
 }
 
 /// Facts about the connection the session needs.
@@ -294,7 +306,7 @@ impl PreAuth {
     ) -> Result<Step, FrameError> {
         let config = self.shared.config();
         let ip = self.peer.addr.ip();
-        match super::auth::check(&config, &user, password).await {
+        match crate::local_auth::check(&config, &user, password).await {
             Some(account) => {
                 self.shared.throttle.succeeded(ip);
                 self.audit
@@ -339,16 +351,16 @@ impl PreAuth {
 
     /// Upgrades the connection after `OK Begin TLS`. Bytes the client sent
     /// after STARTTLS in the clear are discarded with the old framer.
-    async fn start_tls(self) -> Result<PreAuth, String> {
+    async fn start_tls(self) -> Result<PreAuth, TlsFailure> {
         let acceptor = self
             .shared
             .acceptor(self.peer.listener)
-            .ok_or("no TLS configuration for this listener")?;
+            .ok_or(TlsFailure::NoConfig)?;
         let (stream, _) = self.client.into_parts();
         let tls = acceptor
             .accept(stream)
             .await
-            .map_err(|e| format!("TLS handshake with client failed: {e}"))?;
+            .map_err(TlsFailure::Handshake)?;
         self.audit.tls_started(TlsInfo::of(tls.get_ref().1)).await;
         Ok(PreAuth {
             client: FramedReader::new(Box::new(tls), PRE_AUTH_LIMIT),
@@ -363,7 +375,8 @@ impl PreAuth {
     /// and relays until the session ends.
     async fn relay(mut self, account: Account, tag: String) -> SessionEnd {
         let config = self.shared.config();
-        let logged_in = match self.shared.login_upstream(&account, &config).await {
+        let limits = UpstreamLimits::of(&config);
+        let logged_in = match self.shared.upstreams.login(&account, &limits).await {
             Ok(l) => l,
             Err(e) => {
                 warn!(account = %account.name, error = %e, "upstream login failed");
@@ -399,33 +412,22 @@ impl PreAuth {
         let (server_stream, server_framer) = logged_in.reader.into_parts();
         let (client_read, client_write) = tokio::io::split(client_stream);
         let (server_read, server_write) = tokio::io::split(server_stream);
-        let (masking, commands) = masking::for_session(
-            self.shared.masking(),
-            account.name.clone(),
-            Fetcher::new(self.shared.clone(), account.clone()),
+        let filters = super::pipeline::session_filters(
+            &self.shared,
+            &config,
+            &account,
+            limits,
             self.audit.clone(),
-        );
-        // The unlock window's virtual mailbox, around the masking filters.
-        let (content, commands, pushes) = crate::unlock::session::wrap(
-            masking,
-            commands,
-            crate::unlock::session::Context {
-                account: account.name.clone(),
-                name: config.unlock.mailbox.clone(),
-                windows: self.shared.unlock.clone(),
-                vault: self.shared.vault.clone(),
-            },
-            Fetcher::new(self.shared.clone(), account.clone()),
         );
         let outcome = relay::relay(
             FramedReader::from_parts(client_read, client_framer),
             client_write,
             FramedReader::from_parts(server_read, server_framer),
             server_write,
-            content,
-            commands,
+            filters.content,
+            filters.commands,
             self.audit.clone(),
-            pushes,
+            filters.pushes,
             self.shared.stopping(),
         )
         .await;

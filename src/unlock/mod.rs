@@ -2,8 +2,8 @@
 //! of an account with masked messages shows a virtual mailbox (default
 //! `Giftlock/Unlocked`) holding their originals, unmasked.
 //!
-//! * This module: the window itself, shared by the service (in
-//!   [`crate::proxy::server::Shared`]): which messages, until when, and the
+//! * This module: the window itself, shared by the service (the running
+//!   `giftlock serve` keeps one [`Windows`]): which messages, until when, and the
 //!   UIDVALIDITY of the virtual mailbox (distinct per window, so a client
 //!   never mixes up two windows' UIDs). Sessions watch it through a
 //!   `tokio::sync::watch` channel; it closes by itself at its end, or on
@@ -14,15 +14,19 @@
 //!   virtual numbers and flags, and FETCH answered from the vault when the
 //!   real message is gone.
 //! * [`session`]: the filters that put the mailbox into a session, around
-//!   the masking filters: LIST shows it, commands on it are answered by
-//!   giftlock and never forwarded, and the window's end reaches the client
-//!   as EXPUNGE responses.
+//!   the masking filters: which commands giftlock answers and never
+//!   forwards, which server messages it drops, and the window's end
+//!   reaching the client as EXPUNGE responses; `answers` holds giftlock's
+//!   answers (FETCH through the session's [`crate::source::MessageSource`],
+//!   unmasked, or from the vault), `list` the mailbox's lines in LIST.
 //!
 //! Messages in the normal mailboxes stay masked throughout: nothing here
 //! touches the masking path.
 
+mod answers;
 pub mod fetch;
 pub mod folder;
+mod list;
 pub mod session;
 
 use std::sync::atomic::{AtomicU32, Ordering};

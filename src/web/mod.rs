@@ -29,7 +29,6 @@
 //! bounded number of HTTP/1.1 connections served by hyper on the service's
 //! tokio runtime.
 
-pub mod config;
 mod guard;
 mod pages;
 pub mod render;
@@ -51,11 +50,11 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 use tracing::{debug, error, info};
 
-pub use config::WebConfig;
+pub use crate::config::WebConfig;
 
 use crate::config::Config;
 use crate::control::server::Control;
-use crate::proxy::masking::MaskingContext;
+use crate::masking::MaskingContext;
 use crate::vault::Vault;
 
 /// Connections served at once; more wait in the kernel's backlog.

@@ -20,8 +20,8 @@ use maud::{html, Markup, PreEscaped};
 use sha2::{Digest, Sha256};
 
 use crate::mask;
+use crate::masking::MaskingContext;
 use crate::plan_store::PlanKey;
-use crate::proxy::masking::MaskingContext;
 use crate::vault::VaultEntry;
 
 /// Nested messages shown inside each other at most this deep.

@@ -8,8 +8,8 @@
 //! UIDVALIDITY, UID) — the mailbox and UIDVALIDITY from [`Selection`], the
 //! UID from the response (giftlock adds `UID` to sequence-number FETCHes).
 //! Its plan comes from the [`PlanStore`], or is made from the whole message
-//! when the response carries it, or from the whole message fetched on the
-//! session's second connection ([`Fetcher`]). A clean plan forwards the
+//! when the response carries it, or from the whole message asked of the
+//! session's [`MessageSource`] (giftlock's own connection in the service). A clean plan forwards the
 //! response untouched (no copy); otherwise each item is masked in a copy
 //! ([`view::mask_item`]).
 //!
@@ -26,17 +26,17 @@ use std::sync::{Arc, Mutex};
 
 use tracing::{info, warn};
 
-use super::fetcher::{Fetcher, Whole};
-use super::relay::{CommandAction, CommandFilter, ContentFilter, Held};
 use crate::audit::{MaskApplied, SessionAudit};
 use crate::detect::Detector;
+use crate::hooks::{CommandAction, CommandFilter, ContentFilter, Held};
 use crate::imap::response::{ContentItem, ContentKind, FetchContent, Inspection};
 use crate::imap::search::{self, Classified, SearchCommand, SearchKind};
 use crate::imap::selection::{self, Change, Selected, Selection};
-use crate::imap::view;
+use crate::imap::{syntax, view};
 use crate::mask::{self, FingerprintKey, MaskPlan, ScanLimits, ScanStatus};
 use crate::notify::{self, Notifier};
 use crate::plan_store::{PlanKey, PlanStore};
+use crate::source::{MessageSource, Whole};
 use crate::vault::{MaskedIndex, MessageIdentity, Stored, Vault, VaultEntry};
 use imap_codec::imap_types::fetch::Section;
 
@@ -52,6 +52,51 @@ pub struct MaskingContext {
     pub masked: Arc<MaskedIndex>,
     /// Told when a message is masked for the first time.
     pub notifier: Notifier,
+}
+
+/// Why the masking rules or their cache could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MaskingError {
+    #[error("detect: {0}")]
+    Rules(#[source] crate::detect::RuleError),
+    #[error("cannot create the mask plan cache in {}: {source}", dir.display())]
+    PlanCache {
+        dir: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl MaskingContext {
+    /// What masking needs, from `config`; `key` is the fingerprint key,
+    /// `notifier` is told of first maskings.
+    pub fn build(
+        config: &crate::config::Config,
+        key: Arc<FingerprintKey>,
+        vault: Option<Arc<Vault>>,
+        masked: Arc<MaskedIndex>,
+        notifier: Notifier,
+    ) -> Result<MaskingContext, MaskingError> {
+        let detector = Detector::from_config(&config.detect).map_err(MaskingError::Rules)?;
+        let state_dir = config.state_dir();
+        let store = PlanStore::open(&state_dir, crate::plan_store::detector_id(&config.detect))
+            .map_err(|source| MaskingError::PlanCache {
+                dir: state_dir.join(crate::plan_store::DIR),
+                source,
+            })?;
+        Ok(MaskingContext {
+            detector: Arc::new(detector),
+            key,
+            store: Arc::new(store),
+            limits: ScanLimits {
+                max_message_bytes: config.limits.max_scan_bytes as usize,
+                ..ScanLimits::default()
+            },
+            vault,
+            masked,
+            notifier,
+        })
+    }
 }
 
 /// A search command sent and not yet answered.
@@ -80,31 +125,31 @@ pub struct CommandSide {
     state: State,
 }
 
-/// The server-side filter.
-pub struct Masking {
+/// The server-side filter; `S` gives the messages a response does not carry.
+pub struct Masking<S> {
     context: Arc<MaskingContext>,
     account: String,
     state: State,
-    fetcher: Fetcher,
+    source: S,
     audit: SessionAudit,
     /// Messages whose masks were already recorded in this session.
     audited: HashSet<PlanKey>,
 }
 
 /// Both filters of one session.
-pub fn for_session(
+pub fn for_session<S: MessageSource>(
     context: Arc<MaskingContext>,
     account: String,
-    fetcher: Fetcher,
+    source: S,
     audit: SessionAudit,
-) -> (Masking, CommandSide) {
+) -> (Masking<S>, CommandSide) {
     let state = State::default();
     (
         Masking {
             context: context.clone(),
             account,
             state: state.clone(),
-            fetcher,
+            source,
             audit,
             audited: HashSet::new(),
         },
@@ -227,7 +272,7 @@ fn cpu<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
-impl ContentFilter for Masking {
+impl<S: MessageSource> ContentFilter for Masking<S> {
     async fn filter<'a>(
         &'a mut self,
         inspection: &'a Inspection,
@@ -242,7 +287,7 @@ impl ContentFilter for Masking {
     }
 }
 
-impl Masking {
+impl<S: MessageSource> Masking<S> {
     fn selected(&self) -> Option<Selected> {
         lock(&self.state).selection.current().cloned()
     }
@@ -391,7 +436,7 @@ impl Masking {
         literals: &[Range<usize>],
     ) -> Cow<'m, [u8]> {
         let head = &message[..literals.first().map_or(message.len(), |l| l.start)];
-        let plan = match (self.selected(), uid_in(head)) {
+        let plan = match (self.selected(), syntax::number_after(head, b" UID ")) {
             (Some(selected), Some(uid)) => self.plan_for(&selected, uid, None).await,
             _ => None,
         };
@@ -446,7 +491,7 @@ impl Masking {
         let raw = match whole {
             Some(raw) => Some(raw),
             None => match self
-                .fetcher
+                .source
                 .whole_message(selected, uid, self.context.limits.max_message_bytes)
                 .await
             {
@@ -613,7 +658,7 @@ impl Masking {
         let pairs: Vec<(u32, u32)> = if uid_mode {
             result.numbers.iter().map(|&n| (n, n)).collect()
         } else {
-            match self.fetcher.uids(&selected, &result.numbers).await {
+            match self.source.uids(&selected, &result.numbers).await {
                 Ok(pairs) => pairs,
                 Err(e) => {
                     warn!(error = %e, "cannot map search results to UIDs; withheld");
@@ -651,11 +696,10 @@ fn answer_to_search(
     if searches.is_empty() {
         return None;
     }
-    if let Some(done) = searches.iter().position(|s| {
-        message
-            .strip_prefix(s.tag.as_slice())
-            .is_some_and(|rest| rest.starts_with(b" "))
-    }) {
+    if let Some(done) = searches
+        .iter()
+        .position(|s| syntax::is_tagged(message, &s.tag))
+    {
         searches.remove(done);
         return None;
     }
@@ -674,22 +718,6 @@ fn answer_to_search(
         });
     }
     None
-}
-
-/// The number after ` UID ` in the lines of a FETCH response.
-fn uid_in(lines: &[u8]) -> Option<u32> {
-    let at = lines
-        .windows(5)
-        .position(|w| w.eq_ignore_ascii_case(b" UID "))?
-        + 5;
-    let digits = lines[at..]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    std::str::from_utf8(&lines[at..at + digits])
-        .ok()?
-        .parse()
-        .ok()
 }
 
 /// The bytes of an item that is the whole message, if the response has one.
@@ -711,45 +739,4 @@ fn whole_item<'m>(content: &FetchContent, message: &'m [u8]) -> Option<&'m [u8]>
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pending(tag: &str, content: bool) -> PendingSearch {
-        PendingSearch {
-            tag: tag.as_bytes().to_vec(),
-            command: SearchCommand {
-                kind: SearchKind::Search,
-                uid: true,
-                content,
-            },
-        }
-    }
-
-    #[test]
-    fn search_results_are_filtered_while_a_content_search_is_pending() {
-        let mut searches: VecDeque<_> = [pending("a", false), pending("b", true)].into();
-        assert!(matches!(
-            answer_to_search(&mut searches, b"* SEARCH 1 2\r\n"),
-            Some(SearchAnswer::Filter { uid: true })
-        ));
-        assert!(matches!(
-            answer_to_search(&mut searches, b"* THREAD (1)(2)\r\n"),
-            Some(SearchAnswer::EmptyThread)
-        ));
-        assert!(answer_to_search(&mut searches, b"* 3 EXISTS\r\n").is_none());
-        assert!(answer_to_search(&mut searches, b"b OK done\r\n").is_none());
-        // Only the search without content criteria is left.
-        assert!(answer_to_search(&mut searches, b"* SEARCH 1 2\r\n").is_none());
-        assert!(answer_to_search(&mut searches, b"a OK done\r\n").is_none());
-        assert!(searches.is_empty());
-    }
-
-    #[test]
-    fn uid_is_read_from_undecodable_fetch_lines() {
-        assert_eq!(
-            uid_in(b"* 3 FETCH (X-GM-LABELS (x) UID 42 BODY[] {5}\r\n"),
-            Some(42)
-        );
-        assert_eq!(uid_in(b"* 3 FETCH (X-GM-THRID 7 BODY[] {5}\r\n"), None);
-    }
-}
+mod tests;

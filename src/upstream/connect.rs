@@ -14,19 +14,30 @@ use rustls::pki_types::ServerName;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::framed::{FrameError, FramedReader};
-use super::stream::BoxedStream;
-use crate::config::{UpstreamAddr, UpstreamSecurity};
-use crate::imap::capability::split_line_ending;
+use super::client::printable;
+use crate::config::{UpstreamAddr, UpstreamSecurity, UrlError};
+use crate::imap::syntax::{self, split_line_ending};
+use crate::net::framed::{FrameError, FramedReader};
+use crate::net::stream::BoxedStream;
 
 /// Why giftlock could not log in upstream. Every text is fit for the log
 /// and for the client's NO response: it never holds the secret.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("cannot connect to {addr}: {reason}")]
-    Connect { addr: String, reason: String },
+    #[error("{0}")]
+    Url(#[source] UrlError),
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS handshake failed; the text says why in words
+    /// ([`crate::tls::describe_handshake_error`]).
     #[error("{0}")]
     Tls(String),
+    #[error("upstream TLS: {0}")]
+    TlsConfig(#[source] crate::tls::TlsError),
     #[error("{addr} does not offer STARTTLS; giftlock will not send credentials in the clear (use imaps:// if the server has it)")]
     NoStarttls { addr: String },
     #[error("{addr} refused the login for user {user}: {text}")]
@@ -42,11 +53,17 @@ pub enum UpstreamError {
     #[error("{addr}: unexpected answer during login: {text}")]
     Protocol { addr: String, text: String },
     #[error("{addr}: {source}")]
-    Frame { addr: String, source: FrameError },
+    Frame {
+        addr: String,
+        #[source]
+        source: FrameError,
+    },
     #[error("{addr} did not answer within {secs} seconds")]
     Timeout { addr: String, secs: u64 },
     #[error("cannot read the upstream secret: {0}")]
-    Secret(String),
+    Secret(#[source] crate::secret::SecretError),
+    #[error("the secret store's task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 /// A logged-in upstream connection, ready to relay.
@@ -54,22 +71,6 @@ pub struct LoggedIn {
     pub reader: FramedReader<BoxedStream>,
     /// The server's capabilities after login, as it sent them.
     pub capabilities: Vec<String>,
-}
-
-impl LoggedIn {
-    /// Ends the session politely (`LOGOUT`), for callers that only wanted
-    /// to know the login works (`giftlock check`).
-    pub async fn logout(mut self) -> Result<(), FrameError> {
-        let stream = self.reader.get_mut();
-        stream.write_all(b"gl9 LOGOUT\r\n").await?;
-        stream.flush().await?;
-        loop {
-            let line = self.reader.next_message().await?;
-            if line.starts_with(b"gl9 ") {
-                return Ok(());
-            }
-        }
-    }
 }
 
 /// Connects to `addr`, secures the connection and logs in as `user`.
@@ -102,15 +103,16 @@ async fn login_steps(
     let shown = addr.to_string();
     let tcp = TcpStream::connect((addr.host.as_str(), addr.port))
         .await
-        .map_err(|e| UpstreamError::Connect {
+        .map_err(|source| UpstreamError::Connect {
             addr: shown.clone(),
-            reason: e.to_string(),
+            source,
         })?;
     // Small IMAP commands must not wait for Nagle's algorithm.
-    tcp.set_nodelay(true).map_err(|e| UpstreamError::Connect {
-        addr: shown.clone(),
-        reason: e.to_string(),
-    })?;
+    tcp.set_nodelay(true)
+        .map_err(|source| UpstreamError::Connect {
+            addr: shown.clone(),
+            source,
+        })?;
 
     let mut conn = match addr.security {
         UpstreamSecurity::Implicit => Conn::new(
@@ -276,11 +278,8 @@ impl Conn {
                     text: printable(&line[5..]),
                 });
             }
-            if let Some(rest) = line
-                .strip_prefix(tag.as_bytes())
-                .and_then(|r| r.strip_prefix(b" "))
-            {
-                return Ok((starts_with_ci(rest, b"OK"), line.clone()));
+            if let Some(done) = syntax::completion(&line, tag.as_bytes()) {
+                return Ok((done == syntax::Completion::Ok, line));
             }
         }
     }
@@ -378,17 +377,6 @@ fn strip_prefix_ci<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     starts_with_ci(line, prefix).then(|| &line[prefix.len()..])
 }
 
-/// A server line made safe for a log line: one line, printable, bounded.
-fn printable(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(split_line_ending(bytes).0);
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect::<String>()
-        .trim()
-        .to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,13 +392,5 @@ mod tests {
             ])
         );
         assert_eq!(capability_code(b"* OK ready\r\n"), None);
-    }
-
-    #[test]
-    fn printable_drops_control_bytes() {
-        assert_eq!(
-            printable(b"NO [AUTHENTICATIONFAILED] Authentication\x07 failed.\r\n"),
-            "NO [AUTHENTICATIONFAILED] Authentication failed."
-        );
     }
 }

@@ -1,0 +1,178 @@
+//! Small pieces of IMAP syntax read or written on raw lines, each in one
+//! place: the tagged completion of a command, a number after a marker, and
+//! astrings (quoted, atom or literal).
+//!
+//! Whole commands and responses are decoded with imap-codec; these are for
+//! the few spots that look at a line without decoding it (a tag to match, a
+//! response code in a server line) or build one of giftlock's own commands.
+
+/// The status of a tagged completion (RFC 3501 7.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completion {
+    Ok,
+    No,
+    Bad,
+}
+
+/// `message` without its line ending (CRLF or LF).
+pub fn split_line_ending(message: &[u8]) -> (&[u8], &[u8]) {
+    let end = message
+        .strip_suffix(b"\r\n")
+        .or_else(|| message.strip_suffix(b"\n"))
+        .map_or(message.len(), <[u8]>::len);
+    message.split_at(end)
+}
+
+/// Whether `message` is the tagged response to the command tagged `tag`.
+pub fn is_tagged(message: &[u8], tag: &[u8]) -> bool {
+    !tag.is_empty()
+        && message
+            .strip_prefix(tag)
+            .is_some_and(|rest| rest.starts_with(b" "))
+}
+
+/// The completion `message` gives the command tagged `tag`, if it is that
+/// command's tagged response. A status other than OK, NO or BAD is `Bad`.
+pub fn completion(message: &[u8], tag: &[u8]) -> Option<Completion> {
+    if !is_tagged(message, tag) {
+        return None;
+    }
+    let status = &message[tag.len() + 1..];
+    let word = |w: &[u8]| {
+        status
+            .get(..w.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(w))
+    };
+    Some(if word(b"OK") {
+        Completion::Ok
+    } else if word(b"NO") {
+        Completion::No
+    } else {
+        Completion::Bad
+    })
+}
+
+/// The decimal number right after the first `marker` in `message` (ASCII
+/// case-insensitive), such as `[UIDVALIDITY ` or ` UID `.
+pub fn number_after(message: &[u8], marker: &[u8]) -> Option<u32> {
+    if marker.is_empty() {
+        return None;
+    }
+    let at = message
+        .windows(marker.len())
+        .position(|w| w.eq_ignore_ascii_case(marker))?
+        + marker.len();
+    let digits = &message[at..];
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+}
+
+/// `text` as an IMAP quoted string.
+pub fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+/// `bytes` as an astring for a command giftlock sends: quoted when it can
+/// be, else a synchronising literal (`{n}\r\n` and the bytes).
+pub fn encode_astring(bytes: &[u8]) -> Vec<u8> {
+    let quotable = bytes
+        .iter()
+        .all(|&b| b.is_ascii() && b != 0 && b != b'\r' && b != b'\n');
+    match (quotable, std::str::from_utf8(bytes)) {
+        (true, Ok(text)) => quoted(text).into_bytes(),
+        _ => [format!("{{{}}}\r\n", bytes.len()).as_bytes(), bytes].concat(),
+    }
+}
+
+/// A quoted string (unescaped) or an atom at the start of `input`, and what
+/// follows it. Literals are not read here (`None`).
+pub fn parse_astring(input: &[u8]) -> Option<(Vec<u8>, &[u8])> {
+    if let Some(quoted) = input.strip_prefix(b"\"") {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while let Some(&b) = quoted.get(i) {
+            match b {
+                b'\\' => {
+                    out.push(*quoted.get(i + 1)?);
+                    i += 2;
+                }
+                b'"' => return Some((out, &quoted[i + 1..])),
+                _ => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        return None;
+    }
+    let len = input
+        .iter()
+        .take_while(|&&b| !matches!(b, b' ' | b'(' | b')' | b'{' | b'\r' | b'\n'))
+        .count();
+    (len > 0).then(|| (input[..len].to_vec(), &input[len..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completions_match_the_tag_only() {
+        assert_eq!(completion(b"a1 OK done\r\n", b"a1"), Some(Completion::Ok));
+        assert_eq!(completion(b"a1 no [X] y\r\n", b"a1"), Some(Completion::No));
+        assert_eq!(completion(b"a1 BAD y\r\n", b"a1"), Some(Completion::Bad));
+        assert_eq!(completion(b"a10 OK done\r\n", b"a1"), None);
+        assert_eq!(completion(b"* OK a1\r\n", b"a1"), None);
+        assert_eq!(completion(b" OK\r\n", b""), None);
+        assert!(is_tagged(b"t PREAUTH\r\n", b"t"));
+    }
+
+    #[test]
+    fn numbers_are_read_after_markers() {
+        assert_eq!(
+            number_after(b"* OK [UIDVALIDITY 1234] ok\r\n", b"[UIDVALIDITY "),
+            Some(1234)
+        );
+        assert_eq!(
+            number_after(b"* 4 FETCH (FLAGS () uid 9 RFC822.SIZE 5120)", b" UID "),
+            Some(9)
+        );
+        assert_eq!(number_after(b"* 4 FETCH (UID x)", b"UID "), None);
+        assert_eq!(number_after(b"UID 99999999999", b"UID "), None);
+        assert_eq!(number_after(b"anything", b""), None);
+    }
+
+    #[test]
+    fn astrings_round_trip() {
+        assert_eq!(encode_astring(b"INBOX"), b"\"INBOX\"");
+        assert_eq!(encode_astring(b"a \"b\\c"), b"\"a \\\"b\\\\c\"");
+        assert_eq!(
+            encode_astring("Geschäft".as_bytes()),
+            [b"{9}\r\n".as_slice(), "Geschäft".as_bytes()].concat()
+        );
+        for name in [&b"INBOX"[..], b"a \"b\\c", b"x"] {
+            let encoded = encode_astring(name);
+            let (parsed, rest) = parse_astring(&encoded).unwrap();
+            assert_eq!((parsed.as_slice(), rest), (name, &b""[..]));
+        }
+        assert_eq!(
+            parse_astring(b"Sent (x)"),
+            Some((b"Sent".to_vec(), &b" (x)"[..]))
+        );
+        assert_eq!(parse_astring(b"\"open"), None);
+        assert_eq!(parse_astring(b"{3}\r\nabc"), None);
+        assert_eq!(split_line_ending(b"a\r\n"), (&b"a"[..], &b"\r\n"[..]));
+    }
+}
