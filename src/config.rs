@@ -841,6 +841,27 @@ mod tests {
     }
 
     #[test]
+    fn a_page_on_another_address_is_refused_when_loaded() {
+        let base = minimal(
+            "address = \"127.0.0.1:1\"\ntls = \"none\"",
+            "url = \"imaps://h\"",
+        );
+        let cfg = parse(&base).unwrap();
+        assert!(!cfg.web.enabled);
+        assert!(cfg.notify.desktop && cfg.notify.command.is_empty());
+        let err = parse(&format!(
+            "{base}[web]\nenabled = true\naddress = \"0.0.0.0:1980\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("web.address"), "{err}");
+        let err = parse(&format!("{base}[notify]\ncommand = [\"\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("notify.command"), "{err}");
+    }
+
+    #[test]
     fn remote_addresses_need_tls_and_the_switch() {
         let mut web = WebConfig {
             enabled: true,

@@ -65,6 +65,7 @@ fn the_page_lists_masked_mail_reveals_codes_once_and_leaves_no_trace() {
     setup.web = Some(WebSetup {
         port,
         reveal_seconds: 3,
+        tls: false,
     });
     bench.start_giftlock(&setup);
     let filled = mask_script(&bench, &setup, "unlock_folder.py", &["--phase", "fill"]);
@@ -281,4 +282,105 @@ fn the_page_lists_masked_mail_reveals_codes_once_and_leaves_no_trace() {
     grepped.extend(giftlock_and_client_dirs(&bench));
     assert_no_code_in(&grepped);
     bench.assert_no_secrets_logged();
+}
+
+/// `curl` against the page (`-i`: the answer's head and body on stdout).
+fn curl(bench: &Bench, name: &str, args: &[&str]) -> Run {
+    let mut cmd = Command::new("curl");
+    cmd.args(["--silent", "--show-error", "--max-time", "30", "-i"])
+        .args(args);
+    let dir = bench.path().join("clients");
+    fs::create_dir_all(&dir).expect("create clients dir");
+    run_command(cmd, name, &dir, CLIENT_TIMEOUT)
+}
+
+fn status_of(run: &Run) -> u16 {
+    run.stdout
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {} {}", run.stdout, run.stderr))
+}
+
+#[test]
+fn over_tls_the_page_uses_the_local_certificate_and_secure_cookies() {
+    if needs::missing(&[Need::Dovecot, Need::Curl]) {
+        return;
+    }
+    let mut bench = Bench::start(DovecotMode::Normal);
+    let mut setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
+    let port = free_port();
+    setup.web = Some(WebSetup {
+        port,
+        reveal_seconds: 30,
+        tls: true,
+    });
+    bench.start_giftlock(&setup);
+    let ca = bench.giftlock().state_dir.join("ca.pem");
+    let url = |path: &str| format!("https://localhost:{port}{path}");
+    let ca_arg = ca.display().to_string();
+
+    // The local CA's certificate for localhost; the cookie is Secure.
+    let login = curl(&bench, "tls-login", &["--cacert", &ca_arg, &url("/login")]);
+    assert_eq!(status_of(&login), 200, "{}", login.stderr);
+    let head = login.stdout.to_ascii_lowercase();
+    assert!(
+        head.contains("set-cookie: gl_login=")
+            && head.contains("httponly; samesite=strict; secure"),
+        "{}",
+        login.stdout
+    );
+    assert!(
+        head.contains("strict-transport-security: max-age="),
+        "{}",
+        login.stdout
+    );
+    assert!(head.contains("cache-control: no-store"), "{}", login.stdout);
+    // Without the local CA the certificate is not trusted.
+    let untrusted = curl(&bench, "tls-untrusted", &[&url("/login")]);
+    assert!(!untrusted.success(), "{}", untrusted.stdout);
+    // Plain HTTP on the TLS port gets no page.
+    let plain = curl(
+        &bench,
+        "tls-plain",
+        &[&format!("http://127.0.0.1:{port}/login")],
+    );
+    assert!(!plain.stdout.contains("Sign in"), "{}", plain.stdout);
+
+    // A foreign Host is refused; so are writes from another origin or
+    // without a session, before any handler runs.
+    let host = format!("Host: evil.example:{port}");
+    let foreign = curl(
+        &bench,
+        "tls-host",
+        &["--cacert", &ca_arg, "-H", &host, &url("/login")],
+    );
+    assert_eq!(status_of(&foreign), 421, "{}", foreign.stdout);
+    let cross = curl(
+        &bench,
+        "tls-cross-site",
+        &[
+            "--cacert",
+            &ca_arg,
+            "-H",
+            "Origin: https://evil.example",
+            "-d",
+            "csrf=x",
+            &url("/lock"),
+        ],
+    );
+    assert_eq!(status_of(&cross), 403, "{}", cross.stdout);
+    assert!(cross.stdout.contains("must come from the giftlock page"));
+    let no_session = curl(
+        &bench,
+        "tls-no-session",
+        &["--cacert", &ca_arg, "-d", "csrf=x", &url("/lock")],
+    );
+    assert_eq!(status_of(&no_session), 403, "{}", no_session.stdout);
+    assert!(
+        no_session.stdout.contains("sign in"),
+        "{}",
+        no_session.stdout
+    );
+    assert!(!head.contains("access-control-"), "{}", login.stdout);
 }

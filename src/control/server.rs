@@ -23,7 +23,7 @@ use crate::config::UnlockConfig;
 use crate::local_auth::Throttle;
 use crate::status::Snapshot;
 use crate::unlock::Windows;
-use crate::vault::{files, MessageIdentity, Vault};
+use crate::vault::{files, MessageIdentity, Vault, VaultError};
 
 /// Requests served on one connection before it is closed.
 const MAX_REQUESTS_PER_CONNECTION: usize = 16;
@@ -468,21 +468,27 @@ async fn list(vault: Arc<Vault>) -> Answer {
     Ok((Response::Listed { messages }, count))
 }
 
+/// `read` on the blocking pool; a failure is the answer's refusal.
+async fn read_vault<T: Send + 'static>(
+    vault: Arc<Vault>,
+    read: impl FnOnce(&Vault) -> Result<T, VaultError> + Send + 'static,
+) -> Result<T, (Refusal, String)> {
+    tokio::task::spawn_blocking(move || read(&vault))
+        .await
+        .map_err(|e| (Refusal::Error, format!("reading the vault failed: {e}")))?
+        .map_err(|e| {
+            error!(error = %e, "vault read failed");
+            (Refusal::Error, e.to_string())
+        })
+}
+
 /// The codes of one message; the record names its handles.
 async fn reveal_message(
     vault: Arc<Vault>,
     message: MessageIdentity,
     attempt: &mut UnlockAttemptRecord,
 ) -> Answer {
-    let wanted = message.clone();
-    let entry = tokio::task::spawn_blocking(move || vault.get(&wanted))
-        .await
-        .map_err(|e| (Refusal::Error, format!("reading the vault failed: {e}")))?
-        .map_err(|e| {
-            error!(error = %e, "vault read failed");
-            (Refusal::Error, e.to_string())
-        })?;
-    let Some(entry) = entry else {
+    let Some(entry) = read_vault(vault, move |v| v.get(&message)).await? else {
         return Err((
             Refusal::NotFound,
             "the vault holds no such message; the list shows the masked messages".into(),
@@ -504,13 +510,7 @@ async fn reveal_message(
 
 async fn reveal(vault: Arc<Vault>, handle: String) -> Answer {
     let wanted = handle.clone();
-    let entries = tokio::task::spawn_blocking(move || vault.by_handle(&wanted))
-        .await
-        .map_err(|e| (Refusal::Error, format!("reading the vault failed: {e}")))?
-        .map_err(|e| {
-            error!(error = %e, "vault read failed");
-            (Refusal::Error, e.to_string())
-        })?;
+    let entries = read_vault(vault, move |v| v.by_handle(&wanted)).await?;
     let mut seen = std::collections::HashSet::new();
     let mut codes = Vec::new();
     for entry in &entries {

@@ -253,6 +253,8 @@ pub struct GiftlockSetup {
 pub struct WebSetup {
     pub port: u16,
     pub reveal_seconds: u64,
+    /// HTTPS with giftlock's local certificate.
+    pub tls: bool,
 }
 
 impl GiftlockSetup {
@@ -560,8 +562,8 @@ impl Bench {
         if let Some(web) = &setup.web {
             let _ = writeln!(
                 toml,
-                "\n[web]\nenabled = true\naddress = \"127.0.0.1:{}\"\nreveal_seconds = {}",
-                web.port, web.reveal_seconds
+                "\n[web]\nenabled = true\naddress = \"127.0.0.1:{}\"\nreveal_seconds = {}\ntls = {}",
+                web.port, web.reveal_seconds, web.tls
             );
         }
         let command: Vec<String> = setup.notify_command.iter().map(toml_str).collect();

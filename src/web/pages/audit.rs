@@ -33,15 +33,9 @@ pub async fn show(
     Extension(peer): Extension<Peer>,
     signed: Signed,
 ) -> Response {
-    let Some(status) = snapshot(&app, peer).await else {
-        return respond(
-            StatusCode::SERVICE_UNAVAILABLE,
-            page(
-                "Audit",
-                Some(&signed),
-                html! { p.error { "The service gave no status." } },
-            ),
-        );
+    let status = match snapshot(&app, peer, "Audit", &signed).await {
+        Ok(snapshot) => snapshot,
+        Err(page) => return page,
     };
     if !status.audit.enabled {
         return respond(

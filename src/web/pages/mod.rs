@@ -88,11 +88,24 @@ pub fn origin(peer: Peer) -> Origin {
     }
 }
 
-/// The service's status snapshot.
-pub async fn snapshot(app: &App, peer: Peer) -> Option<Snapshot> {
+/// The service's status snapshot, or the page titled `title` saying
+/// there is none.
+pub async fn snapshot(
+    app: &App,
+    peer: Peer,
+    title: &str,
+    signed: &Signed,
+) -> Result<Snapshot, Response> {
     match app.ctx.control.handle(Request::Status, origin(peer)).await {
-        Answer::Status { status } => Some(*status),
-        _ => None,
+        Answer::Status { status } => Ok(*status),
+        _ => Err(respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            page(
+                title,
+                Some(signed),
+                html! { p.error { "The service gave no status." } },
+            ),
+        )),
     }
 }
 

@@ -17,11 +17,10 @@ pub async fn show(
     Extension(peer): Extension<Peer>,
     signed: Signed,
 ) -> Response {
-    let body = match snapshot(&app, peer).await {
-        Some(s) => body(&s),
-        None => html! { p.error { "The service gave no status." } },
-    };
-    respond(StatusCode::OK, page("Status", Some(&signed), body))
+    match snapshot(&app, peer, "Status", &signed).await {
+        Ok(s) => respond(StatusCode::OK, page("Status", Some(&signed), body(&s))),
+        Err(page) => page,
+    }
 }
 
 fn body(s: &Snapshot) -> Markup {

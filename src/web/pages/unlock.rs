@@ -43,15 +43,9 @@ async fn unlock_page(
     status: StatusCode,
     error: Option<String>,
 ) -> Response {
-    let Some(s) = snapshot(app, peer).await else {
-        return respond(
-            StatusCode::SERVICE_UNAVAILABLE,
-            page(
-                "Unlock",
-                Some(signed),
-                html! { p.error { "The service gave no status." } },
-            ),
-        );
+    let s = match snapshot(app, peer, "Unlock", signed).await {
+        Ok(snapshot) => snapshot,
+        Err(page) => return page,
     };
     let u = &s.unlock;
     let body = html! {
