@@ -25,6 +25,8 @@ command -v systemd-analyze >/dev/null || missing+=(systemd)
 [[ -x /usr/lib/postfix/sbin/master ]] || missing+=(postfix)
 command -v swaks >/dev/null || missing+=(swaks libnet-ssleay-perl libio-socket-ssl-perl)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+command -v dbus-daemon >/dev/null || missing+=(dbus-daemon)
 if ((${#missing[@]})); then
 	echo "test.sh: missing ${missing[*]}: the tests that need them will be skipped" >&2
 	echo "test.sh: install with: apt-get install -y ${missing[*]}" >&2
@@ -37,15 +39,18 @@ command -v cargo >/dev/null || {
 }
 
 cd "$root"
-# imapflow, the BINARY-using client of tests/mask_clients.rs, pinned by its
-# package-lock.json.
-if [[ ! -d integration/clients/imapflow/node_modules ]]; then
-	if command -v npm >/dev/null; then
-		npm ci --prefix integration/clients/imapflow --no-audit --no-fund
-	else
-		echo "test.sh: no npm (Node.js >= 20): the imapflow test will be skipped" >&2
+# imapflow, the BINARY-using client of tests/mask_clients.rs, and
+# playwright-core, which drives Debian's chromium in tests/web_page.rs, each
+# pinned by its package-lock.json (playwright-core downloads no browser).
+for client in imapflow web; do
+	if [[ ! -d integration/clients/$client/node_modules ]]; then
+		if command -v npm >/dev/null; then
+			npm ci --prefix integration/clients/$client --no-audit --no-fund
+		else
+			echo "test.sh: no npm (Node.js >= 20): the $client test will be skipped" >&2
+		fi
 	fi
-fi
+done
 
 # The OAuth2 bench's authorization server (authlib, Flask), pinned by
 # integration/oauth/requirements.txt, in a venv under target/.

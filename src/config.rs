@@ -8,7 +8,7 @@
 //! Every error names the file and the key.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -39,6 +39,12 @@ pub struct Config {
     /// The unlock window (`giftlock unlock`).
     #[serde(default)]
     pub unlock: UnlockConfig,
+    /// The local page (`crate::web`).
+    #[serde(default)]
+    pub web: WebConfig,
+    /// Notifications (`crate::notify`).
+    #[serde(default)]
+    pub notify: NotifyConfig,
 }
 
 /// `[unlock]`: how long a window may stay open, and the name of the
@@ -387,6 +393,12 @@ impl Config {
         if let Err((key, problem)) = self.audit.validate() {
             return Err(invalid(format!("audit.{key}"), problem));
         }
+        if let Err((key, problem)) = self.web.validate() {
+            return Err(invalid(format!("web.{key}"), problem));
+        }
+        if let Err((key, problem)) = self.notify.validate() {
+            return Err(invalid(format!("notify.{key}"), problem));
+        }
         for (i, a) in self.accounts.iter().enumerate() {
             let key = |field: &str| format!("accounts[{i}].{field}");
             if a.name.is_empty() {
@@ -617,6 +629,151 @@ fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
 }
 
 use crate::net::is_loopback_host;
+
+/// `[web]`: the giftlock page's listener (`crate::web`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Off unless switched on: the page shows what the vault holds to
+    /// whoever knows the unlock secret, over TCP.
+    pub enabled: bool,
+    /// Where the page listens. Loopback unless `tls` and `allow_remote`.
+    pub address: SocketAddr,
+    /// HTTPS with giftlock's local certificate (the one `giftlock cert`
+    /// shows); required for a non-loopback address.
+    pub tls: bool,
+    /// A non-loopback `address` is refused unless this is set too.
+    pub allow_remote: bool,
+    /// Host names the page answers to besides localhost, 127.0.0.1, [::1]
+    /// and the address itself; a request naming any other host (DNS
+    /// rebinding) is refused. With `tls`, the certificate covers them.
+    pub hostnames: Vec<String>,
+    /// A signed-in page is signed out after this many minutes without a
+    /// request.
+    pub session_minutes: u64,
+    /// Seconds a revealed code stays on the page.
+    pub reveal_seconds: u64,
+}
+
+/// The page's port unless configured otherwise (unassigned by IANA, next
+/// to giftlock's IMAP ports 1143 and 1993).
+pub const WEB_DEFAULT_PORT: u16 = 1980;
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            enabled: false,
+            address: SocketAddr::from(([127, 0, 0, 1], WEB_DEFAULT_PORT)),
+            tls: false,
+            allow_remote: false,
+            hostnames: Vec::new(),
+            session_minutes: 15,
+            reveal_seconds: 30,
+        }
+    }
+}
+
+impl WebConfig {
+    /// Checks what types cannot; returns the key (below `web.`) and the
+    /// problem.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(self.address.ip().is_loopback() || self.tls && self.allow_remote) {
+            return Err((
+                "address",
+                format!(
+                    "{} is not a loopback address; the page shows your masked mail and reveals \
+                     codes, so another address needs both tls = true and allow_remote = true",
+                    self.address
+                ),
+            ));
+        }
+        if let Some(bad) = self.hostnames.iter().find(|h| {
+            h.is_empty()
+                || !h
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        }) {
+            return Err((
+                "hostnames",
+                format!("`{bad}` is not a host name (letters, digits, `.` and `-`)"),
+            ));
+        }
+        if self.session_minutes == 0 || self.session_minutes > 24 * 60 {
+            return Err(("session_minutes", "use 1 to 1440 minutes".into()));
+        }
+        if !(3..=600).contains(&self.reveal_seconds) {
+            return Err(("reveal_seconds", "use 3 to 600 seconds".into()));
+        }
+        Ok(())
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The page's address for people (`http://127.0.0.1:1980/`).
+    pub fn url(&self) -> String {
+        let host = match self.address.ip() {
+            ip if ip.is_unspecified() => "localhost".to_string(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        format!("{}://{host}:{}/", self.scheme(), self.address.port())
+    }
+}
+
+/// `[notify]`: where notifications go (`crate::notify`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// A desktop notification over D-Bus (`org.freedesktop.Notifications`)
+    /// whenever a session bus is there; without one, nothing happens.
+    pub desktop: bool,
+    /// A program run once per event, given the event as one JSON line on
+    /// standard input: the program and its arguments, no shell (use
+    /// `["sh", "-c", "..."]` for a pipeline). Empty: none.
+    pub command: Vec<String>,
+    /// Seconds the command may run before it is killed.
+    pub command_timeout_secs: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            desktop: true,
+            command: Vec::new(),
+            command_timeout_secs: 30,
+        }
+    }
+}
+
+/// Longest `command_timeout_secs`.
+const MAX_TIMEOUT_SECS: u64 = 600;
+
+impl NotifyConfig {
+    /// Checks what types cannot; returns the key (below `notify.`) and the
+    /// problem.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.command.first().is_some_and(|p| p.trim().is_empty()) {
+            return Err((
+                "command",
+                "the first element is the program to run; it must not be empty".into(),
+            ));
+        }
+        if self.command_timeout_secs == 0 || self.command_timeout_secs > MAX_TIMEOUT_SECS {
+            return Err((
+                "command_timeout_secs",
+                format!("use a number of seconds from 1 to {MAX_TIMEOUT_SECS}"),
+            ));
+        }
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -883,5 +1040,50 @@ mod tests {
         assert!(p("imaps://u@h").is_err());
         assert!(p("imaps://h:99999").is_err());
         assert!(p("h:993").is_err());
+    }
+
+    #[test]
+    fn a_page_on_another_address_is_refused_when_loaded() {
+        let base = minimal(
+            "address = \"127.0.0.1:1\"\ntls = \"none\"",
+            "url = \"imaps://h\"",
+        );
+        let cfg = parse(&base).unwrap();
+        assert!(!cfg.web.enabled);
+        assert!(cfg.notify.desktop && cfg.notify.command.is_empty());
+        let err = parse(&format!(
+            "{base}[web]\nenabled = true\naddress = \"0.0.0.0:1980\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("web.address"), "{err}");
+        let err = parse(&format!("{base}[notify]\ncommand = [\"\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("notify.command"), "{err}");
+    }
+
+    #[test]
+    fn remote_addresses_need_tls_and_the_switch() {
+        let mut web = WebConfig {
+            enabled: true,
+            ..WebConfig::default()
+        };
+        assert!(web.validate().is_ok());
+        assert_eq!(web.url(), "http://127.0.0.1:1980/");
+        web.address = "192.168.1.5:1980".parse().unwrap();
+        let (key, problem) = web.validate().unwrap_err();
+        assert_eq!(key, "address");
+        assert!(
+            problem.contains("tls = true and allow_remote = true"),
+            "{problem}"
+        );
+        web.tls = true;
+        assert!(web.validate().is_err());
+        web.allow_remote = true;
+        assert!(web.validate().is_ok());
+        assert_eq!(web.url(), "https://192.168.1.5:1980/");
+        web.hostnames = vec!["home.arpa/x".into()];
+        assert_eq!(web.validate().unwrap_err().0, "hostnames");
     }
 }

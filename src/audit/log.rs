@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::warn;
 
 use super::config::AuditConfig;
@@ -57,7 +57,21 @@ struct LogInner {
     run: String,
     next_session: AtomicU64,
     known: Mutex<KnownClients>,
+    /// Every alert raised, for whoever listens (notifications).
+    alerts: broadcast::Sender<RaisedAlert>,
 }
+
+/// An alert as it is raised, for listeners besides the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaisedAlert {
+    pub kind: AlertKind,
+    pub account: Option<String>,
+    pub session: String,
+    pub detail: String,
+}
+
+/// Alerts a slow listener may fall behind by before it misses some.
+const ALERT_BACKLOG: usize = 64;
 
 impl AuditLog {
     /// Opens (or creates) the log under `state_dir` as configured, records
@@ -105,6 +119,7 @@ impl AuditLog {
                 run: format!("{:06x}", run & 0xff_ffff),
                 next_session: AtomicU64::new(1),
                 known: Mutex::new(known),
+                alerts: broadcast::channel(ALERT_BACKLOG).0,
             })),
         })
     }
@@ -145,6 +160,11 @@ impl AuditLog {
         if log.tx.send(msg).await.is_ok() {
             self.sync().await;
         }
+    }
+
+    /// Every alert raised from now on; `None` when the log is disabled.
+    pub fn alerts(&self) -> Option<broadcast::Receiver<RaisedAlert>> {
+        self.inner.as_ref().map(|log| log.alerts.subscribe())
     }
 
     /// Waits until every record sent so far is on disk (for shutdown).
@@ -460,6 +480,13 @@ impl SessionAudit {
     async fn alert(&self, kind: AlertKind, account: Option<&str>, detail: String) {
         let Some(s) = &self.inner else { return };
         warn!(alert = kind.as_str(), session = %s.id, account, %detail, "audit alert");
+        // No listener is fine.
+        let _ = s.log.alerts.send(RaisedAlert {
+            kind,
+            account: account.map(str::to_string),
+            session: s.id.to_string(),
+            detail: detail.clone(),
+        });
         self.record(Event::Alert {
             kind,
             account: account.map(str::to_string),
@@ -601,6 +628,7 @@ mod tests {
             version: Some("1".into()),
             os: None,
         };
+        let mut raised = log.alerts().expect("an open log has alerts");
         // First session: address and client are new.
         let s = session(&log, "127.0.0.1:50000").await;
         s.client_id(tb.clone()).await;
@@ -615,6 +643,13 @@ mod tests {
             alerts(&records(dir.path())),
             ["new_client_address", "new_client_id"]
         );
+        // Listeners hear of the same alerts, with the session.
+        let heard = raised.try_recv().unwrap();
+        assert_eq!(heard.kind, AlertKind::NewClientAddress);
+        assert_eq!(heard.account.as_deref(), Some("test"));
+        assert_eq!(Some(heard.session.as_str()), s.id());
+        assert_eq!(raised.try_recv().unwrap().kind, AlertKind::NewClientId);
+        assert!(raised.try_recv().is_err());
 
         // Same address and client, after a reopen: nothing new; a fourth
         // and fifth body cross the threshold once.

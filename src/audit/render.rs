@@ -161,6 +161,9 @@ fn unlock_text(u: &UnlockAttemptRecord) -> String {
     if let Some(peer) = &u.peer {
         let _ = write!(s, "; by {peer}");
     }
+    if let Some(source) = &u.source {
+        let _ = write!(s, " on the {source} page");
+    }
     s
 }
 

@@ -9,6 +9,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+pub mod amount;
 mod chars;
 mod config;
 mod keywords;
@@ -289,6 +290,15 @@ impl Detector {
     pub fn rule_names(&self) -> impl Iterator<Item = &str> {
         self.inner.rules.iter().map(|r| &*r.name)
     }
+}
+
+/// The brand a rule's codes belong to, as a person names it (`Amazon`,
+/// `Google Play`); a user rule is named by its own name.
+pub fn brand(rule: &str) -> &str {
+    BUILTINS
+        .iter()
+        .find(|b| b.name == rule)
+        .map_or(rule, |b| b.title)
 }
 
 fn compile_user_rule(user: &UserRule, earlier: &[Rule]) -> Result<Rule, RuleError> {

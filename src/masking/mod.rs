@@ -34,6 +34,7 @@ use crate::imap::search;
 use crate::imap::selection::{self, Change, Selected, Selection};
 use crate::imap::{syntax, view};
 use crate::mask::{FingerprintKey, MaskPlan, ScanLimits, ScanStatus};
+use crate::notify::Notifier;
 use crate::plan_store::{PlanKey, PlanStore};
 use crate::source::MessageSource;
 use crate::vault::{MaskedIndex, Vault};
@@ -51,6 +52,8 @@ pub struct MaskingContext {
     pub vault: Option<Arc<Vault>>,
     /// Hashes of the masked copies served, for the APPEND write path.
     pub masked: Arc<MaskedIndex>,
+    /// Told when a message is masked for the first time.
+    pub notifier: Notifier,
 }
 
 /// Why the masking rules or their cache could not be set up.
@@ -67,12 +70,14 @@ pub enum MaskingError {
 }
 
 impl MaskingContext {
-    /// What masking needs, from `config`; `key` is the fingerprint key.
+    /// What masking needs, from `config`; `key` is the fingerprint key,
+    /// `notifier` is told of first maskings.
     pub fn build(
         config: &crate::config::Config,
         key: Arc<FingerprintKey>,
         vault: Option<Arc<Vault>>,
         masked: Arc<MaskedIndex>,
+        notifier: Notifier,
     ) -> Result<MaskingContext, MaskingError> {
         let detector = Detector::from_config(&config.detect).map_err(MaskingError::Rules)?;
         let state_dir = config.state_dir();
@@ -91,6 +96,7 @@ impl MaskingContext {
             },
             vault,
             masked,
+            notifier,
         })
     }
 }

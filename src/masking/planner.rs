@@ -14,9 +14,10 @@ use super::MaskingContext;
 use crate::imap::response::{ContentKind, FetchContent};
 use crate::imap::selection::Selected;
 use crate::mask::{self, MaskPlan, ScanStatus};
+use crate::notify;
 use crate::plan_store::PlanKey;
 use crate::source::{MessageSource, Whole};
-use crate::vault::{MaskedIndex, MessageIdentity, VaultEntry};
+use crate::vault::{MaskedIndex, MessageIdentity, Stored, VaultEntry};
 
 /// Plans messages of one account.
 pub(super) struct Planner<S> {
@@ -154,9 +155,15 @@ impl<S: MessageSource> Planner<S> {
         // The entry has the masked copy's hash already: the index takes it.
         let entry = VaultEntry::new(identity, raw, plan, codes);
         self.index_masked_copy(entry.masked_sha256);
+        let summary = entry.summary();
         let stored = tokio::task::spawn_blocking(move || vault.put(&entry)).await;
         match stored {
-            Ok(Ok(())) => {}
+            // The first masking of this message, ever.
+            Ok(Ok(Stored::New)) => self
+                .context
+                .notifier
+                .send(notify::Event::Masked(notify::GiftMail::of(&summary))),
+            Ok(Ok(Stored::Replaced | Stored::Unchanged)) => {}
             Ok(Err(e)) => {
                 warn!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, error = %e, "cannot write the original to the vault")
             }

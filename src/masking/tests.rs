@@ -37,6 +37,7 @@ fn session() -> (
         limits: ScanLimits::default(),
         vault: None,
         masked: Arc::new(MaskedIndex::open(dir.path()).unwrap()),
+        notifier: crate::notify::Notifier::default(),
     };
     let inbox = Selected {
         name: b"INBOX".to_vec(),

@@ -22,6 +22,7 @@ pub use fetcher::Fetcher;
 use crate::config::{Account, Config, Credential};
 use crate::oauth::sasl::Server;
 use crate::oauth::Authorizer;
+use crate::status::UpstreamStates;
 
 /// The limits a login and the commands after it run under.
 #[derive(Clone, Copy, Debug)]
@@ -49,6 +50,8 @@ pub struct Upstreams {
     tls: Mutex<HashMap<String, Arc<rustls::ClientConfig>>>,
     /// giftlock's own fetch connection per account.
     fetch_slots: Mutex<HashMap<String, fetcher::Slot>>,
+    /// How each account's last login went, for the status snapshot.
+    logins: UpstreamStates,
 }
 
 impl Upstreams {
@@ -58,12 +61,31 @@ impl Upstreams {
             oauth: Authorizer::new(state_dir),
             tls: Mutex::default(),
             fetch_slots: Mutex::default(),
+            logins: UpstreamStates::default(),
         }
     }
 
     /// Reads the account's secret (or OAuth2 access token) and logs in
-    /// upstream.
+    /// upstream; the outcome is kept for [`Upstreams::logins`].
     pub async fn login(
+        &self,
+        account: &Account,
+        limits: &UpstreamLimits,
+    ) -> Result<LoggedIn, UpstreamError> {
+        let result = self.login_once(account, limits).await;
+        let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
+        self.logins
+            .record(&account.name, error, std::time::SystemTime::now());
+        result
+    }
+
+    /// The last login of each account (a session's or the fetch
+    /// connection's).
+    pub fn logins(&self) -> &UpstreamStates {
+        &self.logins
+    }
+
+    async fn login_once(
         &self,
         account: &Account,
         limits: &UpstreamLimits,

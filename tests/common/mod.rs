@@ -263,6 +263,25 @@ pub struct GiftlockSetup {
     pub trust_test_ca: bool,
     /// `limits.max_scan_bytes`, when a test wants a small scan limit.
     pub max_scan_bytes: Option<u32>,
+    /// The `[web]` page, when a test wants it.
+    pub web: Option<WebSetup>,
+    /// `[notify]`: no desktop notification unless a test asks (a
+    /// developer's desktop must not light up during `cargo test`).
+    pub notify_desktop: bool,
+    pub notify_command: Vec<String>,
+    /// Extra environment for `giftlock serve`.
+    pub env: Vec<(String, String)>,
+    /// More TOML tables, appended as they are (`[audit]` settings, say).
+    pub extra_toml: String,
+}
+
+/// `[web]`: the page on 127.0.0.1.
+#[derive(Clone, Debug)]
+pub struct WebSetup {
+    pub port: u16,
+    pub reveal_seconds: u64,
+    /// HTTPS with giftlock's local certificate.
+    pub tls: bool,
 }
 
 impl GiftlockSetup {
@@ -276,6 +295,11 @@ impl GiftlockSetup {
             secret: SecretSource::Env,
             trust_test_ca: true,
             max_scan_bytes: None,
+            web: None,
+            notify_desktop: false,
+            notify_command: Vec::new(),
+            env: Vec::new(),
+            extra_toml: String::new(),
         }
     }
 
@@ -793,10 +817,25 @@ impl Bench {
                 );
             }
         }
+        if let Some(web) = &setup.web {
+            let _ = writeln!(
+                toml,
+                "\n[web]\nenabled = true\naddress = \"127.0.0.1:{}\"\nreveal_seconds = {}\ntls = {}",
+                web.port, web.reveal_seconds, web.tls
+            );
+        }
+        let command: Vec<String> = setup.notify_command.iter().map(toml_str).collect();
+        let _ = writeln!(
+            toml,
+            "\n[notify]\ndesktop = {}\ncommand = [{}]",
+            setup.notify_desktop,
+            command.join(", ")
+        );
+        toml += &setup.extra_toml;
         toml
     }
 
-    fn spawn_giftlock(&mut self, config: &Path) -> (Child, PathBuf) {
+    fn spawn_giftlock(&mut self, config: &Path, env: &[(String, String)]) -> (Child, PathBuf) {
         let log_file = unique_path(&self.path().join("giftlock"), "giftlock", "log");
         let log = File::create(&log_file).expect("create giftlock log");
         let log2 = log.try_clone().expect("clone giftlock log handle");
@@ -813,6 +852,7 @@ impl Bench {
             .arg("--config")
             .arg(config)
             .env(SECRET_ENV, UPSTREAM_PASSWORD)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             // As much logging as giftlock has: the secrets grep covers it all.
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
@@ -831,9 +871,13 @@ impl Bench {
             old.kill();
         }
         let config = self.write_giftlock_config(setup);
-        let (mut child, log_file) = self.spawn_giftlock(&config);
+        let (mut child, log_file) = self.spawn_giftlock(&config, &setup.env);
         let deadline = Instant::now() + START_TIMEOUT;
-        for l in setup.listeners.iter().chain(&setup.smtp_listeners) {
+        let web = setup.web.as_ref().map(|w| Listener {
+            address: format!("127.0.0.1:{}", w.port),
+            tls: Tls::None,
+        });
+        for l in setup.listeners.iter().chain(&setup.smtp_listeners).chain(&web) {
             loop {
                 if TcpStream::connect(("127.0.0.1", l.port())).is_ok() {
                     break;
@@ -871,7 +915,7 @@ impl Bench {
         timeout: Duration,
     ) -> (Option<ExitStatus>, String) {
         let config = self.write_giftlock_config(setup);
-        let (mut child, log_file) = self.spawn_giftlock(&config);
+        let (mut child, log_file) = self.spawn_giftlock(&config, &setup.env);
         let (status, timed_out) = wait_bounded(&mut child, timeout);
         let log = fs::read_to_string(&log_file).unwrap_or_default();
         (if timed_out { None } else { status }, log)

@@ -44,6 +44,12 @@ pub enum Need {
     /// The authorization server's venv (authlib, Flask), made by
     /// `integration/test.sh` from integration/oauth/requirements.txt.
     OAuthServer,
+    /// Debian's chromium, driven by the test (never a downloaded browser).
+    Chromium,
+    /// The pinned playwright-core, installed by `integration/test.sh`.
+    Playwright,
+    /// dbus-daemon (Debian package dbus-daemon), for a private session bus.
+    DbusDaemon,
 }
 
 impl Need {
@@ -91,6 +97,15 @@ impl Need {
                     "target/oauth-venv (integration/test.sh installs integration/oauth/requirements.txt)"
                         .to_string()
                 }),
+            Need::Chromium => (!Path::new("/usr/bin/chromium").exists())
+                .then(|| "/usr/bin/chromium (Debian package chromium)".to_string()),
+            Need::Playwright => {
+                let modules = repo_root().join("integration/clients/web/node_modules");
+                (!modules.is_dir() || !on_path("node")).then(|| {
+                    "playwright-core (integration/test.sh installs it with npm ci)".to_string()
+                })
+            }
+            Need::DbusDaemon => program("dbus-daemon", "dbus-daemon"),
         }
     }
 }
