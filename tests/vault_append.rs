@@ -49,7 +49,12 @@ fn appended_masked_copies_are_restored_and_refused_without_the_vault_key() {
     // With the unlock window open, a masked copy may go back into any
     // mailbox of its account.
     let cli = |args: &[&str], stdin: &str| {
-        giftlock_cli(&bench.giftlock().config, &bench.path().join("cli"), args, stdin)
+        giftlock_cli(
+            &bench.giftlock().config,
+            &bench.path().join("cli"),
+            args,
+            stdin,
+        )
     };
     let run = cli(&["unlock-secret", "--stdin"], UNLOCK_SECRET);
     assert!(run.success(), "unlock-secret: {}", run.stderr);

@@ -271,7 +271,9 @@ impl<S: MessageSource> CommandSide<S> {
                     Ok(Restored::Original(original)) => Ok(original),
                     Ok(Restored::NotMasked) => Err("the vault has no record of it".to_string()),
                     Ok(Restored::Elsewhere) => {
-                        warn!("APPEND of a masked copy outside its account or mailbox tree refused");
+                        warn!(
+                            "APPEND of a masked copy outside its account or mailbox tree refused"
+                        );
                         return CommandAction::Decline(match unlocked {
                             true => "[CANNOT] giftlock: this message is a masked copy of another \
                                      account's mail; giftlock puts an original back only into its \

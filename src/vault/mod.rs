@@ -293,10 +293,12 @@ impl Vault {
         };
         let entry = self.read(stem)?;
         // The index said so; the record must agree before it is trusted.
-        Ok(match entry.masked_sha256 == hash && allowed(&entry.identity) {
-            true => Restored::Original(entry.original),
-            false => Restored::NotMasked,
-        })
+        Ok(
+            match entry.masked_sha256 == hash && allowed(&entry.identity) {
+                true => Restored::Original(entry.original),
+                false => Restored::NotMasked,
+            },
+        )
     }
 
     fn read(&self, stem: &str) -> Result<VaultEntry, VaultError> {

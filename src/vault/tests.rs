@@ -271,7 +271,10 @@ fn restore_where_gives_originals_only_from_records_the_caller_allows() {
             v.restore_where(&copy, only("INBOX")).unwrap(),
             Restored::Original(inbox.original.clone())
         );
-        assert_eq!(v.restore_where(&copy, only("Other")).unwrap(), Restored::Elsewhere);
+        assert_eq!(
+            v.restore_where(&copy, only("Other")).unwrap(),
+            Restored::Elsewhere
+        );
         assert_eq!(
             v.restore_where(&copy, |id| id.account == "work").unwrap(),
             Restored::Elsewhere
@@ -292,10 +295,7 @@ fn restore_where_gives_originals_only_from_records_the_caller_allows() {
             .unwrap(),
         Restored::Elsewhere
     );
-    assert_eq!(
-        vault.restore(&copy).unwrap(),
-        Some(inbox.original.clone())
-    );
+    assert_eq!(vault.restore(&copy).unwrap(), Some(inbox.original.clone()));
 }
 
 #[test]
