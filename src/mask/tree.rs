@@ -169,7 +169,9 @@ pub(crate) fn is_free_text(name: &str) -> bool {
     let is = |n: &&str| n.eq_ignore_ascii_case(name);
     FREE_TEXT_HEADERS.iter().any(is)
         || SHOWN_HEADERS.iter().any(is)
-        || (name.len() > 2 && name[..2].eq_ignore_ascii_case("X-") && !name.to_ascii_lowercase().contains("signature"))
+        || (name.len() > 2
+            && name[..2].eq_ignore_ascii_case("X-")
+            && !name.to_ascii_lowercase().contains("signature"))
 }
 
 /// Structured fields whose text clients show (`crate::mask::FREE_TEXT_HEADERS`

@@ -56,7 +56,7 @@ impl<S: MessageSource> CommandSide<S> {
         let masked: Vec<u32> = views.masked.keys().copied().collect();
         let mailbox = MaskedMailbox {
             masked: &masked,
-            scanned_up_to: views.scanned_up_to,
+            clean: &views.clean,
         };
         let mut matched = |leaf: &SearchKey<'_>| {
             views
@@ -99,15 +99,15 @@ impl<S: MessageSource> CommandSide<S> {
             .map_err(|e| e.to_string())?;
         let mut views = MaskedViews {
             masked: BTreeMap::new(),
-            scanned_up_to: 0,
+            clean: Vec::new(),
         };
         for uid in uids {
             let Some(plan) = self.planner.plan_for(selected, uid, None).await else {
                 // Gone meanwhile, or not fetched: not known to be clean.
                 continue;
             };
-            views.scanned_up_to = views.scanned_up_to.max(uid);
             if plan.is_clean() {
+                views.clean.push(uid);
                 continue;
             }
             let text = match plan.status {
@@ -148,7 +148,8 @@ impl<S: MessageSource> CommandSide<S> {
 struct MaskedViews {
     /// By UID; `None` where the body is withheld (it matches no content).
     masked: BTreeMap<u32, Option<MaskedText>>,
-    scanned_up_to: u32,
+    /// Planned and without masks, ascending.
+    clean: Vec<u32>,
 }
 
 /// How the search strings of a command are decoded.

@@ -136,21 +136,22 @@ async fn a_content_search_is_answered_on_the_masked_view_for_masked_messages() {
     let (mut masking, mut commands, _source, _dir) = session();
     select_inbox(&mut masking, &mut commands).await;
     // UID 5 (the gift mail) has masks; its masked subject lacks the code,
-    // so the server decides only for the rest (UIDs up to 9).
+    // so the server decides only for the messages giftlock planned clean
+    // (UID 9); any other message matches no content criterion.
     assert_eq!(
         sent(send(&mut commands, b"s SEARCH SUBJECT \"K4MT\"\r\n").await),
-        "s SEARCH (SUBJECT \"K4MT\" NOT UID 5 UID 1:9)\r\n"
+        "s SEARCH (SUBJECT \"K4MT\" UID 9)\r\n"
     );
     // NOT of it: the same rewrite, so the gift mail's membership does not
     // depend on its code.
     assert_eq!(
         sent(send(&mut commands, b"n UID SEARCH NOT SUBJECT ZZZZ\r\n").await),
-        "n UID SEARCH NOT (SUBJECT ZZZZ NOT UID 5 UID 1:9)\r\n"
+        "n UID SEARCH NOT (SUBJECT ZZZZ UID 9)\r\n"
     );
     // Words outside the masks find the gift mail from its masked view.
     assert_eq!(
         sent(send(&mut commands, b"c SEARCH SUBJECT \"claim code\"\r\n").await),
-        "c SEARCH OR UID 5 (SUBJECT \"claim code\" NOT UID 5 UID 1:9)\r\n"
+        "c SEARCH OR UID 5 (SUBJECT \"claim code\" UID 9)\r\n"
     );
     // A search without content criteria goes as the client sent it.
     assert_eq!(
