@@ -921,6 +921,28 @@ mod tests {
         assert_eq!(r.scopes, ["https://mail.google.com/"]);
         assert_eq!(r.mechanism.name(), "XOAUTH2");
         assert_eq!(r.client_id, "my-client-id");
+        // A refresh token only with offline access; Google's device flow
+        // does not allow the mail scope.
+        let offline = ("access_type".to_string(), "offline".to_string());
+        assert!(r.auth_params.contains(&offline), "{:?}", r.auth_params);
+        assert_eq!(r.device_auth_url, None);
+    }
+
+    #[test]
+    fn init_with_yahoo_names_yahoos_endpoints_scope_and_mechanism() {
+        let (config, report) = init_with_oauth2("yahoo");
+        assert_sends_through_giftlock(&config, &report, "smtps://smtp.mail.yahoo.com:465");
+        let account = &config.accounts[0];
+        assert_eq!(account.upstream.url, "imaps://imap.mail.yahoo.com:993");
+        let r = account.oauth2.as_ref().unwrap().resolve().unwrap();
+        assert_eq!(
+            r.auth_url,
+            "https://api.login.yahoo.com/oauth2/request_auth"
+        );
+        assert_eq!(r.token_url, "https://api.login.yahoo.com/oauth2/get_token");
+        assert_eq!(r.scopes, ["mail-w"]);
+        assert_eq!(r.mechanism.name(), "XOAUTH2");
+        assert_eq!(r.device_auth_url, None);
     }
 
     #[test]
