@@ -267,7 +267,7 @@ pub fn local_password_hash() -> &'static str {
         let stdin = scratch.path().join("password");
         fs::write(&stdin, format!("{LOCAL_PASSWORD}\n")).expect("write password input");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
-        cmd.arg("passwd")
+        cmd.args(["passwd", "--secret-stdin"])
             .stdin(File::open(&stdin).expect("open password input"));
         let run = run_command(
             cmd,
