@@ -236,6 +236,9 @@ pub struct GiftlockSetup {
     pub trust_test_ca: bool,
     /// `limits.max_scan_bytes`, when a test wants a small scan limit.
     pub max_scan_bytes: Option<u32>,
+    /// TLS listeners use giftlock's own local CA (in the state directory)
+    /// instead of the test CA's localhost certificate.
+    pub local_ca: bool,
 }
 
 impl GiftlockSetup {
@@ -246,6 +249,7 @@ impl GiftlockSetup {
             secret: SecretSource::Env,
             trust_test_ca: true,
             max_scan_bytes: None,
+            local_ca: false,
         }
     }
 
@@ -493,7 +497,7 @@ impl Bench {
                 toml_str(&l.address),
                 toml_str(l.tls.name())
             );
-            if l.tls != Tls::None {
+            if l.tls != Tls::None && !setup.local_ca {
                 // The test CA's localhost leaf: clients already trust that CA.
                 let _ = writeln!(
                     toml,
