@@ -30,6 +30,8 @@ use crate::tls::local_ca;
 
 /// Shortest local password accepted (the same rule as `giftlock passwd`).
 const MIN_LOCAL_PASSWORD_CHARS: usize = 8;
+/// The system service's state directory (`StateDirectory=giftlock`).
+const SYSTEM_STATE_DIR: &str = "/var/lib/giftlock";
 /// Create a config: provider, upstream login, local password, listeners
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
@@ -569,7 +571,13 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
         Some(_) => smtp_listeners(args),
         None => Vec::new(),
     };
-    let state_dir = args.state_dir.as_deref().map(absolute).transpose()?;
+    // Always written: the service and every CLI command then read the same
+    // directory, whatever a systemd version makes of `StateDirectory=`.
+    let state_dir = match &args.state_dir {
+        Some(dir) => absolute(dir)?,
+        None => default_state_dir_for(&config_path),
+    };
+    let state_dir = Some(state_dir);
     let text = |account: &Account| {
         render::config_text(&render::ConfigDraft {
             state_dir: state_dir.as_deref(),
@@ -975,5 +983,16 @@ mod tests {
             output: Vec::new(),
         };
         assert!(p.ask("User", None).is_err());
+    }
+}
+
+/// The state directory `init` writes when none is given: the system
+/// service's (`/var/lib/giftlock`) for a config in `/etc`, else the user's
+/// default (`$XDG_STATE_HOME/giftlock` or `~/.local/state/giftlock`).
+fn default_state_dir_for(config_path: &Path) -> PathBuf {
+    if config_path.starts_with("/etc") {
+        PathBuf::from(SYSTEM_STATE_DIR)
+    } else {
+        crate::config::default_state_dir()
     }
 }

@@ -9,6 +9,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -24,6 +25,8 @@ const SYSUSERS: &str = include_str!("../../systemd/sysusers.d/giftlock.conf");
 const PACKAGED_BINARY: &str = "/usr/bin/giftlock";
 const SYSTEM_CONFIG: &str = "/etc/giftlock/config.toml";
 const USER_CONFIG: &str = "%E/giftlock/config.toml";
+/// The state directory the shipped user unit names; replaced by the config's.
+const USER_STATE: &str = "ReadWritePaths=%h/.local/state/giftlock";
 
 /// Install and enable the systemd service
 #[derive(Debug, clap::Args)]
@@ -129,14 +132,43 @@ fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
             Some(c) => unit_path(&std::path::absolute(c)?)?,
             None => USER_CONFIG.to_string(),
         };
+        // The directory `serve` and the CLI resolve from the config (or
+        // the default when there is none yet), created so the unit's
+        // ReadWritePaths= exists when the service starts.
+        let config_file = match &args.config {
+            Some(c) => std::path::absolute(c)?,
+            None => super::serve::default_config_path(),
+        };
+        let state_dir = match config_file.exists() {
+            true => Config::load(&config_file)?.state_dir(),
+            false => crate::config::default_state_dir(),
+        };
+        let state_dir = std::path::absolute(&state_dir)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(under_root(&state_dir))
+            .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
         let unit = USER_UNIT
             .replace(PACKAGED_BINARY, &binary)
-            .replace(USER_CONFIG, &config);
+            .replace(USER_CONFIG, &config)
+            .replace(
+                USER_STATE,
+                &format!("ReadWritePaths={}", unit_path(&state_dir)?),
+            );
         let unit_file = under_root(&user_unit_dir()?.join("giftlock.service"));
         write_file(&unit_file, &unit)?;
         println!("wrote {}", unit_file.display());
         if enable {
-            run_step(Command::new("systemctl").args(["--user", "daemon-reload"]))?;
+            run_step(Command::new("systemctl").args(["--user", "daemon-reload"])).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}: no systemd user manager could be reached (a session without \
+                     `systemctl --user`, a container, su or ssh without a login session?). \
+                     The unit is written; run `giftlock serve` in a terminal instead, or \
+                     `giftlock service install --user --no-enable` to only write the unit, \
+                     then `systemctl --user enable --now giftlock.service` from a login session"
+                )
+            })?;
             run_step(Command::new("systemctl").args([
                 "--user",
                 "enable",
@@ -254,6 +286,8 @@ mod tests {
         assert!(USER_UNIT.contains(&format!(
             "ExecStart={PACKAGED_BINARY} serve --config {USER_CONFIG}"
         )));
+        assert!(USER_UNIT.contains(&format!("\n{USER_STATE}\n")));
+        assert!(!USER_UNIT.contains("StateDirectory="));
         assert!(SYSTEM_UNIT.contains(&format!(
             "ExecStart={PACKAGED_BINARY} serve --config {SYSTEM_CONFIG}"
         )));
