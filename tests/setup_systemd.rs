@@ -282,3 +282,25 @@ fn service_install_without_a_user_manager_says_what_to_do_instead() {
     );
     assert!(home.join(".config/systemd/user/giftlock.service").exists());
 }
+
+#[test]
+fn system_install_warns_of_a_missing_config_and_a_hidden_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let out = Command::new(env!("CARGO_BIN_EXE_giftlock"))
+        .args(["service", "install", "--system", "--root", root.to_str().unwrap()])
+        .args(["--binary", "/root/.cargo/bin/giftlock", "--config", "/etc/giftlock/mail.toml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("/root/.cargo/bin/giftlock is under /root")
+            && stderr.contains("ProtectHome=yes"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("mail.toml does not exist, so no credentials drop-in was written"),
+        "{stderr}"
+    );
+}

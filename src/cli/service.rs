@@ -88,6 +88,9 @@ fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
             .config
             .clone()
             .unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG));
+        if let Some(warning) = unreachable_binary(Path::new(&binary)) {
+            eprintln!("warning: {warning}");
+        }
         let unit = SYSTEM_UNIT
             .replace(PACKAGED_BINARY, &binary)
             .replace(SYSTEM_CONFIG, &unit_path(&config_path)?);
@@ -109,6 +112,14 @@ fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
             }
             None => {
                 let _ = fs::remove_file(&drop_in_file);
+                if !config_file.exists() {
+                    eprintln!(
+                        "warning: {} does not exist, so no credentials drop-in was written; \
+                         after `giftlock init --config {}`, run this command again",
+                        config_file.display(),
+                        config_path.display()
+                    );
+                }
             }
         }
         for f in &written {
@@ -184,6 +195,25 @@ fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why the system unit (`ProtectHome=yes`, `User=giftlock`) cannot run
+/// `binary`, if it cannot: a path under /home, /root or /run/user is hidden
+/// from the service.
+fn unreachable_binary(binary: &Path) -> Option<String> {
+    ["/home", "/root", "/run/user"]
+        .iter()
+        .find(|hidden| binary.starts_with(hidden))
+        .map(|hidden| {
+            format!(
+                "{} is under {hidden}, which the system unit hides (ProtectHome=yes) from the \
+                 giftlock user: the service would fail to start. Install the binary to \
+                 /usr/local/bin (install -m 0755 {} /usr/local/bin/giftlock) and pass \
+                 --binary /usr/local/bin/giftlock",
+                binary.display(),
+                binary.display()
+            )
+        })
 }
 
 /// `$XDG_CONFIG_HOME/systemd/user`, else `~/.config/systemd/user`.
@@ -278,6 +308,17 @@ mod tests {
         assert!(unit_path(Path::new("/usr/local/bin/giftlock")).is_ok());
         for bad in ["/a b/giftlock", "/a%n", "/$HOME/x"] {
             assert!(unit_path(Path::new(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn binaries_the_system_unit_cannot_reach_are_named() {
+        for hidden in ["/root/.cargo/bin/giftlock", "/home/me/giftlock", "/run/user/1000/g"] {
+            let warning = unreachable_binary(Path::new(hidden)).unwrap();
+            assert!(warning.contains("ProtectHome=yes") && warning.contains(hidden), "{warning}");
+        }
+        for fine in ["/usr/local/bin/giftlock", "/usr/bin/giftlock", "/homely/giftlock"] {
+            assert_eq!(unreachable_binary(Path::new(fine)), None, "{fine}");
         }
     }
 
