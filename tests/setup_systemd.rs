@@ -211,6 +211,9 @@ fn the_user_unit_init_and_the_cli_agree_on_the_state_directory() {
         &[],
     );
     assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("Server:    localhost\n"), "{said}");
+    assert!(said.contains("`giftlock service install --user` keeps it running"), "{said}");
     let expected = home.join(".local/state/giftlock");
     let text = fs::read_to_string(&config).unwrap();
     assert!(
@@ -303,4 +306,33 @@ fn system_install_warns_of_a_missing_config_and_a_hidden_binary() {
         stderr.contains("mail.toml does not exist, so no credentials drop-in was written"),
         "{stderr}"
     );
+}
+
+#[test]
+fn init_for_a_server_suggests_the_system_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    fs::create_dir_all(&home).unwrap();
+    let secret = dir.path().join("upstream-secret");
+    fs::write(&secret, "upstream secret\n").unwrap();
+    let local = dir.path().join("local-password");
+    fs::write(&local, "a local password\n").unwrap();
+    let config = dir.path().join("server.toml");
+    let out = giftlock_at_home(
+        &home,
+        &[
+            "init", "--non-interactive", "--config", config.to_str().unwrap(),
+            "--provider", "other", "--imap-url", "imaps://imap.example.com",
+            "--upstream-user", "me", "--upstream-secret-file", secret.to_str().unwrap(),
+            "--secret-store", "file", "--local-user", "me",
+            "--local-password-file", local.to_str().unwrap(),
+            "--listen", "0.0.0.0", "--hostname", "mail.home.arpa",
+        ],
+        &[],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(said.contains("Server:    mail.home.arpa\n"), "{said}");
+    assert!(said.contains("service install --system --config"), "{said}");
+    assert!(!said.contains("service install --user"), "{said}");
 }

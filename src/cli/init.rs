@@ -683,8 +683,16 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
     let _ = writeln!(
         report,
         "\nNext: `giftlock check --config {0}` tests everything; `giftlock serve --config {0}` \
-         runs the proxy; `giftlock service install --user` keeps it running.",
-        config_path.display()
+         runs the proxy; {1} keeps it running.",
+        config_path.display(),
+        match args.listen.is_loopback() {
+            true => "`giftlock service install --user`".to_string(),
+            false => format!(
+                "`sudo giftlock service install --system --config {}` (a server: the \
+                 service runs as the giftlock user)",
+                config_path.display()
+            ),
+        }
     );
     out.write_all(report.as_bytes())?;
     if answers.generated_password {
@@ -800,6 +808,9 @@ fn client_instructions(
     let host = match (args.hostnames.first(), args.listen) {
         (Some(name), _) => name.clone(),
         (None, ip) if ip.is_unspecified() => "THIS-MACHINE'S-ADDRESS".into(),
+        // The name the local certificate carries as CN and SAN: clients
+        // that match the CN (fetchmail, offlineimap3) refuse an address.
+        (None, ip) if ip.is_loopback() => "localhost".into(),
         (None, ip) => ip.to_string(),
     };
     let implicit = listeners.first().map_or(0, |l| l.0.port());
