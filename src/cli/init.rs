@@ -869,6 +869,17 @@ fn client_instructions(
     }
 }
 
+/// The state directory `init` writes when none is given: the system
+/// service's (`/var/lib/giftlock`) for a config in `/etc`, else the user's
+/// default (`$XDG_STATE_HOME/giftlock` or `~/.local/state/giftlock`).
+fn default_state_dir_for(config_path: &Path) -> PathBuf {
+    if config_path.starts_with("/etc") {
+        PathBuf::from(SYSTEM_STATE_DIR)
+    } else {
+        crate::config::default_state_dir()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -997,13 +1008,3 @@ mod tests {
     }
 }
 
-/// The state directory `init` writes when none is given: the system
-/// service's (`/var/lib/giftlock`) for a config in `/etc`, else the user's
-/// default (`$XDG_STATE_HOME/giftlock` or `~/.local/state/giftlock`).
-fn default_state_dir_for(config_path: &Path) -> PathBuf {
-    if config_path.starts_with("/etc") {
-        PathBuf::from(SYSTEM_STATE_DIR)
-    } else {
-        crate::config::default_state_dir()
-    }
-}
