@@ -58,7 +58,10 @@ impl<S> Filter<S> for IpSniQuiet {
     fn event_enabled(&self, event: &Event<'_>, _cx: &Context<'_, S>) -> bool {
         let mut seen = Seen::default();
         event.record(&mut seen);
-        let target = seen.log_target.as_deref().unwrap_or(event.metadata().target());
+        let target = seen
+            .log_target
+            .as_deref()
+            .unwrap_or(event.metadata().target());
         !(target == RUSTLS_HANDSHAKE && seen.message.starts_with(IP_AS_SNI))
     }
 }

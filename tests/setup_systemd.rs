@@ -202,18 +202,38 @@ fn the_user_unit_init_and_the_cli_agree_on_the_state_directory() {
     let out = giftlock_at_home(
         &home,
         &[
-            "init", "--non-interactive", "--config", config.to_str().unwrap(),
-            "--provider", "other", "--imap-url", "imaps://imap.example.com",
-            "--upstream-user", "me", "--upstream-secret-file", secret.to_str().unwrap(),
-            "--secret-store", "file", "--local-user", "me",
-            "--local-password-file", local.to_str().unwrap(),
+            "init",
+            "--non-interactive",
+            "--config",
+            config.to_str().unwrap(),
+            "--provider",
+            "other",
+            "--imap-url",
+            "imaps://imap.example.com",
+            "--upstream-user",
+            "me",
+            "--upstream-secret-file",
+            secret.to_str().unwrap(),
+            "--secret-store",
+            "file",
+            "--local-user",
+            "me",
+            "--local-password-file",
+            local.to_str().unwrap(),
         ],
         &[],
     );
-    assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("Server:    localhost\n"), "{said}");
-    assert!(said.contains("`giftlock service install --user` keeps it running"), "{said}");
+    assert!(
+        said.contains("`giftlock service install --user` keeps it running"),
+        "{said}"
+    );
     let expected = home.join(".local/state/giftlock");
     let text = fs::read_to_string(&config).unwrap();
     assert!(
@@ -224,10 +244,22 @@ fn the_user_unit_init_and_the_cli_agree_on_the_state_directory() {
     let binary = env!("CARGO_BIN_EXE_giftlock");
     let out = giftlock_at_home(
         &home,
-        &["service", "install", "--user", "--root", root.to_str().unwrap(), "--binary", binary],
+        &[
+            "service",
+            "install",
+            "--user",
+            "--root",
+            root.to_str().unwrap(),
+            "--binary",
+            binary,
+        ],
         &[],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let unit = root
         .join(home.strip_prefix("/").unwrap())
         .join(".config/systemd/user/giftlock.service");
@@ -245,7 +277,10 @@ fn the_user_unit_init_and_the_cli_agree_on_the_state_directory() {
     let mappings = [
         ("the CLI", None),
         ("systemd 252's mapping", Some(home.join(".config/giftlock"))),
-        ("systemd 254's mapping", Some(home.join(".local/state/giftlock"))),
+        (
+            "systemd 254's mapping",
+            Some(home.join(".local/state/giftlock")),
+        ),
     ];
     for (what, state_directory) in &mappings {
         let env: Vec<(&str, &Path)> = match state_directory {
@@ -256,7 +291,10 @@ fn the_user_unit_init_and_the_cli_agree_on_the_state_directory() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success()
-                && stdout.contains(&format!("CA certificate:      {}/ca.pem", expected.display())),
+                && stdout.contains(&format!(
+                    "CA certificate:      {}/ca.pem",
+                    expected.display()
+                )),
             "{what}: {stdout}{}",
             String::from_utf8_lossy(&out.stderr)
         );
@@ -274,7 +312,13 @@ fn service_install_without_a_user_manager_says_what_to_do_instead() {
     fs::create_dir_all(&runtime).unwrap();
     let out = giftlock_at_home(
         &home,
-        &["service", "install", "--user", "--binary", env!("CARGO_BIN_EXE_giftlock")],
+        &[
+            "service",
+            "install",
+            "--user",
+            "--binary",
+            env!("CARGO_BIN_EXE_giftlock"),
+        ],
         &[("XDG_RUNTIME_DIR", runtime.as_path())],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -291,8 +335,19 @@ fn system_install_warns_of_a_missing_config_and_a_hidden_binary() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let out = Command::new(env!("CARGO_BIN_EXE_giftlock"))
-        .args(["service", "install", "--system", "--root", root.to_str().unwrap()])
-        .args(["--binary", "/root/.cargo/bin/giftlock", "--config", "/etc/giftlock/mail.toml"])
+        .args([
+            "service",
+            "install",
+            "--system",
+            "--root",
+            root.to_str().unwrap(),
+        ])
+        .args([
+            "--binary",
+            "/root/.cargo/bin/giftlock",
+            "--config",
+            "/etc/giftlock/mail.toml",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -321,17 +376,37 @@ fn init_for_a_server_suggests_the_system_service() {
     let out = giftlock_at_home(
         &home,
         &[
-            "init", "--non-interactive", "--config", config.to_str().unwrap(),
-            "--provider", "other", "--imap-url", "imaps://imap.example.com",
-            "--upstream-user", "me", "--upstream-secret-file", secret.to_str().unwrap(),
-            "--secret-store", "file", "--local-user", "me",
-            "--local-password-file", local.to_str().unwrap(),
-            "--listen", "0.0.0.0", "--hostname", "mail.home.arpa",
+            "init",
+            "--non-interactive",
+            "--config",
+            config.to_str().unwrap(),
+            "--provider",
+            "other",
+            "--imap-url",
+            "imaps://imap.example.com",
+            "--upstream-user",
+            "me",
+            "--upstream-secret-file",
+            secret.to_str().unwrap(),
+            "--secret-store",
+            "file",
+            "--local-user",
+            "me",
+            "--local-password-file",
+            local.to_str().unwrap(),
+            "--listen",
+            "0.0.0.0",
+            "--hostname",
+            "mail.home.arpa",
         ],
         &[],
     );
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(said.contains("Server:    mail.home.arpa\n"), "{said}");
     assert!(said.contains("service install --system --config"), "{said}");
     assert!(!said.contains("service install --user"), "{said}");

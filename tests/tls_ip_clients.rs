@@ -28,7 +28,12 @@ fn an_ip_as_server_name_connects_without_a_warning() {
     let mut cmd = Command::new("openssl");
     cmd.args(["s_client", "-ign_eof", "-connect"])
         .arg(format!("127.0.0.1:{port}"))
-        .args(["-servername", "127.0.0.1", "-verify_return_error", "-CAfile"])
+        .args([
+            "-servername",
+            "127.0.0.1",
+            "-verify_return_error",
+            "-CAfile",
+        ])
         .arg(state_dir.join("ca.pem"))
         .arg("-verify_ip")
         .arg("127.0.0.1")

@@ -1007,4 +1007,3 @@ mod tests {
         assert!(p.ask("User", None).is_err());
     }
 }
-

@@ -159,7 +159,9 @@ fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
             .recursive(true)
             .mode(0o700)
             .create(under_root(&state_dir))
-            .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
+            .with_context(|| {
+                format!("cannot create the state directory {}", state_dir.display())
+            })?;
         let unit = USER_UNIT
             .replace(PACKAGED_BINARY, &binary)
             .replace(USER_CONFIG, &config)
@@ -313,11 +315,22 @@ mod tests {
 
     #[test]
     fn binaries_the_system_unit_cannot_reach_are_named() {
-        for hidden in ["/root/.cargo/bin/giftlock", "/home/me/giftlock", "/run/user/1000/g"] {
+        for hidden in [
+            "/root/.cargo/bin/giftlock",
+            "/home/me/giftlock",
+            "/run/user/1000/g",
+        ] {
             let warning = unreachable_binary(Path::new(hidden)).unwrap();
-            assert!(warning.contains("ProtectHome=yes") && warning.contains(hidden), "{warning}");
+            assert!(
+                warning.contains("ProtectHome=yes") && warning.contains(hidden),
+                "{warning}"
+            );
         }
-        for fine in ["/usr/local/bin/giftlock", "/usr/bin/giftlock", "/homely/giftlock"] {
+        for fine in [
+            "/usr/local/bin/giftlock",
+            "/usr/bin/giftlock",
+            "/homely/giftlock",
+        ] {
             assert_eq!(unreachable_binary(Path::new(fine)), None, "{fine}");
         }
     }
