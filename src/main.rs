@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         Commands::Lock(args) => giftlock::cli::unlock::run_lock(args),
     };
     result.unwrap_or_else(|e| {
-        eprintln!("giftlock: {e:#}");
+        eprintln!("giftlock: {}", giftlock::cli::error_text(&e));
         ExitCode::from(2)
     })
 }

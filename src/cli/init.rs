@@ -30,6 +30,8 @@ use crate::tls::local_ca;
 
 /// Shortest local password accepted (the same rule as `giftlock passwd`).
 const MIN_LOCAL_PASSWORD_CHARS: usize = 8;
+/// The system service's state directory (`StateDirectory=giftlock`).
+const SYSTEM_STATE_DIR: &str = "/var/lib/giftlock";
 /// Create a config: provider, upstream login, local password, listeners
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
@@ -569,7 +571,13 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
         Some(_) => smtp_listeners(args),
         None => Vec::new(),
     };
-    let state_dir = args.state_dir.as_deref().map(absolute).transpose()?;
+    // Always written: the service and every CLI command then read the same
+    // directory, whatever a systemd version makes of `StateDirectory=`.
+    let state_dir = match &args.state_dir {
+        Some(dir) => absolute(dir)?,
+        None => default_state_dir_for(&config_path),
+    };
+    let state_dir = Some(state_dir);
     let text = |account: &Account| {
         render::config_text(&render::ConfigDraft {
             state_dir: state_dir.as_deref(),
@@ -675,8 +683,16 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
     let _ = writeln!(
         report,
         "\nNext: `giftlock check --config {0}` tests everything; `giftlock serve --config {0}` \
-         runs the proxy; `giftlock service install --user` keeps it running.",
-        config_path.display()
+         runs the proxy; {1} keeps it running.",
+        config_path.display(),
+        match args.listen.is_loopback() {
+            true => "`giftlock service install --user`".to_string(),
+            false => format!(
+                "`sudo giftlock service install --system --config {}` (a server: the \
+                 service runs as the giftlock user)",
+                config_path.display()
+            ),
+        }
     );
     out.write_all(report.as_bytes())?;
     if answers.generated_password {
@@ -792,6 +808,9 @@ fn client_instructions(
     let host = match (args.hostnames.first(), args.listen) {
         (Some(name), _) => name.clone(),
         (None, ip) if ip.is_unspecified() => "THIS-MACHINE'S-ADDRESS".into(),
+        // The name the local certificate carries as CN and SAN: clients
+        // that match the CN (fetchmail, offlineimap3) refuse an address.
+        (None, ip) if ip.is_loopback() => "localhost".into(),
         (None, ip) => ip.to_string(),
     };
     let implicit = listeners.first().map_or(0, |l| l.0.port());
@@ -847,6 +866,17 @@ fn client_instructions(
                  giftlock instead."
             );
         }
+    }
+}
+
+/// The state directory `init` writes when none is given: the system
+/// service's (`/var/lib/giftlock`) for a config in `/etc`, else the user's
+/// default (`$XDG_STATE_HOME/giftlock` or `~/.local/state/giftlock`).
+fn default_state_dir_for(config_path: &Path) -> PathBuf {
+    if config_path.starts_with("/etc") {
+        PathBuf::from(SYSTEM_STATE_DIR)
+    } else {
+        crate::config::default_state_dir()
     }
 }
 

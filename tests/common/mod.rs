@@ -263,6 +263,9 @@ pub struct GiftlockSetup {
     pub trust_test_ca: bool,
     /// `limits.max_scan_bytes`, when a test wants a small scan limit.
     pub max_scan_bytes: Option<u32>,
+    /// TLS listeners use giftlock's own local CA (in the state directory)
+    /// instead of the test CA's localhost certificate.
+    pub local_ca: bool,
     /// The `[web]` page, when a test wants it.
     pub web: Option<WebSetup>,
     /// `[notify]`: no desktop notification unless a test asks (a
@@ -295,6 +298,7 @@ impl GiftlockSetup {
             secret: SecretSource::Env,
             trust_test_ca: true,
             max_scan_bytes: None,
+            local_ca: false,
             web: None,
             notify_desktop: false,
             notify_command: Vec::new(),
@@ -329,7 +333,7 @@ pub fn local_password_hash() -> &'static str {
         let stdin = scratch.path().join("password");
         fs::write(&stdin, format!("{LOCAL_PASSWORD}\n")).expect("write password input");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
-        cmd.arg("passwd")
+        cmd.args(["passwd", "--secret-stdin"])
             .stdin(File::open(&stdin).expect("open password input"));
         let run = run_command(
             cmd,
@@ -738,7 +742,7 @@ impl Bench {
                 toml_str(&l.address),
                 toml_str(l.tls.name())
             );
-            if l.tls != Tls::None {
+            if l.tls != Tls::None && !setup.local_ca {
                 // The test CA's localhost leaf: clients already trust that CA.
                 let _ = writeln!(
                     toml,
