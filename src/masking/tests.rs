@@ -187,6 +187,7 @@ async fn the_first_content_search_fetches_the_unscanned_messages_in_batches_of_b
         "acct".into(),
         source.clone(),
         SessionAudit::default(),
+        crate::unlock::Windows::default(),
     );
     select_inbox(&mut masking, &mut commands).await;
     assert_eq!(
