@@ -1325,21 +1325,19 @@ mod tests {
     }
 
     impl ContentFilter for SlowScan {
-        fn filter<'a>(
+        async fn filter<'a>(
             &'a mut self,
             _inspection: &'a response::Inspection,
             message: &'a [u8],
             _literals: &'a [std::ops::Range<usize>],
-        ) -> impl Future<Output = Cow<'a, [u8]>> + Send + 'a {
-            async move {
-                let Some(at) = memchr::memmem::find(message, b"SLOW") else {
-                    return Cow::Borrowed(message);
-                };
-                self.go.notified().await;
-                let mut out = message.to_vec();
-                out[at..at + 4].copy_from_slice(b"MASK");
-                Cow::Owned(out)
-            }
+        ) -> Cow<'a, [u8]> {
+            let Some(at) = memchr::memmem::find(message, b"SLOW") else {
+                return Cow::Borrowed(message);
+            };
+            self.go.notified().await;
+            let mut out = message.to_vec();
+            out[at..at + 4].copy_from_slice(b"MASK");
+            Cow::Owned(out)
         }
     }
 
