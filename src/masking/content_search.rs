@@ -1,6 +1,7 @@
 //! Content searches on the masked view (see [`crate::imap::search`] for
 //! the rewrite and why): before a SEARCH or SORT with a content criterion
-//! goes upstream, every message of the mailbox gets a plan, the masked ones
+//! goes upstream, every message of the mailbox gets a plan (those without
+//! one are fetched in batches on the fetch connection), the masked ones
 //! are matched on the view giftlock serves, and the criteria are rewritten
 //! so that the server decides only for messages without masks.
 
@@ -97,6 +98,10 @@ impl<S: MessageSource> CommandSide<S> {
             .all_uids(selected)
             .await
             .map_err(|e| e.to_string())?;
+        if let Err(e) = self.planner.plan_missing(selected, &uids).await {
+            // What the batches did not plan is planned one by one below.
+            warn!(mailbox = %selected.display(), error = %e, "cannot fetch a mailbox's messages in batches to scan them");
+        }
         let mut views = MaskedViews {
             masked: BTreeMap::new(),
             clean: Vec::new(),
