@@ -144,7 +144,10 @@ impl Sessions {
                 s.codes_masked = end.codes_masked;
                 s.end = Some(end.clone());
             }
-            Event::LogOpened { .. } | Event::UpstreamError { .. } | Event::UnlockAttempt(_) => {}
+            Event::LogOpened { .. }
+            | Event::UpstreamError { .. }
+            | Event::UnlockAttempt(_)
+            | Event::Submission(_) => {}
         }
     }
 
