@@ -33,7 +33,7 @@ const SECOND_UPSTREAM_PASSWORD: &str = "bob-upstream-pw";
 const SECOND_SECRET_ENV: &str = "GL_TEST_SECOND_SECRET";
 
 /// The longest one class may run.
-const CLASS_TIMEOUT: Duration = Duration::from_secs(150);
+const CLASS_TIMEOUT: Duration = Duration::from_secs(240);
 
 fn attack_fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/attack")
@@ -114,8 +114,12 @@ fn attack(class: &str) {
     }
     cmd.arg("--labels").arg(attack_fixtures().join("labels.json"));
     if second {
+        // The bench writes only alice's password files; bob's upstream
+        // password is the script's (the harness reads bob's mailbox).
+        let second_pw = bench.path().join("second-upstream.pw");
+        fs::write(&second_pw, format!("{SECOND_UPSTREAM_PASSWORD}\n")).expect("write bob's password");
         cmd.args(["--second-user", SECOND_USER, "--second-direct-password-file"])
-            .arg(bench.password_file(SECOND_UPSTREAM_PASSWORD))
+            .arg(second_pw)
             .arg("--second-proxy-password-file")
             .arg(bench.password_file(LOCAL_PASSWORD));
     }

@@ -33,7 +33,7 @@ def pipelined(before, after, by_seq=True):
         make_other(conn, run.ctx)
         fetches = window_fetches(run.ctx, tag="w", by_seq=by_seq)
         conn.send(before + fetches + after)
-        conn.drain(0.8, 20)
+        conn.drain(0.4, 20)
 
     return fn
 

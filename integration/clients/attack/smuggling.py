@@ -88,7 +88,7 @@ def send_wrapped(conn, name, head, kind, inner):
     if name.startswith("idle"):
         time.sleep(0.3)
         conn.send(b"DONE\r\n")
-    return conn.drain(0.6, 15)
+    return conn.drain(0.3, 15)
 
 
 def send_trick(conn, name, build, inner):
@@ -103,7 +103,7 @@ def send_trick(conn, name, build, inner):
         conn.send(inner + b"\r\n")
     else:
         conn.send(build(conn.tag(), inner))
-    return conn.drain(0.6, 15)
+    return conn.drain(0.3, 15)
 
 
 def done_while_idling(conn, inner):
@@ -111,7 +111,7 @@ def done_while_idling(conn, inner):
     conn.send(tag + b" IDLE\r\n")
     conn.read_response(3)
     conn.send(b"DONE {%d+}\r\n" % len(inner) + inner + b"\r\n")
-    return conn.drain(0.6, 15)
+    return conn.drain(0.3, 15)
 
 
 def compress_then_fetch(conn, send_inner, wrapper_ends_line=True):
