@@ -301,7 +301,13 @@ async fn run(script: Vec<u8>) -> Vec<u8> {
         uidvalidity: 7,
     };
     let source = FakeSource::with(&inbox, &[(UIDS[0], SUBJECT_CODE), (UIDS[1], NESTED)]);
-    let (content, commands) = for_session(Arc::new(context), "acct".into(), source, SessionAudit::default());
+    let (content, commands) = for_session(
+        Arc::new(context),
+        "acct".into(),
+        source,
+        SessionAudit::default(),
+        crate::unlock::Windows::default(),
+    );
     let (mut client, proxy_client) = duplex(1 << 20);
     let (server, proxy_server) = duplex(1 << 20);
     let (cr, cw) = tokio::io::split(Box::new(proxy_client) as BoxedStream);
