@@ -6,6 +6,8 @@
 
 mod pipeline;
 mod relay;
+#[cfg(test)]
+mod relay_props;
 pub(crate) mod server;
 pub(crate) mod session;
 
