@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod detect;
+pub mod durable;
 pub mod hooks;
 pub mod imap;
 pub mod keys;

@@ -12,8 +12,7 @@
 //! plan whole or absent; an unreadable plan is a miss, never an error.
 
 use std::collections::HashMap;
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -146,16 +145,7 @@ impl PlanStore {
             plan: plan.clone(),
         };
         let bytes = serde_json::to_vec(&stored).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(&bytes)?;
-        drop(file);
-        std::fs::rename(&tmp, &path)
+        crate::durable::replace(&path, &bytes, 0o600)
     }
 }
 

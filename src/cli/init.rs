@@ -6,10 +6,10 @@
 //! local CA and an iOS profile for it; prints what to type into mail clients.
 
 use std::fmt::Write as _;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -441,7 +441,8 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
     local_ca::ensure(&state_dir, &args.hostnames)?;
     let ca = local_ca::ensure_ca(&state_dir)?;
     let profile_path = state_dir.join("giftlock-ca.mobileconfig");
-    fs::write(&profile_path, super::mobileconfig::profile_for(&ca.path)?)
+    let profile = super::mobileconfig::profile_for(&ca.path)?;
+    crate::durable::replace(&profile_path, profile.as_bytes(), 0o644)
         .with_context(|| format!("cannot write {}", profile_path.display()))?;
 
     let mut report = String::new();
@@ -661,28 +662,17 @@ fn write_private(path: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
             .create(dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    if path.exists() && !force {
-        bail!(
+    let written = match force {
+        true => crate::durable::replace(path, bytes, 0o600),
+        false => crate::durable::create_new(path, bytes, 0o600),
+    };
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
             "{} already exists; use --force to replace it",
             path.display()
-        );
+        ),
+        other => other.with_context(|| format!("cannot write {}", path.display())),
     }
-    // Written beside the target and renamed: a reader never sees half a file,
-    // and the mode is right before any byte is written.
-    let tmp = path.with_extension("tmp-giftlock-init");
-    let _ = fs::remove_file(&tmp);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }
 
 fn client_instructions(
@@ -741,6 +731,7 @@ fn client_instructions(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn toml_strings_escape_quotes_backslashes_and_controls() {

@@ -22,7 +22,7 @@ use crate::audit::{AuditLog, UnlockAttemptRecord};
 use crate::config::UnlockConfig;
 use crate::local_auth::Throttle;
 use crate::unlock::Windows;
-use crate::vault::{files, MessageIdentity, Vault};
+use crate::vault::{MessageIdentity, Vault};
 
 /// Requests served on one connection before it is closed.
 const MAX_REQUESTS_PER_CONNECTION: usize = 16;
@@ -113,7 +113,7 @@ pub fn bind(state_dir: &Path) -> Result<UnixListener, ControlError> {
         source,
     };
     let _ = std::fs::remove_dir_all(&private);
-    files::private_dir(&private).map_err(io_err)?;
+    crate::durable::private_dir(&private).map_err(io_err)?;
     let tmp = private.join("sock");
     let bound = UnixListener::bind(&tmp).and_then(|listener| {
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
