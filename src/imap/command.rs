@@ -6,6 +6,16 @@
 //! an allow-list, the twin of [`super::capability`]: a command for a
 //! capability giftlock strips is refused here, so a client cannot use what it
 //! was never offered.
+//!
+//! APPEND is looked at past its verb ([`append_verdict`]): CATENATE (RFC
+//! 4469) makes the server build a message from parts of stored ones by URL
+//! (`URL "/INBOX;UIDVALIDITY=1/;UID=5/;SECTION=TEXT/;PARTIAL=82.16"`), so a
+//! client that sees where a masked code sits could have the server copy
+//! exactly the original code into a new message, one the masking path has
+//! never seen whole. CATENATE is stripped from the capabilities; an APPEND
+//! using it all the same is refused.
+
+use std::ops::Range;
 
 /// Tag and verb of a client command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +134,9 @@ pub fn verdict(line: &[u8]) -> Verdict {
             false => Verdict::Refuse("this UID command is not supported through giftlock"),
         };
     }
+    if head.verb.eq_ignore_ascii_case(b"APPEND") {
+        return append_verdict(line, &[]);
+    }
     if listed(FORWARDED) {
         return Verdict::Forward;
     }
@@ -132,14 +145,132 @@ pub fn verdict(line: &[u8]) -> Verdict {
         b"COMPRESS" => "COMPRESS is not offered through giftlock (it must see the bytes it masks)",
         b"STARTTLS" => "STARTTLS is only available before login",
         b"LOGIN" | b"AUTHENTICATE" => "already logged in",
-        b"GENURLAUTH" | b"RESETKEY" | b"URLFETCH" => "URLAUTH is not offered through giftlock",
+        b"GENURLAUTH" | b"RESETKEY" | b"URLFETCH" => URLAUTH_REFUSED,
         _ => "command not supported through giftlock",
+    })
+}
+
+/// Decides about a whole client message giftlock took in before sending
+/// it on (see [`CommandFilter::held`](crate::hooks::CommandFilter::held)):
+/// an APPEND is judged on all its bytes outside literal data.
+pub fn held_verdict(message: &[u8], literals: &[Range<usize>]) -> Verdict {
+    match parse_head(message) {
+        Some(head) if !head.uid && head.verb.eq_ignore_ascii_case(b"APPEND") => {
+            append_verdict(message, literals)
+        }
+        _ => Verdict::Forward,
+    }
+}
+
+const URLAUTH_REFUSED: &str = "URLAUTH is not offered through giftlock";
+const CATENATE_REFUSED: &str = "APPEND with CATENATE or URL parts is not offered through giftlock \
+     (the server would copy stored content giftlock has not masked)";
+
+/// Decides about an APPEND from its bytes so far: the first line alone, or
+/// the whole message with `literals` the ranges of its literal data (their
+/// bytes are message content and are not read). Refused when, after the
+/// mailbox name, an atom `CATENATE` or `URL` appears outside quoted strings
+/// and literals: the only places RFC 4469 puts them. A mailbox named like
+/// that is the first argument and stays allowed.
+pub fn append_verdict(message: &[u8], literals: &[Range<usize>]) -> Verdict {
+    let refused = arguments(message, literals)
+        .skip(3) // tag, APPEND, mailbox
+        .any(|atom| {
+            atom.eq_ignore_ascii_case(b"CATENATE")
+                || atom.eq_ignore_ascii_case(b"URL")
+                || atom.eq_ignore_ascii_case(b"URLAUTH")
+        });
+    match refused {
+        true => Verdict::Refuse(CATENATE_REFUSED),
+        false => Verdict::Forward,
+    }
+}
+
+/// The words of a command outside literal data, in order: an atom's bytes,
+/// or an empty slice standing for a quoted string, a literal or a
+/// parenthesis, so that counting arguments stays right.
+fn arguments<'a>(
+    message: &'a [u8],
+    literals: &'a [Range<usize>],
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let mut at = 0;
+    let mut literal = literals.iter().peekable();
+    std::iter::from_fn(move || loop {
+        while literal.peek().is_some_and(|l| l.end <= at) {
+            literal.next();
+        }
+        if let Some(l) = literal.peek().filter(|l| l.start <= at) {
+            at = l.end;
+            continue;
+        }
+        let byte = *message.get(at)?;
+        let stop = literal
+            .peek()
+            .map_or(message.len(), |l| l.start.min(message.len()));
+        match byte {
+            b' ' | b'\r' | b'\n' | b'\t' => at += 1,
+            b'(' | b')' => {
+                at += 1;
+                return Some(&message[..0]);
+            }
+            b'"' => {
+                // To the closing quote, past backslash escapes.
+                at += 1;
+                while at < stop && message[at] != b'"' {
+                    at += if message[at] == b'\\' { 2 } else { 1 };
+                }
+                if at < stop {
+                    at += 1;
+                }
+                return Some(&message[..0]);
+            }
+            b'{' => {
+                // A literal announcement; its data is skipped above.
+                at = memchr::memchr(b'}', &message[at..stop]).map_or(stop, |p| at + p + 1);
+                return Some(&message[..0]);
+            }
+            _ => {
+                let start = at;
+                while at < stop && !b" \r\n\t()\"{".contains(&message[at]) {
+                    at += 1;
+                }
+                return Some(&message[start..at]);
+            }
+        }
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn catenate_is_found_past_literals_and_quoted_strings_only() {
+        // The mailbox is a literal; CATENATE follows it on the next line.
+        let message = b"a APPEND {5}\r\nINBOX CATENATE (TEXT {3}\r\nabc)\r\n";
+        let literals = [14..19, 40..43];
+        assert!(matches!(
+            append_verdict(message, &literals),
+            Verdict::Refuse(_)
+        ));
+        // The first line alone cannot tell; the whole message is held and
+        // judged (see the relay).
+        assert_eq!(verdict(b"a APPEND {5}\r\n"), Verdict::Forward);
+        // The word inside a literal or a quoted string is content.
+        let message = b"b APPEND INBOX {12}\r\nCATENATE URL\r\n";
+        assert_eq!(
+            append_verdict(message, std::slice::from_ref(&(21..33))),
+            Verdict::Forward
+        );
+        let quoted = b"c APPEND INBOX \"CATENATE\" {3}\r\n";
+        assert_eq!(append_verdict(quoted, &[]), Verdict::Forward);
+        // A mailbox of that name is still a mailbox.
+        assert_eq!(verdict(b"d APPEND Catenate {3}\r\n"), Verdict::Forward);
+        assert_eq!(
+            verdict(b"e APPEND INBOX (\\Seen) {3+}\r\n"),
+            Verdict::Forward
+        );
+    }
 
     #[test]
     fn reads_tag_verb_and_uid() {
@@ -187,6 +318,9 @@ mod tests {
             "e XYZZY\r\n",
             "f UID XFOO 1\r\n",
             "garbage\r\n",
+            "g APPEND INBOX CATENATE (TEXT {5}\r\n",
+            "h APPEND INBOX (\\Seen) catenate (URL \"/INBOX;UIDVALIDITY=1/;UID=1\")\r\n",
+            "i APPEND INBOX \"01-Jan-2024 00:00:00 +0000\" CATENATE (URL \"x\")\r\n",
         ] {
             assert!(
                 matches!(verdict(line.as_bytes()), Verdict::Refuse(_)),

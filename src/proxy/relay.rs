@@ -477,6 +477,15 @@ async fn send_held<C: CommandFilter>(
     let message = client.message_bytes();
     let literals = client.message_literals();
     let tag = command::parse_head(message).map_or(&b"*"[..], |h| h.tag);
+    // The first line passed the allow-list; the rest of an APPEND (after a
+    // literal mailbox name, say) is judged now that it is all here.
+    if let Verdict::Refuse(reason) = command::held_verdict(message, literals) {
+        audit.command_refused(message, reason).await;
+        let reply = [tag, b" BAD ", reason.as_bytes(), b"\r\n"].concat();
+        return write_flush(client_writer, &reply)
+            .await
+            .map_err(|e| RelayEnd::Client(e.into()));
+    }
     let replacements = match commands.held(message, literals) {
         Held::Refuse(text) => {
             audit.command_refused(message, HELD_REFUSED).await;
@@ -763,6 +772,23 @@ mod tests {
         read_exactly(&mut client, HELD_GO_AHEAD.len()).await;
         client.write_all(b"refuse\r\nb NOOP\r\n").await.unwrap();
         assert_eq!(read_exactly(&mut client, 18).await, b"a NO [CANNOT] no\r\n");
+        assert_eq!(read_exactly(&mut server, 8).await, b"b NOOP\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_held_append_with_catenate_after_a_literal_mailbox_is_refused() {
+        let (mut client, mut server) = start_holding();
+        client.write_all(b"a APPEND {5}\r\n").await.unwrap();
+        read_exactly(&mut client, HELD_GO_AHEAD.len()).await;
+        client
+            .write_all(b"INBOX CATENATE (URL \"/INBOX;UIDVALIDITY=1/;UID=1\")\r\nb NOOP\r\n")
+            .await
+            .unwrap();
+        let Verdict::Refuse(reason) = command::append_verdict(b"a APPEND x CATENATE", &[]) else {
+            panic!("CATENATE is refused");
+        };
+        let want = [b"a BAD ", reason.as_bytes(), b"\r\n"].concat();
+        assert_eq!(read_exactly(&mut client, want.len()).await, want);
         assert_eq!(read_exactly(&mut server, 8).await, b"b NOOP\r\n");
     }
 
