@@ -4,6 +4,7 @@
 //! See `docs/ARCHITECTURE.md` for the map.
 
 pub mod audit;
+pub mod blocking;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use tracing::{info, warn};
 
 use crate::audit::{MaskApplied, SessionAudit};
+use crate::blocking::cpu;
 use crate::detect::Detector;
 use crate::hooks::{CommandAction, CommandFilter, ContentFilter, Held};
 use crate::imap::response::{ContentItem, ContentKind, FetchContent, Inspection};
@@ -257,15 +258,6 @@ impl CommandFilter for CommandSide {
     }
 }
 
-/// Runs CPU or blocking work: on the multi-threaded runtime other tasks
-/// move to other workers meanwhile.
-fn cpu<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        _ => work(),
-    }
-}
-
 impl<S: MessageSource> ContentFilter for Masking<S> {
     async fn filter<'a>(
         &'a mut self,
@@ -475,12 +467,24 @@ impl<S: MessageSource> Masking<S> {
             uid,
         };
         let whole = response.and_then(|(content, message)| whole_item(content, message));
-        if let Some(plan) = self.context.store.get(&key) {
-            // A whole message of another length is not the planned one.
-            if whole.is_none_or(|w| w.len() == plan.message_len) {
-                return Some(plan);
-            }
-        }
+        // A whole message of another length is not the planned one.
+        let usable = |plan: &MaskPlan| whole.is_none_or(|w| w.len() == plan.message_len);
+        let store = self.context.store.clone();
+        store
+            .get_or_plan(&key, usable, || self.make_plan(&key, selected, whole))
+            .await
+    }
+
+    /// Scans a message for [`PlanStore::get_or_plan`]: from `whole` when
+    /// the response carries it, else fetched; keeps the original of a
+    /// masked one in the vault.
+    async fn make_plan(
+        &mut self,
+        key: &PlanKey,
+        selected: &Selected,
+        whole: Option<&[u8]>,
+    ) -> Option<MaskPlan> {
+        let uid = key.uid;
         let fetched;
         let raw = match whole {
             Some(raw) => Some(raw),
@@ -507,7 +511,7 @@ impl<S: MessageSource> Masking<S> {
                         }),
                         None => MaskPlan::too_large(size, limits.max_message_bytes),
                     };
-                    return Some(self.keep(&key, plan));
+                    return Some(self.scanned(key, plan));
                 }
                 Ok(Whole::Gone) => return None,
                 Err(e) => {
@@ -519,13 +523,14 @@ impl<S: MessageSource> Masking<S> {
         let raw = raw?;
         let plan = self.plan_bytes(raw);
         if !plan.masks.is_empty() {
-            self.keep_original(&key, raw, &plan).await;
+            self.keep_original(key, raw, &plan).await;
         }
-        Some(self.keep(&key, plan))
+        Some(self.scanned(key, plan))
     }
 
-    /// Logs the scan and caches its plan.
-    fn keep(&self, key: &PlanKey, plan: MaskPlan) -> Arc<MaskPlan> {
+    /// Logs a scan: one `message scanned` line per plan made (tests count
+    /// them to show each message is scanned once).
+    fn scanned(&self, key: &PlanKey, plan: MaskPlan) -> MaskPlan {
         if let ScanStatus::TooLarge { message_len, limit } = plan.status {
             warn!(
                 account = %self.account,
@@ -543,7 +548,7 @@ impl<S: MessageSource> Masking<S> {
             masks = plan.masks.len(),
             "message scanned"
         );
-        self.context.store.put(key, plan)
+        plan
     }
 
     /// Records the hash of the masked copy of `raw`, for the APPEND path.
