@@ -22,11 +22,12 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn, Instrument};
 
+use super::admission::Admission;
 use super::relay::RelayEnd;
 use super::session::{self, Peer, SessionEnd};
 use crate::audit::{AuditLog, SessionAudit, TlsInfo};
 use crate::config::{Config, ListenerTls};
-use crate::local_auth::Throttle;
+use crate::local_auth::{Logins, Throttle};
 use crate::mask::FingerprintKey;
 use crate::masking::{MaskingContext, MaskingError};
 use crate::net::stream::BoxedStream;
@@ -35,12 +36,20 @@ use crate::upstream::Upstreams;
 /// How long a client may take to complete an implicit-TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The answer to a connection past `limits.max_unauthenticated*`.
+const TOO_MANY_WAITING: &[u8] =
+    b"* BYE giftlock: too many connections waiting to log in; try again shortly\r\n";
+
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
 /// State shared by all sessions.
 pub struct Shared {
     config: RwLock<Arc<Config>>,
     pub throttle: Throttle,
+    /// Connections not logged in yet, against `limits.max_unauthenticated*`.
+    admission: Admission,
+    /// Local password checks (bounded argon2, recently verified logins).
+    pub logins: Logins,
     /// Listener TLS, by listener address.
     acceptors: HashMap<SocketAddr, TlsAcceptor>,
     /// Upstream TLS configs and each account's fetch connection.
@@ -126,6 +135,7 @@ impl Shared {
         }
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         self.upstreams.config_changed();
+        self.logins.config_changed();
     }
 }
 
@@ -179,6 +189,8 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
     let shared = Arc::new(Shared {
         config: RwLock::new(Arc::new(config)),
         throttle: Throttle::default(),
+        admission: Admission::default(),
+        logins: Logins::default(),
         acceptors,
         upstreams: Arc::new(Upstreams::default()),
         stopping: watch::channel(false).0,
@@ -319,6 +331,14 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Some(admitted) = shared.admission.admit(addr, &shared.config().limits) else {
+            // Plain text a TLS client could not read: it is just closed.
+            if tls != ListenerTls::Implicit {
+                let _ = tcp.try_write(TOO_MANY_WAITING);
+            }
+            continue;
+        };
+        let connected = tokio::time::Instant::now();
         let shared = shared.clone();
         let open = open.clone();
         let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
@@ -330,6 +350,7 @@ async fn accept_loop(
                     addr: peer,
                     listener: addr,
                     tls_mode: tls,
+                    connected,
                 };
                 info!(listener = %addr, "client connected");
                 let audit = shared.audit.session(peer.addr, addr);
@@ -337,7 +358,16 @@ async fn accept_loop(
                     Ok((stream, tls)) => {
                         let tls_active = tls.is_some();
                         audit.start(tls).await;
-                        session::run(shared.clone(), stream, peer, tls_active, audit.clone()).await
+                        let admitted = Some(admitted);
+                        session::run(
+                            shared.clone(),
+                            stream,
+                            peer,
+                            tls_active,
+                            audit.clone(),
+                            admitted,
+                        )
+                        .await
                     }
                     Err(e) => {
                         audit.start(None).await;
