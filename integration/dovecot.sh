@@ -155,9 +155,14 @@ write_conf() {
 			# COMPRESS=DEFLATE on: giftlock must refuse it itself, not rely on
 			# the server lacking it.
 			mail_plugins = \$mail_plugins zlib
+			# Room for the stress tests: hundreds of sessions of one user from
+			# one address (imaptest's clients, giftlock's idle sessions).
 			protocol imap {
 			  mail_plugins = \$mail_plugins imap_zlib
-			  mail_max_userip_connections = 100
+			  mail_max_userip_connections = 1000
+			}
+			service imap {
+			  process_limit = 1000
 			}
 			service imap-login {
 			  inet_listener imap {

@@ -20,6 +20,13 @@ command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null || missing+=(python3)
 command -v curl >/dev/null || missing+=(curl)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+# imaptest (tests/imaptest_*.rs) is built from ../shared/tools/imaptest.
+[[ -f /usr/lib/dovecot/dovecot-config ]] || missing+=(dovecot-dev)
+command -v autoconf >/dev/null || missing+=(autoconf)
+command -v automake >/dev/null || missing+=(automake)
+command -v libtoolize >/dev/null || missing+=(libtool)
+command -v make >/dev/null || missing+=(build-essential)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
 if ((${#missing[@]})); then
 	echo "test.sh: missing ${missing[*]}: the tests that need them will be skipped" >&2
 	echo "test.sh: install with: apt-get install -y ${missing[*]}" >&2
