@@ -165,6 +165,8 @@ write_conf() {
 			  process_limit = 1000
 			}
 			service imap-login {
+			  # Each TLS connection keeps its login process as its TLS proxy.
+			  process_limit = 1000
 			  inet_listener imap {
 			    address = 127.0.0.1
 			    port = $imap_port
