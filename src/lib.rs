@@ -2,28 +2,38 @@
 //!
 //! The library holds everything; `src/main.rs` is a thin command line over it.
 //! See `docs/ARCHITECTURE.md` for the map.
+//!
+//! The public modules are what the command line, the benchmarks, the fuzz
+//! targets and the integration tests use; the rest is `pub(crate)`, so the
+//! compiler sees what nothing uses.
 
-pub mod audit;
-pub mod blocking;
+pub(crate) mod audit;
+pub(crate) mod blocking;
 pub mod cli;
-pub mod config;
-pub mod control;
+pub(crate) mod config;
+pub(crate) mod control;
 pub mod detect;
-pub mod durable;
-pub mod hooks;
+pub(crate) mod durable;
+pub(crate) mod hooks;
 pub mod imap;
-pub mod keys;
-pub mod local_auth;
+pub(crate) mod keys;
+pub(crate) mod local_auth;
 pub mod mask;
-pub mod masking;
-pub mod net;
+pub(crate) mod masking;
+pub(crate) mod net;
+pub(crate) mod oauth;
+pub(crate) mod notify;
 pub mod password;
-pub mod plan_store;
-pub mod proxy;
-pub mod scan;
+pub(crate) mod plan_store;
+pub(crate) mod proxy;
+pub(crate) mod scan;
 pub mod secret;
-pub mod source;
+pub(crate) mod setup;
+pub(crate) mod smtp;
+pub(crate) mod source;
+pub(crate) mod status;
 pub mod tls;
-pub mod unlock;
+pub(crate) mod unlock;
 pub mod upstream;
 pub mod vault;
+pub(crate) mod web;

@@ -1,6 +1,6 @@
 //! Any bytes as a client's command stream and a server's response stream:
-//! framing, the command allow-list, the search classifier, the selection
-//! tracker, the capability filter and `response::inspect` must not panic
+//! framing, the command decoder and allow-list, the search rewrite, the
+//! selection tracker, the capability filter and `response::inspect` must not panic
 //! and must keep their promises (`giftlock::imap::replay`).
 //!
 //! Input layout: byte 0 picks the read size (1..=256 bytes per read),

@@ -28,14 +28,36 @@ struct Known {
     clients: BTreeSet<String>,
 }
 
+/// Why the known-clients file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum KnownError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: not a known-clients file: {source}", path.display())]
+    Parse {
+        path: std::path::PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 impl KnownClients {
     /// Reads the file; a missing file is an empty set.
-    pub fn load(path: &Path) -> Result<KnownClients, String> {
+    pub fn load(path: &Path) -> Result<KnownClients, KnownError> {
         match fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| format!("{}: not a known-clients file: {e}", path.display())),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| KnownError::Parse {
+                path: path.to_path_buf(),
+                source,
+            }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(KnownClients::default()),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+            Err(source) => Err(KnownError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
     }
 

@@ -2,39 +2,34 @@
 //! [`SessionAudit`] (one per client connection), the API the proxy calls.
 //!
 //! Records are built on the session's task and sent over a bounded channel
-//! to one writer thread, which assigns `seq`, chains, writes and rotates.
-//! The relay never waits for the disk; when the channel is full the sender
-//! waits (backpressure), so no record is ever dropped. The writer takes
-//! records in batches every 20 ms while they keep coming, flushes to the
-//! kernel when a batch ends the stream (so `audit tail` sees records
-//! promptly) and fsyncs batches with session boundaries and alerts.
+//! to one writer thread ([`super::writer`]), which assigns `seq`, chains,
+//! writes and rotates. The relay never waits for the disk; when the
+//! channel is full the sender waits (backpressure), so no record is ever
+//! dropped.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
-use tracing::{error, warn};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::warn;
 
 use super::config::AuditConfig;
 use super::describe::{self, ClientIdent};
 use super::known::{self, KnownClients};
 use super::record::{
-    clean, AlertKind, CommandRecord, Event, MaskRecord, SessionEndRecord, TlsInfo,
-    UnlockAttemptRecord,
+    clean, AlertKind, CommandRecord, Event, MaskRecord, SessionEndRecord, SubmissionRecord,
+    TlsInfo, UnlockAttemptRecord,
 };
-use super::writer::{LogWriter, WriteError};
+use super::writer::{write_loop, LogWriter, Msg, WriteError};
 use crate::imap::response::{ContentKind, Inspection};
 
 /// Records that may wait for the writer before senders are held back.
 const QUEUE: usize = 4096;
-/// How often a busy writer takes what has queued up; also the longest a
-/// record waits before it reaches the kernel (or the disk, if durable).
-const TICK: std::time::Duration = std::time::Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -43,20 +38,9 @@ pub enum AuditError {
     #[error(transparent)]
     Write(#[from] WriteError),
     #[error("audit known-clients file {0}")]
-    Known(String),
+    Known(#[from] known::KnownError),
     #[error("cannot start the audit writer thread: {0}")]
-    Thread(std::io::Error),
-}
-
-enum Msg {
-    Record {
-        time: OffsetDateTime,
-        session: Option<Arc<str>>,
-        event: Event,
-    },
-    SaveKnown(Vec<u8>),
-    /// Answered once everything sent before it is on disk.
-    Sync(oneshot::Sender<()>),
+    Thread(#[source] std::io::Error),
 }
 
 /// The process's audit log. Cheap to clone; `disabled()` records nothing.
@@ -73,7 +57,21 @@ struct LogInner {
     run: String,
     next_session: AtomicU64,
     known: Mutex<KnownClients>,
+    /// Every alert raised, for whoever listens (notifications).
+    alerts: broadcast::Sender<RaisedAlert>,
 }
+
+/// An alert as it is raised, for listeners besides the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaisedAlert {
+    pub kind: AlertKind,
+    pub account: Option<String>,
+    pub session: String,
+    pub detail: String,
+}
+
+/// Alerts a slow listener may fall behind by before it misses some.
+const ALERT_BACKLOG: usize = 64;
 
 impl AuditLog {
     /// Opens (or creates) the log under `state_dir` as configured, records
@@ -84,7 +82,7 @@ impl AuditLog {
             return Ok(AuditLog::disabled());
         }
         let known_path = state_dir.join(known::FILE);
-        let known = KnownClients::load(&known_path).map_err(AuditError::Known)?;
+        let known = KnownClients::load(&known_path)?;
         let (mut writer, recovered) = LogWriter::open(
             &config.log_path(state_dir),
             config.max_file_bytes,
@@ -121,6 +119,7 @@ impl AuditLog {
                 run: format!("{:06x}", run & 0xff_ffff),
                 next_session: AtomicU64::new(1),
                 known: Mutex::new(known),
+                alerts: broadcast::channel(ALERT_BACKLOG).0,
             })),
         })
     }
@@ -163,6 +162,11 @@ impl AuditLog {
         }
     }
 
+    /// Every alert raised from now on; `None` when the log is disabled.
+    pub fn alerts(&self) -> Option<broadcast::Receiver<RaisedAlert>> {
+        self.inner.as_ref().map(|log| log.alerts.subscribe())
+    }
+
     /// Waits until every record sent so far is on disk (for shutdown).
     pub async fn sync(&self) {
         if let Some(log) = &self.inner {
@@ -171,87 +175,6 @@ impl AuditLog {
                 let _ = rx.await;
             }
         }
-    }
-}
-
-/// The writer thread: runs until every sender is gone.
-///
-/// While records keep coming it wakes every [`TICK`] and takes what has
-/// queued up, instead of being woken for each record: waking a thread costs
-/// more than writing a record. When a tick finds nothing, buffered records
-/// go to the kernel and the writer sleeps until the next record wakes it,
-/// so an idle proxy causes no wake-ups at all.
-async fn write_loop(mut writer: LogWriter, mut rx: mpsc::Receiver<Msg>, known_path: PathBuf) {
-    let mut failing = false;
-    let mut busy = false;
-    loop {
-        let first = if busy {
-            tokio::time::sleep(TICK).await;
-            match rx.try_recv() {
-                Ok(msg) => Some(msg),
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    busy = false;
-                    report(writer.flush(), &mut failing);
-                    continue;
-                }
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
-            }
-        } else {
-            rx.recv().await
-        };
-        let Some(first) = first else { break };
-        busy = true;
-        let mut durable = false;
-        let mut acks = Vec::new();
-        let mut result = Ok(());
-        let mut next = Some(first);
-        // Take everything queued, then flush or sync once.
-        while let Some(msg) = next {
-            match msg {
-                Msg::Record {
-                    time,
-                    session,
-                    event,
-                } => {
-                    durable |= event.is_durable();
-                    if result.is_ok() {
-                        result = writer.append(time, session.as_deref(), &event);
-                    }
-                }
-                Msg::SaveKnown(json) => {
-                    if let Err(e) = known::save(&known_path, &json) {
-                        error!(file = %known_path.display(), error = %e, "cannot save the known audit clients");
-                    }
-                }
-                Msg::Sync(ack) => {
-                    durable = true;
-                    acks.push(ack);
-                }
-            }
-            next = rx.try_recv().ok();
-        }
-        if result.is_ok() && durable {
-            result = writer.sync();
-        }
-        report(result, &mut failing);
-        for ack in acks {
-            let _ = ack.send(());
-        }
-    }
-    if let Err(e) = writer.sync() {
-        error!(error = %e, "audit log final sync failed");
-    }
-}
-
-/// Logs a write failure once per failing stretch, not once per record.
-fn report(result: Result<(), WriteError>, failing: &mut bool) {
-    match result {
-        Err(e) if !*failing => {
-            error!(error = %e, "audit log write failed; records are being lost");
-            *failing = true;
-        }
-        Err(_) => {}
-        Ok(()) => *failing = false,
     }
 }
 
@@ -302,8 +225,9 @@ pub struct MaskApplied<'a> {
 }
 
 impl SessionAudit {
-    /// The session id in the log (`giftlock audit show ID`).
-    pub fn id(&self) -> Option<&str> {
+    /// The session id in the log (what `giftlock audit show ID` takes).
+    #[cfg(test)]
+    fn id(&self) -> Option<&str> {
         self.inner.as_deref().map(|s| &*s.id)
     }
 
@@ -503,6 +427,13 @@ impl SessionAudit {
         .await;
     }
 
+    /// One SMTP submission ended (queued or refused upstream). The sender
+    /// is cleaned here; the caller passes no recipient address.
+    pub async fn submission(&self, mut record: SubmissionRecord) {
+        record.sender = clean(record.sender.as_bytes());
+        self.record(Event::Submission(record)).await;
+    }
+
     /// The session is over; `reason` in words, byte counts of the relay.
     pub async fn end(&self, reason: String, bytes_from_client: u64, bytes_to_client: u64) {
         let Some(s) = &self.inner else { return };
@@ -549,6 +480,13 @@ impl SessionAudit {
     async fn alert(&self, kind: AlertKind, account: Option<&str>, detail: String) {
         let Some(s) = &self.inner else { return };
         warn!(alert = kind.as_str(), session = %s.id, account, %detail, "audit alert");
+        // No listener is fine.
+        let _ = s.log.alerts.send(RaisedAlert {
+            kind,
+            account: account.map(str::to_string),
+            session: s.id.to_string(),
+            detail: detail.clone(),
+        });
         self.record(Event::Alert {
             kind,
             account: account.map(str::to_string),
@@ -584,7 +522,7 @@ fn is_body(kind: &ContentKind) -> bool {
             None | Some(Section::Part(_)) | Some(Section::Text(_))
         ),
         ContentKind::Binary { .. } | ContentKind::Rfc822 | ContentKind::Rfc822Text => true,
-        ContentKind::Rfc822Header | ContentKind::EnvelopeSubject => false,
+        ContentKind::Rfc822Header | ContentKind::EnvelopeSubject | ContentKind::Structure => false,
     }
 }
 
@@ -690,6 +628,7 @@ mod tests {
             version: Some("1".into()),
             os: None,
         };
+        let mut raised = log.alerts().expect("an open log has alerts");
         // First session: address and client are new.
         let s = session(&log, "127.0.0.1:50000").await;
         s.client_id(tb.clone()).await;
@@ -704,6 +643,13 @@ mod tests {
             alerts(&records(dir.path())),
             ["new_client_address", "new_client_id"]
         );
+        // Listeners hear of the same alerts, with the session.
+        let heard = raised.try_recv().unwrap();
+        assert_eq!(heard.kind, AlertKind::NewClientAddress);
+        assert_eq!(heard.account.as_deref(), Some("test"));
+        assert_eq!(Some(heard.session.as_str()), s.id());
+        assert_eq!(raised.try_recv().unwrap().kind, AlertKind::NewClientId);
+        assert!(raised.try_recv().is_err());
 
         // Same address and client, after a reopen: nothing new; a fourth
         // and fifth body cross the threshold once.

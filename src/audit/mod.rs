@@ -27,6 +27,6 @@ pub mod verify;
 pub mod writer;
 
 pub use config::AuditConfig;
-pub use describe::{client_ident, ClientIdent};
-pub use log::{AuditError, AuditLog, MaskApplied, SessionAudit};
-pub use record::{AlertKind, Event, TlsInfo, UnlockAttemptRecord};
+pub use describe::client_ident;
+pub use log::{AuditError, AuditLog, MaskApplied, RaisedAlert, SessionAudit};
+pub use record::{Event, SubmissionRecord, TlsInfo, UnlockAttemptRecord};

@@ -16,7 +16,6 @@ use super::record::{Event, SessionEndRecord};
 /// One record as read back.
 #[derive(Clone, Debug)]
 pub struct Entry {
-    pub seq: u64,
     pub time: OffsetDateTime,
     pub session: Option<String>,
     /// `None` for an event kind this version does not know.
@@ -29,7 +28,8 @@ impl Entry {
     /// Reads one line; `None` if it is not a record.
     pub fn parse(line: &[u8]) -> Option<Entry> {
         let raw: serde_json::Value = serde_json::from_slice(line).ok()?;
-        let seq = raw.get("seq")?.as_u64()?;
+        // A record without its sequence number is not one of ours.
+        raw.get("seq")?.as_u64()?;
         let time = raw.get("time")?.as_str()?;
         let time =
             OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339).ok()?;
@@ -39,7 +39,6 @@ impl Entry {
             .map(str::to_string);
         let event = serde_json::from_value(raw.clone()).ok();
         Some(Entry {
-            seq,
             time,
             session,
             event,
@@ -145,7 +144,10 @@ impl Sessions {
                 s.codes_masked = end.codes_masked;
                 s.end = Some(end.clone());
             }
-            Event::LogOpened { .. } | Event::UpstreamError { .. } | Event::UnlockAttempt(_) => {}
+            Event::LogOpened { .. }
+            | Event::UpstreamError { .. }
+            | Event::UnlockAttempt(_)
+            | Event::Submission(_) => {}
         }
     }
 

@@ -1,17 +1,31 @@
-//! Appending sealed records to the log files: recovery after a crash,
-//! rotation by size, fsync on request. Synchronous; it runs on the audit
-//! thread (see [`super::log`]), never on the relay's tasks.
+//! The audit writer: one thread that takes records from the sessions'
+//! channel ([`write_loop`]) and appends them sealed to the log files
+//! ([`LogWriter`]: recovery after a crash, rotation by size, fsync on
+//! request). It never runs on the relay's tasks.
+//!
+//! The loop takes records in batches every 20 ms while they keep coming,
+//! flushes to the kernel when a batch ends the stream (so `audit tail`
+//! sees records promptly) and fsyncs batches with session boundaries and
+//! alerts.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use std::sync::Arc;
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
+use tracing::error;
 
 use super::chain::{self, GENESIS};
 use super::files;
+use super::known;
 use super::record::Event;
+
+/// How often a busy writer takes what has queued up; also the longest a
+/// record waits before it reaches the kernel (or the disk, if durable).
+const TICK: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How much of a file's end is read to find its last record. Records are
 /// far smaller (network strings are cut), so the last newline is in it.
@@ -22,6 +36,103 @@ const TAIL_READ: u64 = 1024 * 1024;
 pub struct WriteError {
     pub path: PathBuf,
     pub source: io::Error,
+}
+
+/// What the sessions send the writer.
+pub(super) enum Msg {
+    Record {
+        time: OffsetDateTime,
+        session: Option<Arc<str>>,
+        event: Event,
+    },
+    SaveKnown(Vec<u8>),
+    /// Answered once everything sent before it is on disk.
+    Sync(oneshot::Sender<()>),
+}
+
+/// The writer thread: runs until every sender is gone.
+///
+/// While records keep coming it wakes every [`TICK`] and takes what has
+/// queued up, instead of being woken for each record: waking a thread costs
+/// more than writing a record. When a tick finds nothing, buffered records
+/// go to the kernel and the writer sleeps until the next record wakes it,
+/// so an idle proxy causes no wake-ups at all.
+pub(super) async fn write_loop(
+    mut writer: LogWriter,
+    mut rx: mpsc::Receiver<Msg>,
+    known_path: PathBuf,
+) {
+    let mut failing = false;
+    let mut busy = false;
+    loop {
+        let first = if busy {
+            tokio::time::sleep(TICK).await;
+            match rx.try_recv() {
+                Ok(msg) => Some(msg),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    busy = false;
+                    report(writer.flush(), &mut failing);
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+            }
+        } else {
+            rx.recv().await
+        };
+        let Some(first) = first else { break };
+        busy = true;
+        let mut durable = false;
+        let mut acks = Vec::new();
+        let mut result = Ok(());
+        let mut next = Some(first);
+        // Take everything queued, then flush or sync once.
+        while let Some(msg) = next {
+            match msg {
+                Msg::Record {
+                    time,
+                    session,
+                    event,
+                } => {
+                    durable |= event.is_durable();
+                    if result.is_ok() {
+                        result = writer.append(time, session.as_deref(), &event);
+                    }
+                }
+                Msg::SaveKnown(json) => {
+                    if let Err(e) = known::save(&known_path, &json) {
+                        error!(file = %known_path.display(), error = %e, "cannot save the known audit clients");
+                    }
+                }
+                Msg::Sync(ack) => {
+                    durable = true;
+                    acks.push(ack);
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        if result.is_ok() && durable {
+            result = writer.sync();
+        }
+        report(result, &mut failing);
+        for ack in acks {
+            let _ = ack.send(());
+        }
+    }
+    if let Err(e) = writer.sync() {
+        error!(error = %e, "audit log final sync failed");
+    }
+}
+
+/// Logs a write failure once per failing stretch, not once per record.
+fn report(result: Result<(), WriteError>, failing: &mut bool) {
+    match result {
+        Err(e) if !*failing => {
+            error!(error = %e, "audit log write failed; records are being lost");
+            *failing = true;
+        }
+        Err(_) => {}
+        Ok(()) => *failing = false,
+    }
 }
 
 /// Where the chain stands.

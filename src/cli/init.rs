@@ -18,30 +18,18 @@ use rand::Rng;
 use zeroize::Zeroizing;
 
 use super::providers::{self, Provider};
-use crate::config::{Account, Config, Upstream};
+use crate::config::{Account, Config, ListenerTls, SmtpUpstream, Upstream};
+use crate::oauth::flow::{FlowKind, USER_TIMEOUT};
+use crate::oauth::OAuth2Settings;
 use crate::password::hash_password;
-use crate::secret::{store_keyring, Secret, SecretError, SecretSource, KEYRING_SERVICE};
+use crate::secret::{Secret, KEYRING_SERVICE};
+pub use crate::setup::secret_store::SecretStore;
+use crate::setup::secret_store::{self, Place};
+use crate::setup::{files::write_private, render};
 use crate::tls::local_ca;
 
 /// Shortest local password accepted (the same rule as `giftlock passwd`).
 const MIN_LOCAL_PASSWORD_CHARS: usize = 8;
-/// Where `--secret-store credential` puts secrets: systemd's
-/// `LoadCredential=NAME` looks here for a bare NAME.
-const CREDSTORE: &str = "/etc/credstore";
-
-/// Where the upstream secret is kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SecretStore {
-    /// The OS keyring if a Secret Service is reachable, else a 0600 file
-    Auto,
-    /// The OS keyring (Secret Service); fail if it is not reachable
-    Keyring,
-    /// A file readable only by its owner (mode 0600)
-    File,
-    /// A systemd credential (a 0600 file in /etc/credstore, for the system unit)
-    Credential,
-}
-
 /// Create a config: provider, upstream login, local password, listeners
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
@@ -107,14 +95,52 @@ pub struct InitArgs {
     /// Extra CA certificate (PEM) to trust for the upstream server
     #[arg(long, value_name = "FILE")]
     pub upstream_ca_file: Option<PathBuf>,
+    /// Upstream submission server (smtps://host:465 or smtp://host:587);
+    /// overrides the preset; `none` sends no mail through giftlock
+    #[arg(long, value_name = "URL")]
+    pub smtp_url: Option<String>,
+    /// Port of giftlock's implicit-TLS SMTP listener (SSL/TLS in mail clients)
+    #[arg(long, value_name = "PORT", default_value_t = 1465)]
+    pub smtp_implicit_port: u16,
+    /// Port of giftlock's STARTTLS SMTP listener
+    #[arg(long, value_name = "PORT", default_value_t = 1587)]
+    pub smtp_starttls_port: u16,
+    /// Sign in at the provider with OAuth2 instead of a password (gmail,
+    /// outlook, yahoo; outlook needs it)
+    #[arg(long)]
+    pub oauth2: bool,
+    /// The OAuth2 client id you registered with the provider (docs/OAUTH2.md)
+    #[arg(long, value_name = "ID")]
+    pub oauth2_client_id: Option<String>,
+    /// Read the OAuth2 client secret from FILE, for providers that issue one
+    #[arg(long, value_name = "FILE")]
+    pub oauth2_client_secret_file: Option<PathBuf>,
+    /// With --non-interactive: sign in at the provider right after writing
+    /// the config (as `giftlock auth` does)
+    #[arg(long)]
+    pub auth_now: bool,
+    /// How to sign in (browser, device, paste); default as `giftlock auth`
+    #[arg(long, value_enum, value_name = "FLOW")]
+    pub auth_flow: Option<FlowKind>,
+}
+
+/// The OAuth2 answers.
+struct OAuthAnswers {
+    preset: &'static str,
+    client_id: String,
+    client_secret: Option<Zeroizing<String>>,
 }
 
 /// Every answer, gathered from prompts or flags.
 struct Answers {
-    provider: &'static Provider,
     imap_url: String,
     upstream_user: String,
-    upstream_secret: Secret,
+    /// None with OAuth2.
+    upstream_secret: Option<Secret>,
+    smtp_url: Option<String>,
+    oauth2: Option<OAuthAnswers>,
+    /// Run the OAuth2 sign-in once the config is written.
+    auth_now: bool,
     account: String,
     local_user: String,
     local_password: Zeroizing<String>,
@@ -165,15 +191,41 @@ fn from_flags(args: &InitArgs) -> anyhow::Result<Answers> {
         .upstream_user
         .clone()
         .ok_or_else(|| missing("--upstream-user"))?;
-    let secret_file = args
-        .upstream_secret_file
-        .as_deref()
-        .ok_or_else(|| missing("--upstream-secret-file"))?;
-    if args.local_password_file.as_deref() == Some(Path::new("-")) && secret_file == Path::new("-")
-    {
-        bail!("only one of --upstream-secret-file and --local-password-file can be `-` (standard input)");
-    }
-    let upstream_secret = Secret::new(read_answer_file(secret_file)?.as_bytes().to_vec());
+    let oauth2 = if args.oauth2 || provider.oauth2_only {
+        let client_id = args
+            .oauth2_client_id
+            .clone()
+            .ok_or_else(|| missing("--oauth2-client-id (register one: docs/OAUTH2.md)"))?;
+        let client_secret = args
+            .oauth2_client_secret_file
+            .as_deref()
+            .map(read_answer_file)
+            .transpose()?;
+        Some(OAuthAnswers {
+            preset: oauth2_preset(provider)?,
+            client_id,
+            client_secret,
+        })
+    } else {
+        None
+    };
+    let upstream_secret = match oauth2 {
+        Some(_) => None,
+        None => {
+            let secret_file = args
+                .upstream_secret_file
+                .as_deref()
+                .ok_or_else(|| missing("--upstream-secret-file"))?;
+            if args.local_password_file.as_deref() == Some(Path::new("-"))
+                && secret_file == Path::new("-")
+            {
+                bail!("only one of --upstream-secret-file and --local-password-file can be `-` (standard input)");
+            }
+            Some(Secret::new(
+                read_answer_file(secret_file)?.as_bytes().to_vec(),
+            ))
+        }
+    };
     let (local_password, generated_password) =
         match (&args.local_password_file, args.generate_local_password) {
             (Some(file), _) => (read_answer_file(file)?, false),
@@ -185,7 +237,6 @@ fn from_flags(args: &InitArgs) -> anyhow::Result<Answers> {
             }
         };
     Ok(Answers {
-        provider,
         imap_url,
         account: args
             .account
@@ -197,8 +248,31 @@ fn from_flags(args: &InitArgs) -> anyhow::Result<Answers> {
             .unwrap_or_else(|| default_local_user(&upstream_user)),
         upstream_user,
         upstream_secret,
+        smtp_url: smtp_url(args.smtp_url.as_deref(), provider),
+        oauth2,
+        auth_now: args.auth_now,
         local_password,
         generated_password,
+    })
+}
+
+/// The submission server: the flag (`none`: no SMTP through giftlock),
+/// else the preset's.
+fn smtp_url(flag: Option<&str>, provider: &Provider) -> Option<String> {
+    match flag {
+        Some("none") => None,
+        Some(url) => Some(url.to_string()),
+        None => provider.smtp_url.map(str::to_string),
+    }
+}
+
+fn oauth2_preset(provider: &Provider) -> anyhow::Result<&'static str> {
+    provider.oauth2.ok_or_else(|| {
+        anyhow::anyhow!(
+            "giftlock has no OAuth2 preset for {}; write [accounts.oauth2] with its endpoints \
+             by hand (docs/OAUTH2.md)",
+            provider.name
+        )
     })
 }
 
@@ -330,18 +404,63 @@ impl<R: BufRead, W: Write> Prompter<R, W> {
             Some(u) => u.clone(),
             None => self.ask(&format!("User name at {}", provider.name), None)?,
         };
-        writeln!(
-            self.output,
-            "\ngiftlock protects you only if this secret is used nowhere else: {}",
-            if provider.app_passwords {
-                "create an app password for giftlock and enter that, not your account password."
-            } else {
-                "no phone, laptop or web mail app should log in with it directly."
-            }
+        let smtp_default = smtp_url(args.smtp_url.as_deref(), provider);
+        let smtp = self.ask(
+            "SMTP server URL for outgoing mail (none: do not send through giftlock)",
+            Some(smtp_default.as_deref().unwrap_or("none")),
         )?;
-        let upstream_secret = match &args.upstream_secret_file {
-            Some(file) => read_answer_file(file)?,
-            None => self.ask_secret("Password (app password) at the provider")?,
+        let smtp_url = smtp_url(Some(&smtp), provider);
+        let use_oauth2 = match provider.oauth2 {
+            Some(_) if provider.oauth2_only || args.oauth2 => true,
+            Some(_) => self
+                .ask("Sign in with OAuth2 instead of a password (y/n)", Some("y"))?
+                .eq_ignore_ascii_case("y"),
+            None => false,
+        };
+        let (oauth2, upstream_secret, auth_now) = if use_oauth2 {
+            writeln!(
+                self.output,
+                "\nOAuth2 needs a client id registered with {} (docs/OAUTH2.md says how).",
+                provider.name
+            )?;
+            let client_id = match &args.oauth2_client_id {
+                Some(id) => id.clone(),
+                None => self.ask("OAuth2 client id", None)?,
+            };
+            let client_secret = match &args.oauth2_client_secret_file {
+                Some(file) => Some(read_answer_file(file)?),
+                None => {
+                    let given = Zeroizing::new(
+                        rpassword::prompt_password("OAuth2 client secret (empty if none): ")
+                            .context("cannot read a secret from the terminal")?,
+                    );
+                    (!given.is_empty()).then_some(given)
+                }
+            };
+            let now = self
+                .ask("Sign in at the provider now (y/n)", Some("y"))?
+                .eq_ignore_ascii_case("y");
+            let answers = OAuthAnswers {
+                preset: oauth2_preset(provider)?,
+                client_id,
+                client_secret,
+            };
+            (Some(answers), None, now)
+        } else {
+            writeln!(
+                self.output,
+                "\ngiftlock protects you only if this secret is used nowhere else: {}",
+                if provider.app_passwords {
+                    "create an app password for giftlock and enter that, not your account password."
+                } else {
+                    "no phone, laptop or web mail app should log in with it directly."
+                }
+            )?;
+            let secret = match &args.upstream_secret_file {
+                Some(file) => read_answer_file(file)?,
+                None => self.ask_secret("Password (app password) at the provider")?,
+            };
+            (None, Some(Secret::new(secret.as_bytes().to_vec())), false)
         };
         let account = self.ask(
             "Short name for this account",
@@ -381,10 +500,12 @@ impl<R: BufRead, W: Write> Prompter<R, W> {
             }
         };
         Ok(Answers {
-            provider,
             imap_url,
             upstream_user,
-            upstream_secret: Secret::new(upstream_secret.as_bytes().to_vec()),
+            upstream_secret,
+            smtp_url,
+            oauth2,
+            auth_now,
             account,
             local_user,
             local_password,
@@ -408,24 +529,85 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
         upstream: Upstream {
             url: answers.imap_url.clone(),
             user: answers.upstream_user.clone(),
-            secret: "keyring".into(),
+            secret: match answers.oauth2 {
+                Some(_) => crate::config::OAUTH2_SECRET.into(),
+                None => "keyring".into(),
+            },
             ca_file: args.upstream_ca_file.as_deref().map(absolute).transpose()?,
             tls: None,
         },
+        smtp: answers.smtp_url.clone().map(|url| SmtpUpstream {
+            url,
+            user: None,
+            secret: None,
+            ca_file: None,
+            tls: None,
+        }),
+        oauth2: answers.oauth2.as_ref().map(|o| OAuth2Settings {
+            provider: Some(o.preset.to_string()),
+            auth_url: None,
+            token_url: None,
+            device_auth_url: None,
+            client_id: o.client_id.clone(),
+            client_secret: None,
+            scopes: None,
+            mechanism: None,
+            tokens: None,
+            ca_file: None,
+        }),
     };
     account
         .upstream_addr()
         .map_err(|e| anyhow::anyhow!("IMAP server URL: {e}"))?;
+    if account.smtp.is_some() {
+        account
+            .smtp_addr()
+            .map_err(|e| anyhow::anyhow!("SMTP server URL: {e}"))?;
+    }
     let listeners = listeners(args);
-    let mut text = config_text(args, &account, &listeners)?;
-
-    // Store the secret only once everything else is known to be valid.
-    let stored = store_secret(args, &config_path, &answers, out)?;
-    account.upstream.secret = stored.clone();
-    text = text.replace(
-        "secret = \"keyring\"",
-        &format!("secret = {}", toml_string(&stored)),
-    );
+    let smtp_listeners = match account.smtp {
+        Some(_) => smtp_listeners(args),
+        None => Vec::new(),
+    };
+    let state_dir = args.state_dir.as_deref().map(absolute).transpose()?;
+    let text = |account: &Account| {
+        render::config_text(&render::ConfigDraft {
+            state_dir: state_dir.as_deref(),
+            listeners: &listeners,
+            smtp_listeners: &smtp_listeners,
+            hostnames: &args.hostnames,
+            account,
+        })
+    };
+    // Everything that can fail is tried before a secret is stored.
+    text(&account)?;
+    match (&answers.upstream_secret, &mut account.oauth2) {
+        (Some(secret), _) => {
+            account.upstream.secret =
+                store_secret(args, &config_path, &answers.account, secret, out)?;
+        }
+        (None, Some(oauth2)) => {
+            if let Some(secret) = answers
+                .oauth2
+                .as_ref()
+                .and_then(|o| o.client_secret.as_ref())
+            {
+                let path = config_path
+                    .parent()
+                    .unwrap_or(Path::new("/"))
+                    .join(format!("{}.oauth2-client-secret", answers.account));
+                write_private(&path, secret.as_bytes(), args.force)?;
+                writeln!(
+                    out,
+                    "OAuth2 client secret: stored in {} (mode 0600).",
+                    path.display()
+                )?;
+                oauth2.client_secret = Some(format!("file:{}", path.display()));
+            }
+        }
+        (None, None) => {}
+    }
+    let text = text(&account)?;
 
     write_private(&config_path, text.as_bytes(), args.force)?;
     // Read back what was written: what `serve` will see.
@@ -445,8 +627,41 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
     crate::durable::replace(&profile_path, profile.as_bytes(), 0o644)
         .with_context(|| format!("cannot write {}", profile_path.display()))?;
 
+    let account = config
+        .accounts
+        .first()
+        .context("the written config has no account")?;
+    match (&answers.oauth2, answers.auth_now) {
+        (Some(_), true) => {
+            let stdin = io::stdin();
+            let signed_in = super::auth::authorise(
+                &config,
+                account,
+                args.auth_flow,
+                USER_TIMEOUT,
+                out,
+                &mut stdin.lock(),
+            );
+            if let Err(e) = signed_in {
+                writeln!(
+                    out,
+                    "Sign-in did not complete: {e:#}\nRun `giftlock auth {} --config {}` to try again.",
+                    account.name,
+                    config_path.display()
+                )?;
+            }
+        }
+        (Some(_), false) => writeln!(
+            out,
+            "Next, sign in at the provider: `giftlock auth {} --config {}`.",
+            account.name,
+            config_path.display()
+        )?,
+        (None, _) => {}
+    }
+
     let mut report = String::new();
-    client_instructions(&mut report, args, &answers, &listeners);
+    client_instructions(&mut report, args, &answers, &listeners, &smtp_listeners);
     let _ = writeln!(
         report,
         "\nLocal CA certificate (install it on phones so they trust giftlock):\n  {}\n  \
@@ -481,73 +696,31 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 
 /// An implicit-TLS and a STARTTLS listener: some clients only do one. Both
 /// refuse a login before TLS, so both are safe on a LAN address too.
-fn listeners(args: &InitArgs) -> Vec<(SocketAddr, &'static str)> {
+fn listeners(args: &InitArgs) -> Vec<(SocketAddr, ListenerTls)> {
     vec![
-        (SocketAddr::new(args.listen, args.implicit_port), "implicit"),
-        (SocketAddr::new(args.listen, args.starttls_port), "starttls"),
+        (
+            SocketAddr::new(args.listen, args.implicit_port),
+            ListenerTls::Implicit,
+        ),
+        (
+            SocketAddr::new(args.listen, args.starttls_port),
+            ListenerTls::Starttls,
+        ),
     ]
 }
 
-/// A TOML basic string.
-fn toml_string(value: &str) -> String {
-    let mut s = String::from("\"");
-    for c in value.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            c if c.is_control() => s.push_str(&format!("\\u{:04X}", c as u32)),
-            c => s.push(c),
-        }
-    }
-    s.push('"');
-    s
-}
-
-fn path_string(path: &Path) -> anyhow::Result<String> {
-    path.to_str()
-        .map(toml_string)
-        .with_context(|| format!("{} is not valid UTF-8", path.display()))
-}
-
-fn config_text(
-    args: &InitArgs,
-    account: &Account,
-    listeners: &[(SocketAddr, &str)],
-) -> anyhow::Result<String> {
-    let mut t = String::new();
-    let _ = writeln!(t, "# giftlock configuration, written by `giftlock init`.\n# See the commented example for every option.\n\n[general]");
-    match &args.state_dir {
-        Some(dir) => {
-            let _ = writeln!(t, "state_dir = {}", path_string(&absolute(dir)?)?);
-        }
-        None => {
-            let _ = writeln!(t, "# state_dir: default ($STATE_DIRECTORY under systemd, else $XDG_STATE_HOME/giftlock or ~/.local/state/giftlock)");
-        }
-    }
-    for (addr, tls) in listeners {
-        let _ = writeln!(
-            t,
-            "\n[[listeners]]\naddress = {}\ntls = \"{tls}\"",
-            toml_string(&addr.to_string())
-        );
-        if !args.hostnames.is_empty() {
-            let names: Vec<String> = args.hostnames.iter().map(|h| toml_string(h)).collect();
-            let _ = writeln!(t, "hostnames = [{}]", names.join(", "));
-        }
-    }
-    let _ = writeln!(
-        t,
-        "\n[[accounts]]\nname = {}\nlocal_user = {}\nlocal_password_hash = {}\n\n[accounts.upstream]\nurl = {}\nuser = {}\nsecret = \"keyring\"",
-        toml_string(&account.name),
-        toml_string(&account.local_user),
-        toml_string(&account.local_password_hash),
-        toml_string(&account.upstream.url),
-        toml_string(&account.upstream.user),
-    );
-    if let Some(ca) = &account.upstream.ca_file {
-        let _ = writeln!(t, "ca_file = {}", path_string(ca)?);
-    }
-    Ok(t)
+/// The same pair for SMTP submission (465- and 587-style ports).
+fn smtp_listeners(args: &InitArgs) -> Vec<(SocketAddr, ListenerTls)> {
+    vec![
+        (
+            SocketAddr::new(args.listen, args.smtp_implicit_port),
+            ListenerTls::Implicit,
+        ),
+        (
+            SocketAddr::new(args.listen, args.smtp_starttls_port),
+            ListenerTls::Starttls,
+        ),
+    ]
 }
 
 /// Stores the upstream secret where `--secret-store` says and returns the
@@ -555,91 +728,49 @@ fn config_text(
 fn store_secret(
     args: &InitArgs,
     config_path: &Path,
-    answers: &Answers,
+    name: &str,
+    secret: &Secret,
     out: &mut impl Write,
 ) -> anyhow::Result<String> {
-    let secret = &answers.upstream_secret;
-    let name = &answers.account;
-    match args.secret_store {
-        SecretStore::Keyring => {
-            store_in_keyring(name, secret)?;
-            writeln!(out, "Upstream secret: stored in the OS keyring (service \"{KEYRING_SERVICE}\", user \"{name}\").")?;
-            Ok("keyring".into())
-        }
-        SecretStore::Auto => match store_in_keyring(name, secret) {
-            Ok(()) => {
-                writeln!(out, "Upstream secret: stored in the OS keyring (service \"{KEYRING_SERVICE}\", user \"{name}\"), the best place available here.")?;
-                Ok("keyring".into())
-            }
-            Err(e) => {
-                let path = secret_file_path(args, config_path, name)?;
-                write_private(&path, secret.expose(), args.force)?;
-                writeln!(
-                    out,
-                    "Upstream secret: the OS keyring cannot be used: {}.\n  Stored instead in {} \
-                     (mode 0600: readable by you only). On a server, --secret-store credential \
-                     keeps it in a systemd credential.",
-                    keyring_problem(&e),
-                    path.display()
-                )?;
-                Ok(format!("file:{}", path.display()))
-            }
-        },
-        SecretStore::File => {
-            let path = secret_file_path(args, config_path, name)?;
-            write_private(&path, secret.expose(), args.force)?;
-            writeln!(
-                out,
-                "Upstream secret: stored in {} (mode 0600: readable by you only).",
-                path.display()
-            )?;
-            Ok(format!("file:{}", path.display()))
-        }
-        SecretStore::Credential => {
-            let credential = format!("giftlock-{name}");
-            let path = match &args.secret_path {
-                Some(p) => absolute(p)?,
-                None => Path::new(CREDSTORE).join(&credential),
-            };
-            write_private(&path, secret.expose(), args.force)?;
-            writeln!(
-                out,
-                "Upstream secret: stored as systemd credential {credential} in {} (mode 0600). \
-                 The system unit loads it with LoadCredential={credential} (`giftlock service \
-                 install --system` adds that line). To encrypt it at rest: systemd-creds encrypt \
-                 --name={credential} {} /etc/credstore.encrypted/{credential} && rm {}",
-                path.display(),
-                path.display(),
-                path.display()
-            )?;
-            Ok(format!("credential:{credential}"))
-        }
+    let file = secret_file_path(args, config_path, name)?;
+    let credential_path = args.secret_path.as_deref().map(absolute).transpose()?;
+    let stored = secret_store::store(
+        args.secret_store,
+        name,
+        secret,
+        &file,
+        credential_path.as_deref(),
+        args.force,
+    )?;
+    let keyring = format!("the OS keyring (service \"{KEYRING_SERVICE}\", user \"{name}\")");
+    match &stored.place {
+        Place::Keyring if args.secret_store == SecretStore::Auto => writeln!(
+            out,
+            "Upstream secret: stored in {keyring}, the best place available here."
+        )?,
+        Place::Keyring => writeln!(out, "Upstream secret: stored in {keyring}.")?,
+        Place::FileInsteadOfKeyring { path, problem } => writeln!(
+            out,
+            "Upstream secret: the OS keyring cannot be used: {problem}.\n  Stored instead in {} \
+             (mode 0600: readable by you only). On a server, --secret-store credential \
+             keeps it in a systemd credential.",
+            path.display()
+        )?,
+        Place::File(path) => writeln!(
+            out,
+            "Upstream secret: stored in {} (mode 0600: readable by you only).",
+            path.display()
+        )?,
+        Place::Credential { name, path } => writeln!(
+            out,
+            "Upstream secret: stored as systemd credential {name} in {0} (mode 0600). \
+             The system unit loads it with LoadCredential={name} (`giftlock service \
+             install --system` adds that line). To encrypt it at rest: systemd-creds encrypt \
+             --name={name} {0} /etc/credstore.encrypted/{name} && rm {0}",
+            path.display()
+        )?,
     }
-}
-
-/// Stores the secret in the keyring and reads it back, so a keyring that
-/// accepts writes but cannot give them back is not trusted.
-fn store_in_keyring(name: &str, secret: &Secret) -> Result<(), SecretError> {
-    store_keyring(KEYRING_SERVICE, name, secret)?;
-    let back = SecretSource::Keyring.load(name)?;
-    if back.expose() != secret.expose() {
-        return Err(SecretError::Keyring {
-            service: KEYRING_SERVICE.into(),
-            user: name.into(),
-            detail: "it returned a different value than was stored".into(),
-        });
-    }
-    Ok(())
-}
-
-/// Why the keyring was not used, in one clause.
-fn keyring_problem(err: &SecretError) -> String {
-    match err {
-        SecretError::KeyringUnavailable { detail } => {
-            format!("no Secret Service is reachable ({detail})")
-        }
-        other => other.to_string(),
-    }
+    Ok(stored.config_value)
 }
 
 fn secret_file_path(args: &InitArgs, config_path: &Path, name: &str) -> anyhow::Result<PathBuf> {
@@ -652,34 +783,12 @@ fn secret_file_path(args: &InitArgs, config_path: &Path, name: &str) -> anyhow::
     }
 }
 
-/// Writes `bytes` to a new file of mode 0600 (its directory 0700 if new).
-/// An existing file is replaced only with `force`.
-fn write_private(path: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let written = match force {
-        true => crate::durable::replace(path, bytes, 0o600),
-        false => crate::durable::create_new(path, bytes, 0o600),
-    };
-    match written {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
-            "{} already exists; use --force to replace it",
-            path.display()
-        ),
-        other => other.with_context(|| format!("cannot write {}", path.display())),
-    }
-}
-
 fn client_instructions(
     r: &mut String,
     args: &InitArgs,
     answers: &Answers,
-    listeners: &[(SocketAddr, &str)],
+    listeners: &[(SocketAddr, ListenerTls)],
+    smtp_listeners: &[(SocketAddr, ListenerTls)],
 ) {
     let host = match (args.hostnames.first(), args.listen) {
         (Some(name), _) => name.clone(),
@@ -718,14 +827,28 @@ fn client_instructions(
             args.listen
         );
     }
-    let smtp = answers
-        .provider
-        .smtp
-        .unwrap_or("your provider's SMTP server");
-    let _ = writeln!(
-        r,
-        "Outgoing mail (SMTP) does not go through giftlock: keep {smtp} with your provider login."
-    );
+    match &answers.smtp_url {
+        Some(upstream) => {
+            let implicit = smtp_listeners.first().map_or(0, |l| l.0.port());
+            let starttls = smtp_listeners.get(1).map_or(0, |l| l.0.port());
+            let _ = writeln!(
+                r,
+                "\nMail client settings (outgoing mail, SMTP), through giftlock to {upstream}:\n  \
+                 Server:    {host}\n  Port:      {implicit} with SSL/TLS (or {starttls} with \
+                 STARTTLS)\n  User name: {user}\n  Password:  the same local password\n  \
+                 Authentication: normal password\nRemove the provider's own SMTP login from every \
+                 mail client: only giftlock should hold the provider's secret."
+            );
+        }
+        None => {
+            let _ = writeln!(
+                r,
+                "\nOutgoing mail: no submission server is configured, so clients would need the \
+                 provider's secret to send; add [accounts.smtp] (docs/SMTP.md) to send through \
+                 giftlock instead."
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -733,10 +856,95 @@ mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: InitArgs,
+    }
+
+    /// `giftlock init --non-interactive --provider ID --oauth2 ...` into a
+    /// temp dir: the config it wrote and what it printed.
+    fn init_with_oauth2(provider: &str) -> (Config, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        fs::write(&pw, "a-local-password").unwrap();
+        let config = dir.path().join("giftlock.toml");
+        let state = dir.path().join("state");
+        let argv = [
+            "init",
+            "--non-interactive",
+            "--provider",
+            provider,
+            "--oauth2",
+            "--oauth2-client-id",
+            "my-client-id",
+            "--upstream-user",
+            "me@example.com",
+        ]
+        .map(std::ffi::OsString::from)
+        .into_iter()
+        .chain(["--local-password-file".into(), pw.into_os_string()])
+        .chain(["--config".into(), config.clone().into_os_string()])
+        .chain(["--state-dir".into(), state.into_os_string()]);
+        let cli = <Cli as clap::Parser>::try_parse_from(argv).unwrap();
+        let answers = from_flags(&cli.args).unwrap();
+        let mut out = Vec::new();
+        setup(&cli.args, answers, &mut out).unwrap();
+        (
+            Config::load(&config).unwrap(),
+            String::from_utf8(out).unwrap(),
+        )
+    }
+
+    fn assert_sends_through_giftlock(config: &Config, report: &str, smtp: &str) {
+        assert_eq!(config.smtp_listeners.len(), 2);
+        let account = &config.accounts[0];
+        assert_eq!(account.upstream.secret, "oauth2");
+        assert_eq!(account.smtp.as_ref().unwrap().url, smtp);
+        assert!(!report.contains("with your provider login"), "{report}");
+        assert!(report.contains("outgoing mail, SMTP"), "{report}");
+        assert!(report.contains("Port:      1465 with SSL/TLS"), "{report}");
+        assert!(
+            report.contains(&format!("giftlock auth {}", account.name)),
+            "{report}"
+        );
+    }
+
+    // The values below are typed from the providers' documentation.
     #[test]
-    fn toml_strings_escape_quotes_backslashes_and_controls() {
-        assert_eq!(toml_string(r#"a"b\c"#), r#""a\"b\\c""#);
-        assert_eq!(toml_string("x\ny"), "\"x\\u000Ay\"");
+    fn init_with_gmail_names_googles_endpoints_scope_and_mechanism() {
+        let (config, report) = init_with_oauth2("gmail");
+        assert_sends_through_giftlock(&config, &report, "smtps://smtp.gmail.com:465");
+        let account = &config.accounts[0];
+        assert_eq!(account.upstream.url, "imaps://imap.gmail.com:993");
+        let r = account.oauth2.as_ref().unwrap().resolve().unwrap();
+        assert_eq!(r.auth_url, "https://accounts.google.com/o/oauth2/v2/auth");
+        assert_eq!(r.token_url, "https://oauth2.googleapis.com/token");
+        assert_eq!(r.scopes, ["https://mail.google.com/"]);
+        assert_eq!(r.mechanism.name(), "XOAUTH2");
+        assert_eq!(r.client_id, "my-client-id");
+    }
+
+    #[test]
+    fn init_with_outlook_names_microsofts_endpoints_scopes_and_mechanism() {
+        let (config, report) = init_with_oauth2("outlook");
+        assert_sends_through_giftlock(&config, &report, "smtp://smtp.office365.com:587");
+        let account = &config.accounts[0];
+        assert_eq!(account.upstream.url, "imaps://outlook.office365.com:993");
+        let r = account.oauth2.as_ref().unwrap().resolve().unwrap();
+        let base = "https://login.microsoftonline.com/common/oauth2/v2.0";
+        assert_eq!(r.auth_url, format!("{base}/authorize"));
+        assert_eq!(r.token_url, format!("{base}/token"));
+        assert_eq!(r.device_auth_url, Some(format!("{base}/devicecode")));
+        assert_eq!(
+            r.scopes,
+            [
+                "https://outlook.office.com/IMAP.AccessAsUser.All",
+                "https://outlook.office.com/SMTP.Send",
+                "offline_access"
+            ]
+        );
+        assert_eq!(r.mechanism.name(), "XOAUTH2");
     }
 
     #[test]
@@ -769,18 +977,5 @@ mod tests {
             output: Vec::new(),
         };
         assert!(p.ask("User", None).is_err());
-    }
-
-    #[test]
-    fn write_private_makes_0600_files_and_refuses_to_overwrite() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/secret");
-        write_private(&path, b"x", false).unwrap();
-        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let err = write_private(&path, b"y", false).unwrap_err().to_string();
-        assert!(err.contains("already exists"), "{err}");
-        write_private(&path, b"y", true).unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"y");
     }
 }

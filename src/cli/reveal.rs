@@ -63,7 +63,10 @@ pub fn run(args: RevealArgs) -> anyhow::Result<ExitCode> {
         _ if args.json => {}
         Response::Revealed { codes, .. } => print_codes(codes, &mut out)?,
         Response::Listed { messages } => print_list(messages, &mut out)?,
-        Response::Unlocked { .. } | Response::Locked { .. } => {
+        Response::Unlocked { .. }
+        | Response::Locked { .. }
+        | Response::RevealedMessage { .. }
+        | Response::Status { .. } => {
             bail!("the service sent an answer this command does not expect")
         }
     }
@@ -171,6 +174,7 @@ mod tests {
             codes: vec![CodeRef {
                 handle: Some("GL0A0B".into()),
                 rule: "amazon".into(),
+                amount: None,
             }],
         }];
         let mut out = Vec::new();

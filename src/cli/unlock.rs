@@ -90,25 +90,33 @@ fn answer(response: &Response, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What is wrong with an unlock window's length.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("`{0}` is not a duration; use e.g. 90s, 10m or 1h")]
+    NotADuration(String),
+    #[error("an unlock window lasts at least one second")]
+    Zero,
+}
+
 /// `90s`, `10m`, `1h`, or a bare number of minutes; at least one second.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     let text = text.trim();
     let (digits, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len()),
     );
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration; use e.g. 90s, 10m or 1h"))?;
+    let not_one = || DurationError::NotADuration(text.to_string());
+    let n: u64 = digits.parse().map_err(|_| not_one())?;
     let secs = match unit {
         "s" => Some(n),
         "" | "m" | "min" => n.checked_mul(60),
         "h" => n.checked_mul(3600),
         _ => None,
     }
-    .ok_or_else(|| format!("`{text}` is not a duration; use e.g. 90s, 10m or 1h"))?;
+    .ok_or_else(not_one)?;
     match secs {
-        0 => Err("an unlock window lasts at least one second".into()),
+        0 => Err(DurationError::Zero),
         secs => Ok(Duration::from_secs(secs)),
     }
 }

@@ -29,8 +29,6 @@ pub enum ClientError {
     Io { path: PathBuf, source: io::Error },
     #[error("the service sent an answer this version does not understand")]
     BadAnswer,
-    #[error("cannot encode the request: {0}")]
-    Encode(String),
 }
 
 /// Sends one request to the service for `state_dir` and returns its answer.

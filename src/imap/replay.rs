@@ -1,8 +1,8 @@
 //! Replays a client's byte stream and a server's through the relay's
 //! protocol side, as a logged-in session sees them, and checks what each
-//! part promises: the framer, the command allow-list, the search
-//! classifier, the selection tracker, the capability filter and
-//! [`response::inspect`]. No I/O, no masking.
+//! part promises: the framer, the command decoder and allow-list
+//! ([`command::decide`]), the search rewrite, the selection tracker, the
+//! capability filter and [`response::inspect`]. No I/O, no masking.
 //!
 //! The fuzz target `fuzz/fuzz_targets/relay_streams.rs` feeds it arbitrary
 //! bytes; the unit tests below feed it real transcripts so the checks
@@ -14,6 +14,9 @@ use std::ops::Range;
 use super::framing::{Fragment, Framer};
 use super::response::{self, Inspection};
 use super::selection::{self, Selection};
+use imap_codec::imap_types::command::CommandBody;
+
+use super::command::{ClientMessage, Verdict};
 use super::{capability, command, search};
 
 /// Largest message framed: big enough for literals, small enough that an
@@ -99,40 +102,57 @@ fn frame(input: &[u8], chunk: usize) -> (Framed, bool) {
 
 /// What the command side does with one complete client message.
 fn client_message(selection: &mut Selection, message: &[u8], literals: &[Range<usize>]) {
-    let first_line = match literals.first() {
-        Some(l) => &message[..l.start],
-        None => message,
-    };
-    let verdict = command::verdict(first_line);
     let head = command::parse_head(message);
-    if verdict == command::Verdict::Forward && head.is_none() {
-        assert!(
-            super::syntax::split_line_ending(first_line)
-                .0
-                .eq_ignore_ascii_case(b"DONE"),
-            "forwarded a line without tag and verb"
-        );
+    match command::decide(message) {
+        Verdict::Allow(ClientMessage::Command(decoded)) => {
+            let head = head.expect("an allowed command without tag and verb");
+            assert_eq!(
+                decoded.tag.inner().as_bytes(),
+                head.tag,
+                "the decoded tag is not the one the relay answers"
+            );
+            assert!(
+                !matches!(
+                    decoded.body,
+                    CommandBody::Compress { .. }
+                        | CommandBody::StartTLS
+                        | CommandBody::Login { .. }
+                        | CommandBody::Authenticate { .. }
+                        | CommandBody::Thread { .. }
+                ),
+                "allowed a command giftlock refuses after login"
+            );
+            if let CommandBody::Search { criteria, .. } = &decoded.body {
+                // Nothing scanned yet: no content criterion may reach the
+                // server, whatever its depth.
+                let nothing_scanned = search::MaskedMailbox {
+                    masked: &[],
+                    scanned_up_to: 0,
+                };
+                let keys = criteria.clone().into_iter().collect();
+                let rewritten = search::on_masked_view(keys, &nothing_scanned, &mut |_| Vec::new());
+                assert!(
+                    !search::has_content(&rewritten),
+                    "a content criterion left for the server"
+                );
+            }
+        }
+        Verdict::Allow(ClientMessage::ListExtended(_)) => {
+            let head = head.expect("an allowed LIST without tag and verb");
+            assert!(head.verb.eq_ignore_ascii_case(b"LIST"), "not a LIST");
+        }
+        Verdict::Allow(ClientMessage::Done) => assert!(literals.is_empty(), "DONE with a literal"),
+        Verdict::Refuse(reason) => assert!(!reason.is_empty(), "a refusal without a reason"),
     }
-    if head.is_some_and(|h| h.verb.eq_ignore_ascii_case(b"APPEND") && !h.uid)
-        && command::append_verdict(first_line, &[]) != command::Verdict::Forward
-    {
-        // What the first line refuses, the whole message refuses too.
-        assert_ne!(
-            command::held_verdict(message, literals),
-            command::Verdict::Forward,
-            "the whole APPEND passes what its first line did not"
-        );
-    }
-    let _ = search::classify(message);
     selection.command(message);
     if let Some(rewritten) = selection::fetch_with_uid(message) {
-        let (before, after) = (head, command::parse_head(&rewritten));
+        let after = command::parse_head(&rewritten);
         assert_eq!(
-            before.map(|h| (h.tag, h.uid)),
-            after.map(|h| (h.tag, h.uid)),
+            head.map(|h| h.tag),
+            after.map(|h| h.tag),
             "adding UID changed the tag"
         );
-        assert!(rewritten.len() > message.len(), "adding UID added nothing");
+        assert!(after.is_some_and(|h| h.uid), "adding UID added no UID");
     }
 }
 
@@ -171,14 +191,6 @@ fn server_message(selection: &mut Selection, message: &[u8], literals: &[Range<u
         Inspection::NoContent | Inspection::Unparsed => {}
     }
     let _ = selection.response(message);
-    if let Some(result) = search::parse_result(message) {
-        let all = search::rewrite_result(message, |_| true);
-        let again = search::parse_result(&all).expect("a rewritten result parses");
-        assert_eq!(again.numbers, result.numbers, "keeping all lost numbers");
-        let none = search::rewrite_result(message, |_| false);
-        let empty = search::parse_result(&none).expect("an emptied result parses");
-        assert!(empty.numbers.is_empty(), "dropping all kept numbers");
-    }
 }
 
 fn overlaps(a: &Range<usize>, b: &Range<usize>) -> bool {
@@ -191,7 +203,7 @@ mod tests {
 
     const CLIENT: &[u8] = b"a1 SELECT INBOX\r\n\
         a2 FETCH 1:2 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n\
-        a3 UID SEARCH BODY \"gift\"\r\n\
+        a3 UID SEARCH NOT (OR BODY \"gift\" SUBJECT x) SEEN\r\n\
         a4 APPEND INBOX (\\Seen) {5}\r\nhello\r\n\
         a5 APPEND {5}\r\nINBOX CATENATE (URL \"/INBOX;UID=1/;SECTION=TEXT\")\r\n\
         a6 IDLE\r\nDONE\r\na7 CLOSE\r\n";
@@ -208,6 +220,26 @@ mod tests {
         for chunk in [1, 2, 7, 64, 4096] {
             replay(CLIENT, SERVER, chunk);
         }
+    }
+
+    #[test]
+    fn an_append_copying_stored_content_is_refused_even_after_a_literal_mailbox() {
+        // imaptest's CATENATE probe, and the same with the mailbox name as
+        // a literal so the first line shows no CATENATE.
+        for message in [
+            &b"a APPEND INBOX CATENATE (URL \"/INBOX;UIDVALIDITY=1/;UID=1/;SECTION=TEXT/;PARTIAL=82.16\")\r\n"[..],
+            b"a APPEND INBOX CATENATE (TEXT {3+}\r\nabc URL \"/INBOX;UID=1\")\r\n",
+            b"a APPEND {5+}\r\nINBOX CATENATE (URL \"/INBOX;UIDVALIDITY=1/;UID=1\")\r\n",
+            b"a APPEND INBOX URL \"/INBOX;UID=1\"\r\n",
+        ] {
+            assert!(
+                matches!(command::decide(message), Verdict::Refuse(_)),
+                "{}",
+                String::from_utf8_lossy(message)
+            );
+        }
+        let plain = b"a APPEND {5+}\r\nINBOX {5+}\r\nhello\r\n";
+        assert!(matches!(command::decide(plain), Verdict::Allow(_)));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! belong to the old mailbox. A failed SELECT leaves no mailbox selected
 //! (RFC 3501 6.3.1), as do CLOSE and UNSELECT.
 
+use super::syntax;
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::{decode::Decoder, CommandCodec};
@@ -124,25 +125,14 @@ fn mailbox_name(mailbox: &Mailbox<'_>) -> Vec<u8> {
 
 /// `Some(true)` for `tag OK ...`, `Some(false)` for `tag NO/BAD ...`.
 fn completion(message: &[u8], tag: &[u8]) -> Option<bool> {
-    let rest = message.strip_prefix(tag)?.strip_prefix(b" ")?;
-    let status = rest.get(..2)?;
-    Some(status.eq_ignore_ascii_case(b"OK"))
+    syntax::completion(message, tag).map(|c| c == syntax::Completion::Ok)
 }
 
 /// The number in an `* OK [UIDVALIDITY n]` response.
 fn uidvalidity_code(message: &[u8]) -> Option<u32> {
-    let rest = message
-        .get(..5)?
-        .eq_ignore_ascii_case(b"* OK ")
-        .then(|| &message[5..])?;
-    let code = rest.strip_prefix(b"[")?;
-    let prefix = b"UIDVALIDITY ";
-    if !code.get(..prefix.len())?.eq_ignore_ascii_case(prefix) {
-        return None;
-    }
-    let digits = &code[prefix.len()..];
-    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
-    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+    const CODE: &[u8] = b"* OK [UIDVALIDITY ";
+    let starts = message.get(..CODE.len())?.eq_ignore_ascii_case(CODE);
+    starts.then(|| syntax::number_after(message, CODE))?
 }
 
 /// Adds `UID` to the items of a sequence-number `FETCH`, so each response

@@ -53,6 +53,9 @@ pub fn mask_item(plan: &MaskPlan, kind: &ContentKind, data: &mut [u8]) -> Result
             envelope_subject(plan, data);
             Ok(())
         }
+        // Its strings are placed against the message's header text, which
+        // the plan does not hold (`crate::masking` does it).
+        ContentKind::Structure => Err(Unplaced),
     }
 }
 
@@ -238,6 +241,28 @@ pub fn withhold(data: &mut [u8]) {
 
 /// The notice [`withhold`] repeats; an APPEND carrying it is refused.
 pub const WITHHELD_NOTICE: &[u8] = b"[giftlock: message too large to scan; withheld] ";
+
+/// What a client sees of an item giftlock cannot place in the message's
+/// masked view (a section the plan does not know, a length that differs
+/// from the planned one): [`UNPLACED_NOTICE`] repeated, line breaks kept.
+pub fn withhold_unplaced(data: &mut [u8]) {
+    for (i, b) in data.iter_mut().enumerate() {
+        if *b != b'\r' && *b != b'\n' {
+            *b = UNPLACED_NOTICE[i % UNPLACED_NOTICE.len()];
+        }
+    }
+}
+
+/// The notice [`withhold_unplaced`] repeats; an APPEND carrying it is
+/// refused too.
+pub const UNPLACED_NOTICE: &[u8] = b"[giftlock: not part of the masked view; withheld] ";
+
+/// Whether `data` holds a giftlock notice (so it is no copy of a message).
+pub fn holds_notice(data: &[u8]) -> bool {
+    [WITHHELD_NOTICE, UNPLACED_NOTICE]
+        .iter()
+        .any(|n| memchr::memmem::find(data, n).is_some())
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@
 mod admission;
 mod pipeline;
 mod relay;
-mod server;
-mod session;
+pub(crate) mod server;
+pub(crate) mod session;
 
-pub use server::{serve, ServeError};
+pub(crate) use server::serve;

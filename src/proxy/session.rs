@@ -26,7 +26,8 @@ use crate::config::{Account, ListenerTls};
 use crate::imap::capability;
 use crate::net::framed::{Fragment, FrameError, FramedReader};
 use crate::net::stream::BoxedStream;
-use crate::upstream::UpstreamLimits;
+use crate::oauth::OAuthError;
+use crate::upstream::{UpstreamError, UpstreamLimits};
 
 /// Largest command accepted before login (a LOGIN with long literals fits).
 const PRE_AUTH_LIMIT: u32 = 64 * 1024;
@@ -41,9 +42,22 @@ pub enum SessionEnd {
     Relay(relay::RelayOutcome),
     Client(FrameError),
     Idle,
-    Tls(String),
+    Tls(TlsFailure),
     /// giftlock is stopping; the client was told BYE.
     Shutdown,
+}
+
+/// Why a client's connection could not be made secure (or set up at all).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsFailure {
+    #[error("cannot set TCP_NODELAY: {0}")]
+    Nodelay(#[source] std::io::Error),
+    #[error("no TLS configuration for this listener")]
+    NoConfig,
+    #[error("TLS handshake with client failed: {0}")]
+    Handshake(#[source] std::io::Error),
+    #[error("TLS handshake with client timed out")]
+    Timeout,
 }
 
 /// Facts about the connection the session needs.
@@ -111,7 +125,7 @@ async fn drive(mut state: PreAuth) -> SessionEnd {
                 Ok(next) => state = next,
                 Err(e) => return SessionEnd::Tls(e),
             },
-            Ok(Step::LoggedIn(account, tag)) => return state.relay(account, tag).await,
+            Ok(Step::LoggedIn(account, tag)) => return state.relay(*account, tag).await,
             Ok(Step::Logout) => return SessionEnd::Logout,
             Err(e) => return SessionEnd::Client(e),
         }
@@ -121,7 +135,8 @@ async fn drive(mut state: PreAuth) -> SessionEnd {
 enum Step {
     Continue,
     StartTls,
-    LoggedIn(Account, String),
+    // Boxed: an account (with its OAuth2 settings) is large.
+    LoggedIn(Box<Account>, String),
     Logout,
 }
 
@@ -266,7 +281,7 @@ impl PreAuth {
                         }
                     },
                 };
-                let Some((user, password)) = parse_plain(&response) else {
+                let Some((user, password)) = crate::local_auth::parse_plain(&response) else {
                     self.reply(format!("{tag} BAD malformed PLAIN response\r\n").as_bytes())
                         .await?;
                     return Ok(Step::Continue);
@@ -307,41 +322,17 @@ impl PreAuth {
         password: Vec<u8>,
     ) -> Result<Step, FrameError> {
         let config = self.shared.config();
-        let ip = self.peer.addr.ip();
-        match self.shared.logins.check(&config, &user, password).await {
-            Some(account) => {
-                self.shared.throttle.succeeded(ip);
-                self.audit
-                    .auth_succeeded(mechanism, &user, &account.name)
-                    .await;
-                Ok(Step::LoggedIn(account, tag))
-            }
+        let attempt = crate::local_auth::Attempt {
+            config: &config,
+            logins: &self.shared.logins,
+            throttle: &self.shared.throttle,
+            audit: &self.audit,
+            ip: self.peer.addr.ip(),
+            mechanism,
+        };
+        match attempt.run(&user, password).await {
+            Some(account) => Ok(Step::LoggedIn(Box::new(account), tag)),
             None => {
-                let delay = self.shared.throttle.failed(ip);
-                let failures = self.shared.throttle.failures(ip);
-                // The name is logged only if it is a real user: it might be
-                // a password typed into the wrong field.
-                let known = config
-                    .account_by_local_user(&user)
-                    .map(|a| (user.as_str(), a.name.as_str()));
-                let reason = if known.is_some() {
-                    "wrong password"
-                } else {
-                    "unknown user"
-                };
-                match known {
-                    Some((user, account)) => {
-                        warn!(
-                            user,
-                            account, failures, reason, "local authentication failed"
-                        )
-                    }
-                    None => warn!(failures, reason, "local authentication failed"),
-                }
-                self.audit
-                    .auth_failed(mechanism, known, reason, failures)
-                    .await;
-                tokio::time::sleep(delay).await;
                 self.reply(
                     format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed\r\n").as_bytes(),
                 )
@@ -353,16 +344,16 @@ impl PreAuth {
 
     /// Upgrades the connection after `OK Begin TLS`. Bytes the client sent
     /// after STARTTLS in the clear are discarded with the old framer.
-    async fn start_tls(self) -> Result<PreAuth, String> {
+    async fn start_tls(self) -> Result<PreAuth, TlsFailure> {
         let acceptor = self
             .shared
             .acceptor(self.peer.listener)
-            .ok_or("no TLS configuration for this listener")?;
+            .ok_or(TlsFailure::NoConfig)?;
         let (stream, _) = self.client.into_parts();
         let tls = acceptor
             .accept(stream)
             .await
-            .map_err(|e| format!("TLS handshake with client failed: {e}"))?;
+            .map_err(TlsFailure::Handshake)?;
         self.audit.tls_started(TlsInfo::of(tls.get_ref().1)).await;
         Ok(PreAuth {
             client: FramedReader::new(Box::new(tls), PRE_AUTH_LIMIT),
@@ -384,8 +375,16 @@ impl PreAuth {
             Err(e) => {
                 warn!(account = %account.name, error = %e, "upstream login failed");
                 self.audit.upstream_error("login", &e).await;
-                let text =
-                    format!("{tag} NO [UNAVAILABLE] giftlock: upstream server failed: {e}\r\n");
+                let text = match &e {
+                    // The local password was right; the provider's grant is
+                    // what is gone, and only the user can renew it.
+                    UpstreamError::OAuth(revoked @ OAuthError::Revoked { .. }) => {
+                        format!("{tag} NO [AUTHENTICATIONFAILED] giftlock: {revoked}\r\n")
+                    }
+                    _ => {
+                        format!("{tag} NO [UNAVAILABLE] giftlock: upstream server failed: {e}\r\n")
+                    }
+                };
                 if let Err(e) = self.reply(text.as_bytes()).await {
                     return SessionEnd::Client(e);
                 }
@@ -437,34 +436,5 @@ impl PreAuth {
         )
         .await;
         SessionEnd::Relay(outcome)
-    }
-}
-
-/// Splits a SASL PLAIN response `authzid NUL authcid NUL password`. An
-/// authorization identity other than the user itself is not supported.
-fn parse_plain(response: &[u8]) -> Option<(String, Vec<u8>)> {
-    let mut parts = response.splitn(3, |&b| b == 0);
-    let authz = parts.next()?;
-    let user = std::str::from_utf8(parts.next()?).ok()?;
-    let password = parts.next()?;
-    (authz.is_empty() || authz == user.as_bytes()).then(|| (user.to_string(), password.to_vec()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plain_response_parsing() {
-        assert_eq!(
-            parse_plain(b"\0alice\0secret"),
-            Some(("alice".into(), b"secret".to_vec()))
-        );
-        assert_eq!(
-            parse_plain(b"alice\0alice\0pw\0with-nul"),
-            Some(("alice".into(), b"pw\0with-nul".to_vec()))
-        );
-        assert_eq!(parse_plain(b"admin\0alice\0pw"), None);
-        assert_eq!(parse_plain(b"alice"), None);
     }
 }

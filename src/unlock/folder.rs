@@ -65,10 +65,6 @@ impl Folder {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Message `n` (sequence number and UID alike).
     pub fn message(&self, n: u32) -> Option<&Message> {
         match self.expunged {
@@ -204,35 +200,11 @@ impl Folder {
             })
             .collect()
     }
-
-    /// How many messages lack `\Seen`.
-    pub fn unseen(&self) -> u32 {
-        (1..=self.len())
-            .filter(|&n| {
-                self.message(n)
-                    .is_some_and(|m| !has_flag(&m.flags, "\\Seen"))
-            })
-            .count() as u32
-    }
 }
 
 /// `tag text\r\n`.
 pub fn tagged(tag: &[u8], text: &str) -> Vec<u8> {
     [tag, b" ", text.as_bytes(), b"\r\n"].concat()
-}
-
-/// A mailbox name as an IMAP quoted string.
-pub fn quoted(name: &str) -> String {
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push('"');
-    for c in name.chars() {
-        if c == '"' || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
 }
 
 /// The answer to STATUS of the virtual mailbox: `messages` unlocked, none
@@ -257,7 +229,12 @@ pub fn status_response(
             _ => None,
         })
         .collect();
-    let mut out = format!("* STATUS {} ({})\r\n", quoted(name), values.join(" ")).into_bytes();
+    let mut out = format!(
+        "* STATUS {} ({})\r\n",
+        crate::imap::syntax::quoted(name),
+        values.join(" ")
+    )
+    .into_bytes();
     out.extend_from_slice(&tagged(tag, "OK STATUS completed"));
     out
 }
@@ -508,7 +485,6 @@ mod tests {
             &[Flag::Flagged],
         );
         assert_eq!(folder.flags_text(3), "\\Seen");
-        assert_eq!(folder.unseen(), 1);
 
         let none = |_| None;
         assert_eq!(folder.search(&criteria("a SEARCH UNSEEN\r\n"), &none), [1]);

@@ -59,6 +59,17 @@ pub enum VaultError {
     Record { path: PathBuf, source: RecordError },
 }
 
+/// What [`Vault::put`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// The first record of this message: it was masked for the first time.
+    New,
+    /// An earlier record of the message was replaced (other rules, say).
+    Replaced,
+    /// The same record was there already; nothing was written.
+    Unchanged,
+}
+
 /// A record file that [`Vault::open`] could not read and skipped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Skipped {
@@ -116,7 +127,9 @@ impl Vault {
                 continue;
             };
             match vault.read(&stem) {
-                Ok(entry) => vault.lock().insert(stem, &entry),
+                Ok(entry) => {
+                    vault.lock().insert(stem, &entry);
+                }
                 Err(e) => {
                     warn!(error = %e, "vault record skipped");
                     vault.skipped.push(Skipped {
@@ -152,13 +165,17 @@ impl Vault {
 
     /// Stores `entry`, replacing any earlier entry for the same message.
     /// Durable when it returns. Storing the same entry again does not write.
-    pub fn put(&self, entry: &VaultEntry) -> Result<(), VaultError> {
+    ///
+    /// [`Stored::New`] is returned once per message over the vault's life,
+    /// across restarts (the index is rebuilt from the files) and racing
+    /// writers (the index insert decides): it marks the first masking.
+    pub fn put(&self, entry: &VaultEntry) -> Result<Stored, VaultError> {
         let stem = self.stem_of(&entry.identity);
         let unchanged = self.lock().records.get(&stem).is_some_and(|r| {
             r.masked_sha256 == entry.masked_sha256 && r.summary == entry.summary()
         });
         if unchanged {
-            return Ok(());
+            return Ok(Stored::Unchanged);
         }
         let name = file_name(&stem);
         let sealed =
@@ -172,8 +189,10 @@ impl Vault {
                 source,
             }
         })?;
-        self.lock().insert(stem, entry);
-        Ok(())
+        Ok(match self.lock().insert(stem, entry) {
+            true => Stored::New,
+            false => Stored::Replaced,
+        })
     }
 
     /// Every message in the vault, in (account, mailbox, UIDVALIDITY, UID)
@@ -260,20 +279,23 @@ impl Vault {
 }
 
 impl Index {
-    fn insert(&mut self, stem: String, entry: &VaultEntry) {
+    /// Returns whether the message had no record before.
+    fn insert(&mut self, stem: String, entry: &VaultEntry) -> bool {
         if let Some(old) = self.records.get(&stem) {
             if self.by_masked.get(&old.masked_sha256) == Some(&stem) {
                 self.by_masked.remove(&old.masked_sha256);
             }
         }
         self.by_masked.insert(entry.masked_sha256, stem.clone());
-        self.records.insert(
-            stem,
-            Indexed {
-                masked_sha256: entry.masked_sha256,
-                summary: entry.summary(),
-            },
-        );
+        self.records
+            .insert(
+                stem,
+                Indexed {
+                    masked_sha256: entry.masked_sha256,
+                    summary: entry.summary(),
+                },
+            )
+            .is_none()
     }
 }
 
