@@ -142,8 +142,8 @@ fn idle_session(port: u16) -> TcpStream {
     let mut until = |reader: &mut BufReader<TcpStream>, tag: &str| loop {
         line.clear();
         assert!(reader.read_line(&mut line).unwrap() > 0, "giftlock closed");
-        if line.starts_with(tag) {
-            assert!(line[tag.len()..].starts_with(" OK"), "{line}");
+        if let Some(rest) = line.strip_prefix(tag) {
+            assert!(rest.starts_with(" OK"), "{line}");
             return;
         }
     };

@@ -854,7 +854,6 @@ fn client_instructions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[derive(clap::Parser)]
     struct Cli {

@@ -384,11 +384,6 @@ impl Giftlock {
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log_file).unwrap_or_default()
     }
-
-    /// The process id, for /proc/PID/status.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
 }
 
 /// The outcome of one bounded process run; stdout and stderr were written to

@@ -198,12 +198,11 @@ impl StressRun {
         let counts = lines[at + 1..]
             .iter()
             .take(5)
-            .filter(|l| {
+            .rfind(|l| {
                 !l.trim().is_empty()
                     && l.split_whitespace()
                         .all(|w| w.chars().all(|c| c.is_ascii_digit()))
             })
-            .next_back()
             .map_or(0, |l| {
                 l.split_whitespace()
                     .filter_map(|w| w.parse::<u64>().ok())
