@@ -90,8 +90,8 @@ use serde::{Deserialize, Serialize};
 
 pub use fingerprint::FingerprintKey;
 pub use plan::{
-    header_block, plan_message, plan_message_exhaustive, plan_message_with,
-    plan_too_large, Scanner, FREE_TEXT_HEADERS,
+    header_block, plan_message, plan_message_exhaustive, plan_message_with, plan_too_large,
+    Scanner, FREE_TEXT_HEADERS,
 };
 pub use reveal::{reveal_codes, RevealedCode};
 pub use transfer::TransferEncoding;

@@ -38,7 +38,8 @@ use crate::mask::{FingerprintKey, MaskPlan, ScanLimits, ScanStatus};
 use crate::notify::Notifier;
 use crate::plan_store::{PlanKey, PlanStore};
 use crate::source::MessageSource;
-use crate::vault::{MaskedIndex, Vault};
+use crate::unlock::Windows;
+use crate::vault::{MaskedIndex, MessageIdentity, Restored, Vault};
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
 use planner::{whole_item, Planner};
@@ -120,6 +121,9 @@ fn lock(state: &State) -> std::sync::MutexGuard<'_, SessionState> {
 pub struct CommandSide<S> {
     planner: Planner<S>,
     state: State,
+    /// The unlock window: while it is open, an APPEND may put an original
+    /// back into any mailbox of its account.
+    unlock: Windows,
 }
 
 /// The server-side filter; `S` gives the messages a response does not carry.
@@ -138,6 +142,7 @@ pub fn for_session<S: MessageSource + Clone>(
     account: String,
     source: S,
     audit: SessionAudit,
+    unlock: Windows,
 ) -> (Masking<S>, CommandSide<S>) {
     let state = State::default();
     (
@@ -158,6 +163,7 @@ pub fn for_session<S: MessageSource + Clone>(
                 source,
             },
             state,
+            unlock,
         },
     )
 }
@@ -178,7 +184,9 @@ impl<S: MessageSource> CommandFilter for CommandSide<S> {
             return CommandAction::Forward;
         };
         let action = match &command.body {
-            CommandBody::Append { .. } => self.append(message, literals),
+            CommandBody::Append { mailbox, .. } => {
+                self.append(message, literals, &selection::mailbox_name(mailbox))
+            }
             CommandBody::Search { criteria, .. }
             | CommandBody::Sort {
                 search_criteria: criteria,
@@ -220,10 +228,20 @@ fn asks_for_uid(items: &MacroOrMessageDataItemNames<'_>) -> bool {
 }
 
 impl<S: MessageSource> CommandSide<S> {
-    /// An APPEND: a message that is a masked copy giftlock served gets its
-    /// original back from the vault, so the server never stores a masked
-    /// copy in place of an original; without the vault it is declined.
-    fn append(&self, message: &[u8], literals: &[Range<usize>]) -> CommandAction {
+    /// An APPEND into `target`: a message that is a masked copy giftlock
+    /// served gets its original back from the vault, so the server never
+    /// stores a masked copy in place of an original; without the vault it
+    /// is declined. An original goes back only into its own account and,
+    /// unless the unlock window is open, its own mailbox tree
+    /// ([`may_restore_into`]): a masked copy appended anywhere else is
+    /// declined, so the local password cannot move an original to where
+    /// giftlock does not guard it.
+    fn append(&self, message: &[u8], literals: &[Range<usize>], target: &[u8]) -> CommandAction {
+        let target = String::from_utf8_lossy(target);
+        let unlocked = self.unlock.current().is_some();
+        let allowed = |record: &MessageIdentity| {
+            may_restore_into(record, &self.planner.account, &target, unlocked)
+        };
         let mut replacements = Vec::with_capacity(literals.len());
         for literal in literals {
             let Some(data) = message.get(literal.clone()) else {
@@ -250,9 +268,26 @@ impl<S: MessageSource> CommandSide<S> {
             }
             let restored = match self.planner.context.vault.as_ref() {
                 None => Err("the vault is unavailable".to_string()),
-                Some(vault) => match cpu(|| vault.restore(data)) {
-                    Ok(Some(original)) => Ok(original),
-                    Ok(None) => Err("the vault has no record of it".to_string()),
+                Some(vault) => match cpu(|| vault.restore_where(data, allowed)) {
+                    Ok(Restored::Original(original)) => Ok(original),
+                    Ok(Restored::NotMasked) => Err("the vault has no record of it".to_string()),
+                    Ok(Restored::Elsewhere) => {
+                        warn!(
+                            "APPEND of a masked copy outside its account or mailbox tree refused"
+                        );
+                        return CommandAction::Decline(match unlocked {
+                            true => "[CANNOT] giftlock: this message is a masked copy of another \
+                                     account's mail; giftlock puts an original back only into its \
+                                     own account. It was not stored, so no code is lost"
+                                .to_string(),
+                            false => "[CANNOT] giftlock: this message is a masked copy of mail \
+                                      from another account or mailbox tree; giftlock puts an \
+                                      original back only into the mailbox tree it came from (any \
+                                      mailbox of its account while `giftlock unlock` is open). It \
+                                      was not stored, so no code is lost"
+                                .to_string(),
+                        });
+                    }
                     Err(e) => Err(e.to_string()),
                 },
             };
@@ -282,6 +317,27 @@ impl<S: MessageSource> CommandSide<S> {
             false => CommandAction::Forward,
         }
     }
+}
+
+/// Whether the original of `record` may be put back by an APPEND into
+/// `target` of `account`: the same account always; and, unless the unlock
+/// window is open, the record's mailbox tree: its top-level mailbox and
+/// everything below it (`INBOX`, `INBOX/Archive`, `INBOX.2026`). Mailbox
+/// names are compared as the server spells them, except that `INBOX` is
+/// case-insensitive (RFC 3501 5.1); the hierarchy separator is taken to be
+/// `/` or `.`, the two servers use.
+fn may_restore_into(record: &MessageIdentity, account: &str, target: &str, unlocked: bool) -> bool {
+    if record.account != account {
+        return false;
+    }
+    if unlocked {
+        return true;
+    }
+    fn top_level(name: &str) -> &str {
+        name.split(['/', '.']).next().unwrap_or(name)
+    }
+    let (a, b) = (top_level(&record.mailbox), top_level(target));
+    a == b || (a.eq_ignore_ascii_case("INBOX") && b.eq_ignore_ascii_case("INBOX"))
 }
 
 impl<S: MessageSource> ContentFilter for Masking<S> {

@@ -49,6 +49,7 @@ fn session() -> (
         "acct".into(),
         source.clone(),
         SessionAudit::default(),
+        crate::unlock::Windows::default(),
     );
     (masking, commands, source, dir)
 }
@@ -197,4 +198,31 @@ async fn bodystructure_and_envelope_strings_of_a_nested_gift_mail_are_masked() {
     }
     // Everything but the subject's code is as the server sent it.
     assert!(served.contains("(\"charset\" \"utf-8\")"));
+}
+
+#[test]
+fn an_original_goes_back_only_into_its_account_and_mailbox_tree() {
+    let record = |mailbox: &str| MessageIdentity {
+        account: "acct".into(),
+        mailbox: mailbox.into(),
+        uidvalidity: 7,
+        uid: 5,
+    };
+    let inbox = record("INBOX");
+    for target in ["INBOX", "inbox", "INBOX/Copies", "INBOX.2026.Q1", "Inbox/x"] {
+        assert!(may_restore_into(&inbox, "acct", target, false), "{target}");
+    }
+    for target in ["Archive", "Shared/INBOX", "INBOXES", "Copies"] {
+        assert!(!may_restore_into(&inbox, "acct", target, false), "{target}");
+        // The unlock window opens every mailbox of the account.
+        assert!(may_restore_into(&inbox, "acct", target, true), "{target}");
+    }
+    let archived = record("Archive/2026");
+    assert!(may_restore_into(&archived, "acct", "Archive", false));
+    assert!(may_restore_into(&archived, "acct", "Archive/2025", false));
+    assert!(!may_restore_into(&archived, "acct", "INBOX", false));
+    // Never into another account, unlocked or not.
+    for unlocked in [false, true] {
+        assert!(!may_restore_into(&inbox, "other", "INBOX", unlocked));
+    }
 }

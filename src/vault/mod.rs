@@ -77,6 +77,17 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// What [`Vault::restore_where`] found for some bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Restored {
+    /// No masked copy giftlock served has these bytes.
+    NotMasked,
+    /// The original of the masked copy.
+    Original(Vec<u8>),
+    /// A masked copy, but of messages the caller may not restore here.
+    Elsewhere,
+}
+
 /// The encrypted store of originals. See the module docs.
 #[derive(Debug)]
 pub struct Vault {
@@ -90,8 +101,9 @@ pub struct Vault {
 struct Index {
     /// By file stem.
     records: HashMap<String, Indexed>,
-    /// Masked-message hash to file stem.
-    by_masked: HashMap<[u8; 32], String>,
+    /// Masked-message hash to the file stems of the records with that
+    /// masked copy (the same message in two mailboxes masks alike).
+    by_masked: HashMap<[u8; 32], Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -246,13 +258,48 @@ impl Vault {
     /// copy giftlock served; `None` for any other bytes. An error means the
     /// vault has the record but cannot read it now.
     pub fn restore(&self, masked: &[u8]) -> Result<Option<Vec<u8>>, VaultError> {
+        Ok(match self.restore_where(masked, |_| true)? {
+            Restored::Original(original) => Some(original),
+            Restored::NotMasked | Restored::Elsewhere => None,
+        })
+    }
+
+    /// Like [`Vault::restore`], but only from a record whose message
+    /// `allowed` accepts (the APPEND path: an original goes back only into
+    /// the account and mailbox tree it came from).
+    pub fn restore_where(
+        &self,
+        masked: &[u8],
+        allowed: impl Fn(&MessageIdentity) -> bool,
+    ) -> Result<Restored, VaultError> {
         let hash: [u8; 32] = Sha256::digest(masked).into();
-        let Some(stem) = self.lock().by_masked.get(&hash).cloned() else {
-            return Ok(None);
+        let stems: Vec<String> = {
+            let index = self.lock();
+            let Some(stems) = index.by_masked.get(&hash) else {
+                return Ok(Restored::NotMasked);
+            };
+            stems
+                .iter()
+                .filter(|stem| {
+                    index
+                        .records
+                        .get(*stem)
+                        .is_some_and(|r| allowed(&r.summary.identity))
+                })
+                .cloned()
+                .collect()
         };
-        let entry = self.read(&stem)?;
+        let Some(stem) = stems.first() else {
+            return Ok(Restored::Elsewhere);
+        };
+        let entry = self.read(stem)?;
         // The index said so; the record must agree before it is trusted.
-        Ok((entry.masked_sha256 == hash).then_some(entry.original))
+        Ok(
+            match entry.masked_sha256 == hash && allowed(&entry.identity) {
+                true => Restored::Original(entry.original),
+                false => Restored::NotMasked,
+            },
+        )
     }
 
     fn read(&self, stem: &str) -> Result<VaultEntry, VaultError> {
@@ -282,11 +329,17 @@ impl Index {
     /// Returns whether the message had no record before.
     fn insert(&mut self, stem: String, entry: &VaultEntry) -> bool {
         if let Some(old) = self.records.get(&stem) {
-            if self.by_masked.get(&old.masked_sha256) == Some(&stem) {
-                self.by_masked.remove(&old.masked_sha256);
+            if let Some(stems) = self.by_masked.get_mut(&old.masked_sha256) {
+                stems.retain(|s| *s != stem);
+                if stems.is_empty() {
+                    self.by_masked.remove(&old.masked_sha256);
+                }
             }
         }
-        self.by_masked.insert(entry.masked_sha256, stem.clone());
+        self.by_masked
+            .entry(entry.masked_sha256)
+            .or_default()
+            .push(stem.clone());
         self.records
             .insert(
                 stem,

@@ -249,6 +249,56 @@ fn restore_gives_the_original_for_masked_bytes_only() {
 }
 
 #[test]
+fn restore_where_gives_originals_only_from_records_the_caller_allows() {
+    let state = tempfile::tempdir().unwrap();
+    let vault = Vault::open(state.path(), VaultKey::new([8; 32])).unwrap();
+    let (inbox, plan) = entry_for(&gift_files()[0], 1);
+    let copy = masked(&inbox, &plan);
+    // The same message in a second mailbox masks to the same bytes.
+    let mut archived = inbox.clone();
+    archived.identity.mailbox = "Archive".into();
+    archived.identity.uid = 40;
+    vault.put(&inbox).unwrap();
+    vault.put(&archived).unwrap();
+    let reopened = Vault::open(state.path(), VaultKey::new([8; 32])).unwrap();
+    for v in [&vault, &reopened] {
+        let only = |mailbox: &'static str| move |id: &MessageIdentity| id.mailbox == mailbox;
+        assert_eq!(
+            v.restore_where(&copy, only("Archive")).unwrap(),
+            Restored::Original(inbox.original.clone())
+        );
+        assert_eq!(
+            v.restore_where(&copy, only("INBOX")).unwrap(),
+            Restored::Original(inbox.original.clone())
+        );
+        assert_eq!(
+            v.restore_where(&copy, only("Other")).unwrap(),
+            Restored::Elsewhere
+        );
+        assert_eq!(
+            v.restore_where(&copy, |id| id.account == "work").unwrap(),
+            Restored::Elsewhere
+        );
+        assert_eq!(
+            v.restore_where(&inbox.original, |_| true).unwrap(),
+            Restored::NotMasked
+        );
+    }
+    // A record replaced by a message masked differently no longer answers
+    // for the old masked copy under its own name; the other record still
+    // does.
+    let (other, _) = entry_for(&gift_files()[1], 1);
+    vault.put(&other).unwrap();
+    assert_eq!(
+        vault
+            .restore_where(&copy, |id| id.mailbox == "INBOX")
+            .unwrap(),
+        Restored::Elsewhere
+    );
+    assert_eq!(vault.restore(&copy).unwrap(), Some(inbox.original.clone()));
+}
+
+#[test]
 fn key_file_is_created_only_for_an_empty_vault() {
     let state = tempfile::tempdir().unwrap();
     let vault = Vault::open_default(state.path()).unwrap();

@@ -877,7 +877,12 @@ impl Bench {
             address: format!("127.0.0.1:{}", w.port),
             tls: Tls::None,
         });
-        for l in setup.listeners.iter().chain(&setup.smtp_listeners).chain(&web) {
+        for l in setup
+            .listeners
+            .iter()
+            .chain(&setup.smtp_listeners)
+            .chain(&web)
+        {
             loop {
                 if TcpStream::connect(("127.0.0.1", l.port())).is_ok() {
                     break;
