@@ -164,11 +164,18 @@ write_conf() {
 			# COMPRESS=DEFLATE on: giftlock must refuse it itself, not rely on
 			# the server lacking it.
 			mail_plugins = \$mail_plugins zlib
+			# Room for the stress tests: hundreds of sessions of one user from
+			# one address (imaptest's clients, giftlock's idle sessions).
 			protocol imap {
 			  mail_plugins = \$mail_plugins imap_zlib
-			  mail_max_userip_connections = 100
+			  mail_max_userip_connections = 1000
+			}
+			service imap {
+			  process_limit = 1000
 			}
 			service imap-login {
+			  # Each TLS connection keeps its login process as its TLS proxy.
+			  process_limit = 1000
 			  inet_listener imap {
 			    address = 127.0.0.1
 			    port = $imap_port

@@ -27,6 +27,13 @@ command -v swaks >/dev/null || missing+=(swaks libnet-ssleay-perl libio-socket-s
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 command -v dbus-daemon >/dev/null || missing+=(dbus-daemon)
+# imaptest (tests/imaptest_*.rs) is built from ../shared/tools/imaptest.
+[[ -f /usr/lib/dovecot/dovecot-config ]] || missing+=(dovecot-dev)
+command -v autoconf >/dev/null || missing+=(autoconf)
+command -v automake >/dev/null || missing+=(automake)
+command -v libtoolize >/dev/null || missing+=(libtool)
+command -v make >/dev/null || missing+=(build-essential)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
 if ((${#missing[@]})); then
 	echo "test.sh: missing ${missing[*]}: the tests that need them will be skipped" >&2
 	echo "test.sh: install with: apt-get install -y ${missing[*]}" >&2

@@ -99,6 +99,19 @@ pub struct Limits {
     /// Seconds a stopping giftlock waits for sessions to close after
     /// telling them BYE.
     pub drain_secs: u64,
+    /// Seconds a client has from connecting to a right local password (TLS,
+    /// STARTTLS and LOGIN included; the upstream login has its own
+    /// `upstream_timeout_secs`).
+    pub login_timeout_secs: u64,
+    /// Connections not logged in yet, on all listeners together; more are
+    /// turned away with a BYE until some log in or leave.
+    pub max_unauthenticated: u32,
+    /// The same, per listener.
+    pub max_unauthenticated_per_listener: u32,
+    /// Seconds a verified local login is remembered (as a keyed hash, in
+    /// memory only), so a client's reconnects skip the argon2 check;
+    /// 0 turns it off. Forgotten on SIGHUP.
+    pub login_cache_secs: u64,
 }
 
 impl Default for Limits {
@@ -108,6 +121,10 @@ impl Default for Limits {
             max_scan_bytes: 64 * 1024 * 1024,
             upstream_timeout_secs: 30,
             drain_secs: 10,
+            login_timeout_secs: 60,
+            max_unauthenticated: 128,
+            max_unauthenticated_per_listener: 64,
+            login_cache_secs: 300,
         }
     }
 }
@@ -434,6 +451,24 @@ impl Config {
                     self.limits.max_message_bytes
                 ),
             ));
+        }
+        for (key, value) in [
+            ("login_timeout_secs", self.limits.login_timeout_secs),
+            (
+                "max_unauthenticated",
+                u64::from(self.limits.max_unauthenticated),
+            ),
+            (
+                "max_unauthenticated_per_listener",
+                u64::from(self.limits.max_unauthenticated_per_listener),
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(
+                    format!("limits.{key}"),
+                    "must be at least 1 (0 would let no client log in)".into(),
+                ));
+            }
         }
         if let Err((key, problem)) = self.audit.validate() {
             return Err(invalid(format!("audit.{key}"), problem));

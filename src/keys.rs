@@ -4,8 +4,8 @@
 //! would make old fingerprints and reference handles meaningless.
 
 use std::fs::{self, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Length of every local key.
@@ -64,21 +64,9 @@ fn create(dir: &Path, path: &Path) -> Result<[u8; KEY_LEN], KeyError> {
     fs::create_dir_all(dir).map_err(io_err)?;
     let mut key = [0u8; KEY_LEN];
     rand::Rng::fill(&mut rand::rngs::OsRng, &mut key[..]);
-    // Write to a temporary name and link it into place, so a crash never
-    // leaves a short key file and two racing processes agree on one key.
-    let tmp = dir.join(format!(".key-{}.tmp", std::process::id()));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err)?;
-    file.write_all(&key)
-        .and_then(|()| file.sync_all())
-        .map_err(io_err)?;
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
+    // Never a short key file after a crash, the name durable before any
+    // record is sealed with the key, and two racing processes agree on one.
+    match crate::durable::create_new(path, &key, 0o600) {
         Ok(()) => Ok(key),
         // Another process created it first: use theirs.
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read_key(path),

@@ -8,10 +8,12 @@
 //! compiler sees what nothing uses.
 
 pub(crate) mod audit;
+pub(crate) mod blocking;
 pub mod cli;
 pub(crate) mod config;
 pub(crate) mod control;
 pub mod detect;
+pub(crate) mod durable;
 pub(crate) mod hooks;
 pub mod imap;
 pub(crate) mod keys;

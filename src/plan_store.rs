@@ -8,12 +8,17 @@
 //! bytes and fingerprints, never a code. A new UIDVALIDITY for a mailbox
 //! removes the plans of the old one. Each plan records which detector made
 //! it: after a change of rules (or of giftlock) a message is scanned again.
-//! Writes go to a temporary file renamed into place, so a crash leaves a
-//! plan whole or absent; an unreadable plan is a miss, never an error.
+//! Writes go through [`crate::durable`], so a crash leaves a plan whole or
+//! absent; an unreadable plan is a miss, never an error.
+//!
+//! One scan per message: [`PlanStore::get_or_plan`] lets one caller make a
+//! missing plan while every other caller asking for the same message (other
+//! sessions of the account, in the same moment) waits for it and gets the
+//! same plan, instead of fetching and scanning the message again.
 
 use std::collections::HashMap;
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::future::Future;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -49,6 +54,29 @@ pub struct PlanStore {
     /// Identifies the detector rules and giftlock version the plans are for.
     detector: String,
     memory: Mutex<HashMap<PlanKey, Arc<MaskPlan>>>,
+    /// Plans being made: whoever holds a key's gate is making its plan.
+    /// An entry lives only while someone holds or waits for its gate.
+    making: Mutex<HashMap<PlanKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A turn at making one plan; gives the gate back (and forgets it when
+/// nobody else waits) however the maker ends, cancelled included.
+struct Turn<'a> {
+    store: &'a PlanStore,
+    key: &'a PlanKey,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.held = None;
+        let mut making = self.store.making.lock().unwrap_or_else(|e| e.into_inner());
+        // The map's handle and ours: nobody else waits for this gate.
+        if Arc::strong_count(&self.gate) == 2 {
+            making.remove(self.key);
+        }
+    }
 }
 
 impl PlanStore {
@@ -64,6 +92,7 @@ impl PlanStore {
             dir,
             detector,
             memory: Mutex::new(HashMap::new()),
+            making: Mutex::new(HashMap::new()),
         })
     }
 
@@ -80,6 +109,47 @@ impl PlanStore {
         let plan = Arc::new(stored.plan);
         self.remember(key, plan.clone());
         Some(plan)
+    }
+
+    /// The plan of a message, made by `make` when there is none that
+    /// `usable` accepts. While one caller makes it, the others asking for
+    /// the same key wait and then take the plan it kept; when `make` gives
+    /// nothing (the message could not be fetched), the next waiter tries.
+    pub async fn get_or_plan<F, Fut>(
+        &self,
+        key: &PlanKey,
+        usable: impl Fn(&MaskPlan) -> bool,
+        make: F,
+    ) -> Option<Arc<MaskPlan>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Option<MaskPlan>>,
+    {
+        let cached =
+            |store: &PlanStore| crate::blocking::cpu(|| store.get(key)).filter(|plan| usable(plan));
+        if let Some(plan) = cached(self) {
+            return Some(plan);
+        }
+        let gate = self
+            .making
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let mut turn = Turn {
+            store: self,
+            key,
+            gate: gate.clone(),
+            held: None,
+        };
+        turn.held = Some(gate.lock_owned().await);
+        // Whoever had the turn before may have made it.
+        if let Some(plan) = cached(self) {
+            return Some(plan);
+        }
+        let plan = make().await?;
+        Some(crate::blocking::cpu(|| self.put(key, plan)))
     }
 
     /// Keeps a new plan; a failed disk write only costs a later re-scan.
@@ -146,16 +216,7 @@ impl PlanStore {
             plan: plan.clone(),
         };
         let bytes = serde_json::to_vec(&stored).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(&bytes)?;
-        drop(file);
-        std::fs::rename(&tmp, &path)
+        crate::durable::replace(&path, &bytes, 0o600)
     }
 }
 
@@ -234,6 +295,77 @@ mod tests {
             .put(&key(5, 1), plan(true));
         let other = PlanStore::open(dir.path(), "d2".into()).unwrap();
         assert!(other.get(&key(5, 1)).is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_askers_share_one_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(PlanStore::open(dir.path(), "d1".into()).unwrap());
+        let scans = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut askers = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let (store, scans) = (store.clone(), scans.clone());
+            askers.spawn(async move {
+                store
+                    .get_or_plan(
+                        &key(5, 1),
+                        |_| true,
+                        || async {
+                            scans.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            // Long enough for every asker to arrive meanwhile.
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            Some(plan(true))
+                        },
+                    )
+                    .await
+                    .unwrap()
+            });
+        }
+        let plans = askers.join_all().await;
+        assert_eq!(scans.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(plans.iter().all(|p| Arc::ptr_eq(p, &plans[0])));
+        assert!(store.making.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_cancelled_scan_lets_the_next_asker_try() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PlanStore::open(dir.path(), "d1".into()).unwrap();
+        assert!(store
+            .get_or_plan(&key(5, 1), |_| true, || async { None })
+            .await
+            .is_none());
+        // A maker dropped in the middle (its session ended) frees the turn.
+        let k = key(5, 1);
+        let cancelled = store.get_or_plan(
+            &k,
+            |_| true,
+            || async { std::future::pending::<Option<MaskPlan>>().await },
+        );
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(20), cancelled)
+                .await
+                .is_err()
+        );
+        let made = store
+            .get_or_plan(&key(5, 1), |_| true, || async { Some(plan(true)) })
+            .await;
+        assert_eq!(made.unwrap().patches.len(), 1);
+        // A plan the caller cannot use (another length) is made again.
+        let remade = store
+            .get_or_plan(
+                &key(5, 1),
+                |p| p.message_len == 11,
+                || async {
+                    Some(MaskPlan {
+                        message_len: 11,
+                        ..plan(false)
+                    })
+                },
+            )
+            .await;
+        assert_eq!(remade.unwrap().message_len, 11);
+        assert!(store.making.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -2,9 +2,8 @@
 //! in the state directory so "never seen before" survives restarts.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
+use std::io;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -100,20 +99,9 @@ fn insert(set: &mut BTreeSet<String>, value: &str) -> bool {
     true
 }
 
-/// Replaces the file atomically (write, fsync, rename), mode 0600.
+/// Replaces the file atomically and durably, mode 0600.
 pub fn save(path: &Path, json: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_os_string();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    let mut file: File = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(json)?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)
+    crate::durable::replace(path, json, 0o600)
 }
 
 #[cfg(test)]

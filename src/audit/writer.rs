@@ -8,9 +8,8 @@
 //! sees records promptly) and fsyncs batches with session boundaries and
 //! alerts.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -278,8 +277,8 @@ impl LogWriter {
             }
             fs::rename(&self.path, files::rotated(&self.path, 1)).map_err(err)?;
         }
+        // New: its directory entry is made durable, with the renames.
         let file = open_append(&self.path).map_err(err)?;
-        sync_dir(&self.path).map_err(err)?;
         self.file = BufWriter::new(file);
         self.size = 0;
         Ok(())
@@ -322,19 +321,9 @@ fn head_of(line: &[u8]) -> Head {
     }
 }
 
+/// A file created by someone else, or copied around, may be wider: 0600.
 fn open_append(path: &Path) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(path)?;
-    // A file created by someone else, or copied around, may be wider.
-    let mode = file.metadata()?.permissions().mode() & 0o777;
-    if mode != 0o600 {
-        file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(file)
+    crate::durable::open_append(path, 0o600)
 }
 
 /// Length of the file up to and including its last newline, and its last
@@ -358,17 +347,12 @@ fn read_tail(file: &mut File) -> io::Result<(u64, Option<Vec<u8>>)> {
     Ok((complete_len, Some(line)))
 }
 
-fn sync_dir(path: &Path) -> io::Result<()> {
-    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) => File::open(dir)?.sync_all(),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::audit::verify;
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::PermissionsExt;
 
     fn event(n: u64) -> Event {
         Event::LogOpened {

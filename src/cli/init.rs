@@ -631,7 +631,8 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
     local_ca::ensure(&state_dir, &args.hostnames)?;
     let ca = local_ca::ensure_ca(&state_dir)?;
     let profile_path = state_dir.join("giftlock-ca.mobileconfig");
-    fs::write(&profile_path, super::mobileconfig::profile_for(&ca.path)?)
+    let profile = super::mobileconfig::profile_for(&ca.path)?;
+    crate::durable::replace(&profile_path, profile.as_bytes(), 0o644)
         .with_context(|| format!("cannot write {}", profile_path.display()))?;
 
     let account = config

@@ -298,7 +298,8 @@ fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    crate::durable::replace(path, text.as_bytes(), 0o644)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]

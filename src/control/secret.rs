@@ -11,8 +11,8 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::durable;
 use crate::password::{hash_password, LocalPasswordHash};
-use crate::vault::files;
 
 /// The hash file in the state directory.
 pub const FILE: &str = "unlock-secret";
@@ -47,9 +47,13 @@ pub fn set(state_dir: &Path, secret: &str) -> Result<(), UnlockSecretError> {
         path: state_dir.join(FILE),
         source,
     };
-    files::private_dir(state_dir).map_err(io_err)?;
-    files::write_atomically(state_dir, FILE, format!("{}\n", hash.as_str()).as_bytes())
-        .map_err(io_err)?;
+    durable::private_dir(state_dir).map_err(io_err)?;
+    durable::replace(
+        &state_dir.join(FILE),
+        format!("{}\n", hash.as_str()).as_bytes(),
+        0o600,
+    )
+    .map_err(io_err)?;
     give_to_owner_of(state_dir, &state_dir.join(FILE)).map_err(io_err)
 }
 

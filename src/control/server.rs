@@ -23,7 +23,7 @@ use crate::config::UnlockConfig;
 use crate::local_auth::Throttle;
 use crate::status::Snapshot;
 use crate::unlock::Windows;
-use crate::vault::{files, MessageIdentity, Vault, VaultError};
+use crate::vault::{MessageIdentity, Vault, VaultError};
 
 /// Requests served on one connection before it is closed.
 const MAX_REQUESTS_PER_CONNECTION: usize = 16;
@@ -135,7 +135,7 @@ pub fn bind(state_dir: &Path) -> Result<UnixListener, ControlError> {
         source,
     };
     let _ = std::fs::remove_dir_all(&private);
-    files::private_dir(&private).map_err(io_err)?;
+    crate::durable::private_dir(&private).map_err(io_err)?;
     let tmp = private.join("sock");
     let bound = UnixListener::bind(&tmp).and_then(|listener| {
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;

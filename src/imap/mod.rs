@@ -6,6 +6,7 @@ pub mod capability;
 pub mod command;
 pub mod framing;
 pub mod list;
+pub mod replay;
 pub mod response;
 pub mod search;
 pub mod selection;

@@ -13,7 +13,7 @@ use imap_codec::imap_types::search::SearchKey;
 use imap_codec::{encode::Encoder, CommandCodec};
 use tracing::warn;
 
-use super::planner::cpu;
+use crate::blocking::cpu;
 use super::view_text::MaskedText;
 use super::CommandSide;
 use crate::hooks::{CommandAction, Outgoing};

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use tracing::{info, warn};
 
 use crate::audit::{MaskApplied, SessionAudit};
+use crate::blocking::cpu;
 use crate::detect::Detector;
 use crate::hooks::{ClientMessage, CommandAction, CommandFilter, ContentFilter, Outgoing};
 use crate::imap::response::{ContentItem, ContentKind, FetchContent, Inspection};
@@ -41,7 +42,7 @@ use crate::unlock::Windows;
 use crate::vault::{MaskedIndex, MessageIdentity, Restored, Vault};
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
-use planner::{cpu, whole_item, Planner};
+use planner::{whole_item, Planner};
 
 /// What every session's masking shares: the rules, the key, the cache.
 pub struct MaskingContext {

@@ -14,6 +14,7 @@ use super::MaskingContext;
 use crate::imap::response::{ContentKind, FetchContent};
 use crate::imap::selection::Selected;
 use crate::mask::{self, MaskPlan, ScanStatus};
+use crate::blocking::cpu;
 use crate::notify;
 use crate::plan_store::PlanKey;
 use crate::source::{MessageSource, SourceError, Whole};
@@ -45,7 +46,9 @@ impl<S: MessageSource> Planner<S> {
     }
 
     /// The plan of message `uid`: cached, or made from the whole message in
-    /// `response` if it carries it, or from the message fetched whole.
+    /// `response` if it carries it, or from the message fetched whole. One
+    /// scan per message: sessions asking for a plan another is making wait
+    /// for it ([`crate::plan_store::PlanStore::get_or_plan`]).
     pub(super) async fn plan_for(
         &mut self,
         selected: &Selected,
@@ -54,15 +57,27 @@ impl<S: MessageSource> Planner<S> {
     ) -> Option<Arc<MaskPlan>> {
         let key = self.key(selected, uid);
         let whole = response.and_then(|(content, message)| whole_item(content, message));
-        if let Some(plan) = self.context.store.get(&key) {
-            // A whole message of another length is not the planned one.
-            if whole.is_none_or(|w| w.len() == plan.message_len) {
-                return Some(plan);
-            }
-        }
+        // A whole message of another length is not the planned one.
+        let usable = |plan: &MaskPlan| whole.is_none_or(|w| w.len() == plan.message_len);
+        let store = self.context.store.clone();
+        store
+            .get_or_plan(&key, usable, || self.make_plan(&key, selected, whole))
+            .await
+    }
+
+    /// Scans a message for `get_or_plan`: from `whole` when the response
+    /// carries it, else fetched; keeps the original of a masked one in the
+    /// vault.
+    async fn make_plan(
+        &mut self,
+        key: &PlanKey,
+        selected: &Selected,
+        whole: Option<&[u8]>,
+    ) -> Option<MaskPlan> {
+        let uid = key.uid;
         let fetched;
         let raw = match whole {
-            Some(raw) => Some(raw),
+            Some(raw) => raw,
             None => match self
                 .source
                 .whole_message(selected, uid, self.context.limits.max_message_bytes)
@@ -70,7 +85,7 @@ impl<S: MessageSource> Planner<S> {
             {
                 Ok(Whole::Message(raw)) => {
                     fetched = raw;
-                    Some(&fetched[..])
+                    &fetched[..]
                 }
                 Ok(Whole::TooLarge { size, header }) => {
                     let limits = &self.context.limits;
@@ -86,7 +101,7 @@ impl<S: MessageSource> Planner<S> {
                         }),
                         None => MaskPlan::too_large(size, limits.max_message_bytes),
                     };
-                    return Some(self.keep(&key, plan));
+                    return Some(self.scanned(key, plan));
                 }
                 Ok(Whole::Gone) => return None,
                 Err(e) => {
@@ -95,17 +110,17 @@ impl<S: MessageSource> Planner<S> {
                 }
             },
         };
-        Some(self.plan_raw(&key, raw?).await)
+        Some(self.plan_raw(key, raw).await)
     }
 
-    /// Plans the whole message `raw`, keeps its original when it has masks,
-    /// and caches the plan.
-    async fn plan_raw(&self, key: &PlanKey, raw: &[u8]) -> Arc<MaskPlan> {
+    /// Plans the whole message `raw` and keeps its original when it has
+    /// masks; the caller caches the plan.
+    async fn plan_raw(&self, key: &PlanKey, raw: &[u8]) -> MaskPlan {
         let plan = self.plan_bytes(raw);
         if !plan.masks.is_empty() {
             self.keep_original(key, raw, &plan).await;
         }
-        self.keep(key, plan)
+        self.scanned(key, plan)
     }
 
     /// Plans every message of `uids` in `selected` that has no plan yet,
@@ -157,14 +172,17 @@ impl<S: MessageSource> Planner<S> {
         let uids: Vec<u32> = batch.iter().map(|&(uid, _)| uid).collect();
         for (uid, raw) in self.source.whole_messages(selected, &uids).await? {
             if batch.contains(&(uid, raw.len())) {
-                self.plan_raw(&self.key(selected, uid), &raw).await;
+                let key = self.key(selected, uid);
+                let plan = self.plan_raw(&key, &raw).await;
+                self.context.store.put(&key, plan);
             }
         }
         Ok(())
     }
 
-    /// Logs the scan and caches its plan.
-    fn keep(&self, key: &PlanKey, plan: MaskPlan) -> Arc<MaskPlan> {
+    /// Logs a scan: one `message scanned` line per plan made (tests count
+    /// them to show each message is scanned once).
+    fn scanned(&self, key: &PlanKey, plan: MaskPlan) -> MaskPlan {
         if let ScanStatus::TooLarge { message_len, limit } = plan.status {
             warn!(
                 account = %self.account,
@@ -182,7 +200,7 @@ impl<S: MessageSource> Planner<S> {
             masks = plan.masks.len(),
             "message scanned"
         );
-        self.context.store.put(key, plan)
+        plan
     }
 
     /// Records the hash of the masked copy of `raw`, for the APPEND path.
@@ -309,13 +327,4 @@ pub(super) fn whole_item<'m>(content: &FetchContent, message: &'m [u8]) -> Optio
             )
         })
         .and_then(|i| message.get(i.range.clone()))
-}
-
-/// Runs CPU or blocking work: on the multi-threaded runtime other tasks
-/// move to other workers meanwhile.
-pub(super) fn cpu<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        _ => work(),
-    }
 }

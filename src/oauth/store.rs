@@ -212,14 +212,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         source,
     };
     let dir = path.parent().unwrap_or(Path::new("/"));
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| err(std::io::Error::other("the path has no file name")))?;
     if !dir.exists() {
-        crate::vault::files::private_dir(dir).map_err(err)?;
+        crate::durable::private_dir(dir).map_err(err)?;
     }
-    crate::vault::files::write_atomically(dir, name, bytes).map_err(err)
+    crate::durable::replace(path, bytes, 0o600).map_err(err)
 }
 
 #[cfg(test)]

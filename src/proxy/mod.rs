@@ -4,6 +4,7 @@
 //! made in `crate::imap`, masking in `crate::masking`; this module moves
 //! bytes.
 
+mod admission;
 mod pipeline;
 mod relay;
 #[cfg(test)]

@@ -22,11 +22,12 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, error, info, warn, Instrument};
 
+use super::admission::Admission;
 use super::relay::RelayEnd;
 use super::session::{self, Peer, SessionEnd, TlsFailure};
 use crate::audit::{AuditLog, SessionAudit, TlsInfo};
 use crate::config::{Config, ListenerTls, Protocol};
-use crate::local_auth::Throttle;
+use crate::local_auth::{Logins, Throttle};
 use crate::mask::FingerprintKey;
 use crate::masking::{MaskingContext, MaskingError};
 use crate::net::stream::BoxedStream;
@@ -35,12 +36,20 @@ use crate::upstream::Upstreams;
 /// How long a client may take to complete an implicit-TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The answer to a connection past `limits.max_unauthenticated*`.
+const TOO_MANY_WAITING: &[u8] =
+    b"* BYE giftlock: too many connections waiting to log in; try again shortly\r\n";
+
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
 /// State shared by all sessions.
 pub struct Shared {
     config: RwLock<Arc<Config>>,
     pub throttle: Throttle,
+    /// Connections not logged in yet, against `limits.max_unauthenticated*`.
+    admission: Admission,
+    /// Local password checks (bounded argon2, recently verified logins).
+    pub logins: Logins,
     /// Listener TLS, by listener address.
     acceptors: HashMap<SocketAddr, TlsAcceptor>,
     /// Upstream TLS configs and each account's fetch connection.
@@ -133,6 +142,7 @@ impl Shared {
         current.notifier.update(config.notify.clone());
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         self.upstreams.config_changed();
+        self.logins.config_changed();
     }
 
     /// The service as the page and the control socket's `status` show it.
@@ -161,6 +171,10 @@ impl crate::smtp::Host for Shared {
 
     fn throttle(&self) -> &Throttle {
         &self.throttle
+    }
+
+    fn logins(&self) -> &Logins {
+        &self.logins
     }
 
     fn acceptor(&self, listener: SocketAddr) -> Option<TlsAcceptor> {
@@ -246,6 +260,8 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
     let shared = Arc::new(Shared {
         config: RwLock::new(Arc::new(config)),
         throttle: Throttle::default(),
+        admission: Admission::default(),
+        logins: Logins::default(),
         acceptors,
         upstreams: Arc::new(Upstreams::new(state_dir.clone())),
         stopping: watch::channel(false).0,
@@ -413,6 +429,14 @@ async fn accept_loop(
                 continue;
             }
         };
+        let Some(admitted) = shared.admission.admit(addr, &shared.config().limits) else {
+            // Plain text a TLS client could not read: it is just closed.
+            if tls != ListenerTls::Implicit {
+                let _ = tcp.try_write(TOO_MANY_WAITING);
+            }
+            continue;
+        };
+        let connected = tokio::time::Instant::now();
         let shared = shared.clone();
         let open = open.clone();
         let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
@@ -424,6 +448,7 @@ async fn accept_loop(
                     addr: peer,
                     listener: addr,
                     tls_mode: tls,
+                    connected,
                 };
                 info!(listener = %addr, "client connected");
                 let audit = shared.audit.session(peer.addr, addr);
@@ -432,6 +457,10 @@ async fn accept_loop(
                         let tls_active = tls.is_some();
                         audit.start(tls).await;
                         if protocol == Protocol::Smtp {
+                            // An SMTP session keeps its place among those
+                            // waiting to log in while it lasts: submissions
+                            // are short, and a flood of them is bounded too.
+                            let _admitted = admitted;
                             let connection = crate::smtp::Connection {
                                 peer: peer.addr,
                                 listener: peer.listener,
@@ -453,7 +482,15 @@ async fn accept_loop(
                             drop(open);
                             return;
                         }
-                        session::run(shared.clone(), stream, peer, tls_active, audit.clone()).await
+                        session::run(
+                            shared.clone(),
+                            stream,
+                            peer,
+                            tls_active,
+                            audit.clone(),
+                            Some(admitted),
+                        )
+                        .await
                     }
                     Err(e) => {
                         audit.start(None).await;

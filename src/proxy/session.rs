@@ -18,6 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tracing::{info, warn};
 use zeroize::Zeroizing;
 
+use super::admission::Admitted;
 use super::relay;
 use super::server::Shared;
 use crate::audit::{client_ident, SessionAudit, TlsInfo};
@@ -30,7 +31,8 @@ use crate::upstream::{UpstreamError, UpstreamLimits};
 
 /// Largest command accepted before login (a LOGIN with long literals fits).
 const PRE_AUTH_LIMIT: u32 = 64 * 1024;
-/// A client that says nothing for this long before login is dropped.
+/// A client that says nothing for this long before login is dropped (and
+/// any client not logged in `limits.login_timeout_secs` after connecting).
 const PRE_AUTH_IDLE: Duration = Duration::from_secs(120);
 
 /// Where a session ended; for the log.
@@ -63,6 +65,8 @@ pub struct Peer {
     pub addr: SocketAddr,
     pub listener: SocketAddr,
     pub tls_mode: ListenerTls,
+    /// When the client connected: the login timeout counts from here.
+    pub connected: tokio::time::Instant,
 }
 
 pub async fn run(
@@ -71,6 +75,7 @@ pub async fn run(
     peer: Peer,
     tls_active: bool,
     audit: SessionAudit,
+    admitted: Option<Admitted>,
 ) -> SessionEnd {
     let mut state = PreAuth {
         shared,
@@ -78,6 +83,7 @@ pub async fn run(
         peer,
         tls_active,
         audit,
+        admitted,
     };
     if let Err(e) = state.reply(state.greeting().as_bytes()).await {
         return SessionEnd::Client(e);
@@ -89,9 +95,12 @@ pub async fn run(
 async fn drive(mut state: PreAuth) -> SessionEnd {
     let stopping = state.shared.stopping();
     tokio::pin!(stopping);
+    let login_by =
+        state.peer.connected + Duration::from_secs(state.shared.config().limits.login_timeout_secs);
     loop {
+        let idle_by = tokio::time::Instant::now() + PRE_AUTH_IDLE;
         let next = tokio::select! {
-            next = tokio::time::timeout(PRE_AUTH_IDLE, state.next_command()) => next,
+            next = tokio::time::timeout_at(login_by.min(idle_by), state.next_command()) => next,
             () = &mut stopping => {
                 let _ = state.reply(relay::SHUTDOWN_BYE).await;
                 return SessionEnd::Shutdown;
@@ -100,9 +109,13 @@ async fn drive(mut state: PreAuth) -> SessionEnd {
         let step = match next {
             Ok(step) => step,
             Err(_) => {
-                let _ = state
-                    .reply(b"* BYE giftlock: idle too long before login\r\n")
-                    .await;
+                let bye: &[u8] = match tokio::time::Instant::now() >= login_by {
+                    true => {
+                        b"* BYE giftlock: not logged in in time (limits.login_timeout_secs)\r\n"
+                    }
+                    false => b"* BYE giftlock: idle too long before login\r\n",
+                };
+                let _ = state.reply(bye).await;
                 return SessionEnd::Idle;
             }
         };
@@ -133,6 +146,8 @@ struct PreAuth {
     peer: Peer,
     tls_active: bool,
     audit: SessionAudit,
+    /// Its place among the connections waiting to log in, until logged in.
+    admitted: Option<Admitted>,
 }
 
 impl PreAuth {
@@ -309,6 +324,7 @@ impl PreAuth {
         let config = self.shared.config();
         let attempt = crate::local_auth::Attempt {
             config: &config,
+            logins: &self.shared.logins,
             throttle: &self.shared.throttle,
             audit: &self.audit,
             ip: self.peer.addr.ip(),
@@ -345,6 +361,7 @@ impl PreAuth {
             peer: self.peer,
             tls_active: true,
             audit: self.audit,
+            admitted: self.admitted,
         })
     }
 
@@ -389,6 +406,8 @@ impl PreAuth {
             return SessionEnd::Client(e);
         }
         info!(account = %account.name, "logged in");
+        // Logged in: no longer counted against limits.max_unauthenticated.
+        self.admitted = None;
 
         // Before login the client's messages were capped small; now the
         // configured limit applies to what it sends, such as APPEND.

@@ -1,9 +1,9 @@
 //! Private files: mode 0600 from the first byte, replaced only on request,
-//! never seen half-written.
+//! never seen half-written (written by [`crate::durable`]).
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// Why a private file could not be written.
@@ -38,31 +38,24 @@ pub fn write_private(path: &Path, bytes: &[u8], force: bool) -> Result<(), FileE
             .create(dir)
             .map_err(io_err("create", dir))?;
     }
-    if path.exists() && !force {
-        return Err(FileError::Exists(path.to_path_buf()));
+    // crate::durable: never seen half-written, mode 0600 before any byte,
+    // fsynced with its directory.
+    let written = match force {
+        true => crate::durable::replace(path, bytes, 0o600),
+        false => crate::durable::create_new(path, bytes, 0o600),
+    };
+    match written {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            Err(FileError::Exists(path.to_path_buf()))
+        }
+        other => other.map_err(io_err("write", path)),
     }
-    // Written beside the target and renamed: a reader never sees half a file,
-    // and the mode is right before any byte is written.
-    let tmp = path.with_extension("tmp-giftlock-init");
-    let _ = fs::remove_file(&tmp);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err("create", &tmp))?;
-    file.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(io_err("set the mode of", &tmp))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io_err("write", &tmp))?;
-    fs::rename(&tmp, path).map_err(io_err("write", path))?;
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn write_private_makes_0600_files_and_refuses_to_overwrite() {

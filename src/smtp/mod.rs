@@ -23,15 +23,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::config::{Config, ListenerTls};
-use crate::local_auth::Throttle;
+use crate::local_auth::{Logins, Throttle};
 use crate::upstream::Upstreams;
 
 /// What an SMTP session needs from the running service (the proxy's
-/// shared state implements it): the config in force, the login throttle,
-/// listener TLS, the upstream connections and tokens, the stop signal.
+/// shared state implements it): the config in force, the login throttle
+/// and password checks (shared with IMAP: one argon2 bound, one verified
+/// login cache), listener TLS, the upstream connections and tokens, the stop signal.
 pub trait Host: Send + Sync + 'static {
     fn config(&self) -> Arc<Config>;
     fn throttle(&self) -> &Throttle;
+    fn logins(&self) -> &Logins;
     fn acceptor(&self, listener: SocketAddr) -> Option<tokio_rustls::TlsAcceptor>;
     fn upstreams(&self) -> &Upstreams;
     /// Resolves once giftlock starts stopping.

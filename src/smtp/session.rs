@@ -316,6 +316,7 @@ impl Session {
         let config = self.shared.config();
         let attempt = crate::local_auth::Attempt {
             config: &config,
+            logins: self.shared.logins(),
             throttle: self.shared.throttle(),
             audit: &self.audit,
             ip: self.peer.peer.ip(),

@@ -17,7 +17,6 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::Write;
 use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -452,29 +451,14 @@ fn fingerprint(der: &[u8]) -> String {
         .join(":")
 }
 
-/// Writes `bytes` to `path` with `mode` through a temporary file and a
-/// rename, so a reader never sees a half-written file.
+/// Writes `bytes` to `path` with `mode` durably ([`crate::durable`]): a
+/// reader never sees a half-written file.
 fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let io_err = |source| TlsError::Io {
+    crate::durable::replace(path, bytes, mode).map_err(|source| TlsError::Io {
         action: "write",
         path: path.to_path_buf(),
         source,
-    };
-    let _ = fs::remove_file(&tmp);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_err)?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .and_then(|()| fs::rename(&tmp, path))
-        .map_err(|source| {
-            let _ = fs::remove_file(&tmp);
-            io_err(source)
-        })
+    })
 }
 
 #[cfg(test)]

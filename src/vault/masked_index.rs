@@ -9,7 +9,6 @@
 
 use std::collections::HashSet;
 use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -29,7 +28,7 @@ impl MaskedIndex {
     /// skipped.
     pub fn open(state_dir: &Path) -> std::io::Result<MaskedIndex> {
         let dir = state_dir.join(super::DIR);
-        super::files::private_dir(&dir)?;
+        crate::durable::private_dir(&dir)?;
         let path = dir.join(FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
@@ -65,11 +64,7 @@ impl MaskedIndex {
         if hashes.contains(&hash) {
             return Ok(());
         }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&self.path)?;
+        let mut file = crate::durable::open_append(&self.path, 0o600)?;
         // A torn line from an earlier crash ends here, not in this hash.
         file.write_all(format!("\n{}\n", hex::encode(hash)).as_bytes())?;
         file.sync_data()?;

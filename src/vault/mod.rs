@@ -7,7 +7,7 @@
 //!   about the mail. Each holds one [`VaultEntry`] sealed with
 //!   XChaCha20-Poly1305 under the vault key ([`record`] has the layout).
 //! * The key ([`key`]) is a systemd credential or `STATE_DIR/vault.key`.
-//! * Writes are atomic and durable ([`files::write_atomically`]); a crash
+//! * Writes are atomic and durable ([`crate::durable::replace`]); a crash
 //!   leaves a record whole or absent, plus perhaps a temporary file that
 //!   the next [`Vault::open`] removes. A record that does not decrypt is
 //!   reported and skipped; the rest of the vault still opens.
@@ -20,7 +20,6 @@
 //! `Arc`).
 
 mod entry;
-pub mod files;
 pub mod key;
 pub mod masked_index;
 pub mod record;
@@ -123,8 +122,8 @@ impl Vault {
             path: dir.clone(),
             source,
         };
-        files::private_dir(&dir).map_err(io_err)?;
-        let removed = files::remove_temporaries(&dir).map_err(io_err)?;
+        crate::durable::private_dir(&dir).map_err(io_err)?;
+        let removed = crate::durable::remove_temporaries(&dir).map_err(io_err)?;
         if removed > 0 {
             info!(count = removed, dir = %dir.display(), "removed vault temporary files left by a crash");
         }
@@ -196,9 +195,11 @@ impl Vault {
                 path: self.dir.join(&name),
                 source,
             })?;
-        files::write_atomically(&self.dir, &name, &sealed).map_err(|source| VaultError::Io {
-            path: self.dir.join(&name),
-            source,
+        crate::durable::replace(&self.dir.join(&name), &sealed, 0o600).map_err(|source| {
+            VaultError::Io {
+                path: self.dir.join(&name),
+                source,
+            }
         })?;
         Ok(match self.lock().insert(stem, entry) {
             true => Stored::New,

@@ -211,7 +211,7 @@ fn crash_leftovers_are_ignored_and_removed() {
     let whole = fs::read(&record_files(state.path())[0]).unwrap();
     let dir = state.path().join(DIR);
     // A crash before the rename: a truncated temporary file.
-    let tmp = dir.join(format!("{}abc.glv.123.0", files::TEMP_PREFIX));
+    let tmp = dir.join(format!("{}abc.glv.123.0", crate::durable::TEMP_PREFIX));
     fs::write(&tmp, &whole[..whole.len() / 3]).unwrap();
     // A record file cut short (should not happen with rename; still skipped).
     let cut = dir.join(file_name(&"f".repeat(32)));

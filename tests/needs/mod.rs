@@ -36,6 +36,9 @@ pub enum Need {
     Imapflow,
     /// systemd's systemd-analyze.
     SystemdAnalyze,
+    /// What building imaptest from ../shared/tools/imaptest takes
+    /// (integration/imaptest.sh): Debian's dovecot-dev and the autotools.
+    ImaptestBuild,
     /// Debian's postfix, run as root by integration/postfix.sh (with
     /// dovecot-lmtpd for its deliveries).
     Postfix,
@@ -77,6 +80,14 @@ impl Need {
                     .then(|| "imapflow (integration/test.sh installs it with npm ci)".to_string())
             }
             Need::SystemdAnalyze => program("systemd-analyze", "systemd"),
+            Need::ImaptestBuild => (!Path::new("/usr/lib/dovecot/dovecot-config").exists())
+                .then(|| "/usr/lib/dovecot/dovecot-config (Debian package dovecot-dev)".to_string())
+                .or_else(|| program("autoconf", "autoconf"))
+                .or_else(|| program("automake", "automake"))
+                .or_else(|| program("libtoolize", "libtool"))
+                .or_else(|| program("make", "build-essential"))
+                .or_else(|| program("cc", "build-essential"))
+                .or_else(|| program("pkg-config", "pkg-config")),
             Need::Postfix => (!Path::new("/usr/lib/postfix/sbin/master").exists())
                 .then(|| "/usr/lib/postfix/sbin/master (Debian package postfix)".to_string())
                 .or_else(|| {
