@@ -147,6 +147,20 @@ impl AuditLog {
         }
     }
 
+    /// Records an event of no session (quarantine, release, recover) and
+    /// waits until it is on disk.
+    pub async fn service_event(&self, event: Event) {
+        let Some(log) = &self.inner else { return };
+        let msg = Msg::Record {
+            time: OffsetDateTime::now_utc(),
+            session: None,
+            event,
+        };
+        if log.tx.send(msg).await.is_ok() {
+            self.sync().await;
+        }
+    }
+
     /// Waits until every record sent so far is on disk (for shutdown).
     pub async fn sync(&self) {
         if let Some(log) = &self.inner {

@@ -144,7 +144,13 @@ impl Sessions {
                 s.codes_masked = end.codes_masked;
                 s.end = Some(end.clone());
             }
-            Event::LogOpened { .. } | Event::UpstreamError { .. } | Event::UnlockAttempt(_) => {}
+            Event::LogOpened { .. }
+            | Event::UpstreamError { .. }
+            | Event::UnlockAttempt(_)
+            | Event::Quarantined(_)
+            | Event::Released(_)
+            | Event::QuarantineFailed(_)
+            | Event::Recovered { .. } => {}
         }
     }
 

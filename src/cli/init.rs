@@ -398,6 +398,7 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
             ca_file: args.upstream_ca_file.as_deref().map(absolute).transpose()?,
             tls: None,
         },
+        quarantine: Default::default(),
     };
     account
         .upstream_addr()

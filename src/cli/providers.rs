@@ -118,6 +118,7 @@ mod tests {
                     ca_file: None,
                     tls: None,
                 },
+                quarantine: Default::default(),
             };
             let addr = account.upstream_addr().unwrap();
             assert_eq!(addr.security, UpstreamSecurity::Implicit, "{}", p.id);

@@ -103,6 +103,11 @@ impl Shared {
         }
     }
 
+    /// Becomes true when giftlock starts stopping (for tasks of their own).
+    pub fn stopping_flag(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
     pub fn masking(&self) -> Arc<MaskingContext> {
         self.masking
             .read()
@@ -206,6 +211,18 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         .with_unlock(shared.unlock.clone(), Arc::new(settings)),
         shared.stopping(),
     );
+    // Quarantine hook (issue 13): one watcher per account, src/quarantine.
+    let quarantine = Arc::new({
+        let (config, masking) = (shared.clone(), shared.clone());
+        crate::quarantine::service::for_serve_parts(
+            state_dir.clone(),
+            shared.upstreams.clone(),
+            shared.audit.clone(),
+            Arc::new(move || config.config()),
+            Arc::new(move || masking.masking()),
+        )
+    });
+    crate::quarantine::watcher::spawn_all(quarantine.clone(), shared.stopping_flag());
     // Every session task holds a clone of `open`; `recv` on `all_closed`
     // returns None once the last one is dropped.
     let (open, mut all_closed) = mpsc::channel::<()>(1);

@@ -113,6 +113,7 @@ mod tests {
                 ca_file: Some("/etc/ca.pem".into()),
                 tls: None,
             },
+            quarantine: Default::default(),
         };
         let listeners = [("127.0.0.1:1993".parse().unwrap(), ListenerTls::Implicit)];
         let text = config_text(&ConfigDraft {
