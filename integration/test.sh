@@ -19,6 +19,7 @@ command -v mbsync >/dev/null || missing+=(isync)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v python3 >/dev/null || missing+=(python3)
 command -v curl >/dev/null || missing+=(curl)
+command -v gpg >/dev/null || missing+=(gnupg)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 if ((${#missing[@]})); then
 	echo "test.sh: missing ${missing[*]}: the tests that need them will be skipped" >&2

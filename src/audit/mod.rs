@@ -29,4 +29,4 @@ pub mod writer;
 pub use config::AuditConfig;
 pub use describe::client_ident;
 pub use log::{AuditError, AuditLog, MaskApplied, SessionAudit};
-pub use record::{QuarantineFailedRecord, QuarantinedRecord, TlsInfo, UnlockAttemptRecord};
+pub use record::{TlsInfo, UnlockAttemptRecord};

@@ -63,9 +63,7 @@ pub fn run(args: RevealArgs) -> anyhow::Result<ExitCode> {
         _ if args.json => {}
         Response::Revealed { codes, .. } => print_codes(codes, &mut out)?,
         Response::Listed { messages } => print_list(messages, &mut out)?,
-        Response::Unlocked { .. } | Response::Locked { .. } => {
-            bail!("the service sent an answer this command does not expect")
-        }
+        _ => bail!("the service sent an answer this command does not expect"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -17,6 +17,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::mask::RevealedCode;
+use crate::quarantine::sweep::{Counts, Listed};
 use crate::vault::{MessageIdentity, VaultSummary};
 
 /// Longest request line read from a client.
@@ -40,6 +41,19 @@ pub enum Request {
     },
     /// Closes the unlock window. No secret: it only takes access away.
     Lock,
+    /// Quarantines the mail already in the mailboxes (or, `dry_run`, lists
+    /// what would be). Answered with `progress` and `would_quarantine`
+    /// lines, then `swept`. No secret: it reveals nothing.
+    Sweep {
+        #[serde(default)]
+        account: Option<String>,
+        #[serde(default)]
+        mailbox: Option<String>,
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// Puts the quarantined original(s) under one handle back.
+    Release { handle: String, secret: String },
 }
 
 impl Request {
@@ -48,8 +62,9 @@ impl Request {
         match self {
             Request::Reveal { secret, .. }
             | Request::List { secret }
-            | Request::Unlock { secret, .. } => secret,
-            Request::Lock => "",
+            | Request::Unlock { secret, .. }
+            | Request::Release { secret, .. } => secret,
+            Request::Lock | Request::Sweep { .. } => "",
         }
     }
 
@@ -60,6 +75,8 @@ impl Request {
             Request::List { .. } => "list",
             Request::Unlock { .. } => "unlock",
             Request::Lock => "lock",
+            Request::Sweep { .. } => "sweep",
+            Request::Release { .. } => "release",
         }
     }
 }
@@ -80,6 +97,20 @@ impl fmt::Debug for Request {
                 .field("handles", handles)
                 .finish_non_exhaustive(),
             Request::Lock => f.write_str("Lock"),
+            Request::Sweep {
+                account,
+                mailbox,
+                dry_run,
+            } => f
+                .debug_struct("Sweep")
+                .field("account", account)
+                .field("mailbox", mailbox)
+                .field("dry_run", dry_run)
+                .finish(),
+            Request::Release { handle, .. } => f
+                .debug_struct("Release")
+                .field("handle", handle)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -104,6 +135,26 @@ pub enum Response {
     },
     Locked {
         was_open: bool,
+    },
+    /// How far a sweep got in one mailbox.
+    Progress {
+        account: String,
+        mailbox: String,
+        counts: Counts,
+    },
+    /// A message a dry run would quarantine.
+    WouldQuarantine {
+        account: String,
+        item: Listed,
+    },
+    /// The sweep is over: the totals.
+    Swept {
+        counts: Counts,
+    },
+    /// Originals put back under `handle`.
+    Released {
+        handle: String,
+        messages: u64,
     },
     Refused {
         error: Refusal,

@@ -192,6 +192,18 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         vault,
         unlock: crate::unlock::Windows::default(),
     });
+    // Quarantine hook (issue 13): one watcher per account, src/quarantine.
+    let quarantine = Arc::new({
+        let (config, masking) = (shared.clone(), shared.clone());
+        crate::quarantine::service::for_serve_parts(
+            state_dir.clone(),
+            shared.upstreams.clone(),
+            shared.audit.clone(),
+            Arc::new(move || config.config()),
+            Arc::new(move || masking.masking()),
+        )
+    });
+    crate::quarantine::watcher::spawn_all(quarantine.clone(), shared.stopping_flag());
     // Control socket hook (issue 6): `giftlock reveal` talks to src/control.
     let settings = {
         let shared = Arc::downgrade(&shared);
@@ -208,21 +220,10 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
             shared.vault.clone(),
             shared.audit.clone(),
         )
-        .with_unlock(shared.unlock.clone(), Arc::new(settings)),
+        .with_unlock(shared.unlock.clone(), Arc::new(settings))
+        .with_quarantine(quarantine),
         shared.stopping(),
     );
-    // Quarantine hook (issue 13): one watcher per account, src/quarantine.
-    let quarantine = Arc::new({
-        let (config, masking) = (shared.clone(), shared.clone());
-        crate::quarantine::service::for_serve_parts(
-            state_dir.clone(),
-            shared.upstreams.clone(),
-            shared.audit.clone(),
-            Arc::new(move || config.config()),
-            Arc::new(move || masking.masking()),
-        )
-    });
-    crate::quarantine::watcher::spawn_all(quarantine.clone(), shared.stopping_flag());
     // Every session task holds a clone of `open`; `recv` on `all_closed`
     // returns None once the last one is dropped.
     let (open, mut all_closed) = mpsc::channel::<()>(1);

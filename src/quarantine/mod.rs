@@ -75,6 +75,8 @@ pub enum QuarantineError {
     Journal(#[from] journal::JournalError),
     #[error(transparent)]
     State(#[from] state::StateError),
+    #[error("{0}")]
+    Setup(String),
     #[error("quarantine key: {0}")]
     Key(#[from] key::KeyError),
 }

@@ -88,7 +88,6 @@ pub struct Recovered {
 
 /// Everything recovery writes to.
 pub struct Target<'a> {
-    pub state_dir: &'a std::path::Path,
     pub account: &'a str,
     pub vault: &'a Vault,
     pub masked: &'a MaskedIndex,

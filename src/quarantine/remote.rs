@@ -55,8 +55,9 @@ impl Remote {
         &mut self.client
     }
 
-    pub fn is_broken(&self) -> bool {
-        self.client.is_broken()
+    /// LOGOUT, politely.
+    pub async fn client_logout(self) -> Result<(), QuarantineError> {
+        Ok(self.client.logout().await?)
     }
 
     /// A configured name (`/` between levels) in the server's spelling.

@@ -6,11 +6,17 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::mpsc::UnboundedSender;
+
 use super::journal::Journal;
+use super::state::State;
+use super::sweep::{Counts, Listed, Options};
 use super::transaction::Quarantiner;
+use super::Remote;
 use super::{QuarantineError, QuarantineKey};
 use crate::audit::AuditLog;
 use crate::config::{Account, Config};
+use crate::control::protocol::{Refusal, Response};
 use crate::masking::MaskingContext;
 use crate::upstream::{UpstreamLimits, Upstreams};
 
@@ -101,4 +107,119 @@ pub fn for_serve_parts(
         false => QuarantineKey::load(&state_dir).ok().map(Arc::new),
     };
     Service::new(state_dir, upstreams, audit, key, config, masking)
+}
+
+impl Service {
+    /// A sweep over the accounts (all with quarantine on, or `account`)
+    /// and their watched mailboxes (or `mailbox`); progress and, in a dry
+    /// run, the messages that would be quarantined go to `out`.
+    pub async fn sweep(
+        &self,
+        account: Option<&str>,
+        mailbox: Option<&str>,
+        dry_run: bool,
+        out: &UnboundedSender<Response>,
+    ) -> Result<Counts, QuarantineError> {
+        let config = (self.config)();
+        let accounts: Vec<&Account> = config
+            .accounts
+            .iter()
+            .filter(|a| account.is_none_or(|n| n == a.name))
+            .collect();
+        if accounts.is_empty() {
+            return Err(QuarantineError::Setup(format!(
+                "no account named {}",
+                account.unwrap_or_default()
+            )));
+        }
+        let mut total = Counts::default();
+        for a in accounts {
+            if !a.quarantine.enabled && !dry_run {
+                return Err(QuarantineError::Setup(format!(
+                    "quarantine is off for account {} (set enabled = true under \
+                     [accounts.quarantine]); --dry-run shows what it would do",
+                    a.name
+                )));
+            }
+            let lock = self.lock(&a.name);
+            let _one_at_a_time = lock.lock().await;
+            let q = self.quarantiner(a)?;
+            let mut remote = Remote::connect(&self.upstreams, a, &self.limits()).await?;
+            let mut state = State::load(&self.state_dir, &a.name)?;
+            if !dry_run {
+                remote
+                    .create(&remote.server_name(&a.quarantine.folder))
+                    .await?;
+                super::recover::ensure_escrow(&q, &mut remote).await?;
+                super::sweep::resume_unfinished(&q, &mut remote, &mut state).await?;
+            }
+            let mailboxes: Vec<String> = match mailbox {
+                Some(m) => vec![m.to_string()],
+                None => a.quarantine.mailboxes.clone(),
+            };
+            for m in mailboxes {
+                let (name, mbox) = (a.name.clone(), m.clone());
+                let mut progress = |counts: &Counts| {
+                    let _ = out.send(Response::Progress {
+                        account: name.clone(),
+                        mailbox: mbox.clone(),
+                        counts: *counts,
+                    });
+                };
+                let mut listed = |item: Listed| {
+                    let _ = out.send(Response::WouldQuarantine {
+                        account: name.clone(),
+                        item,
+                    });
+                };
+                let mut options = Options {
+                    sweep: true,
+                    dry_run,
+                    progress: &mut progress,
+                    listed: &mut listed,
+                };
+                let counts =
+                    super::sweep::pass(&q, &mut remote, &mut state, &m, &mut options).await?;
+                total.add(&counts);
+            }
+            let _ = remote.client_logout().await;
+        }
+        Ok(total)
+    }
+
+    /// Releases every quarantined message showing `handle`; how many.
+    pub async fn release(&self, handle: &str) -> Result<u64, (Refusal, String)> {
+        let config = (self.config)();
+        let mut released = 0;
+        for a in &config.accounts {
+            let fail = |e: QuarantineError| (Refusal::Error, e.to_string());
+            let q = self.quarantiner(a).map_err(fail)?;
+            let found = super::release::find(&q, handle).map_err(fail)?;
+            if found.is_empty() {
+                continue;
+            }
+            let lock = self.lock(&a.name);
+            let _one_at_a_time = lock.lock().await;
+            let mut remote = Remote::connect(&self.upstreams, a, &self.limits())
+                .await
+                .map_err(fail)?;
+            let mut state = State::load(&self.state_dir, &a.name).map_err(|e| fail(e.into()))?;
+            for tx in found {
+                super::release::release(&q, &mut remote, &mut state, &tx)
+                    .await
+                    .map_err(fail)?;
+                released += 1;
+            }
+        }
+        if released == 0 {
+            return Err((
+                Refusal::NotFound,
+                format!(
+                    "no quarantined message has the handle {}; `giftlock quarantine status` lists them",
+                    crate::audit::record::clean_to(handle.as_bytes(), 32)
+                ),
+            ));
+        }
+        Ok(released)
+    }
 }

@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
-use super::journal::Transaction;
 use super::state::{self, State};
 use super::transaction::{Outcome, Quarantiner};
 use super::{QuarantineError, Remote};
@@ -124,7 +123,7 @@ async fn settle(
     counts: &mut Counts,
 ) -> Result<(), QuarantineError> {
     let error = match result {
-        Ok(Outcome::Quarantined(_)) => {
+        Ok(Outcome::Quarantined) => {
             counts.quarantined += 1;
             state.cleared(mailbox, uidvalidity, uid);
             return Ok(());

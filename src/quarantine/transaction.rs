@@ -65,14 +65,11 @@ pub enum StopPoint {
     Done,
 }
 
-/// The number of stop points.
-pub const STOP_POINTS: u32 = StopPoint::Done as u32;
-
 /// How a transaction ended.
 #[derive(Debug)]
 pub enum Outcome {
     /// The original is replaced by its masked copy and kept encrypted.
-    Quarantined(Box<Transaction>),
+    Quarantined,
     /// A check failed: what giftlock appended is gone, the original stays.
     RolledBack(&'static str),
     /// The original was removed by someone else meanwhile.
@@ -574,7 +571,7 @@ impl Quarantiner {
             .service_event(Event::Quarantined(record_of(&tx)))
             .await;
         info!(account = %tx.account, mailbox = %tx.mailbox, uid = tx.uid, masked_uid = tx.masked.map_or(0, |p| p.uid), "message quarantined");
-        Ok(Outcome::Quarantined(Box::new(tx)))
+        Ok(Outcome::Quarantined)
     }
 }
 

@@ -236,6 +236,8 @@ pub struct GiftlockSetup {
     pub trust_test_ca: bool,
     /// `limits.max_scan_bytes`, when a test wants a small scan limit.
     pub max_scan_bytes: Option<u32>,
+    /// The `[accounts.quarantine]` table's lines, when quarantine is on.
+    pub quarantine: Option<String>,
 }
 
 impl GiftlockSetup {
@@ -246,6 +248,7 @@ impl GiftlockSetup {
             secret: SecretSource::Env,
             trust_test_ca: true,
             max_scan_bytes: None,
+            quarantine: None,
         }
     }
 
@@ -534,6 +537,9 @@ impl Bench {
         );
         if setup.upstream == Upstream::Plain {
             let _ = writeln!(toml, "tls = \"none\"");
+        }
+        if let Some(quarantine) = &setup.quarantine {
+            let _ = writeln!(toml, "\n[accounts.quarantine]\n{quarantine}");
         }
         toml
     }

@@ -36,6 +36,8 @@ pub enum Need {
     Imapflow,
     /// systemd's systemd-analyze.
     SystemdAnalyze,
+    /// GnuPG's gpg (the user's way to read quarantined originals).
+    Gpg,
 }
 
 impl Need {
@@ -63,6 +65,7 @@ impl Need {
                     .then(|| "imapflow (integration/test.sh installs it with npm ci)".to_string())
             }
             Need::SystemdAnalyze => program("systemd-analyze", "systemd"),
+            Need::Gpg => program("gpg", "gnupg"),
         }
     }
 }
