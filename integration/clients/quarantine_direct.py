@@ -84,6 +84,8 @@ def main():
     ap.add_argument("--labels", action="append", default=[])
     ap.add_argument("--folder", default="Giftlock/Quarantine")
     ap.add_argument("--dump")
+    ap.add_argument("--gen-codes", action="store_true",
+                    help="also count integration/gen-mail.py's claim codes as codes")
     args = ap.parse_args()
     codes = sorted({c for cs in load_labels(args.labels).values() for c in cs})
     conn = login(args.port, args.user, read_password(args.password_file))
@@ -109,6 +111,8 @@ def main():
                 "internaldate": date,
             })
             leaks = message_leaks(body, codes)
+            if args.gen_codes and re.search(rb"Claim code: [A-Z0-9]{4}-[A-Z0-9]{6}-[A-Z0-9]{5}", body):
+                leaks.append("gen")
             if leaks:
                 report["leaks"].append({"mailbox": mailbox, "uid": uid, "where": leaks})
             if args.dump and mailbox.replace(".", "/") == args.folder:

@@ -557,7 +557,9 @@ impl Quarantiner {
         Ok(())
     }
 
-    /// Records the finished transaction and audits it.
+    /// Audits the finished transaction (durably), then records it as
+    /// finished. A crash between the two repeats the audit record on the
+    /// restart: at least one `quarantined` record per message, never none.
     async fn finish(
         &self,
         _remote: &mut Remote,
@@ -565,11 +567,11 @@ impl Quarantiner {
     ) -> Result<Outcome, QuarantineError> {
         tx.step = Step::Done;
         tx.finished = Some(super::state::now_text());
-        self.journal.finish(&tx)?;
-        self.point(StopPoint::Done).await;
         self.audit
             .service_event(Event::Quarantined(record_of(&tx)))
             .await;
+        self.journal.finish(&tx)?;
+        self.point(StopPoint::Done).await;
         info!(account = %tx.account, mailbox = %tx.mailbox, uid = tx.uid, masked_uid = tx.masked.map_or(0, |p| p.uid), "message quarantined");
         Ok(Outcome::Quarantined)
     }

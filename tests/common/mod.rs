@@ -238,6 +238,8 @@ pub struct GiftlockSetup {
     pub max_scan_bytes: Option<u32>,
     /// The `[accounts.quarantine]` table's lines, when quarantine is on.
     pub quarantine: Option<String>,
+    /// Extra environment for `giftlock serve` (test switches).
+    pub env: Vec<(String, String)>,
 }
 
 impl GiftlockSetup {
@@ -249,6 +251,7 @@ impl GiftlockSetup {
             trust_test_ca: true,
             max_scan_bytes: None,
             quarantine: None,
+            env: Vec::new(),
         }
     }
 
@@ -544,7 +547,7 @@ impl Bench {
         toml
     }
 
-    fn spawn_giftlock(&mut self, config: &Path) -> (Child, PathBuf) {
+    fn spawn_giftlock(&mut self, config: &Path, env: &[(String, String)]) -> (Child, PathBuf) {
         let log_file = unique_path(&self.path().join("giftlock"), "giftlock", "log");
         let log = File::create(&log_file).expect("create giftlock log");
         let log2 = log.try_clone().expect("clone giftlock log handle");
@@ -561,6 +564,7 @@ impl Bench {
             .arg("--config")
             .arg(config)
             .env(SECRET_ENV, UPSTREAM_PASSWORD)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             // As much logging as giftlock has: the secrets grep covers it all.
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
@@ -579,7 +583,7 @@ impl Bench {
             old.kill();
         }
         let config = self.write_giftlock_config(setup);
-        let (mut child, log_file) = self.spawn_giftlock(&config);
+        let (mut child, log_file) = self.spawn_giftlock(&config, &setup.env);
         let deadline = Instant::now() + START_TIMEOUT;
         for l in &setup.listeners {
             loop {
@@ -619,7 +623,7 @@ impl Bench {
         timeout: Duration,
     ) -> (Option<ExitStatus>, String) {
         let config = self.write_giftlock_config(setup);
-        let (mut child, log_file) = self.spawn_giftlock(&config);
+        let (mut child, log_file) = self.spawn_giftlock(&config, &setup.env);
         let (status, timed_out) = wait_bounded(&mut child, timeout);
         let log = fs::read_to_string(&log_file).unwrap_or_default();
         (if timed_out { None } else { status }, log)

@@ -105,6 +105,17 @@ pub fn snapshot(
     dump: Option<&Path>,
     proxy_port: Option<u16>,
 ) -> Snapshot {
+    snapshot_with(bench, mode, dump, proxy_port, false)
+}
+
+/// [`snapshot`], counting gen-mail.py's claim codes too when `gen_codes`.
+pub fn snapshot_with(
+    bench: &Bench,
+    mode: &str,
+    dump: Option<&Path>,
+    proxy_port: Option<u16>,
+    gen_codes: bool,
+) -> Snapshot {
     let mut cmd = Command::new("python3");
     cmd.arg(integration_dir().join("clients/quarantine_direct.py"))
         .args(["--mode", mode])
@@ -116,6 +127,9 @@ pub fn snapshot(
     }
     if let Some(dir) = dump {
         cmd.arg("--dump").arg(dir);
+    }
+    if gen_codes {
+        cmd.arg("--gen-codes");
     }
     if let Some(port) = proxy_port {
         cmd.args(["--proxy-port", &port.to_string(), "--proxy-password-file"])
@@ -158,9 +172,19 @@ pub fn snapshot(
 
 /// Polls the direct snapshot until `done` holds or `limit` passes.
 pub fn wait_for(bench: &Bench, limit: Duration, done: impl Fn(&Snapshot) -> bool) -> Snapshot {
+    wait_for_with(bench, limit, false, done)
+}
+
+/// [`wait_for`], counting gen-mail.py's claim codes too when `gen_codes`.
+pub fn wait_for_with(
+    bench: &Bench,
+    limit: Duration,
+    gen_codes: bool,
+    done: impl Fn(&Snapshot) -> bool,
+) -> Snapshot {
     let deadline = Instant::now() + limit;
     loop {
-        let snap = snapshot(bench, "snapshot", None, None);
+        let snap = snapshot_with(bench, "snapshot", None, None, gen_codes);
         if done(&snap) || Instant::now() > deadline {
             return snap;
         }
