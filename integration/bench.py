@@ -17,7 +17,9 @@ both alike, it measures:
     bytes per second, median of --rounds runs;
   * latency: NOOP round trip, median (and p90) of --noops sequential NOOPs;
 
-and prints the throughput ratio (proxied / direct) and the added latency.
+and prints the throughput ratio (proxied / direct) and the added latency,
+and for the first proxied fetch (every message scanned) its ratio to the
+first direct one and the peak RSS of `giftlock serve` during it.
 With --coded-every N every N-th message carries a gift-card code (masked
 through giftlock; the byte counts still match, masks keep lengths). With
 --baseline BINARY a second giftlock (for example a pass-through build of an
@@ -235,6 +237,27 @@ def start_giftlock(binary, work, env, name="giftlock"):
     return proc, plain_port, tls_port
 
 
+def peak_rss_reset(proc):
+    """Starts a new peak-RSS measurement of `proc` (Linux clear_refs)."""
+    try:
+        with open(f"/proc/{proc.pid}/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def peak_rss(proc):
+    """Peak resident set size of `proc` in bytes since the last reset."""
+    try:
+        with open(f"/proc/{proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--count", type=int, default=2000)
@@ -276,10 +299,22 @@ def main():
         # Warm Dovecot's index and the page cache once per endpoint; the
         # first proxied fetch also fills giftlock's plan cache (each message
         # scanned once), so it is reported on its own.
+        first = {}
         for path, sides in paths.items():
             for side, endpoint in sides.items():
+                if side == "giftlock":
+                    peak_rss_reset(proc)
                 nbytes, secs = measure_fetch(endpoint)
-                print(f"first fetch {path:6} {side:9} {nbytes / 1e6:8.1f} MB {nbytes / secs / 1e6:9.1f} MB/s", flush=True)
+                first[(path, side)] = nbytes / secs
+                rss = ""
+                if side == "giftlock":
+                    peak = peak_rss(proc)
+                    first[(path, "rss")] = peak
+                    rss = f"   peak RSS of giftlock serve {peak / 1e6:.1f} MB" if peak else ""
+                print(
+                    f"first fetch {path:6} {side:9} {nbytes / 1e6:8.1f} MB {nbytes / secs / 1e6:9.1f} MB/s{rss}",
+                    flush=True,
+                )
 
         print(f"\nmailbox: {args.count} messages; {args.rounds} fetch rounds, {args.noops} NOOPs per endpoint\n")
         print(f"{'path':6} {'side':9} {'MB':>8} {'MB/s':>9} {'NOOP med µs':>12} {'p90 µs':>8}")
@@ -310,6 +345,12 @@ def main():
                 print(
                     f"{path}: throughput ratio giftlock/direct = {g['rate'] / d['rate']:.3f}; "
                     f"added NOOP latency = {(g['noop'] - d['noop']) * 1e6:.0f} µs (median)"
+                )
+                peak = first.get((path, "rss"))
+                print(
+                    f"{path}: first fetch ratio giftlock/direct = "
+                    f"{first[(path, 'giftlock')] / first[(path, 'direct')]:.3f}"
+                    + (f"; peak RSS of giftlock serve during it = {peak / 1e6:.1f} MB" if peak else "")
                 )
                 if (path, "baseline") in results:
                     b = results[(path, "baseline")]

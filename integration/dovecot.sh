@@ -22,13 +22,22 @@
 #   DOVECOT_TLS  on (default) | off: ssl = no, so the plain port offers no
 #                STARTTLS and there is no implicit-TLS port, for the
 #                "imap:// upstream without STARTTLS" test
+#   LMTP_PORT    LMTP delivery port (default: a free port), for
+#                integration/postfix.sh
+#   AUTH_PORT    Dovecot auth service port (default: a free port), for
+#                Postfix's SASL (smtpd_sasl_type = dovecot)
+#   DOVECOT_OAUTH2_INTROSPECT  an RFC 7662 introspection URL: adds the
+#                XOAUTH2 and OAUTHBEARER mechanisms with an oauth2 passdb
+#                that asks it (integration/oauth-server.py), for the OAuth2
+#                tests; the user is the token's `username`
 #
 # Test users (passwords are plain, for tests only):
 #   alice / alice-upstream-pw
 #   bob   / bob-upstream-pw
 #
 # After `start`, DIR/env holds shell-sourceable lines:
-#   IMAP_PORT, IMAPS_PORT (empty when DOVECOT_TLS=off), CA_FILE (the trusted
+#   IMAP_PORT, IMAPS_PORT (empty when DOVECOT_TLS=off), LMTP_PORT, AUTH_PORT,
+#   CA_FILE (the trusted
 #   test CA), UNTRUSTED_CA_FILE, CERT_FILE, KEY_FILE (a localhost leaf signed
 #   by CA_FILE, usable for giftlock's own listener), LOG_FILE, MAIL_ROOT,
 #   MAIL_UID, MAIL_GID, DOVECOT_CONF.
@@ -126,7 +135,7 @@ write_users() {
 }
 
 write_conf() {
-	local dir="$1" imap_port="$2" imaps_port="$3" tls_on="$4" cert="$5"
+	local dir="$1" imap_port="$2" imaps_port="$3" tls_on="$4" cert="$5" lmtp_port="$6" auth_port="$7"
 	local conf="$dir/dovecot.conf"
 	{
 		cat <<-EOF
@@ -136,7 +145,7 @@ write_conf() {
 			instance_name = giftlock-test-$(basename "$dir")
 			log_path = $dir/dovecot.log
 			info_log_path = $dir/dovecot.log
-			protocols = imap
+			protocols = imap lmtp
 			listen = 127.0.0.1
 			mail_location = maildir:~/Maildir
 			# A special-use Trash (RFC 6154), for quarantine's Trash removal.
@@ -150,9 +159,9 @@ write_conf() {
 			# Plain LOGIN on the plain port: the tests compare direct and proxied
 			# sessions on both the plain and the TLS paths.
 			disable_plaintext_auth = no
-			auth_mechanisms = plain login
 			passdb {
 			  driver = passwd-file
+			  mechanisms = plain login
 			  args = scheme=PLAIN $dir/users
 			}
 			userdb {
@@ -176,6 +185,23 @@ write_conf() {
 			    port = ${imaps_port:-0}
 			  }
 			}
+			# Delivery from integration/postfix.sh: recipients are user@example.test.
+			service lmtp {
+			  inet_listener lmtp {
+			    address = 127.0.0.1
+			    port = $lmtp_port
+			  }
+			}
+			protocol lmtp {
+			  auth_username_format = %Ln
+			}
+			# Postfix's SASL (smtpd_sasl_type = dovecot) asks here.
+			service auth {
+			  inet_listener {
+			    address = 127.0.0.1
+			    port = $auth_port
+			  }
+			}
 			# No stats/doveadm TCP listeners; unix sockets live under base_dir.
 			service stats {
 			  unix_listener stats-reader {
@@ -186,6 +212,27 @@ write_conf() {
 			  }
 			}
 		EOF
+		if [[ -n "${DOVECOT_OAUTH2_INTROSPECT:-}" ]]; then
+			cat <<-EOF
+				auth_mechanisms = plain login xoauth2 oauthbearer
+				passdb {
+				  driver = oauth2
+				  mechanisms = xoauth2 oauthbearer
+				  args = $dir/dovecot-oauth2.conf.ext
+				}
+			EOF
+			cat >"$dir/dovecot-oauth2.conf.ext" <<-EOF
+				introspection_mode = post
+				introspection_url = $DOVECOT_OAUTH2_INTROSPECT
+				force_introspection = yes
+				username_attribute = username
+				active_attribute = active
+				active_value = true
+			EOF
+			chmod 0644 "$dir/dovecot-oauth2.conf.ext"
+		else
+			echo "auth_mechanisms = plain login"
+		fi
 		if [[ "$tls_on" == on ]]; then
 			cat <<-EOF
 				ssl = yes
@@ -232,6 +279,7 @@ cmd_start() {
 	[[ "$tls_on" == on || "$tls_on" == off ]] || die "DOVECOT_TLS must be on or off, not '$tls_on'"
 	[[ "$cert" == trusted || "$cert" == untrusted ]] || die "DOVECOT_CERT must be trusted or untrusted, not '$cert'"
 	local imap_port="${IMAP_PORT:-$(free_port)}" imaps_port=""
+	local lmtp_port="${LMTP_PORT:-$(free_port)}" auth_port="${AUTH_PORT:-$(free_port)}"
 	if [[ "$tls_on" == on ]]; then
 		imaps_port="${IMAPS_PORT:-$(free_port)}"
 	fi
@@ -244,11 +292,13 @@ cmd_start() {
 	mkdir -p "$dir/run" "$dir/state" "$dir/tls"
 	make_certs "$dir/tls"
 	[[ -f "$dir/users" ]] || write_users "$dir" "$uid" "$gid"
-	write_conf "$dir" "$imap_port" "$imaps_port" "$tls_on" "$cert"
+	write_conf "$dir" "$imap_port" "$imaps_port" "$tls_on" "$cert" "$lmtp_port" "$auth_port"
 
 	cat >"$dir/env" <<-EOF
 		IMAP_PORT=$imap_port
 		IMAPS_PORT=$imaps_port
+		LMTP_PORT=$lmtp_port
+		AUTH_PORT=$auth_port
 		CA_FILE=$dir/tls/trusted-ca.pem
 		UNTRUSTED_CA_FILE=$dir/tls/untrusted-ca.pem
 		CERT_FILE=$dir/tls/trusted-server.pem
@@ -264,7 +314,7 @@ cmd_start() {
 	# through a pipe would wait for an EOF that never comes.
 	/usr/sbin/dovecot -c "$dir/dovecot.conf" </dev/null >"$dir/start.log" 2>&1 ||
 		die "dovecot failed to start: $(cat "$dir/start.log"); see $dir/dovecot.log"
-	wait_listening "$dir" "$imap_port" "$imaps_port"
+	wait_listening "$dir" "$imap_port" "$imaps_port" "$lmtp_port" "$auth_port"
 	cat "$dir/env"
 }
 

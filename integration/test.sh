@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # giftlock's whole test suite: unit tests, property tests, and the
-# integration tests that run real clients (python imaplib, mbsync) through
-# `giftlock serve` in front of a real, throwaway Dovecot on loopback.
+# integration tests that run real clients (python imaplib, mbsync, smtplib,
+# swaks) through `giftlock serve` in front of a real, throwaway Dovecot (and
+# Postfix, and an OAuth2 authorization server) on loopback.
 #
 #   integration/test.sh [extra cargo test arguments]
 #
@@ -21,6 +22,12 @@ command -v python3 >/dev/null || missing+=(python3)
 command -v curl >/dev/null || missing+=(curl)
 command -v gpg >/dev/null || missing+=(gnupg)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+[[ -x /usr/lib/dovecot/lmtp ]] || missing+=(dovecot-lmtpd)
+[[ -x /usr/lib/postfix/sbin/master ]] || missing+=(postfix)
+command -v swaks >/dev/null || missing+=(swaks libnet-ssleay-perl libio-socket-ssl-perl)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+command -v dbus-daemon >/dev/null || missing+=(dbus-daemon)
 if ((${#missing[@]})); then
 	echo "test.sh: missing ${missing[*]}: the tests that need them will be skipped" >&2
 	echo "test.sh: install with: apt-get install -y ${missing[*]}" >&2
@@ -33,20 +40,35 @@ command -v cargo >/dev/null || {
 }
 
 cd "$root"
-# imapflow, the BINARY-using client of tests/mask_clients.rs, pinned by its
-# package-lock.json.
-if [[ ! -d integration/clients/imapflow/node_modules ]]; then
-	if command -v npm >/dev/null; then
-		npm ci --prefix integration/clients/imapflow --no-audit --no-fund
+# imapflow, the BINARY-using client of tests/mask_clients.rs, and
+# playwright-core, which drives Debian's chromium in tests/web_page.rs, each
+# pinned by its package-lock.json (playwright-core downloads no browser).
+for client in imapflow web; do
+	if [[ ! -d integration/clients/$client/node_modules ]]; then
+		if command -v npm >/dev/null; then
+			npm ci --prefix integration/clients/$client --no-audit --no-fund
+		else
+			echo "test.sh: no npm (Node.js >= 20): the $client test will be skipped" >&2
+		fi
+	fi
+done
+
+# The OAuth2 bench's authorization server (authlib, Flask), pinned by
+# integration/oauth/requirements.txt, in a venv under target/.
+venv=target/oauth-venv
+if [[ ! -x "$venv/bin/flask" || integration/oauth/requirements.txt -nt "$venv/bin/flask" ]]; then
+	if python3 -m venv "$venv" 2>/dev/null; then
+		"$venv/bin/pip" install -q -r integration/oauth/requirements.txt ||
+			echo "test.sh: cannot install integration/oauth/requirements.txt: the OAuth2 tests will be skipped" >&2
 	else
-		echo "test.sh: no npm (Node.js >= 20): the imapflow test will be skipped" >&2
+		echo "test.sh: python3 -m venv failed (python3-venv): the OAuth2 tests will be skipped" >&2
 	fi
 fi
 
 skips="$(mktemp)"
 trap 'rm -f "$skips"' EXIT
 status=0
-GL_SKIP_LOG="$skips" cargo test --all-targets "$@" || status=$?
+GL_SKIP_LOG="$skips" cargo test --all-targets --no-fail-fast "$@" || status=$?
 if [[ -s "$skips" ]]; then
 	echo
 	echo "test.sh: $(wc -l <"$skips") test(s) skipped:"

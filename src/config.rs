@@ -25,6 +25,10 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub listeners: Vec<Listener>,
+    /// SMTP submission listeners (`[[smtp_listeners]]`, docs/SMTP.md): the
+    /// same keys and rules as the IMAP ones.
+    #[serde(default)]
+    pub smtp_listeners: Vec<Listener>,
     #[serde(default)]
     pub accounts: Vec<Account>,
     /// Detector settings: disabled built-in rules and user rules.
@@ -35,6 +39,12 @@ pub struct Config {
     /// The unlock window (`giftlock unlock`).
     #[serde(default)]
     pub unlock: UnlockConfig,
+    /// The local page (`crate::web`).
+    #[serde(default)]
+    pub web: WebConfig,
+    /// Notifications (`crate::notify`).
+    #[serde(default)]
+    pub notify: NotifyConfig,
 }
 
 /// `[unlock]`: how long a window may stay open, and the name of the
@@ -128,6 +138,14 @@ pub struct Account {
     pub local_user: String,
     pub local_password_hash: String,
     pub upstream: Upstream,
+    /// The upstream submission server (`[accounts.smtp]`), if mail is sent
+    /// through giftlock.
+    #[serde(default)]
+    pub smtp: Option<SmtpUpstream>,
+    /// `[accounts.oauth2]`: how giftlock gets access tokens when a secret
+    /// is `"oauth2"` (docs/OAUTH2.md).
+    #[serde(default)]
+    pub oauth2: Option<crate::oauth::OAuth2Settings>,
     /// `[accounts.quarantine]`: gift-card mail kept masked on the server.
     #[serde(default)]
     pub quarantine: QuarantineConfig,
@@ -230,6 +248,7 @@ impl fmt::Debug for Account {
             .field("name", &self.name)
             .field("local_user", &self.local_user)
             .field("upstream", &self.upstream)
+            .field("smtp", &self.smtp)
             .finish_non_exhaustive()
     }
 }
@@ -239,11 +258,45 @@ impl fmt::Debug for Account {
 pub struct Upstream {
     pub url: String,
     pub user: String,
-    /// "keyring" | "file:/path" | "env:VAR" | "credential:NAME"
+    /// "keyring" | "file:/path" | "env:VAR" | "credential:NAME" | "oauth2"
     pub secret: String,
     pub ca_file: Option<PathBuf>,
     /// Only `"none"`: a plain upstream, allowed on loopback hosts only.
     pub tls: Option<UpstreamTlsOverride>,
+}
+
+/// `[accounts.smtp]`: the account's upstream submission server. User,
+/// secret and CA default to those of `[accounts.upstream]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpUpstream {
+    /// `smtps://host:465` (TLS) or `smtp://host:587` (STARTTLS, required).
+    pub url: String,
+    pub user: Option<String>,
+    pub secret: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    /// Only `"none"`: a plain upstream, allowed on loopback hosts only.
+    pub tls: Option<UpstreamTlsOverride>,
+}
+
+/// Where an upstream login's secret comes from: a secret source, or the
+/// account's OAuth2 tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    Password(crate::secret::SecretSource),
+    OAuth2,
+}
+
+/// The `secret` value that selects OAuth2.
+pub const OAUTH2_SECRET: &str = "oauth2";
+
+impl Credential {
+    pub fn parse(value: &str) -> Result<Credential, crate::secret::SecretError> {
+        if value == OAUTH2_SECRET {
+            return Ok(Credential::OAuth2);
+        }
+        value.parse().map(Credential::Password)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -263,20 +316,39 @@ pub enum UpstreamSecurity {
     Plain,
 }
 
+/// The protocol an upstream URL is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Imap,
+    Smtp,
+}
+
+impl Protocol {
+    /// (implicit-TLS scheme and port, STARTTLS scheme and port)
+    fn schemes(self) -> ((&'static str, u16), (&'static str, u16)) {
+        match self {
+            Protocol::Imap => (("imaps", 993), ("imap", 143)),
+            Protocol::Smtp => (("smtps", 465), ("smtp", 587)),
+        }
+    }
+}
+
 /// An upstream URL taken apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpstreamAddr {
     pub host: String,
     pub port: u16,
     pub security: UpstreamSecurity,
+    pub protocol: Protocol,
 }
 
 impl fmt::Display for UpstreamAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ((implicit, _), (starttls, _)) = self.protocol.schemes();
         let scheme = if self.security == UpstreamSecurity::Implicit {
-            "imaps"
+            implicit
         } else {
-            "imap"
+            starttls
         };
         if self.host.contains(':') {
             write!(f, "{scheme}://[{}]:{}", self.host, self.port)
@@ -344,8 +416,26 @@ impl Config {
         if self.listeners.is_empty() {
             return Err(invalid("listeners".into(), "no [[listeners]] table; add one, e.g. address = \"127.0.0.1:1143\", tls = \"starttls\"".into()));
         }
-        for (i, l) in self.listeners.iter().enumerate() {
-            let key = |field: &str| format!("listeners[{i}].{field}");
+        let all_listeners = (self
+            .listeners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| ("listeners", i, l)))
+        .chain(
+            self.smtp_listeners
+                .iter()
+                .enumerate()
+                .map(|(i, l)| ("smtp_listeners", i, l)),
+        );
+        for (n, (table, i, l)) in all_listeners.enumerate() {
+            let key = |field: &str| format!("{table}[{i}].{field}");
+            let earlier = self.listeners.iter().chain(&self.smtp_listeners).take(n);
+            if earlier.clone().any(|e| e.address == l.address) {
+                return Err(invalid(
+                    key("address"),
+                    format!("{} is used by two listeners", l.address),
+                ));
+            }
             if l.tls == ListenerTls::None && !l.address.ip().is_loopback() {
                 return Err(invalid(key("tls"), format!("{} is not a loopback address, so clients would send passwords in the clear; use tls = \"starttls\" or \"implicit\"", l.address)));
             }
@@ -389,6 +479,12 @@ impl Config {
         if let Err((key, problem)) = self.audit.validate() {
             return Err(invalid(format!("audit.{key}"), problem));
         }
+        if let Err((key, problem)) = self.web.validate() {
+            return Err(invalid(format!("web.{key}"), problem));
+        }
+        if let Err((key, problem)) = self.notify.validate() {
+            return Err(invalid(format!("notify.{key}"), problem));
+        }
         for (i, a) in self.accounts.iter().enumerate() {
             let key = |field: &str| format!("accounts[{i}].{field}");
             if a.name.is_empty() {
@@ -417,10 +513,32 @@ impl Config {
             }
             a.upstream_addr()
                 .map_err(|p| invalid(key("upstream.url"), p.to_string()))?;
-            a.upstream
-                .secret
-                .parse::<crate::secret::SecretSource>()
-                .map_err(|e| invalid(key("upstream.secret"), e.to_string()))?;
+            let mut oauth2 = Credential::parse(&a.upstream.secret)
+                .map_err(|e| invalid(key("upstream.secret"), e.to_string()))?
+                == Credential::OAuth2;
+            if let Some(smtp) = &a.smtp {
+                a.smtp_addr()
+                    .map_err(|p| invalid(key("smtp.url"), p.to_string()))?;
+                if let Some(secret) = &smtp.secret {
+                    oauth2 |= Credential::parse(secret)
+                        .map_err(|e| invalid(key("smtp.secret"), e.to_string()))?
+                        == Credential::OAuth2;
+                }
+            }
+            match &a.oauth2 {
+                Some(settings) => settings.validate().map_err(|(field, problem)| {
+                    invalid(key(&format!("oauth2.{field}")), problem)
+                })?,
+                None if oauth2 => {
+                    return Err(invalid(
+                        key("oauth2"),
+                        "secret = \"oauth2\" needs an [accounts.oauth2] table (provider or \
+                         endpoints, client_id); see docs/OAUTH2.md"
+                            .into(),
+                    ))
+                }
+                None => {}
+            }
             a.quarantine.validate().map_err(|(field, problem)| {
                 invalid(key(&format!("quarantine.{field}")), problem)
             })?;
@@ -485,19 +603,39 @@ pub fn default_state_dir() -> PathBuf {
 impl Account {
     /// Parses and checks the upstream URL.
     pub fn upstream_addr(&self) -> Result<UpstreamAddr, UrlError> {
-        parse_upstream_url(&self.upstream.url, self.upstream.tls)
+        parse_upstream_url(&self.upstream.url, self.upstream.tls, Protocol::Imap)
+    }
+
+    /// Parses and checks the submission server's URL; `NoSmtp` if the
+    /// account has no `[accounts.smtp]`.
+    pub fn smtp_addr(&self) -> Result<UpstreamAddr, UrlError> {
+        let smtp = self.smtp.as_ref().ok_or(UrlError::NoSmtp)?;
+        parse_upstream_url(&smtp.url, smtp.tls, Protocol::Smtp)
+    }
+
+    /// The user, secret and CA file of the SMTP login: `[accounts.smtp]`,
+    /// each falling back to `[accounts.upstream]`.
+    pub fn smtp_login(&self) -> Option<(&str, &str, Option<&Path>)> {
+        let smtp = self.smtp.as_ref()?;
+        Some((
+            smtp.user.as_deref().unwrap_or(&self.upstream.user),
+            smtp.secret.as_deref().unwrap_or(&self.upstream.secret),
+            smtp.ca_file.as_deref().or(self.upstream.ca_file.as_deref()),
+        ))
     }
 }
 
 /// What is wrong with an upstream URL; each text is a sentence for the user.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
-    #[error("`{0}` is not a URL; expected imaps://host:993 or imap://host:143")]
-    NotAUrl(String),
-    #[error("tls = \"none\" contradicts an imaps:// URL")]
-    PlainImaps,
-    #[error("scheme `{0}` is not supported; use imaps:// or imap://")]
-    Scheme(String),
+    #[error("`{0}` is not a URL; expected {1}://host:{2} or {3}://host:{4}")]
+    NotAUrl(String, &'static str, u16, &'static str, u16),
+    #[error("tls = \"none\" contradicts an {0}:// URL")]
+    PlainImaps(&'static str),
+    #[error("scheme `{0}` is not supported; use {1}:// or {2}://")]
+    Scheme(String, &'static str, &'static str),
+    #[error("the account has no [accounts.smtp] table")]
+    NoSmtp,
     #[error("`{0}`: only scheme, host and port belong in the URL; put the user name in `user`")]
     ExtraParts(String),
     #[error("`{0}`: cannot read host and port")]
@@ -506,23 +644,36 @@ pub enum UrlError {
     Port { url: String, port: String },
     #[error("`{0}`: host or port is missing")]
     Missing(String),
-    #[error("tls = \"none\" is only allowed for loopback hosts, not `{0}`; use imaps:// or imap:// with STARTTLS")]
+    #[error("tls = \"none\" is only allowed for loopback hosts, not `{0}`; use TLS or STARTTLS")]
     PlainNotLoopback(String),
 }
 
 fn parse_upstream_url(
     url: &str,
     tls: Option<UpstreamTlsOverride>,
+    protocol: Protocol,
 ) -> Result<UpstreamAddr, UrlError> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| UrlError::NotAUrl(url.to_string()))?;
-    let (security, default_port) = match (scheme.to_ascii_lowercase().as_str(), tls) {
-        ("imaps", None) => (UpstreamSecurity::Implicit, 993),
-        ("imaps", Some(UpstreamTlsOverride::None)) => return Err(UrlError::PlainImaps),
-        ("imap", None) => (UpstreamSecurity::Starttls, 143),
-        ("imap", Some(UpstreamTlsOverride::None)) => (UpstreamSecurity::Plain, 143),
-        _ => return Err(UrlError::Scheme(scheme.to_string())),
+    let ((implicit, implicit_port), (starttls, starttls_port)) = protocol.schemes();
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+        UrlError::NotAUrl(
+            url.to_string(),
+            implicit,
+            implicit_port,
+            starttls,
+            starttls_port,
+        )
+    })?;
+    let scheme_lower = scheme.to_ascii_lowercase();
+    let (security, default_port) = match (scheme_lower.as_str(), tls) {
+        (s, None) if s == implicit => (UpstreamSecurity::Implicit, implicit_port),
+        (s, Some(UpstreamTlsOverride::None)) if s == implicit => {
+            return Err(UrlError::PlainImaps(implicit))
+        }
+        (s, None) if s == starttls => (UpstreamSecurity::Starttls, starttls_port),
+        (s, Some(UpstreamTlsOverride::None)) if s == starttls => {
+            (UpstreamSecurity::Plain, starttls_port)
+        }
+        _ => return Err(UrlError::Scheme(scheme.to_string(), implicit, starttls)),
     };
     let authority = rest.trim_end_matches('/');
     if authority.contains('/') || authority.contains('@') {
@@ -547,6 +698,7 @@ fn parse_upstream_url(
         host: host.to_string(),
         port,
         security,
+        protocol,
     })
 }
 
@@ -565,9 +717,151 @@ fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
-fn is_loopback_host(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+use crate::net::is_loopback_host;
+
+/// `[web]`: the giftlock page's listener (`crate::web`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Off unless switched on: the page shows what the vault holds to
+    /// whoever knows the unlock secret, over TCP.
+    pub enabled: bool,
+    /// Where the page listens. Loopback unless `tls` and `allow_remote`.
+    pub address: SocketAddr,
+    /// HTTPS with giftlock's local certificate (the one `giftlock cert`
+    /// shows); required for a non-loopback address.
+    pub tls: bool,
+    /// A non-loopback `address` is refused unless this is set too.
+    pub allow_remote: bool,
+    /// Host names the page answers to besides localhost, 127.0.0.1, [::1]
+    /// and the address itself; a request naming any other host (DNS
+    /// rebinding) is refused. With `tls`, the certificate covers them.
+    pub hostnames: Vec<String>,
+    /// A signed-in page is signed out after this many minutes without a
+    /// request.
+    pub session_minutes: u64,
+    /// Seconds a revealed code stays on the page.
+    pub reveal_seconds: u64,
+}
+
+/// The page's port unless configured otherwise (unassigned by IANA, next
+/// to giftlock's IMAP ports 1143 and 1993).
+pub const WEB_DEFAULT_PORT: u16 = 1980;
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            enabled: false,
+            address: SocketAddr::from(([127, 0, 0, 1], WEB_DEFAULT_PORT)),
+            tls: false,
+            allow_remote: false,
+            hostnames: Vec::new(),
+            session_minutes: 15,
+            reveal_seconds: 30,
+        }
+    }
+}
+
+impl WebConfig {
+    /// Checks what types cannot; returns the key (below `web.`) and the
+    /// problem.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(self.address.ip().is_loopback() || self.tls && self.allow_remote) {
+            return Err((
+                "address",
+                format!(
+                    "{} is not a loopback address; the page shows your masked mail and reveals \
+                     codes, so another address needs both tls = true and allow_remote = true",
+                    self.address
+                ),
+            ));
+        }
+        if let Some(bad) = self.hostnames.iter().find(|h| {
+            h.is_empty()
+                || !h
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        }) {
+            return Err((
+                "hostnames",
+                format!("`{bad}` is not a host name (letters, digits, `.` and `-`)"),
+            ));
+        }
+        if self.session_minutes == 0 || self.session_minutes > 24 * 60 {
+            return Err(("session_minutes", "use 1 to 1440 minutes".into()));
+        }
+        if !(3..=600).contains(&self.reveal_seconds) {
+            return Err(("reveal_seconds", "use 3 to 600 seconds".into()));
+        }
+        Ok(())
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// The page's address for people (`http://127.0.0.1:1980/`).
+    pub fn url(&self) -> String {
+        let host = match self.address.ip() {
+            ip if ip.is_unspecified() => "localhost".to_string(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        format!("{}://{host}:{}/", self.scheme(), self.address.port())
+    }
+}
+
+/// `[notify]`: where notifications go (`crate::notify`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// A desktop notification over D-Bus (`org.freedesktop.Notifications`)
+    /// whenever a session bus is there; without one, nothing happens.
+    pub desktop: bool,
+    /// A program run once per event, given the event as one JSON line on
+    /// standard input: the program and its arguments, no shell (use
+    /// `["sh", "-c", "..."]` for a pipeline). Empty: none.
+    pub command: Vec<String>,
+    /// Seconds the command may run before it is killed.
+    pub command_timeout_secs: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            desktop: true,
+            command: Vec::new(),
+            command_timeout_secs: 30,
+        }
+    }
+}
+
+/// Longest `command_timeout_secs`.
+const MAX_TIMEOUT_SECS: u64 = 600;
+
+impl NotifyConfig {
+    /// Checks what types cannot; returns the key (below `notify.`) and the
+    /// problem.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.command.first().is_some_and(|p| p.trim().is_empty()) {
+            return Err((
+                "command",
+                "the first element is the program to run; it must not be empty".into(),
+            ));
+        }
+        if self.command_timeout_secs == 0 || self.command_timeout_secs > MAX_TIMEOUT_SECS {
+            return Err((
+                "command_timeout_secs",
+                format!("use a number of seconds from 1 to {MAX_TIMEOUT_SECS}"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -756,19 +1050,129 @@ mod tests {
     }
 
     #[test]
+    fn smtp_listeners_accounts_smtp_and_oauth2_are_checked_by_key() {
+        let base = minimal(
+            "address = \"127.0.0.1:1\"\ntls = \"none\"",
+            "url = \"imaps://h\"",
+        );
+        let cfg = parse(&format!(
+            "[[smtp_listeners]]\naddress = \"127.0.0.1:2\"\ntls = \"starttls\"\n{base}[accounts.smtp]\nurl = \"smtps://smtp.h\"\n"
+        ))
+        .unwrap();
+        let addr = cfg.accounts[0].smtp_addr().unwrap();
+        assert_eq!(
+            (addr.port, addr.security),
+            (465, UpstreamSecurity::Implicit)
+        );
+        assert_eq!(addr.to_string(), "smtps://smtp.h:465");
+        assert_eq!(cfg.accounts[0].smtp_login().unwrap().0, "u");
+        let err = parse(&format!(
+            "[[smtp_listeners]]\naddress = \"0.0.0.0:2\"\ntls = \"none\"\n{base}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("smtp_listeners[0].tls") && err.contains("not a loopback"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "[[smtp_listeners]]\naddress = \"127.0.0.1:1\"\ntls = \"none\"\n{base}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("smtp_listeners[0].address"), "{err}");
+        let err = parse(&format!("{base}[accounts.smtp]\nurl = \"imaps://h\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("accounts[0].smtp.url") && err.contains("smtps://"),
+            "{err}"
+        );
+        let err = parse(&base.replace("env:X", "oauth2"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("accounts[0].oauth2") && err.contains("docs/OAUTH2.md"),
+            "{err}"
+        );
+        let cfg = parse(&format!(
+            "{}[accounts.oauth2]\nprovider = \"outlook\"\nclient_id = \"c\"\n",
+            base.replace("env:X", "oauth2")
+        ))
+        .unwrap();
+        assert_eq!(
+            Credential::parse(&cfg.accounts[0].upstream.secret).unwrap(),
+            Credential::OAuth2
+        );
+        let err = parse(&format!(
+            "{}[accounts.oauth2]\nprovider = \"gmail\"\nclient_id = \"c\"\ntokens = \"env:T\"\n",
+            base.replace("env:X", "oauth2")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("accounts[0].oauth2.tokens"), "{err}");
+    }
+
+    #[test]
     fn upstream_urls() {
-        let p = |u| parse_upstream_url(u, None);
+        let p = |u| parse_upstream_url(u, None, Protocol::Imap);
         assert_eq!(
             p("imaps://[::1]:994").unwrap(),
             UpstreamAddr {
                 host: "::1".into(),
                 port: 994,
-                security: UpstreamSecurity::Implicit
+                security: UpstreamSecurity::Implicit,
+                protocol: Protocol::Imap,
             }
         );
         assert_eq!(p("imap://mail.example.com").unwrap().port, 143);
         assert!(p("imaps://u@h").is_err());
         assert!(p("imaps://h:99999").is_err());
         assert!(p("h:993").is_err());
+    }
+
+    #[test]
+    fn a_page_on_another_address_is_refused_when_loaded() {
+        let base = minimal(
+            "address = \"127.0.0.1:1\"\ntls = \"none\"",
+            "url = \"imaps://h\"",
+        );
+        let cfg = parse(&base).unwrap();
+        assert!(!cfg.web.enabled);
+        assert!(cfg.notify.desktop && cfg.notify.command.is_empty());
+        let err = parse(&format!(
+            "{base}[web]\nenabled = true\naddress = \"0.0.0.0:1980\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("web.address"), "{err}");
+        let err = parse(&format!("{base}[notify]\ncommand = [\"\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("notify.command"), "{err}");
+    }
+
+    #[test]
+    fn remote_addresses_need_tls_and_the_switch() {
+        let mut web = WebConfig {
+            enabled: true,
+            ..WebConfig::default()
+        };
+        assert!(web.validate().is_ok());
+        assert_eq!(web.url(), "http://127.0.0.1:1980/");
+        web.address = "192.168.1.5:1980".parse().unwrap();
+        let (key, problem) = web.validate().unwrap_err();
+        assert_eq!(key, "address");
+        assert!(
+            problem.contains("tls = true and allow_remote = true"),
+            "{problem}"
+        );
+        web.tls = true;
+        assert!(web.validate().is_err());
+        web.allow_remote = true;
+        assert!(web.validate().is_ok());
+        assert_eq!(web.url(), "https://192.168.1.5:1980/");
+        web.hostnames = vec!["home.arpa/x".into()];
+        assert_eq!(web.validate().unwrap_err().0, "hostnames");
     }
 }

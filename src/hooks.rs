@@ -1,8 +1,9 @@
 //! The hooks a session's filters implement: the relay calls them, and
 //! knows nothing else about masking or the unlock window.
 //!
-//! [`CommandFilter`] sees each client command on its way to the server and
-//! may forward, replace, refuse, hold it whole (APPEND) or answer it itself;
+//! [`CommandFilter`] sees each client message, read whole and decoded
+//! ([`ClientMessage`]), once the allow-list passed it, and may forward it,
+//! send something else in its place, refuse it or answer it itself;
 //! [`ContentFilter`] sees each complete server message before it reaches
 //! the client. Both work on raw bytes: what a filter does not change goes
 //! out as it came in.
@@ -11,6 +12,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::ops::Range;
 
+pub use crate::imap::command::ClientMessage;
 use crate::imap::response;
 
 /// The one place every server message passes through before it reaches
@@ -26,50 +28,105 @@ pub trait ContentFilter: Send {
     ) -> impl Future<Output = Cow<'a, [u8]>> + Send + 'a;
 }
 
-/// What to do with a client command after the allow-list passed it.
+/// A command as it goes to the server: its bytes, with `literals` the
+/// ranges of literal data (each announced as `{n}` or `{n+}` by the line
+/// before it). The relay waits for the server's `+` before each
+/// synchronising literal.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    pub bytes: Vec<u8>,
+    pub literals: Vec<Range<usize>>,
+}
+
+impl Outgoing {
+    /// `message` with literal `i` (at `literals[i]`) replaced by
+    /// `replacements[i]` where that is `Some`, its announcement rewritten
+    /// for the new length.
+    pub fn replacing_literals(
+        message: &[u8],
+        literals: &[Range<usize>],
+        replacements: &[Option<Vec<u8>>],
+    ) -> Outgoing {
+        let mut out = Outgoing {
+            bytes: Vec::with_capacity(message.len()),
+            literals: Vec::with_capacity(literals.len()),
+        };
+        let mut cursor = 0;
+        for (i, literal) in literals.iter().enumerate() {
+            let data = replacements
+                .get(i)
+                .and_then(Option::as_deref)
+                .unwrap_or(&message[literal.clone()]);
+            out.bytes.extend_from_slice(&with_literal_length(
+                &message[cursor..literal.start],
+                data.len(),
+            ));
+            let start = out.bytes.len();
+            out.bytes.extend_from_slice(data);
+            out.literals.push(start..out.bytes.len());
+            cursor = literal.end;
+        }
+        out.bytes.extend_from_slice(&message[cursor..]);
+        out
+    }
+}
+
+/// A line ending in a literal announcement, announcing `len` bytes.
+fn with_literal_length(line: &[u8], len: usize) -> Cow<'_, [u8]> {
+    let Some(open) = line.iter().rposition(|&b| b == b'{') else {
+        return Cow::Borrowed(line);
+    };
+    let digits = line[open + 1..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let announced = std::str::from_utf8(&line[open + 1..open + 1 + digits])
+        .ok()
+        .and_then(|d| d.parse::<usize>().ok());
+    if announced == Some(len) {
+        return Cow::Borrowed(line);
+    }
+    let mut out = line[..open + 1].to_vec();
+    out.extend_from_slice(len.to_string().as_bytes());
+    out.extend_from_slice(&line[open + 1 + digits..]);
+    Cow::Owned(out)
+}
+
+/// What to do with a client message the allow-list passed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum CommandAction {
+    /// Send the client's own bytes.
     Forward,
-    /// Send these bytes instead (a whole message that was one fragment).
-    Replace(Vec<u8>),
+    /// Send these instead (a rewrite of the client's command).
+    Send(Outgoing),
     /// Answer `tag BAD <reason>`; the server never sees it.
-    Refuse(&'static str),
-    /// Take in the whole message first (giftlock answers the client's
-    /// synchronising literals itself), then ask [`CommandFilter::held`].
-    Hold,
+    Refuse(String),
+    /// Answer `tag NO <text>`; the server never sees it (the command was
+    /// understood, and giftlock will not carry it out).
+    Decline(String),
     /// giftlock answers this command itself and the server never sees it:
-    /// the whole message is taken in (as for `Hold`), the relay waits until
-    /// the server has answered every command forwarded before it (so the
-    /// answers keep the client's order), then writes to the client what
-    /// [`CommandFilter::answer`] returns.
+    /// the relay waits until the server has answered every command
+    /// forwarded before it (so the answers keep the client's order), then
+    /// writes to the client what [`CommandFilter::answer`] returns.
     Answer,
 }
 
-/// What to do with a held message.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Held {
-    /// Send it, with literal `i` replaced by `replacements[i]` when that is
-    /// `Some` (of the same length or not: the announcements are rewritten).
-    Forward(Vec<Option<Vec<u8>>>),
-    /// Answer `tag NO <text>`; the server never sees it.
-    Refuse(String),
-}
-
 /// The client-side twin of [`ContentFilter`]: sees each command on its way
-/// to the server.
+/// to the server, whole.
 pub trait CommandFilter: Send {
-    /// The first fragment of a client message; `complete` when it is the
-    /// whole message. Only a complete message may be replaced.
-    fn first_fragment(&mut self, fragment: &[u8], complete: bool) -> CommandAction;
-    /// The whole message, just before its last bytes go to the server (so
-    /// state is in place before any answer can come back).
-    fn completing(&mut self, message: &[u8]);
-    /// A message this filter asked to [`CommandAction::Hold`], complete;
-    /// `literals` are the ranges of its literal data.
-    fn held(&mut self, message: &[u8], literals: &[Range<usize>]) -> Held;
+    /// Decides about `message` (its literal data at `literals`), which the
+    /// allow-list read as `decoded`. State that depends on the command
+    /// being sent is updated here: the answer may come back right after.
+    fn command<'a>(
+        &'a mut self,
+        message: &'a [u8],
+        literals: &'a [Range<usize>],
+        decoded: &'a ClientMessage<'a>,
+    ) -> impl Future<Output = CommandAction> + Send + 'a;
+
     /// The response lines (untagged ones and the tagged completion) to a
-    /// complete message this filter asked to [`CommandAction::Answer`].
-    /// Filters that never answer need not implement it.
+    /// message this filter asked to [`CommandAction::Answer`]. Filters that
+    /// never answer need not implement it.
     fn answer<'a>(&'a mut self, _message: &'a [u8]) -> impl Future<Output = Vec<u8>> + Send + 'a {
         std::future::ready(Vec::new())
     }
@@ -93,13 +150,37 @@ impl ContentFilter for PassThrough {
 
 #[cfg(test)]
 impl CommandFilter for PassThrough {
-    fn first_fragment(&mut self, _fragment: &[u8], _complete: bool) -> CommandAction {
-        CommandAction::Forward
+    fn command<'a>(
+        &'a mut self,
+        _message: &'a [u8],
+        _literals: &'a [Range<usize>],
+        _decoded: &'a ClientMessage<'a>,
+    ) -> impl Future<Output = CommandAction> + Send + 'a {
+        std::future::ready(CommandAction::Forward)
     }
+}
 
-    fn completing(&mut self, _message: &[u8]) {}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn held(&mut self, _message: &[u8], _literals: &[Range<usize>]) -> Held {
-        Held::Forward(Vec::new())
+    #[test]
+    fn replaced_literals_get_their_announcements_rewritten() {
+        let message = b"a APPEND X {5}\r\nhello (\\Seen) {2+}\r\nab\r\n";
+        let literals = [16..21, 36..38];
+        let out = Outgoing::replacing_literals(message, &literals, &[None, Some(b"ABCD".to_vec())]);
+        assert_eq!(
+            out.bytes,
+            b"a APPEND X {5}\r\nhello (\\Seen) {4+}\r\nABCD\r\n"
+        );
+        assert_eq!(out.literals, [16..21, 36..40]);
+        assert_eq!(
+            &*with_literal_length(b"a APPEND X {5}\r\n", 5),
+            b"a APPEND X {5}\r\n"
+        );
+        assert_eq!(
+            &*with_literal_length(b"a APPEND X {5+}\r\n", 12),
+            b"a APPEND X {12+}\r\n"
+        );
     }
 }

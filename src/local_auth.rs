@@ -86,9 +86,88 @@ pub async fn check(config: &Config, user: &str, password: Vec<u8>) -> Option<Acc
     account.filter(|_| matches)
 }
 
+/// One login attempt of a mail client (IMAP or SMTP), with everything a
+/// failure costs: the throttle's delay, a WARN naming the user only if it
+/// exists, the audit record.
+pub struct Attempt<'a> {
+    pub config: &'a Config,
+    pub throttle: &'a Throttle,
+    pub audit: &'a crate::audit::SessionAudit,
+    pub ip: IpAddr,
+    pub mechanism: &'a str,
+}
+
+impl Attempt<'_> {
+    /// The account if `password` is right for `user`; otherwise records
+    /// the failure and returns after the throttle's delay.
+    pub async fn run(&self, user: &str, password: Vec<u8>) -> Option<Account> {
+        if let Some(account) = check(self.config, user, password).await {
+            self.throttle.succeeded(self.ip);
+            self.audit
+                .auth_succeeded(self.mechanism, user, &account.name)
+                .await;
+            return Some(account);
+        }
+        let delay = self.throttle.failed(self.ip);
+        let failures = self.throttle.failures(self.ip);
+        // The name is logged only if it is a real user: it might be a
+        // password typed into the wrong field.
+        let known = self
+            .config
+            .account_by_local_user(user)
+            .map(|a| (user, a.name.as_str()));
+        let reason = if known.is_some() {
+            "wrong password"
+        } else {
+            "unknown user"
+        };
+        match known {
+            Some((user, account)) => {
+                tracing::warn!(
+                    user,
+                    account,
+                    failures,
+                    reason,
+                    "local authentication failed"
+                )
+            }
+            None => tracing::warn!(failures, reason, "local authentication failed"),
+        }
+        self.audit
+            .auth_failed(self.mechanism, known, reason, failures)
+            .await;
+        tokio::time::sleep(delay).await;
+        None
+    }
+}
+
+/// Splits a SASL PLAIN response `authzid NUL authcid NUL password`. An
+/// authorization identity other than the user itself is not supported.
+pub fn parse_plain(response: &[u8]) -> Option<(String, Vec<u8>)> {
+    let mut parts = response.splitn(3, |&b| b == 0);
+    let authz = parts.next()?;
+    let user = std::str::from_utf8(parts.next()?).ok()?;
+    let password = parts.next()?;
+    (authz.is_empty() || authz == user.as_bytes()).then(|| (user.to_string(), password.to_vec()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_response_parsing() {
+        assert_eq!(
+            parse_plain(b"\0alice\0secret"),
+            Some(("alice".into(), b"secret".to_vec()))
+        );
+        assert_eq!(
+            parse_plain(b"alice\0alice\0pw\0with-nul"),
+            Some(("alice".into(), b"pw\0with-nul".to_vec()))
+        );
+        assert_eq!(parse_plain(b"admin\0alice\0pw"), None);
+        assert_eq!(parse_plain(b"alice"), None);
+    }
 
     #[test]
     fn the_unknown_user_hash_is_a_real_hash() {

@@ -26,8 +26,10 @@ enum Commands {
     Cert(giftlock::cli::cert::CertArgs),
     /// Create a config: provider, upstream login, local password, listeners.
     Init(Box<giftlock::cli::init::InitArgs>),
-    /// Test the config: secrets, upstream logins, listeners, certificates.
+    /// Test the config: secrets, tokens, upstream logins (IMAP and SMTP), listeners, certificates.
     Check(giftlock::cli::check::CheckArgs),
+    /// Authorise giftlock at the provider (OAuth2) and store the tokens.
+    Auth(giftlock::cli::auth::AuthArgs),
     /// Install the systemd service (user or system).
     Service(giftlock::cli::service::ServiceArgs),
     /// Show (and with --mask, apply) what giftlock would mask in mail files.
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
         Commands::Cert(args) => giftlock::cli::cert::run(args),
         Commands::Init(args) => giftlock::cli::init::run(*args),
         Commands::Check(args) => giftlock::cli::check::run(args),
+        Commands::Auth(args) => giftlock::cli::auth::run(args),
         Commands::Service(args) => giftlock::cli::service::run(args),
         Commands::Scan(args) => giftlock::cli::scan::run(args),
         Commands::Completions(args) => giftlock::cli::generate::completions(args, Cli::command()),

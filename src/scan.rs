@@ -11,7 +11,9 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::detect::Detector;
-use crate::mask::{plan_message, FingerprintKey, MaskPlan, ScanLimits, ScanStatus};
+use crate::mask::{
+    plan_message, plan_message_exhaustive, FingerprintKey, MaskPlan, ScanLimits, ScanStatus,
+};
 
 /// What `scan` found over all inputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +39,8 @@ pub struct ScanOptions<'a> {
     pub json: bool,
     /// Write the masked messages to `out`; findings then go to `err`.
     pub mask: bool,
+    /// Plan with [`plan_message_exhaustive`] (no prefilter).
+    pub exhaustive: bool,
     pub detector: &'a Detector,
     pub key: &'a FingerprintKey,
 }
@@ -61,7 +65,11 @@ pub fn run(
             }
         };
         for message in &messages {
-            let plan = plan_message(message.body(), options.detector, options.key, &limits);
+            let plan = if options.exhaustive {
+                plan_message_exhaustive(message.body(), options.detector, options.key, &limits)
+            } else {
+                plan_message(message.body(), options.detector, options.key, &limits)
+            };
             if !plan.masks.is_empty() && outcome == Outcome::NoCode {
                 outcome = Outcome::CodesFound;
             }

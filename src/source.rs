@@ -2,8 +2,8 @@
 //!
 //! Masking and the unlocked mailbox need a message's bytes that the client's
 //! own command did not bring (the whole message behind a `BODY[1]<0.2048>`,
-//! the UIDs behind a search result's sequence numbers, the items of a FETCH
-//! giftlock answers itself). They ask a [`MessageSource`]; they never open a
+//! every message of a mailbox before a content search, the items of a
+//! FETCH giftlock answers itself). They ask a [`MessageSource`]; they never open a
 //! connection. giftlock's own upstream connection
 //! ([`crate::upstream::Fetcher`]) is the source in a running service; tests
 //! give messages held in memory. This is gluon's connector split: the IMAP
@@ -54,13 +54,11 @@ pub trait MessageSource: Send + Sync {
         max_len: usize,
     ) -> impl Future<Output = Result<Whole, SourceError>> + Send;
 
-    /// The `(sequence number, UID)` pairs of `seqs` in `mailbox`, in no
-    /// order; numbers with no message are left out.
-    fn uids(
+    /// The UIDs of every message in `mailbox` now.
+    fn all_uids(
         &mut self,
         mailbox: &Selected,
-        seqs: &[u32],
-    ) -> impl Future<Output = Result<Vec<(u32, u32)>, SourceError>> + Send;
+    ) -> impl Future<Output = Result<Vec<u32>, SourceError>> + Send;
 
     /// Every untagged FETCH response to `UID FETCH <uids> <items>` in
     /// `mailbox`, as the server sent it (unmasked: the caller's business).
@@ -130,16 +128,8 @@ pub(crate) mod fake {
             })
         }
 
-        async fn uids(
-            &mut self,
-            mailbox: &Selected,
-            seqs: &[u32],
-        ) -> Result<Vec<(u32, u32)>, SourceError> {
-            let uids: Vec<u32> = self.mailbox(mailbox)?.keys().copied().collect();
-            Ok(seqs
-                .iter()
-                .filter_map(|&s| Some((s, *uids.get((s as usize).checked_sub(1)?)?)))
-                .collect())
+        async fn all_uids(&mut self, mailbox: &Selected) -> Result<Vec<u32>, SourceError> {
+            Ok(self.mailbox(mailbox)?.keys().copied().collect())
         }
 
         /// Answers `BODY[]`-style item lists with the whole message as

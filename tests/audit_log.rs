@@ -314,7 +314,7 @@ fn first_problem(bench: &Bench, log: &Path) -> (u64, String) {
 
 #[test]
 fn verify_locates_an_edit_a_deletion_a_swap_and_a_truncation() {
-    if needs::missing(&[Need::Dovecot]) {
+    if needs::missing(&[Need::Dovecot, Need::Shared]) {
         return;
     }
     let mut bench = bench_with_mail();
@@ -411,7 +411,7 @@ fn verify_locates_an_edit_a_deletion_a_swap_and_a_truncation() {
 
 #[test]
 fn tail_follows_records_as_sessions_happen() {
-    if needs::missing(&[Need::Dovecot]) {
+    if needs::missing(&[Need::Dovecot, Need::Shared]) {
         return;
     }
     let mut bench = bench_with_mail();

@@ -46,6 +46,17 @@ fn a_gift_message_is_reported_without_its_code() {
 }
 
 #[test]
+fn exhaustive_reports_the_same_as_the_prefiltered_scan() {
+    let state = tempfile::tempdir().unwrap();
+    for input in [GIFT, HAM] {
+        let fast = scan(state.path(), &["--json", input]);
+        let full = scan(state.path(), &["--json", "--exhaustive", input]);
+        assert_eq!(fast.status.code(), full.status.code(), "{input}");
+        assert_eq!(text(&fast.stdout), text(&full.stdout), "{input}");
+    }
+}
+
+#[test]
 fn mask_writes_the_same_length_without_the_code() {
     let state = tempfile::tempdir().unwrap();
     let original = std::fs::read(GIFT).unwrap();

@@ -1,7 +1,8 @@
-//! The write path: a masked copy APPENDed through giftlock reaches the
-//! server as the original (from the vault); COPY and MOVE on the server copy the
-//! original anyway; without the vault key the APPEND is refused and the
-//! server is unchanged.
+//! The write path: a masked copy APPENDed through giftlock into its own
+//! mailbox tree reaches the server as the original (from the vault); into
+//! another tree it is refused unless an unlock window is open; COPY and MOVE
+//! on the server copy the original anyway; without the vault key the APPEND
+//! is refused and the server is unchanged.
 
 mod common;
 mod mask_support;
@@ -12,6 +13,8 @@ use std::process::Command;
 use common::*;
 use mask_support::*;
 use needs::Need;
+
+const UNLOCK_SECRET: &str = "unlock-secret-Kp27-wq";
 
 fn append_script(bench: &Bench, setup: &GiftlockSetup, mode: &str) -> Run {
     let mut cmd = Command::new("python3");
@@ -42,6 +45,25 @@ fn appended_masked_copies_are_restored_and_refused_without_the_vault_key() {
         log.contains("original restored from the vault"),
         "giftlock did not say it restored anything"
     );
+
+    // With the unlock window open, a masked copy may go back into any
+    // mailbox of its account.
+    let cli = |args: &[&str], stdin: &str| {
+        giftlock_cli(
+            &bench.giftlock().config,
+            &bench.path().join("cli"),
+            args,
+            stdin,
+        )
+    };
+    let run = cli(&["unlock-secret", "--stdin"], UNLOCK_SECRET);
+    assert!(run.success(), "unlock-secret: {}", run.stderr);
+    let run = cli(&["unlock", "--for", "1m", "--secret-stdin"], UNLOCK_SECRET);
+    assert!(run.success(), "unlock: {}", run.stderr);
+    let run = append_script(&bench, &setup, "unlocked");
+    assert_driver_passed(&run, "vault_append.py --mode unlocked");
+    let run = cli(&["lock"], "");
+    assert!(run.success(), "lock: {}", run.stderr);
 
     // Without the vault key the vault cannot open; the index of masked
     // copies still tells giftlock what it must not store.

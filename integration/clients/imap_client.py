@@ -170,6 +170,18 @@ def scenario_session(args):
     return report
 
 
+def scenario_login(args):
+    """One login, SELECT, LOGOUT; a refused login is reported, not a failure."""
+    conn = imaplib_connect(args)
+    try:
+        imaplib_login(conn, args, args.password)
+    except imaplib.IMAP4.error as e:
+        return {"login": "NO", "text": str(e)}
+    exists = int(ok(conn.select("INBOX"), "SELECT INBOX")[0])
+    conn.logout()
+    return {"login": "OK", "exists": exists}
+
+
 def scenario_wrong_password(args):
     conn = imaplib_connect(args)
     wrong = args.wrong_password or args.password + "-wrong"
@@ -361,6 +373,7 @@ def scenario_upstream_failure(args):
 SCENARIOS = {
     "login-literals": scenario_login_literals,
     "session": scenario_session,
+    "login": scenario_login,
     "wrong-password": scenario_wrong_password,
     "capabilities": scenario_capabilities,
     "upstream-failure": scenario_upstream_failure,

@@ -17,8 +17,10 @@ giftlock):
   BINARY.PEEK[n]<k.N> is the same decoded bytes at the same offsets.
 * BODY.PEEK[]<k*N.N> for N = 64, 1000, 65536 re-assembles to M.
 * Sequence-number FETCH BODY.PEEK[] and a combined multi-item FETCH agree.
-* ENVELOPE has no code in its subject; RFC822.SIZE, BODYSTRUCTURE and BODY
-  equal direct. Ham: every form equals direct.
+* ENVELOPE has no code in its subject; RFC822.SIZE equals direct;
+  BODYSTRUCTURE and BODY keep direct's shape and string lengths, with no
+  code in any string and only strings that held one changed. Ham: every
+  form equals direct.
 
 Output: one JSON line {messages, gift, ham, checks, failures: [...]}, never
 message content. Exit 0 when no failure, 1 otherwise, 2 on errors.
@@ -57,6 +59,17 @@ class Checker:
         if not cond:
             self.failures.append(what)
         return cond
+
+
+def strings_of(value):
+    """Every string of a parsed structure (nested lists), in order."""
+    if isinstance(value, (bytes, bytearray)):
+        return [bytes(value)]
+    if isinstance(value, str):
+        return [value.encode()]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in strings_of(v)]
+    return []
 
 
 def first_diff(a, b):
@@ -154,8 +167,20 @@ def check_message(ck, direct, proxy, uid, seq, name, codes):
     # and may differ in case from the cached one it serves afterwards
     # ("US-ASCII" then "us-ascii"): compare with a direct fetch made after.
     again, _ = direct.fetch(uid, "(BODYSTRUCTURE BODY)")
-    ck.expect(p.get("BODYSTRUCTURE") == again.get("BODYSTRUCTURE"), f"{where0}: BODYSTRUCTURE differs from direct")
-    ck.expect(p.get("BODY") == again.get("BODY"), f"{where0}: BODY (structure) differs from direct")
+    for item in ("BODYSTRUCTURE", "BODY"):
+        if not gift:
+            ck.expect(p.get(item) == again.get(item), f"{where0}: {item} differs from direct")
+            continue
+        # A gift mail's structure keeps its shape and every string's
+        # length; strings holding a code are masked, nothing else changes.
+        ps, ds = strings_of(p.get(item)), strings_of(again.get(item))
+        ck.expect(len(ps) == len(ds), f"{where0}: {item} has {len(ps)} strings, direct {len(ds)}")
+        for i, (a, b) in enumerate(zip(ps, ds)):
+            ck.expect(len(a) == len(b), f"{where0}: {item} string #{i} changed length")
+            leaks = text_leaks(decoded_subject(a.decode("utf-8", "replace")), codes) + raw_leaks(a, codes)
+            ck.expect(not leaks, f"{where0}: {item} string #{i} leaks code #{leaks}")
+            ck.expect(a == b or raw_leaks(b, codes) or text_leaks(decoded_subject(b.decode("utf-8", "replace")), codes),
+                      f"{where0}: {item} string #{i} changed though it holds no code")
     if gift:
         ck.expect(bool(message_leaks(D, codes)), f"{where0}: the checker finds no labelled code in the direct message")
         leaks = message_leaks(M, codes)

@@ -1,25 +1,29 @@
 #!/usr/bin/env python3
-"""SEARCH through giftlock is no oracle for masked codes.
+"""SEARCH through giftlock searches the masked view, and is no oracle.
 
-giftlock's rule: a message carrying masks never matches a content criterion
-(BODY, TEXT, HEADER, SUBJECT) through giftlock; every other message matches
-as it does directly. So for each content search S, through giftlock
-  result(S) == direct result(S) - {messages with labelled codes}
-and each non-content search equals direct. Checked, before and after every
+giftlock's rule: a message carrying masks matches a content criterion
+(BODY, TEXT, HEADER, SUBJECT) exactly when its masked view (what giftlock
+serves for it) does; every other message matches as it does directly. So
+for each content search S, through giftlock
+  result(S) == (direct result(S) - masked) + {m masked: masked view of m matches S}
+where the masked view is the message fetched through giftlock, decoded;
+each non-content search equals direct. Checked, before and after every
 message was fetched (scanned) through giftlock, for:
 
-* UID SEARCH BODY / TEXT / SUBJECT / HEADER SUBJECT "<prefix of each code>",
-  plain SEARCH BODY (sequence numbers), ESEARCH (UID SEARCH RETURN (ALL)
-  BODY ...; a NO or BAD refusal also passes) and the prefix sent as a
-  synchronising literal;
+* UID SEARCH BODY / TEXT / SUBJECT / HEADER SUBJECT "<prefix of each code>"
+  (which no masked view holds), plain SEARCH BODY (sequence numbers),
+  ESEARCH (UID SEARCH RETURN (ALL) BODY ...; refused, a NO or BAD) and the
+  prefix sent as a synchronising literal;
 * no oracle whatever the rule: a masked message's membership in
   UID SEARCH NOT BODY "<real prefix>" equals its membership in
   UID SEARCH NOT BODY "<a made-up prefix of the same shape>";
-* ham words (BODY, TEXT) still find their ham message through giftlock;
+* a word of every message (ham and gift mail, taken outside the masks)
+  finds its message through giftlock (BODY, TEXT), and a word of a gift
+  mail's masked subject finds it by SUBJECT;
 * ALL, FROM, LARGER, SMALLER, UID ranges, SINCE equal direct;
-* SEARCH X-GM-RAW gets a tagged BAD; UID SORT with a content criterion is
-  filtered like SEARCH (direct result minus coded messages, order kept);
-  UID THREAD with a content criterion gets a tagged NO or BAD, never results.
+* SEARCH X-GM-RAW gets a tagged BAD; UID SORT (DATE) with a content
+  criterion gives the expected set in the server's date order;
+  UID THREAD gets a tagged NO or BAD, never results.
 
 Output: one JSON line {searches, direct_hits, checks, failures}; never a
 code (failures name the message file and the code's index). Exit 0 when
@@ -28,6 +32,7 @@ no failure, 1 otherwise, 2 on errors.
 
 import argparse
 import email
+import email.header
 import email.policy
 import json
 import re
@@ -42,6 +47,17 @@ class Checker:
         self.failures = []
         self.searches = 0
         self.direct_hits = 0
+        # Checks that need the masked views, which only a fetch through
+        # giftlock gives: run once they are known.
+        self.deferred = []
+
+    def later(self, check):
+        self.deferred.append(check)
+
+    def run_deferred(self):
+        for check in self.deferred:
+            check()
+        self.deferred = []
 
     def expect(self, cond, what):
         self.checks += 1
@@ -109,17 +125,66 @@ def literal_search(conn, criterion, value):
 
 
 def ham_words(raw):
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    for part in msg.walk():
-        if part.get_content_maintype() == "text" and not part.is_multipart():
-            text = (part.get_payload(decode=True) or b"").decode("ascii", "replace")
-            for w in re.findall(r"\b[A-Za-z]{6,}\b", text):
-                return [w]
+    for w in re.findall(r"\b[A-Za-z]{6,}\b", view_text(raw)[1]):
+        return [w]
     return []
 
 
-def run_checks(ck, direct, proxy, gift, ham, seq_to_uid, phase):
+def decoded_header(value):
+    try:
+        return str(email.header.make_header(email.header.decode_header(value)))
+    except Exception:
+        return value
+
+
+def view_text(raw):
+    """(header text, body text) as giftlock's masked-view search reads a
+    message: the raw header block and each field decoded; the decoded text
+    of every text part, nested messages' headers included."""
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    end = raw.find(b"\r\n\r\n")
+    end = len(raw) if end < 0 else end
+    header = raw[:end].decode("utf-8", "replace")
+    header += "\n" + "\n".join(decoded_header(v) for v in msg.values())
+    body = []
+    for part in msg.walk():
+        if part.get_content_type() == "message/rfc822":
+            for inner in part.get_payload():
+                body.append(inner.as_string())
+        elif part.get_content_maintype() == "text" and not part.is_multipart():
+            data = part.get_payload(decode=True) or b""
+            body.append(data.decode(part.get_content_charset() or "utf-8", "replace"))
+    return header, "\n".join(body)
+
+
+def view_matches(view, criterion, value):
+    header, body = view
+    value = value.lower()
+    if criterion == "BODY":
+        return value in body.lower()
+    if criterion == "TEXT":
+        return value in header.lower() or value in body.lower()
+    if criterion in ("SUBJECT", "HEADER SUBJECT"):
+        subjects = re.findall(r"(?im)^subject:.*$", header)
+        return any(value in s.lower() for s in subjects)
+    raise ValueError(criterion)
+
+
+def run_checks(ck, direct, proxy, gift, ham, views, seq_to_uid, phase):
     masked = set(gift)
+
+    def expected(d, criterion, value):
+        return (d - masked) | {u for u in masked if view_matches(views[u], criterion, value)}
+
+    def same(p, d, p_tag, where, criterion, value):
+        """giftlock's answer p is the expected one for direct answer d."""
+        if not ck.expect(status(p_tag) == "OK", f"{where}: {status(p_tag)} through giftlock"):
+            return
+
+        def check():
+            want = expected(d, criterion, value)
+            ck.expect(p == want, f"{where}: giftlock returned {sorted(p)}, expected {sorted(want)}")
+        ck.later(check)
 
     def content(criterion, value, label):
         ck.searches += 1
@@ -128,9 +193,7 @@ def run_checks(ck, direct, proxy, gift, ham, seq_to_uid, phase):
         p_un, p_tag = proxy.command(cmd)
         d = uids_of(d_un, d_tag)
         p = uids_of(p_un, p_tag)
-        where = f"{phase}: UID SEARCH {criterion} <{label}>"
-        if ck.expect(status(p_tag) == "OK", f"{where}: {status(p_tag)} through giftlock"):
-            ck.expect(p == d - masked, f"{where}: giftlock returned {sorted(p)}, expected {sorted(d - masked)}")
+        same(p, d, p_tag, f"{phase}: UID SEARCH {criterion} <{label}>", criterion, value)
         return d, p
 
     for uid, (name, codes) in sorted(gift.items()):
@@ -146,24 +209,15 @@ def run_checks(ck, direct, proxy, gift, ham, seq_to_uid, phase):
             d_un, d_tag = direct.command(f"SEARCH BODY {quoted(prefix)}")
             p_un, p_tag = proxy.command(f"SEARCH BODY {quoted(prefix)}")
             d, p = uids_of(d_un, d_tag, seq_to_uid), uids_of(p_un, p_tag, seq_to_uid)
-            if ck.expect(status(p_tag) == "OK", f"{where}: {status(p_tag)} through giftlock"):
-                ck.expect(p == d - masked, f"{where}: giftlock returned uids {sorted(p)}, expected {sorted(d - masked)}")
+            same(p, d, p_tag, where, "BODY", prefix)
             where = f"{phase}: UID SEARCH RETURN (ALL) BODY <{label}>"
             d_un, d_tag = direct.command(f"UID SEARCH RETURN (ALL) BODY {quoted(prefix)}")
             p_un, p_tag = proxy.command(f"UID SEARCH RETURN (ALL) BODY {quoted(prefix)}")
-            if status(p_tag) == "OK":
-                d, p = uids_of(d_un, d_tag), uids_of(p_un, p_tag)
-                ck.expect(p == d - masked, f"{where}: giftlock returned {sorted(p)}, expected {sorted(d - masked)}")
-            else:
-                ck.expect(status(p_tag) in ("NO", "BAD"), f"{where}: no tagged answer")
+            ck.expect(status(p_tag) in ("NO", "BAD"), f"{where}: ESEARCH is not refused ({status(p_tag)})")
             where = f"{phase}: UID SEARCH BODY {{literal}} <{label}>"
             d_un, d_tag = literal_search(direct, "BODY", prefix)
             p_un, p_tag = literal_search(proxy, "BODY", prefix)
-            if status(p_tag) == "OK":
-                d, p = uids_of(d_un, d_tag), uids_of(p_un, p_tag)
-                ck.expect(p == d - masked, f"{where}: giftlock returned {sorted(p)}, expected {sorted(d - masked)}")
-            else:
-                ck.expect(status(p_tag) in ("NO", "BAD"), f"{where}: no tagged answer: {p_tag[:40]!r}")
+            same(uids_of(p_un, p_tag), uids_of(d_un, d_tag), p_tag, where, "BODY", prefix)
             where = f"{phase}: UID SEARCH NOT BODY <{label}> vs a made-up prefix"
             real_un, real_tag = proxy.command(f"UID SEARCH NOT BODY {quoted(prefix)}")
             fake_un, fake_tag = proxy.command(f"UID SEARCH NOT BODY {quoted(fake_like(code)[:8])}")
@@ -176,6 +230,17 @@ def run_checks(ck, direct, proxy, gift, ham, seq_to_uid, phase):
             for criterion in ("BODY", "TEXT"):
                 d, p = content(criterion, word, f"a word of {name}")
                 ck.expect(uid in d and uid in p, f"{phase}: UID SEARCH {criterion} <a word of {name}>: uid {uid} not found (direct {uid in d}, giftlock {uid in p})")
+    for uid, (name, _) in sorted(gift.items()) if uid in views else []:
+        words = re.findall(r"\b[A-Za-z]{5,}\b", views[uid][1])
+        for word in words[:1]:
+            for criterion in ("BODY", "TEXT"):
+                _, p = content(criterion, word, f"a word outside the masks of {name}")
+                ck.expect(uid in p, f"{phase}: UID SEARCH {criterion} <a word outside the masks of {name}>: uid {uid} not found through giftlock")
+        subject = re.search(r"(?im)^subject:(.*)$", views[uid][0])
+        subject_words = re.findall(r"\b[A-Za-z]{4,}\b", subject.group(1) if subject else "")
+        for word in subject_words[:1]:
+            _, p = content("SUBJECT", word, f"a word of the masked subject of {name}")
+            ck.expect(uid in p, f"{phase}: UID SEARCH SUBJECT <a word of the masked subject of {name}>: uid {uid} not found through giftlock")
 
     for criterion in ("ALL", 'FROM "example"', "LARGER 10", "SMALLER 5000", "UID 2:9", "SINCE 1-Jan-2000", "NOT LARGER 3000"):
         ck.searches += 1
@@ -198,8 +263,14 @@ def run_checks(ck, direct, proxy, gift, ham, seq_to_uid, phase):
         p_un, p_tag = proxy.command(cmd)
         ck.expect(status(d_tag) == "OK", f"{where}: direct SORT is not supported: the SORT test proves nothing")
         if ck.expect(status(p_tag) == "OK", f"{where}: {status(p_tag)} through giftlock"):
-            d_order = [u for u in sort_order(d_un) if u not in masked]
-            ck.expect(sort_order(p_un) == d_order, f"{where}: giftlock returned {sort_order(p_un)}, expected {d_order}")
+            all_un, _ = direct.command("UID SORT (DATE) UTF-8 ALL")
+            all_order, d, got = sort_order(all_un), set(sort_order(d_un)), sort_order(p_un)
+
+            def check_sort(where=where, value=value, all_order=all_order, d=d, got=got):
+                want = expected(d, "BODY", value)
+                d_order = [u for u in all_order if u in want]
+                ck.expect(got == d_order, f"{where}: giftlock returned {got}, expected {d_order}")
+            ck.later(check_sort)
     for value, label in (("x", "x"), (some_prefix, "<code prefix>")):
         untagged, tagged = proxy.command(f"UID THREAD REFERENCES UTF-8 TEXT {quoted(value)}")
         shown = f"UID THREAD REFERENCES UTF-8 TEXT {label}"
@@ -250,10 +321,15 @@ def main():
                 gift[uid] = (name, codes)
             else:
                 ham[uid] = (name, raw)
-        run_checks(ck, direct, proxy, gift, ham, seq_to_uid, "before any fetch")
+        views = {}
+        run_checks(ck, direct, proxy, gift, ham, views, seq_to_uid, "before any fetch")
         for uid in sorted(seq_to_uid.values()):
-            proxy.fetch(uid, "(BODY.PEEK[])")
-        run_checks(ck, direct, proxy, gift, ham, seq_to_uid, "after fetching every message")
+            items, _ = proxy.fetch(uid, "(BODY.PEEK[])")
+            if uid in gift:
+                views[uid] = view_text(items.get("BODY[]") or b"")
+        ck.run_deferred()
+        run_checks(ck, direct, proxy, gift, ham, views, seq_to_uid, "after fetching every message")
+        ck.run_deferred()
         proxy.close()
         direct.close()
     except (OSError, ImapError) as e:

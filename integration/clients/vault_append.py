@@ -3,11 +3,15 @@
 original on the server.
 
   --mode restore  Through giftlock, fetch every INBOX message (coded ones
-                  come back masked), APPEND each to the folder "Copies"
-                  through giftlock, and COPY and MOVE a coded message there
-                  on the server. Read directly from Dovecot, every message in
-                  "Copies" must be byte-identical to an original, none to a
-                  masked copy.
+                  come back masked), APPEND each to the folder "INBOX<sep>Copies"
+                  (in INBOX's tree) through giftlock, and COPY and MOVE a
+                  coded message there on the server. Read directly from
+                  Dovecot, every message in it must be byte-identical to an
+                  original, none to a masked copy. APPENDing a masked copy
+                  to "Elsewhere" (outside INBOX's tree) gets NO [CANNOT] and
+                  stores nothing.
+  --mode unlocked (an unlock window is open) APPENDing a masked copy to
+                  "Elsewhere" stores its original there.
   --mode refuse   (giftlock restarted without its vault key) APPENDing a
                   masked copy gets a tagged NO [CANNOT] and "Copies" is
                   unchanged; a ham message is still appended.
@@ -21,7 +25,7 @@ import imaplib
 import json
 import sys
 
-FOLDER = "Copies"
+OUTSIDE = "Elsewhere"
 
 
 def login(port, user, password_file):
@@ -57,7 +61,7 @@ def main():
     ap.add_argument("--user", required=True)
     ap.add_argument("--direct-password-file", required=True)
     ap.add_argument("--proxy-password-file", required=True)
-    ap.add_argument("--mode", choices=["restore", "refuse"], required=True)
+    ap.add_argument("--mode", choices=["restore", "refuse", "unlocked"], required=True)
     args = ap.parse_args()
 
     failures = []
@@ -79,8 +83,21 @@ def main():
     expect(len(ham) >= 1, "no ham message in INBOX")
     for uid, raw in masked.items():
         expect(len(raw) == len(originals[uid]), f"uid {uid}: the masked copy has another length")
+    typ, data = direct.list('""', "INBOX")
+    sep = data[0].split(b'"')[1].decode()
+    FOLDER = f"INBOX{sep}Copies"
     direct.create(FOLDER)
+    direct.create(OUTSIDE)
     appended = copied = 0
+
+    def append_refused(mailbox, uid, raw, why):
+        try:
+            typ, data = proxy.append(mailbox, None, None, raw)
+            text = b" ".join(d for d in data if isinstance(d, bytes))
+        except imaplib.IMAP4.error as e:
+            typ, text = "NO", str(e).encode()
+        expect(typ == "NO", f"APPEND of masked uid {uid} to {mailbox} {why}: {typ}")
+        expect(b"[CANNOT]" in text, f"APPEND of masked uid {uid} to {mailbox}: the refusal has no [CANNOT]")
 
     if args.mode == "restore":
         for uid, raw in sorted(masked.items()) + sorted(ham.items())[:1]:
@@ -108,16 +125,21 @@ def main():
         for uid, raw in stored.items():
             expect(raw in all_originals, f"{FOLDER} uid {uid} is not byte-identical to any original")
             expect(raw not in all_masked, f"{FOLDER} uid {uid} is a masked copy")
+        before = count(direct, OUTSIDE)
+        for uid, raw in sorted(masked.items()):
+            append_refused(OUTSIDE, uid, raw, "outside its mailbox tree")
+        expect(count(direct, OUTSIDE) == before, f"{OUTSIDE} changed although every APPEND was refused")
+    elif args.mode == "unlocked":
+        uid, raw = sorted(masked.items())[0]
+        typ, _ = proxy.append(OUTSIDE, None, None, raw)
+        expect(typ == "OK", f"APPEND of masked uid {uid} to {OUTSIDE} while unlocked: {typ}")
+        appended = 1
+        stored = list(whole_messages(direct, OUTSIDE).values())
+        expect(stored == [originals[uid]], f"{OUTSIDE} does not hold exactly the original of uid {uid}")
     else:
         before = count(direct, FOLDER)
         for uid, raw in sorted(masked.items()):
-            try:
-                typ, data = proxy.append(FOLDER, None, None, raw)
-                text = b" ".join(d for d in data if isinstance(d, bytes))
-            except imaplib.IMAP4.error as e:
-                typ, text = "NO", str(e).encode()
-            expect(typ == "NO", f"APPEND of masked uid {uid} without the vault key: {typ}")
-            expect(b"[CANNOT]" in text, f"APPEND of masked uid {uid}: the refusal has no [CANNOT]")
+            append_refused(FOLDER, uid, raw, "without the vault key")
         expect(count(direct, FOLDER) == before, f"{FOLDER} changed although every APPEND was refused")
         uid, raw = sorted(ham.items())[0]
         typ, _ = proxy.append(FOLDER, None, None, raw)

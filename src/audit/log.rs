@@ -15,15 +15,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::warn;
 
 use super::config::AuditConfig;
 use super::describe::{self, ClientIdent};
 use super::known::{self, KnownClients};
 use super::record::{
-    clean, AlertKind, CommandRecord, Event, MaskRecord, SessionEndRecord, TlsInfo,
-    UnlockAttemptRecord,
+    clean, AlertKind, CommandRecord, Event, MaskRecord, SessionEndRecord, SubmissionRecord,
+    TlsInfo, UnlockAttemptRecord,
 };
 use super::writer::{write_loop, LogWriter, Msg, WriteError};
 use crate::imap::response::{ContentKind, Inspection};
@@ -57,7 +57,21 @@ struct LogInner {
     run: String,
     next_session: AtomicU64,
     known: Mutex<KnownClients>,
+    /// Every alert raised, for whoever listens (notifications).
+    alerts: broadcast::Sender<RaisedAlert>,
 }
+
+/// An alert as it is raised, for listeners besides the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RaisedAlert {
+    pub kind: AlertKind,
+    pub account: Option<String>,
+    pub session: String,
+    pub detail: String,
+}
+
+/// Alerts a slow listener may fall behind by before it misses some.
+const ALERT_BACKLOG: usize = 64;
 
 impl AuditLog {
     /// Opens (or creates) the log under `state_dir` as configured, records
@@ -105,6 +119,7 @@ impl AuditLog {
                 run: format!("{:06x}", run & 0xff_ffff),
                 next_session: AtomicU64::new(1),
                 known: Mutex::new(known),
+                alerts: broadcast::channel(ALERT_BACKLOG).0,
             })),
         })
     }
@@ -159,6 +174,11 @@ impl AuditLog {
         if log.tx.send(msg).await.is_ok() {
             self.sync().await;
         }
+    }
+
+    /// Every alert raised from now on; `None` when the log is disabled.
+    pub fn alerts(&self) -> Option<broadcast::Receiver<RaisedAlert>> {
+        self.inner.as_ref().map(|log| log.alerts.subscribe())
     }
 
     /// Waits until every record sent so far is on disk (for shutdown).
@@ -421,6 +441,13 @@ impl SessionAudit {
         .await;
     }
 
+    /// One SMTP submission ended (queued or refused upstream). The sender
+    /// is cleaned here; the caller passes no recipient address.
+    pub async fn submission(&self, mut record: SubmissionRecord) {
+        record.sender = clean(record.sender.as_bytes());
+        self.record(Event::Submission(record)).await;
+    }
+
     /// The session is over; `reason` in words, byte counts of the relay.
     pub async fn end(&self, reason: String, bytes_from_client: u64, bytes_to_client: u64) {
         let Some(s) = &self.inner else { return };
@@ -467,6 +494,13 @@ impl SessionAudit {
     async fn alert(&self, kind: AlertKind, account: Option<&str>, detail: String) {
         let Some(s) = &self.inner else { return };
         warn!(alert = kind.as_str(), session = %s.id, account, %detail, "audit alert");
+        // No listener is fine.
+        let _ = s.log.alerts.send(RaisedAlert {
+            kind,
+            account: account.map(str::to_string),
+            session: s.id.to_string(),
+            detail: detail.clone(),
+        });
         self.record(Event::Alert {
             kind,
             account: account.map(str::to_string),
@@ -502,7 +536,7 @@ fn is_body(kind: &ContentKind) -> bool {
             None | Some(Section::Part(_)) | Some(Section::Text(_))
         ),
         ContentKind::Binary { .. } | ContentKind::Rfc822 | ContentKind::Rfc822Text => true,
-        ContentKind::Rfc822Header | ContentKind::EnvelopeSubject => false,
+        ContentKind::Rfc822Header | ContentKind::EnvelopeSubject | ContentKind::Structure => false,
     }
 }
 
@@ -608,6 +642,7 @@ mod tests {
             version: Some("1".into()),
             os: None,
         };
+        let mut raised = log.alerts().expect("an open log has alerts");
         // First session: address and client are new.
         let s = session(&log, "127.0.0.1:50000").await;
         s.client_id(tb.clone()).await;
@@ -622,6 +657,13 @@ mod tests {
             alerts(&records(dir.path())),
             ["new_client_address", "new_client_id"]
         );
+        // Listeners hear of the same alerts, with the session.
+        let heard = raised.try_recv().unwrap();
+        assert_eq!(heard.kind, AlertKind::NewClientAddress);
+        assert_eq!(heard.account.as_deref(), Some("test"));
+        assert_eq!(Some(heard.session.as_str()), s.id());
+        assert_eq!(raised.try_recv().unwrap().kind, AlertKind::NewClientId);
+        assert!(raised.try_recv().is_err());
 
         // Same address and client, after a reopen: nothing new; a fourth
         // and fifth body cross the threshold once.

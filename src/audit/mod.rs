@@ -28,5 +28,5 @@ pub mod writer;
 
 pub use config::AuditConfig;
 pub use describe::client_ident;
-pub use log::{AuditError, AuditLog, MaskApplied, SessionAudit};
-pub use record::{TlsInfo, UnlockAttemptRecord};
+pub use log::{AuditError, AuditLog, MaskApplied, RaisedAlert, SessionAudit};
+pub use record::{Event, SubmissionRecord, TlsInfo, UnlockAttemptRecord};

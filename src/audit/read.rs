@@ -147,6 +147,7 @@ impl Sessions {
             Event::LogOpened { .. }
             | Event::UpstreamError { .. }
             | Event::UnlockAttempt(_)
+            | Event::Submission(_)
             | Event::Quarantined(_)
             | Event::Released(_)
             | Event::QuarantineFailed(_)

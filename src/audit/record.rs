@@ -76,6 +76,8 @@ pub enum Event {
         detail: String,
     },
     SessionEnd(SessionEndRecord),
+    /// One message submitted through an SMTP listener.
+    Submission(SubmissionRecord),
     /// A use of the unlock secret on the control socket (`giftlock
     /// reveal`), successful or not. Belongs to no session.
     UnlockAttempt(UnlockAttemptRecord),
@@ -182,14 +184,14 @@ pub struct MaskRecord {
 /// code.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnlockAttemptRecord {
-    /// `reveal`, `list`, `unlock`, `lock`, or `unknown` for a request that
-    /// did not parse.
+    /// `reveal`, `list`, `unlock`, `lock`, `sign_in` (the page), or
+    /// `unknown` for a request that did not parse.
     pub action: String,
     /// The handle(s) asked for (reveal, unlock), cleaned and cut short.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handle: Option<String>,
     pub ok: bool,
-    /// `revealed`, `listed`, `unlocked`, `locked`, `not_open`,
+    /// `revealed`, `listed`, `unlocked`, `locked`, `not_open`, `signed_in`,
     /// `wrong_secret`, `no_secret_set`, `not_found`,
     /// `vault_unavailable`, `bad_request`, `error`.
     pub outcome: String,
@@ -199,9 +201,30 @@ pub struct UnlockAttemptRecord {
     /// Wrong secrets in a row, this one included.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failures: u64,
-    /// The local process that asked (`uid 1000 pid 4242`), when known.
+    /// The local process that asked (`uid 1000 pid 4242`), or the page's
+    /// client address (`127.0.0.1:53210`), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer: Option<String>,
+    /// `web` for the giftlock page; absent for the control socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// One SMTP submission: the envelope sender, how many recipients the
+/// upstream accepted, the size, the upstream's final reply code. Never a
+/// recipient address, never the message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmissionRecord {
+    pub account: String,
+    /// The MAIL FROM address (the user's own), cleaned.
+    pub sender: String,
+    pub recipients: u64,
+    /// Message bytes as the client sent them.
+    pub bytes: u64,
+    /// The upstream's reply to the end of the message (250 when queued).
+    pub reply_code: u16,
+    /// `data` or `bdat`.
+    pub method: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -132,6 +132,15 @@ pub fn summary(entry: &Entry) -> String {
             bytes_text(e.bytes_from_client),
             bytes_text(e.bytes_to_client)
         ),
+        Event::Submission(s) => format!(
+            "sent {} from {} to {} recipient(s) by {} (account {}): upstream {}",
+            bytes_text(s.bytes),
+            s.sender,
+            s.recipients,
+            s.method.to_uppercase(),
+            s.account,
+            s.reply_code
+        ),
         Event::UnlockAttempt(u) => unlock_text(u),
         Event::Quarantined(q) => format!(
             "quarantined {} uid {} (uidvalidity {}) of account {}: masked copy uid {}, encrypted \
@@ -187,6 +196,9 @@ fn unlock_text(u: &UnlockAttemptRecord) -> String {
     }
     if let Some(peer) = &u.peer {
         let _ = write!(s, "; by {peer}");
+    }
+    if let Some(source) = &u.source {
+        let _ = write!(s, " on the {source} page");
     }
     s
 }

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::config::{Account, Config, ListenerTls};
-use crate::secret::{Secret, SecretError, SecretSource};
+use crate::config::{Account, Config, Credential, ListenerTls};
+use crate::secret::{SecretError, SecretSource};
 use crate::tls::local_ca;
-use crate::upstream::{self, Client, UpstreamError};
+use crate::upstream::{Client, UpstreamError, UpstreamLimits, Upstreams};
 
 /// A listener certificate expiring within this many days is a failure.
 const EXPIRY_WARNING_DAYS: i64 = 14;
@@ -103,20 +103,24 @@ fn check(path: &Path, report: &mut Report<impl Write>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let upstreams = Upstreams::new(config.state_dir());
     for account in &config.accounts {
-        let item = format!("secret for account {}", account.name);
-        let secret = match load_secret(account) {
-            Ok((secret, source)) => {
-                report.pass(&item, &format!("readable ({})", describe(&source)))?;
-                secret
+        let uses_oauth2 = account.oauth2.is_some();
+        if Credential::parse(&account.upstream.secret).ok() != Some(Credential::OAuth2) {
+            let item = format!("secret for account {}", account.name);
+            match load_secret(account) {
+                Ok(source) => report.pass(&item, &format!("readable ({})", describe(&source)))?,
+                Err((problem, fix)) => {
+                    report.fail(&item, &problem, &fix)?;
+                    continue;
+                }
             }
-            Err((problem, fix)) => {
-                report.fail(&item, &problem, &fix)?;
-                continue;
-            }
-        };
+        }
+        if uses_oauth2 && !check_tokens(&runtime, &upstreams, account, &config, report)? {
+            continue;
+        }
         let item = format!("upstream {} ({})", account.name, account.upstream.url);
-        match runtime.block_on(login_and_logout(account, &config, &secret)) {
+        match runtime.block_on(login_and_logout(&upstreams, account, &config)) {
             Ok(()) => report.pass(
                 &item,
                 &format!(
@@ -125,6 +129,23 @@ fn check(path: &Path, report: &mut Report<impl Write>) -> anyhow::Result<()> {
                 ),
             )?,
             Err((problem, fix)) => report.fail(&item, &problem, &fix)?,
+        }
+        if let Some(smtp) = &account.smtp {
+            let item = format!("smtp upstream {} ({})", account.name, smtp.url);
+            let timeout = Duration::from_secs(config.limits.upstream_timeout_secs);
+            match runtime.block_on(crate::smtp::upstream::login(&upstreams, account, timeout)) {
+                Ok(mut up) => {
+                    let _ = runtime.block_on(up.wire.send(b"QUIT\r\n"));
+                    let user = account.smtp_login().map_or("", |l| l.0);
+                    report.pass(&item, &format!("TLS verified, AUTH as {user} accepted"))?
+                }
+                Err(e) => report.fail(
+                    &item,
+                    &e.to_string(),
+                    "check [accounts.smtp] url, user and secret (they default to \
+                     [accounts.upstream]'s); providers with OAuth2 need secret = \"oauth2\"",
+                )?,
+            }
         }
     }
     for listener in &config.listeners {
@@ -208,8 +229,49 @@ fn describe(source: &SecretSource) -> String {
     }
 }
 
-/// The secret, or (problem, fix).
-fn load_secret(account: &Account) -> Result<(Secret, SecretSource), (String, String)> {
+/// Whether the account's OAuth2 tokens give an access token (refreshing
+/// it if due); never prints a token.
+fn check_tokens(
+    runtime: &tokio::runtime::Runtime,
+    upstreams: &Upstreams,
+    account: &Account,
+    config: &Config,
+    report: &mut Report<impl Write>,
+) -> io::Result<bool> {
+    let item = format!("oauth2 tokens for account {}", account.name);
+    let store = account
+        .oauth2
+        .as_ref()
+        .map(|o| o.token_store(&config.state_dir(), &account.name).describe())
+        .unwrap_or_default();
+    match runtime.block_on(
+        upstreams
+            .oauth
+            .access(&account.name, account.oauth2.as_ref(), false),
+    ) {
+        Ok(_) => {
+            report.pass(
+                &item,
+                &format!("an access token is ready (refreshed if it was due); kept in {store}"),
+            )?;
+            Ok(true)
+        }
+        Err(e) => {
+            report.fail(
+                &item,
+                &e.to_string(),
+                &format!(
+                    "run `giftlock auth {}`; docs/OAUTH2.md explains the client id",
+                    account.name
+                ),
+            )?;
+            Ok(false)
+        }
+    }
+}
+
+/// The secret's source if it loads, or (problem, fix).
+fn load_secret(account: &Account) -> Result<SecretSource, (String, String)> {
     let source: SecretSource =
         account.upstream.secret.parse().map_err(|e: SecretError| {
             (e.to_string(), "fix accounts.upstream.secret".to_string())
@@ -229,46 +291,31 @@ fn load_secret(account: &Account) -> Result<(Secret, SecretSource), (String, Str
         ),
     };
     match source.load(&account.name) {
-        Ok(secret) => Ok((secret, source)),
+        Ok(_) => Ok(source),
         Err(e) => Err((e.to_string(), fix)),
     }
 }
 
 /// Logs in upstream and out again; the error is (problem, fix).
 async fn login_and_logout(
+    upstreams: &Upstreams,
     account: &Account,
     config: &Config,
-    secret: &Secret,
 ) -> Result<(), (String, String)> {
-    let addr = account
-        .upstream_addr()
-        .map_err(|e| (e.to_string(), "fix accounts.upstream.url".to_string()))?;
-    let tls = crate::tls::client_config(account.upstream.ca_file.as_deref()).map_err(|e| {
-        (
-            e.to_string(),
-            "ca_file must name a readable PEM certificate".to_string(),
-        )
-    })?;
-    let timeout = Duration::from_secs(config.limits.upstream_timeout_secs);
-    let logged_in = upstream::connect::connect(
-        &addr,
-        tls,
-        &account.upstream.user,
-        secret.expose(),
-        config.limits.max_message_bytes,
-        timeout,
-    )
-    .await
-    .map_err(|e| {
+    let limits = UpstreamLimits::of(config);
+    let logged_in = upstreams.login(account, &limits).await.map_err(|e| {
         let fix = upstream_fix(&e);
         (e.to_string(), fix)
     })?;
-    Client::new(logged_in, timeout).logout().await.map_err(|e| {
-        (
-            format!("LOGOUT failed: {e}"),
-            "none needed for the login itself".to_string(),
-        )
-    })
+    Client::new(logged_in, limits.timeout)
+        .logout()
+        .await
+        .map_err(|e| {
+            (
+                format!("LOGOUT failed: {e}"),
+                "none needed for the login itself".to_string(),
+            )
+        })
 }
 
 fn upstream_fix(e: &UpstreamError) -> String {
@@ -293,6 +340,10 @@ fn upstream_fix(e: &UpstreamError) -> String {
         UpstreamError::Secret(_) | UpstreamError::Task(_) => "see the secret line above".into(),
         UpstreamError::Url(_) => "fix accounts.upstream.url".into(),
         UpstreamError::TlsConfig(_) => "ca_file must name a readable PEM certificate".into(),
+        UpstreamError::NoSaslMechanism { .. } => {
+            "set mechanism in [accounts.oauth2] to one the server offers".into()
+        }
+        UpstreamError::OAuth(_) => "run `giftlock auth ACCOUNT` (docs/OAUTH2.md)".into(),
         UpstreamError::NoLoginMethod { .. }
         | UpstreamError::Bye { .. }
         | UpstreamError::Protocol { .. }

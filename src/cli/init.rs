@@ -18,7 +18,9 @@ use rand::Rng;
 use zeroize::Zeroizing;
 
 use super::providers::{self, Provider};
-use crate::config::{Account, Config, ListenerTls, Upstream};
+use crate::config::{Account, Config, ListenerTls, SmtpUpstream, Upstream};
+use crate::oauth::flow::{FlowKind, USER_TIMEOUT};
+use crate::oauth::OAuth2Settings;
 use crate::password::hash_password;
 use crate::secret::{Secret, KEYRING_SERVICE};
 pub use crate::setup::secret_store::SecretStore;
@@ -93,14 +95,52 @@ pub struct InitArgs {
     /// Extra CA certificate (PEM) to trust for the upstream server
     #[arg(long, value_name = "FILE")]
     pub upstream_ca_file: Option<PathBuf>,
+    /// Upstream submission server (smtps://host:465 or smtp://host:587);
+    /// overrides the preset; `none` sends no mail through giftlock
+    #[arg(long, value_name = "URL")]
+    pub smtp_url: Option<String>,
+    /// Port of giftlock's implicit-TLS SMTP listener (SSL/TLS in mail clients)
+    #[arg(long, value_name = "PORT", default_value_t = 1465)]
+    pub smtp_implicit_port: u16,
+    /// Port of giftlock's STARTTLS SMTP listener
+    #[arg(long, value_name = "PORT", default_value_t = 1587)]
+    pub smtp_starttls_port: u16,
+    /// Sign in at the provider with OAuth2 instead of a password (gmail,
+    /// outlook, yahoo; outlook needs it)
+    #[arg(long)]
+    pub oauth2: bool,
+    /// The OAuth2 client id you registered with the provider (docs/OAUTH2.md)
+    #[arg(long, value_name = "ID")]
+    pub oauth2_client_id: Option<String>,
+    /// Read the OAuth2 client secret from FILE, for providers that issue one
+    #[arg(long, value_name = "FILE")]
+    pub oauth2_client_secret_file: Option<PathBuf>,
+    /// With --non-interactive: sign in at the provider right after writing
+    /// the config (as `giftlock auth` does)
+    #[arg(long)]
+    pub auth_now: bool,
+    /// How to sign in (browser, device, paste); default as `giftlock auth`
+    #[arg(long, value_enum, value_name = "FLOW")]
+    pub auth_flow: Option<FlowKind>,
+}
+
+/// The OAuth2 answers.
+struct OAuthAnswers {
+    preset: &'static str,
+    client_id: String,
+    client_secret: Option<Zeroizing<String>>,
 }
 
 /// Every answer, gathered from prompts or flags.
 struct Answers {
-    provider: &'static Provider,
     imap_url: String,
     upstream_user: String,
-    upstream_secret: Secret,
+    /// None with OAuth2.
+    upstream_secret: Option<Secret>,
+    smtp_url: Option<String>,
+    oauth2: Option<OAuthAnswers>,
+    /// Run the OAuth2 sign-in once the config is written.
+    auth_now: bool,
     account: String,
     local_user: String,
     local_password: Zeroizing<String>,
@@ -151,15 +191,41 @@ fn from_flags(args: &InitArgs) -> anyhow::Result<Answers> {
         .upstream_user
         .clone()
         .ok_or_else(|| missing("--upstream-user"))?;
-    let secret_file = args
-        .upstream_secret_file
-        .as_deref()
-        .ok_or_else(|| missing("--upstream-secret-file"))?;
-    if args.local_password_file.as_deref() == Some(Path::new("-")) && secret_file == Path::new("-")
-    {
-        bail!("only one of --upstream-secret-file and --local-password-file can be `-` (standard input)");
-    }
-    let upstream_secret = Secret::new(read_answer_file(secret_file)?.as_bytes().to_vec());
+    let oauth2 = if args.oauth2 || provider.oauth2_only {
+        let client_id = args
+            .oauth2_client_id
+            .clone()
+            .ok_or_else(|| missing("--oauth2-client-id (register one: docs/OAUTH2.md)"))?;
+        let client_secret = args
+            .oauth2_client_secret_file
+            .as_deref()
+            .map(read_answer_file)
+            .transpose()?;
+        Some(OAuthAnswers {
+            preset: oauth2_preset(provider)?,
+            client_id,
+            client_secret,
+        })
+    } else {
+        None
+    };
+    let upstream_secret = match oauth2 {
+        Some(_) => None,
+        None => {
+            let secret_file = args
+                .upstream_secret_file
+                .as_deref()
+                .ok_or_else(|| missing("--upstream-secret-file"))?;
+            if args.local_password_file.as_deref() == Some(Path::new("-"))
+                && secret_file == Path::new("-")
+            {
+                bail!("only one of --upstream-secret-file and --local-password-file can be `-` (standard input)");
+            }
+            Some(Secret::new(
+                read_answer_file(secret_file)?.as_bytes().to_vec(),
+            ))
+        }
+    };
     let (local_password, generated_password) =
         match (&args.local_password_file, args.generate_local_password) {
             (Some(file), _) => (read_answer_file(file)?, false),
@@ -171,7 +237,6 @@ fn from_flags(args: &InitArgs) -> anyhow::Result<Answers> {
             }
         };
     Ok(Answers {
-        provider,
         imap_url,
         account: args
             .account
@@ -183,8 +248,31 @@ fn from_flags(args: &InitArgs) -> anyhow::Result<Answers> {
             .unwrap_or_else(|| default_local_user(&upstream_user)),
         upstream_user,
         upstream_secret,
+        smtp_url: smtp_url(args.smtp_url.as_deref(), provider),
+        oauth2,
+        auth_now: args.auth_now,
         local_password,
         generated_password,
+    })
+}
+
+/// The submission server: the flag (`none`: no SMTP through giftlock),
+/// else the preset's.
+fn smtp_url(flag: Option<&str>, provider: &Provider) -> Option<String> {
+    match flag {
+        Some("none") => None,
+        Some(url) => Some(url.to_string()),
+        None => provider.smtp_url.map(str::to_string),
+    }
+}
+
+fn oauth2_preset(provider: &Provider) -> anyhow::Result<&'static str> {
+    provider.oauth2.ok_or_else(|| {
+        anyhow::anyhow!(
+            "giftlock has no OAuth2 preset for {}; write [accounts.oauth2] with its endpoints \
+             by hand (docs/OAUTH2.md)",
+            provider.name
+        )
     })
 }
 
@@ -316,18 +404,63 @@ impl<R: BufRead, W: Write> Prompter<R, W> {
             Some(u) => u.clone(),
             None => self.ask(&format!("User name at {}", provider.name), None)?,
         };
-        writeln!(
-            self.output,
-            "\ngiftlock protects you only if this secret is used nowhere else: {}",
-            if provider.app_passwords {
-                "create an app password for giftlock and enter that, not your account password."
-            } else {
-                "no phone, laptop or web mail app should log in with it directly."
-            }
+        let smtp_default = smtp_url(args.smtp_url.as_deref(), provider);
+        let smtp = self.ask(
+            "SMTP server URL for outgoing mail (none: do not send through giftlock)",
+            Some(smtp_default.as_deref().unwrap_or("none")),
         )?;
-        let upstream_secret = match &args.upstream_secret_file {
-            Some(file) => read_answer_file(file)?,
-            None => self.ask_secret("Password (app password) at the provider")?,
+        let smtp_url = smtp_url(Some(&smtp), provider);
+        let use_oauth2 = match provider.oauth2 {
+            Some(_) if provider.oauth2_only || args.oauth2 => true,
+            Some(_) => self
+                .ask("Sign in with OAuth2 instead of a password (y/n)", Some("y"))?
+                .eq_ignore_ascii_case("y"),
+            None => false,
+        };
+        let (oauth2, upstream_secret, auth_now) = if use_oauth2 {
+            writeln!(
+                self.output,
+                "\nOAuth2 needs a client id registered with {} (docs/OAUTH2.md says how).",
+                provider.name
+            )?;
+            let client_id = match &args.oauth2_client_id {
+                Some(id) => id.clone(),
+                None => self.ask("OAuth2 client id", None)?,
+            };
+            let client_secret = match &args.oauth2_client_secret_file {
+                Some(file) => Some(read_answer_file(file)?),
+                None => {
+                    let given = Zeroizing::new(
+                        rpassword::prompt_password("OAuth2 client secret (empty if none): ")
+                            .context("cannot read a secret from the terminal")?,
+                    );
+                    (!given.is_empty()).then_some(given)
+                }
+            };
+            let now = self
+                .ask("Sign in at the provider now (y/n)", Some("y"))?
+                .eq_ignore_ascii_case("y");
+            let answers = OAuthAnswers {
+                preset: oauth2_preset(provider)?,
+                client_id,
+                client_secret,
+            };
+            (Some(answers), None, now)
+        } else {
+            writeln!(
+                self.output,
+                "\ngiftlock protects you only if this secret is used nowhere else: {}",
+                if provider.app_passwords {
+                    "create an app password for giftlock and enter that, not your account password."
+                } else {
+                    "no phone, laptop or web mail app should log in with it directly."
+                }
+            )?;
+            let secret = match &args.upstream_secret_file {
+                Some(file) => read_answer_file(file)?,
+                None => self.ask_secret("Password (app password) at the provider")?,
+            };
+            (None, Some(Secret::new(secret.as_bytes().to_vec())), false)
         };
         let account = self.ask(
             "Short name for this account",
@@ -367,10 +500,12 @@ impl<R: BufRead, W: Write> Prompter<R, W> {
             }
         };
         Ok(Answers {
-            provider,
             imap_url,
             upstream_user,
-            upstream_secret: Secret::new(upstream_secret.as_bytes().to_vec()),
+            upstream_secret,
+            smtp_url,
+            oauth2,
+            auth_now,
             account,
             local_user,
             local_password,
@@ -394,28 +529,85 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
         upstream: Upstream {
             url: answers.imap_url.clone(),
             user: answers.upstream_user.clone(),
-            secret: "keyring".into(),
+            secret: match answers.oauth2 {
+                Some(_) => crate::config::OAUTH2_SECRET.into(),
+                None => "keyring".into(),
+            },
             ca_file: args.upstream_ca_file.as_deref().map(absolute).transpose()?,
             tls: None,
         },
         quarantine: Default::default(),
+        smtp: answers.smtp_url.clone().map(|url| SmtpUpstream {
+            url,
+            user: None,
+            secret: None,
+            ca_file: None,
+            tls: None,
+        }),
+        oauth2: answers.oauth2.as_ref().map(|o| OAuth2Settings {
+            provider: Some(o.preset.to_string()),
+            auth_url: None,
+            token_url: None,
+            device_auth_url: None,
+            client_id: o.client_id.clone(),
+            client_secret: None,
+            scopes: None,
+            mechanism: None,
+            tokens: None,
+            ca_file: None,
+        }),
     };
     account
         .upstream_addr()
         .map_err(|e| anyhow::anyhow!("IMAP server URL: {e}"))?;
+    if account.smtp.is_some() {
+        account
+            .smtp_addr()
+            .map_err(|e| anyhow::anyhow!("SMTP server URL: {e}"))?;
+    }
     let listeners = listeners(args);
+    let smtp_listeners = match account.smtp {
+        Some(_) => smtp_listeners(args),
+        None => Vec::new(),
+    };
     let state_dir = args.state_dir.as_deref().map(absolute).transpose()?;
     let text = |account: &Account| {
         render::config_text(&render::ConfigDraft {
             state_dir: state_dir.as_deref(),
             listeners: &listeners,
+            smtp_listeners: &smtp_listeners,
             hostnames: &args.hostnames,
             account,
         })
     };
-    // Everything that can fail is tried before the secret is stored.
+    // Everything that can fail is tried before a secret is stored.
     text(&account)?;
-    account.upstream.secret = store_secret(args, &config_path, &answers, out)?;
+    match (&answers.upstream_secret, &mut account.oauth2) {
+        (Some(secret), _) => {
+            account.upstream.secret =
+                store_secret(args, &config_path, &answers.account, secret, out)?;
+        }
+        (None, Some(oauth2)) => {
+            if let Some(secret) = answers
+                .oauth2
+                .as_ref()
+                .and_then(|o| o.client_secret.as_ref())
+            {
+                let path = config_path
+                    .parent()
+                    .unwrap_or(Path::new("/"))
+                    .join(format!("{}.oauth2-client-secret", answers.account));
+                write_private(&path, secret.as_bytes(), args.force)?;
+                writeln!(
+                    out,
+                    "OAuth2 client secret: stored in {} (mode 0600).",
+                    path.display()
+                )?;
+                oauth2.client_secret = Some(format!("file:{}", path.display()));
+            }
+        }
+        (None, None) => {}
+    }
     let text = text(&account)?;
 
     write_private(&config_path, text.as_bytes(), args.force)?;
@@ -435,8 +627,41 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
     fs::write(&profile_path, super::mobileconfig::profile_for(&ca.path)?)
         .with_context(|| format!("cannot write {}", profile_path.display()))?;
 
+    let account = config
+        .accounts
+        .first()
+        .context("the written config has no account")?;
+    match (&answers.oauth2, answers.auth_now) {
+        (Some(_), true) => {
+            let stdin = io::stdin();
+            let signed_in = super::auth::authorise(
+                &config,
+                account,
+                args.auth_flow,
+                USER_TIMEOUT,
+                out,
+                &mut stdin.lock(),
+            );
+            if let Err(e) = signed_in {
+                writeln!(
+                    out,
+                    "Sign-in did not complete: {e:#}\nRun `giftlock auth {} --config {}` to try again.",
+                    account.name,
+                    config_path.display()
+                )?;
+            }
+        }
+        (Some(_), false) => writeln!(
+            out,
+            "Next, sign in at the provider: `giftlock auth {} --config {}`.",
+            account.name,
+            config_path.display()
+        )?,
+        (None, _) => {}
+    }
+
     let mut report = String::new();
-    client_instructions(&mut report, args, &answers, &listeners);
+    client_instructions(&mut report, args, &answers, &listeners, &smtp_listeners);
     let _ = writeln!(
         report,
         "\nLocal CA certificate (install it on phones so they trust giftlock):\n  {}\n  \
@@ -484,21 +709,35 @@ fn listeners(args: &InitArgs) -> Vec<(SocketAddr, ListenerTls)> {
     ]
 }
 
+/// The same pair for SMTP submission (465- and 587-style ports).
+fn smtp_listeners(args: &InitArgs) -> Vec<(SocketAddr, ListenerTls)> {
+    vec![
+        (
+            SocketAddr::new(args.listen, args.smtp_implicit_port),
+            ListenerTls::Implicit,
+        ),
+        (
+            SocketAddr::new(args.listen, args.smtp_starttls_port),
+            ListenerTls::Starttls,
+        ),
+    ]
+}
+
 /// Stores the upstream secret where `--secret-store` says and returns the
 /// config's `secret = ...` value. Says on `out` where it went and why.
 fn store_secret(
     args: &InitArgs,
     config_path: &Path,
-    answers: &Answers,
+    name: &str,
+    secret: &Secret,
     out: &mut impl Write,
 ) -> anyhow::Result<String> {
-    let name = &answers.account;
     let file = secret_file_path(args, config_path, name)?;
     let credential_path = args.secret_path.as_deref().map(absolute).transpose()?;
     let stored = secret_store::store(
         args.secret_store,
         name,
-        &answers.upstream_secret,
+        secret,
         &file,
         credential_path.as_deref(),
         args.force,
@@ -549,6 +788,7 @@ fn client_instructions(
     args: &InitArgs,
     answers: &Answers,
     listeners: &[(SocketAddr, ListenerTls)],
+    smtp_listeners: &[(SocketAddr, ListenerTls)],
 ) {
     let host = match (args.hostnames.first(), args.listen) {
         (Some(name), _) => name.clone(),
@@ -587,19 +827,124 @@ fn client_instructions(
             args.listen
         );
     }
-    let smtp = answers
-        .provider
-        .smtp
-        .unwrap_or("your provider's SMTP server");
-    let _ = writeln!(
-        r,
-        "Outgoing mail (SMTP) does not go through giftlock: keep {smtp} with your provider login."
-    );
+    match &answers.smtp_url {
+        Some(upstream) => {
+            let implicit = smtp_listeners.first().map_or(0, |l| l.0.port());
+            let starttls = smtp_listeners.get(1).map_or(0, |l| l.0.port());
+            let _ = writeln!(
+                r,
+                "\nMail client settings (outgoing mail, SMTP), through giftlock to {upstream}:\n  \
+                 Server:    {host}\n  Port:      {implicit} with SSL/TLS (or {starttls} with \
+                 STARTTLS)\n  User name: {user}\n  Password:  the same local password\n  \
+                 Authentication: normal password\nRemove the provider's own SMTP login from every \
+                 mail client: only giftlock should hold the provider's secret."
+            );
+        }
+        None => {
+            let _ = writeln!(
+                r,
+                "\nOutgoing mail: no submission server is configured, so clients would need the \
+                 provider's secret to send; add [accounts.smtp] (docs/SMTP.md) to send through \
+                 giftlock instead."
+            );
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: InitArgs,
+    }
+
+    /// `giftlock init --non-interactive --provider ID --oauth2 ...` into a
+    /// temp dir: the config it wrote and what it printed.
+    fn init_with_oauth2(provider: &str) -> (Config, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        fs::write(&pw, "a-local-password").unwrap();
+        let config = dir.path().join("giftlock.toml");
+        let state = dir.path().join("state");
+        let argv = [
+            "init",
+            "--non-interactive",
+            "--provider",
+            provider,
+            "--oauth2",
+            "--oauth2-client-id",
+            "my-client-id",
+            "--upstream-user",
+            "me@example.com",
+        ]
+        .map(std::ffi::OsString::from)
+        .into_iter()
+        .chain(["--local-password-file".into(), pw.into_os_string()])
+        .chain(["--config".into(), config.clone().into_os_string()])
+        .chain(["--state-dir".into(), state.into_os_string()]);
+        let cli = <Cli as clap::Parser>::try_parse_from(argv).unwrap();
+        let answers = from_flags(&cli.args).unwrap();
+        let mut out = Vec::new();
+        setup(&cli.args, answers, &mut out).unwrap();
+        (
+            Config::load(&config).unwrap(),
+            String::from_utf8(out).unwrap(),
+        )
+    }
+
+    fn assert_sends_through_giftlock(config: &Config, report: &str, smtp: &str) {
+        assert_eq!(config.smtp_listeners.len(), 2);
+        let account = &config.accounts[0];
+        assert_eq!(account.upstream.secret, "oauth2");
+        assert_eq!(account.smtp.as_ref().unwrap().url, smtp);
+        assert!(!report.contains("with your provider login"), "{report}");
+        assert!(report.contains("outgoing mail, SMTP"), "{report}");
+        assert!(report.contains("Port:      1465 with SSL/TLS"), "{report}");
+        assert!(
+            report.contains(&format!("giftlock auth {}", account.name)),
+            "{report}"
+        );
+    }
+
+    // The values below are typed from the providers' documentation.
+    #[test]
+    fn init_with_gmail_names_googles_endpoints_scope_and_mechanism() {
+        let (config, report) = init_with_oauth2("gmail");
+        assert_sends_through_giftlock(&config, &report, "smtps://smtp.gmail.com:465");
+        let account = &config.accounts[0];
+        assert_eq!(account.upstream.url, "imaps://imap.gmail.com:993");
+        let r = account.oauth2.as_ref().unwrap().resolve().unwrap();
+        assert_eq!(r.auth_url, "https://accounts.google.com/o/oauth2/v2/auth");
+        assert_eq!(r.token_url, "https://oauth2.googleapis.com/token");
+        assert_eq!(r.scopes, ["https://mail.google.com/"]);
+        assert_eq!(r.mechanism.name(), "XOAUTH2");
+        assert_eq!(r.client_id, "my-client-id");
+    }
+
+    #[test]
+    fn init_with_outlook_names_microsofts_endpoints_scopes_and_mechanism() {
+        let (config, report) = init_with_oauth2("outlook");
+        assert_sends_through_giftlock(&config, &report, "smtp://smtp.office365.com:587");
+        let account = &config.accounts[0];
+        assert_eq!(account.upstream.url, "imaps://outlook.office365.com:993");
+        let r = account.oauth2.as_ref().unwrap().resolve().unwrap();
+        let base = "https://login.microsoftonline.com/common/oauth2/v2.0";
+        assert_eq!(r.auth_url, format!("{base}/authorize"));
+        assert_eq!(r.token_url, format!("{base}/token"));
+        assert_eq!(r.device_auth_url, Some(format!("{base}/devicecode")));
+        assert_eq!(
+            r.scopes,
+            [
+                "https://outlook.office.com/IMAP.AccessAsUser.All",
+                "https://outlook.office.com/SMTP.Send",
+                "offline_access"
+            ]
+        );
+        assert_eq!(r.mechanism.name(), "XOAUTH2");
+    }
 
     #[test]
     fn local_user_defaults_to_the_address_local_part() {

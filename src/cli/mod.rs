@@ -2,6 +2,7 @@
 //! arguments (clap) and its `run`. `src/main.rs` only dispatches.
 
 pub mod audit;
+pub mod auth;
 pub mod cert;
 pub mod check;
 pub mod generate;

@@ -10,8 +10,13 @@ pub struct Provider {
     pub name: &'static str,
     /// The upstream URL, or `None` for "other" (the user gives it).
     pub imap_url: Option<&'static str>,
-    /// Outgoing mail stays with the provider; shown so the user keeps it.
-    pub smtp: Option<&'static str>,
+    /// The provider's submission server, for `[accounts.smtp]`.
+    pub smtp_url: Option<&'static str>,
+    /// The OAuth2 preset (`crate::oauth::settings::PRESETS`), where the
+    /// provider supports OAuth2 for IMAP and SMTP.
+    pub oauth2: Option<&'static str>,
+    /// The provider accepts nothing but OAuth2 (passwords are retired).
+    pub oauth2_only: bool,
     /// Whether the provider issues app passwords for IMAP.
     pub app_passwords: bool,
     /// What to do on the provider's side first.
@@ -23,7 +28,9 @@ pub const PROVIDERS: &[Provider] = &[
         id: "yahoo-japan",
         name: "Yahoo! JAPAN メール",
         imap_url: Some("imaps://imap.mail.yahoo.co.jp:993"),
-        smtp: Some("smtp.mail.yahoo.co.jp:465 (SSL/TLS)"),
+        smtp_url: Some("smtps://smtp.mail.yahoo.co.jp:465"),
+        oauth2: None,
+        oauth2_only: false,
         app_passwords: false,
         notes: "Turn on IMAP first: メールの設定 > IMAP/POP/SMTPアクセスとメール転送 > \
                 IMAP/POP/SMTPアクセス: 有効. The user name is your Yahoo! JAPAN ID. An ID \
@@ -34,7 +41,9 @@ pub const PROVIDERS: &[Provider] = &[
         id: "yahoo",
         name: "Yahoo Mail",
         imap_url: Some("imaps://imap.mail.yahoo.com:993"),
-        smtp: Some("smtp.mail.yahoo.com:465 (SSL/TLS)"),
+        smtp_url: Some("smtps://smtp.mail.yahoo.com:465"),
+        oauth2: Some("yahoo"),
+        oauth2_only: false,
         app_passwords: true,
         notes: "Create an app password: Account Info > Account Security > Generate app \
                 password. The user name is your full address.",
@@ -43,27 +52,33 @@ pub const PROVIDERS: &[Provider] = &[
         id: "gmail",
         name: "Gmail",
         imap_url: Some("imaps://imap.gmail.com:993"),
-        smtp: Some("smtp.gmail.com:465 (SSL/TLS)"),
+        smtp_url: Some("smtps://smtp.gmail.com:465"),
+        oauth2: Some("gmail"),
+        oauth2_only: false,
         app_passwords: true,
-        notes: "Turn on 2-Step Verification, then create an app password under Google \
-                Account > Security > App passwords. The user name is your full address.",
+        notes: "Either OAuth2 with your own client id (docs/OAUTH2.md), or turn on 2-Step \
+                Verification and create an app password under Google Account > Security > \
+                App passwords. The user name is your full address.",
     },
     Provider {
         id: "outlook",
         name: "Outlook.com / Hotmail",
         imap_url: Some("imaps://outlook.office365.com:993"),
-        smtp: Some("smtp-mail.outlook.com:587 (STARTTLS)"),
+        smtp_url: Some("smtp://smtp.office365.com:587"),
+        oauth2: Some("outlook"),
+        oauth2_only: true,
         app_passwords: true,
-        notes: "Microsoft is retiring password sign-in for IMAP in favour of OAuth2, \
-                which giftlock does not speak: an app password (Security > Advanced \
-                security options > App passwords, needs two-step verification) works \
-                only where Microsoft still allows it. `giftlock check` tells you.",
+        notes: "Microsoft accepts only OAuth2 for IMAP and SMTP: register a client id \
+                (docs/OAUTH2.md) and giftlock signs in with it; `giftlock auth` renews the \
+                sign-in if Microsoft ever revokes it.",
     },
     Provider {
         id: "icloud",
         name: "iCloud Mail",
         imap_url: Some("imaps://imap.mail.me.com:993"),
-        smtp: Some("smtp.mail.me.com:587 (STARTTLS)"),
+        smtp_url: Some("smtp://smtp.mail.me.com:587"),
+        oauth2: None,
+        oauth2_only: false,
         app_passwords: true,
         notes: "Create an app-specific password at account.apple.com > Sign-In and \
                 Security > App-Specific Passwords. The user name is your iCloud address \
@@ -73,7 +88,9 @@ pub const PROVIDERS: &[Provider] = &[
         id: "aol",
         name: "AOL Mail",
         imap_url: Some("imaps://imap.aol.com:993"),
-        smtp: Some("smtp.aol.com:465 (SSL/TLS)"),
+        smtp_url: Some("smtps://smtp.aol.com:465"),
+        oauth2: None,
+        oauth2_only: false,
         app_passwords: true,
         notes: "Create an app password: Account Info > Account Security > Generate app \
                 password. The user name is your full address.",
@@ -82,7 +99,9 @@ pub const PROVIDERS: &[Provider] = &[
         id: "other",
         name: "another IMAP server",
         imap_url: None,
-        smtp: None,
+        smtp_url: None,
+        oauth2: None,
+        oauth2_only: false,
         app_passwords: false,
         notes: "Give the server as imaps://host:993 (TLS) or imap://host:143 (STARTTLS, \
                 required). If your provider offers app passwords, use one.",
@@ -107,23 +126,57 @@ mod tests {
     #[test]
     fn every_preset_url_is_a_valid_tls_upstream() {
         for p in PROVIDERS.iter().filter(|p| p.imap_url.is_some()) {
-            let account = Account {
-                name: p.id.into(),
-                local_user: "me".into(),
-                local_password_hash: String::new(),
-                upstream: Upstream {
-                    url: p.imap_url.unwrap_or_default().into(),
-                    user: "u".into(),
-                    secret: "keyring".into(),
-                    ca_file: None,
-                    tls: None,
-                },
-                quarantine: Default::default(),
-            };
+            let account = preset_account(p);
             let addr = account.upstream_addr().unwrap();
             assert_eq!(addr.security, UpstreamSecurity::Implicit, "{}", p.id);
             assert_eq!(addr.port, 993, "{}", p.id);
         }
+    }
+
+    fn preset_account(p: &Provider) -> Account {
+        Account {
+            name: p.id.into(),
+            local_user: "me".into(),
+            local_password_hash: String::new(),
+            upstream: Upstream {
+                url: p.imap_url.unwrap_or_default().into(),
+                user: "u".into(),
+                secret: "keyring".into(),
+                ca_file: None,
+                tls: None,
+            },
+            smtp: None,
+            oauth2: None,
+            quarantine: Default::default(),
+        }
+    }
+
+    #[test]
+    fn every_preset_smtp_url_and_oauth2_preset_is_valid() {
+        for p in PROVIDERS {
+            if let Some(url) = p.smtp_url {
+                let account = Account {
+                    smtp: Some(crate::config::SmtpUpstream {
+                        url: url.into(),
+                        user: None,
+                        secret: None,
+                        ca_file: None,
+                        tls: None,
+                    }),
+                    ..preset_account(p)
+                };
+                let addr = account.smtp_addr().unwrap();
+                assert_ne!(addr.security, UpstreamSecurity::Plain, "{}", p.id);
+            }
+            if let Some(id) = p.oauth2 {
+                assert!(crate::oauth::settings::preset(id).is_some(), "{}", p.id);
+            }
+        }
+        assert!(by_id("outlook").unwrap().oauth2_only);
+        assert_eq!(
+            by_id("gmail").unwrap().smtp_url,
+            Some("smtps://smtp.gmail.com:465")
+        );
     }
 
     #[test]

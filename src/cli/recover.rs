@@ -54,7 +54,7 @@ pub fn run(args: RecoverArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let audit = AuditLog::open(&config.audit, &state_dir)?;
-    let upstreams = Arc::new(Upstreams::default());
+    let upstreams = Arc::new(Upstreams::new(state_dir.clone()));
     let limits = UpstreamLimits::of(&config);
     let detector = crate::detect::Detector::from_config(&config.detect)?;
     let scan_limits = ScanLimits {

@@ -63,7 +63,16 @@ pub fn run(args: RevealArgs) -> anyhow::Result<ExitCode> {
         _ if args.json => {}
         Response::Revealed { codes, .. } => print_codes(codes, &mut out)?,
         Response::Listed { messages } => print_list(messages, &mut out)?,
-        _ => bail!("the service sent an answer this command does not expect"),
+        Response::Unlocked { .. }
+        | Response::Locked { .. }
+        | Response::RevealedMessage { .. }
+        | Response::Status { .. }
+        | Response::Progress { .. }
+        | Response::WouldQuarantine { .. }
+        | Response::Swept { .. }
+        | Response::Released { .. } => {
+            bail!("the service sent an answer this command does not expect")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -169,6 +178,7 @@ mod tests {
             codes: vec![CodeRef {
                 handle: Some("GL0A0B".into()),
                 rule: "amazon".into(),
+                amount: None,
             }],
         }];
         let mut out = Vec::new();

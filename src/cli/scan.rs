@@ -18,6 +18,10 @@ pub struct ScanArgs {
     /// standard error).
     #[arg(long)]
     pub mask: bool,
+    /// Map and scan every text instead of skipping those the prefilter
+    /// proves clean: slower, same findings (a check of the fast path).
+    #[arg(long)]
+    pub exhaustive: bool,
     /// Configuration file: its [detect] rules and state directory are used
     /// when it exists; otherwise the built-in rules.
     #[arg(long, short, env = "GIFTLOCK_CONFIG", default_value_os_t = crate::cli::serve::default_config_path())]
@@ -51,6 +55,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let options = ScanOptions {
         json: args.json,
         mask: args.mask,
+        exhaustive: args.exhaustive,
         detector: &detector,
         key: &key,
     };

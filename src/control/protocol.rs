@@ -9,8 +9,16 @@
 //! <- {"result":"unlocked","mailbox":"Giftlock/Unlocked","until":"2026-11-25T01:00:00Z","messages":1,"uidvalidity":1764032400}
 //! -> {"op":"lock"}
 //! <- {"result":"locked","was_open":true}
+//! -> {"op":"reveal_message","message":{"account":"personal","mailbox":"INBOX","uidvalidity":1,"uid":12},"secret":"..."}
+//! <- {"result":"revealed_message","message":{...},"codes":[{"code":"...","handle":"GL7F3A",...}]}
+//! -> {"op":"status"}
+//! <- {"result":"status","status":{"service":{...},"accounts":[...],...}}
 //! <- {"result":"refused","error":"wrong_secret","message":"wrong unlock secret"}
 //! ```
+//!
+//! `status` needs no secret and is not written to the audit log: it
+//! carries no code, no mail and no secret ([`crate::status`] has its
+//! shape). Every other request is recorded as an `unlock_attempt`.
 
 use std::fmt;
 
@@ -18,7 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::mask::RevealedCode;
 use crate::quarantine::sweep::{Counts, Listed};
-use crate::vault::{MessageIdentity, VaultSummary};
+use crate::status::Snapshot;
+use crate::vault::{MessageIdentity, VaultEntry, VaultSummary};
 
 /// Longest request line read from a client.
 pub const MAX_REQUEST_BYTES: u64 = 16 * 1024;
@@ -54,6 +63,13 @@ pub enum Request {
     },
     /// Puts the quarantined original(s) under one handle back.
     Release { handle: String, secret: String },
+    /// The codes of one message (the giftlock page's reveal).
+    RevealMessage {
+        message: MessageIdentity,
+        secret: String,
+    },
+    /// The service's [`Snapshot`]. No secret: it holds none and no code.
+    Status,
 }
 
 impl Request {
@@ -63,20 +79,22 @@ impl Request {
             Request::Reveal { secret, .. }
             | Request::List { secret }
             | Request::Unlock { secret, .. }
+            | Request::RevealMessage { secret, .. }
             | Request::Release { secret, .. } => secret,
-            Request::Lock | Request::Sweep { .. } => "",
+            Request::Lock | Request::Status | Request::Sweep { .. } => "",
         }
     }
 
     /// The audit's name for the request.
     pub fn action(&self) -> &'static str {
         match self {
-            Request::Reveal { .. } => "reveal",
+            Request::Reveal { .. } | Request::RevealMessage { .. } => "reveal",
             Request::List { .. } => "list",
             Request::Unlock { .. } => "unlock",
             Request::Lock => "lock",
             Request::Sweep { .. } => "sweep",
             Request::Release { .. } => "release",
+            Request::Status => "status",
         }
     }
 }
@@ -111,6 +129,11 @@ impl fmt::Debug for Request {
                 .debug_struct("Release")
                 .field("handle", handle)
                 .finish_non_exhaustive(),
+            Request::RevealMessage { message, .. } => f
+                .debug_struct("RevealMessage")
+                .field("message", message)
+                .finish_non_exhaustive(),
+            Request::Status => f.write_str("Status"),
         }
     }
 }
@@ -156,6 +179,14 @@ pub enum Response {
         handle: String,
         messages: u64,
     },
+    /// The codes of one message, one per distinct code.
+    RevealedMessage {
+        message: MessageRef,
+        codes: Vec<RevealedCode>,
+    },
+    Status {
+        status: Box<Snapshot>,
+    },
     Refused {
         error: Refusal,
         message: String,
@@ -177,6 +208,17 @@ pub struct MessageRef {
     pub date: Option<String>,
     pub from: Option<String>,
     pub subject: Option<String>,
+}
+
+impl MessageRef {
+    pub fn of(entry: &VaultEntry) -> MessageRef {
+        MessageRef {
+            identity: entry.identity.clone(),
+            date: entry.date.clone(),
+            from: entry.from.clone(),
+            subject: entry.subject.clone(),
+        }
+    }
 }
 
 /// Why a request was refused.
@@ -244,6 +286,42 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&Request::Lock).unwrap(),
             r#"{"op":"lock"}"#
+        );
+        let one = Request::RevealMessage {
+            message: MessageIdentity {
+                account: "a".into(),
+                mailbox: "INBOX".into(),
+                uidvalidity: 7,
+                uid: 3,
+            },
+            secret: "hunter22-x".into(),
+        };
+        let json = serde_json::to_string(&one).unwrap();
+        assert_eq!(
+            json,
+            r#"{"op":"reveal_message","message":{"account":"a","mailbox":"INBOX","uidvalidity":7,"uid":3},"secret":"hunter22-x"}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), one);
+        assert!(!format!("{one:?}").contains("hunter22"));
+    }
+
+    #[test]
+    fn status_needs_no_secret_and_answers_a_snapshot() {
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"op":"status"}"#).unwrap(),
+            Request::Status
+        );
+        assert_eq!(Request::Status.secret(), "");
+        assert_eq!(Request::Status.action(), "status");
+        let json = r#"{"result":"status","status":{"service":{"version":"0.1.0","pid":1,"started":"2026-11-24T21:40:34Z","uptime_secs":5,"config_file":null,"state_dir":"/s"},"accounts":[{"name":"a","local_user":"me","upstream_url":"imaps://h:993","upstream":null,"quarantine":{"state":"not_enabled"}}],"listeners":[{"address":"127.0.0.1:1993","tls":"implicit"}],"web":null,"unlock":{"open":false,"until":null,"messages":0,"mailbox":"Giftlock/Unlocked","max_minutes":60},"vault":{"available":true,"messages":2,"skipped":0},"audit":{"enabled":true,"path":"/s/audit.log"}}}"#;
+        let Response::Status { status } = serde_json::from_str::<Response>(json).unwrap() else {
+            panic!("not a status answer");
+        };
+        assert_eq!(status.accounts[0].name, "a");
+        assert_eq!(status.vault.messages, 2);
+        assert_eq!(
+            serde_json::to_string(&Response::Status { status }).unwrap(),
+            json
         );
     }
 

@@ -21,8 +21,9 @@ use crate::audit::record::clean_to;
 use crate::audit::{AuditLog, UnlockAttemptRecord};
 use crate::config::UnlockConfig;
 use crate::local_auth::Throttle;
+use crate::status::Snapshot;
 use crate::unlock::Windows;
-use crate::vault::{files, MessageIdentity, Vault};
+use crate::vault::{files, MessageIdentity, Vault, VaultError};
 
 /// Requests served on one connection before it is closed.
 const MAX_REQUESTS_PER_CONNECTION: usize = 16;
@@ -56,10 +57,24 @@ pub struct Control {
     unlock: Option<Unlocking>,
     /// Quarantine (sweep, release), when the service has it.
     quarantine: Option<Arc<crate::quarantine::service::Service>>,
+    /// What `status` answers with, when the service has it.
+    status: Option<StatusSource>,
 }
 
 /// The unlock settings in force (read at each request: a reload applies).
 pub type UnlockSettings = Arc<dyn Fn() -> UnlockConfig + Send + Sync>;
+
+/// The service's status, made at each `status` request.
+pub type StatusSource = Arc<dyn Fn() -> Snapshot + Send + Sync>;
+
+/// Where a request came from, for its audit record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// `Some("web")` for the giftlock page; `None` for the control socket.
+    pub source: Option<&'static str>,
+    /// The peer: `uid 1000 pid 4242`, or the page's client address.
+    pub peer: Option<String>,
+}
 
 struct Unlocking {
     windows: Windows,
@@ -78,6 +93,7 @@ impl Control {
             attempts: tokio::sync::Mutex::new(()),
             unlock: None,
             quarantine: None,
+            status: None,
         }
     }
 
@@ -92,17 +108,23 @@ impl Control {
         self.unlock = Some(Unlocking { windows, settings });
         self
     }
+
+    /// Serves `status` requests from `status`.
+    pub fn with_status(mut self, status: StatusSource) -> Control {
+        self.status = Some(status);
+        self
+    }
 }
 
 /// Binds the control socket and serves it until `stopping` resolves, then
 /// removes it. A socket that cannot be bound is logged, not fatal: the
 /// proxy runs on without `giftlock reveal`.
-pub fn spawn(control: Control, stopping: impl Future<Output = ()> + Send + 'static) {
+pub fn spawn(control: Arc<Control>, stopping: impl Future<Output = ()> + Send + 'static) {
     let path = super::socket_path(&control.state_dir);
     match bind(&control.state_dir) {
         Ok(listener) => {
             info!(socket = %path.display(), "control socket listening");
-            tokio::spawn(serve(listener, Arc::new(control), path, stopping));
+            tokio::spawn(serve(listener, control, path, stopping));
         }
         Err(e) => error!(error = %e, "no control socket: `giftlock reveal` will not work"),
     }
@@ -240,26 +262,37 @@ async fn connection(control: Arc<Control>, stream: UnixStream) {
 
 impl Control {
     async fn answer(&self, line: &[u8], peer: Option<String>) -> Response {
-        let mut attempt = UnlockAttemptRecord {
-            action: "unknown".into(),
-            handle: None,
-            ok: false,
-            outcome: String::new(),
-            count: 0,
-            failures: 0,
-            peer,
-        };
         // The parse error is not shown: it could quote the secret.
-        let Ok(request) = serde_json::from_slice::<Request>(line) else {
-            return self
-                .refuse(
+        match serde_json::from_slice::<Request>(line) {
+            Ok(request) => self.handle(request, Origin { source: None, peer }).await,
+            Err(_) => {
+                let attempt = attempt("unknown", Origin { source: None, peer });
+                self.refuse(
                     attempt,
                     Refusal::BadRequest,
                     "the request is not a control protocol request".into(),
                 )
-                .await;
-        };
-        attempt.action = request.action().into();
+                .await
+            }
+        }
+    }
+
+    /// Answers one request from `origin`: the control socket, or the
+    /// giftlock page in the same process. Everything but `status` is
+    /// recorded in the audit log before the answer is returned.
+    pub async fn handle(&self, request: Request, origin: Origin) -> Response {
+        if request == Request::Status {
+            return match &self.status {
+                Some(status) => Response::Status {
+                    status: Box::new(status()),
+                },
+                None => Response::Refused {
+                    error: Refusal::Error,
+                    message: "this service has no status".into(),
+                },
+            };
+        }
+        let mut attempt = attempt(request.action(), origin);
         // Handles are matched without regard to case; recorded as shown.
         let handle = match &request {
             Request::Reveal { handle, .. } | Request::Release { handle, .. } => Some(clean_to(
@@ -276,7 +309,7 @@ impl Control {
         if request == Request::Lock {
             return self.lock(attempt).await;
         }
-        if let Err(refused) = self.check_secret(&request, &attempt).await {
+        if let Err(refused) = self.check_secret(request.secret(), &attempt).await {
             return refused;
         }
         let Some(vault) = self.vault.clone() else {
@@ -302,6 +335,9 @@ impl Control {
                 }),
                 None => Err((Refusal::Error, "this service has no quarantine".into())),
             },
+            (Request::RevealMessage { message, .. }, _) => {
+                reveal_message(vault, message.clone(), &mut attempt).await
+            }
             (
                 Request::Unlock {
                     seconds, handles, ..
@@ -315,7 +351,7 @@ impl Control {
                 attempt.ok = true;
                 attempt.count = count;
                 attempt.outcome = match &response {
-                    Response::Revealed { .. } => "revealed",
+                    Response::Revealed { .. } | Response::RevealedMessage { .. } => "revealed",
                     Response::Unlocked { .. } => "unlocked",
                     Response::Released { .. } => "released",
                     _ => "listed",
@@ -328,17 +364,29 @@ impl Control {
         }
     }
 
+    /// Checks the unlock secret for the giftlock page's sign-in, with the
+    /// same one-at-a-time check and failure delay as every request, and
+    /// records it (`sign_in`). A refusal comes back as the answer to show.
+    pub async fn sign_in(&self, secret: &str, origin: Origin) -> Result<(), Response> {
+        let mut attempt = attempt("sign_in", origin);
+        self.check_secret(secret, &attempt).await?;
+        attempt.ok = true;
+        attempt.outcome = "signed_in".into();
+        self.audit.unlock_attempt(attempt).await;
+        Ok(())
+    }
+
     /// Checks the request's secret, one check at a time. A refusal is
     /// recorded here; a wrong secret is recorded at once and answered only
     /// after the delay.
     async fn check_secret(
         &self,
-        request: &Request,
+        secret: &str,
         attempt: &UnlockAttemptRecord,
     ) -> Result<(), Response> {
         let _one_at_a_time = self.attempts.lock().await;
         let state_dir = self.state_dir.clone();
-        let given = Zeroizing::new(request.secret().as_bytes().to_vec());
+        let given = Zeroizing::new(secret.as_bytes().to_vec());
         let verdict = tokio::task::spawn_blocking(move || {
             secret::load(&state_dir).map(|hash| hash.verify(&given))
         })
@@ -472,6 +520,20 @@ impl Control {
 
 type Answer = Result<(Response, u64), (Refusal, String)>;
 
+/// An audit record of `action` from `origin`, not yet answered.
+fn attempt(action: &str, origin: Origin) -> UnlockAttemptRecord {
+    UnlockAttemptRecord {
+        action: action.into(),
+        handle: None,
+        ok: false,
+        outcome: String::new(),
+        count: 0,
+        failures: 0,
+        peer: origin.peer,
+        source: origin.source.map(str::to_string),
+    }
+}
+
 async fn list(vault: Arc<Vault>) -> Answer {
     let messages = tokio::task::spawn_blocking(move || vault.list())
         .await
@@ -480,24 +542,53 @@ async fn list(vault: Arc<Vault>) -> Answer {
     Ok((Response::Listed { messages }, count))
 }
 
-async fn reveal(vault: Arc<Vault>, handle: String) -> Answer {
-    let wanted = handle.clone();
-    let entries = tokio::task::spawn_blocking(move || vault.by_handle(&wanted))
+/// `read` on the blocking pool; a failure is the answer's refusal.
+async fn read_vault<T: Send + 'static>(
+    vault: Arc<Vault>,
+    read: impl FnOnce(&Vault) -> Result<T, VaultError> + Send + 'static,
+) -> Result<T, (Refusal, String)> {
+    tokio::task::spawn_blocking(move || read(&vault))
         .await
         .map_err(|e| (Refusal::Error, format!("reading the vault failed: {e}")))?
         .map_err(|e| {
             error!(error = %e, "vault read failed");
             (Refusal::Error, e.to_string())
-        })?;
+        })
+}
+
+/// The codes of one message; the record names its handles.
+async fn reveal_message(
+    vault: Arc<Vault>,
+    message: MessageIdentity,
+    attempt: &mut UnlockAttemptRecord,
+) -> Answer {
+    let Some(entry) = read_vault(vault, move |v| v.get(&message)).await? else {
+        return Err((
+            Refusal::NotFound,
+            "the vault holds no such message; the list shows the masked messages".into(),
+        ));
+    };
+    let handles: Vec<&str> = entry
+        .codes
+        .iter()
+        .filter_map(|c| c.handle.as_deref())
+        .collect();
+    attempt.handle = Some(clean_to(handles.join(" ").as_bytes(), MAX_HANDLE_CHARS * 8));
+    let count = entry.codes.len() as u64;
+    let response = Response::RevealedMessage {
+        message: MessageRef::of(&entry),
+        codes: entry.codes.clone(),
+    };
+    Ok((response, count))
+}
+
+async fn reveal(vault: Arc<Vault>, handle: String) -> Answer {
+    let wanted = handle.clone();
+    let entries = read_vault(vault, move |v| v.by_handle(&wanted)).await?;
     let mut seen = std::collections::HashSet::new();
     let mut codes = Vec::new();
     for entry in &entries {
-        let message = MessageRef {
-            identity: entry.identity.clone(),
-            date: entry.date.clone(),
-            from: entry.from.clone(),
-            subject: entry.subject.clone(),
-        };
+        let message = MessageRef::of(entry);
         // The same code kept in several messages is shown once.
         for code in entry.codes_for(&handle) {
             if seen.insert(code.fingerprint.clone()) {
@@ -518,4 +609,91 @@ async fn reveal(vault: Arc<Vault>, handle: String) -> Answer {
     }
     let count = codes.len() as u64;
     Ok((Response::Revealed { handle, codes }, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::AuditConfig;
+
+    const SNAPSHOT: &str = r#"{"service":{"version":"0.1.0","pid":1,"started":"2026-11-24T21:40:34Z","uptime_secs":5,"config_file":null,"state_dir":"/s"},"accounts":[],"listeners":[],"web":null,"unlock":{"open":false,"until":null,"messages":0,"mailbox":"Giftlock/Unlocked","max_minutes":60},"vault":{"available":false,"messages":0,"skipped":0},"audit":{"enabled":true,"path":"/s/audit.log"}}"#;
+
+    fn attempts(state_dir: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(state_dir.join("audit.log"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["event"] == "unlock_attempt")
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn status_is_answered_on_the_socket_without_a_secret_or_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().to_path_buf();
+        let audit = AuditLog::open(&AuditConfig::default(), &state_dir).unwrap();
+        let snapshot: Snapshot = serde_json::from_str(SNAPSHOT).unwrap();
+        let served = snapshot.clone();
+        let control = Arc::new(
+            Control::new(state_dir.clone(), None, audit.clone())
+                .with_status(Arc::new(move || served.clone())),
+        );
+        spawn(control.clone(), std::future::pending());
+        let ask = |request: Request| {
+            let state_dir = state_dir.clone();
+            tokio::task::spawn_blocking(move || super::super::client::request(&state_dir, &request))
+        };
+        let answer = ask(Request::Status).await.unwrap().unwrap();
+        assert_eq!(
+            answer,
+            Response::Status {
+                status: Box::new(snapshot)
+            }
+        );
+        // `lock` is recorded, `status` is not.
+        ask(Request::Lock).await.unwrap().unwrap();
+        audit.sync().await;
+        let recorded = attempts(&state_dir);
+        assert_eq!(recorded.len(), 1, "{recorded:?}");
+        assert_eq!(recorded[0]["action"], "lock");
+        assert!(recorded[0].get("source").is_none());
+
+        // The page's requests are recorded with their source.
+        secret::set(&state_dir, "right secret 1").unwrap();
+        let web = Origin {
+            source: Some("web"),
+            peer: Some("127.0.0.1:50000".into()),
+        };
+        assert_eq!(control.sign_in("right secret 1", web.clone()).await, Ok(()));
+        let refused = control
+            .handle(
+                Request::RevealMessage {
+                    message: MessageIdentity {
+                        account: "a".into(),
+                        mailbox: "INBOX".into(),
+                        uidvalidity: 1,
+                        uid: 1,
+                    },
+                    secret: "right secret 1".into(),
+                },
+                web,
+            )
+            .await;
+        assert!(matches!(
+            refused,
+            Response::Refused {
+                error: Refusal::VaultUnavailable,
+                ..
+            }
+        ));
+        let recorded = attempts(&state_dir);
+        assert_eq!(recorded[1]["action"], "sign_in");
+        assert_eq!(recorded[1]["outcome"], "signed_in");
+        assert_eq!(recorded[1]["source"], "web");
+        assert_eq!(recorded[1]["peer"], "127.0.0.1:50000");
+        assert_eq!(recorded[2]["action"], "reveal");
+        assert_eq!(recorded[2]["outcome"], "vault_unavailable");
+        let log = std::fs::read_to_string(state_dir.join("audit.log")).unwrap();
+        assert!(!log.contains("right secret"));
+    }
 }

@@ -52,6 +52,8 @@ pub(crate) enum Labels {
 #[derive(Debug)]
 pub(crate) struct Builtin {
     pub name: &'static str,
+    /// The brand as a person names it, for notifications and pages.
+    pub title: &'static str,
     pub kind: CodeKind,
     pub shapes: &'static [Shape],
     pub labels: Labels,
@@ -106,6 +108,7 @@ const fn card(sep: Sep, groups: &'static [u8]) -> Shape {
 pub(crate) static BUILTINS: &[Builtin] = &[
     Builtin {
         name: "amazon",
+        title: "Amazon",
         kind: CodeKind::GiftCode,
         shapes: &[
             shape(Sep::Hyphen, &[4, 6, 4], 40, false),
@@ -122,6 +125,7 @@ pub(crate) static BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "apple",
+        title: "Apple",
         kind: CodeKind::GiftCode,
         shapes: &[
             apple(Sep::Space, &[4, 4, 4, 4], 40, false),
@@ -135,6 +139,7 @@ pub(crate) static BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "google_play",
+        title: "Google Play",
         kind: CodeKind::GiftCode,
         shapes: &[
             shape(Sep::Hyphen, &[4, 4, 4, 4], 30, false),
@@ -149,6 +154,7 @@ pub(crate) static BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "steam",
+        title: "Steam",
         kind: CodeKind::GiftCode,
         shapes: &[shape(Sep::Hyphen, &[5, 5, 5], 40, false)],
         labels: Labels::Gift,
@@ -158,6 +164,7 @@ pub(crate) static BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "nintendo",
+        title: "Nintendo",
         kind: CodeKind::GiftCode,
         shapes: &[shape(Sep::None, &[16], 10, true)],
         labels: Labels::Gift,
@@ -167,6 +174,7 @@ pub(crate) static BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "playstation",
+        title: "PlayStation",
         kind: CodeKind::GiftCode,
         shapes: &[shape(Sep::Hyphen, &[4, 4, 4], 30, false)],
         labels: Labels::Gift,
@@ -176,6 +184,7 @@ pub(crate) static BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "xbox",
+        title: "Xbox",
         kind: CodeKind::GiftCode,
         shapes: &[shape(Sep::Hyphen, &[5, 5, 5, 5, 5], 45, false)],
         labels: Labels::Gift,
@@ -185,6 +194,7 @@ pub(crate) static BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "webmoney",
+        title: "WebMoney",
         kind: CodeKind::GiftCode,
         shapes: &[
             one_case(Sep::None, &[16]),
@@ -197,6 +207,7 @@ pub(crate) static BUILTINS: &[Builtin] = &[
     },
     Builtin {
         name: "prepaid_card",
+        title: "prepaid card",
         kind: CodeKind::CardNumber,
         shapes: &[
             card(Sep::None, &[16]),

@@ -97,6 +97,10 @@ pub(crate) struct Scan<'a> {
     sender: Option<Vec<bool>>,
     /// Keyword hits in the Subject (computed on first use).
     subject: Option<Vec<Hit>>,
+    /// Probe only: keep every candidate that fits a shape and passes the
+    /// character checks, as if every context were in its favour (see
+    /// [`super::Detector::may_find`]).
+    probe: bool,
     findings: Vec<Finding>,
 }
 
@@ -108,7 +112,17 @@ impl<'a> Scan<'a> {
             ctx,
             sender: None,
             subject: None,
+            probe: false,
             findings: Vec::new(),
+        }
+    }
+
+    /// A scan that keeps every candidate whatever its context says: a
+    /// superset of the findings [`Scan::run`] gives under any context.
+    pub fn probe(det: &'a Inner, text: &'a str, ctx: &'a TextContext<'a>) -> Self {
+        Scan {
+            probe: true,
+            ..Self::new(det, text, ctx)
         }
     }
 
@@ -124,6 +138,9 @@ impl<'a> Scan<'a> {
             four: self.det.space_shapes,
         };
         for_each_word(text, interest, |w| {
+            if self.probe && !self.findings.is_empty() {
+                return;
+            }
             if self.det.word_len.contains(&w.len) && w.ngroups <= MAX_GROUPS {
                 self.word_candidate(w);
             }
@@ -132,6 +149,9 @@ impl<'a> Scan<'a> {
             }
         });
         self.flush_space_run(&mut run);
+        if self.probe && !self.findings.is_empty() {
+            return self.findings;
+        }
         let cards: Vec<(Range<usize>, std::sync::Arc<str>, u32)> = self
             .findings
             .iter()
@@ -270,6 +290,10 @@ impl<'a> Scan<'a> {
         // Most look-alikes stop here, before any context is looked at.
         if fits.is_empty() {
             return None;
+        }
+        // A probe assumes the best context: every fit is kept.
+        if self.probe {
+            return fits.first().map(|&(index, _, _)| (index, 0));
         }
         let hits = self.hits_around(cand.range.clone());
         let mut best: Option<(usize, i32)> = None;
@@ -438,6 +462,10 @@ impl<'a> Scan<'a> {
                 let range = view.to_original(m.start())..view.to_original(m.end());
                 if text.get(range.clone()).is_none() {
                     continue;
+                }
+                if self.probe {
+                    self.push(index, range, 0, Some(CodeKind::GiftCode));
+                    return;
                 }
                 let hits = self.hits_around(range.clone());
                 let Some(context) = self.context_score(index, *needs_label, &hits) else {

@@ -14,14 +14,19 @@
 
 use super::syntax::split_line_ending;
 
-/// Capabilities passed through after login (compared case-insensitively).
-/// `THREAD=`, `SORT=`, `I18NLEVEL=`, `RIGHTS=` and `APPENDLIMIT=` families
-/// are matched by prefix in [`is_allowed`]. ESEARCH, ESORT, CONTEXT= and
-/// SEARCHRES are left out: their result forms (counts, saved results) would
-/// bypass the search filter ([`super::search`]).
+/// Capabilities passed through after login (compared case-insensitively):
+/// only those whose commands giftlock reads whole ([`super::command`]) and
+/// whose answers it serves through the masked view. `I18NLEVEL=` and
+/// `APPENDLIMIT=` are matched by prefix in [`is_allowed`]. Left out, each
+/// for a reason: ESEARCH, ESORT, CONTEXT=, SEARCHRES and IMAP4rev2 (result
+/// forms that bypass the search filter), THREAD= (threads group messages by
+/// their unmasked subjects and references), SORT=DISPLAY (display names are
+/// text), MULTIAPPEND, CATENATE and URLAUTH (content by reference or in
+/// forms the relay does not read), ACL, CREATE-SPECIAL-USE, LIST-MYRIGHTS,
+/// SAVEDATE, OBJECTID, MAILBOX-REFERRALS (commands or items imap-codec does
+/// not decode).
 const ALLOWED: &[&str] = &[
     "IMAP4REV1",
-    "IMAP4REV2",
     "LITERAL+",
     "LITERAL-",
     "ID",
@@ -32,30 +37,23 @@ const ALLOWED: &[&str] = &[
     "CHILDREN",
     "MOVE",
     "SPECIAL-USE",
-    "CREATE-SPECIAL-USE",
     "LIST-EXTENDED",
     "LIST-STATUS",
-    "LIST-MYRIGHTS",
     "ENABLE",
     "CONDSTORE",
     "QRESYNC",
     "WITHIN",
     "SORT",
     "BINARY",
-    "MULTIAPPEND",
     "QUOTA",
     "QUOTA=RES-STORAGE",
     "QUOTA=RES-MESSAGE",
-    "ACL",
     "STATUS=SIZE",
-    "SAVEDATE",
-    "OBJECTID",
-    "MAILBOX-REFERRALS",
     "LOGIN-REFERRALS",
     "UTF8=ACCEPT",
 ];
 
-const ALLOWED_PREFIXES: &[&str] = &["THREAD=", "SORT=", "I18NLEVEL=", "RIGHTS=", "APPENDLIMIT="];
+const ALLOWED_PREFIXES: &[&str] = &["I18NLEVEL=", "APPENDLIMIT="];
 
 /// Whether a capability passes the allow-list (after login).
 pub fn is_allowed(capability: &[u8]) -> bool {
@@ -132,7 +130,7 @@ mod tests {
     fn strips_from_untagged_capability() {
         assert_eq!(
             filtered("* CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE COMPRESS=DEFLATE STARTTLS AUTH=PLAIN PREVIEW SNIPPET=FUZZY URLAUTH X-GM-EXT-1 THREAD=REFERENCES LITERAL+\r\n"),
-            "* CAPABILITY IMAP4rev1 LOGIN-REFERRALS ID ENABLE IDLE THREAD=REFERENCES LITERAL+\r\n"
+            "* CAPABILITY IMAP4rev1 LOGIN-REFERRALS ID ENABLE IDLE LITERAL+\r\n"
         );
     }
 
@@ -160,8 +158,25 @@ mod tests {
     #[test]
     fn allow_list_is_case_insensitive_and_prefix_aware() {
         assert!(is_allowed(b"imap4rev1"));
-        assert!(is_allowed(b"SORT=DISPLAY"));
-        assert!(!is_allowed(b"SORT="));
+        assert!(is_allowed(b"APPENDLIMIT=35651584"));
+        assert!(!is_allowed(b"APPENDLIMIT="));
+        for stripped in [
+            &b"SORT=DISPLAY"[..],
+            b"THREAD=REFS",
+            b"IMAP4rev2",
+            b"MULTIAPPEND",
+            b"CATENATE",
+            b"ACL",
+            b"RIGHTS=texk",
+            b"ESEARCH",
+            b"SEARCHRES",
+        ] {
+            assert!(
+                !is_allowed(stripped),
+                "{}",
+                String::from_utf8_lossy(stripped)
+            );
+        }
         assert!(!is_allowed(b"COMPRESS=DEFLATE"));
         assert!(!is_allowed(b"\xff"));
     }

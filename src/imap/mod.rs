@@ -5,6 +5,7 @@
 pub mod capability;
 pub mod command;
 pub mod framing;
+pub mod list;
 pub mod response;
 pub mod search;
 pub mod selection;

@@ -45,6 +45,9 @@ pub enum ContentKind {
     Rfc822Text,
     /// The subject string inside `ENVELOPE`.
     EnvelopeSubject,
+    /// A whole `ENVELOPE`, `BODYSTRUCTURE` or `BODY` value: strings taken
+    /// from header fields (of nested messages and parts too).
+    Structure,
 }
 
 /// One content-bearing item and where its bytes are in the raw message.
@@ -93,6 +96,7 @@ pub fn inspect(message: &[u8], literals: &[Range<usize>]) -> Inspection {
     let mut uid = None;
     let mut found = Vec::new();
     let mut origin_cursor = 0;
+    let mut structures = false;
     for item in items.into_iter() {
         let (mut kind, data) = match item {
             MessageDataItem::Uid(u) => {
@@ -131,7 +135,12 @@ pub fn inspect(message: &[u8], literals: &[Range<usize>]) -> Inspection {
             }
             MessageDataItem::Rfc822Text(data) => (ContentKind::Rfc822Text, nstring_bytes(&data)),
             MessageDataItem::Envelope(env) => {
+                structures = true;
                 (ContentKind::EnvelopeSubject, nstring_bytes(&env.subject))
+            }
+            MessageDataItem::BodyStructure(_) | MessageDataItem::Body(_) => {
+                structures = true;
+                continue;
             }
             _ => continue,
         };
@@ -143,10 +152,33 @@ pub fn inspect(message: &[u8], literals: &[Range<usize>]) -> Inspection {
         }
         match in_skeleton.and_then(|r| skeleton.original(r)) {
             Some(range) => found.push(ContentItem { kind, range }),
+            // An escaped subject: its string is masked with the rest of
+            // the ENVELOPE (a structure item), from the raw bytes.
+            None if kind == ContentKind::EnvelopeSubject => {}
             // Decoded bytes that do not live in the buffer (an escaped
             // quoted string): the raw span is unknown, so the caller must
             // scan the whole message.
             None => return Inspection::Unparsed,
+        }
+    }
+    if structures {
+        // Their strings are masked from the raw bytes, so the raw value of
+        // each is needed; a response whose items cannot be walked is not
+        // sent as it is.
+        let Some((_, raw_items)) = self::items(message) else {
+            return Inspection::Unparsed;
+        };
+        for (name, value) in raw_items {
+            let name = &message[name];
+            if [&b"ENVELOPE"[..], b"BODYSTRUCTURE", b"BODY"]
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n))
+            {
+                found.push(ContentItem {
+                    kind: ContentKind::Structure,
+                    range: value,
+                });
+            }
         }
     }
     if found.is_empty() {
@@ -272,6 +304,114 @@ fn find_ascii_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
+/// One item of a FETCH response: the ranges of its name and its value
+/// in the raw message.
+pub type Item = (Range<usize>, Range<usize>);
+
+/// The top-level items of a `* n FETCH (...)` response, with its number.
+/// `None` when the response is not a FETCH giftlock can walk.
+pub fn items(message: &[u8]) -> Option<(u32, Vec<Item>)> {
+    let rest = message.strip_prefix(b"* ")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let number = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let after = 2 + digits;
+    let verb = message.get(after..after + 8)?;
+    if !verb.eq_ignore_ascii_case(b" FETCH (") {
+        return None;
+    }
+    let mut at = after + 8;
+    let mut items = Vec::new();
+    // Every item takes at least one byte: bounded by the message length.
+    loop {
+        match message.get(at)? {
+            b')' => break,
+            b' ' => at += 1,
+            _ => {
+                let name_end = name_end(message, at)?;
+                if message.get(name_end) != Some(&b' ') {
+                    return None;
+                }
+                let value_start = name_end + 1;
+                let value_end = value_end(message, value_start)?;
+                items.push((at..name_end, value_start..value_end));
+                at = value_end;
+            }
+        }
+    }
+    Some((number, items))
+}
+
+/// The end of an item name: an atom with an optional `[...]` section
+/// (which may hold spaces and parentheses) and `<origin>`.
+fn name_end(message: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, &b) in message.iter().enumerate().skip(start) {
+        match b {
+            b'[' => depth += 1,
+            b']' => depth = depth.checked_sub(1)?,
+            b' ' | b')' if depth == 0 => return Some(i),
+            b'\r' | b'\n' => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The end of the value at `start`: a list, quoted string, literal, or
+/// atom/number/NIL.
+fn value_end(message: &[u8], start: usize) -> Option<usize> {
+    match *message.get(start)? {
+        b'(' => {
+            let mut at = start + 1;
+            loop {
+                match *message.get(at)? {
+                    b')' => return Some(at + 1),
+                    b' ' => at += 1,
+                    _ => at = value_end(message, at)?,
+                }
+            }
+        }
+        b'"' => {
+            let mut at = start + 1;
+            loop {
+                match *message.get(at)? {
+                    b'\\' => at += 2,
+                    b'"' => return Some(at + 1),
+                    b'\r' | b'\n' => return None,
+                    _ => at += 1,
+                }
+            }
+        }
+        b'{' | b'~' => {
+            let open = start + usize::from(message[start] == b'~');
+            if message.get(open) != Some(&b'{') {
+                return None;
+            }
+            let digits = message[open + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count();
+            let len: usize = std::str::from_utf8(&message[open + 1..open + 1 + digits])
+                .ok()?
+                .parse()
+                .ok()?;
+            let close = open + 1 + digits;
+            if message.get(close..close + 3)? != b"}\r\n" {
+                return None;
+            }
+            let end = close.checked_add(3)?.checked_add(len)?;
+            (end <= message.len()).then_some(end)
+        }
+        _ => {
+            let len = message[start..]
+                .iter()
+                .take_while(|&&b| !matches!(b, b' ' | b')' | b'(' | b'\r' | b'\n'))
+                .count();
+            (len > 0).then_some(start + len)
+        }
+    }
+}
+
 /// Cheap check for `* <number> FETCH` before paying for a decode.
 pub fn is_fetch_response(message: &[u8]) -> bool {
     let Some(rest) = message.strip_prefix(b"* ") else {
@@ -388,7 +528,9 @@ mod tests {
                 b"h",
                 b"t",
                 b"b\x01c",
-                b"the subject"
+                b"the subject",
+                // The whole ENVELOPE, for its other strings.
+                b"(NIL \"the subject\" NIL NIL NIL NIL NIL NIL NIL NIL)",
             ]
         );
         assert!(matches!(

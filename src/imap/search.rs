@@ -1,254 +1,206 @@
-//! Keeping SEARCH from being an oracle for masked codes.
+//! Content search on the masked view, as a rewrite of the client's
+//! criteria.
 //!
-//! The server searches the original messages, so `SEARCH BODY "524Y"`
-//! would tell a client whether a masked code starts with `524Y`. giftlock's
-//! rule is simple and sound: **a message that carries a mask never matches
-//! a search with a content criterion** (`BODY`, `TEXT`, `HEADER`,
-//! `SUBJECT`, at any depth, under `NOT` and `OR` too). Its membership in the
-//! result then no longer depends on its content, so nothing about a code
-//! can be learnt; messages without codes match exactly as the server says.
-//! The price: a gift-card mail cannot be found by a word of its text
-//! through giftlock (it can by sender, date, flags, size).
+//! The server searches the original messages, so `SEARCH BODY "524Y"` (or
+//! `NOT BODY "524Y"`, or a sort by subject) would tell a client whether a
+//! masked code starts with `524Y`. giftlock keeps the server's search for
+//! what it answers exactly and answers the rest itself: every content
+//! criterion `L` (`BODY`, `TEXT`, `SUBJECT`, `FROM`, `TO`, `CC`, `BCC`,
+//! `HEADER`, at any depth) becomes
 //!
-//! Before such a result reaches the client, every message in it must have
-//! a plan (giftlock scans the ones it has not seen). `SEARCH` and `SORT`
-//! results are filtered; `THREAD` with a content criterion is refused
-//! (removing messages from a thread tree would change its shape), and so is
-//! any search giftlock cannot read (Gmail's `X-GM-RAW` and other free-text
-//! extensions), since it cannot tell what they look at.
+//! ```text
+//! OR UID <the masked messages whose masked view matches L>
+//!    (L NOT UID <every masked message> UID 1:<highest UID scanned>)
+//! ```
+//!
+//! so a message with masks matches `L` exactly when its masked view does
+//! (giftlock decides, from the view it serves), a message without masks as
+//! the server says (its original is its masked view), and a message too new
+//! to have been scanned never matches `L`. Every other criterion (flags,
+//! dates, sizes, sequence sets, `NOT`, `OR`) stays the server's. The
+//! result then depends on masked views only: no answer, count or order can
+//! tell anything about a code, and a search for a word of a gift mail
+//! outside its masks finds it.
 
-use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::core::Vec1;
 use imap_codec::imap_types::search::SearchKey;
-use imap_codec::{decode::Decoder, CommandCodec};
+use imap_codec::imap_types::sequence::SequenceSet;
 
-/// The three commands that answer with message numbers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SearchKind {
-    Search,
-    Sort,
-    Thread,
+/// Whether `key` itself reads message text.
+pub fn is_content(key: &SearchKey<'_>) -> bool {
+    matches!(
+        key,
+        SearchKey::Body(_)
+            | SearchKey::Text(_)
+            | SearchKey::Subject(_)
+            | SearchKey::From(_)
+            | SearchKey::To(_)
+            | SearchKey::Cc(_)
+            | SearchKey::Bcc(_)
+            | SearchKey::Header(..)
+    )
 }
 
-/// A search command as giftlock must treat it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SearchCommand {
-    pub kind: SearchKind,
-    /// `UID SEARCH`: the result holds UIDs, not sequence numbers.
-    pub uid: bool,
-    /// Whether a criterion looks at message content.
-    pub content: bool,
-}
-
-/// What a client message is, as far as searching goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Classified {
-    NotSearch,
-    Search(SearchCommand),
-    /// A search command giftlock cannot read.
-    Unreadable,
-}
-
-/// Classifies a complete client message.
-pub fn classify(message: &[u8]) -> Classified {
-    let Some(head) = super::command::parse_head(message) else {
-        return Classified::NotSearch;
-    };
-    let kind = if head.verb.eq_ignore_ascii_case(b"SEARCH") {
-        SearchKind::Search
-    } else if head.verb.eq_ignore_ascii_case(b"SORT") {
-        SearchKind::Sort
-    } else if head.verb.eq_ignore_ascii_case(b"THREAD") {
-        SearchKind::Thread
-    } else {
-        return Classified::NotSearch;
-    };
-    let Ok((rest, command)) = CommandCodec::default().decode(message) else {
-        return Classified::Unreadable;
-    };
-    if !rest.is_empty() {
-        return Classified::Unreadable;
-    }
-    let (criteria, uid) = match &command.body {
-        CommandBody::Search { criteria, uid, .. } => (criteria.as_ref(), *uid),
-        CommandBody::Sort {
-            search_criteria,
-            uid,
-            ..
-        } => (search_criteria.as_ref(), *uid),
-        CommandBody::Thread {
-            search_criteria,
-            uid,
-            ..
-        } => (search_criteria.as_ref(), *uid),
-        _ => return Classified::Unreadable,
-    };
-    Classified::Search(SearchCommand {
-        kind,
-        uid,
-        content: criteria.iter().any(looks_at_content),
+/// Whether any criterion, at any depth, reads message text.
+pub fn has_content(criteria: &[SearchKey<'_>]) -> bool {
+    criteria.iter().any(|key| match key {
+        SearchKey::And(keys) => has_content(keys.as_ref()),
+        SearchKey::Or(a, b) => has_content(&[(**a).clone(), (**b).clone()]),
+        SearchKey::Not(k) => has_content(std::slice::from_ref(&**k)),
+        other => is_content(other),
     })
 }
 
-fn looks_at_content(key: &SearchKey<'_>) -> bool {
+/// What the rewrite needs to know of the mailbox.
+pub struct MaskedMailbox<'m> {
+    /// Every message with masks (or withheld), by UID.
+    pub masked: &'m [u32],
+    /// The highest UID whose plan giftlock has: newer messages are not
+    /// known to be clean.
+    pub scanned_up_to: u32,
+}
+
+/// `criteria` with every content criterion answered on the masked view:
+/// `matched(leaf)` gives the masked messages whose masked view matches it.
+pub fn on_masked_view<'a>(
+    criteria: Vec<SearchKey<'a>>,
+    mailbox: &MaskedMailbox<'_>,
+    matched: &mut impl FnMut(&SearchKey<'a>) -> Vec<u32>,
+) -> Vec<SearchKey<'a>> {
+    criteria
+        .into_iter()
+        .map(|key| rewrite(key, mailbox, matched))
+        .collect()
+}
+
+fn rewrite<'a>(
+    key: SearchKey<'a>,
+    mailbox: &MaskedMailbox<'_>,
+    matched: &mut impl FnMut(&SearchKey<'a>) -> Vec<u32>,
+) -> SearchKey<'a> {
     match key {
-        SearchKey::Body(_) | SearchKey::Text(_) | SearchKey::Header(..) | SearchKey::Subject(_) => {
-            true
+        SearchKey::And(keys) => {
+            let keys: Vec<SearchKey<'a>> = keys
+                .into_iter()
+                .map(|k| rewrite(k, mailbox, matched))
+                .collect();
+            Vec1::try_from(keys).map_or(SearchKey::All, SearchKey::And)
         }
-        SearchKey::And(keys) => keys.as_ref().iter().any(looks_at_content),
-        SearchKey::Not(key) => looks_at_content(key),
-        SearchKey::Or(a, b) => looks_at_content(a) || looks_at_content(b),
-        _ => false,
-    }
-}
-
-/// A `* SEARCH` or `* SORT` response: its numbers, in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SearchResult {
-    pub kind: SearchKind,
-    pub numbers: Vec<u32>,
-}
-
-/// Reads a `* SEARCH ...` / `* SORT ...` line (`* THREAD` is never
-/// filtered). A trailing `(MODSEQ n)` is allowed.
-pub fn parse_result(line: &[u8]) -> Option<SearchResult> {
-    let (kind, rest) = if let Some(rest) = strip_prefix_ci(line, b"* SEARCH") {
-        (SearchKind::Search, rest)
-    } else {
-        (SearchKind::Sort, strip_prefix_ci(line, b"* SORT")?)
-    };
-    let rest = super::syntax::split_line_ending(rest).0;
-    let numbers_part = match memchr::memchr(b'(', rest) {
-        Some(p) => &rest[..p],
-        None => rest,
-    };
-    let mut numbers = Vec::new();
-    for word in numbers_part.split(|&b| b == b' ').filter(|w| !w.is_empty()) {
-        numbers.push(std::str::from_utf8(word).ok()?.parse().ok()?);
-    }
-    Some(SearchResult { kind, numbers })
-}
-
-/// The same line with only the numbers `keep` says yes to.
-pub fn rewrite_result(line: &[u8], keep: impl Fn(u32) -> bool) -> Vec<u8> {
-    let (body, ending) = super::syntax::split_line_ending(line);
-    let verb_end = body
-        .iter()
-        .enumerate()
-        .skip(2)
-        .find(|(_, &b)| b == b' ')
-        .map_or(body.len(), |(i, _)| i);
-    let (head, rest) = body.split_at(verb_end);
-    let (numbers, tail) = match memchr::memchr(b'(', rest) {
-        Some(p) => rest.split_at(p),
-        None => (rest, &b""[..]),
-    };
-    let mut out = head.to_vec();
-    for word in numbers.split(|&b| b == b' ').filter(|w| !w.is_empty()) {
-        let n = std::str::from_utf8(word).ok().and_then(|w| w.parse().ok());
-        if n.is_some_and(&keep) {
-            out.push(b' ');
-            out.extend_from_slice(word);
+        SearchKey::Or(a, b) => SearchKey::Or(
+            Box::new(rewrite(*a, mailbox, matched)),
+            Box::new(rewrite(*b, mailbox, matched)),
+        ),
+        SearchKey::Not(k) => SearchKey::Not(Box::new(rewrite(*k, mailbox, matched))),
+        leaf if is_content(&leaf) => {
+            let on_view = matched(&leaf);
+            let server_decides = match mailbox.scanned_up_to {
+                0 => nothing(),
+                n => {
+                    let mut keys = vec![leaf];
+                    if !mailbox.masked.is_empty() {
+                        keys.push(SearchKey::Not(Box::new(uids(mailbox.masked))));
+                    }
+                    keys.push(set(&format!("1:{n}")));
+                    Vec1::try_from(keys).map_or_else(|_| nothing(), SearchKey::And)
+                }
+            };
+            match on_view.as_slice() {
+                [] => server_decides,
+                on_view => SearchKey::Or(Box::new(uids(on_view)), Box::new(server_decides)),
+            }
         }
+        other => other,
     }
-    if !tail.is_empty() {
-        out.push(b' ');
-        out.extend_from_slice(tail);
-    }
-    out.extend_from_slice(ending);
-    out
 }
 
-fn strip_prefix_ci<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
-    let head = line.get(..prefix.len())?;
-    let rest = &line[prefix.len()..];
-    (head.eq_ignore_ascii_case(prefix) && matches!(rest.first(), Some(b' ' | b'\r' | b'\n')))
-        .then_some(rest)
+/// `UID <set>` of the given UIDs (never empty here).
+fn uids(list: &[u32]) -> SearchKey<'static> {
+    set(&super::syntax::sequence_set(list))
+}
+
+fn set(text: &str) -> SearchKey<'static> {
+    SequenceSet::try_from(text).map_or_else(|_| nothing(), SearchKey::Uid)
+}
+
+/// A key no message matches.
+fn nothing() -> SearchKey<'static> {
+    SearchKey::Not(Box::new(SearchKey::All))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use imap_codec::imap_types::command::CommandBody;
+    use imap_codec::imap_types::IntoStatic;
+    use imap_codec::{decode::Decoder, encode::Encoder, CommandCodec};
 
-    fn search(uid: bool, content: bool) -> Classified {
-        Classified::Search(SearchCommand {
-            kind: SearchKind::Search,
-            uid,
-            content,
-        })
+    fn criteria(line: &str) -> Vec<SearchKey<'static>> {
+        let (_, command) = CommandCodec::default().decode(line.as_bytes()).unwrap();
+        match command.body {
+            CommandBody::Search { criteria, .. } => {
+                criteria.into_iter().map(|k| k.into_static()).collect()
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
-    #[test]
-    fn content_criteria_are_found_at_any_depth() {
-        assert_eq!(
-            classify(b"a UID SEARCH BODY \"524Y\"\r\n"),
-            search(true, true)
-        );
-        assert_eq!(classify(b"a SEARCH TEXT x\r\n"), search(false, true));
-        assert_eq!(classify(b"a search not subject x\r\n"), search(false, true));
-        assert_eq!(
-            classify(b"a SEARCH OR FROM x HEADER Subject y\r\n"),
-            search(false, true)
-        );
-        assert_eq!(
-            classify(b"a SEARCH CHARSET UTF-8 (SEEN (BODY {4}\r\nabcd))\r\n"),
-            search(false, true)
-        );
-        assert_eq!(classify(b"a UID SEARCH ALL\r\n"), search(true, false));
-        assert_eq!(
-            classify(b"a SEARCH FROM x LARGER 10 SINCE 1-Jan-2020\r\n"),
-            search(false, false)
-        );
-        assert_eq!(
-            classify(b"a UID SORT (DATE) UTF-8 BODY x\r\n"),
-            Classified::Search(SearchCommand {
-                kind: SearchKind::Sort,
+    fn encoded(keys: Vec<SearchKey<'static>>) -> String {
+        let command = imap_codec::imap_types::command::Command::new(
+            "t",
+            CommandBody::Search {
+                charset: None,
+                criteria: Vec1::try_from(keys).unwrap(),
                 uid: true,
-                content: true
-            })
-        );
-        assert_eq!(
-            classify(b"a THREAD REFERENCES UTF-8 ALL\r\n"),
-            Classified::Search(SearchCommand {
-                kind: SearchKind::Thread,
-                uid: false,
-                content: false
-            })
-        );
-        assert_eq!(classify(b"a FETCH 1 FLAGS\r\n"), Classified::NotSearch);
+            },
+        )
+        .unwrap();
+        String::from_utf8(CommandCodec::default().encode(&command).dump()).unwrap()
     }
 
     #[test]
-    fn free_text_extensions_are_unreadable() {
-        assert_eq!(
-            classify(b"a SEARCH X-GM-RAW \"has:attachment\"\r\n"),
-            Classified::Unreadable
+    fn content_is_found_at_any_depth() {
+        assert!(has_content(&criteria(
+            "a SEARCH SEEN OR FLAGGED NOT BODY x\r\n"
+        )));
+        assert!(has_content(&criteria("a SEARCH (SEEN (HEADER X-A b))\r\n")));
+        assert!(!has_content(&criteria("a SEARCH SEEN OR 1:3 LARGER 5\r\n")));
+    }
+
+    #[test]
+    fn content_criteria_are_answered_on_the_masked_view_and_the_rest_by_the_server() {
+        let mailbox = MaskedMailbox {
+            masked: &[5, 7],
+            scanned_up_to: 9,
+        };
+        let mut asked = Vec::new();
+        let rewritten = on_masked_view(
+            criteria("a UID SEARCH SEEN NOT SUBJECT \"gift\"\r\n"),
+            &mailbox,
+            &mut |leaf| {
+                asked.push(format!("{leaf:?}"));
+                vec![7]
+            },
         );
+        assert_eq!(asked.len(), 1);
         assert_eq!(
-            classify(b"a UID SEARCH FUZZY TEXT x\r\n"),
-            Classified::Unreadable
+            encoded(rewritten),
+            "t UID SEARCH SEEN NOT OR UID 7 (SUBJECT \"gift\" NOT UID 5,7 UID 1:9)\r\n"
         );
     }
 
     #[test]
-    fn results_are_read_and_filtered_in_place() {
-        let line = b"* SEARCH 2 84 882 (MODSEQ 917162500)\r\n";
-        assert_eq!(
-            parse_result(line),
-            Some(SearchResult {
-                kind: SearchKind::Search,
-                numbers: vec![2, 84, 882]
-            })
-        );
-        assert_eq!(
-            rewrite_result(line, |n| n != 84),
-            b"* SEARCH 2 882 (MODSEQ 917162500)\r\n"
-        );
-        assert_eq!(rewrite_result(b"* SORT 5 3\r\n", |n| n == 7), b"* SORT\r\n");
-        assert_eq!(
-            parse_result(b"* SEARCH\r\n").unwrap().numbers,
-            Vec::<u32>::new()
-        );
-        assert_eq!(parse_result(b"* SEARCHING 1\r\n"), None);
-        assert_eq!(parse_result(b"* 3 EXISTS\r\n"), None);
+    fn empty_sets_match_nothing() {
+        let mailbox = MaskedMailbox {
+            masked: &[],
+            scanned_up_to: 0,
+        };
+        let rewritten = on_masked_view(criteria("a SEARCH BODY x\r\n"), &mailbox, &mut |_| vec![]);
+        assert_eq!(encoded(rewritten), "t UID SEARCH NOT ALL\r\n");
+        let mailbox = MaskedMailbox {
+            masked: &[],
+            scanned_up_to: 4,
+        };
+        let rewritten = on_masked_view(criteria("a SEARCH BODY x\r\n"), &mailbox, &mut |_| vec![]);
+        assert_eq!(encoded(rewritten), "t UID SEARCH (BODY x UID 1:4)\r\n");
     }
 }

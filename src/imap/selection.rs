@@ -116,7 +116,8 @@ impl Selection {
     }
 }
 
-fn mailbox_name(mailbox: &Mailbox<'_>) -> Vec<u8> {
+/// A mailbox's name as the server spells it (`INBOX` for every case of it).
+pub fn mailbox_name(mailbox: &Mailbox<'_>) -> Vec<u8> {
     match mailbox {
         Mailbox::Inbox => b"INBOX".to_vec(),
         Mailbox::Other(other) => other.as_ref().to_vec(),

@@ -124,9 +124,46 @@ pub fn parse_astring(input: &[u8]) -> Option<(Vec<u8>, &[u8])> {
     (len > 0).then(|| (input[..len].to_vec(), &input[len..]))
 }
 
+/// `seqs` as an IMAP sequence set, runs written as ranges (`1:40,52`), so a
+/// long search result stays a short command.
+pub fn sequence_set(seqs: &[u32]) -> String {
+    let mut sorted = seqs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while end
+            .checked_add(1)
+            .is_some_and(|next| sorted.get(i + 1) == Some(&next))
+        {
+            end += 1;
+            i += 1;
+        }
+        parts.push(match start == end {
+            true => start.to_string(),
+            false => format!("{start}:{end}"),
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sequence_sets_use_ranges() {
+        assert_eq!(sequence_set(&[5, 1, 2, 3, 9, 10, 3]), "1:3,5,9:10");
+        assert_eq!(sequence_set(&[7]), "7");
+        assert_eq!(
+            sequence_set(&[u32::MAX - 1, u32::MAX]),
+            format!("{}:{}", u32::MAX - 1, u32::MAX)
+        );
+    }
 
     #[test]
     fn completions_match_the_tag_only() {

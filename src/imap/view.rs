@@ -15,7 +15,7 @@
 use imap_codec::imap_types::fetch::{Part, Section};
 
 use super::response::ContentKind;
-use crate::mask::{apply_patches, FieldPlan, MaskPlan, SectionPlan};
+use crate::mask::{apply_patches, FieldPlan, MaskPlan, Patch, SectionPlan, TransferEncoding};
 
 /// The item does not fit the plan (an unknown section, a length that
 /// differs from the planned message): the caller must mask it another way.
@@ -33,7 +33,7 @@ pub fn mask_item(plan: &MaskPlan, kind: &ContentKind, data: &mut [u8]) -> Result
             body_section(plan, section.as_ref(), *origin, data)
         }
         ContentKind::Binary { part, origin } if part.is_empty() => {
-            at(plan, 0..plan.message_len, *origin, data)
+            binary_whole(plan, *origin, data)
         }
         ContentKind::Binary { part, origin } => {
             let path = path_of(part);
@@ -53,6 +53,9 @@ pub fn mask_item(plan: &MaskPlan, kind: &ContentKind, data: &mut [u8]) -> Result
             envelope_subject(plan, data);
             Ok(())
         }
+        // Its strings are placed against the message's header text, which
+        // the plan does not hold (`crate::masking` does it).
+        ContentKind::Structure => Err(Unplaced),
     }
 }
 
@@ -64,10 +67,10 @@ fn body_section(
 ) -> Result<(), Unplaced> {
     let range = match section {
         None => 0..plan.message_len,
-        Some(Section::Part(part)) => section_of(plan, &part_path(part))?.body.clone(),
+        Some(Section::Part(part)) => part_section(plan, &part_path(part))?.body.clone(),
         Some(Section::Header(part)) => message(plan, &opt_path(part.as_ref()))?.0,
         Some(Section::Text(part)) => message(plan, &opt_path(part.as_ref()))?.1,
-        Some(Section::Mime(part)) => section_of(plan, &part_path(part))?.mime.clone(),
+        Some(Section::Mime(part)) => part_section(plan, &part_path(part))?.mime.clone(),
         Some(Section::HeaderFields(part, _) | Section::HeaderFieldsNot(part, _)) => {
             let path = opt_path(part.as_ref());
             // The block must exist in the plan; the fields are matched.
@@ -100,6 +103,74 @@ fn at(
     }
     plan.apply_at(data, range.start + skip);
     Ok(())
+}
+
+/// `BINARY[]`: the whole message with its parts transfer-decoded. When no
+/// part is encoded it is the raw message, partials included. Otherwise it
+/// is placed only whole and only for a single-part message: the decoded
+/// body (its length is the plan's) after a header block the server may
+/// have changed (it says `Content-Transfer-Encoding: binary` now), whose
+/// masked fields are matched by name and length as for `HEADER.FIELDS`.
+/// A multipart message's decoded whole, and any partial of a changed
+/// message, are unplaced: their bytes are nowhere in the plan.
+fn binary_whole(plan: &MaskPlan, origin: Option<u32>, data: &mut [u8]) -> Result<(), Unplaced> {
+    if plan
+        .parts
+        .iter()
+        .all(|p| p.encoding == TransferEncoding::Identity)
+    {
+        return at(plan, 0..plan.message_len, origin, data);
+    }
+    let [leaf] = plan.parts.as_slice() else {
+        return Err(Unplaced);
+    };
+    let (header, _) = message(plan, "")?;
+    let head_len = data.len().checked_sub(leaf.decoded_len).ok_or(Unplaced)?;
+    let head_ends = data[..head_len].ends_with(b"\n\n") || data[..head_len].ends_with(b"\r\n\r\n");
+    if leaf.path != "1" || leaf.header != header || origin.is_some() || !head_ends {
+        return Err(Unplaced);
+    }
+    // Every header mask must lie in a field the plan names, or the head
+    // cannot be matched field by field.
+    let named = |p: &Patch| {
+        plan.fields.iter().any(|f| {
+            f.message.is_empty()
+                && f.field.start <= p.offset
+                && p.offset + p.bytes.len() <= f.field.end
+        })
+    };
+    let (head, body) = data.split_at_mut(head_len);
+    match plan
+        .patches
+        .iter()
+        .filter(|p| p.offset < header.end)
+        .all(named)
+    {
+        true => header_fields(plan, "", head),
+        false => hide_alphanumerics(head),
+    }
+    apply_patches(&leaf.decoded_patches, body, 0);
+    Ok(())
+}
+
+/// The section of part `path`; for a leaf part, `path.1` (and `path.1.1`
+/// ...) too, which servers answer with the leaf itself (Dovecot serves
+/// `BODY[1.1]` of a leaf part 1 as `BODY[1]`). The caller's length check
+/// still decides whether the bytes are the ones planned.
+fn part_section<'p>(plan: &'p MaskPlan, path: &str) -> Result<&'p SectionPlan, Unplaced> {
+    let mut path = path;
+    loop {
+        if let Ok(section) = section_of(plan, path) {
+            return Ok(section);
+        }
+        path = path.strip_suffix(".1").ok_or(Unplaced)?;
+        if let Ok(section) = section_of(plan, path) {
+            let prefix = format!("{path}.");
+            let leaf = section.message.is_none()
+                && !plan.sections.iter().any(|s| s.path.starts_with(&prefix));
+            return if leaf { Ok(section) } else { Err(Unplaced) };
+        }
+    }
 }
 
 fn section_of<'p>(plan: &'p MaskPlan, path: &str) -> Result<&'p SectionPlan, Unplaced> {
@@ -238,6 +309,28 @@ pub fn withhold(data: &mut [u8]) {
 
 /// The notice [`withhold`] repeats; an APPEND carrying it is refused.
 pub const WITHHELD_NOTICE: &[u8] = b"[giftlock: message too large to scan; withheld] ";
+
+/// What a client sees of an item giftlock cannot place in the message's
+/// masked view (a section the plan does not know, a length that differs
+/// from the planned one): [`UNPLACED_NOTICE`] repeated, line breaks kept.
+pub fn withhold_unplaced(data: &mut [u8]) {
+    for (i, b) in data.iter_mut().enumerate() {
+        if *b != b'\r' && *b != b'\n' {
+            *b = UNPLACED_NOTICE[i % UNPLACED_NOTICE.len()];
+        }
+    }
+}
+
+/// The notice [`withhold_unplaced`] repeats; an APPEND carrying it is
+/// refused too.
+pub const UNPLACED_NOTICE: &[u8] = b"[giftlock: not part of the masked view; withheld] ";
+
+/// Whether `data` holds a giftlock notice (so it is no copy of a message).
+pub fn holds_notice(data: &[u8]) -> bool {
+    [WITHHELD_NOTICE, UNPLACED_NOTICE]
+        .iter()
+        .any(|n| memchr::memmem::find(data, n).is_some())
+}
 
 #[cfg(test)]
 mod tests {
@@ -395,5 +488,68 @@ mod tests {
         assert_eq!(partial, data[10..21]);
         let mut short = b"redeem".to_vec();
         assert_eq!(mask_item(&p, &whole(None), &mut short), Err(Unplaced));
+    }
+
+    #[test]
+    fn a_leaf_serves_its_dot_one_sections_as_itself() {
+        let raw = NESTED;
+        // Part 1 is a leaf: servers answer BODY[1.1] and BODY[1.1.MIME]
+        // with part 1 and its MIME header.
+        check(raw, "1.1", "hello", None);
+        check(raw, "1.1.1", "hello", None);
+        check(raw, "1.1.MIME", "Content-Type: text/plain\r\n\r\n", None);
+        check(raw, "2.1.1", "redeem QX7RK2PLM9TZ now", None);
+        // Part 2 is a message: its 1 is its own body, never part 2 itself;
+        // 2.2 is nothing the plan has.
+        for text in ["2.2", "1.2", "3.1"] {
+            let mut data = b"redeem QX7RK2PLM9TZ now".to_vec();
+            let kind = ContentKind::Body {
+                section: section(text),
+                origin: None,
+            };
+            assert_eq!(
+                mask_item(&plan(raw.as_bytes()), &kind, &mut data),
+                Err(Unplaced),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn binary_of_the_whole_message_is_the_decoded_view_or_unplaced() {
+        let raw = "Subject: your code QX7RK2PLM9TZ\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nredeem QX7RK2PLM9TZ=\r\n now=3D\r\n";
+        let p = plan(raw.as_bytes());
+        let whole = |origin| ContentKind::Binary {
+            part: Vec::new(),
+            origin,
+        };
+        // What Dovecot answers: the header says binary now, the body is
+        // decoded.
+        let served = "Subject: your code QX7RK2PLM9TZ\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: binary\r\n\r\nredeem QX7RK2PLM9TZ now=\r\n";
+        let mut data = served.as_bytes().to_vec();
+        mask_item(&p, &whole(None), &mut data).unwrap();
+        let text = String::from_utf8_lossy(&data);
+        assert_eq!(text.matches(CODE).count(), 0, "{text}");
+        assert_eq!(data.len(), served.len());
+        assert!(text.ends_with(" now=\r\n") && text.contains("Content-Transfer-Encoding: binary"));
+        // A partial of it cannot be placed (the server's header length is
+        // unknown), nor a body of another length.
+        let mut partial = served.as_bytes()[40..].to_vec();
+        assert_eq!(mask_item(&p, &whole(Some(40)), &mut partial), Err(Unplaced));
+        let mut cut = served.as_bytes()[..served.len() - 3].to_vec();
+        assert_eq!(mask_item(&p, &whole(None), &mut cut), Err(Unplaced));
+        // A multipart message with an encoded part: unplaced.
+        let multi = "Subject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\ncmVkZWVtIFFYN1JLMlBMTTlUWiBub3cK\r\n--b--\r\n";
+        let mut data = b"anything".to_vec();
+        assert_eq!(
+            mask_item(&plan(multi.as_bytes()), &whole(None), &mut data),
+            Err(Unplaced)
+        );
+        // Nothing encoded: BINARY[] is the raw message, partials included.
+        let raw = NESTED.as_bytes();
+        let m = masked(raw);
+        let mut data = raw[100..].to_vec();
+        mask_item(&plan(raw), &whole(Some(100)), &mut data).unwrap();
+        assert_eq!(data, m[100..]);
     }
 }

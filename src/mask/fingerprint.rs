@@ -10,8 +10,10 @@ use sha2::Sha256;
 use unicode_normalization::UnicodeNormalization;
 
 /// The local key for code fingerprints (`fingerprint.key` in the state dir).
+/// Holds the HMAC keyed once (its padded key blocks already hashed), so
+/// each fingerprint costs only the hashing of its input.
 #[derive(Clone)]
-pub struct FingerprintKey([u8; 32]);
+pub struct FingerprintKey(Hmac<Sha256>);
 
 impl std::fmt::Debug for FingerprintKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -24,12 +26,17 @@ impl FingerprintKey {
     pub const FILE: &'static str = "fingerprint.key";
 
     pub fn new(bytes: [u8; 32]) -> Self {
-        FingerprintKey(bytes)
+        // new_from_slice only fails for key lengths HMAC cannot take; any
+        // length is valid for HMAC-SHA256, and ours is fixed at 32.
+        match <Hmac<Sha256> as Mac>::new_from_slice(&bytes) {
+            Ok(mac) => FingerprintKey(mac),
+            Err(_) => unreachable!("HMAC accepts keys of any length"),
+        }
     }
 
     /// The key in `state_dir`, created (0600) on first use.
     pub fn load_or_create(state_dir: &std::path::Path) -> Result<Self, crate::keys::KeyError> {
-        crate::keys::load_or_create(state_dir, Self::FILE).map(FingerprintKey)
+        crate::keys::load_or_create(state_dir, Self::FILE).map(FingerprintKey::new)
     }
 
     /// HMAC-SHA256 of an already normalised code (see [`normalise_code`]).
@@ -42,16 +49,11 @@ impl FingerprintKey {
     /// prefix keeps it apart from code fingerprints (codes have no NUL).
     pub fn message_id(&self, message_id: &[u8]) -> String {
         let digest = self.mac(&[b"message-id\0", message_id.trim_ascii()]);
-        to_hex(&digest)[..32].to_string()
+        hex::encode(&digest[..16])
     }
 
     fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        // new_from_slice only fails for key lengths HMAC cannot take; any
-        // length is valid for HMAC-SHA256, and ours is fixed at 32.
-        let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.0) {
-            Ok(mac) => mac,
-            Err(_) => unreachable!("HMAC accepts keys of any length"),
-        };
+        let mut mac = self.0.clone();
         for part in parts {
             mac.update(part);
         }
@@ -72,7 +74,7 @@ pub fn normalise_code(code: &str) -> String {
 
 /// Lower-case hex of a fingerprint, as stored in mask records.
 pub fn to_hex(fingerprint: &[u8; 32]) -> String {
-    fingerprint.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(fingerprint)
 }
 
 /// Length of a reference handle (`GL` and four hex digits).
@@ -99,6 +101,15 @@ mod tests {
         let b = key.fingerprint(&normalise_code("AB12CD34EF"));
         assert_eq!(a, b);
         assert_ne!(a, FingerprintKey::new([8; 32]).fingerprint("AB12CD34EF"));
+    }
+
+    #[test]
+    fn message_id_hash_is_128_bits_of_hex() {
+        let key = FingerprintKey::new([7; 32]);
+        let h = key.message_id(b" <a@b> ");
+        assert_eq!(h.len(), 32);
+        assert_eq!(h, key.message_id(b"<a@b>"));
+        assert_eq!(h, to_hex(&key.mac(&[b"message-id\0", b"<a@b>"]))[..32]);
     }
 
     #[test]

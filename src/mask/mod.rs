@@ -21,6 +21,16 @@
 //! (attachments), and structured headers (DKIM-Signature, Received,
 //! Message-ID, References, addresses ...).
 //!
+//! What is skipped: each text is first handed to the detector's
+//! prefilter ([`crate::detect::Detector::may_find`]) as it would be scanned
+//! (transfer- and charset-decoded, for HTML its reader's view and
+//! attributes) but without the maps back to raw bytes ([`quick`]); a text
+//! it proves clean gets no unit, no map and no scan, only its decoded
+//! length. The policy above does not change: base64 parts that are not
+//! text (images, archives, PDFs) are not decoded at all, as before, and
+//! every other part is. [`plan_message_exhaustive`] plans without the
+//! prefilter and gives the same plan.
+//!
 //! # How a code is masked
 //!
 //! Each letter or digit of a code is overwritten, separators are kept. When
@@ -68,8 +78,10 @@ pub mod charset;
 pub mod fingerprint;
 pub mod html;
 mod plan;
+mod quick;
 pub mod reveal;
 pub mod transfer;
+mod tree;
 mod unit;
 
 use std::ops::Range;
@@ -78,8 +90,8 @@ use serde::{Deserialize, Serialize};
 
 pub use fingerprint::FingerprintKey;
 pub use plan::{
-    header_block, plan_fragment, plan_message, plan_message_with, plan_too_large, Scanner,
-    FREE_TEXT_HEADERS,
+    header_block, plan_message, plan_message_exhaustive, plan_message_with, plan_too_large,
+    Scanner, FREE_TEXT_HEADERS,
 };
 pub use reveal::{reveal_codes, RevealedCode};
 pub use transfer::TransferEncoding;

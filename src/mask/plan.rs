@@ -5,14 +5,14 @@
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use mail_parser::{
-    HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
-};
+use mail_parser::{Encoding, HeaderName, MessageParser};
 
 use super::charset::Charset;
 use super::fingerprint::{self, FingerprintKey};
 use super::html::{self, View};
+use super::quick::Scratch;
 use super::transfer::{self, TransferEncoding};
+use super::tree::{Body, Part, Tree};
 use super::unit::{Applied, Edit, Unit};
 use super::{
     coalesce, Degradation, FieldPlan, MaskPlan, MaskRecord, PartPlan, Patch, ScanLimits,
@@ -23,6 +23,13 @@ use crate::detect::{Finding, TextContext, TextSource};
 /// Finds codes in one decoded text (the detector, or a stand-in in tests).
 pub trait Scanner {
     fn scan(&self, text: &str, ctx: &TextContext<'_>) -> Vec<Finding>;
+
+    /// `false` only if [`Scanner::scan`] finds nothing in `text` under any
+    /// context; the planner then skips the text's unit. The default proves
+    /// nothing, so every text is scanned.
+    fn may_find(&self, _text: &str) -> bool {
+        true
+    }
 }
 
 impl<F: Fn(&str, &TextContext<'_>) -> Vec<Finding>> Scanner for F {
@@ -35,6 +42,10 @@ impl Scanner for crate::detect::Detector {
     fn scan(&self, text: &str, ctx: &TextContext<'_>) -> Vec<Finding> {
         crate::detect::Detector::scan(self, text, ctx)
     }
+
+    fn may_find(&self, text: &str) -> bool {
+        crate::detect::Detector::may_find(self, text)
+    }
 }
 
 /// Plans the masks of one raw message with `detector`.
@@ -45,6 +56,18 @@ pub fn plan_message(
     limits: &ScanLimits,
 ) -> MaskPlan {
     plan_message_with(raw, detector, key, limits)
+}
+
+/// The plan [`plan_message`] gives, made the long way: mail-parser's tree,
+/// every text decoded, mapped and scanned, no prefilter. For checking the
+/// fast path (`giftlock scan --exhaustive`, the differential tests).
+pub fn plan_message_exhaustive(
+    raw: &[u8],
+    scanner: &dyn Scanner,
+    key: &FingerprintKey,
+    limits: &ScanLimits,
+) -> MaskPlan {
+    plan_in(raw, scanner, key, limits, Mode::Exhaustive)
 }
 
 /// Headers whose text a mail client shows; the only headers scanned.
@@ -62,11 +85,26 @@ pub const FREE_TEXT_HEADERS: &[&str] = &[
 const MAX_DEGRADATIONS: usize = 64;
 
 /// Plans the masks of one raw message, using `scanner` to find codes.
+///
+/// A text the scanner proves clean ([`Scanner::may_find`]) is only
+/// decoded (no map back to raw bytes, no unit); only the texts that may
+/// hold a code are mapped and scanned. The plan is the one
+/// [`plan_message_exhaustive`] makes.
 pub fn plan_message_with(
     raw: &[u8],
     scanner: &dyn Scanner,
     key: &FingerprintKey,
     limits: &ScanLimits,
+) -> MaskPlan {
+    plan_in(raw, scanner, key, limits, Mode::Filtered)
+}
+
+fn plan_in(
+    raw: &[u8],
+    scanner: &dyn Scanner,
+    key: &FingerprintKey,
+    limits: &ScanLimits,
+    mode: Mode,
 ) -> MaskPlan {
     if raw.len() > limits.max_message_bytes {
         tracing::warn!(
@@ -75,33 +113,13 @@ pub fn plan_message_with(
             "message too large to scan"
         );
         return match header_block(raw) {
-            Some(header) => plan_too_large(header, raw.len(), scanner, key, limits),
+            Some(header) => plan_too_large_in(header, raw.len(), scanner, key, limits, mode),
             None => MaskPlan::too_large(raw.len(), limits.max_message_bytes),
         };
     }
-    let mut planner = Planner::new(scanner, key, limits);
+    let mut planner = Planner::new(scanner, key, limits, mode);
     planner.plan_bytes(raw, 0, None);
-    let status = if planner.degradations.is_empty() {
-        ScanStatus::Complete
-    } else {
-        ScanStatus::Degraded(planner.degradations)
-    };
-    let patches = coalesce(planner.edits);
-    let fields = planner
-        .fields
-        .into_iter()
-        .filter(|f| touches(&patches, &f.field))
-        .collect();
-    MaskPlan {
-        message_len: raw.len(),
-        patches,
-        parts: planner.parts,
-        sections: planner.sections,
-        fields,
-        masks: planner.masks,
-        status,
-        message_id_hash: planner.message_id_hash,
-    }
+    planner.finish(raw)
 }
 
 /// Header blocks larger than this are not looked for in a message too
@@ -132,6 +150,17 @@ pub fn plan_too_large(
     key: &FingerprintKey,
     limits: &ScanLimits,
 ) -> MaskPlan {
+    plan_too_large_in(header, message_len, scanner, key, limits, Mode::Filtered)
+}
+
+fn plan_too_large_in(
+    header: &[u8],
+    message_len: usize,
+    scanner: &dyn Scanner,
+    key: &FingerprintKey,
+    limits: &ScanLimits,
+    mode: Mode,
+) -> MaskPlan {
     if header.len() > MAX_HEADER_BLOCK {
         return MaskPlan::too_large(message_len, limits.max_message_bytes);
     }
@@ -140,7 +169,10 @@ pub fn plan_too_large(
         max_message_bytes: MAX_HEADER_BLOCK,
         ..limits.clone()
     };
-    let of_header = plan_message_with(header, scanner, key, &header_limits);
+    let of_header = match mode {
+        Mode::Exhaustive => plan_message_exhaustive(header, scanner, key, &header_limits),
+        _ => plan_message_with(header, scanner, key, &header_limits),
+    };
     let end = header.len();
     MaskPlan {
         patches: of_header.patches,
@@ -155,17 +187,6 @@ pub fn plan_too_large(
         }],
         ..MaskPlan::too_large(message_len, limits.max_message_bytes)
     }
-}
-
-/// Plans the masks of a fragment that is not a whole message (a part body
-/// a server returned where giftlock cannot place it): its bytes are read as
-/// UTF-8 text, whatever their structure. Patches are in fragment
-/// coordinates.
-pub fn plan_fragment(bytes: &[u8], scanner: &dyn Scanner, key: &FingerprintKey) -> Vec<Patch> {
-    let limits = ScanLimits::default();
-    let mut planner = Planner::new(scanner, key, &limits);
-    planner.byte_level(bytes, 0..bytes.len(), "1");
-    coalesce(planner.edits)
 }
 
 /// The line breaks (CRLF or bare LF) inside `raw[range]`, absolute.
@@ -200,6 +221,16 @@ fn parser() -> &'static MessageParser {
     })
 }
 
+/// How much of the work the planner may skip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Every text is mapped and scanned: the reference.
+    Exhaustive,
+    /// A text the scanner proves clean is only decoded far enough to know
+    /// its length; the others are mapped and scanned.
+    Filtered,
+}
+
 /// What the detector is told about the message around a text.
 #[derive(Default)]
 struct MessageContext {
@@ -211,6 +242,8 @@ struct Planner<'a> {
     scanner: &'a dyn Scanner,
     key: &'a FingerprintKey,
     limits: &'a ScanLimits,
+    mode: Mode,
+    scratch: Scratch,
     /// `(raw offset, byte)` in the coordinates of the bytes being planned.
     edits: Vec<(usize, u8)>,
     parts: Vec<PartPlan>,
@@ -224,10 +257,10 @@ struct Planner<'a> {
 }
 
 /// A part's raw header and body ranges, clamped to the message.
-fn part_ranges(part: &MessagePart<'_>, len: usize) -> (Range<usize>, Range<usize>) {
+fn part_ranges(part: &Part<'_>, len: usize) -> (Range<usize>, Range<usize>) {
     (
-        clamp(part.offset_header as usize..part.offset_body as usize, len),
-        clamp(part.offset_body as usize..part.offset_end as usize, len),
+        clamp(part.offset_header..part.offset_body, len),
+        clamp(part.offset_body..part.offset_end, len),
     )
 }
 
@@ -243,32 +276,30 @@ fn join(prefix: Option<&str>, index: usize) -> String {
     }
 }
 
-fn transfer_of(part: &MessagePart<'_>) -> TransferEncoding {
+fn transfer_of(part: &Part<'_>) -> TransferEncoding {
     if part.is_encoding_problem {
         return TransferEncoding::Identity;
     }
     match part.encoding {
-        mail_parser::Encoding::None => TransferEncoding::Identity,
-        mail_parser::Encoding::QuotedPrintable => TransferEncoding::QuotedPrintable,
-        mail_parser::Encoding::Base64 => TransferEncoding::Base64,
+        Encoding::None => TransferEncoding::Identity,
+        Encoding::QuotedPrintable => TransferEncoding::QuotedPrintable,
+        Encoding::Base64 => TransferEncoding::Base64,
     }
 }
 
-fn is_nested_message(part: &MessagePart<'_>) -> bool {
-    part.content_type().is_some_and(|ct| {
-        ct.ctype().eq_ignore_ascii_case("message")
-            && ct.subtype().is_some_and(|s| {
-                s.eq_ignore_ascii_case("rfc822") || s.eq_ignore_ascii_case("global")
-            })
-    })
-}
-
 impl<'a> Planner<'a> {
-    fn new(scanner: &'a dyn Scanner, key: &'a FingerprintKey, limits: &'a ScanLimits) -> Self {
+    fn new(
+        scanner: &'a dyn Scanner,
+        key: &'a FingerprintKey,
+        limits: &'a ScanLimits,
+        mode: Mode,
+    ) -> Self {
         Planner {
             scanner,
             key,
             limits,
+            mode,
+            scratch: Scratch::default(),
             edits: Vec::new(),
             parts: Vec::new(),
             sections: Vec::new(),
@@ -277,6 +308,31 @@ impl<'a> Planner<'a> {
             degradations: Vec::new(),
             parts_seen: 0,
             message_id_hash: None,
+        }
+    }
+
+    /// The plan of the message walked.
+    fn finish(self, raw: &[u8]) -> MaskPlan {
+        let status = if self.degradations.is_empty() {
+            ScanStatus::Complete
+        } else {
+            ScanStatus::Degraded(self.degradations)
+        };
+        let patches = coalesce(self.edits);
+        let fields = self
+            .fields
+            .into_iter()
+            .filter(|f| touches(&patches, &f.field))
+            .collect();
+        MaskPlan {
+            message_len: raw.len(),
+            patches,
+            parts: self.parts,
+            sections: self.sections,
+            fields,
+            masks: self.masks,
+            status,
+            message_id_hash: self.message_id_hash,
         }
     }
 
@@ -289,20 +345,45 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Whether a text must be mapped and scanned.
+    fn must_scan(&self, text: &str) -> bool {
+        self.mode == Mode::Exhaustive || self.scanner.may_find(text)
+    }
+
+    /// Whether the text of header value `raw[range]` must be scanned.
+    fn header_must_scan(&mut self, raw: &[u8], range: &Range<usize>) -> bool {
+        if self.mode == Mode::Exhaustive {
+            return true;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let must = match scratch.header(raw, range.clone()) {
+            Some(text) => self.must_scan(text),
+            None => self.must_scan(&Unit::header(raw, range.clone()).text),
+        };
+        self.scratch = scratch;
+        must
+    }
+
+    /// Scans the free-text header value `raw[range]`.
+    fn header_unit(&mut self, raw: &[u8], range: Range<usize>, path: &str, ctx: &MessageContext) {
+        if self.header_must_scan(raw, &range) {
+            let unit = Unit::header(raw, range);
+            self.scan_unit(raw, &unit, false, path, ctx);
+        }
+    }
+
     fn plan_bytes(&mut self, raw: &[u8], depth: usize, prefix: Option<&str>) {
         let parsed = parser().parse(raw);
         // mail-parser reads a message with no blank line as all headers and
         // no body; a reader may still see its text, so scan it all.
-        let headers_only = |m: &Message<'_>| {
-            m.parts.len() == 1
-                && m.parts[0].is_encoding_problem
-                && m.parts[0].offset_body as usize >= raw.len()
-        };
-        match parsed {
-            Some(message) if !headers_only(&message) => {
-                self.visit_message(raw, &message, prefix, depth)
-            }
-            _ => {
+        let tree = parsed.as_ref().map(Tree::of).filter(|t| {
+            !(t.parts.len() == 1
+                && t.parts[0].is_encoding_problem
+                && t.parts[0].offset_body >= raw.len())
+        });
+        match tree {
+            Some(tree) => self.visit_message(raw, &tree, prefix, depth),
+            None => {
                 self.degrade(Degradation::Unparsable);
                 self.byte_level(raw, 0..raw.len(), prefix.unwrap_or("1"));
             }
@@ -311,39 +392,34 @@ impl<'a> Planner<'a> {
 
     /// Scans `raw[range]` as plain UTF-8 text, whatever its structure.
     fn byte_level(&mut self, raw: &[u8], range: Range<usize>, path: &str) {
+        if self.mode != Mode::Exhaustive {
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let bytes = raw.get(range.clone()).unwrap_or_default();
+            let (text, _) = scratch.body(bytes, TransferEncoding::Identity, Charset::Utf8);
+            let must = self.must_scan(text);
+            self.scratch = scratch;
+            if !must {
+                return;
+            }
+        }
         let (unit, _) = Unit::body(raw, range, TransferEncoding::Identity, Charset::Utf8);
         self.scan_unit(raw, &unit, false, path, &MessageContext::default());
     }
 
-    fn visit_message(
-        &mut self,
-        raw: &[u8],
-        message: &Message<'_>,
-        prefix: Option<&str>,
-        depth: usize,
-    ) {
-        let Some(root) = message.parts.first() else {
+    fn visit_message(&mut self, raw: &[u8], tree: &Tree<'_>, prefix: Option<&str>, depth: usize) {
+        let Some(root) = tree.parts.first() else {
             return;
         };
-        let sender = root.headers.iter().find_map(|h| match (&h.name, &h.value) {
-            (HeaderName::From, HeaderValue::Address(address)) => address
-                .first()
-                .and_then(|a| a.address.as_deref())
-                .map(str::to_lowercase),
-            _ => None,
-        });
         let mut ctx = MessageContext {
-            sender,
+            sender: tree.sender.clone(),
             subject: None,
         };
         let (header, text) = part_ranges(root, raw.len());
         if prefix.is_none() {
-            self.message_id_hash = root.headers.iter().find_map(|h| match (&h.name, &h.value) {
-                (HeaderName::MessageId, HeaderValue::Text(id)) => {
-                    Some(self.key.message_id(id.as_bytes()))
-                }
-                _ => None,
-            });
+            self.message_id_hash = tree
+                .message_id
+                .as_ref()
+                .map(|id| self.key.message_id(id.as_bytes()));
             self.sections.push(SectionPlan {
                 path: String::new(),
                 mime: header.clone(),
@@ -351,39 +427,35 @@ impl<'a> Planner<'a> {
                 message: Some((header, text)),
             });
         }
-        let header_units: Vec<Unit> = root
-            .headers
-            .iter()
-            .filter(|h| {
-                FREE_TEXT_HEADERS
-                    .iter()
-                    .any(|n| n.eq_ignore_ascii_case(h.name.as_str()))
-            })
-            .map(|h| {
-                let value = clamp(h.offset_start as usize..h.offset_end as usize, raw.len());
-                self.fields.push(FieldPlan {
-                    message: prefix.unwrap_or_default().to_string(),
-                    name: h.name.as_str().to_string(),
-                    field: clamp(h.offset_field as usize..value.end, raw.len()),
-                    breaks: line_breaks(raw, &value),
-                    value: value.clone(),
-                });
-                let unit = Unit::header(raw, value);
-                if h.name == HeaderName::Subject && ctx.subject.is_none() {
-                    ctx.subject = Some(unit.text.trim().to_string());
-                }
-                unit
-            })
-            .collect();
+        let mut values = Vec::with_capacity(root.fields.len());
+        for f in &root.fields {
+            let value = clamp(f.offset_start..f.offset_end, raw.len());
+            self.fields.push(FieldPlan {
+                message: prefix.unwrap_or_default().to_string(),
+                name: f.name.to_string(),
+                field: clamp(f.offset_field..value.end, raw.len()),
+                breaks: line_breaks(raw, &value),
+                value: value.clone(),
+            });
+            if f.is_subject && ctx.subject.is_none() {
+                let quick = match self.mode {
+                    Mode::Exhaustive => None,
+                    Mode::Filtered => self.scratch.header(raw, value.clone()).map(str::to_string),
+                };
+                let text = quick.unwrap_or_else(|| Unit::header(raw, value.clone()).text);
+                ctx.subject = Some(text.trim().to_string());
+            }
+            values.push(value);
+        }
         let header_path = prefix.map_or_else(|| "HEADER".to_string(), |p| format!("{p}.HEADER"));
-        for unit in &header_units {
-            self.scan_unit(raw, unit, false, &header_path, &ctx);
+        for value in values {
+            self.header_unit(raw, value, &header_path, &ctx);
         }
         match &root.body {
-            PartType::Multipart(children) => {
-                self.visit_children(raw, message, 0, children, prefix, depth + 1, &ctx)
+            Body::Multipart(children) => {
+                self.visit_children(raw, tree, 0, children, prefix, depth + 1, &ctx)
             }
-            _ => self.visit_part(raw, message, 0, join(prefix, 1), depth + 1, &ctx),
+            _ => self.visit_part(raw, tree, 0, join(prefix, 1), depth + 1, &ctx),
         }
     }
 
@@ -391,36 +463,33 @@ impl<'a> Planner<'a> {
     fn visit_children(
         &mut self,
         raw: &[u8],
-        message: &Message<'_>,
+        tree: &Tree<'_>,
         parent: usize,
-        children: &[u32],
+        children: &[usize],
         prefix: Option<&str>,
         depth: usize,
         ctx: &MessageContext,
     ) {
         // Part ids only grow down the tree; anything else would loop.
-        let children = children.iter().map(|&c| c as usize).filter(|&c| c > parent);
+        let children = children.iter().copied().filter(|&c| c > parent);
         for (i, child) in children.enumerate() {
-            self.visit_part(raw, message, child, join(prefix, i + 1), depth, ctx);
+            self.visit_part(raw, tree, child, join(prefix, i + 1), depth, ctx);
         }
     }
 
     fn visit_part(
         &mut self,
         raw: &[u8],
-        message: &Message<'_>,
+        tree: &Tree<'_>,
         id: usize,
         path: String,
         depth: usize,
         ctx: &MessageContext,
     ) {
-        let Some(part) = message.parts.get(id) else {
+        let Some(part) = tree.parts.get(id) else {
             return;
         };
-        let whole = clamp(
-            part.offset_header as usize..part.offset_end as usize,
-            raw.len(),
-        );
+        let whole = clamp(part.offset_header..part.offset_end, raw.len());
         if depth > self.limits.max_depth {
             self.degrade(Degradation::TooDeep { part: path.clone() });
             self.byte_level(raw, whole, &path);
@@ -434,7 +503,7 @@ impl<'a> Planner<'a> {
         }
         let (mime, body) = part_ranges(part, raw.len());
         let nested = match &part.body {
-            PartType::Message(nested) if part.encoding == mail_parser::Encoding::None => nested
+            Body::Message(nested) => nested
                 .parts
                 .first()
                 .map(|root| part_ranges(root, raw.len())),
@@ -448,28 +517,19 @@ impl<'a> Planner<'a> {
         });
         if id != 0 {
             let mime_path = format!("{path}.MIME");
-            for h in part.headers.iter().filter(|h| {
-                FREE_TEXT_HEADERS
-                    .iter()
-                    .any(|n| n.eq_ignore_ascii_case(h.name.as_str()))
-            }) {
-                let unit = Unit::header(
-                    raw,
-                    clamp(h.offset_start as usize..h.offset_end as usize, raw.len()),
-                );
-                self.scan_unit(raw, &unit, false, &mime_path, ctx);
+            for f in &part.fields {
+                let value = clamp(f.offset_start..f.offset_end, raw.len());
+                self.header_unit(raw, value, &mime_path, ctx);
             }
         }
         match &part.body {
-            PartType::Multipart(children) => {
-                self.visit_children(raw, message, id, children, Some(&path), depth + 1, ctx)
+            Body::Multipart(children) => {
+                self.visit_children(raw, tree, id, children, Some(&path), depth + 1, ctx)
             }
-            PartType::Message(nested) if part.encoding == mail_parser::Encoding::None => {
-                self.visit_message(raw, nested, Some(&path), depth + 1)
-            }
-            _ if is_nested_message(part)
+            Body::Message(nested) => self.visit_message(raw, nested, Some(&path), depth + 1),
+            _ if part.message_type
                 && !part.is_encoding_problem
-                && part.encoding != mail_parser::Encoding::None =>
+                && part.encoding != Encoding::None =>
             {
                 self.encoded_message(raw, part, path, depth)
             }
@@ -477,12 +537,12 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn leaf(&mut self, raw: &[u8], part: &MessagePart<'_>, path: String, ctx: &MessageContext) {
+    fn leaf(&mut self, raw: &[u8], part: &Part<'_>, path: String, ctx: &MessageContext) {
         let (header, body) = part_ranges(part, raw.len());
         let encoding = transfer_of(part);
         let (is_text, is_html) = match &part.body {
-            PartType::Text(_) => (true, false),
-            PartType::Html(_) => (true, true),
+            Body::Text => (true, false),
+            Body::Html => (true, true),
             _ => (encoding != TransferEncoding::Base64, false),
         };
         if part.is_encoding_problem {
@@ -494,35 +554,64 @@ impl<'a> Planner<'a> {
             body: body.clone(),
             encoding,
             decoded_len: match &part.body {
-                PartType::Binary(b) | PartType::InlineBinary(b) => b.len(),
+                Body::Binary { decoded_len } => *decoded_len,
                 _ => body.len(),
             },
             decoded_patches: Vec::new(),
         };
         if is_text {
-            let label = part.content_type().and_then(|ct| ct.attribute("charset"));
-            let (charset, known) = Charset::from_label(label);
+            let (charset, known) = Charset::from_label(part.charset.as_deref());
             if !known {
                 self.degrade(Degradation::UnknownCharset {
                     part: plan.path.clone(),
                 });
             }
-            let (unit, decoded_len) = Unit::body(raw, body, encoding, charset);
-            plan.decoded_len = decoded_len;
-            let applied = self.scan_unit(raw, &unit, is_html, &plan.path, ctx);
-            plan.decoded_patches = coalesce(applied.decoded);
+            if let Some(decoded_len) = self.skip_body(raw, &body, encoding, charset, is_html) {
+                plan.decoded_len = decoded_len;
+            } else {
+                let (unit, decoded_len) = Unit::body(raw, body, encoding, charset);
+                plan.decoded_len = decoded_len;
+                let applied = self.scan_unit(raw, &unit, is_html, &plan.path, ctx);
+                plan.decoded_patches = coalesce(applied.decoded);
+            }
         }
         self.parts.push(plan);
     }
 
+    /// The decoded length of a text body no scan needs to see; `None` if
+    /// it must be scanned.
+    fn skip_body(
+        &mut self,
+        raw: &[u8],
+        body: &Range<usize>,
+        encoding: TransferEncoding,
+        charset: Charset,
+        is_html: bool,
+    ) -> Option<usize> {
+        if self.mode == Mode::Exhaustive {
+            return None;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let bytes = raw.get(body.clone()).unwrap_or_default();
+        let (text, len) = scratch.body(bytes, encoding, charset);
+        let must = if is_html {
+            let (view, attributes) = html::views(text);
+            self.must_scan(&view.text) || attributes.iter().any(|a| self.must_scan(&a.text))
+        } else {
+            self.must_scan(text)
+        };
+        self.scratch = scratch;
+        (!must).then_some(len)
+    }
+
     /// A message/rfc822 part that is itself base64 or QP: plan the decoded
     /// message, then write its patches back through the transfer encoding.
-    fn encoded_message(&mut self, raw: &[u8], part: &MessagePart<'_>, path: String, depth: usize) {
+    fn encoded_message(&mut self, raw: &[u8], part: &Part<'_>, path: String, depth: usize) {
         let (header, body) = part_ranges(part, raw.len());
         let encoding = transfer_of(part);
         let body_bytes = raw.get(body.clone()).unwrap_or_default();
         let (decoded, map) = transfer::decode(encoding, body_bytes, true);
-        let mut inner = Planner::new(self.scanner, self.key, self.limits);
+        let mut inner = Planner::new(self.scanner, self.key, self.limits, self.mode);
         inner.parts_seen = self.parts_seen;
         inner.plan_bytes(&decoded, depth + 1, Some(&path));
         self.parts_seen = inner.parts_seen;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fingerprint::{self, FingerprintKey};
 use super::{plan_message_with, MaskPlan, MaskRecord, ScanLimits, Scanner};
-use crate::detect::{Detector, Finding, TextContext};
+use crate::detect::{amount, Detector, Finding, TextContext};
 
 /// One masked code in clear text. Debug never shows the code.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +29,10 @@ pub struct RevealedCode {
     pub part: String,
     /// The code as it appeared in the decoded text (separators included).
     pub code: String,
+    /// The amount the text states next to the code (`¥3,000`), when it
+    /// states exactly one ([`crate::detect::amount`]). Not a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<String>,
 }
 
 impl fmt::Debug for RevealedCode {
@@ -39,6 +43,7 @@ impl fmt::Debug for RevealedCode {
             .field("fingerprint", &self.fingerprint)
             .field("part", &self.part)
             .field("code", &"<redacted>")
+            .field("amount", &self.amount)
             .finish()
     }
 }
@@ -61,12 +66,13 @@ pub fn reveal_codes(
 }
 
 /// Matches recorded code texts to the plan's masks by fingerprint.
-fn codes_of_plan(plan: &MaskPlan, seen: Vec<String>, key: &FingerprintKey) -> Vec<RevealedCode> {
-    let by_fingerprint: Vec<(String, String)> = seen
+fn codes_of_plan(plan: &MaskPlan, seen: Vec<Seen>, key: &FingerprintKey) -> Vec<RevealedCode> {
+    let by_fingerprint: Vec<(String, Seen)> = seen
         .into_iter()
-        .map(|code| {
-            let fp = fingerprint::to_hex(&key.fingerprint(&fingerprint::normalise_code(&code)));
-            (fp, code)
+        .map(|seen| {
+            let fp =
+                fingerprint::to_hex(&key.fingerprint(&fingerprint::normalise_code(&seen.code)));
+            (fp, seen)
         })
         .collect();
     let mut done = HashSet::new();
@@ -77,30 +83,43 @@ fn codes_of_plan(plan: &MaskPlan, seen: Vec<String>, key: &FingerprintKey) -> Ve
         }
         // A mask always comes from a finding the recorder saw; if one did
         // not, it is left out rather than guessed.
-        if let Some((_, code)) = by_fingerprint
+        let mut found = by_fingerprint
             .iter()
-            .find(|(fp, _)| *fp == mask.fingerprint)
-        {
-            codes.push(revealed(mask, code.clone()));
+            .filter(|(fp, _)| *fp == mask.fingerprint)
+            .map(|(_, seen)| seen);
+        if let Some(first) = found.next() {
+            // The same code seen twice (text and redeem URL): the amount
+            // of whichever sighting states one.
+            let amount = std::iter::once(first)
+                .chain(found)
+                .find_map(|s| s.amount.clone());
+            codes.push(revealed(mask, first.code.clone(), amount));
         }
     }
     codes
 }
 
-fn revealed(mask: &MaskRecord, code: String) -> RevealedCode {
+fn revealed(mask: &MaskRecord, code: String, amount: Option<String>) -> RevealedCode {
     RevealedCode {
         handle: mask.handle.clone(),
         rule: mask.rule.clone(),
         fingerprint: mask.fingerprint.clone(),
         part: mask.part.clone(),
         code,
+        amount,
     }
+}
+
+/// One finding's text, and the amount stated next to it.
+struct Seen {
+    code: String,
+    amount: Option<String>,
 }
 
 /// The detector, copying out the text of every finding.
 struct Recorder<'a> {
     detector: &'a Detector,
-    seen: RefCell<Vec<String>>,
+    seen: RefCell<Vec<Seen>>,
 }
 
 impl Scanner for Recorder<'_> {
@@ -109,9 +128,17 @@ impl Scanner for Recorder<'_> {
         let mut seen = self.seen.borrow_mut();
         for finding in &findings {
             // The same char-boundary rounding the planner applies.
-            seen.push(super::plan::code_of(text, finding).1.to_string());
+            let (start, code) = super::plan::code_of(text, finding);
+            seen.push(Seen {
+                code: code.to_string(),
+                amount: amount::near(text, start..start + code.len()),
+            });
         }
         findings
+    }
+
+    fn may_find(&self, text: &str) -> bool {
+        self.detector.may_find(text)
     }
 }
 
@@ -146,13 +173,19 @@ mod tests {
     }
 
     #[test]
-    fn returns_exactly_the_labelled_codes_and_none_for_ham() {
+    fn returns_exactly_the_labelled_codes_with_stated_amounts_and_none_for_ham() {
         if needs::missing(&[needs::Need::Shared]) {
             return;
         }
         let key = FingerprintKey::new([3; 32]);
         let detector = Detector::builtin();
         let labels = labels();
+        // The mails that state an amount next to their code.
+        let stated = [
+            ("gift/001-amazon-jp-associates.eml", "¥3,000"),
+            ("gift/002-amazon-jp-html-base64.eml", "¥5,000"),
+            ("gift/004-amazon-old-sjis.eml", "¥1,500"),
+        ];
         let files = labels.as_object().unwrap();
         assert!(files.len() >= 17, "corpus labels are incomplete");
         for (file, label) in files {
@@ -170,7 +203,9 @@ mod tests {
             // One entry per distinct code, each matching a mask of the plan.
             assert_eq!(codes.len(), expected.len(), "{file}");
             let plan = super::super::plan_message(&raw, &detector, &key, &ScanLimits::default());
+            let amount = stated.iter().find(|(f, _)| f == file).map(|(_, a)| *a);
             for code in &codes {
+                assert_eq!(code.amount.as_deref(), amount, "{file}");
                 assert!(
                     plan.masks
                         .iter()
@@ -189,6 +224,7 @@ mod tests {
             fingerprint: "ab".into(),
             part: "1".into(),
             code: "524Y-NG5BY1-A2ROG".into(),
+            amount: Some("¥3,000".into()),
         };
         let debug = format!("{code:?}");
         assert!(!debug.contains("524Y"), "{debug}");

@@ -42,11 +42,26 @@ pub struct Quantum {
 
 /// Decodes `raw`; with `map`, also records where every decoded byte came from.
 pub fn decode(encoding: TransferEncoding, raw: &[u8], want_map: bool) -> (Vec<u8>, TransferMap) {
+    let mut out = Vec::new();
+    let map = decode_into(encoding, raw, want_map, &mut out);
+    (out, map)
+}
+
+/// [`decode`] appending to `out`, so a caller can reuse one buffer.
+pub fn decode_into(
+    encoding: TransferEncoding,
+    raw: &[u8],
+    want_map: bool,
+    out: &mut Vec<u8>,
+) -> TransferMap {
     match encoding {
-        TransferEncoding::Identity => (raw.to_vec(), TransferMap::Identity),
-        TransferEncoding::QuotedPrintable => decode_qp(raw, false, want_map),
-        TransferEncoding::QEncoding => decode_qp(raw, true, want_map),
-        TransferEncoding::Base64 => decode_base64(raw, want_map),
+        TransferEncoding::Identity => {
+            out.extend_from_slice(raw);
+            TransferMap::Identity
+        }
+        TransferEncoding::QuotedPrintable => decode_qp(raw, false, want_map, out),
+        TransferEncoding::QEncoding => decode_qp(raw, true, want_map, out),
+        TransferEncoding::Base64 => decode_base64(raw, want_map, out),
     }
 }
 
@@ -75,8 +90,8 @@ fn soft_break_len(raw: &[u8], i: usize) -> Option<usize> {
     }
 }
 
-fn decode_qp(raw: &[u8], q_encoding: bool, want_map: bool) -> (Vec<u8>, TransferMap) {
-    let mut out = Vec::with_capacity(raw.len());
+fn decode_qp(raw: &[u8], q_encoding: bool, want_map: bool, out: &mut Vec<u8>) -> TransferMap {
+    out.reserve(raw.len());
     let mut map = Vec::new();
     if want_map {
         map.reserve(raw.len());
@@ -110,7 +125,7 @@ fn decode_qp(raw: &[u8], q_encoding: bool, want_map: bool) -> (Vec<u8>, Transfer
         out.push(if q_encoding && b == b'_' { b' ' } else { b });
         i += 1;
     }
-    (out, TransferMap::Escapes(map))
+    TransferMap::Escapes(map)
 }
 
 fn base64_value(b: u8) -> Option<u8> {
@@ -127,8 +142,9 @@ fn base64_value(b: u8) -> Option<u8> {
 const BASE64_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-fn decode_base64(raw: &[u8], want_map: bool) -> (Vec<u8>, TransferMap) {
-    let mut out = Vec::with_capacity(raw.len() / 4 * 3 + 3);
+fn decode_base64(raw: &[u8], want_map: bool, out: &mut Vec<u8>) -> TransferMap {
+    let base = out.len();
+    out.reserve(raw.len() / 4 * 3 + 3);
     let mut quanta = Vec::new();
     let mut chars = [0u32; 4];
     let mut values = [0u8; 4];
@@ -137,7 +153,7 @@ fn decode_base64(raw: &[u8], want_map: bool) -> (Vec<u8>, TransferMap) {
         if n < 2 {
             return;
         }
-        let first_decoded = out.len() as u32;
+        let first_decoded = (out.len() - base) as u32;
         let word = u32::from(values[0]) << 18
             | u32::from(values[1]) << 12
             | u32::from(values[2]) << 6
@@ -158,20 +174,20 @@ fn decode_base64(raw: &[u8], want_map: bool) -> (Vec<u8>, TransferMap) {
             chars[n] = i as u32;
             n += 1;
             if n == 4 {
-                flush(4, &values, &chars, &mut out);
+                flush(4, &values, &chars, out);
                 n = 0;
             }
         } else if b == b'=' && n > 0 {
             values[n..].fill(0);
-            flush(n, &values, &chars, &mut out);
+            flush(n, &values, &chars, out);
             n = 0;
         }
     }
     if n > 0 {
         values[n..].fill(0);
-        flush(n, &values, &chars, &mut out);
+        flush(n, &values, &chars, out);
     }
-    (out, TransferMap::Quanta(quanta))
+    TransferMap::Quanta(quanta)
 }
 
 impl TransferMap {

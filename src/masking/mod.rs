@@ -20,7 +20,7 @@
 //! items are overwritten with a notice of the same length.
 
 use std::borrow::Cow;
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
@@ -28,16 +28,20 @@ use tracing::{info, warn};
 
 use crate::audit::{MaskApplied, SessionAudit};
 use crate::detect::Detector;
-use crate::hooks::{CommandAction, CommandFilter, ContentFilter, Held};
+use crate::hooks::{ClientMessage, CommandAction, CommandFilter, ContentFilter, Outgoing};
 use crate::imap::response::{ContentItem, ContentKind, FetchContent, Inspection};
-use crate::imap::search::{self, Classified, SearchCommand, SearchKind};
+use crate::imap::search;
 use crate::imap::selection::{self, Change, Selected, Selection};
 use crate::imap::{syntax, view};
-use crate::mask::{self, FingerprintKey, MaskPlan, ScanLimits, ScanStatus};
+use crate::mask::{FingerprintKey, MaskPlan, ScanLimits, ScanStatus};
+use crate::notify::Notifier;
 use crate::plan_store::{PlanKey, PlanStore};
-use crate::source::{MessageSource, Whole};
-use crate::vault::{MaskedIndex, MessageIdentity, Vault, VaultEntry};
-use imap_codec::imap_types::fetch::Section;
+use crate::source::MessageSource;
+use crate::unlock::Windows;
+use crate::vault::{MaskedIndex, MessageIdentity, Restored, Vault};
+use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
+use planner::{cpu, whole_item, Planner};
 
 /// What every session's masking shares: the rules, the key, the cache.
 pub struct MaskingContext {
@@ -49,6 +53,8 @@ pub struct MaskingContext {
     pub vault: Option<Arc<Vault>>,
     /// Hashes of the masked copies served, for the APPEND write path.
     pub masked: Arc<MaskedIndex>,
+    /// Told when a message is masked for the first time.
+    pub notifier: Notifier,
 }
 
 /// Why the masking rules or their cache could not be set up.
@@ -65,12 +71,14 @@ pub enum MaskingError {
 }
 
 impl MaskingContext {
-    /// What masking needs, from `config`; `key` is the fingerprint key.
+    /// What masking needs, from `config`; `key` is the fingerprint key,
+    /// `notifier` is told of first maskings.
     pub fn build(
         config: &crate::config::Config,
         key: Arc<FingerprintKey>,
         vault: Option<Arc<Vault>>,
         masked: Arc<MaskedIndex>,
+        notifier: Notifier,
     ) -> Result<MaskingContext, MaskingError> {
         let detector = Detector::from_config(&config.detect).map_err(MaskingError::Rules)?;
         let state_dir = config.state_dir();
@@ -89,21 +97,15 @@ impl MaskingContext {
             },
             vault,
             masked,
+            notifier,
         })
     }
-}
-
-/// A search command sent and not yet answered.
-struct PendingSearch {
-    tag: Vec<u8>,
-    command: SearchCommand,
 }
 
 /// What both directions of one session know.
 #[derive(Default)]
 struct SessionState {
     selection: Selection,
-    searches: VecDeque<PendingSearch>,
 }
 
 type State = Arc<Mutex<SessionState>>;
@@ -112,127 +114,179 @@ fn lock(state: &State) -> std::sync::MutexGuard<'_, SessionState> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The client-side filter: selection and searches, `UID` added to FETCH,
-/// originals restored in APPENDed masked copies.
-pub struct CommandSide {
-    context: Arc<MaskingContext>,
+/// The client-side filter: selection, content searches answered on the
+/// masked view, `UID` added to FETCH, originals restored in APPENDed
+/// masked copies.
+pub struct CommandSide<S> {
+    planner: Planner<S>,
     state: State,
+    /// The unlock window: while it is open, an APPEND may put an original
+    /// back into any mailbox of its account.
+    unlock: Windows,
 }
 
 /// The server-side filter; `S` gives the messages a response does not carry.
 pub struct Masking<S> {
-    context: Arc<MaskingContext>,
-    account: String,
+    planner: Planner<S>,
     state: State,
-    source: S,
     audit: SessionAudit,
     /// Messages whose masks were already recorded in this session.
     audited: HashSet<PlanKey>,
 }
 
 /// Both filters of one session.
-pub fn for_session<S: MessageSource>(
+/// `source` is cloned: each side asks it for messages on its own.
+pub fn for_session<S: MessageSource + Clone>(
     context: Arc<MaskingContext>,
     account: String,
     source: S,
     audit: SessionAudit,
-) -> (Masking<S>, CommandSide) {
+    unlock: Windows,
+) -> (Masking<S>, CommandSide<S>) {
     let state = State::default();
     (
         Masking {
-            context: context.clone(),
-            account,
+            planner: Planner {
+                context: context.clone(),
+                account: account.clone(),
+                source: source.clone(),
+            },
             state: state.clone(),
-            source,
             audit,
             audited: HashSet::new(),
         },
-        CommandSide { context, state },
+        CommandSide {
+            planner: Planner {
+                context,
+                account,
+                source,
+            },
+            state,
+            unlock,
+        },
     )
 }
 
-const UNREADABLE_SEARCH: &str =
-    "giftlock does not pass on search keys it cannot read (X-GM-RAW and other free-text extensions)";
-const THREAD_CONTENT: &str =
-    "THREAD with a content criterion is not offered through giftlock (use SEARCH)";
+/// A sequence-number FETCH giftlock cannot add `UID` to: its responses
+/// could not be named, so it is not sent.
+const FETCH_WITHOUT_UID: &str = "giftlock adds UID to a sequence-number FETCH and cannot do it \
+                                 here (a literal in the item list); use UID FETCH or quoted strings";
 
-impl CommandFilter for CommandSide {
-    fn first_fragment(&mut self, fragment: &[u8], complete: bool) -> CommandAction {
-        if !complete {
-            // An APPEND is looked at whole: it may be a masked copy.
-            let append = crate::imap::command::parse_head(fragment)
-                .is_some_and(|h| !h.uid && h.verb.eq_ignore_ascii_case(b"APPEND"));
-            return match append {
-                true => CommandAction::Hold,
-                false => CommandAction::Forward,
-            };
-        }
-        match search::classify(fragment) {
-            Classified::Unreadable => return CommandAction::Refuse(UNREADABLE_SEARCH),
-            Classified::Search(SearchCommand {
-                kind: SearchKind::Thread,
-                content: true,
-                ..
-            }) => return CommandAction::Refuse(THREAD_CONTENT),
-            _ => {}
-        }
-        match selection::fetch_with_uid(fragment) {
-            Some(rewritten) => CommandAction::Replace(rewritten),
-            None => CommandAction::Forward,
-        }
-    }
-
-    fn completing(&mut self, message: &[u8]) {
-        let mut state = lock(&self.state);
-        state.selection.command(message);
-        let command = match search::classify(message) {
-            Classified::NotSearch => return,
-            Classified::Search(command) => command,
-            // Sent with a literal before giftlock could read it all: treat
-            // it as looking at content.
-            Classified::Unreadable => SearchCommand {
-                kind: match crate::imap::command::parse_head(message) {
-                    Some(h) if h.verb.eq_ignore_ascii_case(b"THREAD") => SearchKind::Thread,
-                    _ => SearchKind::Search,
-                },
-                uid: crate::imap::command::parse_head(message).is_some_and(|h| h.uid),
-                content: true,
-            },
+impl<S: MessageSource> CommandFilter for CommandSide<S> {
+    async fn command<'a>(
+        &'a mut self,
+        message: &'a [u8],
+        literals: &'a [Range<usize>],
+        decoded: &'a ClientMessage<'a>,
+    ) -> CommandAction {
+        let ClientMessage::Command(command) = decoded else {
+            return CommandAction::Forward;
         };
-        let tag = crate::imap::command::parse_head(message)
-            .map(|h| h.tag.to_vec())
-            .unwrap_or_default();
-        state.searches.push_back(PendingSearch { tag, command });
+        let action = match &command.body {
+            CommandBody::Append { mailbox, .. } => {
+                self.append(message, literals, &selection::mailbox_name(mailbox))
+            }
+            CommandBody::Search { criteria, .. }
+            | CommandBody::Sort {
+                search_criteria: criteria,
+                ..
+            } if search::has_content(criteria.as_ref()) => {
+                let selected = lock(&self.state).selection.current().cloned();
+                match selected {
+                    Some(selected) => self.on_masked_view(command, &selected).await,
+                    // The server refuses a search without a mailbox.
+                    None => CommandAction::Forward,
+                }
+            }
+            CommandBody::Fetch {
+                uid: false,
+                macro_or_item_names,
+                ..
+            } if !asks_for_uid(macro_or_item_names) => match selection::fetch_with_uid(message) {
+                Some(rewritten) => CommandAction::Send(Outgoing {
+                    bytes: rewritten,
+                    literals: Vec::new(),
+                }),
+                None => return CommandAction::Decline(FETCH_WITHOUT_UID.to_string()),
+            },
+            _ => CommandAction::Forward,
+        };
+        lock(&self.state).selection.command(message);
+        action
     }
+}
 
-    /// An APPEND: each message that is a masked copy giftlock served gets
-    /// its original back from the vault, so the server never stores a
-    /// masked copy in place of an original; without the vault it is refused.
-    fn held(&mut self, message: &[u8], literals: &[Range<usize>]) -> Held {
+/// Whether a FETCH item list asks for `UID` already.
+fn asks_for_uid(items: &MacroOrMessageDataItemNames<'_>) -> bool {
+    match items {
+        MacroOrMessageDataItemNames::Macro(_) => false,
+        MacroOrMessageDataItemNames::MessageDataItemNames(names) => {
+            names.iter().any(|n| matches!(n, MessageDataItemName::Uid))
+        }
+    }
+}
+
+impl<S: MessageSource> CommandSide<S> {
+    /// An APPEND into `target`: a message that is a masked copy giftlock
+    /// served gets its original back from the vault, so the server never
+    /// stores a masked copy in place of an original; without the vault it
+    /// is declined. An original goes back only into its own account and,
+    /// unless the unlock window is open, its own mailbox tree
+    /// ([`may_restore_into`]): a masked copy appended anywhere else is
+    /// declined, so the local password cannot move an original to where
+    /// giftlock does not guard it.
+    fn append(&self, message: &[u8], literals: &[Range<usize>], target: &[u8]) -> CommandAction {
+        let target = String::from_utf8_lossy(target);
+        let unlocked = self.unlock.current().is_some();
+        let allowed = |record: &MessageIdentity| {
+            may_restore_into(record, &self.planner.account, &target, unlocked)
+        };
         let mut replacements = Vec::with_capacity(literals.len());
         for literal in literals {
             let Some(data) = message.get(literal.clone()) else {
                 replacements.push(None);
                 continue;
             };
-            if memchr::memmem::find(data, view::WITHHELD_NOTICE).is_some() {
+            if view::holds_notice(data) {
                 // A message giftlock withheld (too large to scan): its body
                 // here is the notice, and there is no original to put back.
-                return Held::Refuse(
+                return CommandAction::Decline(
                     "[CANNOT] giftlock: this message holds a body giftlock withheld (too large \
                      to scan); storing it would replace the original body with the notice"
                         .to_string(),
                 );
             }
-            if !self.context.masked.contains(&MaskedIndex::hash(data)) {
+            if !self
+                .planner
+                .context
+                .masked
+                .contains(&MaskedIndex::hash(data))
+            {
                 replacements.push(None);
                 continue;
             }
-            let restored = match self.context.vault.as_ref() {
+            let restored = match self.planner.context.vault.as_ref() {
                 None => Err("the vault is unavailable".to_string()),
-                Some(vault) => match cpu(|| vault.restore(data)) {
-                    Ok(Some(original)) => Ok(original),
-                    Ok(None) => Err("the vault has no record of it".to_string()),
+                Some(vault) => match cpu(|| vault.restore_where(data, allowed)) {
+                    Ok(Restored::Original(original)) => Ok(original),
+                    Ok(Restored::NotMasked) => Err("the vault has no record of it".to_string()),
+                    Ok(Restored::Elsewhere) => {
+                        warn!(
+                            "APPEND of a masked copy outside its account or mailbox tree refused"
+                        );
+                        return CommandAction::Decline(match unlocked {
+                            true => "[CANNOT] giftlock: this message is a masked copy of another \
+                                     account's mail; giftlock puts an original back only into its \
+                                     own account. It was not stored, so no code is lost"
+                                .to_string(),
+                            false => "[CANNOT] giftlock: this message is a masked copy of mail \
+                                      from another account or mailbox tree; giftlock puts an \
+                                      original back only into the mailbox tree it came from (any \
+                                      mailbox of its account while `giftlock unlock` is open). It \
+                                      was not stored, so no code is lost"
+                                .to_string(),
+                        });
+                    }
                     Err(e) => Err(e.to_string()),
                 },
             };
@@ -246,24 +300,43 @@ impl CommandFilter for CommandSide {
                 }
                 Err(why) => {
                     warn!(reason = %why, "APPEND of a masked copy refused: its original cannot be restored");
-                    return Held::Refuse(format!(
+                    return CommandAction::Decline(format!(
                         "[CANNOT] giftlock: this message is a masked copy and its original \
                          cannot be restored ({why}); it was not stored, so no code is lost"
                     ));
                 }
             }
         }
-        Held::Forward(replacements)
+        match replacements.iter().any(Option::is_some) {
+            true => CommandAction::Send(Outgoing::replacing_literals(
+                message,
+                literals,
+                &replacements,
+            )),
+            false => CommandAction::Forward,
+        }
     }
 }
 
-/// Runs CPU or blocking work: on the multi-threaded runtime other tasks
-/// move to other workers meanwhile.
-fn cpu<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
-        _ => work(),
+/// Whether the original of `record` may be put back by an APPEND into
+/// `target` of `account`: the same account always; and, unless the unlock
+/// window is open, the record's mailbox tree: its top-level mailbox and
+/// everything below it (`INBOX`, `INBOX/Archive`, `INBOX.2026`). Mailbox
+/// names are compared as the server spells them, except that `INBOX` is
+/// case-insensitive (RFC 3501 5.1); the hierarchy separator is taken to be
+/// `/` or `.`, the two servers use.
+fn may_restore_into(record: &MessageIdentity, account: &str, target: &str, unlocked: bool) -> bool {
+    if record.account != account {
+        return false;
     }
+    if unlocked {
+        return true;
+    }
+    fn top_level(name: &str) -> &str {
+        name.split(['/', '.']).next().unwrap_or(name)
+    }
+    let (a, b) = (top_level(&record.mailbox), top_level(target));
+    a == b || (a.eq_ignore_ascii_case("INBOX") && b.eq_ignore_ascii_case("INBOX"))
 }
 
 impl<S: MessageSource> ContentFilter for Masking<S> {
@@ -274,9 +347,9 @@ impl<S: MessageSource> ContentFilter for Masking<S> {
         literals: &'a [Range<usize>],
     ) -> Cow<'a, [u8]> {
         match inspection {
-            Inspection::Fetch(content) => self.mask_fetch(content, message).await,
+            Inspection::Fetch(content) => self.mask_fetch(content, message, literals).await,
             Inspection::Unparsed => self.mask_unparsed(message, literals).await,
-            Inspection::NoContent => self.other_response(message).await,
+            Inspection::NoContent => self.other_response(message),
         }
     }
 }
@@ -286,50 +359,49 @@ impl<S: MessageSource> Masking<S> {
         lock(&self.state).selection.current().cloned()
     }
 
-    /// Responses without content: selection changes, search results.
-    async fn other_response<'m>(&mut self, message: &'m [u8]) -> Cow<'m, [u8]> {
-        let (change, search) = {
-            let mut state = lock(&self.state);
-            let change = state.selection.response(message);
-            let search = answer_to_search(&mut state.searches, message);
-            (change, search)
-        };
+    /// Responses without content: selection changes.
+    fn other_response<'m>(&mut self, message: &'m [u8]) -> Cow<'m, [u8]> {
+        let change = lock(&self.state).selection.response(message);
         if let Change::Selected(s) = change {
-            let store = &self.context.store;
-            cpu(|| store.uidvalidity_seen(&self.account, &s.display(), s.uidvalidity));
+            let (store, account) = (&self.planner.context.store, &self.planner.account);
+            cpu(|| store.uidvalidity_seen(account, &s.display(), s.uidvalidity));
         }
-        match search {
-            Some(SearchAnswer::Filter { uid }) => self.filter_search(message, uid).await,
-            Some(SearchAnswer::EmptyThread) => Cow::Borrowed(b"* THREAD\r\n"),
-            None => Cow::Borrowed(message),
-        }
+        Cow::Borrowed(message)
     }
 
-    async fn mask_fetch<'m>(&mut self, content: &FetchContent, message: &'m [u8]) -> Cow<'m, [u8]> {
+    async fn mask_fetch<'m>(
+        &mut self,
+        content: &FetchContent,
+        message: &'m [u8],
+        literals: &[Range<usize>],
+    ) -> Cow<'m, [u8]> {
         let key = match (self.selected(), content.uid) {
             (Some(selected), Some(uid)) => Some((selected, uid)),
             _ => None,
         };
         let plan = match &key {
             Some((selected, uid)) => {
-                self.plan_for(selected, *uid, Some((content, message)))
+                self.planner
+                    .plan_for(selected, *uid, Some((content, message)))
                     .await
             }
-            // No mailbox or UID to name the message by: masked all the
-            // same, not cached, and its masked copy is recorded so that an
-            // APPEND of it is refused rather than stored.
+            // No mailbox or UID to name the message by: a response that
+            // carries the whole message is masked from it (not cached; its
+            // masked copy is recorded, so an APPEND of it is refused rather
+            // than stored); anything else is withheld.
             None => whole_item(content, message).map(|whole| {
-                let plan = self.plan_bytes(whole);
+                let plan = self.planner.plan_bytes(whole);
                 if !plan.masks.is_empty() {
-                    self.note_masked_copy(whole, &plan);
+                    self.planner.note_masked_copy(whole, &plan);
                 }
                 Arc::new(plan)
             }),
         };
         let Some(plan) = plan else {
+            warn!("a FETCH response giftlock cannot name or plan; its content is withheld");
             let mut out = message.to_vec();
             for item in &content.items {
-                self.mask_alone(&mut out[item.range.clone()]);
+                withhold_item(&item.kind, &mut out, item.range.clone(), literals);
             }
             return Cow::Owned(out);
         };
@@ -337,13 +409,51 @@ impl<S: MessageSource> Masking<S> {
             return Cow::Borrowed(message);
         }
         let mut out = message.to_vec();
+        let mut headers = None;
         for item in &content.items {
-            self.mask_item(&plan, item, &mut out[item.range.clone()]);
+            if item.kind != ContentKind::Structure {
+                self.mask_item(&plan, item, &mut out[item.range.clone()]);
+                continue;
+            }
+            if !structure::masks_headers(&plan) {
+                continue;
+            }
+            if headers.is_none() {
+                headers = Some(match &key {
+                    Some((selected, uid)) => self.header_view(selected, *uid, &plan).await,
+                    None => whole_item(content, message).map(|whole| {
+                        let codes = planner::codes_of(&self.planner.context, whole);
+                        structure::HeaderView::new(whole, &plan, &codes)
+                    }),
+                });
+            }
+            match headers.as_ref().and_then(Option::as_ref) {
+                Some(view) => {
+                    for (token, quoted) in
+                        structure::string_tokens(message, item.range.clone(), literals)
+                    {
+                        view.mask_string(&mut out[token], quoted);
+                    }
+                }
+                None => withhold_item(&item.kind, &mut out, item.range.clone(), literals),
+            }
         }
         if let Some((selected, uid)) = key {
             self.record_masks(&selected, uid, &plan).await;
         }
         Cow::Owned(out)
+    }
+
+    /// The header text of message `uid`, from its original (the vault, or
+    /// the server); `None` when neither has it.
+    async fn header_view(
+        &mut self,
+        selected: &Selected,
+        uid: u32,
+        plan: &MaskPlan,
+    ) -> Option<structure::HeaderView> {
+        let (original, codes) = self.planner.original_and_codes(selected, uid).await?;
+        Some(cpu(|| structure::HeaderView::new(&original, plan, &codes)))
     }
 
     fn mask_item(&self, plan: &MaskPlan, item: &ContentItem, data: &mut [u8]) {
@@ -352,7 +462,11 @@ impl<S: MessageSource> Masking<S> {
             return;
         }
         if view::mask_item(plan, &item.kind, data).is_err() {
-            self.mask_alone(data);
+            // Not a place of the masked view: never sent as it came.
+            match item.kind {
+                ContentKind::EnvelopeSubject => view::hide_alphanumerics(data),
+                _ => view::withhold_unplaced(data),
+            }
         }
     }
 
@@ -413,17 +527,12 @@ impl<S: MessageSource> Masking<S> {
         }
     }
 
-    /// Scans bytes giftlock cannot place in a plan on their own, as text.
-    fn mask_alone(&self, data: &mut [u8]) {
-        let patches = mask::plan_fragment(data, self.context.detector.as_ref(), &self.context.key);
-        mask::apply_patches(&patches, data, 0);
-    }
-
-    /// A FETCH response imap-codec cannot decode (Gmail's `X-GM-*` items,
-    /// escaped quoted strings). With its UID and the message's plan: clean,
-    /// it goes as it is; a literal of the message's length is the message
-    /// and gets the plan. Anything else, every literal and every line, is
-    /// scanned on its own.
+    /// A FETCH response imap-codec cannot decode (a server's odd item, a
+    /// quoted string with escapes where a literal was expected). With its
+    /// UID and a clean plan it goes as it is: the message holds no code.
+    /// Otherwise nothing in it leaves unplaced: a literal of the message's
+    /// length is the message and gets the plan, every other literal is
+    /// withheld, every quoted string has its letters and digits hidden.
     async fn mask_unparsed<'m>(
         &mut self,
         message: &'m [u8],
@@ -431,186 +540,38 @@ impl<S: MessageSource> Masking<S> {
     ) -> Cow<'m, [u8]> {
         let head = &message[..literals.first().map_or(message.len(), |l| l.start)];
         let plan = match (self.selected(), syntax::number_after(head, b" UID ")) {
-            (Some(selected), Some(uid)) => self.plan_for(&selected, uid, None).await,
+            (Some(selected), Some(uid)) => self.planner.plan_for(&selected, uid, None).await,
             _ => None,
         };
         if plan.as_ref().is_some_and(|p| p.is_clean()) {
             return Cow::Borrowed(message);
         }
+        warn!("a FETCH response giftlock cannot decode, for a message with masks or unknown; what it cannot place is withheld");
         let mut out = message.to_vec();
-        let mut cursor = 0;
-        for literal in literals
-            .iter()
-            .chain(std::iter::once(&(message.len()..message.len())))
-        {
-            if let Some(lines) = out.get_mut(cursor..literal.start) {
-                self.mask_alone(lines);
-            }
-            if let Some(data) = out.get_mut(literal.clone()) {
-                match &plan {
-                    Some(p) if matches!(p.status, ScanStatus::TooLarge { .. }) => {
-                        view::withhold(data)
-                    }
-                    Some(p) if data.len() == p.message_len => p.apply(data),
-                    _ => self.mask_alone(data),
+        for literal in literals {
+            let data = &mut out[literal.clone()];
+            match &plan {
+                Some(p)
+                    if data.len() == p.message_len
+                        && !matches!(p.status, ScanStatus::TooLarge { .. }) =>
+                {
+                    p.apply(data)
                 }
+                _ => view::withhold_unplaced(data),
             }
-            cursor = literal.end;
+        }
+        for (token, quoted) in structure::string_tokens(message, 0..message.len(), literals) {
+            if quoted {
+                view::hide_alphanumerics(&mut out[token]);
+            }
         }
         Cow::Owned(out)
-    }
-
-    /// The plan of message `uid`: cached, or made from the whole message in
-    /// `response` if it carries it, or from the message fetched whole.
-    async fn plan_for(
-        &mut self,
-        selected: &Selected,
-        uid: u32,
-        response: Option<(&FetchContent, &[u8])>,
-    ) -> Option<Arc<MaskPlan>> {
-        let key = PlanKey {
-            account: self.account.clone(),
-            mailbox: selected.display(),
-            uidvalidity: selected.uidvalidity,
-            uid,
-        };
-        let whole = response.and_then(|(content, message)| whole_item(content, message));
-        if let Some(plan) = self.context.store.get(&key) {
-            // A whole message of another length is not the planned one.
-            if whole.is_none_or(|w| w.len() == plan.message_len) {
-                return Some(plan);
-            }
-        }
-        let fetched;
-        let raw = match whole {
-            Some(raw) => Some(raw),
-            None => match self
-                .source
-                .whole_message(selected, uid, self.context.limits.max_message_bytes)
-                .await
-            {
-                Ok(Whole::Message(raw)) => {
-                    fetched = raw;
-                    Some(&fetched[..])
-                }
-                Ok(Whole::TooLarge { size, header }) => {
-                    let limits = &self.context.limits;
-                    let plan = match header {
-                        Some(header) => cpu(|| {
-                            mask::plan_too_large(
-                                &header,
-                                size,
-                                self.context.detector.as_ref(),
-                                &self.context.key,
-                                limits,
-                            )
-                        }),
-                        None => MaskPlan::too_large(size, limits.max_message_bytes),
-                    };
-                    return Some(self.keep(&key, plan));
-                }
-                Ok(Whole::Gone) => return None,
-                Err(e) => {
-                    warn!(account = %self.account, mailbox = %key.mailbox, uid, error = %e, "cannot fetch a message to scan it");
-                    return None;
-                }
-            },
-        };
-        let raw = raw?;
-        let plan = self.plan_bytes(raw);
-        if !plan.masks.is_empty() {
-            self.keep_original(&key, raw, &plan).await;
-        }
-        Some(self.keep(&key, plan))
-    }
-
-    /// Logs the scan and caches its plan.
-    fn keep(&self, key: &PlanKey, plan: MaskPlan) -> Arc<MaskPlan> {
-        if let ScanStatus::TooLarge { message_len, limit } = plan.status {
-            warn!(
-                account = %self.account,
-                mailbox = %key.mailbox,
-                uid = key.uid,
-                message_len,
-                limit,
-                "message too large to scan; its content is withheld from clients (limits.max_scan_bytes)"
-            );
-        }
-        info!(
-            account = %self.account,
-            mailbox = %key.mailbox,
-            uid = key.uid,
-            masks = plan.masks.len(),
-            "message scanned"
-        );
-        self.context.store.put(key, plan)
-    }
-
-    /// Records the hash of the masked copy of `raw`, for the APPEND path.
-    fn note_masked_copy(&self, raw: &[u8], plan: &MaskPlan) {
-        let mut masked = raw.to_vec();
-        plan.apply(&mut masked);
-        self.index_masked_copy(MaskedIndex::hash(&masked));
-    }
-
-    fn index_masked_copy(&self, hash: [u8; 32]) {
-        if let Err(e) = cpu(|| self.context.masked.insert(hash)) {
-            warn!(error = %e, "cannot record a masked copy in the index; an APPEND of it would not be restored");
-        }
-    }
-
-    /// Puts the original of a message about to be masked in the vault,
-    /// before any masked byte of it reaches the client.
-    async fn keep_original(&self, key: &PlanKey, raw: &[u8], plan: &MaskPlan) {
-        let Some(vault) = self.context.vault.clone() else {
-            self.note_masked_copy(raw, plan);
-            warn!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, "vault unavailable: the original of a masked message is not kept by giftlock (it stays on the server)");
-            return;
-        };
-        let codes = cpu(|| {
-            mask::reveal_codes(
-                raw,
-                &self.context.detector,
-                &self.context.key,
-                &self.context.limits,
-            )
-        });
-        let identity = MessageIdentity {
-            account: key.account.clone(),
-            mailbox: key.mailbox.clone(),
-            uidvalidity: key.uidvalidity,
-            uid: key.uid,
-        };
-        // The entry has the masked copy's hash already: the index takes it.
-        let entry = VaultEntry::new(identity, raw, plan, codes);
-        self.index_masked_copy(entry.masked_sha256);
-        let stored = tokio::task::spawn_blocking(move || vault.put(&entry)).await;
-        match stored {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                warn!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, error = %e, "cannot write the original to the vault")
-            }
-            Err(e) => warn!(error = %e, "vault write task failed"),
-        }
-    }
-
-    /// Scans a message where it lies, uncopied (milliseconds, once per
-    /// message).
-    fn plan_bytes(&self, raw: &[u8]) -> MaskPlan {
-        cpu(|| {
-            mask::plan_message(
-                raw,
-                &self.context.detector,
-                &self.context.key,
-                &self.context.limits,
-            )
-        })
     }
 
     /// The masks of a message sent to this client, once per session.
     async fn record_masks(&mut self, selected: &Selected, uid: u32, plan: &MaskPlan) {
         let key = PlanKey {
-            account: self.account.clone(),
+            account: self.planner.account.clone(),
             mailbox: selected.display(),
             uidvalidity: selected.uidvalidity,
             uid,
@@ -633,98 +594,32 @@ impl<S: MessageSource> Masking<S> {
                 .await;
         }
     }
+}
 
-    /// A `* SEARCH` / `* SORT` line answering a content search: messages
-    /// that carry masks are taken out (see [`crate::imap::search`]).
-    async fn filter_search<'m>(&mut self, message: &'m [u8], uid_mode: bool) -> Cow<'m, [u8]> {
-        let Some(result) = search::parse_result(message) else {
-            return Cow::Borrowed(message);
-        };
-        let Some(selected) = self.selected() else {
-            return Cow::Owned(search::rewrite_result(message, |_| false));
-        };
-        let pairs: Vec<(u32, u32)> = if uid_mode {
-            result.numbers.iter().map(|&n| (n, n)).collect()
-        } else {
-            match self.source.uids(&selected, &result.numbers).await {
-                Ok(pairs) => pairs,
-                Err(e) => {
-                    warn!(error = %e, "cannot map search results to UIDs; withheld");
-                    Vec::new()
-                }
-            }
-        };
-        let mut keep = HashSet::new();
-        for (number, uid) in pairs {
-            let clean = self
-                .plan_for(&selected, uid, None)
-                .await
-                .is_some_and(|p| p.is_clean());
-            if clean {
-                keep.insert(number);
+/// What a client gets of an item giftlock cannot place: literal data and
+/// strings withheld (a same-length notice), a structure's strings hidden.
+fn withhold_item(
+    kind: &ContentKind,
+    out: &mut [u8],
+    range: Range<usize>,
+    literals: &[Range<usize>],
+) {
+    match kind {
+        ContentKind::Structure => {
+            let message = out.to_vec();
+            for (token, _) in structure::string_tokens(&message, range, literals) {
+                view::hide_alphanumerics(&mut out[token]);
             }
         }
-        Cow::Owned(search::rewrite_result(message, |n| keep.contains(&n)))
+        ContentKind::EnvelopeSubject => view::hide_alphanumerics(&mut out[range]),
+        _ => view::withhold_unplaced(&mut out[range]),
     }
 }
 
-/// What to do with a response to a pending search.
-enum SearchAnswer {
-    Filter { uid: bool },
-    EmptyThread,
-}
-
-/// Attributes `message` to the pending searches: a tagged answer ends one;
-/// a result line is filtered when any pending search looks at content
-/// (pipelined searches answer in order, but filtering too much is safe).
-fn answer_to_search(
-    searches: &mut VecDeque<PendingSearch>,
-    message: &[u8],
-) -> Option<SearchAnswer> {
-    if searches.is_empty() {
-        return None;
-    }
-    if let Some(done) = searches
-        .iter()
-        .position(|s| syntax::is_tagged(message, &s.tag))
-    {
-        searches.remove(done);
-        return None;
-    }
-    let content = searches.iter().find(|s| s.command.content)?;
-    let is = |verb: &[u8]| {
-        message.len() > verb.len() + 2
-            && message[2..2 + verb.len()].eq_ignore_ascii_case(verb)
-            && message.starts_with(b"* ")
-    };
-    if is(b"THREAD") {
-        return Some(SearchAnswer::EmptyThread);
-    }
-    if is(b"SEARCH") || is(b"SORT") {
-        return Some(SearchAnswer::Filter {
-            uid: content.command.uid,
-        });
-    }
-    None
-}
-
-/// The bytes of an item that is the whole message, if the response has one.
-fn whole_item<'m>(content: &FetchContent, message: &'m [u8]) -> Option<&'m [u8]> {
-    content
-        .items
-        .iter()
-        .find(|i| {
-            matches!(
-                i.kind,
-                ContentKind::Rfc822
-                    | ContentKind::Body {
-                        section: None,
-                        origin: None
-                    }
-            )
-        })
-        .and_then(|i| message.get(i.range.clone()))
-}
+mod content_search;
+mod planner;
+mod structure;
+mod view_text;
 
 #[cfg(test)]
 mod tests;

@@ -5,37 +5,16 @@
 use std::sync::atomic::Ordering;
 
 use super::*;
+use crate::imap::command::{decide, Verdict};
 use crate::imap::response::inspect;
 use crate::source::fake::FakeSource;
 
-fn pending(tag: &str, content: bool) -> PendingSearch {
-    PendingSearch {
-        tag: tag.as_bytes().to_vec(),
-        command: SearchCommand {
-            kind: SearchKind::Search,
-            uid: true,
-            content,
-        },
-    }
-}
-
-#[test]
-fn search_results_are_filtered_while_a_content_search_is_pending() {
-    let mut searches: VecDeque<_> = [pending("a", false), pending("b", true)].into();
-    assert!(matches!(
-        answer_to_search(&mut searches, b"* SEARCH 1 2\r\n"),
-        Some(SearchAnswer::Filter { uid: true })
-    ));
-    assert!(matches!(
-        answer_to_search(&mut searches, b"* THREAD (1)(2)\r\n"),
-        Some(SearchAnswer::EmptyThread)
-    ));
-    assert!(answer_to_search(&mut searches, b"* 3 EXISTS\r\n").is_none());
-    assert!(answer_to_search(&mut searches, b"b OK done\r\n").is_none());
-    // Only the search without content criteria is left.
-    assert!(answer_to_search(&mut searches, b"* SEARCH 1 2\r\n").is_none());
-    assert!(answer_to_search(&mut searches, b"a OK done\r\n").is_none());
-    assert!(searches.is_empty());
+/// Passes one literal-free client command through the command side.
+async fn send(commands: &mut CommandSide<FakeSource>, line: &[u8]) -> CommandAction {
+    let Verdict::Allow(decoded) = decide(line) else {
+        panic!("the allow-list refused {}", String::from_utf8_lossy(line))
+    };
+    commands.command(line, &[], &decoded).await
 }
 
 const GIFT: &[u8] = include_bytes!("../../tests/fixtures/mask/subject-code.eml");
@@ -46,7 +25,7 @@ const HAM: &[u8] = b"From: a@example.org\r\nSubject: lunch\r\n\r\nSee you at noo
 /// mail at UID 5 and ham at UID 9; the temp dir holds the plan cache.
 fn session() -> (
     Masking<FakeSource>,
-    CommandSide,
+    CommandSide<FakeSource>,
     FakeSource,
     tempfile::TempDir,
 ) {
@@ -58,6 +37,7 @@ fn session() -> (
         limits: ScanLimits::default(),
         vault: None,
         masked: Arc::new(MaskedIndex::open(dir.path()).unwrap()),
+        notifier: crate::notify::Notifier::default(),
     };
     let inbox = Selected {
         name: b"INBOX".to_vec(),
@@ -69,6 +49,7 @@ fn session() -> (
         "acct".into(),
         source.clone(),
         SessionAudit::default(),
+        crate::unlock::Windows::default(),
     );
     (masking, commands, source, dir)
 }
@@ -93,8 +74,8 @@ fn literal_ranges(message: &[u8]) -> Vec<Range<usize>> {
     framer.literals().to_vec()
 }
 
-async fn select_inbox(masking: &mut Masking<FakeSource>, commands: &mut CommandSide) {
-    commands.completing(b"a SELECT INBOX\r\n");
+async fn select_inbox(masking: &mut Masking<FakeSource>, commands: &mut CommandSide<FakeSource>) {
+    send(commands, b"a SELECT INBOX\r\n").await;
     serve(masking, b"* OK [UIDVALIDITY 7] UIDs valid\r\n").await;
     serve(masking, b"a OK [READ-WRITE] SELECT completed\r\n").await;
 }
@@ -142,21 +123,106 @@ async fn a_header_fetch_of_a_gift_mail_is_masked_from_the_whole_message() {
     assert_eq!(serve(&mut masking, &ham).await, ham);
 }
 
+/// The command as the command side sends it upstream.
+fn sent(action: CommandAction) -> String {
+    match action {
+        CommandAction::Send(out) => String::from_utf8(out.bytes).unwrap(),
+        other => panic!("not rewritten: {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn a_content_search_by_sequence_number_drops_masked_messages_through_the_uid_map() {
+async fn a_content_search_is_answered_on_the_masked_view_for_masked_messages() {
     let (mut masking, mut commands, _source, _dir) = session();
     select_inbox(&mut masking, &mut commands).await;
-    // Sequence numbers 1 and 2 are UIDs 5 (gift) and 9 (ham).
-    commands.completing(b"s SEARCH SUBJECT \"K4MT\"\r\n");
+    // UID 5 (the gift mail) has masks; its masked subject lacks the code,
+    // so the server decides only for the rest (UIDs up to 9).
     assert_eq!(
-        serve(&mut masking, b"* SEARCH 1 2\r\n").await,
-        b"* SEARCH 2\r\n"
+        sent(send(&mut commands, b"s SEARCH SUBJECT \"K4MT\"\r\n").await),
+        "s SEARCH (SUBJECT \"K4MT\" NOT UID 5 UID 1:9)\r\n"
     );
-    serve(&mut masking, b"s OK SEARCH completed\r\n").await;
-    // A search without content criteria is not filtered.
-    commands.completing(b"t SEARCH SEEN\r\n");
+    // NOT of it: the same rewrite, so the gift mail's membership does not
+    // depend on its code.
     assert_eq!(
-        serve(&mut masking, b"* SEARCH 1 2\r\n").await,
-        b"* SEARCH 1 2\r\n"
+        sent(send(&mut commands, b"n UID SEARCH NOT SUBJECT ZZZZ\r\n").await),
+        "n UID SEARCH NOT (SUBJECT ZZZZ NOT UID 5 UID 1:9)\r\n"
     );
+    // Words outside the masks find the gift mail from its masked view.
+    assert_eq!(
+        sent(send(&mut commands, b"c SEARCH SUBJECT \"claim code\"\r\n").await),
+        "c SEARCH OR UID 5 (SUBJECT \"claim code\" NOT UID 5 UID 1:9)\r\n"
+    );
+    // A search without content criteria goes as the client sent it.
+    assert_eq!(
+        send(&mut commands, b"t SEARCH SEEN\r\n").await,
+        CommandAction::Forward
+    );
+}
+
+const NESTED: &[u8] = include_bytes!("../../tests/fixtures/mask/nested-rfc822.eml");
+
+#[tokio::test]
+async fn bodystructure_and_envelope_strings_of_a_nested_gift_mail_are_masked() {
+    let (mut masking, mut commands, _source, _dir) = session();
+    select_inbox(&mut masking, &mut commands).await;
+    // The inner Subject, as BODYSTRUCTURE's nested ENVELOPE gives it.
+    let inner = NESTED
+        .split(|&b| b == b'\n')
+        .filter(|l| l.starts_with(b"Subject:"))
+        .nth(1)
+        .expect("an inner Subject");
+    let inner = std::str::from_utf8(&inner[9..]).unwrap().trim_end();
+    let response = format!(
+        "* 1 FETCH (UID 7 BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \
+         \"7bit\" 10 1)(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 100 (NIL \"{inner}\" NIL NIL \
+         NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" NIL NIL NIL \"7bit\" 5 1) 3) \"mixed\"))\r\n"
+    );
+    let source = {
+        let inbox = Selected {
+            name: b"INBOX".to_vec(),
+            uidvalidity: 7,
+        };
+        FakeSource::with(&inbox, &[(7, NESTED)])
+    };
+    masking.planner.source = source;
+    let served = serve(&mut masking, response.as_bytes()).await;
+    let served = String::from_utf8(served).unwrap();
+    assert_eq!(served.len(), response.len());
+    assert_ne!(served, response, "the inner subject's code was not masked");
+    let detector = Detector::builtin();
+    let key = FingerprintKey::new([3; 32]);
+    for code in crate::mask::reveal_codes(NESTED, &detector, &key, &ScanLimits::default()) {
+        let code = crate::mask::fingerprint::normalise_code(&code.code);
+        let shown = crate::mask::fingerprint::normalise_code(&served);
+        assert!(!shown.contains(&code[..6]), "{served}");
+    }
+    // Everything but the subject's code is as the server sent it.
+    assert!(served.contains("(\"charset\" \"utf-8\")"));
+}
+
+#[test]
+fn an_original_goes_back_only_into_its_account_and_mailbox_tree() {
+    let record = |mailbox: &str| MessageIdentity {
+        account: "acct".into(),
+        mailbox: mailbox.into(),
+        uidvalidity: 7,
+        uid: 5,
+    };
+    let inbox = record("INBOX");
+    for target in ["INBOX", "inbox", "INBOX/Copies", "INBOX.2026.Q1", "Inbox/x"] {
+        assert!(may_restore_into(&inbox, "acct", target, false), "{target}");
+    }
+    for target in ["Archive", "Shared/INBOX", "INBOXES", "Copies"] {
+        assert!(!may_restore_into(&inbox, "acct", target, false), "{target}");
+        // The unlock window opens every mailbox of the account.
+        assert!(may_restore_into(&inbox, "acct", target, true), "{target}");
+    }
+    let archived = record("Archive/2026");
+    assert!(may_restore_into(&archived, "acct", "Archive", false));
+    assert!(may_restore_into(&archived, "acct", "Archive/2025", false));
+    assert!(!may_restore_into(&archived, "acct", "INBOX", false));
+    // Never into another account, unlocked or not.
+    for unlocked in [false, true] {
+        assert!(!may_restore_into(&inbox, "other", "INBOX", unlocked));
+    }
 }

@@ -6,7 +6,7 @@
 
 mod pipeline;
 mod relay;
-mod server;
-mod session;
+pub(crate) mod server;
+pub(crate) mod session;
 
 pub(crate) use server::serve;

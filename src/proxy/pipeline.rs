@@ -31,6 +31,7 @@ pub(super) fn session_filters(
         account.name.clone(),
         shared.upstreams.fetcher(account, limits),
         audit,
+        shared.unlock.clone(),
     );
     let (content, commands, pushes) = crate::unlock::session::wrap(
         masking,

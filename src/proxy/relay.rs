@@ -28,7 +28,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
 use crate::audit::SessionAudit;
-use crate::hooks::{CommandAction, CommandFilter, ContentFilter, Held};
+use crate::hooks::{ClientMessage, CommandAction, CommandFilter, ContentFilter};
 use crate::imap::command::{self, Verdict};
 use crate::imap::{capability, response, syntax};
 use crate::net::framed::{Fragment, FrameError, FramedReader};
@@ -155,6 +155,20 @@ impl Outstanding {
         }
     }
 
+    /// Resolves once every forwarded command has its answer, however long
+    /// that takes (the relay ends if the server does).
+    async fn drained(&self) {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.lock().is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
     /// Resolves once every forwarded command has its answer (or after
     /// [`SETTLE_TIMEOUT`]: a server that stays silent does not block the
     /// session forever).
@@ -174,6 +188,62 @@ impl Outstanding {
     }
 }
 
+/// The IDLE the server is running for the client, if any: the client's
+/// next message must end it with DONE.
+#[derive(Default)]
+struct IdleState(StdMutex<Option<Idling>>);
+
+struct Idling {
+    tag: Vec<u8>,
+    /// DONE was sent; the server's answer is still to come.
+    done: bool,
+}
+
+impl IdleState {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Idling>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn started(&self, tag: &[u8]) {
+        *self.lock() = Some(Idling {
+            tag: tag.to_vec(),
+            done: false,
+        });
+    }
+
+    /// Whether an IDLE is running and not yet ended; marks it ended.
+    fn end_unless_done(&self) -> bool {
+        match self.lock().as_mut() {
+            Some(idling) if !idling.done => {
+                idling.done = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A server message: the tagged answer to the IDLE ends it.
+    fn answered(&self, message: &[u8]) {
+        let mut idle = self.lock();
+        if idle
+            .as_ref()
+            .is_some_and(|i| syntax::is_tagged(message, &i.tag))
+        {
+            *idle = None;
+        }
+    }
+}
+
+/// What the two directions know of the conversation between client and
+/// server: a literal waiting for the server's `+`, the commands not yet
+/// answered, the IDLE running.
+#[derive(Default)]
+struct Conversation {
+    pending: PendingLiteral,
+    outstanding: Outstanding,
+    idle: IdleState,
+}
+
 /// Runs the relay until either side closes, or until `shutdown` resolves:
 /// then the client gets [`SHUTDOWN_BYE`] between two messages and the
 /// relay ends. What arrives on `pushes` (whole untagged responses) goes to
@@ -191,8 +261,7 @@ pub(super) async fn relay<F: ContentFilter, C: CommandFilter>(
     shutdown: impl Future<Output = ()>,
 ) -> RelayOutcome {
     let client_writer: ClientWriter = Arc::new(Mutex::new(BufWriter::new(client_writer)));
-    let pending = Arc::new(PendingLiteral::default());
-    let outstanding = Outstanding::default();
+    let conversation = Conversation::default();
     let from_client = AtomicU64::new(0);
     let to_client = AtomicU64::new(0);
 
@@ -200,9 +269,8 @@ pub(super) async fn relay<F: ContentFilter, C: CommandFilter>(
         client,
         BufWriter::new(server_writer),
         client_writer.clone(),
-        pending.clone(),
         commands,
-        &outstanding,
+        &conversation,
         &from_client,
         &audit,
     );
@@ -211,9 +279,8 @@ pub(super) async fn relay<F: ContentFilter, C: CommandFilter>(
     let down = server_to_client(
         server,
         client_writer,
-        pending,
         filter,
-        &outstanding,
+        &conversation,
         &to_client,
         &audit,
     );
@@ -259,23 +326,154 @@ async fn client_to_server<C: CommandFilter>(
     mut client: FramedReader<ReadHalf<BoxedStream>>,
     mut server: BufWriter<WriteHalf<BoxedStream>>,
     client_writer: ClientWriter,
-    pending: Arc<PendingLiteral>,
     mut commands: C,
-    outstanding: &Outstanding,
+    conversation: &Conversation,
     counted: &AtomicU64,
     audit: &SessionAudit,
 ) -> RelayEnd {
-    // Refused message whose non-synchronising literals are still arriving.
+    let Conversation {
+        pending,
+        outstanding,
+        idle,
+    } = conversation;
+    // The last command sent changed the selection: the next one waits for
+    // its answer.
+    let mut after_selection_change = false;
+    loop {
+        match take_message(&mut client, &mut server, &client_writer, counted, audit).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(end) => return end,
+        }
+        let message = client.message_bytes();
+        let literals = client.message_literals();
+        let decoded = match command::decide(message) {
+            Verdict::Allow(decoded) => decoded,
+            Verdict::Refuse(reason) => {
+                audit.command_refused(message, reason).await;
+                if let Err(e) = reply(&client_writer, message, "BAD", reason).await {
+                    return RelayEnd::Client(e);
+                }
+                continue;
+            }
+        };
+        let done = matches!(decoded, ClientMessage::Done);
+        if !done && idle.end_unless_done() {
+            // Anything but DONE during an IDLE the server runs: DONE first,
+            // so the server reads the message as the command it is.
+            if let Err(e) = server.write_all(b"DONE\r\n").await {
+                return RelayEnd::Server(e.into());
+            }
+        }
+        let changes_selection = decoded.changes_selection();
+        if after_selection_change || changes_selection {
+            // Every response is then named after the mailbox it is about,
+            // and the filters see the selection the command will run in.
+            if let Err(e) = server.flush().await {
+                return RelayEnd::Server(e.into());
+            }
+            outstanding.drained().await;
+            after_selection_change = false;
+        }
+        let action = commands.command(message, literals, &decoded).await;
+        let action = match (done, action) {
+            (true, CommandAction::Forward) if !idle.end_unless_done() => {
+                CommandAction::Refuse("DONE only ends an IDLE, and no IDLE is running".to_string())
+            }
+            (_, action) => action,
+        };
+        let flush_now = !client.has_buffered();
+        let result = match action {
+            CommandAction::Forward => {
+                send(
+                    &mut server,
+                    message,
+                    literals,
+                    pending,
+                    outstanding,
+                    flush_now,
+                )
+                .await
+            }
+            CommandAction::Send(out) => {
+                send(
+                    &mut server,
+                    &out.bytes,
+                    &out.literals,
+                    pending,
+                    outstanding,
+                    flush_now,
+                )
+                .await
+            }
+            CommandAction::Refuse(text) => {
+                audit.command_refused(message, &text).await;
+                reply(&client_writer, message, "BAD", &text)
+                    .await
+                    .map(|()| Sent::No)
+                    .map_err(RelayEnd::Client)
+            }
+            CommandAction::Decline(text) => {
+                audit.command_refused(message, DECLINED).await;
+                reply(&client_writer, message, "NO", &text)
+                    .await
+                    .map(|()| Sent::No)
+                    .map_err(RelayEnd::Client)
+            }
+            CommandAction::Answer => answer(
+                message,
+                &mut server,
+                &client_writer,
+                &mut commands,
+                outstanding,
+            )
+            .await
+            .map(|()| Sent::Answered),
+        };
+        match result {
+            Ok(Sent::Whole) => {
+                if decoded.is_idle() {
+                    if let Some(head) = command::parse_head(message) {
+                        idle.started(head.tag);
+                    }
+                }
+                after_selection_change = changes_selection;
+                audit.command(message).await;
+            }
+            Ok(Sent::LineOnly(line_end)) => {
+                audit.command_line_only(&message[..line_end]).await;
+            }
+            Ok(Sent::Answered) => audit.command(message).await,
+            Ok(Sent::No) => {}
+            Err(end) => return end,
+        }
+    }
+}
+
+/// The audit reason of a command a filter declined.
+const DECLINED: &str = "a command giftlock understood and will not carry out";
+
+/// Reads one whole client message into the framer, answering its
+/// synchronising literals with giftlock's own `+`: nothing goes upstream
+/// before the whole message is read and decoded. Returns `false` when the
+/// message was refused already (a literal after a verb whose grammar has
+/// none: the client is told BAD before it sends the literal).
+async fn take_message(
+    client: &mut FramedReader<ReadHalf<BoxedStream>>,
+    server: &mut BufWriter<WriteHalf<BoxedStream>>,
+    client_writer: &ClientWriter,
+    counted: &AtomicU64,
+    audit: &SessionAudit,
+) -> Result<bool, RelayEnd> {
+    // A refused message whose non-synchronising literals are still arriving.
     let mut dropping = false;
-    // A message being taken in whole, and what then becomes of it.
-    let mut taking: Option<Taken> = None;
     loop {
         let info = match client.buffered_fragment() {
             Ok(Some(info)) => info,
             Ok(None) => {
                 let read = match server.flush().await {
                     Ok(()) => client.fill().await,
-                    Err(e) => return RelayEnd::Server(e.into()),
+                    Err(e) => return Err(RelayEnd::Server(e.into())),
                 };
                 match read {
                     Ok(n) => {
@@ -283,286 +481,159 @@ async fn client_to_server<C: CommandFilter>(
                     }
                     Err(FrameError::Closed) => {
                         let _ = server.shutdown().await;
-                        return RelayEnd::ClientClosed;
+                        return Err(RelayEnd::ClientClosed);
                     }
-                    Err(e) => return RelayEnd::Client(e),
+                    Err(e) => return Err(RelayEnd::Client(e)),
                 }
                 continue;
             }
-            Err(e) => return RelayEnd::Client(e),
+            Err(e) => return Err(RelayEnd::Client(e)),
         };
-        let complete = client.is_message_complete();
-        let starts_message = info.range().start == 0;
+        if client.is_message_complete() {
+            return Ok(!dropping);
+        }
+        if dropping {
+            continue;
+        }
         let sync_literal_next = matches!(
             info,
             Fragment::Line { announcement: Some(a), .. } if a.mode == LiteralMode::Sync
-        ) && !complete;
-
-        let mut replaced = None;
-        if starts_message {
-            let bytes = client.fragment_bytes(&info);
-            let verdict = match command::verdict(bytes) {
-                Verdict::Forward => match commands.first_fragment(bytes, complete) {
-                    CommandAction::Forward => Verdict::Forward,
-                    CommandAction::Replace(with) => {
-                        replaced = Some(with);
-                        Verdict::Forward
-                    }
-                    CommandAction::Refuse(reason) => Verdict::Refuse(reason),
-                    CommandAction::Hold => {
-                        taking = Some(Taken::Held);
-                        Verdict::Forward
-                    }
-                    CommandAction::Answer => {
-                        taking = Some(Taken::Answered);
-                        Verdict::Forward
-                    }
-                },
-                refused => refused,
-            };
-            if let Verdict::Refuse(reason) = verdict {
-                audit
-                    .command_refused(client.fragment_bytes(&info), reason)
-                    .await;
-                let tag =
-                    command::parse_head(client.fragment_bytes(&info)).map_or(&b"*"[..], |h| h.tag);
-                let reply = [tag, b" BAD ", reason.as_bytes(), b"\r\n"].concat();
-                if let Err(e) = write_flush(&client_writer, &reply).await {
-                    return RelayEnd::Client(e.into());
-                }
+        );
+        if info.range().start == 0 {
+            let line = client.fragment_bytes(&info);
+            let carries =
+                command::parse_head(line).is_some_and(|h| command::may_carry_literal(h.verb));
+            if !carries {
+                audit.command_refused(line, NO_LITERAL_HERE).await;
+                reply(client_writer, line, "BAD", NO_LITERAL_HERE)
+                    .await
+                    .map_err(RelayEnd::Client)?;
                 if sync_literal_next {
                     // The client waits for `+`, which never comes: it will
                     // not send the literal.
                     client.skip_message();
-                } else {
-                    dropping = !complete;
+                    return Ok(false);
                 }
+                dropping = true;
                 continue;
             }
-        } else if dropping {
-            dropping = !complete;
-            continue;
-        }
-
-        if let Some(taken) = taking {
-            // The client waits for a `+` that giftlock gives itself.
-            if sync_literal_next {
-                if let Err(e) = write_flush(&client_writer, HELD_GO_AHEAD).await {
-                    return RelayEnd::Client(e.into());
-                }
-            }
-            if !complete {
-                continue;
-            }
-            taking = None;
-            let done = match taken {
-                Taken::Held => {
-                    send_held(
-                        &mut client,
-                        &mut server,
-                        &client_writer,
-                        &pending,
-                        &mut commands,
-                        outstanding,
-                        audit,
-                    )
-                    .await
-                }
-                Taken::Answered => {
-                    answer(
-                        &mut client,
-                        &mut server,
-                        &client_writer,
-                        &mut commands,
-                        outstanding,
-                        audit,
-                    )
-                    .await
-                }
-            };
-            if let Err(end) = done {
-                return end;
-            }
-            continue;
-        }
-        if complete {
-            let message = replaced.as_deref().unwrap_or(client.message_bytes());
-            commands.completing(message);
-            outstanding.sent(message);
-        }
-        let out = replaced.as_deref().unwrap_or(client.fragment_bytes(&info));
-        if let Err(e) = server.write_all(out).await {
-            return RelayEnd::Server(e.into());
-        }
-        if complete {
-            // A lone command goes out before the audit work; pipelined ones
-            // are flushed together when the client's bytes run out.
-            if !client.has_buffered() {
-                if let Err(e) = server.flush().await {
-                    return RelayEnd::Server(e.into());
-                }
-            }
-            audit.command(client.message_bytes()).await;
         }
         if sync_literal_next {
-            let tag =
-                command::parse_head(client.message_bytes()).map_or(Vec::new(), |h| h.tag.to_vec());
-            // Register before the line can reach the server, so the answer
-            // cannot overtake us.
-            let answer = pending.expect(&tag, false);
-            if let Err(e) = server.flush().await {
-                return RelayEnd::Server(e.into());
-            }
-            match answer.await {
-                Ok(true) => {}
-                // Refused by the server, or the server side ended.
-                Ok(false) | Err(_) => {
-                    audit.command_line_only(client.message_bytes()).await;
-                    client.skip_message()
-                }
-            }
+            write_flush(client_writer, GO_AHEAD)
+                .await
+                .map_err(|e| RelayEnd::Client(e.into()))?;
         }
     }
 }
 
-/// What becomes of a client message giftlock takes in whole.
-#[derive(Clone, Copy)]
-enum Taken {
-    /// [`CommandAction::Hold`]: sent on as [`CommandFilter::held`] says.
-    Held,
-    /// [`CommandAction::Answer`]: answered by giftlock, never sent on.
+const NO_LITERAL_HERE: &str = "a literal is not part of this command; giftlock does not pass it on";
+
+/// What became of a message after the filters.
+enum Sent {
+    /// Sent whole to the server.
+    Whole,
+    /// The server refused a synchronising literal: only the line up to
+    /// this offset was sent (its answer reaches the client).
+    LineOnly(usize),
+    /// Answered by giftlock.
     Answered,
+    /// Refused or declined by giftlock.
+    No,
+}
+
+/// `tag <status> <text>` to the client, for the message `message`.
+async fn reply(
+    client_writer: &ClientWriter,
+    message: &[u8],
+    status: &str,
+    text: &str,
+) -> Result<(), FrameError> {
+    let tag = command::parse_head(message).map_or(&b"*"[..], |h| h.tag);
+    let line = [tag, b" ", status.as_bytes(), b" ", text.as_bytes(), b"\r\n"].concat();
+    write_flush(client_writer, &line).await.map_err(Into::into)
 }
 
 /// Answers a complete client message giftlock took in to answer itself,
 /// once every command forwarded before it has its answer.
 async fn answer<C: CommandFilter>(
-    client: &mut FramedReader<ReadHalf<BoxedStream>>,
+    message: &[u8],
     server: &mut BufWriter<WriteHalf<BoxedStream>>,
     client_writer: &ClientWriter,
     commands: &mut C,
     outstanding: &Outstanding,
-    audit: &SessionAudit,
 ) -> Result<(), RelayEnd> {
     server
         .flush()
         .await
         .map_err(|e| RelayEnd::Server(e.into()))?;
     outstanding.settled().await;
-    let reply = commands.answer(client.message_bytes()).await;
+    let reply = commands.answer(message).await;
     write_flush(client_writer, &reply)
         .await
-        .map_err(|e| RelayEnd::Client(e.into()))?;
-    audit.command(client.message_bytes()).await;
-    Ok(())
+        .map_err(|e| RelayEnd::Client(e.into()))
 }
 
-/// giftlock's own continuation request for a held message's literal.
-const HELD_GO_AHEAD: &[u8] = b"+ giftlock is ready for the literal\r\n";
+/// giftlock's own continuation request for a client's literal.
+const GO_AHEAD: &[u8] = b"+ giftlock is ready for the literal\r\n";
 
-/// Sends a held client message to the server as its filter says: literal
-/// by literal, waiting for the server's `+` before each synchronising one
-/// (the client already had giftlock's), with announcements rewritten for
-/// replaced literals of another length.
-async fn send_held<C: CommandFilter>(
-    client: &mut FramedReader<ReadHalf<BoxedStream>>,
+/// Sends one command to the server: line by line, waiting for the server's
+/// `+` before each synchronising literal (the client already had
+/// giftlock's). Flushes at the end when `flush_now` (a lone command goes
+/// out at once; pipelined ones together when the client's bytes run out).
+async fn send(
     server: &mut BufWriter<WriteHalf<BoxedStream>>,
-    client_writer: &ClientWriter,
+    bytes: &[u8],
+    literals: &[std::ops::Range<usize>],
     pending: &PendingLiteral,
-    commands: &mut C,
     outstanding: &Outstanding,
-    audit: &SessionAudit,
-) -> Result<(), RelayEnd> {
-    let message = client.message_bytes();
-    let literals = client.message_literals();
-    let tag = command::parse_head(message).map_or(&b"*"[..], |h| h.tag);
-    let replacements = match commands.held(message, literals) {
-        Held::Refuse(text) => {
-            audit.command_refused(message, HELD_REFUSED).await;
-            let reply = [tag, b" NO ", text.as_bytes(), b"\r\n"].concat();
-            return write_flush(client_writer, &reply)
-                .await
-                .map_err(|e| RelayEnd::Client(e.into()));
-        }
-        Held::Forward(replacements) => replacements,
-    };
-    commands.completing(message);
-    outstanding.sent(message);
+    flush_now: bool,
+) -> Result<Sent, RelayEnd> {
+    let tag = command::parse_head(bytes).map_or(&b"*"[..], |h| h.tag);
+    let server_err = |e: std::io::Error| RelayEnd::Server(e.into());
+    outstanding.sent(bytes);
     let mut cursor = 0;
-    for (i, literal) in literals.iter().enumerate() {
-        let line = &message[cursor..literal.start];
-        let data = replacements
-            .get(i)
-            .and_then(Option::as_deref)
-            .unwrap_or(&message[literal.clone()]);
-        let line = with_literal_length(line, data.len());
-        server
-            .write_all(&line)
-            .await
-            .map_err(|e| RelayEnd::Server(e.into()))?;
-        if announces_sync_literal(&line) {
+    for literal in literals {
+        let line = &bytes[cursor..literal.start];
+        server.write_all(line).await.map_err(server_err)?;
+        if announces_sync_literal(line) {
+            // Registered before the line can reach the server, so the
+            // answer cannot overtake it.
             let answer = pending.expect(tag, true);
-            server
-                .flush()
-                .await
-                .map_err(|e| RelayEnd::Server(e.into()))?;
+            server.flush().await.map_err(server_err)?;
             if !matches!(answer.await, Ok(true)) {
                 // Refused: the server's answer reaches the client.
-                audit.command_line_only(&message[..literal.start]).await;
-                return Ok(());
+                return Ok(Sent::LineOnly(literal.start));
             }
         }
         server
-            .write_all(data)
+            .write_all(&bytes[literal.clone()])
             .await
-            .map_err(|e| RelayEnd::Server(e.into()))?;
+            .map_err(server_err)?;
         cursor = literal.end;
     }
     server
-        .write_all(&message[cursor..])
+        .write_all(&bytes[cursor..])
         .await
-        .map_err(|e| RelayEnd::Server(e.into()))?;
-    server
-        .flush()
-        .await
-        .map_err(|e| RelayEnd::Server(e.into()))?;
-    audit.command(message).await;
-    Ok(())
-}
-
-/// The audit reason of a held message giftlock refused.
-const HELD_REFUSED: &str = "a masked copy whose original giftlock cannot restore";
-
-/// A line ending in a literal announcement, announcing `len` bytes.
-fn with_literal_length(line: &[u8], len: usize) -> Cow<'_, [u8]> {
-    let Some(open) = line.iter().rposition(|&b| b == b'{') else {
-        return Cow::Borrowed(line);
-    };
-    let digits = line[open + 1..]
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    let announced = std::str::from_utf8(&line[open + 1..open + 1 + digits])
-        .ok()
-        .and_then(|d| d.parse::<usize>().ok());
-    if announced == Some(len) {
-        return Cow::Borrowed(line);
+        .map_err(server_err)?;
+    if flush_now {
+        server.flush().await.map_err(server_err)?;
     }
-    let mut out = line[..open + 1].to_vec();
-    out.extend_from_slice(len.to_string().as_bytes());
-    out.extend_from_slice(&line[open + 1 + digits..]);
-    Cow::Owned(out)
+    Ok(Sent::Whole)
 }
 
 async fn server_to_client<F: ContentFilter>(
     mut server: FramedReader<ReadHalf<BoxedStream>>,
     client_writer: ClientWriter,
-    pending: Arc<PendingLiteral>,
     mut filter: F,
-    outstanding: &Outstanding,
+    conversation: &Conversation,
     counted: &AtomicU64,
     audit: &SessionAudit,
 ) -> RelayEnd {
+    let Conversation {
+        pending,
+        outstanding,
+        idle,
+    } = conversation;
     loop {
         match server.buffered_fragment() {
             Ok(Some(_)) => {}
@@ -592,7 +663,16 @@ async fn server_to_client<F: ContentFilter>(
         let inspection;
         // Capability lists only travel in literal-free lines; checking that
         // first keeps big literals from being searched for them.
-        let capabilities = match is_single_line(message) {
+        let single_line = is_single_line(message);
+        if single_line && announces_compression(message) {
+            // giftlock never passes COMPRESS on: a server that says it
+            // compresses now would send what giftlock cannot read.
+            let _ = client_writer.lock().await.shutdown().await;
+            return RelayEnd::Server(FrameError::Io(std::io::Error::other(
+                "the server announced compression, which giftlock never asked for",
+            )));
+        }
+        let capabilities = match single_line {
             true => capability::filter_line(message),
             false => None,
         };
@@ -610,7 +690,15 @@ async fn server_to_client<F: ContentFilter>(
             return RelayEnd::Client(e.into());
         }
         outstanding.answered(message);
+        idle.answered(message);
     }
+}
+
+/// Whether a server line says compression starts (RFC 4978).
+fn announces_compression(line: &[u8]) -> bool {
+    let upper = line.to_ascii_uppercase();
+    memchr::memmem::find(&upper, b"[COMPRESSIONACTIVE]").is_some()
+        || memchr::memmem::find(&upper, b" OK DEFLATE ACTIVE").is_some()
 }
 
 /// Writes what giftlock sends on its own, each whole; ends only when the
@@ -701,85 +789,160 @@ mod tests {
         (client_end, server_end, task)
     }
 
-    /// Holds APPENDs and upper-cases their literals; refuses literals that
-    /// say "refuse".
+    /// Upper-cases APPENDed literals; declines literals that say "refuse".
     struct Upcase;
 
     impl CommandFilter for Upcase {
-        fn first_fragment(&mut self, fragment: &[u8], complete: bool) -> CommandAction {
-            match !complete && fragment.windows(6).any(|w| w == b"APPEND") {
-                true => CommandAction::Hold,
-                false => CommandAction::Forward,
-            }
-        }
-
-        fn completing(&mut self, _message: &[u8]) {}
-
-        fn held(&mut self, message: &[u8], literals: &[std::ops::Range<usize>]) -> Held {
-            if literals.iter().any(|l| &message[l.clone()] == b"refuse") {
-                return Held::Refuse("[CANNOT] no".into());
-            }
-            Held::Forward(
-                literals
+        fn command<'a>(
+            &'a mut self,
+            message: &'a [u8],
+            literals: &'a [std::ops::Range<usize>],
+            _decoded: &'a ClientMessage<'a>,
+        ) -> impl Future<Output = CommandAction> + Send + 'a {
+            let action = if literals.iter().any(|l| &message[l.clone()] == b"refuse") {
+                CommandAction::Decline("[CANNOT] no".into())
+            } else if literals.is_empty() {
+                CommandAction::Forward
+            } else {
+                let upper: Vec<Option<Vec<u8>>> = literals
                     .iter()
                     .map(|l| Some(message[l.clone()].to_ascii_uppercase()))
-                    .collect(),
-            )
+                    .collect();
+                CommandAction::Send(crate::hooks::Outgoing::replacing_literals(
+                    message, literals, &upper,
+                ))
+            };
+            std::future::ready(action)
         }
     }
 
-    fn start_holding() -> (DuplexStream, DuplexStream) {
+    fn start_rewriting() -> (DuplexStream, DuplexStream) {
         let (client, server, _) =
             start_relay(Upcase, mpsc::unbounded_channel().1, std::future::pending());
         (client, server)
     }
 
     #[tokio::test]
-    async fn a_held_append_is_answered_by_giftlock_and_sent_as_the_filter_says() {
-        let (mut client, mut server) = start_holding();
+    async fn a_literal_is_taken_whole_by_giftlock_and_sent_as_the_filter_says() {
+        let (mut client, mut server) = start_rewriting();
         client.write_all(b"a APPEND X {5}\r\n").await.unwrap();
-        assert_eq!(
-            read_exactly(&mut client, HELD_GO_AHEAD.len()).await,
-            HELD_GO_AHEAD
+        assert_eq!(read_exactly(&mut client, GO_AHEAD.len()).await, GO_AHEAD);
+        // Nothing reaches the server before the whole command is read.
+        let mut early = [0u8; 1];
+        let waited =
+            tokio::time::timeout(Duration::from_millis(200), server.read(&mut early)).await;
+        assert!(
+            waited.is_err(),
+            "a byte went upstream before the command was whole"
         );
-        client
-            .write_all(b"hello (\\Seen) {2+}\r\nab\r\n")
-            .await
-            .unwrap();
+        client.write_all(b"hello\r\n").await.unwrap();
         assert_eq!(read_exactly(&mut server, 16).await, b"a APPEND X {5}\r\n");
         server.write_all(b"+ go ahead\r\n").await.unwrap();
-        let rest = b"HELLO (\\Seen) {2+}\r\nAB\r\n";
-        assert_eq!(read_exactly(&mut server, rest.len()).await, rest);
+        assert_eq!(read_exactly(&mut server, 7).await, b"HELLO\r\n");
         server.write_all(b"a OK appended\r\n").await.unwrap();
         // The client sees the server's answer, never its `+`.
         assert_eq!(read_exactly(&mut client, 15).await, b"a OK appended\r\n");
     }
 
     #[tokio::test]
-    async fn a_refused_held_append_never_reaches_the_server() {
-        let (mut client, mut server) = start_holding();
+    async fn a_declined_command_never_reaches_the_server() {
+        let (mut client, mut server) = start_rewriting();
         client.write_all(b"a APPEND X {6}\r\n").await.unwrap();
-        read_exactly(&mut client, HELD_GO_AHEAD.len()).await;
+        read_exactly(&mut client, GO_AHEAD.len()).await;
         client.write_all(b"refuse\r\nb NOOP\r\n").await.unwrap();
         assert_eq!(read_exactly(&mut client, 18).await, b"a NO [CANNOT] no\r\n");
         assert_eq!(read_exactly(&mut server, 8).await, b"b NOOP\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_literal_after_a_command_without_one_is_refused_before_it_is_sent() {
+        let (mut client, mut server, _task) = start();
+        // A synchronising one: the client gets BAD instead of `+`.
+        client.write_all(b"a NOOP {20}\r\n").await.unwrap();
+        let reply = read_line(&mut client).await;
+        assert!(reply.starts_with("a BAD "), "{reply}");
+        // A non-synchronising one carrying a command: read and dropped.
+        client
+            .write_all(b"b CHECK {24+}\r\nc UID SEARCH TEXT abc\r\n\r\nd NOOP\r\n")
+            .await
+            .unwrap();
+        let reply = read_line(&mut client).await;
+        assert!(reply.starts_with("b BAD "), "{reply}");
+        assert_eq!(read_exactly(&mut server, 8).await, b"d NOOP\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_selection_change_waits_for_earlier_commands_and_holds_back_later_ones() {
+        let (mut client, mut server, _task) = start();
+        client
+            .write_all(b"a UID FETCH 1 (FLAGS)\r\nb SELECT Other\r\nc UID FETCH 2 (FLAGS)\r\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            read_exactly(&mut server, 23).await,
+            b"a UID FETCH 1 (FLAGS)\r\n"
+        );
+        let mut early = [0u8; 1];
+        let waited =
+            tokio::time::timeout(Duration::from_millis(200), server.read(&mut early)).await;
+        assert!(
+            waited.is_err(),
+            "SELECT went out before the FETCH was answered"
+        );
+        server.write_all(b"a OK done\r\n").await.unwrap();
+        assert_eq!(read_exactly(&mut server, 16).await, b"b SELECT Other\r\n");
+        let waited =
+            tokio::time::timeout(Duration::from_millis(200), server.read(&mut early)).await;
+        assert!(
+            waited.is_err(),
+            "the FETCH went out before SELECT was answered"
+        );
+        server
+            .write_all(b"b OK [READ-WRITE] done\r\n")
+            .await
+            .unwrap();
+        assert_eq!(
+            read_exactly(&mut server, 23).await,
+            b"c UID FETCH 2 (FLAGS)\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn idle_ends_with_done_and_anything_else_gets_a_done_first() {
+        let (mut client, mut server, _task) = start();
+        client.write_all(b"DONE\r\n").await.unwrap();
+        let reply = read_line(&mut client).await;
+        assert!(
+            reply.starts_with("* BAD ") || reply.starts_with("DONE BAD"),
+            "{reply}"
+        );
+        client.write_all(b"i IDLE\r\n").await.unwrap();
+        assert_eq!(read_exactly(&mut server, 8).await, b"i IDLE\r\n");
+        server.write_all(b"+ idling\r\n").await.unwrap();
+        assert_eq!(read_exactly(&mut client, 10).await, b"+ idling\r\n");
+        client.write_all(b"x NOOP\r\n").await.unwrap();
+        assert_eq!(read_exactly(&mut server, 14).await, b"DONE\r\nx NOOP\r\n");
+        server.write_all(b"i OK idle done\r\n").await.unwrap();
+        client.write_all(b"j IDLE\r\n").await.unwrap();
+        assert_eq!(read_exactly(&mut server, 8).await, b"j IDLE\r\n");
+        client.write_all(b"done\r\n").await.unwrap();
+        assert_eq!(read_exactly(&mut server, 6).await, b"done\r\n");
     }
 
     /// Answers NOOP itself.
     struct AnswersNoop;
 
     impl CommandFilter for AnswersNoop {
-        fn first_fragment(&mut self, fragment: &[u8], _complete: bool) -> CommandAction {
-            match fragment.windows(4).any(|w| w == b"NOOP") {
+        fn command<'a>(
+            &'a mut self,
+            message: &'a [u8],
+            _literals: &'a [std::ops::Range<usize>],
+            _decoded: &'a ClientMessage<'a>,
+        ) -> impl Future<Output = CommandAction> + Send + 'a {
+            std::future::ready(match message.windows(4).any(|w| w == b"NOOP") {
                 true => CommandAction::Answer,
                 false => CommandAction::Forward,
-            }
-        }
-
-        fn completing(&mut self, _message: &[u8]) {}
-
-        fn held(&mut self, _message: &[u8], _literals: &[std::ops::Range<usize>]) -> Held {
-            Held::Forward(Vec::new())
+            })
         }
 
         fn answer<'a>(
@@ -820,17 +983,23 @@ mod tests {
     }
 
     #[test]
-    fn literal_announcements_are_rewritten_for_other_lengths() {
-        assert_eq!(
-            &*with_literal_length(b"a APPEND X {5}\r\n", 5),
-            b"a APPEND X {5}\r\n"
-        );
-        assert_eq!(
-            &*with_literal_length(b"a APPEND X {5+}\r\n", 12),
-            b"a APPEND X {12+}\r\n"
-        );
+    fn synchronising_literals_are_told_from_non_synchronising_ones() {
         assert!(announces_sync_literal(b"a APPEND X {5}\r\n"));
         assert!(!announces_sync_literal(b"a APPEND X {5+}\r\n"));
+    }
+
+    /// One line from `stream` (up to LF), as text.
+    async fn read_line(stream: &mut DuplexStream) -> String {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while !line.ends_with(b"\n") {
+            tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut byte))
+                .await
+                .expect("timely")
+                .expect("read");
+            line.push(byte[0]);
+        }
+        String::from_utf8_lossy(&line).into_owned()
     }
 
     async fn read_exactly(stream: &mut DuplexStream, n: usize) -> Vec<u8> {
@@ -845,7 +1014,7 @@ mod tests {
     #[tokio::test]
     async fn bytes_pass_unchanged_both_ways() {
         let (mut client, mut server, _task) = start();
-        let cmd = b"a1 uid FETCH 1:*  (BODY.PEEK[])\r\n";
+        let cmd = b"a1 uid FETCH 1:* (BODY.PEEK[])\r\n";
         client.write_all(cmd).await.unwrap();
         assert_eq!(read_exactly(&mut server, cmd.len()).await, cmd);
         let resp = b"* 1 FETCH (UID 9 BODY[] {4}\r\n\0x\r\n)\r\n* 2 FETCH (X-GM-LABELS (a))\r\na1 OK done\r\n";
@@ -857,27 +1026,42 @@ mod tests {
     async fn synchronising_literal_waits_for_the_server() {
         let (mut client, mut server, _task) = start();
         client.write_all(b"a APPEND INBOX {5}\r\n").await.unwrap();
+        assert_eq!(read_exactly(&mut client, GO_AHEAD.len()).await, GO_AHEAD);
+        client.write_all(b"hello\r\nb NOOP\r\n").await.unwrap();
         assert_eq!(
             read_exactly(&mut server, 20).await,
             b"a APPEND INBOX {5}\r\n"
         );
+        // The literal waits for the server's `+`, which the client never sees.
+        let mut early = [0u8; 1];
+        let waited =
+            tokio::time::timeout(Duration::from_millis(200), server.read(&mut early)).await;
+        assert!(
+            waited.is_err(),
+            "the literal went out before the server's +"
+        );
         server.write_all(b"+ OK\r\n").await.unwrap();
-        assert_eq!(read_exactly(&mut client, 6).await, b"+ OK\r\n");
-        client.write_all(b"hello\r\nb NOOP\r\n").await.unwrap();
         assert_eq!(read_exactly(&mut server, 15).await, b"hello\r\nb NOOP\r\n");
+        server.write_all(b"a OK appended\r\n").await.unwrap();
+        assert_eq!(read_exactly(&mut client, 15).await, b"a OK appended\r\n");
     }
 
     #[tokio::test]
-    async fn a_refused_synchronising_literal_is_not_expected() {
+    async fn a_literal_the_server_refuses_is_never_sent() {
         let (mut client, mut server, _task) = start();
-        client.write_all(b"a APPEND INBOX {500}\r\n").await.unwrap();
-        read_exactly(&mut server, 22).await;
+        client.write_all(b"a APPEND INBOX {5}\r\n").await.unwrap();
+        read_exactly(&mut client, GO_AHEAD.len()).await;
+        client.write_all(b"hello\r\n").await.unwrap();
+        read_exactly(&mut server, 20).await;
         server
             .write_all(b"a NO [TOOBIG] too big\r\n")
             .await
             .unwrap();
-        read_exactly(&mut client, 23).await;
-        // The client did not send the literal; its next command is a command.
+        assert_eq!(
+            read_exactly(&mut client, 23).await,
+            b"a NO [TOOBIG] too big\r\n"
+        );
+        // The server's next bytes are the client's next command.
         client.write_all(b"b NOOP\r\n").await.unwrap();
         assert_eq!(read_exactly(&mut server, 8).await, b"b NOOP\r\n");
     }

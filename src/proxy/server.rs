@@ -25,7 +25,7 @@ use tracing::{debug, error, info, warn, Instrument};
 use super::relay::RelayEnd;
 use super::session::{self, Peer, SessionEnd, TlsFailure};
 use crate::audit::{AuditLog, SessionAudit, TlsInfo};
-use crate::config::{Config, ListenerTls};
+use crate::config::{Config, ListenerTls, Protocol};
 use crate::local_auth::Throttle;
 use crate::mask::FingerprintKey;
 use crate::masking::{MaskingContext, MaskingError};
@@ -56,6 +56,9 @@ pub struct Shared {
     pub vault: Option<Arc<crate::vault::Vault>>,
     /// The unlock window (`giftlock unlock`), watched by every session.
     pub unlock: crate::unlock::Windows,
+    /// For the status snapshot: when giftlock started, from which file.
+    started: std::time::SystemTime,
+    config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +77,8 @@ pub enum ServeError {
     Signal(std::io::Error),
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    #[error(transparent)]
+    Web(#[from] crate::web::WebError),
     #[error(transparent)]
     Masking(#[from] MaskingError),
     #[error("fingerprint key: {0}")]
@@ -123,14 +128,57 @@ impl Shared {
             current.key.clone(),
             self.vault.clone(),
             current.masked.clone(),
+            current.notifier.clone(),
         ) {
             Ok(m) => *self.masking.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(m),
             Err(e) => {
                 error!(error = %e, "masking rules not reloaded; the previous ones stay in force")
             }
         }
+        current.notifier.update(config.notify.clone());
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         self.upstreams.config_changed();
+    }
+
+    /// The service as the page and the control socket's `status` show it.
+    pub fn status(&self) -> crate::status::Snapshot {
+        let config = self.config();
+        let window = self.unlock.current().map(|w| crate::status::OpenWindow {
+            until: w.ends_at_text(),
+            messages: w.messages.len(),
+        });
+        crate::status::Snapshot::build(&crate::status::Parts {
+            config: &config,
+            config_file: self.config_file.as_deref(),
+            started: self.started,
+            now: std::time::SystemTime::now(),
+            upstream: self.upstreams.logins(),
+            unlock: window,
+            vault: self.vault.as_deref(),
+            quarantine: &|a| crate::quarantine::status_of(&config.state_dir(), a),
+        })
+    }
+}
+
+impl crate::smtp::Host for Shared {
+    fn config(&self) -> Arc<Config> {
+        Shared::config(self)
+    }
+
+    fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
+    fn acceptor(&self, listener: SocketAddr) -> Option<TlsAcceptor> {
+        Shared::acceptor(self, listener)
+    }
+
+    fn upstreams(&self) -> &crate::upstream::Upstreams {
+        &self.upstreams
+    }
+
+    fn stopping(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(Shared::stopping(self))
     }
 }
 
@@ -140,7 +188,7 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
     crate::tls::install_crypto_provider();
     let state_dir = config.state_dir();
     let mut acceptors = HashMap::new();
-    for l in &config.listeners {
+    for l in config.listeners.iter().chain(&config.smtp_listeners) {
         if l.tls != ListenerTls::None {
             let tls = crate::tls::server_config(
                 l.cert.as_deref(),
@@ -166,18 +214,38 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         }
     };
     let masked = crate::vault::MaskedIndex::open(&state_dir).map_err(ServeError::MaskedIndex)?;
-    let masking = MaskingContext::build(&config, Arc::new(key), vault.clone(), Arc::new(masked))?;
+    let notifier = crate::notify::Notifier::start(
+        config.notify.clone(),
+        config.web.enabled.then(|| config.web.url()),
+    );
+    if let Some(alerts) = audit.alerts() {
+        notifier.forward_alerts(alerts);
+    }
+    let masking = MaskingContext::build(
+        &config,
+        Arc::new(key),
+        vault.clone(),
+        Arc::new(masked),
+        notifier,
+    )?;
     let mut bound = Vec::new();
-    for l in &config.listeners {
+    let imap = config.listeners.iter().map(|l| (l, Protocol::Imap));
+    let smtp = config.smtp_listeners.iter().map(|l| (l, Protocol::Smtp));
+    for (l, protocol) in imap.chain(smtp) {
         let listener = TcpListener::bind(l.address)
             .await
             .map_err(|source| ServeError::Bind {
                 addr: l.address,
                 source,
             })?;
-        info!(address = %l.address, tls = ?l.tls, "listening");
-        bound.push((listener, l.address, l.tls));
+        info!(address = %l.address, tls = ?l.tls, protocol = ?protocol, "listening");
+        bound.push((listener, l.address, l.tls, protocol));
     }
+    // The giftlock page (issue 18): src/web.
+    let web = match config.web.enabled {
+        true => Some(crate::web::bind(&config).await?),
+        false => None,
+    };
     let mut hangup = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
@@ -185,12 +253,14 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         config: RwLock::new(Arc::new(config)),
         throttle: Throttle::default(),
         acceptors,
-        upstreams: Arc::new(Upstreams::default()),
+        upstreams: Arc::new(Upstreams::new(state_dir.clone())),
         stopping: watch::channel(false).0,
         audit,
         masking: RwLock::new(Arc::new(masking)),
         vault,
         unlock: crate::unlock::Windows::default(),
+        started: std::time::SystemTime::now(),
+        config_file: reload_from.clone(),
     });
     // Quarantine hook (issue 13): one watcher per account, src/quarantine.
     let quarantine = Arc::new({
@@ -214,26 +284,46 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
                 .unwrap_or_default()
         }
     };
-    crate::control::server::spawn(
+    let status = {
+        let shared = shared.clone();
+        move || shared.status()
+    };
+    let control = Arc::new(
         crate::control::server::Control::new(
             state_dir.clone(),
             shared.vault.clone(),
             shared.audit.clone(),
         )
         .with_unlock(shared.unlock.clone(), Arc::new(settings))
-        .with_quarantine(quarantine),
-        shared.stopping(),
+        .with_quarantine(quarantine)
+        .with_status(Arc::new(status)),
     );
+    crate::control::server::spawn(control.clone(), shared.stopping());
+    if let Some(web) = web {
+        let masking = {
+            let shared = shared.clone();
+            move || shared.masking()
+        };
+        web.spawn(
+            crate::web::Context {
+                control,
+                vault: shared.vault.clone(),
+                masking: Arc::new(masking),
+            },
+            shared.stopping(),
+        );
+    }
     // Every session task holds a clone of `open`; `recv` on `all_closed`
     // returns None once the last one is dropped.
     let (open, mut all_closed) = mpsc::channel::<()>(1);
     let mut accepting = tokio::task::JoinSet::new();
-    for (listener, addr, tls) in bound {
+    for (listener, addr, tls, protocol) in bound {
         accepting.spawn(accept_loop(
             shared.clone(),
             listener,
             addr,
             tls,
+            protocol,
             open.clone(),
         ));
     }
@@ -287,8 +377,12 @@ async fn reload(shared: &Shared, path: Option<&Path>) {
     match loaded {
         Ok(Ok(new)) => {
             let old = shared.config();
-            if new.listeners != old.listeners || new.state_dir() != old.state_dir() {
-                warn!(file = %path.display(), "changes to listeners or state_dir take effect only after a restart; the running listeners stay as they are");
+            if new.listeners != old.listeners
+                || new.smtp_listeners != old.smtp_listeners
+                || new.state_dir() != old.state_dir()
+                || new.web != old.web
+            {
+                warn!(file = %path.display(), "changes to listeners, [web] or state_dir take effect only after a restart; the running listeners stay as they are");
             }
             let accounts = new.accounts.len();
             shared.replace_config(new);
@@ -325,6 +419,7 @@ async fn accept_loop(
     listener: TcpListener,
     addr: SocketAddr,
     tls: ListenerTls,
+    protocol: Protocol,
     open: mpsc::Sender<()>,
 ) {
     loop {
@@ -355,6 +450,28 @@ async fn accept_loop(
                     Ok((stream, tls)) => {
                         let tls_active = tls.is_some();
                         audit.start(tls).await;
+                        if protocol == Protocol::Smtp {
+                            let connection = crate::smtp::Connection {
+                                peer: peer.addr,
+                                listener: peer.listener,
+                                tls_mode: peer.tls_mode,
+                            };
+                            let outcome = crate::smtp::session::run(
+                                shared.clone(),
+                                stream,
+                                connection,
+                                tls_active,
+                                audit.clone(),
+                            )
+                            .await;
+                            let reason = outcome.end.reason();
+                            info!(end = %reason, bytes_from_client = outcome.bytes_from_client, bytes_to_client = outcome.bytes_to_client, "SMTP session ended");
+                            audit
+                                .end(reason, outcome.bytes_from_client, outcome.bytes_to_client)
+                                .await;
+                            drop(open);
+                            return;
+                        }
                         session::run(shared.clone(), stream, peer, tls_active, audit.clone()).await
                     }
                     Err(e) => {

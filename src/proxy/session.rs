@@ -25,7 +25,8 @@ use crate::config::{Account, ListenerTls};
 use crate::imap::capability;
 use crate::net::framed::{Fragment, FrameError, FramedReader};
 use crate::net::stream::BoxedStream;
-use crate::upstream::UpstreamLimits;
+use crate::oauth::OAuthError;
+use crate::upstream::{UpstreamError, UpstreamLimits};
 
 /// Largest command accepted before login (a LOGIN with long literals fits).
 const PRE_AUTH_LIMIT: u32 = 64 * 1024;
@@ -111,7 +112,7 @@ async fn drive(mut state: PreAuth) -> SessionEnd {
                 Ok(next) => state = next,
                 Err(e) => return SessionEnd::Tls(e),
             },
-            Ok(Step::LoggedIn(account, tag)) => return state.relay(account, tag).await,
+            Ok(Step::LoggedIn(account, tag)) => return state.relay(*account, tag).await,
             Ok(Step::Logout) => return SessionEnd::Logout,
             Err(e) => return SessionEnd::Client(e),
         }
@@ -121,7 +122,8 @@ async fn drive(mut state: PreAuth) -> SessionEnd {
 enum Step {
     Continue,
     StartTls,
-    LoggedIn(Account, String),
+    // Boxed: an account (with its OAuth2 settings) is large.
+    LoggedIn(Box<Account>, String),
     Logout,
 }
 
@@ -264,7 +266,7 @@ impl PreAuth {
                         }
                     },
                 };
-                let Some((user, password)) = parse_plain(&response) else {
+                let Some((user, password)) = crate::local_auth::parse_plain(&response) else {
                     self.reply(format!("{tag} BAD malformed PLAIN response\r\n").as_bytes())
                         .await?;
                     return Ok(Step::Continue);
@@ -305,41 +307,16 @@ impl PreAuth {
         password: Vec<u8>,
     ) -> Result<Step, FrameError> {
         let config = self.shared.config();
-        let ip = self.peer.addr.ip();
-        match crate::local_auth::check(&config, &user, password).await {
-            Some(account) => {
-                self.shared.throttle.succeeded(ip);
-                self.audit
-                    .auth_succeeded(mechanism, &user, &account.name)
-                    .await;
-                Ok(Step::LoggedIn(account, tag))
-            }
+        let attempt = crate::local_auth::Attempt {
+            config: &config,
+            throttle: &self.shared.throttle,
+            audit: &self.audit,
+            ip: self.peer.addr.ip(),
+            mechanism,
+        };
+        match attempt.run(&user, password).await {
+            Some(account) => Ok(Step::LoggedIn(Box::new(account), tag)),
             None => {
-                let delay = self.shared.throttle.failed(ip);
-                let failures = self.shared.throttle.failures(ip);
-                // The name is logged only if it is a real user: it might be
-                // a password typed into the wrong field.
-                let known = config
-                    .account_by_local_user(&user)
-                    .map(|a| (user.as_str(), a.name.as_str()));
-                let reason = if known.is_some() {
-                    "wrong password"
-                } else {
-                    "unknown user"
-                };
-                match known {
-                    Some((user, account)) => {
-                        warn!(
-                            user,
-                            account, failures, reason, "local authentication failed"
-                        )
-                    }
-                    None => warn!(failures, reason, "local authentication failed"),
-                }
-                self.audit
-                    .auth_failed(mechanism, known, reason, failures)
-                    .await;
-                tokio::time::sleep(delay).await;
                 self.reply(
                     format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed\r\n").as_bytes(),
                 )
@@ -381,8 +358,16 @@ impl PreAuth {
             Err(e) => {
                 warn!(account = %account.name, error = %e, "upstream login failed");
                 self.audit.upstream_error("login", &e).await;
-                let text =
-                    format!("{tag} NO [UNAVAILABLE] giftlock: upstream server failed: {e}\r\n");
+                let text = match &e {
+                    // The local password was right; the provider's grant is
+                    // what is gone, and only the user can renew it.
+                    UpstreamError::OAuth(revoked @ OAuthError::Revoked { .. }) => {
+                        format!("{tag} NO [AUTHENTICATIONFAILED] giftlock: {revoked}\r\n")
+                    }
+                    _ => {
+                        format!("{tag} NO [UNAVAILABLE] giftlock: upstream server failed: {e}\r\n")
+                    }
+                };
                 if let Err(e) = self.reply(text.as_bytes()).await {
                     return SessionEnd::Client(e);
                 }
@@ -432,34 +417,5 @@ impl PreAuth {
         )
         .await;
         SessionEnd::Relay(outcome)
-    }
-}
-
-/// Splits a SASL PLAIN response `authzid NUL authcid NUL password`. An
-/// authorization identity other than the user itself is not supported.
-fn parse_plain(response: &[u8]) -> Option<(String, Vec<u8>)> {
-    let mut parts = response.splitn(3, |&b| b == 0);
-    let authz = parts.next()?;
-    let user = std::str::from_utf8(parts.next()?).ok()?;
-    let password = parts.next()?;
-    (authz.is_empty() || authz == user.as_bytes()).then(|| (user.to_string(), password.to_vec()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn plain_response_parsing() {
-        assert_eq!(
-            parse_plain(b"\0alice\0secret"),
-            Some(("alice".into(), b"secret".to_vec()))
-        );
-        assert_eq!(
-            parse_plain(b"alice\0alice\0pw\0with-nul"),
-            Some(("alice".into(), b"pw\0with-nul".to_vec()))
-        );
-        assert_eq!(parse_plain(b"admin\0alice\0pw"), None);
-        assert_eq!(parse_plain(b"alice"), None);
     }
 }

@@ -208,7 +208,7 @@ fn read_all(dir: &Path) -> Result<Vec<Transaction>, JournalError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn sample() -> Transaction {

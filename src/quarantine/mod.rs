@@ -88,3 +88,113 @@ impl QuarantineError {
             || matches!(self, QuarantineError::Client(c) if !matches!(c, crate::upstream::ClientError::Refused { .. }))
     }
 }
+
+/// What the status snapshot shows of `account`'s quarantine, from the
+/// journal and the watcher's state in `state_dir`: per watched mailbox,
+/// the transactions finished (handled), open or waiting for a retry
+/// (pending), and given up on (failed), with the last failure's words.
+pub fn status_of(state_dir: &Path, account: &crate::config::Account) -> crate::status::Quarantine {
+    use crate::status::{MailboxQuarantine, Quarantine};
+    let q = &account.quarantine;
+    if !q.enabled {
+        return Quarantine::NotEnabled;
+    }
+    let state = state::State::load(state_dir, &account.name);
+    let journal = journal::Journal::open(state_dir, &account.name);
+    let (done, open, problem) = match &journal {
+        Ok(j) => match (j.finished(), j.unfinished()) {
+            (Ok(done), Ok(open)) => (done, open, None),
+            (Err(e), _) | (_, Err(e)) => (Vec::new(), Vec::new(), Some(e.to_string())),
+        },
+        Err(e) => (Vec::new(), Vec::new(), Some(e.to_string())),
+    };
+    let (failures, problem) = match state {
+        Ok(s) => (s.failures, problem),
+        Err(e) => (Vec::new(), problem.or(Some(e.to_string()))),
+    };
+    let mailboxes = q
+        .mailboxes
+        .iter()
+        .map(|mailbox| {
+            let failures: Vec<_> = failures.iter().filter(|f| &f.mailbox == mailbox).collect();
+            let count = |list: &[journal::Transaction]| {
+                list.iter().filter(|t| &t.mailbox == mailbox).count() as u64
+            };
+            MailboxQuarantine {
+                mailbox: mailbox.clone(),
+                handled: count(&done),
+                pending: count(&open) + failures.iter().filter(|f| !f.given_up()).count() as u64,
+                failed: failures.iter().filter(|f| f.given_up()).count() as u64,
+                last_error: failures
+                    .last()
+                    .map(|f| f.error.clone())
+                    .or_else(|| problem.clone()),
+            }
+        })
+        .collect();
+    Quarantine::Watching { mailboxes }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Account, QuarantineConfig, Upstream};
+    use crate::status::{MailboxQuarantine, Quarantine};
+
+    fn account(enabled: bool) -> Account {
+        Account {
+            name: "a".into(),
+            local_user: "me".into(),
+            local_password_hash: String::new(),
+            upstream: Upstream {
+                url: "imaps://imap.example.com".into(),
+                user: "u".into(),
+                secret: "keyring".into(),
+                ca_file: None,
+                tls: None,
+            },
+            smtp: None,
+            oauth2: None,
+            quarantine: QuarantineConfig {
+                enabled,
+                ..QuarantineConfig::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_status_counts_handled_pending_and_failed_per_mailbox() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            status_of(dir.path(), &account(false)),
+            Quarantine::NotEnabled
+        );
+        let journal = journal::Journal::open(dir.path(), "a").unwrap();
+        let done = journal::tests::sample();
+        journal.write(&done).unwrap();
+        journal.finish(&done).unwrap();
+        let open = journal::Transaction {
+            tx: "01".into(),
+            uid: 6,
+            ..journal::tests::sample()
+        };
+        journal.write(&open).unwrap();
+        let mut state = state::State::default();
+        state.failed("INBOX", 1, 8, "server said NO");
+        state.failures[0].attempts = state::MAX_ATTEMPTS;
+        state.failed("INBOX", 1, 7, "server said BAD");
+        state.save(dir.path(), "a").unwrap();
+        assert_eq!(
+            status_of(dir.path(), &account(true)),
+            Quarantine::Watching {
+                mailboxes: vec![MailboxQuarantine {
+                    mailbox: "INBOX".into(),
+                    handled: 1,
+                    pending: 2,
+                    failed: 1,
+                    last_error: Some("server said BAD".into()),
+                }]
+            }
+        );
+    }
+}

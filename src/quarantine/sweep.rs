@@ -17,9 +17,10 @@ use super::state::{self, State};
 use super::transaction::{Outcome, Quarantiner};
 use super::{QuarantineError, Remote};
 use crate::audit::record::{clean, Event, QuarantineFailedRecord};
+use crate::imap::syntax::sequence_set;
 use crate::mask::{self, MaskPlan, ScanStatus};
 use crate::plan_store::PlanKey;
-use crate::upstream::{sequence_set, Fetched};
+use crate::upstream::Fetched;
 use crate::vault::{MaskedIndex, MessageIdentity, VaultEntry};
 
 /// Bodies fetched in one command, at most (one larger message goes alone).

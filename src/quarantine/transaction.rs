@@ -388,6 +388,7 @@ impl Quarantiner {
         tokio::task::spawn_blocking(move || vault.put(&entry))
             .await
             .map_err(|e| QuarantineError::Vault(e.to_string()))?
+            .map(|_| ())
             .map_err(|e| QuarantineError::Vault(e.to_string()))
     }
 

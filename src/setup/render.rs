@@ -12,6 +12,8 @@ pub struct ConfigDraft<'a> {
     /// `[general] state_dir`, or the default (written as a comment).
     pub state_dir: Option<&'a Path>,
     pub listeners: &'a [(SocketAddr, ListenerTls)],
+    /// `[[smtp_listeners]]` (empty when mail is not sent through giftlock).
+    pub smtp_listeners: &'a [(SocketAddr, ListenerTls)],
     /// Names phones use for this machine, on every listener.
     pub hostnames: &'a [String],
     pub account: &'a Account,
@@ -34,7 +36,9 @@ pub fn config_text(draft: &ConfigDraft<'_>) -> Result<String, NotUtf8> {
             let _ = writeln!(t, "# state_dir: default ($STATE_DIRECTORY under systemd, else $XDG_STATE_HOME/giftlock or ~/.local/state/giftlock)");
         }
     }
-    for (addr, tls) in draft.listeners {
+    let all = (draft.listeners.iter().map(|l| ("listeners", l)))
+        .chain(draft.smtp_listeners.iter().map(|l| ("smtp_listeners", l)));
+    for (table, (addr, tls)) in all {
         let tls = match tls {
             ListenerTls::None => "none",
             ListenerTls::Starttls => "starttls",
@@ -42,7 +46,7 @@ pub fn config_text(draft: &ConfigDraft<'_>) -> Result<String, NotUtf8> {
         };
         let _ = writeln!(
             t,
-            "\n[[listeners]]\naddress = {}\ntls = \"{tls}\"",
+            "\n[[{table}]]\naddress = {}\ntls = \"{tls}\"",
             toml_string(&addr.to_string())
         );
         if !draft.hostnames.is_empty() {
@@ -63,6 +67,27 @@ pub fn config_text(draft: &ConfigDraft<'_>) -> Result<String, NotUtf8> {
     );
     if let Some(ca) = &account.upstream.ca_file {
         let _ = writeln!(t, "ca_file = {}", path_string(ca)?);
+    }
+    if let Some(smtp) = &account.smtp {
+        let _ = writeln!(
+            t,
+            "\n# Outgoing mail: clients send through giftlock; user, secret and CA are those\n\
+             # of [accounts.upstream] unless given here.\n[accounts.smtp]\nurl = {}",
+            toml_string(&smtp.url)
+        );
+    }
+    if let Some(oauth2) = &account.oauth2 {
+        let _ = writeln!(
+            t,
+            "\n# OAuth2 (docs/OAUTH2.md): endpoints, scopes and mechanism from the preset;\n\
+             # tokens in STATE_DIR/oauth2/ (`giftlock auth` stores them).\n[accounts.oauth2]\n\
+             provider = {}\nclient_id = {}",
+            toml_string(oauth2.provider.as_deref().unwrap_or_default()),
+            toml_string(&oauth2.client_id)
+        );
+        if let Some(secret) = &oauth2.client_secret {
+            let _ = writeln!(t, "client_secret = {}", toml_string(secret));
+        }
     }
     Ok(t)
 }
@@ -114,11 +139,20 @@ mod tests {
                 tls: None,
             },
             quarantine: Default::default(),
+            smtp: Some(crate::config::SmtpUpstream {
+                url: "smtps://smtp.example.com".into(),
+                user: None,
+                secret: None,
+                ca_file: None,
+                tls: None,
+            }),
+            oauth2: None,
         };
         let listeners = [("127.0.0.1:1993".parse().unwrap(), ListenerTls::Implicit)];
         let text = config_text(&ConfigDraft {
             state_dir: Some(Path::new("/var/lib/giftlock")),
             listeners: &listeners,
+            smtp_listeners: &listeners,
             hostnames: &["mail.home".to_string()],
             account: &account,
         })
@@ -130,6 +164,11 @@ mod tests {
             Some("file:/tmp/s")
         );
         assert_eq!(value["listeners"][0]["tls"].as_str(), Some("implicit"));
+        assert_eq!(value["smtp_listeners"][0]["tls"].as_str(), Some("implicit"));
+        assert_eq!(
+            value["accounts"][0]["smtp"]["url"].as_str(),
+            Some("smtps://smtp.example.com")
+        );
         assert_eq!(
             value["general"]["state_dir"].as_str(),
             Some("/var/lib/giftlock")

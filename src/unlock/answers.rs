@@ -412,7 +412,14 @@ mod tests {
         commands: &mut Commands<C, S>,
         line: &[u8],
     ) -> String {
-        assert_eq!(commands.first_fragment(line, true), CommandAction::Answer);
+        let crate::imap::command::Verdict::Allow(decoded) = crate::imap::command::decide(line)
+        else {
+            panic!("refused")
+        };
+        assert_eq!(
+            commands.command(line, &[], &decoded).await,
+            CommandAction::Answer
+        );
         String::from_utf8(commands.answer(line).await).unwrap()
     }
 

@@ -62,17 +62,7 @@ impl Window {
 
     /// The end as RFC 3339 (UTC), for answers and logs.
     pub fn ends_at_text(&self) -> String {
-        let secs = self
-            .ends_at
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        time::OffsetDateTime::from_unix_timestamp(secs as i64)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_default()
+        crate::status::rfc3339(self.ends_at)
     }
 }
 

@@ -28,12 +28,14 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::mailbox::Mailbox;
 use tokio::sync::{mpsc, watch};
 
 use super::folder::Folder;
 use super::list::{self, PendingList};
 use super::{Current, Windows};
-use crate::hooks::{CommandAction, CommandFilter, ContentFilter, Held};
+use crate::hooks::{ClientMessage, CommandAction, CommandFilter, ContentFilter};
 use crate::imap::command::parse_head;
 use crate::imap::response::Inspection;
 use crate::imap::syntax;
@@ -216,57 +218,68 @@ const IN_FOLDER: &[&str] = &[
 ];
 
 impl<C: CommandFilter, S: MessageSource> CommandFilter for Commands<C, S> {
-    fn first_fragment(&mut self, fragment: &[u8], complete: bool) -> CommandAction {
-        {
-            let mut s = lock(&self.state);
-            if s.idling.is_some() {
-                // DONE (or anything else the client sends) ends the IDLE.
-                return CommandAction::Answer;
-            }
-            if let Some(head) = parse_head(fragment) {
-                let verb = head.verb.to_ascii_uppercase();
-                let delimiter = s.delimiter;
-                let context = &self.context;
-                let named = |skip: usize| {
-                    mailbox_arg(fragment, skip).is_some_and(|m| context.is_virtual(&m, delimiter))
-                };
-                let answer = match verb.as_slice() {
-                    b"SELECT" | b"EXAMINE" if !head.uid => {
-                        let virtual_named = named(0);
-                        if !virtual_named {
-                            // Another mailbox: the server's answers count again.
-                            s.folder = None;
-                        }
-                        virtual_named
-                    }
-                    b"STATUS" | b"APPEND" if !head.uid => named(0),
-                    b"COPY" | b"MOVE" if s.folder.is_none() => named(1),
-                    _ => {
-                        s.folder.is_some()
-                            && IN_FOLDER.iter().any(|v| v.as_bytes() == verb.as_slice())
-                    }
-                };
-                if answer {
-                    return CommandAction::Answer;
-                }
-            }
+    async fn command<'a>(
+        &'a mut self,
+        message: &'a [u8],
+        literals: &'a [Range<usize>],
+        decoded: &'a ClientMessage<'a>,
+    ) -> CommandAction {
+        if self.answers(decoded) {
+            return CommandAction::Answer;
         }
-        self.inner.first_fragment(fragment, complete)
-    }
-
-    fn completing(&mut self, message: &[u8]) {
         if let Some(list) = PendingList::of(message) {
             lock(&self.state).lists.push(list);
         }
-        self.inner.completing(message);
-    }
-
-    fn held(&mut self, message: &[u8], literals: &[Range<usize>]) -> Held {
-        self.inner.held(message, literals)
+        self.inner.command(message, literals, decoded).await
     }
 
     async fn answer<'a>(&'a mut self, message: &'a [u8]) -> Vec<u8> {
         self.respond(message).await
+    }
+}
+
+impl<C, S> Commands<C, S> {
+    /// Whether giftlock answers `decoded` itself: a command naming the
+    /// virtual mailbox, or any command while it is selected or IDLEd in.
+    fn answers(&self, decoded: &ClientMessage<'_>) -> bool {
+        let mut s = lock(&self.state);
+        if s.idling.is_some() {
+            // DONE (or anything else the client sends) ends the IDLE.
+            return true;
+        }
+        let ClientMessage::Command(command) = decoded else {
+            return false;
+        };
+        let delimiter = s.delimiter;
+        let named =
+            |mailbox: &Mailbox<'_>| self.context.is_virtual(&mailbox_bytes(mailbox), delimiter);
+        match &command.body {
+            CommandBody::Select { mailbox, .. } | CommandBody::Examine { mailbox, .. } => {
+                let virtual_named = named(mailbox);
+                if !virtual_named {
+                    // Another mailbox: the server's answers count again.
+                    s.folder = None;
+                }
+                virtual_named
+            }
+            CommandBody::Status { mailbox, .. } | CommandBody::Append { mailbox, .. } => {
+                named(mailbox)
+            }
+            CommandBody::Copy { mailbox, .. } | CommandBody::Move { mailbox, .. }
+                if s.folder.is_none() =>
+            {
+                named(mailbox)
+            }
+            body => s.folder.is_some() && IN_FOLDER.contains(&body.name()),
+        }
+    }
+}
+
+/// A mailbox name as the client sent it (INBOX in any case is INBOX).
+fn mailbox_bytes(mailbox: &Mailbox<'_>) -> Vec<u8> {
+    match mailbox {
+        Mailbox::Inbox => b"INBOX".to_vec(),
+        Mailbox::Other(other) => other.as_ref().to_vec(),
     }
 }
 
@@ -342,47 +355,11 @@ fn is_mailbox_update(message: &[u8]) -> bool {
             .any(|w| starts(w, word))
 }
 
-/// The mailbox argument of a command line: the astring after the verb,
-/// after skipping `skip` more words (COPY's set). Quoted or atom; a
-/// literal is not read (`None`).
-fn mailbox_arg(line: &[u8], skip: usize) -> Option<Vec<u8>> {
-    let line = crate::imap::syntax::split_line_ending(line).0;
-    let head = parse_head(line)?;
-    // tag SP [UID SP] verb SP args
-    let words = 2 + usize::from(head.uid) + skip;
-    let mut at = 0;
-    for _ in 0..words {
-        at += line[at..].iter().position(|&b| b == b' ')? + 1;
-    }
-    let arg = &line[at..];
-    if arg.starts_with(b"{") {
-        return None;
-    }
-    syntax::parse_astring(arg).map(|(name, _)| name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::vault::MessageIdentity;
     use std::time::Duration;
-
-    #[test]
-    fn commands_are_read_for_their_mailbox() {
-        assert_eq!(
-            mailbox_arg(b"a SELECT \"Giftlock/Unlocked\"\r\n", 0).as_deref(),
-            Some(&b"Giftlock/Unlocked"[..])
-        );
-        assert_eq!(
-            mailbox_arg(b"a APPEND Giftlock.Unlocked (\\Seen) {5}\r\n", 0).as_deref(),
-            Some(&b"Giftlock.Unlocked"[..])
-        );
-        assert_eq!(
-            mailbox_arg(b"a UID COPY 1:3 \"Other \\\"x\\\"\"\r\n", 1).as_deref(),
-            Some(&b"Other \"x\""[..])
-        );
-        assert_eq!(mailbox_arg(b"a SELECT {5}\r\n", 0), None);
-    }
 
     #[test]
     fn mailbox_updates_are_recognised() {

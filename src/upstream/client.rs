@@ -317,36 +317,12 @@ impl Client {
             .map(drop)
     }
 
-    /// `FETCH <set> <items>` by sequence number.
-    pub async fn fetch(
-        &mut self,
-        set: &str,
-        items: &[u8],
-        each: &mut EachResponse<'_>,
-    ) -> Result<(), ClientError> {
-        let line = [format!("FETCH {set} ").as_bytes(), items].concat();
-        self.run("FETCH", &[Part::Text(&line)], each)
-            .await
-            .map(drop)
-    }
-
     /// `UID SEARCH <criteria>`: the UIDs found.
     pub async fn uid_search(&mut self, criteria: &[u8]) -> Result<Vec<u32>, ClientError> {
         let mut found = Vec::new();
         let line = [b"UID SEARCH ".as_slice(), criteria].concat();
         self.run("UID SEARCH", &[Part::Text(&line)], &mut |message, _| {
-            if let Some(rest) = message
-                .get(..9)
-                .filter(|h| h.eq_ignore_ascii_case(b"* SEARCH "))
-                .map(|_| &message[9..])
-            {
-                found.extend(
-                    syntax::split_line_ending(rest)
-                        .0
-                        .split(|&b| b == b' ')
-                        .filter_map(|n| std::str::from_utf8(n).ok()?.parse::<u32>().ok()),
-                );
-            }
+            found.extend(search_result(message));
         })
         .await?;
         Ok(found)
@@ -487,6 +463,23 @@ impl Client {
     }
 }
 
+/// The numbers of a `* SEARCH` response (none for any other message).
+pub(crate) fn search_result(message: &[u8]) -> Vec<u32> {
+    let Some(rest) = message
+        .get(..8)
+        .filter(|h| h.eq_ignore_ascii_case(b"* SEARCH"))
+        .map(|_| syntax::split_line_ending(&message[8..]).0)
+    else {
+        return Vec::new();
+    };
+    if !(rest.is_empty() || rest.starts_with(b" ")) {
+        return Vec::new();
+    }
+    rest.split(|&b| b == b' ')
+        .filter_map(|n| std::str::from_utf8(n).ok()?.parse::<u32>().ok())
+        .collect()
+}
+
 /// The `[APPENDUID v u]` code of an APPEND's OK line.
 fn append_uid(line: &[u8]) -> Option<AppendUid> {
     let uidvalidity = syntax::number_after(line, b"[APPENDUID ")?;
@@ -506,16 +499,7 @@ fn count_before(message: &[u8], word: &[u8]) -> Option<u32> {
     std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
 }
 
-/// A server line made safe for a log line: one line, printable, bounded.
-pub(crate) fn printable(bytes: &[u8]) -> String {
-    let text = String::from_utf8_lossy(syntax::split_line_ending(bytes).0);
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect::<String>()
-        .trim()
-        .to_string()
-}
+pub(crate) use crate::net::printable;
 
 #[cfg(test)]
 mod tests {
@@ -705,6 +689,9 @@ mod tests {
             })
         );
         assert_eq!(append_uid(b"a OK done\r\n"), None);
+        assert_eq!(search_result(b"* SEARCH 2 84 882\r\n"), [2, 84, 882]);
+        assert!(search_result(b"* SEARCH\r\n").is_empty());
+        assert!(search_result(b"* SEARCHING 3\r\n").is_empty());
         assert_eq!(count_before(b"* 12 EXISTS\r\n", b" EXISTS"), Some(12));
         assert_eq!(count_before(b"* OK EXISTS\r\n", b" EXISTS"), None);
     }

@@ -60,8 +60,15 @@ pub enum UpstreamError {
     },
     #[error("{addr} did not answer within {secs} seconds")]
     Timeout { addr: String, secs: u64 },
+    #[error("{addr} does not offer AUTH={mechanism}, the mechanism [accounts.oauth2] names")]
+    NoSaslMechanism {
+        addr: String,
+        mechanism: &'static str,
+    },
     #[error("cannot read the upstream secret: {0}")]
     Secret(#[source] crate::secret::SecretError),
+    #[error("{0}")]
+    OAuth(#[from] crate::oauth::OAuthError),
     #[error("the secret store's task failed: {0}")]
     Task(#[source] tokio::task::JoinError),
 }
@@ -73,17 +80,36 @@ pub struct LoggedIn {
     pub capabilities: Vec<String>,
 }
 
+impl crate::oauth::Rejection for UpstreamError {
+    fn is_rejection(&self) -> bool {
+        matches!(self, UpstreamError::LoginRejected { .. })
+    }
+}
+
+/// How giftlock proves itself upstream.
+#[derive(Clone, Copy)]
+pub enum Login<'a> {
+    /// The account's password: AUTHENTICATE PLAIN, else LOGIN.
+    Password(&'a [u8]),
+    /// `AUTHENTICATE MECHANISM` with a base64 initial response (OAuth2,
+    /// [`crate::oauth::Access::initial_response`]).
+    Sasl {
+        mechanism: &'static str,
+        response: &'a str,
+    },
+}
+
 /// Connects to `addr`, secures the connection and logs in as `user`.
 pub async fn connect(
     addr: &UpstreamAddr,
     tls: Arc<rustls::ClientConfig>,
     user: &str,
-    password: &[u8],
+    login: Login<'_>,
     max_message_bytes: u32,
     timeout: Duration,
 ) -> Result<LoggedIn, UpstreamError> {
     let shown = addr.to_string();
-    let work = login_steps(addr, tls, user, password, max_message_bytes);
+    let work = login_steps(addr, tls, user, login, max_message_bytes);
     match tokio::time::timeout(timeout, work).await {
         Ok(result) => result,
         Err(_) => Err(UpstreamError::Timeout {
@@ -97,7 +123,7 @@ async fn login_steps(
     addr: &UpstreamAddr,
     tls: Arc<rustls::ClientConfig>,
     user: &str,
-    password: &[u8],
+    login: Login<'_>,
     max_message_bytes: u32,
 ) -> Result<LoggedIn, UpstreamError> {
     let shown = addr.to_string();
@@ -145,6 +171,23 @@ async fn login_steps(
     }
     let caps = caps.unwrap_or_default();
 
+    let password = match login {
+        Login::Password(password) => password,
+        Login::Sasl {
+            mechanism,
+            response,
+        } => {
+            let ok_line = conn.sasl(&caps, mechanism, response, user).await?;
+            let capabilities = match capability_code(&ok_line) {
+                Some(after_login) => after_login,
+                None => conn.capabilities().await?,
+            };
+            return Ok(LoggedIn {
+                reader: conn.reader,
+                capabilities,
+            });
+        }
+    };
     let ok_line = if has(&caps, "AUTH=PLAIN") {
         let mut plain = Vec::with_capacity(user.len() + password.len() + 2);
         plain.push(0);
@@ -270,8 +313,17 @@ impl Conn {
 
     /// Reads until the tagged response for `tag`; says whether it was OK.
     async fn tagged(&mut self, tag: &str) -> Result<(bool, Vec<u8>), UpstreamError> {
+        let mut challenged = false;
         loop {
             let line = self.next_line().await?;
+            // A SASL server refusing a token (XOAUTH2, OAUTHBEARER) sends its
+            // error as a challenge and waits for an empty answer before its
+            // NO. Once only: a second challenge is not that.
+            if line.starts_with(b"+") && !challenged && tag == "gl1" {
+                challenged = true;
+                self.send(b"\r\n").await?;
+                continue;
+            }
             if starts_with_ci(&line, b"* BYE") {
                 return Err(UpstreamError::Bye {
                     addr: self.addr.clone(),
@@ -322,6 +374,33 @@ impl Conn {
             user: user.to_string(),
             text,
         })
+    }
+
+    /// `AUTHENTICATE MECHANISM` with `response` (base64), with SASL-IR
+    /// when the server has it.
+    async fn sasl(
+        &mut self,
+        caps: &[String],
+        mechanism: &'static str,
+        response: &str,
+        user: &str,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        if !has(caps, &format!("AUTH={mechanism}")) {
+            return Err(UpstreamError::NoSaslMechanism {
+                addr: self.addr.clone(),
+                mechanism,
+            });
+        }
+        let command = format!("gl1 AUTHENTICATE {mechanism}");
+        if has(caps, "SASL-IR") {
+            let line = zeroize::Zeroizing::new(format!("{command} {response}\r\n"));
+            self.login(line.as_bytes(), user).await
+        } else {
+            self.send(format!("{command}\r\n").as_bytes()).await?;
+            self.expect_continuation().await?;
+            let line = zeroize::Zeroizing::new(format!("{response}\r\n"));
+            self.login(line.as_bytes(), user).await
+        }
     }
 
     /// `LOGIN` with both arguments as synchronising literals, which carry

@@ -1,7 +1,7 @@
 //! giftlock's own upstream connection per account, as the sessions'
 //! [`MessageSource`]: it fetches whole messages when a client asks for a
-//! section or a partial of a message giftlock has no plan for yet, maps
-//! sequence numbers of search results to UIDs, and fetches for the unlock
+//! section or a partial of a message giftlock has no plan for yet, lists a
+//! mailbox's UIDs before a content search, and fetches for the unlock
 //! window's virtual mailbox.
 //!
 //! One connection per account, shared by that account's sessions (servers
@@ -34,7 +34,9 @@ pub(crate) struct Conn {
 /// An account's fetch connection, if one is open; kept in [`Upstreams`].
 pub(crate) type Slot = Arc<tokio::sync::Mutex<Option<Conn>>>;
 
-/// The account's shared fetch connection, for one session.
+/// The account's shared fetch connection, for one session (clones share
+/// the connection).
+#[derive(Clone)]
 pub struct Fetcher {
     upstreams: Arc<Upstreams>,
     account: Account,
@@ -44,8 +46,8 @@ pub struct Fetcher {
 
 /// What one command on the fetch connection is.
 enum Command<'a> {
+    UidSearchAll,
     UidFetch { set: String, items: &'a [u8] },
-    Fetch { set: String, items: &'a [u8] },
     Noop,
 }
 
@@ -123,8 +125,15 @@ impl Fetcher {
             Ok(conn) => {
                 let client = &mut conn.client;
                 match command {
+                    Command::UidSearchAll => client
+                        .run(
+                            "UID SEARCH",
+                            &[super::client::Part::Text(b"UID SEARCH ALL")],
+                            each,
+                        )
+                        .await
+                        .map(drop),
                     Command::UidFetch { set, items } => client.uid_fetch(set, items, each).await,
-                    Command::Fetch { set, items } => client.fetch(set, items, each).await,
                     Command::Noop => client.noop(each).await,
                 }
                 .map_err(Failure::from)
@@ -255,26 +264,13 @@ impl MessageSource for Fetcher {
         Ok(body.map_or(Whole::Gone, Whole::Message))
     }
 
-    async fn uids(
-        &mut self,
-        mailbox: &Selected,
-        seqs: &[u32],
-    ) -> Result<Vec<(u32, u32)>, SourceError> {
-        if seqs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let command = Command::Fetch {
-            set: sequence_set(seqs),
-            items: b"(UID)",
-        };
-        let mut pairs = Vec::new();
-        self.run(mailbox, &command, &mut |message, _| {
-            if let Some(pair) = seq_and_uid(message) {
-                pairs.push(pair);
-            }
+    async fn all_uids(&mut self, mailbox: &Selected) -> Result<Vec<u32>, SourceError> {
+        let mut uids = Vec::new();
+        self.run(mailbox, &Command::UidSearchAll, &mut |message, _| {
+            uids.extend(super::client::search_result(message));
         })
         .await?;
-        Ok(pairs)
+        Ok(uids)
     }
 
     async fn raw_fetch(
@@ -291,7 +287,7 @@ impl MessageSource for Fetcher {
         // first, so a gone message gives no response at all.
         self.run(mailbox, &Command::Noop, &mut |_, _| {}).await?;
         let command = Command::UidFetch {
-            set: sequence_set(uids),
+            set: syntax::sequence_set(uids),
             items,
         };
         let mut responses = Vec::new();
@@ -305,58 +301,12 @@ impl MessageSource for Fetcher {
     }
 }
 
-/// `seqs` as an IMAP sequence set, runs written as ranges (`1:40,52`), so a
-/// long search result stays a short command.
-pub fn sequence_set(seqs: &[u32]) -> String {
-    let mut sorted = seqs.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let start = sorted[i];
-        let mut end = start;
-        while end
-            .checked_add(1)
-            .is_some_and(|next| sorted.get(i + 1) == Some(&next))
-        {
-            end += 1;
-            i += 1;
-        }
-        parts.push(match start == end {
-            true => start.to_string(),
-            false => format!("{start}:{end}"),
-        });
-        i += 1;
-    }
-    parts.join(",")
-}
-
-fn seq_and_uid(message: &[u8]) -> Option<(u32, u32)> {
-    let rest = message.strip_prefix(b"* ")?;
-    let end = rest.iter().position(|b| !b.is_ascii_digit())?;
-    let seq = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
-    Some((seq, syntax::number_after(message, b"UID ")?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sequence_sets_use_ranges() {
-        assert_eq!(sequence_set(&[5, 1, 2, 3, 9, 10, 3]), "1:3,5,9:10");
-        assert_eq!(sequence_set(&[7]), "7");
-        assert_eq!(
-            sequence_set(&[u32::MAX - 1, u32::MAX]),
-            format!("{}:{}", u32::MAX - 1, u32::MAX)
-        );
-    }
-
-    #[test]
-    fn sequence_numbers_and_uids_are_read_from_responses() {
-        assert_eq!(seq_and_uid(b"* 4 FETCH (UID 9)\r\n"), Some((4, 9)));
-        assert_eq!(seq_and_uid(b"* OK x\r\n"), None);
+    fn fetch_responses_are_told_apart() {
         assert!(response::is_fetch_response(b"* 12 fetch (UID 3)\r\n"));
         assert!(!response::is_fetch_response(b"* 12 EXISTS\r\n"));
         assert!(!response::is_fetch_response(b"* OK FETCH\r\n"));

@@ -17,11 +17,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use client::{AppendUid, Client, ClientError, MailboxStatus, Part};
-pub use connect::{LoggedIn, UpstreamError};
-pub use fetcher::{sequence_set, Fetcher};
+pub use connect::{LoggedIn, Login, UpstreamError};
+pub use fetcher::Fetcher;
 pub use mailboxes::{Fetched, Listed, Status};
 
-use crate::config::{Account, Config};
+use crate::config::{Account, Config, Credential};
+use crate::oauth::sasl::Server;
+use crate::oauth::Authorizer;
+use crate::status::UpstreamStates;
 
 /// The limits a login and the commands after it run under.
 #[derive(Clone, Copy, Debug)]
@@ -42,43 +45,84 @@ impl UpstreamLimits {
 }
 
 /// What the service keeps for its upstream connections.
-#[derive(Default)]
 pub struct Upstreams {
+    /// OAuth2 access tokens of the accounts that use them.
+    pub oauth: Authorizer,
     /// Upstream TLS client configs by account name, built on first use.
     tls: Mutex<HashMap<String, Arc<rustls::ClientConfig>>>,
     /// giftlock's own fetch connection per account.
     fetch_slots: Mutex<HashMap<String, fetcher::Slot>>,
+    /// How each account's last login went, for the status snapshot.
+    logins: UpstreamStates,
 }
 
 impl Upstreams {
-    /// Reads the account's secret and logs in upstream.
+    /// `state_dir` holds the default OAuth2 token stores.
+    pub fn new(state_dir: std::path::PathBuf) -> Upstreams {
+        Upstreams {
+            oauth: Authorizer::new(state_dir),
+            tls: Mutex::default(),
+            fetch_slots: Mutex::default(),
+            logins: UpstreamStates::default(),
+        }
+    }
+
+    /// Reads the account's secret (or OAuth2 access token) and logs in
+    /// upstream; the outcome is kept for [`Upstreams::logins`].
     pub async fn login(
+        &self,
+        account: &Account,
+        limits: &UpstreamLimits,
+    ) -> Result<LoggedIn, UpstreamError> {
+        let result = self.login_once(account, limits).await;
+        let error = result.as_ref().err().map(|e| e as &dyn std::fmt::Display);
+        self.logins
+            .record(&account.name, error, std::time::SystemTime::now());
+        result
+    }
+
+    /// The last login of each account (a session's or the fetch
+    /// connection's).
+    pub fn logins(&self) -> &UpstreamStates {
+        &self.logins
+    }
+
+    async fn login_once(
         &self,
         account: &Account,
         limits: &UpstreamLimits,
     ) -> Result<LoggedIn, UpstreamError> {
         let addr = account.upstream_addr().map_err(UpstreamError::Url)?;
         let tls = self.tls(account)?;
-        let source: crate::secret::SecretSource = account
-            .upstream
-            .secret
-            .parse()
-            .map_err(UpstreamError::Secret)?;
-        let name = account.name.clone();
-        // Secret stores may block (files, D-Bus).
-        let secret = tokio::task::spawn_blocking(move || source.load(&name))
-            .await
-            .map_err(UpstreamError::Task)?
-            .map_err(UpstreamError::Secret)?;
-        connect::connect(
-            &addr,
-            tls,
-            &account.upstream.user,
-            secret.expose(),
-            limits.max_message_bytes,
-            limits.timeout,
-        )
-        .await
+        let user = account.upstream.user.as_str();
+        let (max, timeout) = (limits.max_message_bytes, limits.timeout);
+        let source = match Credential::parse(&account.upstream.secret) {
+            Ok(Credential::Password(source)) => source,
+            Ok(Credential::OAuth2) => {
+                let server = Server {
+                    host: &addr.host,
+                    port: addr.port,
+                };
+                return self
+                    .oauth
+                    .login(&account.name, account.oauth2.as_ref(), |access| {
+                        let response = access.initial_response(user, &server);
+                        let (addr, tls) = (&addr, tls.clone());
+                        async move {
+                            let login = Login::Sasl {
+                                mechanism: access.mechanism.name(),
+                                response: &response,
+                            };
+                            connect::connect(addr, tls, user, login, max, timeout).await
+                        }
+                    })
+                    .await;
+            }
+            Err(e) => return Err(UpstreamError::Secret(e)),
+        };
+        let secret = load_secret(source, &account.name).await?;
+        let login = Login::Password(secret.expose());
+        connect::connect(&addr, tls, user, login, max, timeout).await
     }
 
     /// The account's fetch connection, for one session.
@@ -99,13 +143,36 @@ impl Upstreams {
     }
 
     fn tls(&self, account: &Account) -> Result<Arc<rustls::ClientConfig>, UpstreamError> {
+        self.tls_config(&account.name, account.upstream.ca_file.as_deref())
+            .map_err(UpstreamError::TlsConfig)
+    }
+
+    /// The TLS client config for `key` (an account name, or
+    /// `NAME/smtp` for its submission server) trusting `ca_file` too;
+    /// built once.
+    pub fn tls_config(
+        &self,
+        key: &str,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Arc<rustls::ClientConfig>, crate::tls::TlsError> {
         let mut cache = self.tls.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = cache.get(&account.name) {
+        if let Some(c) = cache.get(key) {
             return Ok(c.clone());
         }
-        let built = crate::tls::client_config(account.upstream.ca_file.as_deref())
-            .map_err(UpstreamError::TlsConfig)?;
-        cache.insert(account.name.clone(), built.clone());
+        let built = crate::tls::client_config(ca_file)?;
+        cache.insert(key.to_string(), built.clone());
         Ok(built)
     }
+}
+
+/// Loads a password from its source on a blocking thread (files, D-Bus).
+pub async fn load_secret(
+    source: crate::secret::SecretSource,
+    account: &str,
+) -> Result<crate::secret::Secret, UpstreamError> {
+    let name = account.to_string();
+    tokio::task::spawn_blocking(move || source.load(&name))
+        .await
+        .map_err(UpstreamError::Task)?
+        .map_err(UpstreamError::Secret)
 }

@@ -55,6 +55,9 @@ impl fmt::Debug for VaultEntry {
 pub struct CodeRef {
     pub handle: Option<String>,
     pub rule: String,
+    /// The amount the mail states for the code (`¥3,000`), if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<String>,
 }
 
 /// A vault entry as `giftlock reveal --list` shows it: no code, no body.
@@ -125,7 +128,7 @@ impl VaultEntry {
             date: self.date.clone(),
             from: self.from.clone(),
             subject: self.subject.clone(),
-            codes: code_refs(&self.masks),
+            codes: code_refs(&self.masks, &self.codes),
         }
     }
 
@@ -138,8 +141,9 @@ impl VaultEntry {
     }
 }
 
-/// One entry per distinct fingerprint, first appearance first.
-fn code_refs(masks: &[MaskRecord]) -> Vec<CodeRef> {
+/// One entry per distinct fingerprint, first appearance first; the amount
+/// from the revealed code of the same fingerprint.
+fn code_refs(masks: &[MaskRecord], codes: &[RevealedCode]) -> Vec<CodeRef> {
     let mut seen = std::collections::HashSet::new();
     masks
         .iter()
@@ -147,6 +151,10 @@ fn code_refs(masks: &[MaskRecord]) -> Vec<CodeRef> {
         .map(|m| CodeRef {
             handle: m.handle.clone(),
             rule: m.rule.clone(),
+            amount: codes
+                .iter()
+                .find(|c| c.fingerprint == m.fingerprint)
+                .and_then(|c| c.amount.clone()),
         })
         .collect()
 }

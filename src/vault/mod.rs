@@ -60,11 +60,33 @@ pub enum VaultError {
     Record { path: PathBuf, source: RecordError },
 }
 
+/// What [`Vault::put`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stored {
+    /// The first record of this message: it was masked for the first time.
+    New,
+    /// An earlier record of the message was replaced (other rules, say).
+    Replaced,
+    /// The same record was there already; nothing was written.
+    Unchanged,
+}
+
 /// A record file that [`Vault::open`] could not read and skipped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Skipped {
     pub path: PathBuf,
     pub reason: String,
+}
+
+/// What [`Vault::restore_where`] found for some bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Restored {
+    /// No masked copy giftlock served has these bytes.
+    NotMasked,
+    /// The original of the masked copy.
+    Original(Vec<u8>),
+    /// A masked copy, but of messages the caller may not restore here.
+    Elsewhere,
 }
 
 /// The encrypted store of originals. See the module docs.
@@ -80,8 +102,9 @@ pub struct Vault {
 struct Index {
     /// By file stem.
     records: HashMap<String, Indexed>,
-    /// Masked-message hash to file stem.
-    by_masked: HashMap<[u8; 32], String>,
+    /// Masked-message hash to the file stems of the records with that
+    /// masked copy (the same message in two mailboxes masks alike).
+    by_masked: HashMap<[u8; 32], Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -117,7 +140,9 @@ impl Vault {
                 continue;
             };
             match vault.read(&stem) {
-                Ok(entry) => vault.lock().insert(stem, &entry),
+                Ok(entry) => {
+                    vault.lock().insert(stem, &entry);
+                }
                 Err(e) => {
                     warn!(error = %e, "vault record skipped");
                     vault.skipped.push(Skipped {
@@ -153,13 +178,17 @@ impl Vault {
 
     /// Stores `entry`, replacing any earlier entry for the same message.
     /// Durable when it returns. Storing the same entry again does not write.
-    pub fn put(&self, entry: &VaultEntry) -> Result<(), VaultError> {
+    ///
+    /// [`Stored::New`] is returned once per message over the vault's life,
+    /// across restarts (the index is rebuilt from the files) and racing
+    /// writers (the index insert decides): it marks the first masking.
+    pub fn put(&self, entry: &VaultEntry) -> Result<Stored, VaultError> {
         let stem = self.stem_of(&entry.identity);
         let unchanged = self.lock().records.get(&stem).is_some_and(|r| {
             r.masked_sha256 == entry.masked_sha256 && r.summary == entry.summary()
         });
         if unchanged {
-            return Ok(());
+            return Ok(Stored::Unchanged);
         }
         let name = file_name(&stem);
         let sealed =
@@ -171,8 +200,10 @@ impl Vault {
             path: self.dir.join(&name),
             source,
         })?;
-        self.lock().insert(stem, entry);
-        Ok(())
+        Ok(match self.lock().insert(stem, entry) {
+            true => Stored::New,
+            false => Stored::Replaced,
+        })
     }
 
     /// Every message in the vault, in (account, mailbox, UIDVALIDITY, UID)
@@ -226,13 +257,48 @@ impl Vault {
     /// copy giftlock served; `None` for any other bytes. An error means the
     /// vault has the record but cannot read it now.
     pub fn restore(&self, masked: &[u8]) -> Result<Option<Vec<u8>>, VaultError> {
+        Ok(match self.restore_where(masked, |_| true)? {
+            Restored::Original(original) => Some(original),
+            Restored::NotMasked | Restored::Elsewhere => None,
+        })
+    }
+
+    /// Like [`Vault::restore`], but only from a record whose message
+    /// `allowed` accepts (the APPEND path: an original goes back only into
+    /// the account and mailbox tree it came from).
+    pub fn restore_where(
+        &self,
+        masked: &[u8],
+        allowed: impl Fn(&MessageIdentity) -> bool,
+    ) -> Result<Restored, VaultError> {
         let hash: [u8; 32] = Sha256::digest(masked).into();
-        let Some(stem) = self.lock().by_masked.get(&hash).cloned() else {
-            return Ok(None);
+        let stems: Vec<String> = {
+            let index = self.lock();
+            let Some(stems) = index.by_masked.get(&hash) else {
+                return Ok(Restored::NotMasked);
+            };
+            stems
+                .iter()
+                .filter(|stem| {
+                    index
+                        .records
+                        .get(*stem)
+                        .is_some_and(|r| allowed(&r.summary.identity))
+                })
+                .cloned()
+                .collect()
         };
-        let entry = self.read(&stem)?;
+        let Some(stem) = stems.first() else {
+            return Ok(Restored::Elsewhere);
+        };
+        let entry = self.read(stem)?;
         // The index said so; the record must agree before it is trusted.
-        Ok((entry.masked_sha256 == hash).then_some(entry.original))
+        Ok(
+            match entry.masked_sha256 == hash && allowed(&entry.identity) {
+                true => Restored::Original(entry.original),
+                false => Restored::NotMasked,
+            },
+        )
     }
 
     fn read(&self, stem: &str) -> Result<VaultEntry, VaultError> {
@@ -259,20 +325,29 @@ impl Vault {
 }
 
 impl Index {
-    fn insert(&mut self, stem: String, entry: &VaultEntry) {
+    /// Returns whether the message had no record before.
+    fn insert(&mut self, stem: String, entry: &VaultEntry) -> bool {
         if let Some(old) = self.records.get(&stem) {
-            if self.by_masked.get(&old.masked_sha256) == Some(&stem) {
-                self.by_masked.remove(&old.masked_sha256);
+            if let Some(stems) = self.by_masked.get_mut(&old.masked_sha256) {
+                stems.retain(|s| *s != stem);
+                if stems.is_empty() {
+                    self.by_masked.remove(&old.masked_sha256);
+                }
             }
         }
-        self.by_masked.insert(entry.masked_sha256, stem.clone());
-        self.records.insert(
-            stem,
-            Indexed {
-                masked_sha256: entry.masked_sha256,
-                summary: entry.summary(),
-            },
-        );
+        self.by_masked
+            .entry(entry.masked_sha256)
+            .or_default()
+            .push(stem.clone());
+        self.records
+            .insert(
+                stem,
+                Indexed {
+                    masked_sha256: entry.masked_sha256,
+                    summary: entry.summary(),
+                },
+            )
+            .is_none()
     }
 }
 

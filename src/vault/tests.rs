@@ -121,16 +121,37 @@ fn put_is_idempotent_and_replaces() {
     let state = tempfile::tempdir().unwrap();
     let vault = Vault::open(state.path(), VaultKey::new([1; 32])).unwrap();
     let (entry, _) = entry_for(&gift_files()[0], 1);
-    vault.put(&entry).unwrap();
+    assert_eq!(vault.put(&entry).unwrap(), Stored::New);
     let before = fs::read(&record_files(state.path())[0]).unwrap();
-    vault.put(&entry).unwrap();
+    assert_eq!(vault.put(&entry).unwrap(), Stored::Unchanged);
     // Not rewritten: a new write would have a new random nonce.
     assert_eq!(fs::read(&record_files(state.path())[0]).unwrap(), before);
     // The same message with other content replaces the record.
     let (other, _) = entry_for(&gift_files()[1], 1);
-    vault.put(&other).unwrap();
+    assert_eq!(vault.put(&other).unwrap(), Stored::Replaced);
     assert_eq!(record_files(state.path()).len(), 1);
     assert_eq!(vault.get(&other.identity).unwrap().unwrap(), other);
+    // New is once per message over the vault's life, not per process.
+    drop(vault);
+    let reopened = Vault::open(state.path(), VaultKey::new([1; 32])).unwrap();
+    assert_eq!(reopened.put(&entry).unwrap(), Stored::Replaced);
+}
+
+#[test]
+fn racing_puts_of_one_message_report_new_once() {
+    let state = tempfile::tempdir().unwrap();
+    let vault = Vault::open(state.path(), VaultKey::new([1; 32])).unwrap();
+    let (entry, _) = entry_for(&gift_files()[0], 1);
+    let news = std::thread::scope(|s| {
+        let puts: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| vault.put(&entry).unwrap()))
+            .collect();
+        puts.into_iter()
+            .filter_map(|p| p.join().ok())
+            .filter(|stored| *stored == Stored::New)
+            .count()
+    });
+    assert_eq!(news, 1);
 }
 
 #[test]
@@ -225,6 +246,56 @@ fn restore_gives_the_original_for_masked_bytes_only() {
             assert_eq!(v.restore(&changed).unwrap(), None);
         }
     }
+}
+
+#[test]
+fn restore_where_gives_originals_only_from_records_the_caller_allows() {
+    let state = tempfile::tempdir().unwrap();
+    let vault = Vault::open(state.path(), VaultKey::new([8; 32])).unwrap();
+    let (inbox, plan) = entry_for(&gift_files()[0], 1);
+    let copy = masked(&inbox, &plan);
+    // The same message in a second mailbox masks to the same bytes.
+    let mut archived = inbox.clone();
+    archived.identity.mailbox = "Archive".into();
+    archived.identity.uid = 40;
+    vault.put(&inbox).unwrap();
+    vault.put(&archived).unwrap();
+    let reopened = Vault::open(state.path(), VaultKey::new([8; 32])).unwrap();
+    for v in [&vault, &reopened] {
+        let only = |mailbox: &'static str| move |id: &MessageIdentity| id.mailbox == mailbox;
+        assert_eq!(
+            v.restore_where(&copy, only("Archive")).unwrap(),
+            Restored::Original(inbox.original.clone())
+        );
+        assert_eq!(
+            v.restore_where(&copy, only("INBOX")).unwrap(),
+            Restored::Original(inbox.original.clone())
+        );
+        assert_eq!(
+            v.restore_where(&copy, only("Other")).unwrap(),
+            Restored::Elsewhere
+        );
+        assert_eq!(
+            v.restore_where(&copy, |id| id.account == "work").unwrap(),
+            Restored::Elsewhere
+        );
+        assert_eq!(
+            v.restore_where(&inbox.original, |_| true).unwrap(),
+            Restored::NotMasked
+        );
+    }
+    // A record replaced by a message masked differently no longer answers
+    // for the old masked copy under its own name; the other record still
+    // does.
+    let (other, _) = entry_for(&gift_files()[1], 1);
+    vault.put(&other).unwrap();
+    assert_eq!(
+        vault
+            .restore_where(&copy, |id| id.mailbox == "INBOX")
+            .unwrap(),
+        Restored::Elsewhere
+    );
+    assert_eq!(vault.restore(&copy).unwrap(), Some(inbox.original.clone()));
 }
 
 #[test]

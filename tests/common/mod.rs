@@ -77,10 +77,13 @@ pub struct Dovecot {
 }
 
 impl Dovecot {
-    fn start(dir: &Path, mode: DovecotMode) -> Dovecot {
+    fn start(dir: &Path, mode: DovecotMode, oauth2_introspect: Option<&str>) -> Dovecot {
         fs::create_dir_all(dir).expect("create dovecot dir");
         let mut cmd = Command::new(integration_dir().join("dovecot.sh"));
         cmd.arg("start").arg(dir);
+        if let Some(url) = oauth2_introspect {
+            cmd.env("DOVECOT_OAUTH2_INTROSPECT", url);
+        }
         cmd.env("IMAP_PORT", free_port().to_string());
         cmd.env("IMAPS_PORT", free_port().to_string());
         cmd.env(
@@ -105,13 +108,7 @@ impl Dovecot {
             "integration/dovecot.sh start failed: {}",
             run.stderr
         );
-        let env = parse_env(&run.stdout);
-        let get = |k: &str| -> String {
-            env.iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_else(|| panic!("dovecot.sh printed no {k}: {}", run.stdout))
-        };
+        let get = env_getter(&run.stdout, "dovecot.sh");
         Dovecot {
             dir: dir.to_path_buf(),
             imap_port: get("IMAP_PORT").parse().expect("IMAP_PORT is a port"),
@@ -154,6 +151,18 @@ impl Dovecot {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// A lookup of the `KEY=value` lines a bench script printed.
+fn env_getter(stdout: &str, script: &'static str) -> impl Fn(&str) -> String {
+    let env = parse_env(stdout);
+    let stdout = stdout.to_string();
+    move |k: &str| {
+        env.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{script} printed no {k}: {stdout}"))
     }
 }
 
@@ -224,11 +233,29 @@ impl Listener {
     }
 }
 
+/// The account's OAuth2 settings, against the bench's authorization server.
+#[derive(Clone, Debug)]
+pub struct OAuth2Setup {
+    pub server_port: u16,
+    /// `xoauth2` or `oauthbearer`.
+    pub mechanism: &'static str,
+}
+
+/// The client id the bench's authorization server knows.
+pub const OAUTH_CLIENT_ID: &str = "giftlock-test-client";
+
 /// A giftlock configuration for one account (local user `alice`) in front of
 /// a bench's Dovecot.
 #[derive(Clone, Debug)]
 pub struct GiftlockSetup {
     pub listeners: Vec<Listener>,
+    /// `[[smtp_listeners]]`.
+    pub smtp_listeners: Vec<Listener>,
+    /// The submission port `[accounts.smtp]` points at (Postfix's, with
+    /// STARTTLS), if any.
+    pub smtp_upstream: Option<u16>,
+    /// `secret = "oauth2"` for IMAP and SMTP, with these settings.
+    pub oauth2: Option<OAuth2Setup>,
     pub upstream: Upstream,
     pub secret: SecretSource,
     /// The CA giftlock trusts for the upstream; the test CA unless a test
@@ -238,20 +265,44 @@ pub struct GiftlockSetup {
     pub max_scan_bytes: Option<u32>,
     /// The `[accounts.quarantine]` table's lines, when quarantine is on.
     pub quarantine: Option<String>,
-    /// Extra environment for `giftlock serve` (test switches).
+    /// The `[web]` page, when a test wants it.
+    pub web: Option<WebSetup>,
+    /// `[notify]`: no desktop notification unless a test asks (a
+    /// developer's desktop must not light up during `cargo test`).
+    pub notify_desktop: bool,
+    pub notify_command: Vec<String>,
+    /// Extra environment for `giftlock serve`.
     pub env: Vec<(String, String)>,
+    /// More TOML tables, appended as they are (`[audit]` settings, say).
+    pub extra_toml: String,
+}
+
+/// `[web]`: the page on 127.0.0.1.
+#[derive(Clone, Debug)]
+pub struct WebSetup {
+    pub port: u16,
+    pub reveal_seconds: u64,
+    /// HTTPS with giftlock's local certificate.
+    pub tls: bool,
 }
 
 impl GiftlockSetup {
     pub fn new(listeners: &[Tls], upstream: Upstream) -> GiftlockSetup {
         GiftlockSetup {
             listeners: listeners.iter().map(|&t| Listener::loopback(t)).collect(),
+            smtp_listeners: Vec::new(),
+            smtp_upstream: None,
+            oauth2: None,
             upstream,
             secret: SecretSource::Env,
             trust_test_ca: true,
             max_scan_bytes: None,
             quarantine: None,
+            web: None,
+            notify_desktop: false,
+            notify_command: Vec::new(),
             env: Vec::new(),
+            extra_toml: String::new(),
         }
     }
 
@@ -261,6 +312,14 @@ impl GiftlockSetup {
             .find(|l| l.tls == tls)
             .map(Listener::port)
             .unwrap_or_else(|| panic!("no {} listener in this setup", tls.name()))
+    }
+
+    pub fn smtp_port(&self, tls: Tls) -> u16 {
+        self.smtp_listeners
+            .iter()
+            .find(|l| l.tls == tls)
+            .map(Listener::port)
+            .unwrap_or_else(|| panic!("no {} SMTP listener in this setup", tls.name()))
     }
 }
 
@@ -319,6 +378,10 @@ impl Giftlock {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log(&self) -> String {
@@ -414,10 +477,73 @@ fn wait_bounded(child: &mut Child, timeout: Duration) -> (Option<ExitStatus>, bo
     }
 }
 
+/// What `integration/postfix.sh start` reported.
+#[derive(Clone, Debug)]
+pub struct Postfix {
+    pub dir: PathBuf,
+    /// Submission with CHUNKING.
+    pub port: u16,
+    /// Submission without CHUNKING.
+    pub plain_port: u16,
+    pub log_file: PathBuf,
+}
+
+/// The bench's OAuth2 authorization server (integration/oauth-server.py).
+pub struct OAuthServer {
+    child: Child,
+    pub port: u16,
+    pub log_file: PathBuf,
+}
+
+impl OAuthServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// POSTs to a test control endpoint.
+    pub fn control(&self, path: &str) {
+        ureq::post(&self.url(path))
+            .send_string("")
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    }
+
+    /// A JSON answer of a test endpoint.
+    fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let response = ureq::get(&self.url(path))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let text = response
+            .into_string()
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("GET {path}: {e}: {text}"))
+    }
+
+    /// The grants it issued and refused, and the introspections.
+    pub fn stats(&self) -> serde_json::Value {
+        self.get_json("/test/stats")
+    }
+
+    pub fn stat(&self, name: &str) -> u64 {
+        self.stats()[name].as_u64().unwrap_or(0)
+    }
+
+    /// Every token it issued.
+    pub fn tokens(&self) -> Vec<String> {
+        self.get_json("/test/tokens")
+    }
+}
+
+/// The authorization server's Python (integration/test.sh makes the venv).
+pub fn oauth_venv_python() -> PathBuf {
+    repo_root().join("target/oauth-venv/bin/python")
+}
+
 /// One test's world: a temp dir, a Dovecot, maybe a giftlock.
 pub struct Bench {
     pub dovecot: Dovecot,
     pub giftlock: Option<Giftlock>,
+    pub postfix: Option<Postfix>,
+    pub oauth: Option<OAuthServer>,
     /// Files that hold passwords on purpose (skipped by the secrets grep).
     secret_files: Vec<PathBuf>,
     root: PathBuf,
@@ -428,6 +554,35 @@ pub struct Bench {
 impl Bench {
     /// A fresh temp dir and a running Dovecot in it.
     pub fn start(mode: DovecotMode) -> Bench {
+        Bench::start_with(mode, None)
+    }
+
+    /// A bench whose Dovecot also takes XOAUTH2 and OAUTHBEARER, checked
+    /// against its own running authorization server.
+    pub fn start_oauth2() -> Bench {
+        let port = free_port();
+        let introspect = format!("http://127.0.0.1:{port}/introspect");
+        let mut bench = Bench::start_with(DovecotMode::Normal, Some(&introspect));
+        let log_file = bench.path().join("oauth-server.log");
+        let log = File::create(&log_file).expect("create oauth server log");
+        let child = Command::new(oauth_venv_python())
+            .arg(integration_dir().join("oauth-server.py"))
+            .args(["--port", &port.to_string(), "--client-id", OAUTH_CLIENT_ID])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log"))
+            .stderr(log)
+            .spawn()
+            .expect("start integration/oauth-server.py");
+        bench.oauth = Some(OAuthServer {
+            child,
+            port,
+            log_file,
+        });
+        wait_for_port(port, "the OAuth2 authorization server");
+        bench
+    }
+
+    fn start_with(mode: DovecotMode, oauth2_introspect: Option<&str>) -> Bench {
         let dir = tempfile::Builder::new()
             .prefix("giftlock-bench-")
             .tempdir()
@@ -435,11 +590,13 @@ impl Bench {
         // Dovecot's unprivileged auth and mail processes open files below it.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
             .expect("chmod bench dir");
-        let dovecot = Dovecot::start(&dir.path().join("dovecot"), mode);
+        let dovecot = Dovecot::start(&dir.path().join("dovecot"), mode, oauth2_introspect);
         let mut bench = Bench {
             secret_files: vec![dovecot.dir.join("users")],
             dovecot,
             giftlock: None,
+            postfix: None,
+            oauth: None,
             root: dir.path().to_path_buf(),
             dir: Some(dir),
         };
@@ -449,6 +606,91 @@ impl Bench {
 
     pub fn path(&self) -> &Path {
         &self.root
+    }
+
+    /// Starts a Postfix (integration/postfix.sh) that takes submissions
+    /// authenticated by this bench's Dovecot and delivers into it.
+    pub fn start_postfix(&mut self) -> Postfix {
+        let dir = self.path().join("postfix");
+        let mut cmd = Command::new(integration_dir().join("postfix.sh"));
+        cmd.arg("start").arg(&dir).arg(&self.dovecot.dir);
+        cmd.env("SUBMISSION_PORT", free_port().to_string());
+        cmd.env("PLAIN_PORT", free_port().to_string());
+        fs::create_dir_all(&dir).expect("create postfix dir");
+        let run = run_command(cmd, "postfix-start", &dir, Duration::from_secs(30));
+        assert!(
+            run.success(),
+            "integration/postfix.sh start failed: {}",
+            run.stderr
+        );
+        let get = env_getter(&run.stdout, "postfix.sh");
+        let postfix = Postfix {
+            dir,
+            port: get("SUBMISSION_PORT").parse().expect("SUBMISSION_PORT"),
+            plain_port: get("PLAIN_PORT").parse().expect("PLAIN_PORT"),
+            log_file: get("LOG_FILE").into(),
+        };
+        self.postfix = Some(postfix.clone());
+        postfix
+    }
+
+    /// Stops the bench's Postfix (bounded inside the script).
+    pub fn stop_postfix(&mut self) {
+        if let Some(p) = self.postfix.take() {
+            let _ = Command::new(integration_dir().join("postfix.sh"))
+                .arg("stop")
+                .arg(&p.dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
+    /// The messages delivered to `user`'s INBOX so far (Maildir new/ and
+    /// cur/), sorted.
+    pub fn delivered(&self, user: &str) -> Vec<Vec<u8>> {
+        maildir_messages(&self.dovecot.dir.join("mail").join(user).join("Maildir"))
+    }
+
+    /// Waits (bounded) until `user` has `count` messages; returns them.
+    pub fn wait_delivered(&self, user: &str, count: usize) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let got = self.delivered(user);
+            if got.len() >= count {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} messages delivered to {user} within 60 s",
+                got.len()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs a scenario of integration/clients/smtp_client.py.
+    pub fn smtp_client(
+        &self,
+        scenario: &str,
+        port: u16,
+        tls: Tls,
+        password: &str,
+        extra: &[&str],
+    ) -> Run {
+        let pw_file = self.password_file(password);
+        let mut cmd = Command::new("python3");
+        cmd.arg(integration_dir().join("clients/smtp_client.py"))
+            .arg(scenario)
+            .args(["--port", &port.to_string(), "--tls", tls.name()])
+            .arg("--ca")
+            .arg(&self.dovecot.ca_file)
+            .args(["--user", USER, "--password-file"])
+            .arg(&pw_file)
+            .args(extra);
+        let dir = self.path().join("clients");
+        fs::create_dir_all(&dir).expect("create clients dir");
+        run_command(cmd, scenario, &dir, Duration::from_secs(180))
     }
 
     /// The 0600 file holding `password` (LOCAL_PASSWORD or
@@ -519,9 +761,10 @@ impl Bench {
             Upstream::Imaps => format!("imaps://localhost:{}", d.imaps_port()),
             Upstream::ImapStarttls | Upstream::Plain => format!("imap://localhost:{}", d.imap_port),
         };
-        let secret = match setup.secret {
-            SecretSource::Env => format!("env:{SECRET_ENV}"),
-            SecretSource::File => {
+        let secret = match (&setup.oauth2, setup.secret) {
+            (Some(_), _) => "oauth2".to_string(),
+            (None, SecretSource::Env) => format!("env:{SECRET_ENV}"),
+            (None, SecretSource::File) => {
                 format!("file:{}", self.password_file(UPSTREAM_PASSWORD).display())
             }
         };
@@ -544,6 +787,57 @@ impl Bench {
         if let Some(quarantine) = &setup.quarantine {
             let _ = writeln!(toml, "\n[accounts.quarantine]\n{quarantine}");
         }
+        if let Some(port) = setup.smtp_upstream {
+            let _ = writeln!(
+                toml,
+                "\n[accounts.smtp]\nurl = \"smtp://localhost:{port}\"\nca_file = {}",
+                toml_str(&d.ca_file)
+            );
+        }
+        if let Some(o) = &setup.oauth2 {
+            let base = format!("http://127.0.0.1:{}", o.server_port);
+            let _ = writeln!(
+                toml,
+                "\n[accounts.oauth2]\nauth_url = \"{base}/authorize\"\ntoken_url = \"{base}/token\"\n\
+                 device_auth_url = \"{base}/device\"\nclient_id = \"{OAUTH_CLIENT_ID}\"\n\
+                 scopes = [\"mail\"]\nmechanism = \"{}\"",
+                o.mechanism
+            );
+        }
+        for l in &setup.smtp_listeners {
+            // Tables after [accounts.*] would belong to the account: the
+            // listeners are an array of top-level tables, so a new [[...]]
+            // header starts at top level again.
+            let _ = writeln!(
+                toml,
+                "\n[[smtp_listeners]]\naddress = {}\ntls = {}",
+                toml_str(&l.address),
+                toml_str(l.tls.name())
+            );
+            if l.tls != Tls::None {
+                let _ = writeln!(
+                    toml,
+                    "cert = {}\nkey = {}",
+                    toml_str(&d.cert_file),
+                    toml_str(&d.key_file)
+                );
+            }
+        }
+        if let Some(web) = &setup.web {
+            let _ = writeln!(
+                toml,
+                "\n[web]\nenabled = true\naddress = \"127.0.0.1:{}\"\nreveal_seconds = {}\ntls = {}",
+                web.port, web.reveal_seconds, web.tls
+            );
+        }
+        let command: Vec<String> = setup.notify_command.iter().map(toml_str).collect();
+        let _ = writeln!(
+            toml,
+            "\n[notify]\ndesktop = {}\ncommand = [{}]",
+            setup.notify_desktop,
+            command.join(", ")
+        );
+        toml += &setup.extra_toml;
         toml
     }
 
@@ -585,7 +879,16 @@ impl Bench {
         let config = self.write_giftlock_config(setup);
         let (mut child, log_file) = self.spawn_giftlock(&config, &setup.env);
         let deadline = Instant::now() + START_TIMEOUT;
-        for l in &setup.listeners {
+        let web = setup.web.as_ref().map(|w| Listener {
+            address: format!("127.0.0.1:{}", w.port),
+            tls: Tls::None,
+        });
+        for l in setup
+            .listeners
+            .iter()
+            .chain(&setup.smtp_listeners)
+            .chain(&web)
+        {
             loop {
                 if TcpStream::connect(("127.0.0.1", l.port())).is_ok() {
                     break;
@@ -780,6 +1083,11 @@ impl Drop for Bench {
         if let Some(g) = self.giftlock.as_mut() {
             g.kill();
         }
+        self.stop_postfix();
+        if let Some(o) = self.oauth.as_mut() {
+            let _ = o.child.kill();
+            let _ = o.child.wait();
+        }
         self.dovecot.stop();
         if std::thread::panicking() {
             let mut report = format!("--- bench dir {}\n", self.path().display());
@@ -920,6 +1228,20 @@ pub fn giftlock_cli(config: &Path, dir: &Path, args: &[&str], stdin: &str) -> Ru
     run_command(cmd, "giftlock-cli", dir, Duration::from_secs(60))
 }
 
+/// `giftlock check` of `config`, with the bench's upstream secret in the
+/// environment (as `giftlock serve` has it); output files in `dir`.
+pub fn giftlock_check(config: &Path, dir: &Path) -> Run {
+    fs::create_dir_all(dir).expect("create the check output dir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
+    cmd.arg("check")
+        .arg("--config")
+        .arg(config)
+        .env_remove("GIFTLOCK_CONFIG")
+        .env(SECRET_ENV, UPSTREAM_PASSWORD)
+        .stdin(Stdio::null());
+    run_command(cmd, "giftlock-check", dir, Duration::from_secs(60))
+}
+
 /// Waits (bounded) until `giftlock serve` has its control socket in
 /// `state_dir`.
 pub fn wait_for_control_socket(state_dir: &Path) {
@@ -932,5 +1254,17 @@ pub fn wait_for_control_socket(state_dir: &Path) {
             socket.display()
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (bounded by [`START_TIMEOUT`]) until 127.0.0.1:`port` accepts.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + START_TIMEOUT;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {port} in time"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -38,6 +38,20 @@ pub enum Need {
     SystemdAnalyze,
     /// GnuPG's gpg (the user's way to read quarantined originals).
     Gpg,
+    /// Debian's postfix, run as root by integration/postfix.sh (with
+    /// dovecot-lmtpd for its deliveries).
+    Postfix,
+    /// Debian's swaks SMTP client.
+    Swaks,
+    /// The authorization server's venv (authlib, Flask), made by
+    /// `integration/test.sh` from integration/oauth/requirements.txt.
+    OAuthServer,
+    /// Debian's chromium, driven by the test (never a downloaded browser).
+    Chromium,
+    /// The pinned playwright-core, installed by `integration/test.sh`.
+    Playwright,
+    /// dbus-daemon (Debian package dbus-daemon), for a private session bus.
+    DbusDaemon,
 }
 
 impl Need {
@@ -66,6 +80,35 @@ impl Need {
             }
             Need::SystemdAnalyze => program("systemd-analyze", "systemd"),
             Need::Gpg => program("gpg", "gnupg"),
+            Need::Postfix => (!Path::new("/usr/lib/postfix/sbin/master").exists())
+                .then(|| "/usr/lib/postfix/sbin/master (Debian package postfix)".to_string())
+                .or_else(|| {
+                    (!Path::new("/usr/lib/dovecot/lmtp").exists())
+                        .then(|| "/usr/lib/dovecot/lmtp (Debian package dovecot-lmtpd)".to_string())
+                })
+                .or_else(|| {
+                    // Postfix's daemons change to the postfix user.
+                    (std::env::var("USER").ok().as_deref() != Some("root")
+                        && !Path::new("/proc/self").metadata().is_ok_and(|m| {
+                            std::os::unix::fs::MetadataExt::uid(&m) == 0
+                        }))
+                    .then(|| "root (integration/postfix.sh runs Postfix as root)".to_string())
+                }),
+            Need::Swaks => program("swaks", "swaks"),
+            Need::OAuthServer => (!repo_root().join("target/oauth-venv/bin/flask").exists())
+                .then(|| {
+                    "target/oauth-venv (integration/test.sh installs integration/oauth/requirements.txt)"
+                        .to_string()
+                }),
+            Need::Chromium => (!Path::new("/usr/bin/chromium").exists())
+                .then(|| "/usr/bin/chromium (Debian package chromium)".to_string()),
+            Need::Playwright => {
+                let modules = repo_root().join("integration/clients/web/node_modules");
+                (!modules.is_dir() || !on_path("node")).then(|| {
+                    "playwright-core (integration/test.sh installs it with npm ci)".to_string()
+                })
+            }
+            Need::DbusDaemon => program("dbus-daemon", "dbus-daemon"),
         }
     }
 }

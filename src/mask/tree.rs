@@ -1,0 +1,147 @@
+//! The MIME structure the planner walks: only what it reads of a message
+//! (part offsets, transfer encoding, body kind, charset, the free-text
+//! header fields, sender and Message-ID), taken from mail-parser's tree
+//! ([`Tree::of`]). It is the one seam between the parser and the planner,
+//! so another reader of the same structure can be planned by the same code.
+
+use std::borrow::Cow;
+
+use mail_parser::{Encoding, HeaderName, HeaderValue, Message, MessagePart, MimeHeaders, PartType};
+
+use super::plan::FREE_TEXT_HEADERS;
+
+/// The parts of one message, the message itself first (mail-parser's part
+/// numbering: children always have larger ids than their parent).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Tree<'a> {
+    pub parts: Vec<Part<'a>>,
+    /// Address of the first From header, lower-cased.
+    pub sender: Option<String>,
+    /// The first Message-ID.
+    pub message_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Part<'a> {
+    pub offset_header: usize,
+    pub offset_body: usize,
+    pub offset_end: usize,
+    pub encoding: Encoding,
+    pub is_encoding_problem: bool,
+    /// The Content-Type is `message/rfc822` or `message/global`.
+    pub message_type: bool,
+    /// The Content-Type's `charset` parameter.
+    pub charset: Option<Cow<'a, str>>,
+    /// The free-text header fields ([`FREE_TEXT_HEADERS`]), in order.
+    pub fields: Vec<Field<'a>>,
+    pub body: Body<'a>,
+}
+
+/// One free-text header field.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Field<'a> {
+    pub name: Cow<'a, str>,
+    pub is_subject: bool,
+    /// Start of the name, start of the value (after the colon), end of the
+    /// field (after its last line break).
+    pub offset_field: usize,
+    pub offset_start: usize,
+    pub offset_end: usize,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Body<'a> {
+    /// Ids of the children.
+    Multipart(Vec<usize>),
+    /// A nested message read in place (not transfer-encoded).
+    Message(Tree<'a>),
+    Text,
+    Html,
+    /// Not text; `decoded_len` bytes after transfer decoding.
+    Binary {
+        decoded_len: usize,
+    },
+    /// A nested message that is transfer-encoded, or one mail-parser read
+    /// without a Content-Type (in a digest).
+    EncodedMessage,
+}
+
+impl<'a> Tree<'a> {
+    /// The structure mail-parser found.
+    pub fn of(message: &'a Message<'a>) -> Tree<'a> {
+        let root = message.parts.first();
+        let headers = root.map(|r| r.headers.as_slice()).unwrap_or_default();
+        let sender = headers.iter().find_map(|h| match (&h.name, &h.value) {
+            (HeaderName::From, HeaderValue::Address(address)) => address
+                .first()
+                .and_then(|a| a.address.as_deref())
+                .map(str::to_lowercase),
+            _ => None,
+        });
+        let message_id = headers.iter().find_map(|h| match (&h.name, &h.value) {
+            (HeaderName::MessageId, HeaderValue::Text(id)) => Some(Cow::Borrowed(id.as_ref())),
+            _ => None,
+        });
+        Tree {
+            parts: message.parts.iter().map(Part::of).collect(),
+            sender,
+            message_id,
+        }
+    }
+}
+
+impl<'a> Part<'a> {
+    fn of(part: &'a MessagePart<'a>) -> Part<'a> {
+        let content_type = part.content_type();
+        let body = match &part.body {
+            PartType::Multipart(children) => {
+                Body::Multipart(children.iter().map(|&c| c as usize).collect())
+            }
+            PartType::Message(nested) if part.encoding == Encoding::None => {
+                Body::Message(Tree::of(nested))
+            }
+            PartType::Message(_) => Body::EncodedMessage,
+            PartType::Text(_) => Body::Text,
+            PartType::Html(_) => Body::Html,
+            PartType::Binary(b) | PartType::InlineBinary(b) => Body::Binary {
+                decoded_len: b.len(),
+            },
+        };
+        Part {
+            offset_header: part.offset_header as usize,
+            offset_body: part.offset_body as usize,
+            offset_end: part.offset_end as usize,
+            encoding: part.encoding,
+            is_encoding_problem: part.is_encoding_problem,
+            message_type: content_type.is_some_and(|ct| {
+                ct.ctype().eq_ignore_ascii_case("message")
+                    && ct.subtype().is_some_and(|s| {
+                        s.eq_ignore_ascii_case("rfc822") || s.eq_ignore_ascii_case("global")
+                    })
+            }),
+            charset: content_type
+                .and_then(|ct| ct.attribute("charset"))
+                .map(Cow::Borrowed),
+            fields: part
+                .headers
+                .iter()
+                .filter(|h| is_free_text(h.name.as_str()))
+                .map(|h| Field {
+                    name: Cow::Borrowed(h.name.as_str()),
+                    is_subject: h.name == HeaderName::Subject,
+                    offset_field: h.offset_field as usize,
+                    offset_start: h.offset_start as usize,
+                    offset_end: h.offset_end as usize,
+                })
+                .collect(),
+            body,
+        }
+    }
+}
+
+/// Whether a header of this name is scanned.
+pub(crate) fn is_free_text(name: &str) -> bool {
+    FREE_TEXT_HEADERS
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(name))
+}

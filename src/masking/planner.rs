@@ -1,0 +1,253 @@
+//! A message's plan, wherever it comes from: the plan cache; the whole
+//! message when a response carries it; or the whole message asked of the
+//! session's [`MessageSource`]. Both sides of a session plan through one of
+//! these (each with its own handle on the source). A message about to be
+//! served masked for the first time has its original kept in the vault
+//! and its masked copy's hash indexed (for the APPEND path) before any
+//! masked byte of it leaves.
+
+use std::sync::Arc;
+
+use tracing::{info, warn};
+
+use super::MaskingContext;
+use crate::imap::response::{ContentKind, FetchContent};
+use crate::imap::selection::Selected;
+use crate::mask::{self, MaskPlan, ScanStatus};
+use crate::notify;
+use crate::plan_store::PlanKey;
+use crate::source::{MessageSource, Whole};
+use crate::vault::{MaskedIndex, MessageIdentity, Stored, VaultEntry};
+
+/// Plans messages of one account.
+pub(super) struct Planner<S> {
+    pub(super) context: Arc<MaskingContext>,
+    pub(super) account: String,
+    pub(super) source: S,
+}
+
+impl<S: MessageSource> Planner<S> {
+    pub(super) fn key(&self, selected: &Selected, uid: u32) -> PlanKey {
+        PlanKey {
+            account: self.account.clone(),
+            mailbox: selected.display(),
+            uidvalidity: selected.uidvalidity,
+            uid,
+        }
+    }
+
+    /// The plan of message `uid`: cached, or made from the whole message in
+    /// `response` if it carries it, or from the message fetched whole.
+    pub(super) async fn plan_for(
+        &mut self,
+        selected: &Selected,
+        uid: u32,
+        response: Option<(&FetchContent, &[u8])>,
+    ) -> Option<Arc<MaskPlan>> {
+        let key = self.key(selected, uid);
+        let whole = response.and_then(|(content, message)| whole_item(content, message));
+        if let Some(plan) = self.context.store.get(&key) {
+            // A whole message of another length is not the planned one.
+            if whole.is_none_or(|w| w.len() == plan.message_len) {
+                return Some(plan);
+            }
+        }
+        let fetched;
+        let raw = match whole {
+            Some(raw) => Some(raw),
+            None => match self
+                .source
+                .whole_message(selected, uid, self.context.limits.max_message_bytes)
+                .await
+            {
+                Ok(Whole::Message(raw)) => {
+                    fetched = raw;
+                    Some(&fetched[..])
+                }
+                Ok(Whole::TooLarge { size, header }) => {
+                    let limits = &self.context.limits;
+                    let plan = match header {
+                        Some(header) => cpu(|| {
+                            mask::plan_too_large(
+                                &header,
+                                size,
+                                self.context.detector.as_ref(),
+                                &self.context.key,
+                                limits,
+                            )
+                        }),
+                        None => MaskPlan::too_large(size, limits.max_message_bytes),
+                    };
+                    return Some(self.keep(&key, plan));
+                }
+                Ok(Whole::Gone) => return None,
+                Err(e) => {
+                    warn!(account = %self.account, mailbox = %key.mailbox, uid, error = %e, "cannot fetch a message to scan it");
+                    return None;
+                }
+            },
+        };
+        let raw = raw?;
+        let plan = self.plan_bytes(raw);
+        if !plan.masks.is_empty() {
+            self.keep_original(&key, raw, &plan).await;
+        }
+        Some(self.keep(&key, plan))
+    }
+
+    /// Logs the scan and caches its plan.
+    fn keep(&self, key: &PlanKey, plan: MaskPlan) -> Arc<MaskPlan> {
+        if let ScanStatus::TooLarge { message_len, limit } = plan.status {
+            warn!(
+                account = %self.account,
+                mailbox = %key.mailbox,
+                uid = key.uid,
+                message_len,
+                limit,
+                "message too large to scan; its content is withheld from clients (limits.max_scan_bytes)"
+            );
+        }
+        info!(
+            account = %self.account,
+            mailbox = %key.mailbox,
+            uid = key.uid,
+            masks = plan.masks.len(),
+            "message scanned"
+        );
+        self.context.store.put(key, plan)
+    }
+
+    /// Records the hash of the masked copy of `raw`, for the APPEND path.
+    pub(super) fn note_masked_copy(&self, raw: &[u8], plan: &MaskPlan) {
+        let mut masked = raw.to_vec();
+        plan.apply(&mut masked);
+        self.index_masked_copy(MaskedIndex::hash(&masked));
+    }
+
+    fn index_masked_copy(&self, hash: [u8; 32]) {
+        if let Err(e) = cpu(|| self.context.masked.insert(hash)) {
+            warn!(error = %e, "cannot record a masked copy in the index; an APPEND of it would not be restored");
+        }
+    }
+
+    /// Puts the original of a message about to be masked in the vault,
+    /// before any masked byte of it reaches the client.
+    async fn keep_original(&self, key: &PlanKey, raw: &[u8], plan: &MaskPlan) {
+        let Some(vault) = self.context.vault.clone() else {
+            self.note_masked_copy(raw, plan);
+            warn!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, "vault unavailable: the original of a masked message is not kept by giftlock (it stays on the server)");
+            return;
+        };
+        let codes = cpu(|| {
+            mask::reveal_codes(
+                raw,
+                &self.context.detector,
+                &self.context.key,
+                &self.context.limits,
+            )
+        });
+        let identity = MessageIdentity {
+            account: key.account.clone(),
+            mailbox: key.mailbox.clone(),
+            uidvalidity: key.uidvalidity,
+            uid: key.uid,
+        };
+        // The entry has the masked copy's hash already: the index takes it.
+        let entry = VaultEntry::new(identity, raw, plan, codes);
+        self.index_masked_copy(entry.masked_sha256);
+        let summary = entry.summary();
+        let stored = tokio::task::spawn_blocking(move || vault.put(&entry)).await;
+        match stored {
+            // The first masking of this message, ever.
+            Ok(Ok(Stored::New)) => self
+                .context
+                .notifier
+                .send(notify::Event::Masked(notify::GiftMail::of(&summary))),
+            Ok(Ok(Stored::Replaced | Stored::Unchanged)) => {}
+            Ok(Err(e)) => {
+                warn!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, error = %e, "cannot write the original to the vault")
+            }
+            Err(e) => warn!(error = %e, "vault write task failed"),
+        }
+    }
+
+    /// The original of a masked message and its codes: from the vault,
+    /// else from the server (the codes found again).
+    pub(super) async fn original_and_codes(
+        &mut self,
+        selected: &Selected,
+        uid: u32,
+    ) -> Option<(Vec<u8>, Vec<String>)> {
+        if let Some(vault) = &self.context.vault {
+            let identity = MessageIdentity {
+                account: self.account.clone(),
+                mailbox: selected.display(),
+                uidvalidity: selected.uidvalidity,
+                uid,
+            };
+            if let Ok(Some(entry)) = cpu(|| vault.get(&identity)) {
+                let codes = entry.codes.into_iter().map(|c| c.code).collect();
+                return Some((entry.original, codes));
+            }
+        }
+        let max = self.context.limits.max_message_bytes;
+        let raw = match self.source.whole_message(selected, uid, max).await {
+            Ok(Whole::Message(raw)) => raw,
+            Ok(Whole::TooLarge {
+                header: Some(header),
+                ..
+            }) => header,
+            _ => return None,
+        };
+        let codes = cpu(|| codes_of(&self.context, &raw));
+        Some((raw, codes))
+    }
+
+    /// Scans a message where it lies, uncopied (milliseconds, once per
+    /// message).
+    pub(super) fn plan_bytes(&self, raw: &[u8]) -> MaskPlan {
+        cpu(|| {
+            mask::plan_message(
+                raw,
+                &self.context.detector,
+                &self.context.key,
+                &self.context.limits,
+            )
+        })
+    }
+}
+
+/// The codes of message `raw`, found again by the detector.
+pub(super) fn codes_of(context: &MaskingContext, raw: &[u8]) -> Vec<String> {
+    mask::reveal_codes(raw, &context.detector, &context.key, &context.limits)
+        .into_iter()
+        .map(|c| c.code)
+        .collect()
+}
+
+/// The bytes of an item that is the whole message, if the response has one.
+pub(super) fn whole_item<'m>(content: &FetchContent, message: &'m [u8]) -> Option<&'m [u8]> {
+    content
+        .items
+        .iter()
+        .find(|i| {
+            matches!(
+                i.kind,
+                ContentKind::Rfc822
+                    | ContentKind::Body {
+                        section: None,
+                        origin: None
+                    }
+            )
+        })
+        .and_then(|i| message.get(i.range.clone()))
+}
+
+/// Runs CPU or blocking work: on the multi-threaded runtime other tasks
+/// move to other workers meanwhile.
+pub(super) fn cpu<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}

@@ -1,0 +1,364 @@
+//! SMTP submission through giftlock, against real servers on loopback:
+//! Postfix (integration/postfix.sh) taking submissions authenticated by the
+//! test Dovecot and delivering into it by LMTP. Real clients (python
+//! smtplib, swaks) send with the local password only.
+
+mod common;
+mod needs;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use needs::Need;
+
+const NEEDS: &[Need] = &[Need::Dovecot, Need::Postfix, Need::Swaks];
+
+/// A bench with Postfix and giftlock: IMAP on STARTTLS, SMTP on STARTTLS
+/// and implicit TLS, `[accounts.smtp]` at `upstream_port`.
+fn start(bench: &mut Bench, upstream_port: u16) -> GiftlockSetup {
+    let mut setup = GiftlockSetup::new(&[Tls::Starttls], Upstream::ImapStarttls);
+    setup.smtp_listeners = vec![
+        Listener::loopback(Tls::Starttls),
+        Listener::loopback(Tls::Implicit),
+    ];
+    setup.smtp_upstream = Some(upstream_port);
+    bench.start_giftlock(&setup);
+    setup
+}
+
+/// A message whose body tests transparency: lines starting with dots (a
+/// lone "." too), 8-bit UTF-8, a long line, trailing spaces.
+fn message(dir: &Path, name: &str, marker: &str) -> (std::path::PathBuf, Vec<u8>) {
+    let body = format!(
+        "{marker}\r\n.leading dot\r\n.\r\n..two dots\r\nギフト券のご案内 ünïcödé\r\ntrailing spaces   \r\n{}\r\nend\r\n",
+        "x".repeat(900)
+    );
+    let text = format!(
+        "From: alice@example.test\r\nTo: alice@example.test\r\nSubject: {name}\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}"
+    );
+    let path = dir.join(format!("{name}.eml"));
+    fs::write(&path, &text).expect("write message");
+    (path, body.into_bytes())
+}
+
+/// python smtplib sends `eml` to alice over giftlock's STARTTLS listener.
+fn send(bench: &Bench, setup: &GiftlockSetup, eml: &Path) -> Run {
+    let port = setup.smtp_port(Tls::Starttls);
+    let message = eml.to_str().unwrap();
+    let args = ["--message", message, "--to", "alice@example.test"];
+    bench.smtp_client("send", port, Tls::Starttls, LOCAL_PASSWORD, &args)
+}
+
+fn trim_crlf(bytes: &[u8]) -> &[u8] {
+    let mut end = bytes.len();
+    while end > 0 && matches!(bytes[end - 1], b'\r' | b'\n') {
+        end -= 1;
+    }
+    &bytes[..end]
+}
+
+/// The body of a delivered message (Dovecot stores LF line ends; the
+/// client sent CRLF): what follows the header block, with CRLF.
+fn body_of(stored: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(stored).replace("\r\n", "\n");
+    let body = text.split_once("\n\n").map_or("", |(_, b)| b);
+    body.replace('\n', "\r\n").into_bytes()
+}
+
+fn delivered_with(bench: &Bench, count: usize, marker: &str) -> Vec<u8> {
+    let all = bench.wait_delivered(USER, count);
+    all.into_iter()
+        .find(|m| String::from_utf8_lossy(m).contains(marker))
+        .unwrap_or_else(|| panic!("no delivered message holds {marker}"))
+}
+
+/// The audit records of `event`, once there are `count` of them (the
+/// writer flushes within about 20 ms; bounded wait).
+fn audit_records(bench: &Bench, event: &str, count: usize) -> Vec<serde_json::Value> {
+    let log = bench.giftlock().state_dir.join("audit.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let records: Vec<serde_json::Value> = fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|r: &serde_json::Value| r["event"] == event)
+            .collect();
+        if records.len() >= count || std::time::Instant::now() > deadline {
+            return records;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn clients_send_through_giftlock_with_the_local_password_and_the_body_arrives_unchanged() {
+    if needs::missing(NEEDS) {
+        return;
+    }
+    let mut bench = Bench::start(DovecotMode::Normal);
+    let postfix = bench.start_postfix();
+    let setup = start(&mut bench, postfix.port);
+
+    // python smtplib over STARTTLS.
+    let (eml, sent_body) = message(bench.path(), "smtplib", "MARKER-SMTPLIB-1");
+    let run = send(&bench, &setup, &eml);
+    assert!(run.success(), "smtplib send failed: {}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["refused"], serde_json::json!([]));
+    // Before login giftlock offers its own extensions, never upstream AUTH
+    // mechanisms beyond PLAIN and LOGIN.
+    let features: Vec<&str> = report["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f.as_str())
+        .collect();
+    for f in ["pipelining", "chunking", "8bitmime", "smtputf8", "auth"] {
+        assert!(features.contains(&f), "{f} not offered: {features:?}");
+    }
+    let stored = delivered_with(&bench, 1, "MARKER-SMTPLIB-1");
+    assert_eq!(body_of(&stored), sent_body, "body changed on the way");
+
+    // swaks over implicit TLS, pipelining.
+    let (eml2, sent_body2) = message(bench.path(), "swaks", "MARKER-SWAKS-2");
+    let mut cmd = Command::new("swaks");
+    cmd.args(["--server", "localhost", "--port"])
+        .arg(setup.smtp_port(Tls::Implicit).to_string())
+        .args(["--tls-on-connect", "--pipeline", "--auth", "PLAIN"])
+        .args(["--auth-user", USER, "--auth-password", LOCAL_PASSWORD])
+        .args(["--from", "alice@example.test", "--to", "alice@example.test"])
+        .arg("--data")
+        .arg(&eml2)
+        .args(["--timeout", "60", "--hide-all"]);
+    let dir = bench.path().join("clients");
+    fs::create_dir_all(&dir).unwrap();
+    let run = run_command(cmd, "swaks", &dir, Duration::from_secs(120));
+    assert!(
+        run.success(),
+        "swaks failed ({}): {}",
+        run.status_text(),
+        run.stderr
+    );
+    let stored = delivered_with(&bench, 2, "MARKER-SWAKS-2");
+    // swaks ends the data with one more CRLF of its own.
+    assert_eq!(
+        trim_crlf(&body_of(&stored)),
+        trim_crlf(&sent_body2),
+        "body changed on the way"
+    );
+
+    // Postfix took both from giftlock's login: the real user, SASL.
+    let postfix_log = fs::read_to_string(&postfix.log_file).unwrap();
+    assert_eq!(
+        postfix_log
+            .matches("sasl_method=PLAIN, sasl_username=alice")
+            .count(),
+        2,
+        "{postfix_log}"
+    );
+
+    // One audit record per message: sender, count, size, reply; no
+    // recipient address, no body.
+    let submissions = audit_records(&bench, "submission", 2);
+    assert_eq!(submissions.len(), 2, "{submissions:?}");
+    for s in &submissions {
+        assert_eq!(s["sender"], "alice@example.test");
+        assert_eq!(s["recipients"], 1);
+        assert_eq!(s["reply_code"], 250);
+        assert!(s["bytes"].as_u64().unwrap() > 900, "{s}");
+    }
+    let audit = fs::read_to_string(bench.giftlock().state_dir.join("audit.log")).unwrap();
+    assert!(!audit.contains("MARKER-") && !audit.contains("leading dot"));
+
+    // `giftlock check` logs in to the submission server too.
+    let check = giftlock_check(&bench.giftlock().config, &bench.path().join("check"));
+    let expected = format!(
+        "PASS smtp upstream test (smtp://localhost:{}): TLS verified, AUTH as alice accepted",
+        postfix.port
+    );
+    assert!(check.stdout.contains(&expected), "{}", check.stdout);
+    // The clients had the local password only, and nothing logged either.
+    bench.assert_no_secrets_logged();
+}
+
+#[test]
+fn refusals_wrong_password_auth_before_tls_mail_before_auth_and_upstream_down() {
+    if needs::missing(NEEDS) {
+        return;
+    }
+    let mut bench = Bench::start(DovecotMode::Normal);
+    let postfix = bench.start_postfix();
+    let mut setup = start(&mut bench, postfix.port);
+    setup.smtp_listeners.push(Listener::loopback(Tls::None));
+    bench.start_giftlock(&setup);
+    let starttls = setup.smtp_port(Tls::Starttls);
+
+    let wrong = bench.password_file(UPSTREAM_PASSWORD);
+    let run = bench.smtp_client("login", starttls, Tls::Starttls, UPSTREAM_PASSWORD, &[]);
+    assert!(run.success(), "{}", run.stderr);
+    assert_eq!(
+        run.json()["code"],
+        535,
+        "wrong local password: {}",
+        run.stdout
+    );
+    assert!(wrong.exists());
+
+    // A STARTTLS listener: no AUTH offered or taken before TLS.
+    let run = bench.smtp_client("plain-auth", starttls, Tls::None, LOCAL_PASSWORD, &[]);
+    let report = run.json();
+    assert_eq!(report["code"], 530, "{}", run.stdout);
+    assert!(!report["features"].to_string().contains("auth"), "{report}");
+    // A plain loopback listener takes it.
+    let run = bench.smtp_client(
+        "plain-auth",
+        setup.smtp_port(Tls::None),
+        Tls::None,
+        LOCAL_PASSWORD,
+        &[],
+    );
+    assert_eq!(run.json()["code"], 235, "{}", run.stdout);
+
+    let run = bench.smtp_client("mail-first", starttls, Tls::Starttls, LOCAL_PASSWORD, &[]);
+    assert_eq!(run.json()["code"], 530, "{}", run.stdout);
+
+    // Upstream down: a temporary failure that says why.
+    bench.stop_postfix();
+    let run = bench.smtp_client("login", starttls, Tls::Starttls, LOCAL_PASSWORD, &[]);
+    let report = run.json();
+    assert_eq!(report["code"], 454, "{}", run.stdout);
+    let text = report["text"].as_str().unwrap();
+    assert!(
+        text.contains("giftlock: upstream server failed") && text.contains("Connection refused"),
+        "{text}"
+    );
+    bench.assert_no_secrets_logged();
+}
+
+/// giftlock's resident and peak memory, from /proc (kB).
+fn memory_kb(pid: u32) -> (u64, u64) {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[test]
+fn a_30_mb_message_streams_with_bounded_memory_and_bdat_pipelining_works_with_and_without_chunking()
+{
+    if needs::missing(NEEDS) {
+        return;
+    }
+    let mut bench = Bench::start(DovecotMode::Normal);
+    let postfix = bench.start_postfix();
+    let setup = start(&mut bench, postfix.port);
+    let pid = bench.giftlock().pid();
+
+    // 30 MB of base64-looking lines (a big attachment).
+    let line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\n";
+    let body: String = std::iter::repeat_n(line, 30 * 1024 * 1024 / line.len()).collect();
+    let text = format!(
+        "From: alice@example.test\r\nTo: alice@example.test\r\nSubject: big\r\n\r\nMARKER-BIG\r\n{body}"
+    );
+    let eml = bench.path().join("big.eml");
+    fs::write(&eml, &text).unwrap();
+    // A small message first: the login's argon2 check (19 MiB) and the
+    // upstream TLS roots set the peak that has nothing to do with size.
+    let (small, _) = message(bench.path(), "warm-up", "MARKER-WARM-0");
+    let run = send(&bench, &setup, &small);
+    assert!(run.success(), "warm-up send failed: {}", run.stderr);
+    bench.wait_delivered(USER, 1);
+    let (_, peak_before) = memory_kb(pid);
+    let run = send(&bench, &setup, &eml);
+    assert!(run.success(), "30 MB send failed: {}", run.stderr);
+    let (rss_after, peak_after) = memory_kb(pid);
+    let growth_mb = peak_after.saturating_sub(peak_before) as f64 / 1024.0;
+    eprintln!(
+        "30 MB message through giftlock: peak RSS {peak_before} kB before, {peak_after} kB after \
+         (+{growth_mb:.1} MB), RSS after {rss_after} kB"
+    );
+    // Streamed: the peak grows by buffers, not by the message.
+    assert!(
+        growth_mb < 8.0,
+        "peak RSS grew by {growth_mb:.1} MB for a 30 MB message"
+    );
+    let stored = delivered_with(&bench, 2, "MARKER-BIG");
+    assert_eq!(
+        body_of(&stored).len(),
+        text.split_once("\r\n\r\n").unwrap().1.len()
+    );
+
+    // Pipelined MAIL, two RCPTs, two BDAT chunks and QUIT in one write:
+    // Postfix has CHUNKING, so BDAT passes through.
+    let (eml, sent_body) = message(bench.path(), "bdat", "MARKER-BDAT-3");
+    let to = ["--to", "alice@example.test", "--to", "bob@example.test"];
+    let mut args = vec!["--message", eml.to_str().unwrap()];
+    args.extend(to);
+    let run = bench.smtp_client(
+        "pipeline",
+        setup.smtp_port(Tls::Implicit),
+        Tls::Implicit,
+        LOCAL_PASSWORD,
+        &args,
+    );
+    assert!(run.success(), "pipeline failed: {}", run.stderr);
+    let codes = &run.json()["codes"];
+    assert_eq!(
+        codes,
+        &serde_json::json!([220, 250, 235, 250, 250, 250, 250, 250, 221]),
+        "{}",
+        run.stdout
+    );
+    let stored = delivered_with(&bench, 3, "MARKER-BDAT-3");
+    assert_eq!(body_of(&stored), sent_body);
+    bench.wait_delivered("bob", 1);
+
+    // The same to a server without CHUNKING: giftlock sends it on as DATA.
+    let setup = start(&mut bench, postfix.plain_port);
+    let (eml, sent_body) = message(bench.path(), "bdat-as-data", "MARKER-BDAT-4");
+    let mut args = vec!["--message", eml.to_str().unwrap()];
+    args.extend(["--to", "alice@example.test"]);
+    let run = bench.smtp_client(
+        "pipeline",
+        setup.smtp_port(Tls::Starttls),
+        Tls::Starttls,
+        LOCAL_PASSWORD,
+        &args,
+    );
+    assert!(run.success(), "pipeline failed: {}", run.stderr);
+    assert_eq!(
+        &run.json()["codes"],
+        &serde_json::json!([220, 250, 220, 250, 235, 250, 250, 250, 250, 221]),
+        "{}",
+        run.stdout
+    );
+    let stored = delivered_with(&bench, 4, "MARKER-BDAT-4");
+    assert_eq!(
+        body_of(&stored),
+        sent_body,
+        "stuffed and unstuffed, the body is the same"
+    );
+    let postfix_log = fs::read_to_string(&postfix.log_file).unwrap();
+    assert!(
+        postfix_log.contains("bdat=2"),
+        "the first BDAT message went as BDAT"
+    );
+    let submissions = audit_records(&bench, "submission", 4);
+    let bdat: Vec<_> = submissions
+        .iter()
+        .filter(|s| s["method"] == "bdat")
+        .collect();
+    assert_eq!(bdat.len(), 2, "{submissions:?}");
+    assert_eq!(bdat[0]["recipients"], 2);
+    bench.assert_no_secrets_logged();
+}
