@@ -1214,6 +1214,17 @@ pub fn generated_messages(dir: &Path, count: u32, seed: u32, big_mb: u32) -> Vec
 /// input; output files go to `dir`. Keep `dir` out of grepped trees when the
 /// command prints codes on purpose (`reveal`).
 pub fn giftlock_cli(config: &Path, dir: &Path, args: &[&str], stdin: &str) -> Run {
+    giftlock_cli_for(config, dir, args, stdin, Duration::from_secs(60))
+}
+
+/// [`giftlock_cli`] with another time limit (measurements).
+pub fn giftlock_cli_for(
+    config: &Path,
+    dir: &Path,
+    args: &[&str],
+    stdin: &str,
+    limit: Duration,
+) -> Run {
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     fs::create_dir_all(dir).expect("create the CLI output dir");
@@ -1225,7 +1236,7 @@ pub fn giftlock_cli(config: &Path, dir: &Path, args: &[&str], stdin: &str) -> Ru
         .arg(config)
         .env_remove("GIFTLOCK_CONFIG")
         .stdin(File::open(&input).expect("open the CLI input"));
-    run_command(cmd, "giftlock-cli", dir, Duration::from_secs(60))
+    run_command(cmd, "giftlock-cli", dir, limit)
 }
 
 /// `giftlock check` of `config`, with the bench's upstream secret in the
