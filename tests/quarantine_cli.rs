@@ -284,11 +284,12 @@ fn sweep_of_two_thousand_messages_reports_its_figures() {
     bench.start_giftlock(&setup);
     wait_for_control_socket(&bench.giftlock().state_dir);
     let started = std::time::Instant::now();
-    let run = giftlock_cli(
+    let run = giftlock_cli_for(
         &config,
         &cli_dir(&bench),
         &["quarantine", "sweep", "--mailbox", "INBOX", "--json"],
         "",
+        Duration::from_secs(900),
     );
     let sweep_time = started.elapsed();
     assert!(run.success(), "sweep: {}", run.stderr);
