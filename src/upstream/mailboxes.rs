@@ -260,7 +260,7 @@ mod tests {
         let msg = b"* 3 FETCH (UID 9 RFC822.SIZE 5 FLAGS (\\Seen $Gift \\Recent) \
                     INTERNALDATE \"01-Jan-2026 10:00:00 +0900\" BODY[] {5}\r\nFLAGS)\r\n";
         let start = msg.len() - 8;
-        let f = parse_fetched(msg, &[start..start + 5]).unwrap();
+        let f = parse_fetched(msg, std::slice::from_ref(&(start..start + 5))).unwrap();
         assert_eq!(f.uid, 9);
         assert_eq!(f.size, Some(5));
         assert_eq!(f.flags, vec!["\\Seen", "$Gift"]);
@@ -271,7 +271,7 @@ mod tests {
         assert_eq!(f.body.as_deref(), Some(b"FLAGS".as_slice()));
         // The body text never counts as an item.
         let msg = b"* 1 FETCH (BODY[] {8}\r\nUID 1234 UID 7 FLAGS ())\r\n";
-        let f = parse_fetched(msg, &[23..31]).unwrap();
+        let f = parse_fetched(msg, std::slice::from_ref(&(23..31))).unwrap();
         assert_eq!(f.uid, 7);
         assert!(f.flags.is_empty());
     }
