@@ -25,6 +25,9 @@ through giftlock; the byte counts still match, masks keep lengths). With
 --baseline BINARY a second giftlock (for example a pass-through build of an
 older commit) is measured alongside. The first proxied fetch scans every
 message once and is reported on its own; the rounds read the plan cache.
+With --search TEXT it instead times `UID SEARCH BODY TEXT` on the plain
+path, twice per endpoint: the first through giftlock finds every message
+unscanned, the second finds them planned.
 The client is one raw-socket Python reader used for both sides, so its own
 cost is the same on both. Not run in CI.
 """
@@ -140,6 +143,34 @@ def measure_fetch(endpoint):
     elapsed = time.perf_counter() - start
     c.close()
     return nbytes, elapsed
+
+
+def measure_search(endpoint, text):
+    """Seconds for one `UID SEARCH BODY <text>` in INBOX."""
+    c = login(**endpoint)
+    start = time.perf_counter()
+    c.command(f"UID SEARCH BODY {quoted(text)}")
+    elapsed = time.perf_counter() - start
+    c.close()
+    return elapsed
+
+
+def search_bench(paths, text):
+    """The content search on the plain path: the first one through giftlock
+    finds every message unscanned (each is fetched and scanned before the
+    search goes upstream), the second finds them all planned."""
+    sides = paths["plain"]
+    times = {}
+    for run in ("first", "second"):
+        for side, endpoint in sides.items():
+            times[(run, side)] = secs = measure_search(endpoint, text)
+            print(f"search {run:6} plain {side:9} {secs:8.3f} s", flush=True)
+    print()
+    for run in ("first", "second"):
+        d = times[(run, "direct")]
+        for side in sides:
+            if side != "direct":
+                print(f"search {run} ({'unscanned' if run == 'first' else 'scanned'}): {side}/direct = {times[(run, side)] / d:.2f}x the time")
 
 
 def measure_noop(endpoint, count):
@@ -270,6 +301,7 @@ def main():
     p.add_argument("--direct-only", action="store_true", help="measure Dovecot directly only")
     p.add_argument("--giftlock", help="giftlock binary to use instead of building the release one")
     p.add_argument("--keep", action="store_true", help="keep the temp dir")
+    p.add_argument("--search", metavar="TEXT", help="instead of the fetches, time `UID SEARCH BODY TEXT` on the plain path (first: every message unscanned)")
     args = p.parse_args()
 
     work = tempfile.mkdtemp(prefix="giftlock-bench-")
@@ -295,6 +327,10 @@ def main():
             baseline, plain_port, tls_port = start_giftlock(args.baseline, work, env, "baseline")
             paths["plain"]["baseline"] = dict(port=plain_port, tls=False, ca=ca, user="bench-plain", password=LOCAL_PASSWORD)
             paths["tls"]["baseline"] = dict(port=tls_port, tls=True, ca=ca, user="bench-tls", password=LOCAL_PASSWORD)
+
+        if args.search is not None:
+            search_bench(paths, args.search)
+            return
 
         # Warm Dovecot's index and the page cache once per endpoint; the
         # first proxied fetch also fills giftlock's plan cache (each message

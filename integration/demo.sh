@@ -79,7 +79,7 @@ dovecot_imaps_port="${IMAPS_PORT:?}"
 "$here/dovecot.sh" fill "$work/dovecot" alice 20 1 0
 
 # shellcheck disable=SC2016 # a literal $ in the pattern
-hash="$(printf '%s\n' "$local_password" | "$giftlock" passwd | grep -o '\$argon2[^"]*')"
+hash="$(printf '%s\n' "$local_password" | "$giftlock" passwd --secret-stdin | grep -o '\$argon2[^"]*')"
 cat >"$work/giftlock.toml" <<EOF
 [general]
 state_dir = "$work/giftlock-state"

@@ -358,19 +358,35 @@ impl fmt::Display for UpstreamAddr {
     }
 }
 
+mod explain;
+pub use explain::example_pointer;
+
 /// A configuration error: which file, which key, what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error(
-        "{file}: no such file; create one with `giftlock init`, or start from config/example.toml"
-    )]
+    #[error("{}: no such file; create one with `giftlock init`, or start from the documented example ({})", file.display(), example_pointer())]
     Missing { file: PathBuf },
-    #[error("{file}: {source}")]
+    #[error("cannot read {}: {source}", file.display())]
+    Io {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not TOML of the config's shape: said in plain words.
+    #[error("{}{at}: {problem} ({})", file.display(), example_pointer())]
+    Syntax {
+        file: PathBuf,
+        /// `, line 7, listeners[1].tls` (what is known of the place).
+        at: String,
+        problem: String,
+    },
+    /// The file read, but a `GIFTLOCK_*__*` override did not.
+    #[error("{}, with the GIFTLOCK_* environment overrides: {source}", file.display())]
     Read {
         file: PathBuf,
         source: config::ConfigError,
     },
-    #[error("{file}: {key}: {problem}")]
+    #[error("{}: {key}: {problem}", file.display())]
     Invalid {
         file: PathBuf,
         key: String,
@@ -386,24 +402,53 @@ impl Config {
                 file: path.to_path_buf(),
             });
         }
-        let read_err = |source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
             file: path.to_path_buf(),
             source,
-        };
-        let cfg: Config = config::Config::builder()
-            .add_source(config::File::from(path).format(config::FileFormat::Toml))
-            .add_source(
-                config::Environment::with_prefix("GIFTLOCK")
-                    .prefix_separator("_")
-                    .separator("__")
-                    .try_parsing(true)
-                    .source(Some(override_vars())),
-            )
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .map_err(read_err)?;
+        })?;
+        let mut cfg = Config::parse_text(&text, path)?;
+        let overrides = override_vars();
+        if !overrides.is_empty() {
+            // The file alone reads (its errors are explained above); the
+            // overrides go through the `config` crate's environment source.
+            cfg = config::Config::builder()
+                .add_source(config::File::from_str(&text, config::FileFormat::Toml))
+                .add_source(
+                    config::Environment::with_prefix("GIFTLOCK")
+                        .prefix_separator("_")
+                        .separator("__")
+                        .try_parsing(true)
+                        .source(Some(overrides)),
+                )
+                .build()
+                .and_then(|c| c.try_deserialize())
+                .map_err(|source| ConfigError::Read {
+                    file: path.to_path_buf(),
+                    source,
+                })?;
+        }
         cfg.validate(path)?;
         Ok(cfg)
+    }
+
+    /// The config in `text` (the file `file`), without environment
+    /// overrides or validation; errors say line, key and what is accepted.
+    pub fn parse_text(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let explained = explain::explain(text, &e);
+            let mut at = String::new();
+            if let Some(line) = explained.line {
+                at.push_str(&format!(", line {line}"));
+            }
+            if let Some(key) = explained.key {
+                at.push_str(&format!(", {key}"));
+            }
+            ConfigError::Syntax {
+                file: file.to_path_buf(),
+                at,
+                problem: explained.problem,
+            }
+        })
     }
 
     /// Checks what the types cannot. `file` is only used in error messages.
@@ -1046,7 +1091,23 @@ mod tests {
         let err = Config::load(Path::new("/nonexistent/giftlock.toml"))
             .unwrap_err()
             .to_string();
-        assert_eq!(err, "/nonexistent/giftlock.toml: no such file; create one with `giftlock init`, or start from config/example.toml");
+        assert!(err.starts_with("/nonexistent/giftlock.toml: no such file; create one with `giftlock init`, or start from the documented example (every key is described in "), "{err}");
+        assert!(err.contains("example.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_typo_says_line_key_value_and_choices() {
+        let err = parse(&minimal(
+            "address = \"127.0.0.1:1\"\ntls = \"implicitt\"",
+            "url = \"imaps://h\"",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("giftlock.toml, line 3, listeners[0].tls: `implicitt` is not an accepted value; use one of: none, starttls, implicit (every key is described in "),
+            "{err}"
+        );
+        assert!(!err.contains("variant constructor"), "{err}");
     }
 
     #[test]

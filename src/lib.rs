@@ -16,6 +16,7 @@ pub(crate) mod hooks;
 pub mod imap;
 pub(crate) mod keys;
 pub(crate) mod local_auth;
+pub(crate) mod logging;
 pub mod mask;
 pub(crate) mod masking;
 pub(crate) mod net;

@@ -82,7 +82,7 @@ fn main() -> ExitCode {
         Commands::Release(args) => giftlock::cli::release::run(args),
     };
     result.unwrap_or_else(|e| {
-        eprintln!("giftlock: {e:#}");
+        eprintln!("giftlock: {}", giftlock::cli::error_text(&e));
         ExitCode::from(2)
     })
 }

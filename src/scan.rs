@@ -1,9 +1,11 @@
 //! `giftlock scan`: what giftlock would mask in mail files, offline.
 //!
-//! Reads .eml files, mbox files, Maildir folders (`cur/` and `new/`) or
-//! standard input, prints each code found (file, message, part, rule,
-//! score, raw position, reference handle; never the code) and with `--mask`
-//! writes the masked messages to standard output, mbox separators kept.
+//! Reads .eml files, mbox files, Maildir folders (`cur/` and `new/`), any
+//! other folder of mail files (every file below it) or standard input,
+//! prints each code found (file, message, part, rule, score, raw position,
+//! reference handle; never the code) and with `--mask` writes the masked
+//! messages to standard output, mbox separators kept. A summary line ends
+//! the run on standard error.
 //! Exit status: 0 no code, 1 codes found, 2 an input could not be read or
 //! a message was too large to scan.
 
@@ -55,12 +57,14 @@ pub fn run(
 ) -> io::Result<Outcome> {
     let limits = ScanLimits::default();
     let mut outcome = Outcome::NoCode;
+    let mut summary = Summary::default();
     for input in inputs {
         let messages = match read_input(input) {
             Ok(messages) => messages,
             Err(e) => {
                 writeln!(err, "giftlock scan: {}: {e}", input.display())?;
                 outcome = Outcome::Error;
+                summary.unreadable += 1;
                 continue;
             }
         };
@@ -70,6 +74,11 @@ pub fn run(
             } else {
                 plan_message(message.body(), options.detector, options.key, &limits)
             };
+            summary.messages += 1;
+            if !plan.masks.is_empty() {
+                summary.with_codes += 1;
+                summary.codes += plan.masks.len() as u64;
+            }
             if !plan.masks.is_empty() && outcome == Outcome::NoCode {
                 outcome = Outcome::CodesFound;
             }
@@ -86,7 +95,37 @@ pub fn run(
             }
         }
     }
+    writeln!(err, "{}", summary.line())?;
     Ok(outcome)
+}
+
+/// The counts the summary line gives.
+#[derive(Default)]
+struct Summary {
+    messages: u64,
+    with_codes: u64,
+    codes: u64,
+    unreadable: u64,
+}
+
+impl Summary {
+    /// `12 messages scanned: 2 with codes (3 codes found), 1 input unreadable`.
+    fn line(&self) -> String {
+        use crate::audit::render::count;
+        let mut line = format!(
+            "{} scanned: {} with codes ({} found)",
+            count(self.messages, "message", "messages"),
+            self.with_codes,
+            count(self.codes, "code", "codes"),
+        );
+        if self.unreadable > 0 {
+            line.push_str(&format!(
+                ", {} unreadable",
+                count(self.unreadable, "input", "inputs")
+            ));
+        }
+        line
+    }
 }
 
 /// One message from an input, with the mbox `From ` line kept in front.
@@ -115,6 +154,8 @@ fn read_input(path: &Path) -> io::Result<Vec<InputMessage>> {
     Ok(split_file(&path.display().to_string(), bytes))
 }
 
+/// A Maildir's `cur/` and `new/` messages, or else every file below
+/// `dir` (hidden ones left out), each read as an .eml or an mbox.
 fn read_maildir(dir: &Path) -> io::Result<Vec<InputMessage>> {
     let mut files = Vec::new();
     let mut is_maildir = false;
@@ -131,10 +172,14 @@ fn read_maildir(dir: &Path) -> io::Result<Vec<InputMessage>> {
         }
     }
     if !is_maildir {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "a folder that is not a Maildir (no cur/ or new/)",
-        ));
+        files_below(dir, &mut files)?;
+        files.sort();
+        let mut messages = Vec::new();
+        for path in files {
+            let bytes = std::fs::read(&path)?;
+            messages.extend(split_file(&path.display().to_string(), bytes));
+        }
+        return Ok(messages);
     }
     files.sort();
     files
@@ -147,6 +192,24 @@ fn read_maildir(dir: &Path) -> io::Result<Vec<InputMessage>> {
             })
         })
         .collect()
+}
+
+/// Every regular file below `dir`, not following links, skipping names
+/// that start with a dot.
+fn files_below(dir: &Path, files: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            files_below(&entry.path(), files)?;
+        } else if kind.is_file() {
+            files.push(entry.path());
+        }
+    }
+    Ok(())
 }
 
 /// A file is an mbox when it starts with a `From ` line; otherwise it is one

@@ -317,6 +317,28 @@ fn keyring_entry(service: &str, user: &str) -> Result<keyring::Entry, SecretErro
     keyring::Entry::new(service, user).map_err(|err| keyring_error(err, service, user))
 }
 
+/// Why no Secret Service could be used, in the user's words rather than
+/// the D-Bus library's (`zbus error: Failed to connect to address ...`);
+/// `inner` only chooses the words and goes to the debug log.
+fn unreachable_keyring(inner: &str, refused: bool) -> String {
+    tracing::debug!(detail = inner, "keyring unavailable");
+    let env = |var: &str| std::env::var_os(var).filter(|v| !v.is_empty());
+    let runtime_bus = env("XDG_RUNTIME_DIR").is_some_and(|d| Path::new(&d).join("bus").exists());
+    if refused {
+        "the keyring is locked or refused access".to_string()
+    } else if env("DBUS_SESSION_BUS_ADDRESS").is_none() && !runtime_bus {
+        "there is no D-Bus session bus here (no desktop session: an SSH login, a server, a \
+         container)"
+            .to_string()
+    } else if inner.contains("ServiceUnknown") || inner.contains("not provided") {
+        "no keyring program (GNOME Keyring, KWallet) answers on the session bus".to_string()
+    } else if inner.to_ascii_lowercase().contains("connect") {
+        "the D-Bus session bus does not answer".to_string()
+    } else {
+        "the Secret Service did not answer as expected".to_string()
+    }
+}
+
 /// Maps a keyring error to ours, keeping only texts that cannot carry secret
 /// bytes (some keyring variants hold the undecodable secret itself).
 fn keyring_error(err: keyring::Error, service: &str, user: &str) -> SecretError {
@@ -329,12 +351,15 @@ fn keyring_error(err: keyring::Error, service: &str, user: &str) -> SecretError 
     match err {
         K::NoDefaultStore => SecretError::KeyringUnavailable {
             detail: match keyring::Entry::store_status() {
-                Err(status) => status.to_string(),
+                Err(status) => unreachable_keyring(&status.to_string(), false),
                 Ok(()) => "no default credential store".to_string(),
             },
         },
-        K::NoStorageAccess(inner) | K::PlatformFailure(inner) => SecretError::KeyringUnavailable {
-            detail: inner.to_string(),
+        K::NoStorageAccess(inner) => SecretError::KeyringUnavailable {
+            detail: unreachable_keyring(&inner.to_string(), true),
+        },
+        K::PlatformFailure(inner) => SecretError::KeyringUnavailable {
+            detail: unreachable_keyring(&inner.to_string(), false),
         },
         K::NoEntry => SecretError::KeyringNoEntry {
             service: service.to_string(),

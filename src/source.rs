@@ -60,6 +60,23 @@ pub trait MessageSource: Send + Sync {
         mailbox: &Selected,
     ) -> impl Future<Output = Result<Vec<u32>, SourceError>> + Send;
 
+    /// The sizes (`RFC822.SIZE`) of the messages `uids` of `mailbox`, as
+    /// (UID, size), in one command; a message that is gone is left out.
+    fn sizes(
+        &mut self,
+        mailbox: &Selected,
+        uids: &[u32],
+    ) -> impl Future<Output = Result<Vec<(u32, usize)>, SourceError>> + Send;
+
+    /// The whole raw messages `uids` of `mailbox`, as (UID, bytes), in one
+    /// command: the caller bounds what it asks for by [`Self::sizes`]. A
+    /// message that is gone is left out.
+    fn whole_messages(
+        &mut self,
+        mailbox: &Selected,
+        uids: &[u32],
+    ) -> impl Future<Output = Result<Vec<(u32, Vec<u8>)>, SourceError>> + Send;
+
     /// Every untagged FETCH response to `UID FETCH <uids> <items>` in
     /// `mailbox`, as the server sent it (unmasked: the caller's business).
     /// `items` is a FETCH item list without literals. A message that is
@@ -90,6 +107,8 @@ pub(crate) mod fake {
         /// How many times a whole message was asked for (shared by clones,
         /// so a test keeps a handle after giving the source away).
         pub(crate) whole_requests: Arc<AtomicUsize>,
+        /// How many batches of whole messages were asked for (shared too).
+        pub(crate) batch_requests: Arc<AtomicUsize>,
     }
 
     impl FakeSource {
@@ -126,6 +145,31 @@ pub(crate) mod fake {
                 },
                 Some(m) => Whole::Message(m.clone()),
             })
+        }
+
+        async fn sizes(
+            &mut self,
+            mailbox: &Selected,
+            uids: &[u32],
+        ) -> Result<Vec<(u32, usize)>, SourceError> {
+            let messages = self.mailbox(mailbox)?;
+            Ok(uids
+                .iter()
+                .filter_map(|uid| Some((*uid, messages.get(uid)?.len())))
+                .collect())
+        }
+
+        async fn whole_messages(
+            &mut self,
+            mailbox: &Selected,
+            uids: &[u32],
+        ) -> Result<Vec<(u32, Vec<u8>)>, SourceError> {
+            self.batch_requests.fetch_add(1, Ordering::Relaxed);
+            let messages = self.mailbox(mailbox)?;
+            Ok(uids
+                .iter()
+                .filter_map(|uid| Some((*uid, messages.get(uid)?.clone())))
+                .collect())
         }
 
         async fn all_uids(&mut self, mailbox: &Selected) -> Result<Vec<u32>, SourceError> {

@@ -82,7 +82,7 @@ proptest! {
     fn content_searches_are_rewritten_into_valid_guarded_commands(
         keys in criteria(),
         masked in proptest::collection::btree_set(1u32..50, 0..5),
-        scanned in 0u32..60,
+        clean in proptest::collection::btree_set(1u32..60, 0..20),
     ) {
         let line = format!("t UID SEARCH {keys}\r\n");
         let Verdict::Allow(ClientMessage::Command(command)) = decide(line.as_bytes()) else {
@@ -94,7 +94,8 @@ proptest! {
         let criteria: Vec<SearchKey<'_>> = criteria.into_iter().collect();
         let content = has_content(&criteria);
         let masked: Vec<u32> = masked.into_iter().collect();
-        let mailbox = MaskedMailbox { masked: &masked, scanned_up_to: scanned };
+        let clean: Vec<u32> = clean.into_iter().filter(|u| !masked.contains(u)).collect();
+        let mailbox = MaskedMailbox { masked: &masked, clean: &clean };
         let rewritten = on_masked_view(criteria, &mailbox, &mut |_| masked.iter().copied().filter(|u| u % 2 == 0).collect());
         for key in &rewritten {
             prop_assert!(guarded(key, false), "{key:?}");

@@ -245,9 +245,10 @@ fn multipart_paths_and_nested_messages() {
     assert_eq!(paths, ["1", "2.1", "3", "4"]);
     let mut mask_parts: Vec<&str> = plan.masks.iter().map(|m| m.part.as_str()).collect();
     mask_parts.sort();
-    assert_eq!(mask_parts, ["1", "2.1", "3.1"]);
-    // The base64 attachment is not text: left alone.
-    assert!(String::from_utf8_lossy(&out).contains("QUIxMi1DRDM0RUYtR0g1Nw=="));
+    assert_eq!(mask_parts, ["1", "2.1", "3.1", "4"]);
+    // The base64 attachment decodes to text: whatever its declared type, a
+    // reader who saves and opens it sees the code, so it is masked.
+    assert!(!String::from_utf8_lossy(&out).contains("QUIxMi1DRDM0RUYtR0g1Nw=="));
     // BINARY view of the encoded nested message is masked too.
     let nested = plan.parts.iter().find(|p| p.path == "3").unwrap();
     let (mut decoded, _) = giftlock::mask::transfer::decode(
@@ -388,9 +389,10 @@ fn context_carries_sender_and_subject() {
 
 #[test]
 fn fifty_megabyte_attachment_is_not_scanned_and_the_text_still_is() {
-    // Upper-case base64 lines look like codes to the stub scanner: a mask in
-    // them would mean the attachment was scanned as text.
-    let line = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVpBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWkFC\r\n";
+    // Zero bytes (not text) encode to lines of `A`s, which look like codes
+    // to the stub scanner: a mask in them would mean the attachment was
+    // scanned as text.
+    let line = format!("{}\r\n", "A".repeat(76));
     let attachment = line.repeat(50 * 1024 * 1024 / line.len());
     let raw = format!(
         "{HEAD}Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nCode: AB12-CD34EF-GH56\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n{attachment}--b--\r\n"
@@ -399,11 +401,67 @@ fn fifty_megabyte_attachment_is_not_scanned_and_the_text_still_is() {
     let (out, plan) = masked(raw.as_bytes());
     assert_eq!(plan.masks.len(), 1, "{:?}", plan.masks);
     assert_eq!(out.len(), raw.len());
-    let start = raw.find("QUJD").unwrap();
+    let start = raw.find("AAAA").unwrap();
     assert_eq!(
         &out[start..],
         &raw.as_bytes()[start..],
         "attachment bytes unchanged"
     );
     assert!(!String::from_utf8_lossy(&out[..start]).contains("AB12-CD34EF-GH56"));
+}
+
+#[test]
+fn codes_in_every_field_a_client_shows_are_masked_but_protocol_tokens_are_not() {
+    let raw = "From: =?UTF-8?Q?Gift_AB12-CD34EF-GH56?= <gift@example.com>\r\n\
+        To: a@example.com\r\nSubject: hi\r\nMIME-Version: 1.0\r\n\
+        Message-ID: <ZZ99-YY88XX-77WV@example.com>\r\n\
+        X-Gift-Code: QQ11-RR22SS-TT33\r\n\
+        Content-Type: multipart/mixed; boundary=\"KK11-LL22MM-NN33\"\r\n\r\n\
+        --KK11-LL22MM-NN33\r\nContent-Type: text/plain\r\n\
+        Content-ID: <PP44-QQ55RR-SS66@example.com>\r\n\
+        Content-Location: https://example.com/card/UU77-VV88WW-XX99\r\n\
+        Content-Disposition: attachment; filename=\"card-MM12-NN34PQ-RS56.txt\"\r\n\r\n\
+        see the card\r\n--KK11-LL22MM-NN33--\r\n";
+    let (out, plan) = masked(raw.as_bytes());
+    assert_eq!(out.len(), raw.len());
+    // The boundary is a protocol token: the structure is the original's.
+    assert_eq!(structure(&out), structure(raw.as_bytes()));
+    let text = String::from_utf8_lossy(&out);
+    for code in [
+        "AB12-CD34EF-GH56",
+        "ZZ99-YY88XX-77WV",
+        "QQ11-RR22SS-TT33",
+        "PP44-QQ55RR-SS66",
+        "UU77-VV88WW-XX99",
+        "MM12-NN34PQ-RS56",
+    ] {
+        assert!(!text.contains(&code[..6]), "{code} still readable:\n{text}");
+    }
+    assert_eq!(text.matches("KK11-LL22MM-NN33").count(), 3, "{text}");
+    assert_eq!(plan.masks.len(), 6, "{:?}", plan.masks);
+}
+
+#[test]
+fn a_base64_part_that_reads_as_text_is_scanned_whatever_its_type() {
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let text = b64(b"Your card: AB12-CD34EF-GH56\r\nEnjoy.\r\n");
+    // Bytes that are not text (a NUL, invalid UTF-8) with a code-shaped run.
+    let binary = b64(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR ZZ99-YY88XX-77WV \xff\xfe");
+    let raw = format!(
+        "{HEAD}Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+         --b\r\nContent-Type: application/octet-stream; name=card.txt\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{text}\r\n\
+         --b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n{binary}\r\n--b--\r\n"
+    );
+    let (out, plan) = masked(raw.as_bytes());
+    assert_eq!(out.len(), raw.len());
+    assert_eq!(structure(&out), structure(raw.as_bytes()));
+    let parsed = MessageParser::default().parse(&out).unwrap();
+    let card = String::from_utf8_lossy(parsed.parts[1].contents()).into_owned();
+    assert!(!card.contains("AB12-CD"), "{card}");
+    assert!(card.starts_with("Your card: GL"), "{card}");
+    // The image is not text: left as it is.
+    assert!(String::from_utf8_lossy(&out).contains(&binary));
+    assert_eq!(plan.masks.len(), 1, "{:?}", plan.masks);
 }

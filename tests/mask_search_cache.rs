@@ -31,6 +31,16 @@ fn search_reveals_nothing_about_masked_codes() {
         (Some(14), Some(7)),
         "{report}"
     );
+    // Every labelled gift mail was searched for by a word outside its
+    // masks, and found.
+    assert_eq!(
+        (
+            report["gift_words_checked"].as_u64(),
+            report["gift_found_by_word"].as_u64()
+        ),
+        (Some(14), Some(14)),
+        "{report}"
+    );
     // Dovecot itself finds the codes by their prefixes: without giftlock
     // these searches are an oracle.
     assert!(

@@ -221,13 +221,56 @@ fn warns(bench: &Bench) -> usize {
         .count()
 }
 
+/// python smtplib sends a small message through giftlock's submission
+/// listener; it arrives (the `count`th in the INBOX) and Postfix saw the
+/// SASL `mechanism` from Dovecot.
+fn send(
+    bench: &Bench,
+    setup: &GiftlockSetup,
+    postfix: &Postfix,
+    marker: &str,
+    mechanism: &str,
+    count: usize,
+) {
+    let eml = bench.path().join(format!("{marker}.eml"));
+    let text = format!(
+        "From: alice@example.test\r\nTo: alice@example.test\r\nSubject: oauth2\r\n\r\n{marker}\r\n"
+    );
+    fs::write(&eml, text).unwrap();
+    let args = [
+        "--message",
+        eml.to_str().unwrap(),
+        "--to",
+        "alice@example.test",
+    ];
+    let port = setup.smtp_port(Tls::Starttls);
+    let run = bench.smtp_client("send", port, Tls::Starttls, LOCAL_PASSWORD, &args);
+    assert!(run.success(), "smtplib send failed: {}", run.stderr);
+    let delivered = bench.wait_delivered(USER, count);
+    assert!(
+        delivered
+            .iter()
+            .any(|m| String::from_utf8_lossy(m).contains(marker)),
+        "{marker} not delivered"
+    );
+    let log = fs::read_to_string(&postfix.log_file).unwrap();
+    assert!(
+        log.contains(&format!("sasl_method={mechanism}, sasl_username=alice")),
+        "Postfix saw no {mechanism} login: {log}"
+    );
+}
+
 #[test]
 fn giftlock_logs_in_with_xoauth2_and_oauthbearer_refreshes_and_stops_at_a_revoked_grant() {
-    if needs::missing(NEEDS) {
+    if needs::missing(&[Need::Dovecot, Need::OAuthServer, Need::Postfix]) {
         return;
     }
     let mut bench = Bench::start_oauth2();
-    let setup = oauth_setup(&bench, "xoauth2");
+    // Postfix asks the same Dovecot, so SMTP takes the same tokens.
+    let postfix = bench.start_postfix();
+    let mut setup = oauth_setup(&bench, "xoauth2");
+    setup.smtp_listeners = vec![Listener::loopback(Tls::Starttls)];
+    setup.smtp_upstream = Some(postfix.port);
     let config = bench.write_giftlock_config(&setup);
     browser_flow(&bench, &config);
     bench.start_giftlock(&setup);
@@ -239,6 +282,15 @@ fn giftlock_logs_in_with_xoauth2_and_oauthbearer_refreshes_and_stops_at_a_revoke
     assert!(
         dovecot_log(&bench).contains("method=XOAUTH2"),
         "Dovecot saw no XOAUTH2 login"
+    );
+    // SMTP submission logs in upstream with the same token.
+    send(
+        &bench,
+        &setup,
+        &postfix,
+        "MARKER-OAUTH-SMTP-1",
+        "XOAUTH2",
+        1,
     );
 
     // The provider expired the access token early: Dovecot refuses it,
@@ -288,6 +340,8 @@ fn giftlock_logs_in_with_xoauth2_and_oauthbearer_refreshes_and_stops_at_a_revoke
     let bearer = oauth_setup(&bench, "oauthbearer");
     let bearer = GiftlockSetup {
         listeners: setup.listeners.clone(),
+        smtp_listeners: setup.smtp_listeners.clone(),
+        smtp_upstream: setup.smtp_upstream,
         ..bearer
     };
     bench.start_giftlock(&bearer);
@@ -295,6 +349,14 @@ fn giftlock_logs_in_with_xoauth2_and_oauthbearer_refreshes_and_stops_at_a_revoke
     assert!(
         dovecot_log(&bench).contains("method=OAUTHBEARER"),
         "Dovecot saw no OAUTHBEARER login"
+    );
+    send(
+        &bench,
+        &bearer,
+        &postfix,
+        "MARKER-OAUTH-SMTP-2",
+        "OAUTHBEARER",
+        2,
     );
 
     // The user revoked giftlock at the provider: a clear NO, one WARN, one
@@ -312,6 +374,31 @@ fn giftlock_logs_in_with_xoauth2_and_oauthbearer_refreshes_and_stops_at_a_revoke
     assert_eq!(warns(&bench), 1, "{}", bench.giftlock().log());
     assert_eq!(server(&bench).stat("refresh_refused"), 1);
     assert_eq!(login(&bench, &bearer)["login"], "NO");
+    // SMTP: a temporary failure with the same words (the local password
+    // was right), one WARN per refused login (smtplib tries AUTH PLAIN,
+    // then AUTH LOGIN: two), still no retry against the provider.
+    let run = bench.smtp_client(
+        "login",
+        bearer.smtp_port(Tls::Starttls),
+        Tls::Starttls,
+        LOCAL_PASSWORD,
+        &[],
+    );
+    let report = run.json();
+    assert_eq!(report["code"], 454, "{}", run.stdout);
+    assert!(
+        report["text"].as_str().unwrap().contains(
+            "giftlock: the provider refused the saved authorisation; run giftlock auth test"
+        ),
+        "{report}"
+    );
+    let smtp_warns = bench
+        .giftlock()
+        .log()
+        .matches("upstream SMTP login failed account=test error=the provider refused the saved authorisation")
+        .count();
+    assert_eq!(smtp_warns, 2, "{}", bench.giftlock().log());
+    assert_eq!(warns(&bench), 4, "{}", bench.giftlock().log());
     assert_eq!(
         server(&bench).stat("refresh_refused"),
         1,

@@ -1,6 +1,7 @@
 //! `giftlock scan` as a user runs it: exit status, findings without the
 //! code, `--mask` output of the same length, .eml, Maildir and mbox inputs,
-//! and a clear error for an input that cannot be read.
+//! any folder of .eml files, the summary line, and a clear error for an
+//! input that cannot be read.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -135,4 +136,33 @@ fn an_unreadable_input_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("nope.eml"), "{err}");
+}
+
+#[test]
+fn any_folder_of_eml_files_is_scanned_with_a_summary_line() {
+    let state = tempfile::tempdir().unwrap();
+    let folder = state.path().join("saved mail");
+    std::fs::create_dir_all(folder.join("2024")).unwrap();
+    std::fs::copy(GIFT, folder.join("gift.eml")).unwrap();
+    std::fs::copy(HAM, folder.join("news.eml")).unwrap();
+    std::fs::copy(HAM, folder.join("2024/older.eml")).unwrap();
+    std::fs::write(folder.join(".hidden"), "not mail").unwrap();
+    let out = scan(state.path(), &["--json", folder.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let reports: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 3, "{}", text(&out.stdout));
+    let codes: usize = reports
+        .iter()
+        .map(|r| r["findings"].as_array().unwrap().len())
+        .sum();
+    let noun = if codes == 1 { "code" } else { "codes" };
+    assert_eq!(
+        text(&out.stderr).trim_end().lines().last(),
+        Some(format!("3 messages scanned: 1 with codes ({codes} {noun} found)").as_str()),
+        "{}",
+        text(&out.stderr)
+    );
 }

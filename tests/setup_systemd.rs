@@ -171,3 +171,243 @@ fn completions_and_man_pages_come_from_the_cli_definition() {
         format!("giftlock {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// `giftlock` with `HOME=home` and no XDG or systemd directory variables
+/// but those in `env`.
+fn giftlock_at_home(home: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
+    cmd.args(args)
+        .env("HOME", home)
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("STATE_DIRECTORY")
+        .env_remove("GIFTLOCK_CONFIG");
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    cmd.output().expect("run giftlock")
+}
+
+#[test]
+fn the_user_unit_init_and_the_cli_agree_on_the_state_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let root = dir.path().join("root");
+    fs::create_dir_all(&home).unwrap();
+    let secret = dir.path().join("upstream-secret");
+    fs::write(&secret, "upstream secret\n").unwrap();
+    let local = dir.path().join("local-password");
+    fs::write(&local, "a local password\n").unwrap();
+    let config = home.join(".config/giftlock/config.toml");
+    let out = giftlock_at_home(
+        &home,
+        &[
+            "init",
+            "--non-interactive",
+            "--config",
+            config.to_str().unwrap(),
+            "--provider",
+            "other",
+            "--imap-url",
+            "imaps://imap.example.com",
+            "--upstream-user",
+            "me",
+            "--upstream-secret-file",
+            secret.to_str().unwrap(),
+            "--secret-store",
+            "file",
+            "--local-user",
+            "me",
+            "--local-password-file",
+            local.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("Server:    localhost\n"), "{said}");
+    assert!(
+        said.contains("`giftlock service install --user` keeps it running"),
+        "{said}"
+    );
+    let expected = home.join(".local/state/giftlock");
+    let text = fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains(&format!("state_dir = \"{}\"", expected.display())),
+        "{text}"
+    );
+
+    let binary = env!("CARGO_BIN_EXE_giftlock");
+    let out = giftlock_at_home(
+        &home,
+        &[
+            "service",
+            "install",
+            "--user",
+            "--root",
+            root.to_str().unwrap(),
+            "--binary",
+            binary,
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let unit = root
+        .join(home.strip_prefix("/").unwrap())
+        .join(".config/systemd/user/giftlock.service");
+    let unit = fs::read_to_string(unit).unwrap();
+    assert!(!unit.contains("StateDirectory="), "{unit}");
+    assert!(
+        unit.contains(&format!("\nReadWritePaths={}\n", expected.display())),
+        "{unit}"
+    );
+
+    // Where the CA is, as the CLI sees it and as the service would with
+    // StateDirectory= mapped either way: systemd < 254 passes
+    // $XDG_CONFIG_HOME/giftlock, later ones $XDG_STATE_HOME/giftlock.
+    let cli_run = home.join("unused");
+    let mappings = [
+        ("the CLI", None),
+        ("systemd 252's mapping", Some(home.join(".config/giftlock"))),
+        (
+            "systemd 254's mapping",
+            Some(home.join(".local/state/giftlock")),
+        ),
+    ];
+    for (what, state_directory) in &mappings {
+        let env: Vec<(&str, &Path)> = match state_directory {
+            Some(d) => vec![("STATE_DIRECTORY", d.as_path())],
+            None => vec![("XDG_RUNTIME_DIR", cli_run.as_path())],
+        };
+        let out = giftlock_at_home(&home, &["cert", "--config", config.to_str().unwrap()], &env);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success()
+                && stdout.contains(&format!(
+                    "CA certificate:      {}/ca.pem",
+                    expected.display()
+                )),
+            "{what}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn service_install_without_a_user_manager_says_what_to_do_instead() {
+    if needs::missing(&[Need::SystemdAnalyze]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let runtime = dir.path().join("run");
+    fs::create_dir_all(&runtime).unwrap();
+    let out = giftlock_at_home(
+        &home,
+        &[
+            "service",
+            "install",
+            "--user",
+            "--binary",
+            env!("CARGO_BIN_EXE_giftlock"),
+        ],
+        &[("XDG_RUNTIME_DIR", runtime.as_path())],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("run `giftlock serve`") && stderr.contains("--no-enable"),
+        "{stderr}"
+    );
+    assert!(home.join(".config/systemd/user/giftlock.service").exists());
+}
+
+#[test]
+fn system_install_warns_of_a_missing_config_and_a_hidden_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let out = Command::new(env!("CARGO_BIN_EXE_giftlock"))
+        .args([
+            "service",
+            "install",
+            "--system",
+            "--root",
+            root.to_str().unwrap(),
+        ])
+        .args([
+            "--binary",
+            "/root/.cargo/bin/giftlock",
+            "--config",
+            "/etc/giftlock/mail.toml",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("/root/.cargo/bin/giftlock is under /root")
+            && stderr.contains("ProtectHome=yes"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("mail.toml does not exist, so no credentials drop-in was written"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn init_for_a_server_suggests_the_system_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    fs::create_dir_all(&home).unwrap();
+    let secret = dir.path().join("upstream-secret");
+    fs::write(&secret, "upstream secret\n").unwrap();
+    let local = dir.path().join("local-password");
+    fs::write(&local, "a local password\n").unwrap();
+    let config = dir.path().join("server.toml");
+    let out = giftlock_at_home(
+        &home,
+        &[
+            "init",
+            "--non-interactive",
+            "--config",
+            config.to_str().unwrap(),
+            "--provider",
+            "other",
+            "--imap-url",
+            "imaps://imap.example.com",
+            "--upstream-user",
+            "me",
+            "--upstream-secret-file",
+            secret.to_str().unwrap(),
+            "--secret-store",
+            "file",
+            "--local-user",
+            "me",
+            "--local-password-file",
+            local.to_str().unwrap(),
+            "--listen",
+            "0.0.0.0",
+            "--hostname",
+            "mail.home.arpa",
+        ],
+        &[],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("Server:    mail.home.arpa\n"), "{said}");
+    assert!(said.contains("service install --system --config"), "{said}");
+    assert!(!said.contains("service install --user"), "{said}");
+}

@@ -174,6 +174,8 @@ fn clients_send_through_giftlock_with_the_local_password_and_the_body_arrives_un
     let audit = fs::read_to_string(bench.giftlock().state_dir.join("audit.log")).unwrap();
     assert!(!audit.contains("MARKER-") && !audit.contains("leading dot"));
 
+    forwarded_gift_mail_leaves_masked(&mut bench, &setup);
+
     // `giftlock check` logs in to the submission server too.
     let check = giftlock_check(&bench.giftlock().config, &bench.path().join("check"));
     let expected = format!(
@@ -183,6 +185,71 @@ fn clients_send_through_giftlock_with_the_local_password_and_the_body_arrives_un
     assert!(check.stdout.contains(&expected), "{}", check.stdout);
     // The clients had the local password only, and nothing logged either.
     bench.assert_no_secrets_logged();
+}
+
+/// The fictional gift mail's code (tests/fixtures/mail).
+const GIFT_CODE: &str = "DEMO-7QXK2P-LRM9T";
+
+/// A client forwards the gift mail it fetched through giftlock (curl over
+/// IMAP): what reaches bob is the masked view, byte for byte, never the
+/// code. One more submission record, without bob's address.
+fn forwarded_gift_mail_leaves_masked(bench: &mut Bench, setup: &GiftlockSetup) {
+    let gift = repo_root().join("tests/fixtures/mail/04-fictional-gift-card.eml");
+    assert!(fs::read_to_string(&gift).unwrap().contains(GIFT_CODE));
+    bench.dovecot.add(USER, &[gift]);
+    let url = format!(
+        "imap://localhost:{}/INBOX;MAILINDEX=3",
+        setup.port(Tls::Starttls)
+    );
+    let fetched = bench.curl("curl-gift", &url, LOCAL_PASSWORD, &["--ssl-reqd"]);
+    assert!(fetched.success(), "curl fetch failed: {}", fetched.stderr);
+    let masked = fetched.stdout.as_str();
+    assert!(
+        masked.contains("Message-ID: <demo-gift-card@giftlock.test>"),
+        "{masked}"
+    );
+    assert!(
+        !masked.contains(GIFT_CODE),
+        "giftlock served the code: {masked}"
+    );
+
+    let forward = format!(
+        "From: alice@example.test\r\nTo: bob@example.test\r\nSubject: Fwd: a gift\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"fwd\"\r\n\r\n\
+         --fwd\r\nContent-Type: text/plain\r\n\r\nMARKER-FWD-5 for you\r\n\
+         --fwd\r\nContent-Type: message/rfc822\r\n\r\n{masked}\r\n--fwd--\r\n"
+    );
+    let eml = bench.path().join("forward.eml");
+    fs::write(&eml, &forward).unwrap();
+    let port = setup.smtp_port(Tls::Starttls);
+    let args = [
+        "--message",
+        eml.to_str().unwrap(),
+        "--to",
+        "bob@example.test",
+    ];
+    let run = bench.smtp_client("send", port, Tls::Starttls, LOCAL_PASSWORD, &args);
+    assert!(run.success(), "forward failed: {}", run.stderr);
+    let stored = bench.wait_delivered("bob", 1).remove(0);
+    let stored = String::from_utf8(stored).unwrap().replace("\r\n", "\n");
+    assert!(stored.contains("MARKER-FWD-5"), "{stored}");
+    assert!(
+        stored.contains(&masked.replace("\r\n", "\n")),
+        "the forwarded masked mail changed on the way"
+    );
+    assert!(!stored.contains(GIFT_CODE), "the code left unmasked");
+
+    let submissions = audit_records(bench, "submission", 3);
+    assert_eq!(submissions.len(), 3, "{submissions:?}");
+    assert_eq!(submissions[2]["recipients"], 1);
+    let audit = fs::read_to_string(bench.giftlock().state_dir.join("audit.log")).unwrap();
+    assert!(
+        !audit.contains("bob@"),
+        "a recipient address in the audit log"
+    );
+    assert!(!audit.contains("MARKER-FWD"));
+    let found = files_containing(&bench.path().join("giftlock"), &[GIFT_CODE], &[]);
+    assert!(found.is_empty(), "the code written to {found:?}");
 }
 
 #[test]

@@ -23,6 +23,15 @@ fn keyring_without_secret_service_is_a_plain_error() {
     assert!(text.starts_with("no Secret Service is reachable"), "{text}");
     assert!(text.contains("\"file:/path\""), "{text}");
     assert!(text.contains("\"credential:NAME\""), "{text}");
+    // In the user's words, not the D-Bus library's.
+    assert!(
+        text.contains("(the D-Bus session bus does not answer)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("zbus") && !text.contains("os error"),
+        "{text}"
+    );
 
     let secret = Secret::new(b"never-stored-S3CRET".to_vec());
     let err = store_keyring(KEYRING_SERVICE, "personal", &secret).unwrap_err();

@@ -13,6 +13,11 @@
 //! the browser stored nothing (its storage APIs are empty and no code is in
 //! its profile directory afterwards), giftlock logged no code; each use of
 //! the secret on the page is an audit record with `source: "web"`.
+//! Every masked message's view is rendered safely: besides the corpus, a
+//! gift mail whose HTML loads remote images, styles, scripts, frames and
+//! links (tests/fixtures/web/remote-content.eml) is shown as sanitised HTML
+//! with none of them, and the browser asked for nothing but the page and
+//! reported no Content-Security-Policy violation.
 //! Screenshots and HTML of every page are kept in BENCH/web-pages.
 
 mod audit_support;
@@ -35,6 +40,10 @@ use serde_json::{json, Value};
 const UNLOCK_SECRET: &str = "unlock-secret-Hb72-page";
 const WRONG_SECRET: &str = "not-the-secret-Kd04";
 const REBIND_HOST: &str = "rebind.giftlock.test";
+/// The gift mail whose HTML part tries to load remote content, and its code.
+const REMOTE_CONTENT: &str = "tests/fixtures/web/remote-content.eml";
+const REMOTE_CODE: &str = "RW7K-M3QX9T-HB4C";
+const REMOTE_SUBJECT: &str = "Your Amazon.com Gift Card with remote content";
 /// Chromium's start, every page, two reveals' hiding and the delays after
 /// wrong secrets fit well within this.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
@@ -59,7 +68,9 @@ fn the_page_lists_masked_mail_reveals_codes_once_and_leaves_no_trace() {
         return;
     }
     let mut bench = Bench::start(DovecotMode::Normal);
-    bench.dovecot.add(USER, &labelled_messages());
+    let mut messages = labelled_messages();
+    messages.push(repo_root().join(REMOTE_CONTENT));
+    bench.dovecot.add(USER, &messages);
     let mut setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
     let port = free_port();
     setup.web = Some(WebSetup {
@@ -146,19 +157,40 @@ fn the_page_lists_masked_mail_reveals_codes_once_and_leaves_no_trace() {
         .as_str()
         .unwrap()
         .contains("wrong unlock secret"));
+    // The session cookie (and the sign-in form's) cannot be read by
+    // script nor sent from another site.
+    let cookies = report["cookies"].as_array().unwrap();
+    assert!(
+        cookies.iter().any(|c| c["name"] == "gl_session"),
+        "{cookies:?}"
+    );
+    for c in cookies {
+        assert_eq!(c["http_only"], true, "{c}");
+        assert_eq!(c["same_site"], "Strict", "{c}");
+    }
+    // Status: the account and its upstream login, the listeners, the
+    // quarantine (no watcher configured), the window, the vault.
     let status = report["status_text"].as_str().unwrap();
     assert!(
         status.contains("test") && status.contains("OK at"),
         "{status}"
     );
     assert!(status.contains("not enabled"), "quarantine: {status}");
+    let imap_listener = format!("127.0.0.1:{}", setup.port(Tls::None));
+    assert!(status.contains(&imap_listener), "{status}");
+    assert!(
+        status.contains(&format!("127.0.0.1:{port} this page (HTTP)")),
+        "{status}"
+    );
+    assert!(status.contains("Closed."), "unlock window: {status}");
 
     // The list: one row per labelled message with codes, each with handles.
-    let labelled: Vec<BTreeSet<String>> = labels()
+    let mut labelled: Vec<BTreeSet<String>> = labels()
         .into_iter()
         .map(|(_, codes)| codes.iter().map(|c| normalise_code(c)).collect())
         .filter(|codes: &BTreeSet<String>| !codes.is_empty())
         .collect();
+    labelled.push(BTreeSet::from([normalise_code(REMOTE_CODE)]));
     let rows = report["rows"].as_array().unwrap();
     assert_eq!(rows.len(), labelled.len(), "rows: {rows:?}");
     assert!(rows
@@ -189,6 +221,38 @@ fn the_page_lists_masked_mail_reveals_codes_once_and_leaves_no_trace() {
     expected.sort();
     assert_eq!(revealed, expected, "revealed codes per message");
     assert_eq!(report["messages"][0]["after_hide"], 0);
+    // Hidden after the configured 3 seconds, not before (the browser saw
+    // them shown a moment after they were).
+    let shown_ms = report["messages"][0]["shown_ms"].as_u64().unwrap();
+    assert!((2_000..20_000).contains(&shown_ms), "shown for {shown_ms} ms");
+
+    // Each message's masked view: rendered, nothing in it that loads or
+    // runs; the remote-content mail's HTML is shown, sanitised.
+    for m in report["messages"].as_array().unwrap() {
+        let view = &m["masked"];
+        assert!(view["parts"].as_u64() > Some(0), "{}: {view}", m["href"]);
+        assert_eq!(view["risky"], json!([]), "{}", m["href"]);
+        assert_eq!(view["active"], json!([]), "{}", m["href"]);
+    }
+    let remote = report["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["subject"] == REMOTE_SUBJECT)
+        .expect("the remote-content mail is listed");
+    let view = &remote["masked"];
+    assert_eq!(view["html_parts"], 1, "{view}");
+    let text = view["text"].as_str().unwrap();
+    for shown in [
+        "links and remote content removed",
+        "Redeem it at amazon.com/redeem",
+        "Thanks for shopping with us.",
+    ] {
+        assert!(text.contains(shown), "{shown} not in {text}");
+    }
+    assert!(!text.contains("remote.giftlock.test"), "{text}");
+    assert_eq!(report["foreign_requests"], json!([]));
+    assert_eq!(report["csp_violations"], json!([]));
     assert_eq!(
         report["storage"],
         json!({"local": 0, "session": 0, "indexed_db": 0, "service_workers": 0, "caches": 0})
@@ -201,6 +265,8 @@ fn the_page_lists_masked_mail_reveals_codes_once_and_leaves_no_trace() {
         "{fill_sessions:?} not on the audit page"
     );
     assert!(audit.contains("The hash chain is intact"), "{audit}");
+    // The fill client's first session from its address raised an alert.
+    assert!(audit.contains("ALERT new_client_address"), "{audit}");
 
     // Unlock and lock as imaplib sees them; the forged posts change nothing.
     let unlock = &report["unlock"];
@@ -211,6 +277,11 @@ fn the_page_lists_masked_mail_reveals_codes_once_and_leaves_no_trace() {
             .any(|m| m.as_str().unwrap().contains("Unlocked"))
     };
     assert!(!has_window(&unlock["before"]), "{unlock}");
+    let warning = unlock["warning"].as_str().unwrap();
+    assert!(
+        warning.contains("offline store and search index") && warning.contains("Reveal"),
+        "{warning}"
+    );
     assert!(has_window(&unlock["open"]), "{unlock}");
     assert!(unlock["open_text"].as_str().unwrap().contains("Open until"));
     assert_eq!(unlock["cross_site_status"], 403);
@@ -281,6 +352,11 @@ fn the_page_lists_masked_mail_reveals_codes_once_and_leaves_no_trace() {
     let mut grepped = vec![pages, profile];
     grepped.extend(giftlock_and_client_dirs(&bench));
     assert_no_code_in(&grepped);
+    let found: Vec<_> = grepped
+        .iter()
+        .flat_map(|root| files_containing(root, &[REMOTE_CODE], &[]))
+        .collect();
+    assert!(found.is_empty(), "{REMOTE_CODE} written to {found:?}");
     bench.assert_no_secrets_logged();
 }
 
@@ -383,4 +459,31 @@ fn over_tls_the_page_uses_the_local_certificate_and_secure_cookies() {
         no_session.stdout
     );
     assert!(!head.contains("access-control-"), "{}", login.stdout);
+    // No CORS: another site's preflight is refused and told nothing.
+    let preflight = curl(
+        &bench,
+        "tls-preflight",
+        &[
+            "--cacert",
+            &ca_arg,
+            "-X",
+            "OPTIONS",
+            "-H",
+            "Origin: https://evil.example",
+            "-H",
+            "Access-Control-Request-Method: POST",
+            "-H",
+            "Access-Control-Request-Headers: content-type",
+            &url("/mail/reveal"),
+        ],
+    );
+    assert_eq!(status_of(&preflight), 403, "{}", preflight.stdout);
+    assert!(
+        !preflight
+            .stdout
+            .to_ascii_lowercase()
+            .contains("access-control-"),
+        "{}",
+        preflight.stdout
+    );
 }

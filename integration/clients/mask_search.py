@@ -17,9 +17,11 @@ message was fetched (scanned) through giftlock, for:
 * no oracle whatever the rule: a masked message's membership in
   UID SEARCH NOT BODY "<real prefix>" equals its membership in
   UID SEARCH NOT BODY "<a made-up prefix of the same shape>";
-* a word of every message (ham and gift mail, taken outside the masks)
-  finds its message through giftlock (BODY, TEXT), and a word of a gift
-  mail's masked subject finds it by SUBJECT;
+* a word of every ham message finds it through giftlock (BODY, TEXT);
+  for each labelled gift mail, a word of its body (BODY, TEXT) and one of
+  its subject (SUBJECT) outside every masked span (any script; non-ASCII
+  words as a CHARSET UTF-8 literal) find it; a gift mail with no such word
+  is a failure;
 * ALL, FROM, LARGER, SMALLER, UID ranges, SINCE equal direct;
 * SEARCH X-GM-RAW gets a tagged BAD; UID SORT (DATE) with a content
   criterion gives the expected set in the server's date order;
@@ -47,6 +49,9 @@ class Checker:
         self.failures = []
         self.searches = 0
         self.direct_hits = 0
+        # Gift mails searched for by a word outside their masks, and found.
+        self.gift_words_checked = 0
+        self.gift_found_by_word = 0
         # Checks that need the masked views, which only a fetch through
         # giftlock gives: run once they are known.
         self.deferred = []
@@ -170,7 +175,29 @@ def view_matches(view, criterion, value):
     raise ValueError(criterion)
 
 
-def run_checks(ck, direct, proxy, gift, ham, views, seq_to_uid, phase):
+def subject_of(view):
+    m = re.search(r"(?im)^subject:(.*)$", view[0])
+    return m.group(1) if m else ""
+
+
+def outside_words(view, original, codes):
+    """Up to one word of the masked view's body and one of its subject that
+    lie outside every masked span: runs of letters (any script) of the
+    masked view that the original holds too, that hold no mask character
+    and are no part of a code, and hold no code. ASCII words first.
+    [(criterion, word)], "BODY" or "SUBJECT"."""
+    lowered = [c.lower() for c in codes]
+    out = []
+    for criterion, text, orig in (("BODY", view[1], original[1]), ("SUBJECT", subject_of(view), subject_of(original))):
+        cands = [w for w in re.findall(r"[^\W\d_]{4,}", text)
+                 if w in orig and "*" not in w
+                 and not any(w.lower() in c or c in w.lower() for c in lowered)]
+        cands.sort(key=lambda w: not w.isascii())
+        out += [(criterion, w) for w in cands[:1]]
+    return out
+
+
+def run_checks(ck, direct, proxy, gift, ham, views, originals, seq_to_uid, phase):
     masked = set(gift)
 
     def expected(d, criterion, value):
@@ -230,17 +257,29 @@ def run_checks(ck, direct, proxy, gift, ham, views, seq_to_uid, phase):
             for criterion in ("BODY", "TEXT"):
                 d, p = content(criterion, word, f"a word of {name}")
                 ck.expect(uid in d and uid in p, f"{phase}: UID SEARCH {criterion} <a word of {name}>: uid {uid} not found (direct {uid in d}, giftlock {uid in p})")
-    for uid, (name, _) in sorted(gift.items()) if uid in views else []:
-        words = re.findall(r"\b[A-Za-z]{5,}\b", views[uid][1])
-        for word in words[:1]:
-            for criterion in ("BODY", "TEXT"):
-                _, p = content(criterion, word, f"a word outside the masks of {name}")
-                ck.expect(uid in p, f"{phase}: UID SEARCH {criterion} <a word outside the masks of {name}>: uid {uid} not found through giftlock")
-        subject = re.search(r"(?im)^subject:(.*)$", views[uid][0])
-        subject_words = re.findall(r"\b[A-Za-z]{4,}\b", subject.group(1) if subject else "")
-        for word in subject_words[:1]:
-            _, p = content("SUBJECT", word, f"a word of the masked subject of {name}")
-            ck.expect(uid in p, f"{phase}: UID SEARCH SUBJECT <a word of the masked subject of {name}>: uid {uid} not found through giftlock")
+    for uid, (name, codes) in sorted(gift.items()):
+        if uid not in views:
+            continue
+        ck.gift_words_checked += 1
+        words = outside_words(views[uid], originals[uid], codes)
+        if not ck.expect(words, f"{phase}: {name}: no word of its subject or body outside the masks to search for"):
+            continue
+        found = False
+        for criterion, word in words:
+            label = f"a word outside the masks of {name} ({criterion})"
+            tried = [criterion] if criterion == "SUBJECT" else ["BODY", "TEXT"]
+            for c in tried:
+                ck.searches += 1
+                if word.isascii():
+                    p_un, p_tag = proxy.command(f"UID SEARCH {c} {quoted(word)}")
+                else:
+                    p_un, p_tag = literal_search(proxy, f"CHARSET UTF-8 {c}", word)
+                p = uids_of(p_un, p_tag)
+                ok = status(p_tag) == "OK" and uid in p
+                ck.expect(ok, f"{phase}: UID SEARCH {c} <{label}>: uid {uid} not found through giftlock ({status(p_tag)})")
+                found = found or ok
+        if found:
+            ck.gift_found_by_word += 1
 
     for criterion in ("ALL", 'FROM "example"', "LARGER 10", "SMALLER 5000", "UID 2:9", "SINCE 1-Jan-2000", "NOT LARGER 3000"):
         ck.searches += 1
@@ -310,7 +349,7 @@ def main():
         direct.ok("SELECT INBOX")
         proxy.ok("SELECT INBOX")
         seq_to_uid = direct.uid_map()
-        gift, ham = {}, {}
+        gift, ham, originals = {}, {}, {}
         for uid in sorted(seq_to_uid.values()):
             items, _ = direct.fetch(uid, "(BODY.PEEK[])")
             raw = items.get("BODY[]") or b""
@@ -319,23 +358,24 @@ def main():
                 continue
             if codes:
                 gift[uid] = (name, codes)
+                originals[uid] = view_text(raw)
             else:
                 ham[uid] = (name, raw)
         views = {}
-        run_checks(ck, direct, proxy, gift, ham, views, seq_to_uid, "before any fetch")
+        run_checks(ck, direct, proxy, gift, ham, views, originals, seq_to_uid, "before any fetch")
         for uid in sorted(seq_to_uid.values()):
             items, _ = proxy.fetch(uid, "(BODY.PEEK[])")
             if uid in gift:
                 views[uid] = view_text(items.get("BODY[]") or b"")
         ck.run_deferred()
-        run_checks(ck, direct, proxy, gift, ham, views, seq_to_uid, "after fetching every message")
+        run_checks(ck, direct, proxy, gift, ham, views, originals, seq_to_uid, "after fetching every message")
         ck.run_deferred()
         proxy.close()
         direct.close()
     except (OSError, ImapError) as e:
         print(json.dumps({"ok": False, "error": str(e), "failures": ck.failures}))
         sys.exit(2)
-    print(json.dumps({"searches": ck.searches, "direct_hits": ck.direct_hits, "gift": len(gift), "ham": len(ham), "checks": ck.checks, "failures": ck.failures, "ok": not ck.failures}))
+    print(json.dumps({"searches": ck.searches, "direct_hits": ck.direct_hits, "gift": len(gift), "ham": len(ham), "gift_words_checked": ck.gift_words_checked, "gift_found_by_word": ck.gift_found_by_word, "checks": ck.checks, "failures": ck.failures, "ok": not ck.failures}))
     sys.exit(0 if not ck.failures else 1)
 
 

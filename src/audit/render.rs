@@ -123,12 +123,12 @@ pub fn summary(entry: &Entry) -> String {
             format!("ALERT {}{account}: {detail}", kind.as_str())
         }
         Event::SessionEnd(e) => format!(
-            "{} after {}; {} commands, {} bodies read, {} codes masked, {} in, {} out",
+            "{} after {}; {}, {} read, {} masked, {} in, {} out",
             e.reason,
             duration_text(e.duration_ms),
-            e.commands,
-            e.bodies_read,
-            e.codes_masked,
+            count(e.commands, "command", "commands"),
+            count(e.bodies_read, "body", "bodies"),
+            count(e.codes_masked, "code", "codes"),
             bytes_text(e.bytes_from_client),
             bytes_text(e.bytes_to_client)
         ),
@@ -221,6 +221,14 @@ fn command_text(c: &CommandRecord) -> String {
     s
 }
 
+/// `1 body`, `2 bodies`, `0 bodies`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    }
+}
+
 pub fn duration_text(ms: u64) -> String {
     let secs = ms / 1000;
     match secs {
@@ -305,6 +313,23 @@ pub fn sessions_table(sessions: &[SessionSummary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_end_counts_in_words() {
+        let line = br#"{"seq":9,"time":"2026-01-02T03:04:05Z","session":"ab-1","event":"session_end","reason":"logout","duration_ms":1200,"bytes_from_client":10,"bytes_to_client":20,"commands":1,"bodies_read":1,"codes_masked":1,"prev":"00","hash":"00"}"#;
+        let entry = Entry::parse(line).unwrap();
+        assert_eq!(
+            summary(&entry),
+            "logout after 1.2 s; 1 command, 1 body read, 1 code masked, 10 B in, 20 B out"
+        );
+    }
+
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(count(1, "body", "bodies"), "1 body");
+        assert_eq!(count(0, "body", "bodies"), "0 bodies");
+        assert_eq!(count(2, "code", "codes"), "2 codes");
+    }
 
     #[test]
     fn sizes_and_durations_read_well() {

@@ -81,8 +81,10 @@ fn check(path: &Path, report: &mut Report<impl Write>) -> anyhow::Result<()> {
         Ok(c) => c,
         Err(e) => {
             let fix = if path.exists() {
-                "edit the file at the key named above (config/example.toml documents every key)"
-                    .to_string()
+                format!(
+                    "edit the file at the key named above ({})",
+                    crate::config::example_pointer()
+                )
             } else {
                 format!("create it with `giftlock init --config {}`", path.display())
             };

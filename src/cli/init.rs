@@ -30,6 +30,8 @@ use crate::tls::local_ca;
 
 /// Shortest local password accepted (the same rule as `giftlock passwd`).
 const MIN_LOCAL_PASSWORD_CHARS: usize = 8;
+/// The system service's state directory (`StateDirectory=giftlock`).
+const SYSTEM_STATE_DIR: &str = "/var/lib/giftlock";
 /// Create a config: provider, upstream login, local password, listeners
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
@@ -570,7 +572,13 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
         Some(_) => smtp_listeners(args),
         None => Vec::new(),
     };
-    let state_dir = args.state_dir.as_deref().map(absolute).transpose()?;
+    // Always written: the service and every CLI command then read the same
+    // directory, whatever a systemd version makes of `StateDirectory=`.
+    let state_dir = match &args.state_dir {
+        Some(dir) => absolute(dir)?,
+        None => default_state_dir_for(&config_path),
+    };
+    let state_dir = Some(state_dir);
     let text = |account: &Account| {
         render::config_text(&render::ConfigDraft {
             state_dir: state_dir.as_deref(),
@@ -676,8 +684,16 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
     let _ = writeln!(
         report,
         "\nNext: `giftlock check --config {0}` tests everything; `giftlock serve --config {0}` \
-         runs the proxy; `giftlock service install --user` keeps it running.",
-        config_path.display()
+         runs the proxy; {1} keeps it running.",
+        config_path.display(),
+        match args.listen.is_loopback() {
+            true => "`giftlock service install --user`".to_string(),
+            false => format!(
+                "`sudo giftlock service install --system --config {}` (a server: the \
+                 service runs as the giftlock user)",
+                config_path.display()
+            ),
+        }
     );
     out.write_all(report.as_bytes())?;
     if answers.generated_password {
@@ -793,6 +809,9 @@ fn client_instructions(
     let host = match (args.hostnames.first(), args.listen) {
         (Some(name), _) => name.clone(),
         (None, ip) if ip.is_unspecified() => "THIS-MACHINE'S-ADDRESS".into(),
+        // The name the local certificate carries as CN and SAN: clients
+        // that match the CN (fetchmail, offlineimap3) refuse an address.
+        (None, ip) if ip.is_loopback() => "localhost".into(),
         (None, ip) => ip.to_string(),
     };
     let implicit = listeners.first().map_or(0, |l| l.0.port());
@@ -848,6 +867,17 @@ fn client_instructions(
                  giftlock instead."
             );
         }
+    }
+}
+
+/// The state directory `init` writes when none is given: the system
+/// service's (`/var/lib/giftlock`) for a config in `/etc`, else the user's
+/// default (`$XDG_STATE_HOME/giftlock` or `~/.local/state/giftlock`).
+fn default_state_dir_for(config_path: &Path) -> PathBuf {
+    if config_path.starts_with("/etc") {
+        PathBuf::from(SYSTEM_STATE_DIR)
+    } else {
+        crate::config::default_state_dir()
     }
 }
 
@@ -922,6 +952,28 @@ mod tests {
         assert_eq!(r.scopes, ["https://mail.google.com/"]);
         assert_eq!(r.mechanism.name(), "XOAUTH2");
         assert_eq!(r.client_id, "my-client-id");
+        // A refresh token only with offline access; Google's device flow
+        // does not allow the mail scope.
+        let offline = ("access_type".to_string(), "offline".to_string());
+        assert!(r.auth_params.contains(&offline), "{:?}", r.auth_params);
+        assert_eq!(r.device_auth_url, None);
+    }
+
+    #[test]
+    fn init_with_yahoo_names_yahoos_endpoints_scope_and_mechanism() {
+        let (config, report) = init_with_oauth2("yahoo");
+        assert_sends_through_giftlock(&config, &report, "smtps://smtp.mail.yahoo.com:465");
+        let account = &config.accounts[0];
+        assert_eq!(account.upstream.url, "imaps://imap.mail.yahoo.com:993");
+        let r = account.oauth2.as_ref().unwrap().resolve().unwrap();
+        assert_eq!(
+            r.auth_url,
+            "https://api.login.yahoo.com/oauth2/request_auth"
+        );
+        assert_eq!(r.token_url, "https://api.login.yahoo.com/oauth2/get_token");
+        assert_eq!(r.scopes, ["mail-w"]);
+        assert_eq!(r.mechanism.name(), "XOAUTH2");
+        assert_eq!(r.device_auth_url, None);
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub fn generate(state_dir: &std::path::Path) -> anyhow::Result<QuarantineKey> {
 /// A passphrase for the backup: twice without echo, or one line of stdin.
 fn new_passphrase(from_stdin: bool) -> anyhow::Result<Zeroizing<String>> {
     let passphrase = if from_stdin {
-        crate::cli::passwd::read_line(io::stdin().lock())?
+        crate::cli::secret_input::read_line(io::stdin().lock(), "the passphrase")?
     } else {
         if !io::stdin().is_terminal() {
             bail!("no terminal to ask for the passphrase; pass --passphrase-stdin to read it from standard input");
@@ -104,7 +104,7 @@ fn new_passphrase(from_stdin: bool) -> anyhow::Result<Zeroizing<String>> {
 /// The passphrase of a backup being read: without echo, or from stdin.
 pub fn read_passphrase(from_stdin: bool) -> anyhow::Result<Zeroizing<String>> {
     if from_stdin {
-        return crate::cli::passwd::read_line(io::stdin().lock());
+        return crate::cli::secret_input::read_line(io::stdin().lock(), "the passphrase");
     }
     if !io::stdin().is_terminal() {
         bail!("no terminal to ask for the passphrase; pass --passphrase-stdin to read it from standard input");

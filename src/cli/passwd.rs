@@ -1,63 +1,44 @@
 //! `giftlock passwd`: hash a new local password for the config.
 //!
-//! On a terminal it prompts twice without echo; otherwise it reads one line
-//! from standard input (for scripts: `printf '%s\n' "$pw" | giftlock passwd`).
-//! It prints the config line to paste, and nothing else, on standard output.
+//! On a terminal it prompts twice without echo; with `--secret-stdin` it
+//! reads one line from standard input (for scripts: `printf '%s\n' "$pw" |
+//! giftlock passwd --secret-stdin`), as every command reads secrets
+//! (`cli::secret_input`). It prints the config line to paste, and nothing
+//! else, on standard output.
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, Write};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
-use zeroize::Zeroizing;
-
+use super::secret_input::SecretInput;
 use crate::password::hash_password;
 
 /// Shortest local password accepted: it may guard a LAN listener.
-const MIN_CHARS: usize = 8;
+pub const MIN_CHARS: usize = 8;
+
+/// The local password, as `passwd`, `init` and `account add` ask for it.
+pub const LOCAL_PASSWORD: SecretInput = SecretInput {
+    what: "the local password",
+    prompt: "New local password",
+    stdin_flag: "--secret-stdin",
+    min_chars: MIN_CHARS,
+};
 
 /// Hash a new local password (the one mail clients use) for the config
 #[derive(Debug, clap::Args)]
-pub struct PasswdArgs {}
+pub struct PasswdArgs {
+    /// Read the password from standard input (one line) instead of prompting
+    #[arg(long)]
+    pub secret_stdin: bool,
+}
 
-pub fn run(_args: PasswdArgs) -> anyhow::Result<ExitCode> {
-    let password = if io::stdin().is_terminal() {
-        prompt_twice()?
-    } else {
-        read_line(io::stdin().lock())?
-    };
+pub fn run(args: PasswdArgs) -> anyhow::Result<ExitCode> {
+    let password = LOCAL_PASSWORD.read_new(args.secret_stdin)?;
     write_hash_line(&password, &mut io::stdout().lock())?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn prompt_twice() -> anyhow::Result<Zeroizing<String>> {
-    let first = Zeroizing::new(
-        rpassword::prompt_password("New local password: ").context("cannot read the password")?,
-    );
-    let second = Zeroizing::new(
-        rpassword::prompt_password("Repeat it: ").context("cannot read the password")?,
-    );
-    if first != second {
-        bail!("the two passwords differ; nothing was printed");
-    }
-    Ok(first)
-}
-
-/// Reads one line (without its line ending) from non-terminal input.
-pub(crate) fn read_line(mut input: impl BufRead) -> anyhow::Result<Zeroizing<String>> {
-    let mut line = Zeroizing::new(String::new());
-    input
-        .read_line(&mut line)
-        .context("cannot read the password from standard input")?;
-    let trimmed = line.trim_end_matches(['\n', '\r']).len();
-    line.truncate(trimmed);
-    Ok(line)
-}
-
 fn write_hash_line(password: &str, out: &mut impl Write) -> anyhow::Result<()> {
-    let chars = password.chars().count();
-    if chars < MIN_CHARS {
-        bail!("the password has {chars} characters; use at least {MIN_CHARS}");
-    }
+    LOCAL_PASSWORD.check(password)?;
     let hash = hash_password(password.as_bytes())?;
     writeln!(out, "local_password_hash = \"{}\"", hash.as_str())?;
     Ok(())
@@ -65,11 +46,12 @@ fn write_hash_line(password: &str, out: &mut impl Write) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::secret_input::read_line;
     use super::*;
     use crate::password::LocalPasswordHash;
 
     fn hash_line_for(input: &[u8]) -> anyhow::Result<String> {
-        let password = read_line(input)?;
+        let password = read_line(input, "x")?;
         let mut out = Vec::new();
         write_hash_line(&password, &mut out)?;
         Ok(String::from_utf8(out)?)
@@ -90,7 +72,7 @@ mod tests {
     #[test]
     fn short_and_empty_passwords_are_refused() {
         let err = hash_line_for(b"short\n").unwrap_err().to_string();
-        assert_eq!(err, "the password has 5 characters; use at least 8");
+        assert_eq!(err, "the local password has 5 characters; use at least 8");
         assert!(hash_line_for(b"").is_err());
     }
 }

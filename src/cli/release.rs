@@ -24,7 +24,7 @@ pub struct ReleaseArgs {
 
 pub fn run(args: ReleaseArgs) -> anyhow::Result<ExitCode> {
     let state_dir = crate::cli::reveal::state_dir(&args.config)?;
-    let secret = crate::cli::reveal::read_secret(args.secret_stdin)?;
+    let secret = crate::cli::reveal::UNLOCK_SECRET.read(args.secret_stdin)?;
     let request = Request::Release {
         handle: args.handle.clone(),
         secret: secret.to_string(),

@@ -38,7 +38,7 @@ pub struct ScanArgs {
 /// Exit status: 0 no code, 1 codes found, 2 an input could not be read or a
 /// message was too large to scan.
 pub fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
-    crate::cli::serve::init_logging(crate::config::LogFormat::Text);
+    crate::logging::init(crate::config::LogFormat::Text);
     let config = match args.config.exists() {
         true => Some(Config::load(&args.config)?),
         false => None,

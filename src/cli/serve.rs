@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::config::{Config, LogFormat};
+use crate::config::Config;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -21,7 +21,7 @@ pub fn default_config_path() -> PathBuf {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
-    init_logging(config.general.log_format);
+    crate::logging::init(config.general.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -29,19 +29,4 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Sessions still open after the drain time are dropped, not awaited.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(ExitCode::SUCCESS)
-}
-
-/// Diagnostic log on stderr; `GIFTLOCK_LOG` (or `RUST_LOG`) sets the filter.
-pub fn init_logging(format: LogFormat) {
-    let filter = std::env::var("GIFTLOCK_LOG")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }

@@ -9,6 +9,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -24,6 +25,8 @@ const SYSUSERS: &str = include_str!("../../systemd/sysusers.d/giftlock.conf");
 const PACKAGED_BINARY: &str = "/usr/bin/giftlock";
 const SYSTEM_CONFIG: &str = "/etc/giftlock/config.toml";
 const USER_CONFIG: &str = "%E/giftlock/config.toml";
+/// The state directory the shipped user unit names; replaced by the config's.
+const USER_STATE: &str = "ReadWritePaths=%h/.local/state/giftlock";
 
 /// Install and enable the systemd service
 #[derive(Debug, clap::Args)]
@@ -85,6 +88,9 @@ fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
             .config
             .clone()
             .unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG));
+        if let Some(warning) = unreachable_binary(Path::new(&binary)) {
+            eprintln!("warning: {warning}");
+        }
         let unit = SYSTEM_UNIT
             .replace(PACKAGED_BINARY, &binary)
             .replace(SYSTEM_CONFIG, &unit_path(&config_path)?);
@@ -106,6 +112,14 @@ fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
             }
             None => {
                 let _ = fs::remove_file(&drop_in_file);
+                if !config_file.exists() {
+                    eprintln!(
+                        "warning: {} does not exist, so no credentials drop-in was written; \
+                         after `giftlock init --config {}`, run this command again",
+                        config_file.display(),
+                        config_path.display()
+                    );
+                }
             }
         }
         for f in &written {
@@ -129,14 +143,45 @@ fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
             Some(c) => unit_path(&std::path::absolute(c)?)?,
             None => USER_CONFIG.to_string(),
         };
+        // The directory `serve` and the CLI resolve from the config (or
+        // the default when there is none yet), created so the unit's
+        // ReadWritePaths= exists when the service starts.
+        let config_file = match &args.config {
+            Some(c) => std::path::absolute(c)?,
+            None => super::serve::default_config_path(),
+        };
+        let state_dir = match config_file.exists() {
+            true => Config::load(&config_file)?.state_dir(),
+            false => crate::config::default_state_dir(),
+        };
+        let state_dir = std::path::absolute(&state_dir)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(under_root(&state_dir))
+            .with_context(|| {
+                format!("cannot create the state directory {}", state_dir.display())
+            })?;
         let unit = USER_UNIT
             .replace(PACKAGED_BINARY, &binary)
-            .replace(USER_CONFIG, &config);
+            .replace(USER_CONFIG, &config)
+            .replace(
+                USER_STATE,
+                &format!("ReadWritePaths={}", unit_path(&state_dir)?),
+            );
         let unit_file = under_root(&user_unit_dir()?.join("giftlock.service"));
         write_file(&unit_file, &unit)?;
         println!("wrote {}", unit_file.display());
         if enable {
-            run_step(Command::new("systemctl").args(["--user", "daemon-reload"]))?;
+            run_step(Command::new("systemctl").args(["--user", "daemon-reload"])).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e}: no systemd user manager could be reached (a session without \
+                     `systemctl --user`, a container, su or ssh without a login session?). \
+                     The unit is written; run `giftlock serve` in a terminal instead, or \
+                     `giftlock service install --user --no-enable` to only write the unit, \
+                     then `systemctl --user enable --now giftlock.service` from a login session"
+                )
+            })?;
             run_step(Command::new("systemctl").args([
                 "--user",
                 "enable",
@@ -152,6 +197,25 @@ fn install(args: InstallArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why the system unit (`ProtectHome=yes`, `User=giftlock`) cannot run
+/// `binary`, if it cannot: a path under /home, /root or /run/user is hidden
+/// from the service.
+fn unreachable_binary(binary: &Path) -> Option<String> {
+    ["/home", "/root", "/run/user"]
+        .iter()
+        .find(|hidden| binary.starts_with(hidden))
+        .map(|hidden| {
+            format!(
+                "{} is under {hidden}, which the system unit hides (ProtectHome=yes) from the \
+                 giftlock user: the service would fail to start. Install the binary to \
+                 /usr/local/bin (install -m 0755 {} /usr/local/bin/giftlock) and pass \
+                 --binary /usr/local/bin/giftlock",
+                binary.display(),
+                binary.display()
+            )
+        })
 }
 
 /// `$XDG_CONFIG_HOME/systemd/user`, else `~/.config/systemd/user`.
@@ -250,10 +314,34 @@ mod tests {
     }
 
     #[test]
+    fn binaries_the_system_unit_cannot_reach_are_named() {
+        for hidden in [
+            "/root/.cargo/bin/giftlock",
+            "/home/me/giftlock",
+            "/run/user/1000/g",
+        ] {
+            let warning = unreachable_binary(Path::new(hidden)).unwrap();
+            assert!(
+                warning.contains("ProtectHome=yes") && warning.contains(hidden),
+                "{warning}"
+            );
+        }
+        for fine in [
+            "/usr/local/bin/giftlock",
+            "/usr/bin/giftlock",
+            "/homely/giftlock",
+        ] {
+            assert_eq!(unreachable_binary(Path::new(fine)), None, "{fine}");
+        }
+    }
+
+    #[test]
     fn shipped_units_name_the_paths_install_replaces() {
         assert!(USER_UNIT.contains(&format!(
             "ExecStart={PACKAGED_BINARY} serve --config {USER_CONFIG}"
         )));
+        assert!(USER_UNIT.contains(&format!("\n{USER_STATE}\n")));
+        assert!(!USER_UNIT.contains("StateDirectory="));
         assert!(SYSTEM_UNIT.contains(&format!(
             "ExecStart={PACKAGED_BINARY} serve --config {SYSTEM_CONFIG}"
         )));

@@ -21,8 +21,9 @@ pub struct UnlockArgs {
     /// `unlock.max_minutes` of the config
     #[arg(long = "for", default_value = "10m", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Only the messages with these handles (as shown in the masks);
-    /// default: every masked message
+    /// Only the messages with these handles (as shown in the masks:
+    /// GL7F3A, GL7F-3A); default: every masked message
+    #[arg(value_parser = crate::cli::reveal::handle_arg)]
     pub handles: Vec<String>,
     /// Print the service's answer as JSON
     #[arg(long)]
@@ -48,7 +49,7 @@ pub struct LockArgs {
 
 pub fn run_unlock(args: UnlockArgs) -> anyhow::Result<ExitCode> {
     let state_dir = crate::cli::reveal::state_dir(&args.config)?;
-    let secret = crate::cli::reveal::read_secret(args.secret_stdin)?;
+    let secret = crate::cli::reveal::UNLOCK_SECRET.read(args.secret_stdin)?;
     let request = Request::Unlock {
         secret: secret.to_string(),
         seconds: args.duration.as_secs(),
@@ -78,17 +79,30 @@ fn answer(response: &Response, json: bool) -> anyhow::Result<ExitCode> {
             until,
             messages,
             ..
-        } => writeln!(
-            out,
-            "unlocked until {until}: {messages} message(s) in the mailbox {mailbox} of your mail \
-             client (`giftlock lock` closes it now)"
-        )?,
+        } => {
+            writeln!(
+                out,
+                "unlocked until {until}: {messages} message(s) in the mailbox {mailbox} of your \
+                 mail client (`giftlock lock` closes it now)"
+            )?;
+            writeln!(out, "{OFFLINE_COPIES}")?;
+        }
         Response::Locked { was_open: true } => writeln!(out, "locked")?,
         Response::Locked { was_open: false } => writeln!(out, "no unlock window was open")?,
         _ => anyhow::bail!("the service sent an answer this command does not expect"),
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Said with every window: what a client that keeps offline copies does
+/// with the originals (docs/VAULT.md, "Clients that keep copies").
+pub const OFFLINE_COPIES: &str = "\
+Note: clients that keep offline copies (Thunderbird's offline folders and \
+its search index, Apple Mail, phones set to download whole messages) may \
+store the originals they show now, and keep them after the window closes. \
+In such a client, open the mailbox only for as long as you need it, or use \
+`giftlock reveal HANDLE` instead: it shows the code here and leaves nothing \
+in any mail client.";
 
 /// What is wrong with an unlock window's length.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]

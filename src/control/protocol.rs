@@ -1,7 +1,7 @@
 //! The control socket's messages: one JSON object per line each way.
 //!
 //! ```text
-//! -> {"op":"list","secret":"..."}
+//! -> {"op":"list"}
 //! <- {"result":"listed","messages":[{"identity":{...},"subject":"...","codes":[{"handle":"GL7F3A","rule":"amazon"}]}]}
 //! -> {"op":"reveal","handle":"GL7F3A","secret":"..."}
 //! <- {"result":"revealed","handle":"GL7F3A","codes":[{"code":"...","rule":"amazon",...,"message":{...}}]}
@@ -38,8 +38,9 @@ pub const MAX_REQUEST_BYTES: u64 = 16 * 1024;
 pub enum Request {
     /// The codes shown under one handle.
     Reveal { handle: String, secret: String },
-    /// Every masked message, without codes.
-    List { secret: String },
+    /// Every masked message, without codes: no secret needed (a `secret`
+    /// older clients send is ignored).
+    List {},
     /// Opens the unlock window for `seconds`: every masked message, or
     /// those with a code under one of `handles`.
     Unlock {
@@ -77,11 +78,10 @@ impl Request {
     pub fn secret(&self) -> &str {
         match self {
             Request::Reveal { secret, .. }
-            | Request::List { secret }
             | Request::Unlock { secret, .. }
             | Request::RevealMessage { secret, .. }
             | Request::Release { secret, .. } => secret,
-            Request::Lock | Request::Status | Request::Sweep { .. } => "",
+            Request::List {} | Request::Lock | Request::Status | Request::Sweep { .. } => "",
         }
     }
 
@@ -89,7 +89,7 @@ impl Request {
     pub fn action(&self) -> &'static str {
         match self {
             Request::Reveal { .. } | Request::RevealMessage { .. } => "reveal",
-            Request::List { .. } => "list",
+            Request::List {} => "list",
             Request::Unlock { .. } => "unlock",
             Request::Lock => "lock",
             Request::Sweep { .. } => "sweep",
@@ -106,7 +106,7 @@ impl fmt::Debug for Request {
                 .debug_struct("Reveal")
                 .field("handle", handle)
                 .finish_non_exhaustive(),
-            Request::List { .. } => f.debug_struct("List").finish_non_exhaustive(),
+            Request::List {} => f.write_str("List"),
             Request::Unlock {
                 seconds, handles, ..
             } => f
@@ -264,10 +264,15 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), r);
         assert!(!format!("{r:?}").contains("hunter22"));
-        let list = Request::List {
-            secret: "hunter22-x".into(),
-        };
-        assert!(!format!("{list:?}").contains("hunter22"));
+        // A list needs no secret; one sent by an older client is ignored.
+        assert_eq!(
+            serde_json::from_str::<Request>(r#"{"op":"list","secret":"s"}"#).unwrap(),
+            Request::List {}
+        );
+        assert_eq!(
+            serde_json::to_string(&Request::List {}).unwrap(),
+            r#"{"op":"list"}"#
+        );
         let unlock = Request::Unlock {
             secret: "hunter22-x".into(),
             seconds: 60,

@@ -2,8 +2,13 @@
 //! the local IMAP passwords (every phone knows those). Kept as an argon2id
 //! hash in `STATE_DIR/unlock-secret` (0600); the running service reads the
 //! file at each attempt, so setting it needs no restart.
+//!
+//! The file belongs to whoever owns the state directory: root setting it
+//! for a system service (`/var/lib/giftlock`, owned by the `giftlock` user)
+//! hands it to that user, or the service could not read it.
 
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::password::{hash_password, LocalPasswordHash};
@@ -44,7 +49,19 @@ pub fn set(state_dir: &Path, secret: &str) -> Result<(), UnlockSecretError> {
     };
     files::private_dir(state_dir).map_err(io_err)?;
     files::write_atomically(state_dir, FILE, format!("{}\n", hash.as_str()).as_bytes())
-        .map_err(io_err)
+        .map_err(io_err)?;
+    give_to_owner_of(state_dir, &state_dir.join(FILE)).map_err(io_err)
+}
+
+/// Makes `file` belong to the owner of `dir` when it does not already
+/// (only root can write into another user's 0700 directory, and only root
+/// may give a file away).
+fn give_to_owner_of(dir: &Path, file: &Path) -> io::Result<()> {
+    let owner = std::fs::metadata(dir)?;
+    if std::fs::metadata(file)?.uid() != owner.uid() {
+        std::os::unix::fs::chown(file, Some(owner.uid()), Some(owner.gid()))?;
+    }
+    Ok(())
 }
 
 /// The stored hash.

@@ -293,24 +293,26 @@ impl Control {
             };
         }
         let mut attempt = attempt(request.action(), origin);
-        // Handles are matched without regard to case; recorded as shown.
+        // Handles are read as masks show them (`GL96-3A`, `gl963a`).
         let handle = match &request {
-            Request::Reveal { handle, .. } | Request::Release { handle, .. } => Some(clean_to(
-                handle.trim().to_ascii_uppercase().as_bytes(),
-                MAX_HANDLE_CHARS,
-            )),
-            Request::Unlock { handles, .. } if !handles.is_empty() => Some(clean_to(
-                handles.join(" ").trim().to_ascii_uppercase().as_bytes(),
-                MAX_HANDLE_CHARS * 8,
-            )),
+            Request::Reveal { handle, .. } | Request::Release { handle, .. } => {
+                Some(clean_to(handle_of(handle).as_bytes(), MAX_HANDLE_CHARS))
+            }
+            Request::Unlock { handles, .. } if !handles.is_empty() => {
+                let shown: Vec<String> = handles.iter().map(|h| handle_of(h)).collect();
+                Some(clean_to(shown.join(" ").as_bytes(), MAX_HANDLE_CHARS * 8))
+            }
             _ => None,
         };
         attempt.handle = handle.clone();
         if request == Request::Lock {
             return self.lock(attempt).await;
         }
-        if let Err(refused) = self.check_secret(request.secret(), &attempt).await {
-            return refused;
+        // The list shows no code: it needs no secret (recorded all the same).
+        if !matches!(request, Request::List {}) {
+            if let Err(refused) = self.check_secret(request.secret(), &attempt).await {
+                return refused;
+            }
         }
         let Some(vault) = self.vault.clone() else {
             return self
@@ -445,10 +447,7 @@ impl Control {
         let summaries = tokio::task::spawn_blocking(move || vault.list())
             .await
             .map_err(|e| (Refusal::Error, format!("listing the vault failed: {e}")))?;
-        let wanted: Vec<String> = handles
-            .iter()
-            .map(|h| h.trim().to_ascii_uppercase())
-            .collect();
+        let wanted: Vec<String> = handles.iter().map(|h| handle_of(h)).collect();
         let has = |summary: &crate::vault::VaultSummary, handle: &str| {
             summary
                 .codes
@@ -519,6 +518,13 @@ impl Control {
 }
 
 type Answer = Result<(Response, u64), (Refusal, String)>;
+
+/// The handle a request names, normalised as masks print it; text that is
+/// no handle is kept (upper case) and simply matches nothing.
+fn handle_of(text: &str) -> String {
+    crate::mask::fingerprint::parse_handle(text)
+        .unwrap_or_else(|_| text.trim().to_ascii_uppercase())
+}
 
 /// An audit record of `action` from `origin`, not yet answered.
 fn attempt(action: &str, origin: Origin) -> UnlockAttemptRecord {

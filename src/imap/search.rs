@@ -55,9 +55,12 @@ pub fn has_content(criteria: &[SearchKey<'_>]) -> bool {
 pub struct MaskedMailbox<'m> {
     /// Every message with masks (or withheld), by UID.
     pub masked: &'m [u32],
-    /// The highest UID whose plan giftlock has: newer messages are not
-    /// known to be clean.
-    pub scanned_up_to: u32,
+    /// Every message giftlock planned and found without masks: only these
+    /// are left to the server. A message giftlock could not plan (arrived
+    /// since, expunged by another session but still visible to this one,
+    /// not fetchable) is not known to be clean, so it matches no content
+    /// criterion.
+    pub clean: &'m [u32],
 }
 
 /// `criteria` with every content criterion answered on the masked view:
@@ -93,16 +96,10 @@ fn rewrite<'a>(
         SearchKey::Not(k) => SearchKey::Not(Box::new(rewrite(*k, mailbox, matched))),
         leaf if is_content(&leaf) => {
             let on_view = matched(&leaf);
-            let server_decides = match mailbox.scanned_up_to {
-                0 => nothing(),
-                n => {
-                    let mut keys = vec![leaf];
-                    if !mailbox.masked.is_empty() {
-                        keys.push(SearchKey::Not(Box::new(uids(mailbox.masked))));
-                    }
-                    keys.push(set(&format!("1:{n}")));
-                    Vec1::try_from(keys).map_or_else(|_| nothing(), SearchKey::And)
-                }
+            let server_decides = match mailbox.clean {
+                [] => nothing(),
+                clean => Vec1::try_from(vec![leaf, uids(clean)])
+                    .map_or_else(|_| nothing(), SearchKey::And),
             };
             match on_view.as_slice() {
                 [] => server_decides,
@@ -170,7 +167,7 @@ mod tests {
     fn content_criteria_are_answered_on_the_masked_view_and_the_rest_by_the_server() {
         let mailbox = MaskedMailbox {
             masked: &[5, 7],
-            scanned_up_to: 9,
+            clean: &[1, 2, 3, 4, 6, 9],
         };
         let mut asked = Vec::new();
         let rewritten = on_masked_view(
@@ -184,7 +181,7 @@ mod tests {
         assert_eq!(asked.len(), 1);
         assert_eq!(
             encoded(rewritten),
-            "t UID SEARCH SEEN NOT OR UID 7 (SUBJECT \"gift\" NOT UID 5,7 UID 1:9)\r\n"
+            "t UID SEARCH SEEN NOT OR UID 7 (SUBJECT \"gift\" UID 1:4,6,9)\r\n"
         );
     }
 
@@ -192,13 +189,13 @@ mod tests {
     fn empty_sets_match_nothing() {
         let mailbox = MaskedMailbox {
             masked: &[],
-            scanned_up_to: 0,
+            clean: &[],
         };
         let rewritten = on_masked_view(criteria("a SEARCH BODY x\r\n"), &mailbox, &mut |_| vec![]);
         assert_eq!(encoded(rewritten), "t UID SEARCH NOT ALL\r\n");
         let mailbox = MaskedMailbox {
             masked: &[],
-            scanned_up_to: 4,
+            clean: &[1, 2, 3, 4],
         };
         let rewritten = on_masked_view(criteria("a SEARCH BODY x\r\n"), &mailbox, &mut |_| vec![]);
         assert_eq!(encoded(rewritten), "t UID SEARCH (BODY x UID 1:4)\r\n");

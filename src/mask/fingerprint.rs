@@ -90,6 +90,30 @@ pub fn handle(fingerprint: &[u8; 32]) -> String {
     format!("GL{:02X}{:02X}", fingerprint[0], fingerprint[1])
 }
 
+/// Text that is not a reference handle.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is not a handle: a handle is GL and four hexadecimal digits, as a mask starts \
+     (GL7F3A, or GL7F-3A as a grouped code shows it)"
+)]
+pub struct NotAHandle(pub String);
+
+/// A handle as a person copies it out of a mask: the mask keeps the code's
+/// separators and widths, so `GL96-3A`, `gl96 3a`, `ＧＬ９６３Ａ` and a
+/// whole mask `GL96-3A**-****` all name `GL963A`. The same normalisation
+/// as codes ([`normalise_code`]: NFKC, letters and digits, upper case).
+pub fn parse_handle(text: &str) -> Result<String, NotAHandle> {
+    let normalised = normalise_code(text);
+    let hex = normalised.strip_prefix("GL");
+    if normalised.len() == HANDLE_LEN
+        && hex.is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        Ok(normalised)
+    } else {
+        Err(NotAHandle(text.chars().take(40).collect()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,6 +125,22 @@ mod tests {
         let b = key.fingerprint(&normalise_code("AB12CD34EF"));
         assert_eq!(a, b);
         assert_ne!(a, FingerprintKey::new([8; 32]).fingerprint("AB12CD34EF"));
+    }
+
+    #[test]
+    fn handles_are_read_as_masks_print_them() {
+        for shown in [
+            "GL963A",
+            "GL96-3A",
+            "gl96 3a",
+            " GL96-3A**-**** ",
+            "ＧＬ９６－３Ａ",
+        ] {
+            assert_eq!(parse_handle(shown), Ok("GL963A".to_string()), "{shown}");
+        }
+        for bad in ["GL96", "GL963A7", "XX963A", "GLZZZZ", ""] {
+            assert!(parse_handle(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -14,12 +14,18 @@
 //!
 //! What is scanned: every `text/*` part (and parts without a type); every
 //! non-text part that is not base64 (7bit/8bit/QP content is readable by
-//! anyone who opens it); nested `message/rfc822` in full, including one that
-//! is itself base64 or QP encoded; the free-text headers a client displays
-//! ([`FREE_TEXT_HEADERS`]) of the message and of every nested message, with
-//! RFC 2047 encoded words. Never scanned: base64 non-text parts
-//! (attachments), and structured headers (DKIM-Signature, Received,
-//! Message-ID, References, addresses ...).
+//! anyone who opens it), and every base64 one whose decoded bytes read as
+//! text (`tree::reads_as_text`: a .txt sent as octet-stream); nested
+//! `message/rfc822` in full, including one that is itself base64 or QP
+//! encoded; and, of the message and of every nested message and part, the
+//! free-text headers ([`FREE_TEXT_HEADERS`]), the fields whose text a
+//! client shows or hands on (addresses with display names, Message-ID,
+//! References, Content-ID, Content-Location, Content-Disposition with its
+//! filename) and every `X-` field, with RFC 2047 encoded words. Never
+//! scanned: base64 parts that are not text (images, archives, PDFs), and
+//! protocol fields (Content-Type with its boundary,
+//! Content-Transfer-Encoding, Received, signatures), where a mask would
+//! break the message for every reader.
 //!
 //! What is skipped: each text is first handed to the detector's
 //! prefilter ([`crate::detect::Detector::may_find`]) as it would be scanned

@@ -543,6 +543,10 @@ impl<'a> Planner<'a> {
         let (is_text, is_html) = match &part.body {
             Body::Text => (true, false),
             Body::Html => (true, true),
+            Body::Binary {
+                reads_as_text: true,
+                ..
+            } => (true, false),
             _ => (encoding != TransferEncoding::Base64, false),
         };
         if part.is_encoding_problem {
@@ -554,7 +558,7 @@ impl<'a> Planner<'a> {
             body: body.clone(),
             encoding,
             decoded_len: match &part.body {
-                Body::Binary { decoded_len } => *decoded_len,
+                Body::Binary { decoded_len, .. } => *decoded_len,
                 _ => body.len(),
             },
             decoded_patches: Vec::new(),

@@ -57,9 +57,12 @@ pub(crate) enum Body<'a> {
     Message(Tree<'a>),
     Text,
     Html,
-    /// Not text; `decoded_len` bytes after transfer decoding.
+    /// Not declared text; `decoded_len` bytes after transfer decoding.
+    /// `reads_as_text` when those bytes are text whatever the declared
+    /// type ([`reads_as_text`]): such a part is scanned like a text part.
     Binary {
         decoded_len: usize,
+        reads_as_text: bool,
     },
     /// A nested message that is transfer-encoded, or one mail-parser read
     /// without a Content-Type (in a digest).
@@ -105,6 +108,7 @@ impl<'a> Part<'a> {
             PartType::Html(_) => Body::Html,
             PartType::Binary(b) | PartType::InlineBinary(b) => Body::Binary {
                 decoded_len: b.len(),
+                reads_as_text: reads_as_text(b),
             },
         };
         Part {
@@ -139,9 +143,52 @@ impl<'a> Part<'a> {
     }
 }
 
-/// Whether a header of this name is scanned.
-pub(crate) fn is_free_text(name: &str) -> bool {
-    FREE_TEXT_HEADERS
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case(name))
+/// Whether decoded bytes are text a reader could open as such (an
+/// `application/octet-stream` that is a .txt, a mislabelled HTML): no NUL
+/// and valid UTF-8 in the first 8 KiB (a character cut at its end
+/// allowed). Images, archives and PDFs fail at once.
+fn reads_as_text(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(8192)];
+    if head.is_empty() || memchr::memchr(0, head).is_some() {
+        return false;
+    }
+    match std::str::from_utf8(head) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none() && head.len() == 8192,
+    }
 }
+
+/// Whether a header of this name is scanned: the free-text fields, the
+/// fields whose text a client shows or hands on (display names, message
+/// ids, a part's filename, id and location), and every `X-` field, so that
+/// a code in any of them is masked like one in the Subject. Fields that
+/// are protocol tokens only (`Content-Type` with its boundary,
+/// `Content-Transfer-Encoding`, `MIME-Version`, `Received`, signatures)
+/// are not: a mask there would break the message for every reader.
+pub(crate) fn is_free_text(name: &str) -> bool {
+    let is = |n: &&str| n.eq_ignore_ascii_case(name);
+    FREE_TEXT_HEADERS.iter().any(is)
+        || SHOWN_HEADERS.iter().any(is)
+        || (name.len() > 2
+            && name[..2].eq_ignore_ascii_case("X-")
+            && !name.to_ascii_lowercase().contains("signature"))
+}
+
+/// Structured fields whose text clients show (`crate::mask::FREE_TEXT_HEADERS`
+/// holds the unstructured ones).
+const SHOWN_HEADERS: &[&str] = &[
+    "From",
+    "To",
+    "Cc",
+    "Bcc",
+    "Reply-To",
+    "Sender",
+    "Message-ID",
+    "In-Reply-To",
+    "References",
+    "Content-ID",
+    "Content-Location",
+    "Content-Disposition",
+    "Organization",
+    "List-Id",
+];

@@ -1,6 +1,7 @@
 //! Content searches on the masked view (see [`crate::imap::search`] for
 //! the rewrite and why): before a SEARCH or SORT with a content criterion
-//! goes upstream, every message of the mailbox gets a plan, the masked ones
+//! goes upstream, every message of the mailbox gets a plan (those without
+//! one are fetched in batches on the fetch connection), the masked ones
 //! are matched on the view giftlock serves, and the criteria are rewritten
 //! so that the server decides only for messages without masks.
 
@@ -56,7 +57,7 @@ impl<S: MessageSource> CommandSide<S> {
         let masked: Vec<u32> = views.masked.keys().copied().collect();
         let mailbox = MaskedMailbox {
             masked: &masked,
-            scanned_up_to: views.scanned_up_to,
+            clean: &views.clean,
         };
         let mut matched = |leaf: &SearchKey<'_>| {
             views
@@ -97,17 +98,21 @@ impl<S: MessageSource> CommandSide<S> {
             .all_uids(selected)
             .await
             .map_err(|e| e.to_string())?;
+        if let Err(e) = self.planner.plan_missing(selected, &uids).await {
+            // What the batches did not plan is planned one by one below.
+            warn!(mailbox = %selected.display(), error = %e, "cannot fetch a mailbox's messages in batches to scan them");
+        }
         let mut views = MaskedViews {
             masked: BTreeMap::new(),
-            scanned_up_to: 0,
+            clean: Vec::new(),
         };
         for uid in uids {
             let Some(plan) = self.planner.plan_for(selected, uid, None).await else {
                 // Gone meanwhile, or not fetched: not known to be clean.
                 continue;
             };
-            views.scanned_up_to = views.scanned_up_to.max(uid);
             if plan.is_clean() {
+                views.clean.push(uid);
                 continue;
             }
             let text = match plan.status {
@@ -148,7 +153,8 @@ impl<S: MessageSource> CommandSide<S> {
 struct MaskedViews {
     /// By UID; `None` where the body is withheld (it matches no content).
     masked: BTreeMap<u32, Option<MaskedText>>,
-    scanned_up_to: u32,
+    /// Planned and without masks, ascending.
+    clean: Vec<u32>,
 }
 
 /// How the search strings of a command are decoded.

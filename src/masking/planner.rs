@@ -16,8 +16,16 @@ use crate::imap::selection::Selected;
 use crate::mask::{self, MaskPlan, ScanStatus};
 use crate::notify;
 use crate::plan_store::PlanKey;
-use crate::source::{MessageSource, Whole};
+use crate::source::{MessageSource, SourceError, Whole};
 use crate::vault::{MaskedIndex, MessageIdentity, Stored, VaultEntry};
+
+/// At most this many bytes of messages are fetched in one batch for
+/// planning ([`Planner::plan_missing`]).
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// At most this many messages per batch command (it keeps the UID set of
+/// a sparse mailbox to a short line).
+const BATCH_MESSAGES: usize = 500;
 
 /// Plans messages of one account.
 pub(super) struct Planner<S> {
@@ -87,12 +95,72 @@ impl<S: MessageSource> Planner<S> {
                 }
             },
         };
-        let raw = raw?;
+        Some(self.plan_raw(&key, raw?).await)
+    }
+
+    /// Plans the whole message `raw`, keeps its original when it has masks,
+    /// and caches the plan.
+    async fn plan_raw(&self, key: &PlanKey, raw: &[u8]) -> Arc<MaskPlan> {
         let plan = self.plan_bytes(raw);
         if !plan.masks.is_empty() {
-            self.keep_original(&key, raw, &plan).await;
+            self.keep_original(key, raw, &plan).await;
         }
-        Some(self.keep(&key, plan))
+        self.keep(key, plan)
+    }
+
+    /// Plans every message of `uids` in `selected` that has no plan yet,
+    /// fetching them in batches: their sizes in one command per
+    /// [`BATCH_MESSAGES`], then the messages themselves in commands of at
+    /// most [`BATCH_BYTES`] (a larger message alone), so a mailbox takes a
+    /// few round trips, not two per message, and memory stays bounded.
+    /// Messages too large to scan, and any a batch did not bring (gone, or
+    /// changed size), are left to [`Self::plan_for`], one by one.
+    pub(super) async fn plan_missing(
+        &mut self,
+        selected: &Selected,
+        uids: &[u32],
+    ) -> Result<(), SourceError> {
+        let missing: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|&uid| self.context.store.get(&self.key(selected, uid)).is_none())
+            .collect();
+        let mut sizes = Vec::with_capacity(missing.len());
+        for chunk in missing.chunks(BATCH_MESSAGES) {
+            sizes.extend(self.source.sizes(selected, chunk).await?);
+        }
+        let max = self.context.limits.max_message_bytes;
+        let mut batch: Vec<(u32, usize)> = Vec::new();
+        let mut bytes = 0;
+        for (uid, size) in sizes.into_iter().filter(|&(_, size)| size <= max) {
+            if !batch.is_empty() && (bytes + size > BATCH_BYTES || batch.len() == BATCH_MESSAGES) {
+                self.plan_batch(selected, &batch).await?;
+                batch.clear();
+                bytes = 0;
+            }
+            batch.push((uid, size));
+            bytes += size;
+        }
+        self.plan_batch(selected, &batch).await
+    }
+
+    /// Fetches the messages of `batch` (UID, size) in one command and plans
+    /// each that came whole, at the size it had.
+    async fn plan_batch(
+        &mut self,
+        selected: &Selected,
+        batch: &[(u32, usize)],
+    ) -> Result<(), SourceError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let uids: Vec<u32> = batch.iter().map(|&(uid, _)| uid).collect();
+        for (uid, raw) in self.source.whole_messages(selected, &uids).await? {
+            if batch.contains(&(uid, raw.len())) {
+                self.plan_raw(&self.key(selected, uid), &raw).await;
+            }
+        }
+        Ok(())
     }
 
     /// Logs the scan and caches its plan.

@@ -274,20 +274,8 @@ mod tests {
         }
     }
 
-    // The providers' documented values, typed from their documentation
-    // (not copied from the presets above). Gmail's and Outlook's are
-    // checked through `giftlock init` in cli::init's tests.
-    #[test]
-    fn yahoo_preset_has_yahoos_documented_values() {
-        let r = settings(Some("yahoo")).resolve().unwrap();
-        assert_eq!(
-            r.auth_url,
-            "https://api.login.yahoo.com/oauth2/request_auth"
-        );
-        assert_eq!(r.token_url, "https://api.login.yahoo.com/oauth2/get_token");
-        assert_eq!(r.scopes, ["mail-w"]);
-        assert_eq!(r.mechanism.name(), "XOAUTH2");
-    }
+    // The presets' values against the providers' documentation are
+    // checked through `giftlock init`, one test per provider, in cli::init.
 
     #[test]
     fn explicit_endpoints_override_and_plain_http_needs_loopback() {

@@ -7,7 +7,11 @@
 //! messages are forwarded fragment by fragment (a synchronising literal
 //! waits for the server's `+` or its refusal). Server to client: each
 //! complete message has its capability lists filtered and its content items
-//! handed to the [`ContentFilter`], then goes to the client. Pushes: what
+//! handed to the [`ContentFilter`], then goes to the client; reading,
+//! filtering and writing are three stages joined by bounded queues, the
+//! filter in a task of its own, so a message being scanned holds up
+//! neither the server's next messages nor the client's writes of the ones
+//! before (see `server_to_client`). Pushes: what
 //! the filters send on their own (`* n EXPUNGE` during an IDLE giftlock
 //! answers) goes to the client whole, between two server messages. Writes
 //! are buffered and flushed whenever the reader would block, so pipelined
@@ -249,7 +253,7 @@ struct Conversation {
 /// relay ends. What arrives on `pushes` (whole untagged responses) goes to
 /// the client between two messages.
 #[allow(clippy::too_many_arguments)]
-pub(super) async fn relay<F: ContentFilter, C: CommandFilter>(
+pub(super) async fn relay<F: ContentFilter + 'static, C: CommandFilter>(
     client: FramedReader<ReadHalf<BoxedStream>>,
     client_writer: WriteHalf<BoxedStream>,
     server: FramedReader<ReadHalf<BoxedStream>>,
@@ -621,37 +625,109 @@ async fn send(
     Ok(Sent::Whole)
 }
 
-async fn server_to_client<F: ContentFilter>(
-    mut server: FramedReader<ReadHalf<BoxedStream>>,
+/// How much of the server's messages the relay holds between reading
+/// them and writing them to the client (read, being filtered, filtered):
+/// the next message is read from the server only once its share fits, so a
+/// client that does not read, or a scan that takes long, stops the relay
+/// from reading the server once this much is held. A message larger than
+/// this waits until it is the only one held (its own size is bounded by
+/// `limits.max_message_bytes`).
+const IN_FLIGHT_BYTES: u32 = 256 * 1024;
+
+/// How many messages each of the two queues of the server-to-client path
+/// holds at most, however small they are.
+const QUEUE_MESSAGES: usize = 32;
+
+/// One server message on its way to the client, with its share of
+/// [`IN_FLIGHT_BYTES`] (given back when it is dropped, after it is
+/// written).
+struct InFlight {
+    /// As the server sent it; after the filter stage, as the client gets it.
+    bytes: Vec<u8>,
+    literals: Vec<std::ops::Range<usize>>,
+    /// The server's first line when the message is a tagged response (it
+    /// ends a command), else empty: what the writer marks answered, read
+    /// before any filter touched the message.
+    tagged_line: Vec<u8>,
+    _share: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// What travels down the server-to-client path, in the server's order: its
+/// messages, then how the server side ended (so that everything read before
+/// the end still reaches the client).
+enum Down {
+    Message(InFlight),
+    End(RelayEnd),
+}
+
+/// Ends a spawned task when dropped: the filter stage stops with its relay.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The server-to-client direction, a pipeline of three stages so that
+/// scanning a message does not stop the session's traffic: the reader
+/// frames the server's messages; the filter stage, a task of its own (its
+/// scans run on another worker thread, [`crate::masking`]'s `cpu`), filters
+/// them one by one; the writer writes them to the client. While one message
+/// is scanned, the next ones are read from the server and the ones before
+/// are written to the client.
+///
+/// Each stage takes the messages in order from one bounded queue and puts
+/// them in order on the next, so the client gets them in the server's
+/// order, and a byte reaches the client only from the writer, which only
+/// gets what the filter stage returned. Memory is bounded by
+/// [`IN_FLIGHT_BYTES`] (plus one larger message), shared by all stages.
+fn server_to_client<'c, F: ContentFilter + 'static>(
+    server: FramedReader<ReadHalf<BoxedStream>>,
     client_writer: ClientWriter,
-    mut filter: F,
-    conversation: &Conversation,
-    counted: &AtomicU64,
+    filter: F,
+    conversation: &'c Conversation,
+    counted: &'c AtomicU64,
     audit: &SessionAudit,
-) -> RelayEnd {
-    let Conversation {
-        pending,
-        outstanding,
-        idle,
-    } = conversation;
-    loop {
+) -> impl Future<Output = RelayEnd> + 'c {
+    let (to_filter, from_reader) = mpsc::channel(QUEUE_MESSAGES);
+    let (to_writer, from_filter) = mpsc::channel(QUEUE_MESSAGES);
+    let filtering = tokio::spawn(filter_stage(filter, audit.clone(), from_reader, to_writer));
+    let filtering = AbortOnDrop(filtering.abort_handle());
+    let share = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_BYTES as usize));
+    async move {
+        let _filtering = filtering;
+        let reading = async {
+            read_stage(server, to_filter, share, &conversation.pending).await;
+            // The writer ends the direction, once it wrote all that was read.
+            std::future::pending().await
+        };
+        tokio::select! {
+            end = reading => end,
+            end = write_stage(from_filter, client_writer, conversation, counted) => end,
+        }
+    }
+}
+
+/// Frames the server's messages and queues them for the filter stage, each
+/// once its share of [`IN_FLIGHT_BYTES`] is free; ends by queueing how the
+/// server side ended. A `+` a client literal waited for, and a compression
+/// announcement, are dealt with here, before any queue.
+async fn read_stage(
+    mut server: FramedReader<ReadHalf<BoxedStream>>,
+    to_filter: mpsc::Sender<Down>,
+    share: Arc<tokio::sync::Semaphore>,
+    pending: &PendingLiteral,
+) {
+    let end = loop {
         match server.buffered_fragment() {
             Ok(Some(_)) => {}
-            Ok(None) => {
-                let flushed = client_writer.lock().await.flush().await;
-                if let Err(e) = flushed {
-                    return RelayEnd::Client(e.into());
-                }
-                match server.fill().await {
-                    Ok(_) => continue,
-                    Err(FrameError::Closed) => {
-                        let _ = client_writer.lock().await.shutdown().await;
-                        return RelayEnd::ServerClosed;
-                    }
-                    Err(e) => return RelayEnd::Server(e),
-                }
-            }
-            Err(e) => return RelayEnd::Server(e),
+            Ok(None) => match server.fill().await {
+                Ok(_) => continue,
+                Err(FrameError::Closed) => break RelayEnd::ServerClosed,
+                Err(e) => break RelayEnd::Server(e),
+            },
+            Err(e) => break RelayEnd::Server(e),
         }
         if !server.is_message_complete() {
             continue;
@@ -660,37 +736,122 @@ async fn server_to_client<F: ContentFilter>(
         if pending.resolve(message) {
             continue;
         }
-        let inspection;
-        // Capability lists only travel in literal-free lines; checking that
-        // first keeps big literals from being searched for them.
-        let single_line = is_single_line(message);
-        if single_line && announces_compression(message) {
+        if is_single_line(message) && announces_compression(message) {
             // giftlock never passes COMPRESS on: a server that says it
             // compresses now would send what giftlock cannot read.
-            let _ = client_writer.lock().await.shutdown().await;
-            return RelayEnd::Server(FrameError::Io(std::io::Error::other(
+            break RelayEnd::Server(FrameError::Io(std::io::Error::other(
                 "the server announced compression, which giftlock never asked for",
             )));
         }
-        let capabilities = match single_line {
-            true => capability::filter_line(message),
-            false => None,
+        let size = u32::try_from(message.len()).unwrap_or(u32::MAX);
+        let Ok(held) = share.clone().acquire_many_owned(size.min(IN_FLIGHT_BYTES)).await else {
+            return;
         };
-        let out = match capabilities {
-            Some(filtered) => Cow::Owned(filtered),
+        let message = server.message_bytes();
+        let tagged_line = match message.first() {
+            Some(b'*' | b'+') => Vec::new(),
+            _ => message[..memchr::memchr(b'\n', message).map_or(message.len(), |p| p + 1)].to_vec(),
+        };
+        let in_flight = InFlight {
+            bytes: message.to_vec(),
+            literals: server.message_literals().to_vec(),
+            tagged_line,
+            _share: held,
+        };
+        if to_filter.send(Down::Message(in_flight)).await.is_err() {
+            return;
+        }
+    };
+    let _ = to_filter.send(Down::End(end)).await;
+}
+
+/// Filters the queued messages in order (capability lists, then the
+/// [`ContentFilter`]) and queues each, as the client is to get it, for the
+/// writer. Ends when either queue closes.
+async fn filter_stage<F: ContentFilter>(
+    mut filter: F,
+    audit: SessionAudit,
+    mut from_reader: mpsc::Receiver<Down>,
+    to_writer: mpsc::Sender<Down>,
+) {
+    while let Some(mut down) = from_reader.recv().await {
+        if let Down::Message(m) = &mut down {
+            if let Some(out) = filtered(&mut filter, &audit, &m.bytes, &m.literals).await {
+                m.bytes = out;
+            }
+        }
+        if to_writer.send(down).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// What the client gets of server message `message` when it differs from
+/// the message, `None` when the message goes as it came.
+async fn filtered<F: ContentFilter>(
+    filter: &mut F,
+    audit: &SessionAudit,
+    message: &[u8],
+    literals: &[std::ops::Range<usize>],
+) -> Option<Vec<u8>> {
+    // Capability lists only travel in literal-free lines; checking that
+    // first keeps big literals from being searched for them.
+    if is_single_line(message) {
+        if let Some(filtered) = capability::filter_line(message) {
+            return Some(filtered);
+        }
+    }
+    let inspection = response::inspect(message, literals);
+    audit.content_sent(&inspection).await;
+    match filter.filter(&inspection, message, literals).await {
+        Cow::Borrowed(out) if std::ptr::eq(out, message) => None,
+        out => Some(out.into_owned()),
+    }
+}
+
+/// Writes the filtered messages to the client in order, flushing whenever
+/// none is ready; a message written ends its command (and the IDLE). Ends
+/// the direction: with the server side's end, once everything before it
+/// is written, or when the client cannot be written to.
+async fn write_stage(
+    mut from_filter: mpsc::Receiver<Down>,
+    client_writer: ClientWriter,
+    conversation: &Conversation,
+    counted: &AtomicU64,
+) -> RelayEnd {
+    loop {
+        let down = match from_filter.try_recv() {
+            Ok(down) => Some(down),
+            Err(mpsc::error::TryRecvError::Empty) => {
+                let flushed = client_writer.lock().await.flush().await;
+                if let Err(e) = flushed {
+                    return RelayEnd::Client(e.into());
+                }
+                from_filter.recv().await
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => None,
+        };
+        let message = match down {
+            Some(Down::Message(message)) => message,
+            Some(Down::End(end)) => {
+                let _ = client_writer.lock().await.shutdown().await;
+                return end;
+            }
+            // The filter stage stopped (it panicked): nothing more is sent.
             None => {
-                let literals = server.message_literals();
-                inspection = response::inspect(message, literals);
-                audit.content_sent(&inspection).await;
-                filter.filter(&inspection, message, literals).await
+                let _ = client_writer.lock().await.shutdown().await;
+                return RelayEnd::Server(FrameError::Io(std::io::Error::other(
+                    "giftlock's content filter stopped",
+                )));
             }
         };
-        counted.fetch_add(out.len() as u64, Ordering::Relaxed);
-        if let Err(e) = client_writer.lock().await.write_all(&out).await {
+        counted.fetch_add(message.bytes.len() as u64, Ordering::Relaxed);
+        if let Err(e) = client_writer.lock().await.write_all(&message.bytes).await {
             return RelayEnd::Client(e.into());
         }
-        outstanding.answered(message);
-        idle.answered(message);
+        conversation.outstanding.answered(&message.tagged_line);
+        conversation.idle.answered(&message.tagged_line);
+        // `message` is dropped here: its share of IN_FLIGHT_BYTES is free.
     }
 }
 
@@ -771,6 +932,20 @@ mod tests {
         DuplexStream,
         tokio::task::JoinHandle<RelayOutcome>,
     ) {
+        start_filtered(PassThrough, commands, pushes, shutdown)
+    }
+
+    /// A relay with the content filter `content` too.
+    fn start_filtered<F: ContentFilter + 'static, C: CommandFilter + 'static>(
+        content: F,
+        commands: C,
+        pushes: mpsc::UnboundedReceiver<Vec<u8>>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> (
+        DuplexStream,
+        DuplexStream,
+        tokio::task::JoinHandle<RelayOutcome>,
+    ) {
         let (client_end, proxy_client) = duplex(1 << 16);
         let (server_end, proxy_server) = duplex(1 << 16);
         let (cr, cw) = tokio::io::split(Box::new(proxy_client) as BoxedStream);
@@ -780,7 +955,7 @@ mod tests {
             cw,
             FramedReader::new(sr, 1 << 20),
             sw,
-            PassThrough,
+            content,
             commands,
             SessionAudit::default(),
             pushes,
@@ -1141,6 +1316,70 @@ mod tests {
         assert!(!writer.is_finished());
         writer.abort();
         drop(client);
+    }
+
+    /// A content filter that holds every message with `SLOW` in it until
+    /// `go` is notified (a long scan), then serves it with `SLOW` masked.
+    struct SlowScan {
+        go: Arc<Notify>,
+    }
+
+    impl ContentFilter for SlowScan {
+        async fn filter<'a>(
+            &'a mut self,
+            _inspection: &'a response::Inspection,
+            message: &'a [u8],
+            _literals: &'a [std::ops::Range<usize>],
+        ) -> Cow<'a, [u8]> {
+            let Some(at) = memchr::memmem::find(message, b"SLOW") else {
+                return Cow::Borrowed(message);
+            };
+            self.go.notified().await;
+            let mut out = message.to_vec();
+            out[at..at + 4].copy_from_slice(b"MASK");
+            Cow::Owned(out)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_long_scan_stops_neither_reading_the_server_nor_writing_what_came_before() {
+        let go = Arc::new(Notify::new());
+        let (mut client, mut server, _task) = start_filtered(
+            SlowScan { go: go.clone() },
+            PassThrough,
+            mpsc::unbounded_channel().1,
+            std::future::pending(),
+        );
+        let before = b"* 1 EXISTS\r\n";
+        let slow = b"* 1 FETCH (UID 1 BODY[] {6}\r\nSLOW\r\n)\r\n";
+        let after = format!("* 2 FETCH (BODY[] {{4000}}\r\n{})\r\n", "y".repeat(4000));
+        server.write_all(before).await.unwrap();
+        server.write_all(slow).await.unwrap();
+        // While the slow message is scanned, what came before reaches the
+        // client...
+        assert_eq!(read_exactly(&mut client, before.len()).await, before);
+        // ...and the relay keeps reading the server: 40 messages (160 kB,
+        // more than the pipes between the relay and its peers hold) go out
+        // though the client has got none of them yet.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            for _ in 0..40 {
+                server.write_all(after.as_bytes()).await.unwrap();
+            }
+        })
+        .await
+        .expect("the relay stopped reading the server during a scan");
+        let mut early = [0u8; 1];
+        let waited =
+            tokio::time::timeout(Duration::from_millis(200), client.read(&mut early)).await;
+        assert!(waited.is_err(), "a byte overtook the message being scanned");
+        // Once the scan ends, everything arrives in the server's order, the
+        // scanned message as the filter made it.
+        go.notify_one();
+        let masked = b"* 1 FETCH (UID 1 BODY[] {6}\r\nMASK\r\n)\r\n";
+        assert_eq!(read_exactly(&mut client, masked.len()).await, masked);
+        for _ in 0..40 {
+            assert_eq!(read_exactly(&mut client, after.len()).await, after.as_bytes());
+        }
     }
 
     #[tokio::test]

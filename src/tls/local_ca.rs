@@ -53,6 +53,10 @@ const LOCK: &str = ".tls.lock";
 
 /// The names every generated server certificate carries.
 const DEFAULT_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+/// The server certificate's common name. Clients that still match the CN
+/// (fetchmail, some offlineimap builds) connect to `localhost`, the name
+/// `giftlock init` tells them to use.
+const LEAF_COMMON_NAME: &str = "localhost";
 
 /// Path of the local CA certificate in `state_dir` (whether or not it exists yet).
 pub fn ca_path(state_dir: &Path) -> PathBuf {
@@ -94,7 +98,7 @@ pub fn ensure(state_dir: &Path, hostnames: &[String]) -> Result<LocalCa, TlsErro
         None => false,
     };
     if !leaf_ok {
-        issue_leaf(state_dir, &ca, &wanted)?;
+        issue_leaf(state_dir, &ca, &wanted, LEAF_COMMON_NAME)?;
     }
     Ok(LocalCa {
         ca_cert: ca_path(state_dir),
@@ -360,6 +364,12 @@ fn leaf_is_current(cert_der: &[u8], key: &KeyPair, ca: &Ca, wanted: &BTreeSet<Sa
         && !leaf.is_ca()
         && !expires_soon(&leaf)
         && san_names(&leaf).as_ref() == Some(wanted)
+        && common_name(&leaf).as_deref() == Some(LEAF_COMMON_NAME)
+}
+
+fn common_name(cert: &X509Certificate<'_>) -> Option<String> {
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_string)
 }
 
 fn san_names(cert: &X509Certificate<'_>) -> Option<BTreeSet<SanName>> {
@@ -383,13 +393,18 @@ fn san_names(cert: &X509Certificate<'_>) -> Option<BTreeSet<SanName>> {
         .collect()
 }
 
-fn issue_leaf(state_dir: &Path, ca: &Ca, wanted: &BTreeSet<SanName>) -> Result<(), TlsError> {
+fn issue_leaf(
+    state_dir: &Path,
+    ca: &Ca,
+    wanted: &BTreeSet<SanName>,
+    common_name: &str,
+) -> Result<(), TlsError> {
     let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, &ca.key)?;
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
     let mut name = DistinguishedName::new();
     name.push(DnType::OrganizationName, "giftlock");
-    name.push(DnType::CommonName, "giftlock local server");
+    name.push(DnType::CommonName, common_name);
     params.distinguished_name = name;
     params.subject_alt_names = wanted
         .iter()
@@ -500,6 +515,7 @@ mod tests {
         );
         let names = san_names(&leaf).unwrap();
         assert_eq!(names, requested_names(&[]).unwrap());
+        assert_eq!(common_name(&leaf).as_deref(), Some("localhost"));
     }
 
     #[test]
@@ -554,6 +570,19 @@ mod tests {
             leaf.public_key().subject_public_key.data.as_ref(),
             key.der_bytes()
         );
+    }
+
+    #[test]
+    fn a_leaf_of_an_older_version_gets_localhost_as_its_common_name() {
+        let dir = tempfile::tempdir().unwrap();
+        ensure(dir.path(), &[]).unwrap();
+        let ca = load_or_create_ca(dir.path()).unwrap();
+        let wanted = requested_names(&[]).unwrap();
+        issue_leaf(dir.path(), &ca, &wanted, "giftlock local server").unwrap();
+        ensure(dir.path(), &[]).unwrap();
+        let leaf = leaf_der(dir.path());
+        let (_, leaf) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+        assert_eq!(common_name(&leaf).as_deref(), Some("localhost"));
     }
 
     #[test]

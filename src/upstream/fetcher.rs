@@ -1,8 +1,9 @@
 //! giftlock's own upstream connection per account, as the sessions'
 //! [`MessageSource`]: it fetches whole messages when a client asks for a
 //! section or a partial of a message giftlock has no plan for yet, lists a
-//! mailbox's UIDs before a content search, and fetches for the unlock
-//! window's virtual mailbox.
+//! mailbox's UIDs and fetches the messages without a plan in batches
+//! before a content search, and fetches for the unlock window's virtual
+//! mailbox.
 //!
 //! One connection per account, shared by that account's sessions (servers
 //! limit connections per user, and phones already open several), used by
@@ -262,6 +263,69 @@ impl MessageSource for Fetcher {
             })
             .await?;
         Ok(body.map_or(Whole::Gone, Whole::Message))
+    }
+
+    async fn sizes(
+        &mut self,
+        mailbox: &Selected,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, usize)>, SourceError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // As in raw_fetch: a message expunged meanwhile is gone after NOOP.
+        self.run(mailbox, &Command::Noop, &mut |_, _| {}).await?;
+        let command = Command::UidFetch {
+            set: syntax::sequence_set(uids),
+            items: b"(RFC822.SIZE)",
+        };
+        let mut sizes = Vec::with_capacity(uids.len());
+        self.run(mailbox, &command, &mut |message, literals| {
+            let size = syntax::number_after(message, b"RFC822.SIZE ");
+            if let (Inspection::Fetch(f), Some(size)) = (response::inspect(message, literals), size)
+            {
+                if let Some(uid) = f.uid {
+                    sizes.push((uid, size as usize));
+                }
+            }
+        })
+        .await?;
+        Ok(sizes)
+    }
+
+    async fn whole_messages(
+        &mut self,
+        mailbox: &Selected,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, Vec<u8>)>, SourceError> {
+        if uids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let command = Command::UidFetch {
+            set: syntax::sequence_set(uids),
+            items: b"(BODY.PEEK[])",
+        };
+        let mut messages = Vec::with_capacity(uids.len());
+        self.run(mailbox, &command, &mut |message, literals| {
+            if let Inspection::Fetch(f) = response::inspect(message, literals) {
+                let body = f.items.iter().find(|i| {
+                    matches!(
+                        i.kind,
+                        ContentKind::Body {
+                            section: None,
+                            origin: None
+                        }
+                    )
+                });
+                if let (Some(uid), Some(body)) = (f.uid, body) {
+                    if let Some(bytes) = message.get(body.range.clone()) {
+                        messages.push((uid, bytes.to_vec()));
+                    }
+                }
+            }
+        })
+        .await?;
+        Ok(messages)
     }
 
     async fn all_uids(&mut self, mailbox: &Selected) -> Result<Vec<u32>, SourceError> {

@@ -265,6 +265,9 @@ pub struct GiftlockSetup {
     pub max_scan_bytes: Option<u32>,
     /// The `[accounts.quarantine]` table's lines, when quarantine is on.
     pub quarantine: Option<String>,
+    /// TLS listeners use giftlock's own local CA (in the state directory)
+    /// instead of the test CA's localhost certificate.
+    pub local_ca: bool,
     /// The `[web]` page, when a test wants it.
     pub web: Option<WebSetup>,
     /// `[notify]`: no desktop notification unless a test asks (a
@@ -298,6 +301,7 @@ impl GiftlockSetup {
             trust_test_ca: true,
             max_scan_bytes: None,
             quarantine: None,
+            local_ca: false,
             web: None,
             notify_desktop: false,
             notify_command: Vec::new(),
@@ -332,7 +336,7 @@ pub fn local_password_hash() -> &'static str {
         let stdin = scratch.path().join("password");
         fs::write(&stdin, format!("{LOCAL_PASSWORD}\n")).expect("write password input");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_giftlock"));
-        cmd.arg("passwd")
+        cmd.args(["passwd", "--secret-stdin"])
             .stdin(File::open(&stdin).expect("open password input"));
         let run = run_command(
             cmd,
@@ -741,7 +745,7 @@ impl Bench {
                 toml_str(&l.address),
                 toml_str(l.tls.name())
             );
-            if l.tls != Tls::None {
+            if l.tls != Tls::None && !setup.local_ca {
                 // The test CA's localhost leaf: clients already trust that CA.
                 let _ = writeln!(
                     toml,

@@ -13,6 +13,10 @@
 // python imaplib's LIST through list_command each time), tries a cross-site
 // POST, a same-origin POST without the CSRF token and a DNS-rebound host
 // name, checks the browser's storage, signs out and closes the browser.
+// Every request for anything but the page (a masked message's remote
+// images, styles, frames) is recorded and aborted, and so is every
+// Content-Security-Policy violation the browser reports: the masked view
+// must cause none.
 //
 // The report (stdout) holds the codes the page revealed: the test keeps it
 // out of the trees it greps for codes. Saved HTML must never hold a code.
@@ -22,7 +26,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
-const report = { responses: [], saved: [], messages: [] };
+const report = { responses: [], saved: [], messages: [], foreign_requests: [], csp_violations: [] };
 mkdirSync(config.out, { recursive: true });
 
 const listMailboxes = () => {
@@ -49,6 +53,15 @@ try {
     ],
   });
   context.setDefaultTimeout(20000);
+  const pageHosts = new Set(['127.0.0.1', config.rebind_host, 'evil.test']);
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (url.startsWith('data:') || pageHosts.has(new URL(url).hostname)) {
+      return route.fallback();
+    }
+    report.foreign_requests.push(url);
+    return route.abort();
+  });
   context.on('response', (response) => {
     if (!response.url().startsWith(config.url)) {
       return;
@@ -65,6 +78,39 @@ try {
     });
   });
   const page = await context.newPage();
+  page.on('console', (message) => {
+    if (message.text().includes('Content Security Policy')) {
+      report.csp_violations.push({ url: page.url(), text: message.text() });
+    }
+  });
+  // What one message's masked view holds: its parts, its sanitised HTML
+  // parts, its text, and any attribute in it that could load or run
+  // something.
+  const maskedView = () =>
+    page.$eval('section.masked', (section) => {
+      const risky = [];
+      for (const el of section.querySelectorAll('*')) {
+        for (const a of el.attributes) {
+          const name = a.name.toLowerCase();
+          if (
+            name.startsWith('on') ||
+            name === 'style' ||
+            ['href', 'srcset', 'action', 'formaction', 'poster', 'data', 'background'].includes(name) ||
+            (name === 'src' && !a.value.startsWith('data:image/'))
+          ) {
+            risky.push(`${el.tagName.toLowerCase()} ${name}=${a.value}`);
+          }
+        }
+      }
+      const active = section.querySelectorAll('script, style, link, iframe, object, embed, form, video, audio, source');
+      return {
+        parts: section.querySelectorAll('section.part').length,
+        html_parts: section.querySelectorAll('div.html').length,
+        text: section.textContent,
+        risky,
+        active: [...active].map((el) => el.tagName.toLowerCase()),
+      };
+    });
   const save = async (name) => {
     const html = join(config.out, `${name}.html`);
     writeFileSync(html, await page.content());
@@ -86,6 +132,12 @@ try {
   await save('login-refused');
   await page.fill('form.login input[name=secret]', config.secret);
   await Promise.all([page.waitForURL(`${config.url}/`), page.click('form.login button')]);
+  report.cookies = (await context.cookies(config.url)).map((c) => ({
+    name: c.name,
+    http_only: c.httpOnly,
+    same_site: c.sameSite,
+    path: c.path,
+  }));
   await save('status');
   report.status_text = await page.textContent('main');
 
@@ -126,11 +178,13 @@ try {
     if (i > 0) {
       await save(`message-${i}`);
     }
+    const masked = await maskedView();
     await page.fill('#reveal input[name=secret]', config.secret);
     await page.click('#reveal button');
     await page.waitForSelector('#reveal[data-state=shown]');
+    const shownAt = Date.now();
     const codes = await page.$$eval('#codes code.code', (cs) => cs.map((c) => c.textContent));
-    const entry = { href: row.href, handles: row.handles, codes };
+    const entry = { href: row.href, subject: row.subject, handles: row.handles, codes, masked };
     if (i === 0) {
       // A picture of the revealed codes; its HTML is not saved.
       await page.screenshot({ path: join(config.out, 'message-revealed.png'), fullPage: true });
@@ -142,6 +196,7 @@ try {
         caches: (await caches.keys()).length,
       }));
       await page.waitForSelector('#reveal[data-state=hidden]', { timeout: 30000 });
+      entry.shown_ms = Date.now() - shownAt;
       entry.after_hide = await page.$$eval('#codes li', (l) => l.length);
       await save('message-hidden');
     }
@@ -156,7 +211,7 @@ try {
   // Unlock and lock, seen through imaplib's LIST.
   await page.goto(`${config.url}/unlock`);
   await save('unlock');
-  report.unlock = { before: listMailboxes() };
+  report.unlock = { before: listMailboxes(), warning: await page.textContent('p.warning') };
   await page.fill('form.unlock input[name=minutes]', '5');
   await page.fill('form.unlock input[name=secret]', config.secret);
   await Promise.all([page.waitForURL(`${config.url}/unlock`), page.click('#unlock')]);
