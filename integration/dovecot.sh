@@ -148,6 +148,13 @@ write_conf() {
 			protocols = imap lmtp
 			listen = 127.0.0.1
 			mail_location = maildir:~/Maildir
+			# A special-use Trash (RFC 6154), for quarantine's Trash removal.
+			namespace inbox {
+			  inbox = yes
+			  mailbox Trash {
+			    special_use = \\Trash
+			  }
+			}
 			first_valid_uid = 1
 			# Plain LOGIN on the plain port: the tests compare direct and proxied
 			# sessions on both the plain and the TLS paths.

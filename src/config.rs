@@ -163,6 +163,98 @@ pub struct Account {
     /// is `"oauth2"` (docs/OAUTH2.md).
     #[serde(default)]
     pub oauth2: Option<crate::oauth::OAuth2Settings>,
+    /// `[accounts.quarantine]`: gift-card mail kept masked on the server.
+    #[serde(default)]
+    pub quarantine: QuarantineConfig,
+}
+
+/// `[accounts.quarantine]`: what the watcher watches and where the
+/// encrypted originals go (docs/QUARANTINE.md).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuarantineConfig {
+    pub enabled: bool,
+    /// The mailboxes watched; `/` separates levels.
+    pub mailboxes: Vec<String>,
+    /// Where the encrypted originals go; created when missing.
+    pub folder: String,
+    /// Seconds between looks at a mailbox when the server has no IDLE (and
+    /// at the mailboxes beyond the first when it has).
+    pub poll_secs: u64,
+    /// How an original leaves its mailbox.
+    pub remove: Removal,
+}
+
+/// How an original leaves its mailbox once it is quarantined.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Removal {
+    /// `\Deleted` and `UID EXPUNGE` of that one UID.
+    #[default]
+    Expunge,
+    /// Moved to the `\Trash` special-use mailbox and expunged there (Gmail,
+    /// where removing a message from INBOX only takes a label away).
+    Trash,
+}
+
+impl Default for QuarantineConfig {
+    fn default() -> Self {
+        QuarantineConfig {
+            enabled: false,
+            mailboxes: vec!["INBOX".into()],
+            folder: "Giftlock/Quarantine".into(),
+            poll_secs: 60,
+            remove: Removal::Expunge,
+        }
+    }
+}
+
+impl QuarantineConfig {
+    /// What is wrong with the settings: (key under `quarantine.`, problem).
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.poll_secs == 0 || self.poll_secs > 3600 {
+            return Err(("poll_secs", "use a number of seconds from 1 to 3600".into()));
+        }
+        if !plain_mailbox_name(&self.folder) || self.folder.eq_ignore_ascii_case("INBOX") {
+            return Err((
+                "folder",
+                "use a name of printable ASCII without \", \\, *, % or {, not INBOX, not \
+                 starting or ending with /"
+                    .into(),
+            ));
+        }
+        if self.enabled && self.mailboxes.is_empty() {
+            return Err((
+                "mailboxes",
+                "name at least one mailbox to watch, e.g. [\"INBOX\"]".into(),
+            ));
+        }
+        for (i, m) in self.mailboxes.iter().enumerate() {
+            if !plain_mailbox_name(m) && !m.eq_ignore_ascii_case("INBOX") {
+                return Err(("mailboxes", format!("`{m}` is not a mailbox name giftlock can use (printable ASCII without \", \\, *, % or {{)")));
+            }
+            if m == &self.folder {
+                return Err((
+                    "mailboxes",
+                    format!("`{m}` is the quarantine folder itself"),
+                ));
+            }
+            if self.mailboxes[..i].contains(m) {
+                return Err(("mailboxes", format!("`{m}` is listed twice")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A mailbox name giftlock writes as it is: printable ASCII without the
+/// characters IMAP treats specially, no leading or trailing `/`.
+fn plain_mailbox_name(name: &str) -> bool {
+    let plain = |c: char| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '*' | '%' | '{');
+    !name.is_empty()
+        && name.chars().all(|c| plain(c) || c == ' ')
+        && !name.starts_with('/')
+        && !name.ends_with('/')
 }
 
 impl fmt::Debug for Account {
@@ -423,13 +515,7 @@ impl Config {
             ));
         }
         let name = &self.unlock.mailbox;
-        let plain = |c: char| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '*' | '%' | '{');
-        if name.is_empty()
-            || !name.chars().all(|c| plain(c) || c == ' ')
-            || name.eq_ignore_ascii_case("INBOX")
-            || name.starts_with('/')
-            || name.ends_with('/')
-        {
+        if !plain_mailbox_name(name) || name.eq_ignore_ascii_case("INBOX") {
             return Err(invalid(
                 "unlock.mailbox".into(),
                 "use a name of printable ASCII without \", \\, *, % or {, not INBOX, not \
@@ -533,6 +619,9 @@ impl Config {
                 }
                 None => {}
             }
+            a.quarantine.validate().map_err(|(field, problem)| {
+                invalid(key(&format!("quarantine.{field}")), problem)
+            })?;
         }
         crate::detect::Detector::from_config(&self.detect)
             .map_err(|e| invalid("detect".into(), e.to_string()))?;

@@ -27,6 +27,7 @@ pub(crate) mod oauth;
 pub mod password;
 pub(crate) mod plan_store;
 pub(crate) mod proxy;
+pub(crate) mod quarantine;
 pub(crate) mod scan;
 pub mod secret;
 pub(crate) mod setup;

@@ -48,6 +48,14 @@ enum Commands {
     Unlock(giftlock::cli::unlock::UnlockArgs),
     /// Close the unlock window now.
     Lock(giftlock::cli::unlock::LockArgs),
+    /// Quarantine gift-card mail on the server: sweep existing mail, status.
+    Quarantine(giftlock::cli::quarantine::QuarantineArgs),
+    /// The OpenPGP key quarantined originals are encrypted to: generate, export.
+    Key(giftlock::cli::key::KeyArgs),
+    /// Rebuild the local vault from the quarantine folder on the server.
+    Recover(giftlock::cli::recover::RecoverArgs),
+    /// Put a quarantined original back into its mailbox.
+    Release(giftlock::cli::release::ReleaseArgs),
 }
 
 fn main() -> ExitCode {
@@ -68,6 +76,10 @@ fn main() -> ExitCode {
         Commands::UnlockSecret(args) => giftlock::cli::unlock_secret::run(args),
         Commands::Unlock(args) => giftlock::cli::unlock::run_unlock(args),
         Commands::Lock(args) => giftlock::cli::unlock::run_lock(args),
+        Commands::Quarantine(args) => giftlock::cli::quarantine::run(args),
+        Commands::Key(args) => giftlock::cli::key::run(args),
+        Commands::Recover(args) => giftlock::cli::recover::run(args),
+        Commands::Release(args) => giftlock::cli::release::run(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("giftlock: {}", giftlock::cli::error_text(&e));

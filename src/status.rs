@@ -23,9 +23,8 @@
 //! `upstream` is the last upstream login of the account (a client's session
 //! or giftlock's own fetch connection), absent until the first one.
 //!
-//! `quarantine` is per account. Today it is always
-//! `{"state":"not_enabled"}`: the quarantine watcher (issue 13) does not
-//! exist yet. When it runs it reports
+//! `quarantine` is per account: `{"state":"not_enabled"}` when the
+//! account's `[accounts.quarantine]` is off; else the watcher's
 //! `{"state":"watching","mailboxes":[{"mailbox":"INBOX","handled":4,"pending":1,"failed":0,"last_error":null}]}`
 //! ([`Quarantine::Watching`], [`MailboxQuarantine`]): per watched mailbox,
 //! the gift-card mails quarantined (handled), found and not yet done
@@ -39,7 +38,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::record::clean;
-use crate::config::{Config, ListenerTls};
+use crate::config::{Account, Config, ListenerTls};
 use crate::vault::Vault;
 
 /// The running service, as the page and `giftlock status` show it.
@@ -196,6 +195,8 @@ pub struct Parts<'a> {
     pub unlock: Option<OpenWindow>,
     /// `None` when the vault could not be opened.
     pub vault: Option<&'a Vault>,
+    /// The quarantine of an account (the service reads its journal).
+    pub quarantine: &'a dyn Fn(&Account) -> Quarantine,
 }
 
 impl Snapshot {
@@ -229,7 +230,7 @@ impl Snapshot {
                         .upstream_addr()
                         .map_or_else(|_| a.upstream.url.clone(), |u| u.to_string()),
                     upstream: parts.upstream.get(&a.name),
-                    quarantine: Quarantine::NotEnabled,
+                    quarantine: (parts.quarantine)(a),
                 })
                 .collect(),
             listeners: config
@@ -321,6 +322,7 @@ mod tests {
                 messages: 3,
             }),
             vault: None,
+            quarantine: &|a| crate::quarantine::status_of(dir.path(), a),
         });
         assert_eq!(snapshot.service.uptime_secs, 90);
         assert_eq!(snapshot.service.started, "2026-11-18T11:06:40Z");

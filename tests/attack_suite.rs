@@ -112,16 +112,22 @@ fn attack(class: &str) {
     for labels in label_files() {
         cmd.arg("--labels").arg(labels);
     }
-    cmd.arg("--labels").arg(attack_fixtures().join("labels.json"));
+    cmd.arg("--labels")
+        .arg(attack_fixtures().join("labels.json"));
     if second {
         // The bench writes only alice's password files; bob's upstream
         // password is the script's (the harness reads bob's mailbox).
         let second_pw = bench.path().join("second-upstream.pw");
-        fs::write(&second_pw, format!("{SECOND_UPSTREAM_PASSWORD}\n")).expect("write bob's password");
-        cmd.args(["--second-user", SECOND_USER, "--second-direct-password-file"])
-            .arg(second_pw)
-            .arg("--second-proxy-password-file")
-            .arg(bench.password_file(LOCAL_PASSWORD));
+        fs::write(&second_pw, format!("{SECOND_UPSTREAM_PASSWORD}\n"))
+            .expect("write bob's password");
+        cmd.args([
+            "--second-user",
+            SECOND_USER,
+            "--second-direct-password-file",
+        ])
+        .arg(second_pw)
+        .arg("--second-proxy-password-file")
+        .arg(bench.password_file(LOCAL_PASSWORD));
     }
     let dir = bench.path().join("clients");
     fs::create_dir_all(&dir).expect("create clients dir");
@@ -135,7 +141,11 @@ fn attack(class: &str) {
         report["checks"],
         failures.join("\n")
     );
-    assert!(run.success(), "attack_run.py --class {class}: {}", run.stderr);
+    assert!(
+        run.success(),
+        "attack_run.py --class {class}: {}",
+        run.stderr
+    );
     assert!(
         report["checks"].as_u64().unwrap_or(0) >= 1,
         "class {class} ran too few variants: {report}"

@@ -105,11 +105,21 @@ fn stress_through_giftlock(
     assert!(rate > 0.0, "no commands counted:\n{}", run.run.stdout);
     let log = giftlock.log();
     let error_lines: Vec<&str> = log.lines().filter(|l| l.contains(" ERROR ")).collect();
-    assert!(error_lines.is_empty(), "giftlock logged errors:\n{}", error_lines.join("\n"));
+    assert!(
+        error_lines.is_empty(),
+        "giftlock logged errors:\n{}",
+        error_lines.join("\n")
+    );
     let received = run.codes_received(&mask_support::all_codes());
     assert!(received.is_empty(), "codes reached clients: {received:?}");
-    assert!(peak <= PEAK_BOUND_KIB, "peak RSS {peak} KiB > {PEAK_BOUND_KIB} KiB");
-    assert!(after <= AFTER_BOUND_KIB, "RSS after {after} KiB > {AFTER_BOUND_KIB} KiB");
+    assert!(
+        peak <= PEAK_BOUND_KIB,
+        "peak RSS {peak} KiB > {PEAK_BOUND_KIB} KiB"
+    );
+    assert!(
+        after <= AFTER_BOUND_KIB,
+        "RSS after {after} KiB > {AFTER_BOUND_KIB} KiB"
+    );
     assert_giftlock_kept_no_secret(bench);
     (peak, after, rate)
 }
@@ -185,7 +195,10 @@ fn two_hundred_idle_sessions_stay_under_64_mib() {
         "{} idle logged-in sessions: giftlock VmRSS {rss} KiB ({before} KiB before)",
         sessions.len()
     );
-    assert!(rss <= AFTER_BOUND_KIB, "RSS {rss} KiB > {AFTER_BOUND_KIB} KiB");
+    assert!(
+        rss <= AFTER_BOUND_KIB,
+        "RSS {rss} KiB > {AFTER_BOUND_KIB} KiB"
+    );
     drop(sessions);
     assert_giftlock_kept_no_secret(&bench);
 }

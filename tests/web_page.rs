@@ -224,7 +224,10 @@ fn the_page_lists_masked_mail_reveals_codes_once_and_leaves_no_trace() {
     // Hidden after the configured 3 seconds, not before (the browser saw
     // them shown a moment after they were).
     let shown_ms = report["messages"][0]["shown_ms"].as_u64().unwrap();
-    assert!((2_000..20_000).contains(&shown_ms), "shown for {shown_ms} ms");
+    assert!(
+        (2_000..20_000).contains(&shown_ms),
+        "shown for {shown_ms} ms"
+    );
 
     // Each message's masked view: rendered, nothing in it that loads or
     // runs; the remote-content mail's HTML is shown, sanitised.

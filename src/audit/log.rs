@@ -162,6 +162,20 @@ impl AuditLog {
         }
     }
 
+    /// Records an event of no session (quarantine, release, recover) and
+    /// waits until it is on disk.
+    pub async fn service_event(&self, event: Event) {
+        let Some(log) = &self.inner else { return };
+        let msg = Msg::Record {
+            time: OffsetDateTime::now_utc(),
+            session: None,
+            event,
+        };
+        if log.tx.send(msg).await.is_ok() {
+            self.sync().await;
+        }
+    }
+
     /// Every alert raised from now on; `None` when the log is disabled.
     pub fn alerts(&self) -> Option<broadcast::Receiver<RaisedAlert>> {
         self.inner.as_ref().map(|log| log.alerts.subscribe())

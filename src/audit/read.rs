@@ -147,7 +147,11 @@ impl Sessions {
             Event::LogOpened { .. }
             | Event::UpstreamError { .. }
             | Event::UnlockAttempt(_)
-            | Event::Submission(_) => {}
+            | Event::Submission(_)
+            | Event::Quarantined(_)
+            | Event::Released(_)
+            | Event::QuarantineFailed(_)
+            | Event::Recovered { .. } => {}
         }
     }
 

@@ -81,6 +81,50 @@ pub enum Event {
     /// A use of the unlock secret on the control socket (`giftlock
     /// reveal`), successful or not. Belongs to no session.
     UnlockAttempt(UnlockAttemptRecord),
+    /// A message replaced on the server by its masked copy, its original
+    /// kept encrypted in the quarantine folder. Belongs to no session.
+    Quarantined(QuarantinedRecord),
+    /// `giftlock release`: the original back, both copies removed.
+    Released(QuarantinedRecord),
+    /// A quarantine attempt that failed (the original stays).
+    QuarantineFailed(QuarantineFailedRecord),
+    /// `giftlock recover`: the vault rebuilt from the quarantine folder.
+    Recovered {
+        account: String,
+        folder: String,
+        messages: u64,
+        codes: u64,
+    },
+}
+
+/// One quarantined (or released) message: where it was and is, its
+/// handles and the keyed fingerprints of its codes, never a code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantinedRecord {
+    pub account: String,
+    pub mailbox: String,
+    pub uidvalidity: u32,
+    /// The original's UID.
+    pub uid: u32,
+    /// The masked copy's UID in the same mailbox.
+    pub masked_uid: u32,
+    pub folder: String,
+    /// The encrypted original's UID in the quarantine folder.
+    pub encrypted_uid: u32,
+    pub handles: Vec<String>,
+    pub fingerprints: Vec<String>,
+}
+
+/// A quarantine attempt that failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineFailedRecord {
+    pub account: String,
+    pub mailbox: String,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    pub attempts: u32,
+    /// giftlock's or the server's words, never message text.
+    pub error: String,
 }
 
 /// TLS parameters of a client connection.
@@ -226,6 +270,10 @@ impl Event {
                 | Event::SessionEnd(_)
                 | Event::Alert { .. }
                 | Event::UnlockAttempt(_)
+                | Event::Quarantined(_)
+                | Event::Released(_)
+                | Event::QuarantineFailed(_)
+                | Event::Recovered { .. }
         )
     }
 }

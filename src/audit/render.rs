@@ -142,6 +142,42 @@ pub fn summary(entry: &Entry) -> String {
             s.reply_code
         ),
         Event::UnlockAttempt(u) => unlock_text(u),
+        Event::Quarantined(q) => format!(
+            "quarantined {} uid {} (uidvalidity {}) of account {}: masked copy uid {}, encrypted \
+             original uid {} in {}; handles {}; fingerprints {}",
+            q.mailbox,
+            q.uid,
+            q.uidvalidity,
+            q.account,
+            q.masked_uid,
+            q.encrypted_uid,
+            q.folder,
+            q.handles.join(" "),
+            q.fingerprints.join(" ")
+        ),
+        Event::Released(q) => format!(
+            "released {} handles {} of account {}: original back as uid {}, masked copy uid {} \
+             and encrypted original uid {} in {} removed",
+            q.mailbox,
+            q.handles.join(" "),
+            q.account,
+            q.uid,
+            q.masked_uid,
+            q.encrypted_uid,
+            q.folder
+        ),
+        Event::QuarantineFailed(f) => format!(
+            "quarantine FAILED for {} uid {} (uidvalidity {}) of account {}, attempt {}: {}",
+            f.mailbox, f.uid, f.uidvalidity, f.account, f.attempts, f.error
+        ),
+        Event::Recovered {
+            account,
+            folder,
+            messages,
+            codes,
+        } => format!(
+            "recovered the vault of account {account} from {folder}: {messages} messages, {codes} codes"
+        ),
     }
 }
 

@@ -65,6 +65,11 @@ impl<W: Write> Report<W> {
         writeln!(self.out, "PASS {item}: {detail}")
     }
 
+    /// Not a failure, but something the user should know and fix.
+    fn warn(&mut self, item: &str, problem: &str, fix: &str) -> io::Result<()> {
+        writeln!(self.out, "WARN {item}: {problem}\n     fix: {fix}")
+    }
+
     fn fail(&mut self, item: &str, problem: &str, fix: &str) -> io::Result<()> {
         self.failed += 1;
         writeln!(self.out, "FAIL {item}: {problem}\n     fix: {fix}")
@@ -167,6 +172,53 @@ fn check(path: &Path, report: &mut Report<impl Write>) -> anyhow::Result<()> {
         }
     }
     check_certificates(&config, report)?;
+    check_quarantine(&config, report)?;
+    Ok(())
+}
+
+/// Per account: quarantine on (with its key), and no message whose
+/// quarantine keeps failing.
+fn check_quarantine(config: &Config, report: &mut Report<impl Write>) -> anyhow::Result<()> {
+    let state_dir = config.state_dir();
+    for account in &config.accounts {
+        let item = format!("quarantine {}", account.name);
+        if !account.quarantine.enabled {
+            report.warn(
+                &item,
+                "off: gift-card mail stays readable on the server, so anyone who logs in to the \
+                 provider directly (webmail, another IMAP client) can still read the codes",
+                "set enabled = true under [accounts.quarantine] (docs/QUARANTINE.md)",
+            )?;
+            continue;
+        }
+        if let Err(e) = crate::quarantine::QuarantineKey::load(&state_dir) {
+            report.fail(&item, &e.to_string(), "run `giftlock key generate`")?;
+            continue;
+        }
+        let state = crate::quarantine::state::State::load(&state_dir, &account.name)?;
+        let failing: Vec<_> = state.failures.iter().filter(|f| f.given_up()).collect();
+        match failing.first() {
+            None => report.pass(
+                &item,
+                &format!(
+                    "on for {} (encrypted originals in {})",
+                    account.quarantine.mailboxes.join(", "),
+                    account.quarantine.folder
+                ),
+            )?,
+            Some(first) => report.fail(
+                &item,
+                &format!(
+                    "{} message(s) keep failing to be quarantined, e.g. {} uid {}: {}",
+                    failing.len(),
+                    first.mailbox,
+                    first.uid,
+                    first.error
+                ),
+                "`giftlock quarantine status` lists them; `giftlock quarantine sweep` tries again",
+            )?,
+        }
+    }
     Ok(())
 }
 

@@ -538,6 +538,7 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
             ca_file: args.upstream_ca_file.as_deref().map(absolute).transpose()?,
             tls: None,
         },
+        quarantine: Default::default(),
         smtp: answers.smtp_url.clone().map(|url| SmtpUpstream {
             url,
             user: None,

@@ -147,6 +147,7 @@ mod tests {
             },
             smtp: None,
             oauth2: None,
+            quarantine: Default::default(),
         }
     }
 

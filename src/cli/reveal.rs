@@ -85,7 +85,11 @@ pub fn run(args: RevealArgs) -> anyhow::Result<ExitCode> {
         Response::Unlocked { .. }
         | Response::Locked { .. }
         | Response::RevealedMessage { .. }
-        | Response::Status { .. } => {
+        | Response::Status { .. }
+        | Response::Progress { .. }
+        | Response::WouldQuarantine { .. }
+        | Response::Swept { .. }
+        | Response::Released { .. } => {
             bail!("the service sent an answer this command does not expect")
         }
     }

@@ -33,6 +33,16 @@ pub enum ClientError {
 
 /// Sends one request to the service for `state_dir` and returns its answer.
 pub fn request(state_dir: &Path, request: &Request) -> Result<Response, ClientError> {
+    request_stream(state_dir, request, &mut |_| false)
+}
+
+/// Sends one request and reads answers while `more` says one is not the
+/// last (a sweep's progress lines); returns the last.
+pub fn request_stream(
+    state_dir: &Path,
+    request: &Request,
+    more: &mut dyn FnMut(&Response) -> bool,
+) -> Result<Response, ClientError> {
     let path = super::socket_path(state_dir);
     let io_err = |source| ClientError::Io {
         path: path.clone(),
@@ -51,15 +61,20 @@ pub fn request(state_dir: &Path, request: &Request) -> Result<Response, ClientEr
     let mut line = Zeroizing::new(serde_json::to_vec(request).map_err(|_| ClientError::BadAnswer)?);
     line.push(b'\n');
     (&stream).write_all(&line).map_err(io_err)?;
-    let mut answer = Zeroizing::new(Vec::new());
-    BufReader::new(&stream)
-        .read_until(b'\n', &mut answer)
-        .map_err(io_err)?;
-    if answer.is_empty() {
-        return Err(io_err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "the service closed the connection without answering",
-        )));
+    let mut reader = BufReader::new(&stream);
+    loop {
+        let mut answer = Zeroizing::new(Vec::new());
+        reader.read_until(b'\n', &mut answer).map_err(io_err)?;
+        if answer.is_empty() {
+            return Err(io_err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the service closed the connection without answering",
+            )));
+        }
+        let response: Response =
+            serde_json::from_slice(&answer).map_err(|_| ClientError::BadAnswer)?;
+        if !more(&response) {
+            return Ok(response);
+        }
     }
-    serde_json::from_slice(&answer).map_err(|_| ClientError::BadAnswer)
 }

@@ -25,6 +25,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::mask::RevealedCode;
+use crate::quarantine::sweep::{Counts, Listed};
 use crate::status::Snapshot;
 use crate::vault::{MessageIdentity, VaultEntry, VaultSummary};
 
@@ -50,6 +51,19 @@ pub enum Request {
     },
     /// Closes the unlock window. No secret: it only takes access away.
     Lock,
+    /// Quarantines the mail already in the mailboxes (or, `dry_run`, lists
+    /// what would be). Answered with `progress` and `would_quarantine`
+    /// lines, then `swept`. No secret: it reveals nothing.
+    Sweep {
+        #[serde(default)]
+        account: Option<String>,
+        #[serde(default)]
+        mailbox: Option<String>,
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// Puts the quarantined original(s) under one handle back.
+    Release { handle: String, secret: String },
     /// The codes of one message (the giftlock page's reveal).
     RevealMessage {
         message: MessageIdentity,
@@ -65,8 +79,9 @@ impl Request {
         match self {
             Request::Reveal { secret, .. }
             | Request::Unlock { secret, .. }
-            | Request::RevealMessage { secret, .. } => secret,
-            Request::List {} | Request::Lock | Request::Status => "",
+            | Request::RevealMessage { secret, .. }
+            | Request::Release { secret, .. } => secret,
+            Request::List {} | Request::Lock | Request::Status | Request::Sweep { .. } => "",
         }
     }
 
@@ -77,6 +92,8 @@ impl Request {
             Request::List {} => "list",
             Request::Unlock { .. } => "unlock",
             Request::Lock => "lock",
+            Request::Sweep { .. } => "sweep",
+            Request::Release { .. } => "release",
             Request::Status => "status",
         }
     }
@@ -98,6 +115,20 @@ impl fmt::Debug for Request {
                 .field("handles", handles)
                 .finish_non_exhaustive(),
             Request::Lock => f.write_str("Lock"),
+            Request::Sweep {
+                account,
+                mailbox,
+                dry_run,
+            } => f
+                .debug_struct("Sweep")
+                .field("account", account)
+                .field("mailbox", mailbox)
+                .field("dry_run", dry_run)
+                .finish(),
+            Request::Release { handle, .. } => f
+                .debug_struct("Release")
+                .field("handle", handle)
+                .finish_non_exhaustive(),
             Request::RevealMessage { message, .. } => f
                 .debug_struct("RevealMessage")
                 .field("message", message)
@@ -127,6 +158,26 @@ pub enum Response {
     },
     Locked {
         was_open: bool,
+    },
+    /// How far a sweep got in one mailbox.
+    Progress {
+        account: String,
+        mailbox: String,
+        counts: Counts,
+    },
+    /// A message a dry run would quarantine.
+    WouldQuarantine {
+        account: String,
+        item: Listed,
+    },
+    /// The sweep is over: the totals.
+    Swept {
+        counts: Counts,
+    },
+    /// Originals put back under `handle`.
+    Released {
+        handle: String,
+        messages: u64,
     },
     /// The codes of one message, one per distinct code.
     RevealedMessage {

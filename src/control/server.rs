@@ -55,6 +55,8 @@ pub struct Control {
     attempts: tokio::sync::Mutex<()>,
     /// The unlock window, when the service has one.
     unlock: Option<Unlocking>,
+    /// Quarantine (sweep, release), when the service has it.
+    quarantine: Option<Arc<crate::quarantine::service::Service>>,
     /// What `status` answers with, when the service has it.
     status: Option<StatusSource>,
 }
@@ -90,8 +92,15 @@ impl Control {
             throttle: Throttle::default(),
             attempts: tokio::sync::Mutex::new(()),
             unlock: None,
+            quarantine: None,
             status: None,
         }
+    }
+
+    /// Serves `sweep` and `release` requests with `service`.
+    pub fn with_quarantine(mut self, service: Arc<crate::quarantine::service::Service>) -> Control {
+        self.quarantine = Some(service);
+        self
     }
 
     /// Serves `unlock` and `lock` requests with `windows`.
@@ -170,6 +179,22 @@ async fn serve(
     let _ = std::fs::remove_file(&path);
 }
 
+fn no_quarantine() -> Response {
+    Response::Refused {
+        error: Refusal::Error,
+        message: "this service has no quarantine".into(),
+    }
+}
+
+async fn write_line(
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+    response: &Response,
+) -> io::Result<()> {
+    let mut out = Zeroizing::new(serde_json::to_vec(response).map_err(io::Error::other)?);
+    out.push(b'\n');
+    write.write_all(&out).await
+}
+
 async fn connection(control: Arc<Control>, stream: UnixStream) {
     let peer = stream.peer_cred().ok().map(|c| match c.pid() {
         Some(pid) => format!("uid {} pid {pid}", c.uid()),
@@ -183,6 +208,42 @@ async fn connection(control: Arc<Control>, stream: UnixStream) {
         match tokio::time::timeout(IDLE, limited.read_until(b'\n', &mut line)).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
             Ok(Ok(_)) => {}
+        }
+        if let Ok(Request::Sweep {
+            account,
+            mailbox,
+            dry_run,
+        }) = serde_json::from_slice::<Request>(&line)
+        {
+            let Some(service) = control.quarantine.clone() else {
+                let _ = write_line(&mut write, &no_quarantine()).await;
+                return;
+            };
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let sweep = tokio::spawn(async move {
+                service
+                    .sweep(account.as_deref(), mailbox.as_deref(), dry_run, &tx)
+                    .await
+            });
+            while let Some(line) = rx.recv().await {
+                if write_line(&mut write, &line).await.is_err() {
+                    // The client went away; the sweep goes on to its end.
+                    break;
+                }
+            }
+            let last = match sweep.await {
+                Ok(Ok(counts)) => Response::Swept { counts },
+                Ok(Err(e)) => Response::Refused {
+                    error: Refusal::Error,
+                    message: e.to_string(),
+                },
+                Err(e) => Response::Refused {
+                    error: Refusal::Error,
+                    message: format!("the sweep failed: {e}"),
+                },
+            };
+            let _ = write_line(&mut write, &last).await;
+            return;
         }
         let response = control.answer(&line, peer.clone()).await;
         let mut out = match serde_json::to_vec(&response) {
@@ -234,7 +295,7 @@ impl Control {
         let mut attempt = attempt(request.action(), origin);
         // Handles are read as masks show them (`GL96-3A`, `gl963a`).
         let handle = match &request {
-            Request::Reveal { handle, .. } => {
+            Request::Reveal { handle, .. } | Request::Release { handle, .. } => {
                 Some(clean_to(handle_of(handle).as_bytes(), MAX_HANDLE_CHARS))
             }
             Request::Unlock { handles, .. } if !handles.is_empty() => {
@@ -264,6 +325,18 @@ impl Control {
         };
         let result = match (&request, handle) {
             (Request::Reveal { .. }, Some(handle)) => reveal(vault, handle).await,
+            (Request::Release { .. }, Some(handle)) => match &self.quarantine {
+                Some(q) => q.release(&handle).await.map(|n| {
+                    (
+                        Response::Released {
+                            handle,
+                            messages: n,
+                        },
+                        n,
+                    )
+                }),
+                None => Err((Refusal::Error, "this service has no quarantine".into())),
+            },
             (Request::RevealMessage { message, .. }, _) => {
                 reveal_message(vault, message.clone(), &mut attempt).await
             }
@@ -282,6 +355,7 @@ impl Control {
                 attempt.outcome = match &response {
                     Response::Revealed { .. } | Response::RevealedMessage { .. } => "revealed",
                     Response::Unlocked { .. } => "unlocked",
+                    Response::Released { .. } => "released",
                     _ => "listed",
                 }
                 .into();

@@ -13,9 +13,9 @@ use imap_codec::imap_types::search::SearchKey;
 use imap_codec::{encode::Encoder, CommandCodec};
 use tracing::warn;
 
-use crate::blocking::cpu;
 use super::view_text::MaskedText;
 use super::CommandSide;
+use crate::blocking::cpu;
 use crate::hooks::{CommandAction, Outgoing};
 use crate::imap::search::{self, MaskedMailbox};
 use crate::imap::selection::Selected;

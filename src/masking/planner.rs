@@ -11,10 +11,10 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use super::MaskingContext;
+use crate::blocking::cpu;
 use crate::imap::response::{ContentKind, FetchContent};
 use crate::imap::selection::Selected;
 use crate::mask::{self, MaskPlan, ScanStatus};
-use crate::blocking::cpu;
 use crate::notify;
 use crate::plan_store::PlanKey;
 use crate::source::{MessageSource, SourceError, Whole};

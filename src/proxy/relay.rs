@@ -744,13 +744,19 @@ async fn read_stage(
             )));
         }
         let size = u32::try_from(message.len()).unwrap_or(u32::MAX);
-        let Ok(held) = share.clone().acquire_many_owned(size.min(IN_FLIGHT_BYTES)).await else {
+        let Ok(held) = share
+            .clone()
+            .acquire_many_owned(size.min(IN_FLIGHT_BYTES))
+            .await
+        else {
             return;
         };
         let message = server.message_bytes();
         let tagged_line = match message.first() {
             Some(b'*' | b'+') => Vec::new(),
-            _ => message[..memchr::memchr(b'\n', message).map_or(message.len(), |p| p + 1)].to_vec(),
+            _ => {
+                message[..memchr::memchr(b'\n', message).map_or(message.len(), |p| p + 1)].to_vec()
+            }
         };
         let in_flight = InFlight {
             bytes: message.to_vec(),
@@ -1378,7 +1384,10 @@ mod tests {
         let masked = b"* 1 FETCH (UID 1 BODY[] {6}\r\nMASK\r\n)\r\n";
         assert_eq!(read_exactly(&mut client, masked.len()).await, masked);
         for _ in 0..40 {
-            assert_eq!(read_exactly(&mut client, after.len()).await, after.as_bytes());
+            assert_eq!(
+                read_exactly(&mut client, after.len()).await,
+                after.as_bytes()
+            );
         }
     }
 

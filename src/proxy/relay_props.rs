@@ -171,14 +171,20 @@ impl Model {
 
 fn subject(message: &[u8]) -> &[u8] {
     let start = find(message, b"Subject:").unwrap_or(0);
-    let end = start + find(&message[start..], b"\r\n").or(find(&message[start..], b"\n")).unwrap_or(0);
+    let end = start
+        + find(&message[start..], b"\r\n")
+            .or(find(&message[start..], b"\n"))
+            .unwrap_or(0);
     &message[start..end]
 }
 
 /// `* n FETCH (UID u ...)` for the items asked (as the model reads them).
 fn fetch_response(seq: usize, items: &str) -> Vec<u8> {
     let message = messages()[seq];
-    let crlf: Vec<u8> = String::from_utf8_lossy(message).replace("\r\n", "\n").replace('\n', "\r\n").into_bytes();
+    let crlf: Vec<u8> = String::from_utf8_lossy(message)
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n")
+        .into_bytes();
     let header_end = find(&crlf, b"\r\n\r\n").map_or(crlf.len(), |i| i + 4);
     let mut out = format!("* {} FETCH (UID {}", seq + 1, UIDS[seq]).into_bytes();
     let items = items.trim_matches(|c| c == '(' || c == ')' || c == '\r' || c == '\n');
@@ -209,7 +215,11 @@ fn fetch_response(seq: usize, items: &str) -> Vec<u8> {
             // Unknown to the model: what a server computes from the text.
             let balanced = name.matches('[').count() == name.matches(']').count()
                 && !name.contains(['(', ')']);
-            let label = if balanced { name.clone() } else { "X-UNKNOWN".to_string() };
+            let label = if balanced {
+                name.clone()
+            } else {
+                "X-UNKNOWN".to_string()
+            };
             (subject(&crlf).to_vec(), label)
         };
         out.extend_from_slice(format!(" {label} {{{}}}\r\n", data.len()).as_bytes());
@@ -333,7 +343,9 @@ async fn run(script: Vec<u8>) -> Vec<u8> {
             break;
         }
         let quiet = if round == 0 { 150 } else { 300 };
-        while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(quiet), client.read(&mut buf)).await {
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(quiet), client.read(&mut buf)).await
+        {
             if n == 0 {
                 break;
             }
@@ -346,13 +358,15 @@ async fn run(script: Vec<u8>) -> Vec<u8> {
 }
 
 fn script() -> impl Strategy<Value = Vec<u8>> {
-    proptest::collection::vec((any::<u8>(), any::<usize>(), any::<usize>()), 1..12).prop_map(|picks| {
-        let mut out = b"t0 SELECT INBOX\r\n".to_vec();
-        for (i, (pick, a, b)) in picks.into_iter().enumerate() {
-            out.extend_from_slice(&command(pick, a, b, i + 1));
-        }
-        out
-    })
+    proptest::collection::vec((any::<u8>(), any::<usize>(), any::<usize>()), 1..12).prop_map(
+        |picks| {
+            let mut out = b"t0 SELECT INBOX\r\n".to_vec();
+            for (i, (pick, a, b)) in picks.into_iter().enumerate() {
+                out.extend_from_slice(&command(pick, a, b, i + 1));
+            }
+            out
+        },
+    )
 }
 
 #[test]
@@ -370,7 +384,10 @@ fn the_model_server_gives_codes_to_a_relay_that_forwards_everything() {
         while let Some(line) = model.next_line(&mut out) {
             model.answer(&line, &mut out);
         }
-        assert!(leak(&out).is_some(), "command kind {pick} obtains nothing from the model");
+        assert!(
+            leak(&out).is_some(),
+            "command kind {pick} obtains nothing from the model"
+        );
     }
 }
 

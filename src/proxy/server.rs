@@ -117,6 +117,11 @@ impl Shared {
         }
     }
 
+    /// Becomes true when giftlock starts stopping (for tasks of their own).
+    pub fn stopping_flag(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
     pub fn masking(&self) -> Arc<MaskingContext> {
         self.masking
             .read()
@@ -160,6 +165,7 @@ impl Shared {
             upstream: self.upstreams.logins(),
             unlock: window,
             vault: self.vault.as_deref(),
+            quarantine: &|a| crate::quarantine::status_of(&config.state_dir(), a),
         })
     }
 }
@@ -272,6 +278,18 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
         started: std::time::SystemTime::now(),
         config_file: reload_from.clone(),
     });
+    // Quarantine hook (issue 13): one watcher per account, src/quarantine.
+    let quarantine = Arc::new({
+        let (config, masking) = (shared.clone(), shared.clone());
+        crate::quarantine::service::for_serve_parts(
+            state_dir.clone(),
+            shared.upstreams.clone(),
+            shared.audit.clone(),
+            Arc::new(move || config.config()),
+            Arc::new(move || masking.masking()),
+        )
+    });
+    crate::quarantine::watcher::spawn_all(quarantine.clone(), shared.stopping_flag());
     // Control socket hook (issue 6): `giftlock reveal` talks to src/control.
     let settings = {
         let shared = Arc::downgrade(&shared);
@@ -293,6 +311,7 @@ pub async fn serve(config: Config, reload_from: Option<PathBuf>) -> Result<(), S
             shared.audit.clone(),
         )
         .with_unlock(shared.unlock.clone(), Arc::new(settings))
+        .with_quarantine(quarantine)
         .with_status(Arc::new(status)),
     );
     crate::control::server::spawn(control.clone(), shared.stopping());

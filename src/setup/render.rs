@@ -138,6 +138,7 @@ mod tests {
                 ca_file: Some("/etc/ca.pem".into()),
                 tls: None,
             },
+            quarantine: Default::default(),
             smtp: Some(crate::config::SmtpUpstream {
                 url: "smtps://smtp.example.com".into(),
                 user: None,

@@ -10,6 +10,7 @@
 pub mod client;
 pub mod connect;
 mod fetcher;
+pub mod mailboxes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,7 @@ use std::time::Duration;
 pub use client::{AppendUid, Client, ClientError, MailboxStatus, Part};
 pub use connect::{LoggedIn, Login, UpstreamError};
 pub use fetcher::Fetcher;
+pub use mailboxes::{Fetched, Listed, Status};
 
 use crate::config::{Account, Config, Credential};
 use crate::oauth::sasl::Server;

@@ -263,6 +263,8 @@ pub struct GiftlockSetup {
     pub trust_test_ca: bool,
     /// `limits.max_scan_bytes`, when a test wants a small scan limit.
     pub max_scan_bytes: Option<u32>,
+    /// The `[accounts.quarantine]` table's lines, when quarantine is on.
+    pub quarantine: Option<String>,
     /// TLS listeners use giftlock's own local CA (in the state directory)
     /// instead of the test CA's localhost certificate.
     pub local_ca: bool,
@@ -298,6 +300,7 @@ impl GiftlockSetup {
             secret: SecretSource::Env,
             trust_test_ca: true,
             max_scan_bytes: None,
+            quarantine: None,
             local_ca: false,
             web: None,
             notify_desktop: false,
@@ -785,6 +788,9 @@ impl Bench {
         if setup.upstream == Upstream::Plain {
             let _ = writeln!(toml, "tls = \"none\"");
         }
+        if let Some(quarantine) = &setup.quarantine {
+            let _ = writeln!(toml, "\n[accounts.quarantine]\n{quarantine}");
+        }
         if let Some(port) = setup.smtp_upstream {
             let _ = writeln!(
                 toml,
@@ -1212,6 +1218,17 @@ pub fn generated_messages(dir: &Path, count: u32, seed: u32, big_mb: u32) -> Vec
 /// input; output files go to `dir`. Keep `dir` out of grepped trees when the
 /// command prints codes on purpose (`reveal`).
 pub fn giftlock_cli(config: &Path, dir: &Path, args: &[&str], stdin: &str) -> Run {
+    giftlock_cli_for(config, dir, args, stdin, Duration::from_secs(60))
+}
+
+/// [`giftlock_cli`] with another time limit (measurements).
+pub fn giftlock_cli_for(
+    config: &Path,
+    dir: &Path,
+    args: &[&str],
+    stdin: &str,
+    limit: Duration,
+) -> Run {
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     fs::create_dir_all(dir).expect("create the CLI output dir");
@@ -1223,7 +1240,7 @@ pub fn giftlock_cli(config: &Path, dir: &Path, args: &[&str], stdin: &str) -> Ru
         .arg(config)
         .env_remove("GIFTLOCK_CONFIG")
         .stdin(File::open(&input).expect("open the CLI input"));
-    run_command(cmd, "giftlock-cli", dir, Duration::from_secs(60))
+    run_command(cmd, "giftlock-cli", dir, limit)
 }
 
 /// `giftlock check` of `config`, with the bench's upstream secret in the

@@ -39,6 +39,8 @@ pub enum Need {
     /// What building imaptest from ../shared/tools/imaptest takes
     /// (integration/imaptest.sh): Debian's dovecot-dev and the autotools.
     ImaptestBuild,
+    /// GnuPG's gpg (the user's way to read quarantined originals).
+    Gpg,
     /// Debian's postfix, run as root by integration/postfix.sh (with
     /// dovecot-lmtpd for its deliveries).
     Postfix,
@@ -88,6 +90,7 @@ impl Need {
                 .or_else(|| program("make", "build-essential"))
                 .or_else(|| program("cc", "build-essential"))
                 .or_else(|| program("pkg-config", "pkg-config")),
+            Need::Gpg => program("gpg", "gnupg"),
             Need::Postfix => (!Path::new("/usr/lib/postfix/sbin/master").exists())
                 .then(|| "/usr/lib/postfix/sbin/master (Debian package postfix)".to_string())
                 .or_else(|| {
