@@ -16,9 +16,10 @@
 //! "First time" is decided by the caller: the masking path sends
 //! [`Event::Masked`] when [`crate::vault::Vault::put`] answers
 //! [`crate::vault::Stored::New`], which happens once per message over the
-//! vault's life. The quarantine watcher (issue 13) is to add an
-//! `Event::Quarantined(GiftMail)` beside [`Event::Masked`] and send it the
-//! same way, when its own record of a mail is new. Events are best effort: the queue
+//! vault's life; the quarantine transaction sends [`Event::Quarantined`]
+//! the same way when it is the one that makes the vault record (the
+//! watcher got the mail before any client), so each mail is announced
+//! once, by whichever saw it first. Events are best effort: the queue
 //! holds [`QUEUE`] events and a full queue drops the newest (logged), so a
 //! flood of mail cannot make giftlock hold unbounded memory.
 
@@ -45,6 +46,9 @@ pub const QUEUE: usize = 64;
 pub enum Event {
     /// A gift-card mail was masked for the first time.
     Masked(GiftMail),
+    /// A gift-card mail was quarantined on the server before any client
+    /// saw it (its vault record is new): the first anyone hears of it.
+    Quarantined(GiftMail),
     /// The audit log raised an alert.
     Alert(Alert),
 }
@@ -133,6 +137,7 @@ impl Event {
     pub fn title(&self) -> String {
         match self {
             Event::Masked(mail) => format!("Gift card masked: {}", mail.cards()),
+            Event::Quarantined(mail) => format!("Gift card quarantined: {}", mail.cards()),
             Event::Alert(alert) => format!("giftlock alert: {}", alert.kind.replace('_', " ")),
         }
     }
@@ -153,7 +158,7 @@ impl Event {
             text
         };
         match self {
-            Event::Masked(mail) => see(mail),
+            Event::Masked(mail) | Event::Quarantined(mail) => see(mail),
             Event::Alert(alert) => alert.detail.clone(),
         }
     }
@@ -288,6 +293,21 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn a_quarantined_mail_is_announced_like_a_masked_one() {
+        let event = Event::Quarantined(GiftMail::of(&summary()));
+        assert_eq!(
+            event.title(),
+            "Gift card quarantined: Amazon ¥3,000, Google Play"
+        );
+        assert_eq!(
+            event.text(None),
+            Event::Masked(GiftMail::of(&summary())).text(None)
+        );
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["event"], "quarantined");
     }
 
     #[test]

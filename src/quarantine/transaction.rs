@@ -39,9 +39,10 @@ use crate::audit::AuditLog;
 use crate::config::Removal;
 use crate::mask::{self, MaskPlan};
 use crate::masking::MaskingContext;
+use crate::notify;
 use crate::plan_store::PlanKey;
 use crate::upstream::Fetched;
-use crate::vault::{MessageIdentity, VaultEntry};
+use crate::vault::{MessageIdentity, Stored, VaultEntry};
 
 /// The environment variable of the test-only stop switch.
 pub const STOP_ENV: &str = "GL_TEST_QUARANTINE_STOP_AFTER";
@@ -385,11 +386,16 @@ impl Quarantiner {
         m.masked
             .insert(entry.masked_sha256)
             .map_err(|e| QuarantineError::Vault(format!("masked-copy index: {e}")))?;
-        tokio::task::spawn_blocking(move || vault.put(&entry))
+        let summary = entry.summary();
+        let stored = tokio::task::spawn_blocking(move || vault.put(&entry))
             .await
             .map_err(|e| QuarantineError::Vault(e.to_string()))?
-            .map(|_| ())
-            .map_err(|e| QuarantineError::Vault(e.to_string()))
+            .map_err(|e| QuarantineError::Vault(e.to_string()))?;
+        if stored == Stored::New {
+            m.notifier
+                .send(notify::Event::Quarantined(notify::GiftMail::of(&summary)));
+        }
+        Ok(())
     }
 
     /// The PGP/MIME message holding the encrypted original.
