@@ -40,7 +40,16 @@ fn gift_mail_is_masked_on_the_server_and_its_originals_decrypt_with_gpg() {
         .map(|l| l["uid"].as_u64().unwrap() as u32)
         .collect();
     let inbox_before = first.mailbox("INBOX").to_vec();
-    let setup = setup("expunge");
+    let mut setup = setup("expunge");
+    // The notification hook: one JSON line per event.
+    let hook_dir = bench.path().join("giftlock/notify");
+    std::fs::create_dir_all(&hook_dir).expect("create the hook's dir");
+    let hook_file = hook_dir.join("events.jsonl");
+    setup.notify_command = vec![
+        "sh".into(),
+        "-c".into(),
+        format!("cat >> '{}'", hook_file.display()),
+    ];
     let config = make_key(&mut bench, &setup);
     bench.start_giftlock(&setup);
     bench.dovecot.add(USER, during);
@@ -94,6 +103,32 @@ fn gift_mail_is_masked_on_the_server_and_its_originals_decrypt_with_gpg() {
             assert_eq!(now, Some(m), "ham uid {} changed", m.uid);
         }
     }
+    // Each quarantined mail was announced once, as quarantined: no client
+    // had seen it.
+    let events = |kind: &str| {
+        std::fs::read_to_string(&hook_file)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l).expect("the hook got JSON")["event"]
+                    == kind
+            })
+            .count()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while events("quarantined") < total_coded && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        events("quarantined"),
+        total_coded,
+        "quarantined notifications"
+    );
+    assert_eq!(
+        events("masked"),
+        0,
+        "masked notifications for quarantined mail"
+    );
     // GnuPG reads the originals without giftlock, byte for byte.
     let backup = export_secret(&bench, &config);
     let dump = bench.path().join("dump");
