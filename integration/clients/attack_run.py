@@ -37,6 +37,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--class", dest="cls", required=True, choices=CLASSES)
     p.add_argument("--only", action="append", help="run only variants whose name contains this")
+    p.add_argument("--skip", action="append", help="run no variant whose name contains this")
     p.add_argument("--direct-port", type=int, required=True)
     p.add_argument("--proxy-port", type=int, required=True)
     p.add_argument("--user", required=True)
@@ -57,7 +58,7 @@ def main():
         ctx = Ctx(args, args.cls)
         if hasattr(module, "prepare"):
             module.prepare(ctx)
-        report = run_variants(ctx, module.variants(), args.only)
+        report = run_variants(ctx, module.variants(), args.only, args.skip)
     except Exception as e:  # noqa: BLE001
         print(json.dumps({"error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()[-1500:]}))
         return 2

@@ -21,6 +21,7 @@ use crate::audit::record::clean_to;
 use crate::audit::{AuditLog, UnlockAttemptRecord};
 use crate::config::UnlockConfig;
 use crate::local_auth::Throttle;
+use crate::quarantine::service::{ReleaseError, SweepEvent};
 use crate::status::Snapshot;
 use crate::unlock::Windows;
 use crate::vault::{MessageIdentity, Vault, VaultError};
@@ -225,7 +226,21 @@ async fn connection(control: Arc<Control>, stream: UnixStream) {
                     .sweep(account.as_deref(), mailbox.as_deref(), dry_run, &tx)
                     .await
             });
-            while let Some(line) = rx.recv().await {
+            while let Some(event) = rx.recv().await {
+                let line = match event {
+                    SweepEvent::Progress {
+                        account,
+                        mailbox,
+                        counts,
+                    } => Response::Progress {
+                        account,
+                        mailbox,
+                        counts,
+                    },
+                    SweepEvent::WouldQuarantine { account, item } => {
+                        Response::WouldQuarantine { account, item }
+                    }
+                };
                 if write_line(&mut write, &line).await.is_err() {
                     // The client went away; the sweep goes on to its end.
                     break;
@@ -326,15 +341,17 @@ impl Control {
         let result = match (&request, handle) {
             (Request::Reveal { .. }, Some(handle)) => reveal(vault, handle).await,
             (Request::Release { .. }, Some(handle)) => match &self.quarantine {
-                Some(q) => q.release(&handle).await.map(|n| {
-                    (
+                Some(q) => match q.release(&handle).await {
+                    Ok(n) => Ok((
                         Response::Released {
                             handle,
                             messages: n,
                         },
                         n,
-                    )
-                }),
+                    )),
+                    Err(ReleaseError::NotFound(why)) => Err((Refusal::NotFound, why)),
+                    Err(ReleaseError::Failed(why)) => Err((Refusal::Error, why)),
+                },
                 None => Err((Refusal::Error, "this service has no quarantine".into())),
             },
             (Request::RevealMessage { message, .. }, _) => {

@@ -152,7 +152,11 @@ fn client_message(selection: &mut Selection, message: &[u8], literals: &[Range<u
             after.map(|h| h.tag),
             "adding UID changed the tag"
         );
-        assert!(after.is_some_and(|h| h.uid), "adding UID added no UID");
+        // The UID data item is added; the command stays a FETCH.
+        assert!(
+            rewritten.len() > message.len() && rewritten.windows(3).any(|w| w == b"UID"),
+            "adding UID added no UID"
+        );
     }
 }
 

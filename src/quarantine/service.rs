@@ -16,7 +16,6 @@ use super::Remote;
 use super::{QuarantineError, QuarantineKey};
 use crate::audit::AuditLog;
 use crate::config::{Account, Config};
-use crate::control::protocol::{Refusal, Response};
 use crate::masking::MaskingContext;
 use crate::upstream::{UpstreamLimits, Upstreams};
 
@@ -109,6 +108,29 @@ pub fn for_serve_parts(
     Service::new(state_dir, upstreams, audit, key, config, masking)
 }
 
+/// What a running sweep reports as it goes (the control socket sends each
+/// on to its client).
+#[derive(Debug)]
+pub enum SweepEvent {
+    /// The counts so far in one mailbox.
+    Progress {
+        account: String,
+        mailbox: String,
+        counts: Counts,
+    },
+    /// In a dry run: a message that would be quarantined.
+    WouldQuarantine { account: String, item: Listed },
+}
+
+/// Why a release did nothing.
+#[derive(Debug)]
+pub enum ReleaseError {
+    /// No quarantined message shows the handle.
+    NotFound(String),
+    /// The release failed (the server, the journal, the key).
+    Failed(String),
+}
+
 impl Service {
     /// A sweep over the accounts (all with quarantine on, or `account`)
     /// and their watched mailboxes (or `mailbox`); progress and, in a dry
@@ -118,7 +140,7 @@ impl Service {
         account: Option<&str>,
         mailbox: Option<&str>,
         dry_run: bool,
-        out: &UnboundedSender<Response>,
+        out: &UnboundedSender<SweepEvent>,
     ) -> Result<Counts, QuarantineError> {
         let config = (self.config)();
         let accounts: Vec<&Account> = config
@@ -160,14 +182,14 @@ impl Service {
             for m in mailboxes {
                 let (name, mbox) = (a.name.clone(), m.clone());
                 let mut progress = |counts: &Counts| {
-                    let _ = out.send(Response::Progress {
+                    let _ = out.send(SweepEvent::Progress {
                         account: name.clone(),
                         mailbox: mbox.clone(),
                         counts: *counts,
                     });
                 };
                 let mut listed = |item: Listed| {
-                    let _ = out.send(Response::WouldQuarantine {
+                    let _ = out.send(SweepEvent::WouldQuarantine {
                         account: name.clone(),
                         item,
                     });
@@ -188,11 +210,11 @@ impl Service {
     }
 
     /// Releases every quarantined message showing `handle`; how many.
-    pub async fn release(&self, handle: &str) -> Result<u64, (Refusal, String)> {
+    pub async fn release(&self, handle: &str) -> Result<u64, ReleaseError> {
         let config = (self.config)();
         let mut released = 0;
         for a in &config.accounts {
-            let fail = |e: QuarantineError| (Refusal::Error, e.to_string());
+            let fail = |e: QuarantineError| ReleaseError::Failed(e.to_string());
             let q = self.quarantiner(a).map_err(fail)?;
             let found = super::release::find(&q, handle).map_err(fail)?;
             if found.is_empty() {
@@ -212,13 +234,10 @@ impl Service {
             }
         }
         if released == 0 {
-            return Err((
-                Refusal::NotFound,
-                format!(
-                    "no quarantined message has the handle {}; `giftlock quarantine status` lists them",
-                    crate::audit::record::clean_to(handle.as_bytes(), 32)
-                ),
-            ));
+            return Err(ReleaseError::NotFound(format!(
+                "no quarantined message has the handle {}; `giftlock quarantine status` lists them",
+                crate::audit::record::clean_to(handle.as_bytes(), 32)
+            )));
         }
         Ok(released)
     }

@@ -335,11 +335,14 @@ def effective(variant, result):
     return True
 
 
-def run_variants(ctx, variants, only=None):
-    """Runs each variant on both sides; returns the report."""
+def run_variants(ctx, variants, only=None, skip=None):
+    """Runs each variant on both sides (those named by `only`, none named
+    by `skip`); returns the report."""
     report = {"class": ctx.cls, "variants": [], "failures": [], "checks": 0}
     for v in variants:
         if only and not any(o in v.name for o in only):
+            continue
+        if skip and any(s in v.name for s in skip):
             continue
         direct = run_side(ctx, v, "direct")
         proxied = run_side(ctx, v, "proxy")
