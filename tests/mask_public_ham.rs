@@ -41,7 +41,7 @@ fn public_ham() -> Vec<PathBuf> {
 
 #[test]
 fn public_ham_syncs_byte_identical_through_giftlock() {
-    if needs::missing(&[Need::Dovecot, Need::Mbsync]) {
+    if needs::missing(&[Need::Dovecot, Need::Mbsync, Need::Shared]) {
         return;
     }
     let files = public_ham();
