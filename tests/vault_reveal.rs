@@ -112,8 +112,19 @@ fn reveal_returns_the_labelled_codes_and_refuses_wrong_secrets() {
     fs::create_dir_all(&cli).unwrap();
     let audit_log = state_dir.join("audit.log");
 
-    // No secret set yet: refused, and it says what to do.
-    let (run, _) = giftlock(&config, &cli, &["reveal", "--list", "--secret-stdin"], "x");
+    // The listing shows no code, so it needs no secret; a reveal does, and
+    // with no secret set yet it is refused with what to do.
+    let (run, _) = giftlock(&config, &cli, &["reveal", "--list", "--json"], "");
+    assert!(
+        run.success(),
+        "reveal --list without a secret: {}",
+        run.stderr
+    );
+    let first = run.json()["messages"][0]["codes"][0]["handle"]
+        .as_str()
+        .expect("a listed handle")
+        .to_string();
+    let (run, _) = giftlock(&config, &cli, &["reveal", &first, "--secret-stdin"], "x");
     assert_eq!(run.code(), Some(1), "{}", run.stderr);
     assert!(
         run.stderr.contains("giftlock unlock-secret"),
@@ -203,16 +214,25 @@ fn reveal_returns_the_labelled_codes_and_refuses_wrong_secrets() {
     assert!(run.success(), "{}", run.stderr);
     assert!(revealed[uid].iter().any(|c| run.stdout.contains(&c[..4])));
 
-    // An unknown handle: refused, exit 1.
+    // An unknown handle (well-formed, but no code's): refused, exit 1.
+    let unknown = (0..=0xffffu32)
+        .map(|n| format!("GL{n:04X}"))
+        .find(|h| {
+            !handles
+                .iter()
+                .any(|(_, known)| known.eq_ignore_ascii_case(h))
+        })
+        .expect("a free handle");
     let (run, _) = giftlock(
         &config,
         &cli,
-        &["reveal", "GLZZZZ", "--secret-stdin"],
+        &["reveal", &unknown, "--secret-stdin"],
         UNLOCK_SECRET,
     );
-    assert_eq!(run.code(), Some(1));
+    assert_eq!(run.code(), Some(1), "{}", run.stderr);
     assert!(
-        run.stderr.contains("no masked code has the handle GLZZZZ"),
+        run.stderr
+            .contains(&format!("no masked code has the handle {unknown}")),
         "{}",
         run.stderr
     );
@@ -244,16 +264,18 @@ fn reveal_returns_the_labelled_codes_and_refuses_wrong_secrets() {
         .iter()
         .map(|r| r["outcome"].as_str().unwrap())
         .collect();
-    let expected_count = 1 + 2 + handles.len() + 1 + 1 + 2;
+    // The listing without a secret, the refused reveal, two listings, a
+    // reveal per handle and one more, the unknown handle, two wrong secrets.
+    let expected_count = 2 + 2 + handles.len() + 1 + 1 + 2;
     assert_eq!(attempts.len(), expected_count, "{outcomes:?}");
-    assert_eq!(outcomes[0], "no_secret_set");
-    assert_eq!(&outcomes[1..3], ["listed", "listed"]);
-    assert!(outcomes[3..3 + handles.len()]
+    assert_eq!(&outcomes[0..2], ["listed", "no_secret_set"]);
+    assert_eq!(&outcomes[2..4], ["listed", "listed"]);
+    assert!(outcomes[4..4 + handles.len()]
         .iter()
         .all(|o| *o == "revealed"));
     // Asked in lower case, recorded as the mask shows it.
-    assert_eq!(attempts[3]["handle"], handles[0].1.as_str());
-    assert!(attempts[3]["count"].as_u64() >= Some(1));
+    assert_eq!(attempts[4]["handle"], handles[0].1.as_str());
+    assert!(attempts[4]["count"].as_u64() >= Some(1));
     assert_eq!(
         &outcomes[expected_count - 3..],
         ["not_found", "wrong_secret", "wrong_secret"]
