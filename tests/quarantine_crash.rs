@@ -159,7 +159,7 @@ fn a_kill_after_every_step_leaves_one_masked_copy_and_one_encrypted_original() {
 
 #[test]
 fn random_kills_while_catching_up_on_a_mailbox_lose_and_double_nothing() {
-    if needs::missing(&[Need::Dovecot, Need::Gpg]) {
+    if needs::missing(&[Need::Dovecot, Need::Shared, Need::Gpg]) {
         return;
     }
     const COUNT: usize = 48;
