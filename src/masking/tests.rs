@@ -21,6 +21,20 @@ const GIFT: &[u8] = include_bytes!("../../tests/fixtures/mask/subject-code.eml")
 const CODE: &[u8] = b"K4MT-7XQP2R-D9WB";
 const HAM: &[u8] = b"From: a@example.org\r\nSubject: lunch\r\n\r\nSee you at noon.\r\n";
 
+/// The shared masking context of a test: built-in rules, no vault, the
+/// plan cache and masked-copy index in `dir` (`detector` names the cache).
+fn context(dir: &std::path::Path, detector: &str) -> MaskingContext {
+    MaskingContext {
+        detector: Arc::new(Detector::builtin()),
+        key: Arc::new(FingerprintKey::new([3; 32])),
+        store: Arc::new(PlanStore::open(dir, detector.into()).unwrap()),
+        limits: ScanLimits::default(),
+        vault: None,
+        masked: Arc::new(MaskedIndex::open(dir).unwrap()),
+        notifier: crate::notify::Notifier::default(),
+    }
+}
+
 /// Both filters of one session on `INBOX` (UIDVALIDITY 7) holding a gift
 /// mail at UID 5 and ham at UID 9; the temp dir holds the plan cache.
 fn session() -> (
@@ -30,15 +44,7 @@ fn session() -> (
     tempfile::TempDir,
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let context = MaskingContext {
-        detector: Arc::new(Detector::builtin()),
-        key: Arc::new(FingerprintKey::new([3; 32])),
-        store: Arc::new(PlanStore::open(dir.path(), "test".into()).unwrap()),
-        limits: ScanLimits::default(),
-        vault: None,
-        masked: Arc::new(MaskedIndex::open(dir.path()).unwrap()),
-        notifier: crate::notify::Notifier::default(),
-    };
+    let context = context(dir.path(), "test");
     let inbox = Selected {
         name: b"INBOX".to_vec(),
         uidvalidity: 7,
@@ -163,15 +169,7 @@ async fn a_content_search_is_answered_on_the_masked_view_for_masked_messages() {
 #[tokio::test]
 async fn the_first_content_search_fetches_the_unscanned_messages_in_batches_of_bounded_size() {
     let (_, _, _, dir) = session();
-    let context = MaskingContext {
-        detector: Arc::new(Detector::builtin()),
-        key: Arc::new(FingerprintKey::new([3; 32])),
-        store: Arc::new(PlanStore::open(dir.path(), "batches".into()).unwrap()),
-        limits: ScanLimits::default(),
-        vault: None,
-        masked: Arc::new(MaskedIndex::open(dir.path()).unwrap()),
-        notifier: crate::notify::Notifier::default(),
-    };
+    let context = context(dir.path(), "batches");
     let inbox = Selected {
         name: b"INBOX".to_vec(),
         uidvalidity: 7,
