@@ -189,7 +189,6 @@ fn structure_items_obtain_no_code() {
 
 /// 5: SORT and THREAD keys as oracles, and a binary search with probes.
 #[test]
-#[ignore = "issue 12: runs past its 240 s limit (the SORT binary search); no verdict yet"]
 fn sort_and_thread_tell_no_code_prefix() {
     attack("sort_thread");
 }

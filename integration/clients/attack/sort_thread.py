@@ -4,13 +4,15 @@ reads from the server's SORT or THREAD answer where a probe lands
 relative to the gift mail.
 
 Oracle variants (true vs made-up prefix of the same shape): SORT by
-SUBJECT, REVERSE SUBJECT, DISPLAYFROM, DISPLAYTO, SUBJECT as the second
+SUBJECT, REVERSE SUBJECT, DISPLAYFROM and DISPLAYTO (two probes that
+bracket the prefix), SUBJECT as the second
 key, ESORT RETURN (MIN) restricted to the two messages; THREAD=
 ORDEREDSUBJECT with the whole subject (Re: prefixed), THREAD=REFERENCES
 and REFS with In-Reply-To naming a Message-ID that holds the code.
 Recovery variant: a binary search of the first six characters of the
-subject code, one probe per step (what the issue describes); it fails if
-the recovered text is six characters of the code.
+subject code, one probe per step (what the issue describes), bounded and
+ended by a SORT that gives no order; it fails if the recovered text is six
+characters of the code.
 """
 
 import re
@@ -85,6 +87,29 @@ def sort_oracle(keys, make):
     return fn
 
 
+def bracket_oracle(keys, make):
+    """Two probes around a prefix: `head + prefix` and `head + prefix + "~"`
+    enclose the gift mail in the sort order exactly when its key starts
+    with `head + prefix`, whatever else the mailbox holds."""
+    def fn(run, probes):
+        conn = run.session()
+        out = []
+        for p in probes:
+            low = append(conn, make(p.text))
+            high = append(conn, make(p.text + "~"))
+            order = sort_order(conn, keys)
+            gift = p.msg.uid
+            if order is None or any(u is None or u not in order for u in (low, high, gift)):
+                out.append(b"no order")
+            elif order.index(low) < order.index(gift) < order.index(high):
+                out.append(b"inside")
+            else:
+                out.append(b"outside")
+        return out
+
+    return fn
+
+
 def threads(conn, algorithm):
     untagged, _ = conn.command(f"UID THREAD {algorithm} UTF-8 ALL")
     text = b"".join(r for r in untagged if b"THREAD" in r)
@@ -131,12 +156,20 @@ def binary_search(run):
     conn = run.session()
     gift = run.ctx.message("subject-code").uid
     known = ""
-    while len(known.replace("-", "")) < 6:
+    # Bounded: six letters or digits and as many separators; a SORT that
+    # gives no order (refused) ends the search with what it has.
+    for _ in range(12):
+        if len(known.replace("-", "")) >= 6:
+            break
         lo, hi = 0, len(ALPHABET) - 1
         while lo < hi:
             mid = (lo + hi + 1) // 2
             uid = append(conn, probe_message(subject=SUBJECT_HEAD + known + ALPHABET[mid]))
-            if relation(sort_order(conn, "SUBJECT"), uid, gift) == b"before":
+            where = relation(sort_order(conn, "SUBJECT"), uid, gift)
+            if where == b"no order":
+                run.recover(known, "SORT SUBJECT binary search")
+                return
+            if where == b"before":
                 lo = mid
             else:
                 hi = mid - 1
@@ -150,8 +183,8 @@ def variants():
         Variant("sort-subject", sort_oracle("SUBJECT", subj), kind="oracle", targets=search_targets),
         Variant("sort-reverse-subject", sort_oracle("REVERSE SUBJECT", subj), kind="oracle", targets=search_targets),
         Variant("sort-arrival-then-subject", sort_oracle("DATE SUBJECT", lambda t: probe_message(subject=SUBJECT_HEAD + t).replace(b"Sat, 10 Feb 2024 10:00:00", b"Thu, 08 Feb 2024 10:00:00")), kind="oracle", targets=search_targets),
-        Variant("sort-displayfrom", sort_oracle("DISPLAYFROM", lambda t: probe_message(from_name=FROM_HEAD + t)), kind="oracle", targets=fields_target),
-        Variant("sort-displayto", sort_oracle("DISPLAYTO", lambda t: probe_message(to_name=TO_HEAD + t)), kind="oracle", targets=fields_target),
+        Variant("sort-displayfrom", bracket_oracle("DISPLAYFROM", lambda t: probe_message(from_name=FROM_HEAD + t)), kind="oracle", targets=fields_target),
+        Variant("sort-displayto", bracket_oracle("DISPLAYTO", lambda t: probe_message(to_name=TO_HEAD + t)), kind="oracle", targets=fields_target),
         Variant("thread-orderedsubject-whole-subject", thread_oracle("ORDEREDSUBJECT", subject_of), kind="oracle", targets=search_targets, prefix=None),
         Variant("thread-references-message-id", thread_oracle("REFERENCES", replying_to), kind="oracle", targets=fields_target, prefix=None),
         Variant("thread-refs-message-id", thread_oracle("REFS", replying_to), kind="oracle", targets=fields_target, prefix=None),
