@@ -228,8 +228,83 @@ fn mask(raw: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Header fields and parameters that repeat a code without its label.
+const ECHO_SHAPES: usize = 8;
+
+/// A gift message with its labelled code in the body (in `transfer`) and
+/// the same code, without a label, in the header shapes `shapes` picks;
+/// `split` is where an RFC 2231 continuation cuts it.
+fn echoing_message(code: &str, shapes: &[bool], split: usize, transfer: Transfer) -> Vec<u8> {
+    let compact: String = code.chars().filter(|c| *c != '-').collect();
+    let (a, b) = code.split_at(split.clamp(1, code.len() - 1));
+    let top = [
+        format!("From: \"{code}\" <gifts@shop.example>\r\n"),
+        format!("Message-ID: <claim-{code}@shop.example>\r\n"),
+        format!(
+            "References: <order-1@shop.example>\r\n <{}@shop.example>\r\n",
+            compact.to_lowercase()
+        ),
+        format!("X-Claim: {code}\r\n"),
+    ];
+    let part = [
+        format!("Content-ID: <{code}@shop.example>\r\n"),
+        format!("Content-Disposition: attachment;\r\n filename*0*=utf-8''claim%20code%20{a};\r\n filename*1*={b}.txt\r\n"),
+        format!("Content-Location: https://shop.example/r?claimCode={code}\r\n"),
+        format!("Content-Type: text/plain; charset=us-ascii; name=\"{compact}.txt\"\r\n"),
+    ];
+    let mut raw = b"To: taro@example.jp\r\nSubject: your gift\r\nMIME-Version: 1.0\r\n".to_vec();
+    for (field, on) in top.iter().zip(shapes) {
+        if *on {
+            raw.extend_from_slice(field.as_bytes());
+        }
+    }
+    raw.extend_from_slice(b"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\n");
+    let text = format!("Amazon gift card claim code: {code}\r\n");
+    let (cte, body) = encode_body(text.as_bytes(), transfer);
+    raw.extend_from_slice(
+        format!("Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: {cte}\r\n\r\n").as_bytes(),
+    );
+    raw.extend_from_slice(&body);
+    raw.extend_from_slice(b"\r\n--b1\r\n");
+    let mut typed = false;
+    for (field, on) in part.iter().zip(&shapes[4..]) {
+        if *on {
+            typed |= field.starts_with("Content-Type");
+            raw.extend_from_slice(field.as_bytes());
+        }
+    }
+    if !typed {
+        raw.extend_from_slice(b"Content-Type: text/plain; charset=us-ascii\r\n");
+    }
+    raw.extend_from_slice(b"\r\nSee the attachment.\r\n--b1--\r\n");
+    raw
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_found_code_is_masked_wherever_the_message_repeats_it(
+        code in code(),
+        shapes in proptest::collection::vec(any::<bool>(), ECHO_SHAPES),
+        split in 1usize..16,
+        transfer in transfer(),
+    ) {
+        let raw = echoing_message(&code, &shapes, split, transfer);
+        let out = mask(&raw);
+        prop_assert_eq!(out.len(), raw.len());
+        prop_assert_eq!(structure(&out), structure(&raw));
+        let compact: String = code.chars().filter(|c| *c != '-').collect();
+        let joined: String = String::from_utf8_lossy(&out)
+            .chars()
+            .filter(|c| *c != '-')
+            .flat_map(char::to_uppercase)
+            .collect();
+        for k in 0..=compact.len() - 6 {
+            let window = &compact[k..k + 6];
+            prop_assert!(!joined.contains(window), "{} of the code left in {}", window, String::from_utf8_lossy(&out));
+        }
+    }
 
     #[test]
     fn codes_in_random_encodings_are_masked(

@@ -137,16 +137,21 @@ fn is_separator(c: char) -> bool {
 }
 
 /// Index of the first character after the gap starting at `i`: at most
-/// three separators, or one RFC 2231 continuation.
+/// three separators, and at most one RFC 2231 continuation with up to
+/// three separators on either side (a split may fall beside a `-`).
 fn skip_gap(chars: &[(usize, char)], i: usize, text: &str) -> usize {
-    if let Some(after) = continuation(chars, i, text) {
-        return after;
+    let separators = |from: usize| {
+        let mut j = from;
+        while j < chars.len() && j - from < 3 && is_separator(chars[j].1) {
+            j += 1;
+        }
+        j
+    };
+    let j = separators(i);
+    match continuation(chars, j, text) {
+        Some(after) => separators(after),
+        None => j,
     }
-    let mut j = i;
-    while j < chars.len() && j - i < 3 && is_separator(chars[j].1) {
-        j += 1;
-    }
-    j
 }
 
 /// The end of an RFC 2231 continuation `"?; name*N*="?` starting at
