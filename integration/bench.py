@@ -207,7 +207,7 @@ def build_giftlock():
 
 
 def password_hash(binary):
-    out = run([binary, "passwd"], input=LOCAL_PASSWORD + "\n", capture_output=True, text=True).stdout
+    out = run([binary, "passwd", "--secret-stdin"], input=LOCAL_PASSWORD + "\n", capture_output=True, text=True).stdout
     # It prints a config line, `local_password_hash = "$argon2id$..."`.
     m = re.search(r"\$argon2[^\s\"]+", out)
     if m:

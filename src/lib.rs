@@ -7,6 +7,7 @@
 //! targets and the integration tests use; the rest is `pub(crate)`, so the
 //! compiler sees what nothing uses.
 
+pub mod allocator;
 pub(crate) mod audit;
 pub(crate) mod blocking;
 pub mod cli;

@@ -59,6 +59,7 @@ enum Commands {
 }
 
 fn main() -> ExitCode {
+    giftlock::allocator::tune();
     let cli = Cli::parse();
     let result = match cli.command {
         Commands::Serve(args) => giftlock::cli::serve::run(args),

@@ -34,6 +34,10 @@ pub const DIR: &str = "plans";
 /// keeps everything).
 const MEMORY_PLANS: usize = 50_000;
 
+/// Mailboxes whose last UIDVALIDITY is kept in memory; past this the
+/// record starts over (a SELECT then reads its directory once more).
+const MEMORY_MAILBOXES: usize = 10_000;
+
 /// Which message a plan belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PlanKey {
@@ -54,6 +58,10 @@ pub struct PlanStore {
     /// Identifies the detector rules and giftlock version the plans are for.
     detector: String,
     memory: Mutex<HashMap<PlanKey, Arc<MaskPlan>>>,
+    /// The UIDVALIDITY each (account, mailbox) was last selected with in
+    /// this process: a SELECT that repeats it has no old plans to remove,
+    /// so it costs no directory read.
+    uidvalidities: Mutex<HashMap<(String, String), u32>>,
     /// Plans being made: whoever holds a key's gate is making its plan.
     /// An entry lives only while someone holds or waits for its gate.
     making: Mutex<HashMap<PlanKey, Arc<tokio::sync::Mutex<()>>>>,
@@ -92,14 +100,20 @@ impl PlanStore {
             dir,
             detector,
             memory: Mutex::new(HashMap::new()),
+            uidvalidities: Mutex::new(HashMap::new()),
             making: Mutex::new(HashMap::new()),
         })
     }
 
+    /// The plan of a message if the memory cache has it.
+    fn in_memory(&self, key: &PlanKey) -> Option<Arc<MaskPlan>> {
+        self.lock().get(key).cloned()
+    }
+
     /// The plan of a message, if it was made before by the same detector.
     pub fn get(&self, key: &PlanKey) -> Option<Arc<MaskPlan>> {
-        if let Some(plan) = self.lock().get(key) {
-            return Some(plan.clone());
+        if let Some(plan) = self.in_memory(key) {
+            return Some(plan);
         }
         let bytes = std::fs::read(self.file(key)).ok()?;
         let stored: Stored = serde_json::from_slice(&bytes).ok()?;
@@ -125,8 +139,15 @@ impl PlanStore {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Option<MaskPlan>>,
     {
-        let cached =
-            |store: &PlanStore| crate::blocking::cpu(|| store.get(key)).filter(|plan| usable(plan));
+        // A plan in memory is a lookup; only the disk read leaves the
+        // worker (each `cpu` call may hand the worker's queue to another
+        // thread, and a login storm's sessions would each start one).
+        let cached = |store: &PlanStore| {
+            store
+                .in_memory(key)
+                .or_else(|| crate::blocking::cpu(|| store.get(key)))
+                .filter(|plan| usable(plan))
+        };
         if let Some(plan) = cached(self) {
             return Some(plan);
         }
@@ -163,8 +184,24 @@ impl PlanStore {
     }
 
     /// A mailbox was selected with this UIDVALIDITY: plans made under any
-    /// other UIDVALIDITY of it describe other messages and are removed.
+    /// other UIDVALIDITY of it describe other messages and are removed
+    /// (off the async worker). Nothing to do when it is the one seen last.
     pub fn uidvalidity_seen(&self, account: &str, mailbox: &str, uidvalidity: u32) {
+        let name = (account.to_string(), mailbox.to_string());
+        {
+            let mut seen = self.uidvalidities.lock().unwrap_or_else(|e| e.into_inner());
+            if seen.get(&name) == Some(&uidvalidity) {
+                return;
+            }
+            if seen.len() >= MEMORY_MAILBOXES {
+                seen.clear();
+            }
+            seen.insert(name, uidvalidity);
+        }
+        crate::blocking::cpu(|| self.remove_other_uidvalidities(account, mailbox, uidvalidity));
+    }
+
+    fn remove_other_uidvalidities(&self, account: &str, mailbox: &str, uidvalidity: u32) {
         let dir = self.mailbox_dir(account, mailbox);
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return;

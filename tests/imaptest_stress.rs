@@ -6,7 +6,8 @@
 //! the bounds (read from /proc/PID/status: VmHWM is the peak, VmRSS now):
 //!
 //! * 50 clients logging in and out: peak <= 256 MiB, and <= 64 MiB once
-//!   they are gone; every message scanned once although 50 sessions fetch
+//!   they are gone (and tokio's idle pool threads with them: it keeps one
+//!   10 s, and a storm's threads hold ~10 MB of stack); every message scanned once although 50 sessions fetch
 //!   the same messages at the same time;
 //! * 20 persistent clients (`logout=0`): the same bounds;
 //! * 200 idle logged-in sessions: <= 64 MiB.
@@ -86,19 +87,31 @@ fn stress_through_giftlock(
 ) -> (u64, u64, f64) {
     let imaptest = Imaptest::build();
     let giftlock = bench.giftlock();
+    let threads = status_count(giftlock.pid(), "Threads");
     let sampler = RssSampler::start(giftlock.pid());
     let dir = bench.path().join("clients/stress");
     let run = imaptest.stress(proxied(setup), mbox, clients, secs, extra, &dir);
     let (sampled_peak, samples) = sampler.finish();
     let peak = status_kib(giftlock.pid(), "VmHWM");
     wait_for_sessions_to_end(giftlock, Duration::from_secs(60));
-    let after = status_kib(giftlock.pid(), "VmRSS");
+    let ended = status_kib(giftlock.pid(), "VmRSS");
+    let after = settled_rss_kib(giftlock.pid(), threads);
     let rate = run.commands_per_sec(secs);
     eprintln!(
         "imaptest {clients} clients x {secs} s {extra:?} through giftlock: {rate:.0} commands/s; \
          giftlock VmHWM {} KiB (sampled peak {sampled_peak} KiB over {samples} samples), \
-         VmRSS {after} KiB after",
+         VmRSS {ended} KiB as the sessions ended, {after} KiB once idle pool threads exited",
         peak
+    );
+    // Memory first: it is what this file is about, and its figures stand
+    // whatever imaptest thinks of the content.
+    assert!(
+        peak <= PEAK_BOUND_KIB,
+        "peak RSS {peak} KiB > {PEAK_BOUND_KIB} KiB"
+    );
+    assert!(
+        after <= AFTER_BOUND_KIB,
+        "RSS after {after} KiB > {AFTER_BOUND_KIB} KiB"
     );
     let errors = run.errors();
     assert!(errors.is_empty(), "imaptest errors:\n{}", errors.join("\n"));
@@ -112,20 +125,12 @@ fn stress_through_giftlock(
     );
     let received = run.codes_received(&mask_support::all_codes());
     assert!(received.is_empty(), "codes reached clients: {received:?}");
-    assert!(
-        peak <= PEAK_BOUND_KIB,
-        "peak RSS {peak} KiB > {PEAK_BOUND_KIB} KiB"
-    );
-    assert!(
-        after <= AFTER_BOUND_KIB,
-        "RSS after {after} KiB > {AFTER_BOUND_KIB} KiB"
-    );
     assert_giftlock_kept_no_secret(bench);
     (peak, after, rate)
 }
 
 #[test]
-#[ignore = "issue 14: measured 616 MB peak / 580 MB after (bound 256/64 MB), and imaptest counts the content giftlock withholds for messages another session expunged as errors; open"]
+#[ignore = "memory holds (60 s: peak 103 MB, 62 MB as the sessions ended, 53 MB settled; bounds 256/64), but imaptest reports errors: HEADER.FIELDS items giftlock withholds ('not part of the masked view') and ENVELOPE/BODY/RFC822.SIZE changes for messages another session expunged"]
 fn login_storm_of_50_clients_stays_bounded_and_scans_each_message_once() {
     if needs_missing() {
         return;
@@ -145,7 +150,7 @@ fn login_storm_of_50_clients_stays_bounded_and_scans_each_message_once() {
 }
 
 #[test]
-#[ignore = "issue 14: measured 398 MB peak and after (bound 256/64 MB); open"]
+#[ignore = "memory holds (60 s: peak 94 MB, 58 MB as the sessions ended, 51 MB settled; bounds 256/64), but imaptest reports errors: HEADER.FIELDS items giftlock withholds ('not part of the masked view')"]
 fn persistent_clients_stay_bounded() {
     if needs_missing() {
         return;
@@ -181,7 +186,6 @@ fn idle_session(port: u16) -> TcpStream {
 }
 
 #[test]
-#[ignore = "issue 14: measured 69 MB with 200 idle sessions (bound 64 MB); open"]
 fn two_hundred_idle_sessions_stay_under_64_mib() {
     if needs_missing() {
         return;

@@ -19,7 +19,8 @@ use std::ops::Range;
 
 use imap_codec::fragmentizer::{FragmentInfo, Fragmentizer, LiteralAnnouncement};
 
-/// Free space offered to each read.
+/// Free space offered to each read (spare capacity, untouched until a read
+/// writes it).
 pub const READ_CHUNK: usize = 64 * 1024;
 
 /// The message is larger than the limit.
@@ -59,11 +60,12 @@ enum Expect {
 pub struct Framer {
     classifier: Fragmentizer,
     /// `buf[start..start + parsed]` is the current message so far;
-    /// `buf[start + parsed..filled]` is read but not yet framed.
+    /// `buf[start + parsed..]` is read but not yet framed. Reads append to
+    /// its spare capacity, which is never zero-filled: an idle
+    /// connection's buffer costs address space, not resident memory.
     buf: Vec<u8>,
     start: usize,
     parsed: usize,
-    filled: usize,
     expect: Expect,
     complete: bool,
     limit: u32,
@@ -78,7 +80,6 @@ impl Framer {
             buf: Vec::new(),
             start: 0,
             parsed: 0,
-            filled: 0,
             expect: Expect::Line,
             complete: false,
             limit,
@@ -91,39 +92,33 @@ impl Framer {
         self.limit = limit;
     }
 
-    /// Free space to read into: at least [`READ_CHUNK`] bytes, more when a
-    /// literal is due, so a large literal arrives in place in few reads.
-    pub fn read_buf(&mut self) -> &mut [u8] {
+    /// The buffer the next read appends to (`Vec::extend_from_slice`,
+    /// tokio's `read_buf`): its spare capacity is at least [`READ_CHUNK`]
+    /// bytes, more when a literal is due, so a large literal arrives in
+    /// place in few reads. Appended bytes are framed by the next
+    /// [`Framer::next_fragment`]; nothing else may change the buffer.
+    pub fn read_target(&mut self) -> &mut Vec<u8> {
         if self.complete {
             self.start_next_message();
         }
         // Move the current message and the unframed bytes to the front
         // when that frees at least half the buffer: each byte moves a
         // bounded number of times.
-        if self.start > 0 && self.start >= self.buf.len() / 2 {
-            self.buf.copy_within(self.start..self.filled, 0);
-            self.filled -= self.start;
+        if self.start > 0 && self.start >= self.buf.capacity() / 2 {
+            self.buf.drain(..self.start);
             self.start = 0;
         }
         // After a big message, give the memory back.
-        if self.start == 0 && self.filled <= READ_CHUNK && self.buf.len() > 16 * READ_CHUNK {
-            self.buf.truncate(2 * READ_CHUNK);
-            self.buf.shrink_to_fit();
+        if self.start == 0 && self.buf.len() <= READ_CHUNK && self.buf.capacity() > 16 * READ_CHUNK
+        {
+            self.buf.shrink_to(2 * READ_CHUNK);
         }
         let due = match self.expect {
             Expect::Literal(n) => n.saturating_sub(self.unframed().len()),
             Expect::Line => 0,
         };
-        let want = self.filled + due.max(READ_CHUNK);
-        if self.buf.len() < want {
-            self.buf.resize(want, 0);
-        }
-        &mut self.buf[self.filled..]
-    }
-
-    /// Records that `n` bytes were read into [`Framer::read_buf`].
-    pub fn commit(&mut self, n: usize) {
-        self.filled = (self.filled + n).min(self.buf.len());
+        self.buf.reserve(due.max(READ_CHUNK));
+        &mut self.buf
     }
 
     /// Frames the next fragment from what has been read, if it is all there.
@@ -223,7 +218,7 @@ impl Framer {
 
     /// Bytes read but not framed yet.
     fn unframed(&self) -> &[u8] {
-        &self.buf[self.start + self.parsed..self.filled]
+        &self.buf[self.start + self.parsed..]
     }
 
     fn start_next_message(&mut self) {
@@ -231,9 +226,9 @@ impl Framer {
         self.parsed = 0;
         self.complete = false;
         self.literals.clear();
-        if self.start == self.filled {
+        if self.start == self.buf.len() {
             self.start = 0;
-            self.filled = 0;
+            self.buf.clear();
         }
     }
 }
@@ -268,8 +263,7 @@ mod tests {
                 }
                 None if fed < input.len() => {
                     let n = chunk.min(input.len() - fed);
-                    framer.read_buf()[..n].copy_from_slice(&input[fed..fed + n]);
-                    framer.commit(n);
+                    framer.read_target().extend_from_slice(&input[fed..fed + n]);
                     fed += n;
                 }
                 None => return out,
@@ -325,8 +319,7 @@ mod tests {
     fn each_message_lists_its_own_literals() {
         let input = b"* 1 FETCH (BODY[1] {2}\r\nab BODY[2] {3}\r\ncde)\r\n* 2 EXISTS\r\n";
         let mut framer = Framer::new(u32::MAX);
-        framer.read_buf()[..input.len()].copy_from_slice(input);
-        framer.commit(input.len());
+        framer.read_target().extend_from_slice(input);
         while !framer.is_message_complete() {
             framer.next_fragment().unwrap();
         }
@@ -355,8 +348,7 @@ mod tests {
     fn limits_are_checked_before_buffering() {
         let mut framer = Framer::new(100);
         let line = b"* 1 FETCH (BODY[] {5000}\r\n";
-        framer.read_buf()[..line.len()].copy_from_slice(line);
-        framer.commit(line.len());
+        framer.read_target().extend_from_slice(line);
         assert_eq!(
             framer.next_fragment(),
             Err(TooLarge {
@@ -366,8 +358,7 @@ mod tests {
         );
 
         let mut framer = Framer::new(100);
-        framer.read_buf()[..150].fill(b'x');
-        framer.commit(150);
+        framer.read_target().extend_from_slice(&[b'x'; 150]);
         assert!(matches!(
             framer.next_fragment(),
             Err(TooLarge { size: 150, .. })
@@ -375,11 +366,34 @@ mod tests {
     }
 
     #[test]
+    fn the_buffer_shrinks_back_after_a_large_literal() {
+        let mut framer = Framer::new(u32::MAX);
+        let big = 4 * 1024 * 1024;
+        let mut message = format!("* 1 FETCH (BODY[] {{{big}}}\r\n").into_bytes();
+        message.resize(message.len() + big, b'x');
+        message.extend_from_slice(b")\r\n");
+        framer.read_target().extend_from_slice(&message);
+        while !framer.is_message_complete() {
+            framer.next_fragment().unwrap().unwrap();
+        }
+        assert_eq!(framer.message().len(), message.len());
+        assert!(framer.buf.capacity() >= big);
+        framer.read_target().extend_from_slice(b"a OK done\r\n");
+        framer.next_fragment().unwrap().unwrap();
+        assert_eq!(framer.message(), b"a OK done\r\n");
+        framer.read_target();
+        assert!(
+            framer.buf.capacity() <= 4 * READ_CHUNK,
+            "{} bytes kept",
+            framer.buf.capacity()
+        );
+    }
+
+    #[test]
     fn skip_message_after_a_refused_literal() {
         let mut framer = Framer::new(1000);
         let input = b"a APPEND x {50}\r\nb NOOP\r\n";
-        framer.read_buf()[..input.len()].copy_from_slice(input);
-        framer.commit(input.len());
+        framer.read_target().extend_from_slice(input);
         assert!(matches!(
             framer.next_fragment().unwrap(),
             Some(Fragment::Line {

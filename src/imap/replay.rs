@@ -90,10 +90,7 @@ fn frame(input: &[u8], chunk: usize) -> (Framed, bool) {
             Ok(None) if fed == input.len() => return (out, false),
             Ok(None) => {
                 let n = chunk.min(input.len() - fed);
-                let buf = framer.read_buf();
-                let n = n.min(buf.len());
-                buf[..n].copy_from_slice(&input[fed..fed + n]);
-                framer.commit(n);
+                framer.read_target().extend_from_slice(&input[fed..fed + n]);
                 fed += n;
             }
         }

@@ -471,8 +471,7 @@ mod tests {
     /// `inspect` as the relay calls it: with the literal ranges the framer found.
     fn inspect_framed(message: &[u8]) -> Inspection {
         let mut framer = Framer::new(u32::MAX);
-        framer.read_buf()[..message.len()].copy_from_slice(message);
-        framer.commit(message.len());
+        framer.read_target().extend_from_slice(message);
         let mut literals = Vec::new();
         while let Some(fragment) = framer.next_fragment().unwrap() {
             if let Fragment::Literal { range } = fragment {

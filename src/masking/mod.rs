@@ -365,7 +365,7 @@ impl<S: MessageSource> Masking<S> {
         let change = lock(&self.state).selection.response(message);
         if let Change::Selected(s) = change {
             let (store, account) = (&self.planner.context.store, &self.planner.account);
-            cpu(|| store.uidvalidity_seen(account, &s.display(), s.uidvalidity));
+            store.uidvalidity_seen(account, &s.display(), s.uidvalidity);
         }
         Cow::Borrowed(message)
     }

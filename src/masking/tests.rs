@@ -73,8 +73,7 @@ async fn serve(masking: &mut Masking<FakeSource>, message: &[u8]) -> Vec<u8> {
 /// Where the literals of a well-formed message are.
 fn literal_ranges(message: &[u8]) -> Vec<Range<usize>> {
     let mut framer = crate::imap::framing::Framer::new(1 << 20);
-    framer.read_buf()[..message.len()].copy_from_slice(message);
-    framer.commit(message.len());
+    framer.read_target().extend_from_slice(message);
     while framer.next_fragment().unwrap().is_some() && !framer.is_message_complete() {}
     assert!(framer.is_message_complete(), "one whole message");
     framer.literals().to_vec()

@@ -70,14 +70,13 @@ impl<R: AsyncRead + Unpin> FramedReader<R> {
     /// Reads once from the stream. Returns the number of bytes read; end of
     /// stream is an error that says whether a message was cut off.
     pub async fn fill(&mut self) -> Result<usize, FrameError> {
-        let n = self.reader.read(self.framer.read_buf()).await?;
+        let n = self.reader.read_buf(self.framer.read_target()).await?;
         if n == 0 {
             return Err(match self.framer.is_mid_message() {
                 true => FrameError::ClosedMidMessage,
                 false => FrameError::Closed,
             });
         }
-        self.framer.commit(n);
         Ok(n)
     }
 

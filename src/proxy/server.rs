@@ -42,6 +42,31 @@ const TOO_MANY_WAITING: &[u8] =
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
+/// Sessions open now, on every listener.
+static OPEN_SESSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// One open session, counted in [`OPEN_SESSIONS`]. The last one to end
+/// gives the allocator's free pages back ([`crate::allocator`]): after a
+/// login storm the arenas hold what its sessions freed. Dropped before the
+/// session's end is logged, so the memory is back when the log says all
+/// sessions ended.
+struct OpenSession;
+
+impl OpenSession {
+    fn new() -> OpenSession {
+        OPEN_SESSIONS.fetch_add(1, Ordering::AcqRel);
+        OpenSession
+    }
+}
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        if OPEN_SESSIONS.fetch_sub(1, Ordering::AcqRel) == 1 {
+            crate::allocator::release_free();
+        }
+    }
+}
+
 /// State shared by all sessions.
 pub struct Shared {
     config: RwLock<Arc<Config>>,
@@ -469,6 +494,7 @@ async fn accept_loop(
                     tls_mode: tls,
                     connected,
                 };
+                let open_session = OpenSession::new();
                 info!(listener = %addr, "client connected");
                 let audit = shared.audit.session(peer.addr, addr);
                 let end = match start(&shared, tcp, &peer).await {
@@ -494,6 +520,7 @@ async fn accept_loop(
                             )
                             .await;
                             let reason = outcome.end.reason();
+                            drop(open_session);
                             info!(end = %reason, bytes_from_client = outcome.bytes_from_client, bytes_to_client = outcome.bytes_to_client, "SMTP session ended");
                             audit
                                 .end(reason, outcome.bytes_from_client, outcome.bytes_to_client)
@@ -516,6 +543,7 @@ async fn accept_loop(
                         SessionEnd::Tls(e)
                     }
                 };
+                drop(open_session);
                 log_end(&end);
                 audit_end(&audit, &end).await;
                 // Last: the drain waits for every session to get here.

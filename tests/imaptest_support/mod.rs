@@ -282,7 +282,8 @@ pub fn write_mbox(path: &Path, messages: &[Vec<u8>]) {
     fs::write(path, out).expect("write the stress mailbox");
 }
 
-/// A figure of /proc/PID/status, in KiB (`VmRSS`, `VmHWM`).
+/// A figure of /proc/PID/status, in KiB (`VmRSS`, `VmHWM`), or the count
+/// of a counted field.
 pub fn status_kib(pid: u32, field: &str) -> u64 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
     status
@@ -351,6 +352,26 @@ pub fn wait_for_sessions_to_end(giftlock: &Giftlock, bound: Duration) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// How long tokio keeps an idle blocking-pool thread (its default), and a
+/// margin: a login storm's threads, and their stacks, are gone by then.
+const IDLE_THREADS_EXIT: Duration = Duration::from_secs(12);
+
+/// VmRSS in KiB once the process has no more threads than `threads` (what
+/// it had before the load), or after [`IDLE_THREADS_EXIT`]: the memory it
+/// keeps, not the stacks of pool threads about to exit.
+pub fn settled_rss_kib(pid: u32, threads: u64) -> u64 {
+    let deadline = std::time::Instant::now() + IDLE_THREADS_EXIT;
+    while status_count(pid, "Threads") > threads && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    status_kib(pid, "VmRSS")
+}
+
+/// A count of /proc/PID/status (`Threads`).
+pub fn status_count(pid: u32, field: &str) -> u64 {
+    status_kib(pid, field)
 }
 
 /// `message scanned` lines per message (mailbox and UID), from the log.
