@@ -32,6 +32,8 @@ enum Commands {
     Auth(giftlock::cli::auth::AuthArgs),
     /// Install the systemd service (user or system).
     Service(giftlock::cli::service::ServiceArgs),
+    /// Is the service running: config, accounts, listeners, unlock window, vault.
+    Status(giftlock::cli::status::StatusArgs),
     /// Show (and with --mask, apply) what giftlock would mask in mail files.
     Scan(giftlock::cli::scan::ScanArgs),
     /// Print a shell completion script.
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Commands::Check(args) => giftlock::cli::check::run(args),
         Commands::Auth(args) => giftlock::cli::auth::run(args),
         Commands::Service(args) => giftlock::cli::service::run(args),
+        Commands::Status(args) => giftlock::cli::status::run(args),
         Commands::Scan(args) => giftlock::cli::scan::run(args),
         Commands::Completions(args) => giftlock::cli::generate::completions(args, Cli::command()),
         Commands::Manpage(args) => giftlock::cli::generate::manpage(args, Cli::command()),

@@ -19,6 +19,7 @@ pub mod scan;
 pub mod secret_input;
 pub mod serve;
 pub mod service;
+pub mod status;
 pub mod unlock;
 pub mod unlock_secret;
 
