@@ -26,6 +26,8 @@ enum Commands {
     Cert(giftlock::cli::cert::CertArgs),
     /// Create a config: provider, upstream login, local password, listeners.
     Init(Box<giftlock::cli::init::InitArgs>),
+    /// Add, change or remove one account, keeping the rest of the config as it is.
+    Account(giftlock::cli::account::AccountArgs),
     /// Test the config: secrets, tokens, upstream logins (IMAP and SMTP), listeners, certificates.
     Check(giftlock::cli::check::CheckArgs),
     /// Authorise giftlock at the provider (OAuth2) and store the tokens.
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
         Commands::Passwd(args) => giftlock::cli::passwd::run(args),
         Commands::Cert(args) => giftlock::cli::cert::run(args),
         Commands::Init(args) => giftlock::cli::init::run(*args),
+        Commands::Account(args) => giftlock::cli::account::run(args),
         Commands::Check(args) => giftlock::cli::check::run(args),
         Commands::Auth(args) => giftlock::cli::auth::run(args),
         Commands::Service(args) => giftlock::cli::service::run(args),

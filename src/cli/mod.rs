@@ -1,6 +1,7 @@
 //! The subcommands of the `giftlock` binary: each module holds one command's
 //! arguments (clap) and its `run`. `src/main.rs` only dispatches.
 
+pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod cert;
