@@ -26,12 +26,16 @@ enum Commands {
     Cert(giftlock::cli::cert::CertArgs),
     /// Create a config: provider, upstream login, local password, listeners.
     Init(Box<giftlock::cli::init::InitArgs>),
+    /// Add, change or remove one account, keeping the rest of the config as it is.
+    Account(giftlock::cli::account::AccountArgs),
     /// Test the config: secrets, tokens, upstream logins (IMAP and SMTP), listeners, certificates.
     Check(giftlock::cli::check::CheckArgs),
     /// Authorise giftlock at the provider (OAuth2) and store the tokens.
     Auth(giftlock::cli::auth::AuthArgs),
     /// Install the systemd service (user or system).
     Service(giftlock::cli::service::ServiceArgs),
+    /// Is the service running: config, accounts, listeners, unlock window, vault.
+    Status(giftlock::cli::status::StatusArgs),
     /// Show (and with --mask, apply) what giftlock would mask in mail files.
     Scan(giftlock::cli::scan::ScanArgs),
     /// Print a shell completion script.
@@ -66,9 +70,11 @@ fn main() -> ExitCode {
         Commands::Passwd(args) => giftlock::cli::passwd::run(args),
         Commands::Cert(args) => giftlock::cli::cert::run(args),
         Commands::Init(args) => giftlock::cli::init::run(*args),
+        Commands::Account(args) => giftlock::cli::account::run(args),
         Commands::Check(args) => giftlock::cli::check::run(args),
         Commands::Auth(args) => giftlock::cli::auth::run(args),
         Commands::Service(args) => giftlock::cli::service::run(args),
+        Commands::Status(args) => giftlock::cli::status::run(args),
         Commands::Scan(args) => giftlock::cli::scan::run(args),
         Commands::Completions(args) => giftlock::cli::generate::completions(args, Cli::command()),
         Commands::Manpage(args) => giftlock::cli::generate::manpage(args, Cli::command()),

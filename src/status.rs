@@ -1,6 +1,5 @@
-//! One snapshot of the running service, for the giftlock page and the
-//! control socket's `status` request (a later `giftlock status` prints
-//! it). No I/O here: the service hands over what it holds ([`Parts`]) and
+//! One snapshot of the running service, for the giftlock page, the
+//! control socket's `status` request and `giftlock status`. No I/O here: the service hands over what it holds ([`Parts`]) and
 //! [`Snapshot::build`] turns it into plain data. It never holds a code, a
 //! password or message content, so it needs no unlock secret.
 //!
@@ -16,7 +15,7 @@
 //!  "listeners":[{"address":"127.0.0.1:1993","tls":"implicit"}],
 //!  "web":{"address":"127.0.0.1:1980","tls":false},
 //!  "unlock":{"open":true,"until":"2026-11-24T22:10:00Z","messages":3,"mailbox":"Giftlock/Unlocked","max_minutes":60},
-//!  "vault":{"available":true,"messages":12,"skipped":0},
+//!  "vault":{"available":true,"messages":12,"skipped":0,"bytes":48213},
 //!  "audit":{"enabled":true,"path":"/home/me/.local/state/giftlock/audit.log"}}
 //! ```
 //!
@@ -140,6 +139,10 @@ pub struct VaultStatus {
     pub messages: u64,
     /// Record files that did not decrypt at start.
     pub skipped: u64,
+    /// The record files' size on disk (sealed). Absent from the answer of
+    /// a service older than this field: 0.
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,6 +259,7 @@ impl Snapshot {
                 available: parts.vault.is_some(),
                 messages: parts.vault.map_or(0, |v| v.len() as u64),
                 skipped: parts.vault.map_or(0, |v| v.skipped().len() as u64),
+                bytes: parts.vault.map_or(0, Vault::bytes),
             },
             audit: AuditStatus {
                 enabled: config.audit.enabled,

@@ -327,7 +327,7 @@ fn upstream_fix(e: &UpstreamError) -> String {
              them (DNS, firewall, network)"
                 .into()
         }
-        UpstreamError::Tls(_) => {
+        UpstreamError::Tls(_) | UpstreamError::UnknownIssuer(_) => {
             "if the server's certificate comes from a private CA, add ca_file = \"/path/ca.pem\" \
              to [accounts.upstream]; otherwise check that the URL's host name is the one on the \
              server's certificate"

@@ -759,9 +759,21 @@ fn store_secret(
         credential_path.as_deref(),
         args.force,
     )?;
+    say_where_stored(out, &stored.place, args.secret_store, name)?;
+    Ok(stored.config_value)
+}
+
+/// Says on `out` where the upstream secret of account `name` went (and why
+/// there, when `store` was `auto`): `init` and `giftlock account` alike.
+pub(crate) fn say_where_stored(
+    out: &mut impl Write,
+    place: &Place,
+    store: SecretStore,
+    name: &str,
+) -> std::io::Result<()> {
     let keyring = format!("the OS keyring (service \"{KEYRING_SERVICE}\", user \"{name}\")");
-    match &stored.place {
-        Place::Keyring if args.secret_store == SecretStore::Auto => writeln!(
+    match place {
+        Place::Keyring if store == SecretStore::Auto => writeln!(
             out,
             "Upstream secret: stored in {keyring}, the best place available here."
         )?,
@@ -787,7 +799,7 @@ fn store_secret(
             path.display()
         )?,
     }
-    Ok(stored.config_value)
+    Ok(())
 }
 
 fn secret_file_path(args: &InitArgs, config_path: &Path, name: &str) -> anyhow::Result<PathBuf> {

@@ -1,6 +1,7 @@
 //! The subcommands of the `giftlock` binary: each module holds one command's
 //! arguments (clap) and its `run`. `src/main.rs` only dispatches.
 
+pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod cert;
@@ -19,6 +20,7 @@ pub mod scan;
 pub mod secret_input;
 pub mod serve;
 pub mod service;
+pub mod status;
 pub mod unlock;
 pub mod unlock_secret;
 

@@ -169,7 +169,7 @@ fn restore_fingerprint_key(state_dir: &Path, bytes: &[u8; 32]) -> anyhow::Result
     if &current == bytes {
         return Ok(());
     }
-    if crate::vault::record_count(&state_dir.join(crate::vault::DIR)) > 0 {
+    if crate::vault::on_disk(&state_dir.join(crate::vault::DIR)).records > 0 {
         bail!(
             "the fingerprint key in {} differs from the one kept with the quarantine and the \
              vault is not empty; recover into an empty state directory",

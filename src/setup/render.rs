@@ -54,10 +54,18 @@ pub fn config_text(draft: &ConfigDraft<'_>) -> Result<String, NotUtf8> {
             let _ = writeln!(t, "hostnames = [{}]", names.join(", "));
         }
     }
-    let account = draft.account;
+    t.push('\n');
+    t.push_str(&account_text(draft.account)?);
+    Ok(t)
+}
+
+/// One `[[accounts]]` table with its subtables, as the config file and
+/// `giftlock account add` write it (it starts with the header line).
+pub fn account_text(account: &Account) -> Result<String, NotUtf8> {
+    let mut t = String::new();
     let _ = writeln!(
         t,
-        "\n[[accounts]]\nname = {}\nlocal_user = {}\nlocal_password_hash = {}\n\n[accounts.upstream]\nurl = {}\nuser = {}\nsecret = {}",
+        "[[accounts]]\nname = {}\nlocal_user = {}\nlocal_password_hash = {}\n\n[accounts.upstream]\nurl = {}\nuser = {}\nsecret = {}",
         toml_string(&account.name),
         toml_string(&account.local_user),
         toml_string(&account.local_password_hash),

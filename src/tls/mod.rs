@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Once};
 
 pub use local_ca::{ca_path, LocalCa};
+pub(crate) use pem_files::read_certificates;
 pub use server::server_config;
 pub use upstream::{client_config, describe_handshake_error};
 

@@ -54,6 +54,19 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<ClientConfig>, TlsEr
     Ok(Arc::new(config))
 }
 
+/// Whether a failed handshake's error says no trusted CA issued the
+/// server's certificate (a private CA: `init` asks for its file).
+pub fn is_unknown_issuer(err: &io::Error) -> bool {
+    err.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|e| {
+            matches!(
+                e,
+                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+            )
+        })
+}
+
 /// A short text for a failed upstream TLS handshake with `host`, fit for the
 /// log and for the NO / BYE text the mail client sees, e.g.
 /// "upstream certificate not trusted (UnknownIssuer) for imap.example.com".

@@ -36,6 +36,10 @@ pub enum UpstreamError {
     /// ([`crate::tls::describe_handshake_error`]).
     #[error("{0}")]
     Tls(String),
+    /// The handshake failed because no CA giftlock trusts issued the
+    /// server's certificate: a private CA the account's `ca_file` must name.
+    #[error("{0}")]
+    UnknownIssuer(String),
     #[error("upstream TLS: {0}")]
     TlsConfig(#[source] crate::tls::TlsError),
     #[error("{addr} does not offer STARTTLS; giftlock will not send credentials in the clear (use imaps:// if the server has it)")]
@@ -238,7 +242,13 @@ where
     let tls_stream = tokio_rustls::TlsConnector::from(tls)
         .connect(name, stream)
         .await
-        .map_err(|e| UpstreamError::Tls(crate::tls::describe_handshake_error(&e, &addr.host)))?;
+        .map_err(|e| {
+            let text = crate::tls::describe_handshake_error(&e, &addr.host);
+            match crate::tls::upstream::is_unknown_issuer(&e) {
+                true => UpstreamError::UnknownIssuer(text),
+                false => UpstreamError::Tls(text),
+            }
+        })?;
     Ok(Box::new(tls_stream))
 }
 

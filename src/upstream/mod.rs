@@ -11,6 +11,7 @@ pub mod client;
 pub mod connect;
 mod fetcher;
 pub mod mailboxes;
+pub mod probe;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

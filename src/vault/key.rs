@@ -63,7 +63,7 @@ impl VaultKey {
         }
         let path = state_dir.join(KEY_FILE);
         if !path.exists() {
-            let records = super::record_count(&state_dir.join(super::DIR));
+            let records = super::on_disk(&state_dir.join(super::DIR)).records;
             if records > 0 {
                 return Err(VaultError::KeyMissing { path, records });
             }

@@ -110,6 +110,8 @@ struct Index {
 struct Indexed {
     masked_sha256: [u8; 32],
     summary: VaultSummary,
+    /// The record file's length.
+    size: u64,
 }
 
 impl Vault {
@@ -138,9 +140,9 @@ impl Vault {
             let Some(stem) = record_stem(&path) else {
                 continue;
             };
-            match vault.read(&stem) {
-                Ok(entry) => {
-                    vault.lock().insert(stem, &entry);
+            match vault.read_sized(&stem) {
+                Ok((entry, size)) => {
+                    vault.lock().insert(stem, &entry, size);
                 }
                 Err(e) => {
                     warn!(error = %e, "vault record skipped");
@@ -175,6 +177,11 @@ impl Vault {
         self.len() == 0
     }
 
+    /// The bytes of the record files the vault holds (sealed, as on disk).
+    pub fn bytes(&self) -> u64 {
+        self.lock().records.values().map(|r| r.size).sum()
+    }
+
     /// Stores `entry`, replacing any earlier entry for the same message.
     /// Durable when it returns. Storing the same entry again does not write.
     ///
@@ -201,7 +208,7 @@ impl Vault {
                 source,
             }
         })?;
-        Ok(match self.lock().insert(stem, entry) {
+        Ok(match self.lock().insert(stem, entry, sealed.len() as u64) {
             true => Stored::New,
             false => Stored::Replaced,
         })
@@ -303,12 +310,19 @@ impl Vault {
     }
 
     fn read(&self, stem: &str) -> Result<VaultEntry, VaultError> {
+        self.read_sized(stem).map(|(entry, _)| entry)
+    }
+
+    /// The record and the size of its file.
+    fn read_sized(&self, stem: &str) -> Result<(VaultEntry, u64), VaultError> {
         let path = self.dir.join(file_name(stem));
         let bytes = fs::read(&path).map_err(|source| VaultError::Io {
             path: path.clone(),
             source,
         })?;
-        record::open(&self.key, stem, &bytes).map_err(|source| VaultError::Record { path, source })
+        let entry = record::open(&self.key, stem, &bytes)
+            .map_err(|source| VaultError::Record { path, source })?;
+        Ok((entry, bytes.len() as u64))
     }
 
     fn stem_of(&self, id: &MessageIdentity) -> String {
@@ -327,7 +341,7 @@ impl Vault {
 
 impl Index {
     /// Returns whether the message had no record before.
-    fn insert(&mut self, stem: String, entry: &VaultEntry) -> bool {
+    fn insert(&mut self, stem: String, entry: &VaultEntry, size: u64) -> bool {
         if let Some(old) = self.records.get(&stem) {
             if let Some(stems) = self.by_masked.get_mut(&old.masked_sha256) {
                 stems.retain(|s| *s != stem);
@@ -346,6 +360,7 @@ impl Index {
                 Indexed {
                     masked_sha256: entry.masked_sha256,
                     summary: entry.summary(),
+                    size,
                 },
             )
             .is_none()
@@ -363,13 +378,24 @@ fn record_stem(path: &Path) -> Option<String> {
     (stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit())).then(|| stem.to_string())
 }
 
-/// Record files in a vault directory (0 if it does not exist).
-pub(crate) fn record_count(dir: &Path) -> usize {
-    fs::read_dir(dir).map_or(0, |entries| {
+/// The record files of a vault directory, counted without the key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OnDisk {
+    pub records: usize,
+    pub bytes: u64,
+}
+
+/// The record files in a vault directory (none if it does not exist): what
+/// `giftlock status` says of a vault no running service holds.
+pub fn on_disk(dir: &Path) -> OnDisk {
+    fs::read_dir(dir).map_or(OnDisk::default(), |entries| {
         entries
             .flatten()
             .filter(|e| record_stem(&e.path()).is_some())
-            .count()
+            .fold(OnDisk::default(), |sum, e| OnDisk {
+                records: sum.records + 1,
+                bytes: sum.bytes + e.metadata().map_or(0, |m| m.len()),
+            })
     })
 }
 

@@ -65,6 +65,21 @@ fn round_trip_list_handle_and_reopen() {
     assert_eq!(vault.len(), entries.len());
     let reopened = Vault::open(state.path(), VaultKey::new(key)).unwrap();
     assert!(reopened.skipped().is_empty());
+    // The size the index keeps is the files' size, before and after a
+    // reopen, and what is counted without the key.
+    let file_bytes: u64 = record_files(state.path())
+        .iter()
+        .map(|f| fs::metadata(f).unwrap().len())
+        .sum();
+    assert!(file_bytes > 0);
+    assert_eq!((vault.bytes(), reopened.bytes()), (file_bytes, file_bytes));
+    assert_eq!(
+        on_disk(&state.path().join(DIR)),
+        OnDisk {
+            records: entries.len(),
+            bytes: file_bytes
+        }
+    );
     for vault in [&vault, &reopened] {
         let list = vault.list();
         assert_eq!(list.len(), entries.len());
