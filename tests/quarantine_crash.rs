@@ -291,6 +291,7 @@ fn random_kills_while_catching_up_on_a_mailbox_lose_and_double_nothing() {
         kills >= KILLS / 2,
         "only {kills} kills landed before the catch-up ended"
     );
+    eprintln!("{kills} kills during the catch-up of {COUNT} messages ({CODED} coded)");
     bench.start_giftlock(&setup);
     let snap = wait_for_with(&bench, Duration::from_secs(120), true, |s| {
         s.leaks.is_empty() && s.folder().len() == CODED + 1
