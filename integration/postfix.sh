@@ -33,15 +33,14 @@ die() {
 	exit 1
 }
 
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=daemon-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/daemon-lib.sh"
 
 master_pid() {
 	local dir="$1" pid
 	[[ -f "$dir/master.pid" ]] || return 1
 	pid="$(cat "$dir/master.pid")"
-	kill -0 "$pid" 2>/dev/null || return 1
+	running "$pid" || return 1
 	echo "$pid"
 }
 
@@ -174,7 +173,7 @@ cmd_stop() {
 	pid="$(master_pid "$dir")" || return 0
 	kill "$pid" 2>/dev/null || true
 	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
+		running "$pid" || return 0
 		sleep 0.05
 	done
 	kill -9 "$pid" 2>/dev/null || true

@@ -39,28 +39,12 @@ fn attack_fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/attack")
 }
 
-/// The attack fixtures whose codes giftlock still serves in clear: codes
-/// in address display names, message ids and X- fields with no label
-/// beside them (the detector finds a code by its context, and a header
-/// field has none), in Content-Type `name=` and in RFC 2231 parameters.
-/// Open in issue 12. Only the class 10 test (ignored until then) loads
-/// them, so the other classes show their own class.
-const KNOWN_LEAKS: &[&str] = &[
-    "fields-addresses.eml",
-    "fields-mime.eml",
-    "rfc2231-name.eml",
-];
-
-fn attack_messages(with_known_leaks: bool) -> Vec<PathBuf> {
+fn attack_messages() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(attack_fixtures())
         .expect("read tests/fixtures/attack")
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-        .filter(|p| {
-            with_known_leaks
-                || !KNOWN_LEAKS.contains(&p.file_name().and_then(|n| n.to_str()).unwrap_or(""))
-        })
         .collect();
     files.sort();
     files
@@ -83,10 +67,10 @@ fn every_code() -> Vec<String> {
 
 /// A Dovecot with every labelled message in alice's INBOX and giftlock in
 /// front of it; with `second`, bob is a second account of the instance.
-fn attack_bench(second: bool, with_known_leaks: bool) -> (Bench, GiftlockSetup) {
+fn attack_bench(second: bool) -> (Bench, GiftlockSetup) {
     let mut bench = Bench::start(DovecotMode::Normal);
     let mut files = labelled_messages();
-    files.extend(attack_messages(with_known_leaks));
+    files.extend(attack_messages());
     bench.dovecot.add(USER, &files);
     let mut setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
     if second {
@@ -115,7 +99,7 @@ fn attack(class: &str) {
         return;
     }
     let second = class == "append_restore";
-    let (bench, setup) = attack_bench(second, class == "fields");
+    let (bench, setup) = attack_bench(second);
     let mut cmd = Command::new("python3");
     cmd.arg(integration_dir().join("clients/attack_run.py"))
         .args(["--class", class])
@@ -127,18 +111,6 @@ fn attack(class: &str) {
         .arg(bench.password_file(LOCAL_PASSWORD));
     for labels in label_files() {
         cmd.arg("--labels").arg(labels);
-    }
-    if class == "search" {
-        // Its variants on the KNOWN_LEAKS fixture's header fields; they
-        // run in the ignored class 10 test's bench once those are fixed.
-        for variant in [
-            "header-x-gift",
-            "header-message-id",
-            "from-display-name",
-            "to-display-name",
-        ] {
-            cmd.args(["--skip", variant]);
-        }
     }
     cmd.arg("--labels")
         .arg(attack_fixtures().join("labels.json"));
@@ -230,7 +202,6 @@ fn searches_tell_no_code_prefix() {
 
 /// 7: sequence numbers after another session's EXPUNGE.
 #[test]
-#[ignore = "issue 12: SEARCH NOT SUBJECT by sequence number after a foreign EXPUNGE answers a true and a made-up prefix differently; open"]
 fn sequence_numbers_after_a_foreign_expunge_obtain_no_code() {
     attack("expunge");
 }
@@ -250,7 +221,6 @@ fn previews_obtain_no_code() {
 /// 10: codes in address fields, message ids, parameters, Content-ID and
 /// Location, X- headers and an octet-stream text part.
 #[test]
-#[ignore = "issue 12: the KNOWN_LEAKS fixtures' codes are served in clear; open"]
 fn header_fields_and_parameters_obtain_no_code() {
     attack("fields");
 }

@@ -25,7 +25,11 @@
 //! scanned: base64 parts that are not text (images, archives, PDFs), and
 //! protocol fields (Content-Type with its boundary,
 //! Content-Transfer-Encoding, Received, signatures), where a mask would
-//! break the message for every reader.
+//! break the message for every reader, except for further occurrences of a
+//! code found elsewhere in the same message ([`echo`]): a message with a
+//! finding is planned again, and every occurrence of its codes, in any
+//! field (the MIME boundary left alone) and any text read, is masked with
+//! the same mask.
 //!
 //! What is skipped: each text is first handed to the detector's
 //! prefilter ([`crate::detect::Detector::may_find`]) as it would be scanned
@@ -81,6 +85,7 @@
 //! paths and sizes, never content.
 
 pub mod charset;
+mod echo;
 pub mod fingerprint;
 pub mod html;
 mod plan;

@@ -2,17 +2,19 @@
 //! see as text and collects the patches (see the module docs of
 //! [`crate::mask`] for what is scanned and the fallbacks).
 
+use std::borrow::Cow;
 use std::ops::Range;
 use std::sync::OnceLock;
 
 use mail_parser::{Encoding, HeaderName, MessageParser};
 
 use super::charset::Charset;
+use super::echo::{KnownCode, KnownCodes};
 use super::fingerprint::{self, FingerprintKey};
 use super::html::{self, View};
 use super::quick::Scratch;
 use super::transfer::{self, TransferEncoding};
-use super::tree::{Body, Part, Tree};
+use super::tree::{Body, Field, Part, Tree};
 use super::unit::{Applied, Edit, Unit};
 use super::{
     coalesce, Degradation, FieldPlan, MaskPlan, MaskRecord, PartPlan, Patch, ScanLimits,
@@ -119,7 +121,15 @@ fn plan_in(
     }
     let mut planner = Planner::new(scanner, key, limits, mode);
     planner.plan_bytes(raw, 0, None);
-    planner.finish(raw)
+    if planner.known.is_empty() {
+        return planner.finish(raw);
+    }
+    // A message with a code: plan it again, this time masking every
+    // further occurrence of its codes too (`mask::echo`).
+    let mut echoing = Planner::new(scanner, key, limits, mode);
+    echoing.echo = planner.known;
+    echoing.plan_bytes(raw, 0, None);
+    echoing.finish(raw)
 }
 
 /// Header blocks larger than this are not looked for in a message too
@@ -254,6 +264,10 @@ struct Planner<'a> {
     degradations: Vec<Degradation>,
     parts_seen: usize,
     message_id_hash: Option<String>,
+    /// The codes this walk found.
+    known: KnownCodes,
+    /// The codes of a first walk, whose every occurrence this walk masks.
+    echo: KnownCodes,
 }
 
 /// A part's raw header and body ranges, clamped to the message.
@@ -308,6 +322,8 @@ impl<'a> Planner<'a> {
             degradations: Vec::new(),
             parts_seen: 0,
             message_id_hash: None,
+            known: KnownCodes::default(),
+            echo: KnownCodes::default(),
         }
     }
 
@@ -347,28 +363,67 @@ impl<'a> Planner<'a> {
 
     /// Whether a text must be mapped and scanned.
     fn must_scan(&self, text: &str) -> bool {
-        self.mode == Mode::Exhaustive || self.scanner.may_find(text)
+        self.mode == Mode::Exhaustive || self.scanner.may_find(text) || self.echoes_in(text)
     }
 
-    /// Whether the text of header value `raw[range]` must be scanned.
-    fn header_must_scan(&mut self, raw: &[u8], range: &Range<usize>) -> bool {
-        if self.mode == Mode::Exhaustive {
+    /// Whether a known code occurs in `text`.
+    fn echoes_in(&self, text: &str) -> bool {
+        !self.echo.is_empty() && !self.echo.occurrences(text, &[]).is_empty()
+    }
+
+    /// Whether the text of header value `raw[range]` must be scanned, for
+    /// codes (`detect`) or only for known codes.
+    fn header_must_scan(&mut self, raw: &[u8], range: &Range<usize>, detect: bool) -> bool {
+        if detect && self.mode == Mode::Exhaustive {
             return true;
         }
+        if !detect && self.echo.is_empty() {
+            return false;
+        }
         let mut scratch = std::mem::take(&mut self.scratch);
-        let must = match scratch.header(raw, range.clone()) {
-            Some(text) => self.must_scan(text),
-            None => self.must_scan(&Unit::header(raw, range.clone()).text),
+        let must = {
+            let text = match scratch.header(raw, range.clone()) {
+                Some(text) => Cow::Borrowed(text),
+                None => Cow::Owned(Unit::header(raw, range.clone()).text),
+            };
+            match detect {
+                true => self.must_scan(&text),
+                false => self.echoes_in(&text),
+            }
         };
         self.scratch = scratch;
         must
     }
 
-    /// Scans the free-text header value `raw[range]`.
-    fn header_unit(&mut self, raw: &[u8], range: Range<usize>, path: &str, ctx: &MessageContext) {
-        if self.header_must_scan(raw, &range) {
+    /// Scans the header value `raw[range]` of `field`: a free-text field
+    /// for codes, any other only for further occurrences of known codes
+    /// (never inside the part's MIME boundary, which its delimiter lines
+    /// repeat).
+    fn header_unit(
+        &mut self,
+        raw: &[u8],
+        range: Range<usize>,
+        field: &Field<'_>,
+        boundary: Option<&str>,
+        path: &str,
+        ctx: &MessageContext,
+    ) {
+        if self.header_must_scan(raw, &range, field.free_text) {
             let unit = Unit::header(raw, range);
-            self.scan_unit(raw, &unit, false, path, ctx);
+            let keep = match boundary {
+                Some(b) if !b.is_empty() && field.name.eq_ignore_ascii_case("Content-Type") => unit
+                    .text
+                    .match_indices(b)
+                    .map(|(at, _)| at..at + b.len())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let scan = Scan {
+                detect: field.free_text,
+                is_html: false,
+                keep: &keep,
+            };
+            self.scan_unit(raw, &unit, scan, path, ctx);
         }
     }
 
@@ -403,7 +458,13 @@ impl<'a> Planner<'a> {
             }
         }
         let (unit, _) = Unit::body(raw, range, TransferEncoding::Identity, Charset::Utf8);
-        self.scan_unit(raw, &unit, false, path, &MessageContext::default());
+        self.scan_unit(
+            raw,
+            &unit,
+            Scan::text(false),
+            path,
+            &MessageContext::default(),
+        );
     }
 
     fn visit_message(&mut self, raw: &[u8], tree: &Tree<'_>, prefix: Option<&str>, depth: usize) {
@@ -427,7 +488,6 @@ impl<'a> Planner<'a> {
                 message: Some((header, text)),
             });
         }
-        let mut values = Vec::with_capacity(root.fields.len());
         for f in &root.fields {
             let value = clamp(f.offset_start..f.offset_end, raw.len());
             self.fields.push(FieldPlan {
@@ -445,11 +505,11 @@ impl<'a> Planner<'a> {
                 let text = quick.unwrap_or_else(|| Unit::header(raw, value.clone()).text);
                 ctx.subject = Some(text.trim().to_string());
             }
-            values.push(value);
         }
         let header_path = prefix.map_or_else(|| "HEADER".to_string(), |p| format!("{p}.HEADER"));
-        for value in values {
-            self.header_unit(raw, value, &header_path, &ctx);
+        for f in &root.fields {
+            let value = clamp(f.offset_start..f.offset_end, raw.len());
+            self.header_unit(raw, value, f, root.boundary.as_deref(), &header_path, &ctx);
         }
         match &root.body {
             Body::Multipart(children) => {
@@ -519,7 +579,7 @@ impl<'a> Planner<'a> {
             let mime_path = format!("{path}.MIME");
             for f in &part.fields {
                 let value = clamp(f.offset_start..f.offset_end, raw.len());
-                self.header_unit(raw, value, &mime_path, ctx);
+                self.header_unit(raw, value, f, part.boundary.as_deref(), &mime_path, ctx);
             }
         }
         match &part.body {
@@ -575,7 +635,7 @@ impl<'a> Planner<'a> {
             } else {
                 let (unit, decoded_len) = Unit::body(raw, body, encoding, charset);
                 plan.decoded_len = decoded_len;
-                let applied = self.scan_unit(raw, &unit, is_html, &plan.path, ctx);
+                let applied = self.scan_unit(raw, &unit, Scan::text(is_html), &plan.path, ctx);
                 plan.decoded_patches = coalesce(applied.decoded);
             }
         }
@@ -617,8 +677,10 @@ impl<'a> Planner<'a> {
         let (decoded, map) = transfer::decode(encoding, body_bytes, true);
         let mut inner = Planner::new(self.scanner, self.key, self.limits, self.mode);
         inner.parts_seen = self.parts_seen;
+        inner.echo = self.echo.clone();
         inner.plan_bytes(&decoded, depth + 1, Some(&path));
         self.parts_seen = inner.parts_seen;
+        self.known.extend(std::mem::take(&mut inner.known));
         for reason in inner.degradations {
             self.degrade(reason);
         }
@@ -654,17 +716,17 @@ impl<'a> Planner<'a> {
         });
     }
 
-    /// Scans a unit (as HTML when `is_html`), records its masks and edits.
+    /// Scans a unit as `scan` says, records its masks and edits.
     fn scan_unit(
         &mut self,
         raw: &[u8],
         unit: &Unit,
-        is_html: bool,
+        scan: Scan<'_>,
         path: &str,
         ctx: &MessageContext,
     ) -> Applied {
         let mut edits = Vec::new();
-        if is_html {
+        if scan.is_html {
             let (view, attributes) = html::views(&unit.text);
             self.scan_view(raw, unit, &view, TextSource::Html, path, ctx, &mut edits);
             for attribute in &attributes {
@@ -676,11 +738,20 @@ impl<'a> Planner<'a> {
             } else {
                 TextSource::Plain
             };
-            for finding in self.find(&unit.text, source, ctx) {
+            let findings = match scan.detect {
+                true => self.find(&unit.text, source, ctx),
+                false => Vec::new(),
+            };
+            let mut masked = scan.keep.to_vec();
+            for finding in findings {
                 let chars = mask_chars(&unit.text, &finding, self.key);
                 let at: Vec<usize> = chars.chars.iter().map(|&(at, _)| at).collect();
+                masked.extend(at.iter().map(|&a| a..a + 1));
                 edits.extend(chars.chars.iter().map(|&(at, with)| Edit { at, with }));
                 self.record(raw, unit, &finding, chars, &at, path);
+            }
+            for (at, with) in self.echo.occurrences(&unit.text, &masked) {
+                edits.push(Edit { at, with });
             }
         }
         if edits.is_empty() {
@@ -720,33 +791,20 @@ impl<'a> Planner<'a> {
         ctx: &MessageContext,
         edits: &mut Vec<Edit>,
     ) {
+        let mut masked = Vec::new();
         for finding in self.find(&view.text, source, ctx) {
             let chars = mask_chars(&view.text, &finding, self.key);
             let mut at = Vec::new();
             for &(view_at, with) in &chars.chars {
-                let Some((source_range, copied)) = view.source_of(view_at) else {
-                    continue;
-                };
-                if copied {
-                    edits.push(Edit {
-                        at: source_range.start,
-                        with,
-                    });
-                    at.push(source_range.start);
-                    continue;
+                masked.push(view_at..view_at + 1);
+                if let Some(start) = view_edit(view, view_at, with, edits) {
+                    at.push(start);
                 }
-                // An entity: replace it with a same-length entity, or with
-                // `*`s if it is too short to hold one.
-                let replacement = entity_of_len(with, source_range.len());
-                for (k, c) in replacement.chars().enumerate() {
-                    edits.push(Edit {
-                        at: source_range.start + k,
-                        with: c,
-                    });
-                }
-                at.push(source_range.start);
             }
             self.record(raw, unit, &finding, chars, &at, path);
+        }
+        for (view_at, with) in self.echo.occurrences(&view.text, &masked) {
+            view_edit(view, view_at, with, edits);
         }
     }
 
@@ -766,6 +824,10 @@ impl<'a> Planner<'a> {
             (Some(f), Some(l)) => f.start..l.end.max(f.start),
             _ => 0..0,
         };
+        self.known.add(KnownCode::new(
+            &chars.normalised,
+            chars.chars.iter().map(|&(_, with)| with),
+        ));
         self.masks.push(MaskRecord {
             part: path.to_string(),
             rule: finding.rule.to_string(),
@@ -778,12 +840,58 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// How [`Planner::scan_unit`] reads a unit.
+#[derive(Clone, Copy)]
+struct Scan<'k> {
+    /// Scan for codes; otherwise only for known ones.
+    detect: bool,
+    /// Read the unit as HTML (its view and attributes).
+    is_html: bool,
+    /// Text ranges no known code's occurrence may touch.
+    keep: &'k [Range<usize>],
+}
+
+impl Scan<'static> {
+    /// A part's text (or HTML), scanned for codes.
+    fn text(is_html: bool) -> Self {
+        Scan {
+            detect: true,
+            is_html,
+            keep: &[],
+        }
+    }
+}
+
+/// Edits the unit text behind character `view_at` of an HTML view to show
+/// `with`; an entity becomes a same-length entity, or `*`s if it is too
+/// short to hold one. The unit offset edited first, if any.
+fn view_edit(view: &View, view_at: usize, with: char, edits: &mut Vec<Edit>) -> Option<usize> {
+    let (source_range, copied) = view.source_of(view_at)?;
+    if copied {
+        edits.push(Edit {
+            at: source_range.start,
+            with,
+        });
+        return Some(source_range.start);
+    }
+    let replacement = entity_of_len(with, source_range.len());
+    for (k, c) in replacement.chars().enumerate() {
+        edits.push(Edit {
+            at: source_range.start + k,
+            with: c,
+        });
+    }
+    Some(source_range.start)
+}
+
 /// The mask characters for one finding.
 struct MaskChars {
     /// `(byte offset in the scanned text, mask character)` per letter/digit.
     chars: Vec<(usize, char)>,
     handle: Option<String>,
     fingerprint: [u8; 32],
+    /// The code's letters and digits ([`fingerprint::normalise_code`]).
+    normalised: String,
 }
 
 fn floor_boundary(text: &str, mut i: usize) -> usize {
@@ -830,6 +938,7 @@ fn mask_chars(text: &str, finding: &Finding, key: &FingerprintKey) -> MaskChars 
         chars,
         handle,
         fingerprint: fp,
+        normalised,
     }
 }
 
@@ -846,6 +955,78 @@ fn entity_of_len(c: char, len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::CodeKind;
+
+    const CODE: &str = "QX7R-K2PL-M9TZ";
+
+    /// Finds the code only where a label stands before it, as the detector
+    /// needs context.
+    fn labelled(text: &str, _ctx: &TextContext<'_>) -> Vec<Finding> {
+        text.match_indices(&format!("code: {CODE}"))
+            .map(|(at, _)| Finding {
+                range: at + 6..at + 6 + CODE.len(),
+                rule: "test".into(),
+                kind: CodeKind::GiftCode,
+                score: 100,
+            })
+            .collect()
+    }
+
+    fn plan(raw: &str) -> MaskPlan {
+        plan_message_with(
+            raw.as_bytes(),
+            &labelled,
+            &FingerprintKey::new([7; 32]),
+            &ScanLimits::default(),
+        )
+    }
+
+    fn masked(raw: &str) -> String {
+        let mut bytes = raw.as_bytes().to_vec();
+        plan(raw).apply(&mut bytes);
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn every_further_occurrence_of_a_found_code_gets_its_mask() {
+        let raw = "From: \"QX7RK2PLM9TZ\" <a@shop.example>\r\n\
+                   Message-ID: <qx7r-k2pl-m9tz@shop.example>\r\n\
+                   Content-Type: multipart/mixed; boundary=\"QX7RK2PLM9TZ\"\r\n\r\n\
+                   --QX7RK2PLM9TZ\r\n\
+                   Content-Type: text/plain\r\n\r\n\
+                   Your code: QX7R-K2PL-M9TZ\r\n\
+                   --QX7RK2PLM9TZ\r\n\
+                   Content-Type: text/plain; name*0=\"QX7R-K2\";\r\n name*1=\"PL-M9TZ.txt\"\r\n\
+                   Content-Transfer-Encoding: quoted-printable\r\n\r\n\
+                   again QX7R=2DK2PL-M9TZ\r\n\
+                   --QX7RK2PLM9TZ--\r\n";
+        let out = masked(raw);
+        let mask = "GL71-D2**-****";
+        assert_eq!(
+            &out[out.find("Your code: ").unwrap() + 11..][..CODE.len()],
+            mask
+        );
+        // Display name, message id, split parameter and a QP body without a
+        // label: all get the code's mask; the boundary and its delimiter
+        // lines stay as they are.
+        let expected = raw
+            .replace("\"QX7RK2PLM9TZ\" <a@", "\"GL71D2******\" <a@")
+            .replace("qx7r-k2pl-m9tz", mask)
+            .replace(CODE, mask)
+            .replace(
+                "name*0=\"QX7R-K2\";\r\n name*1=\"PL-M9TZ",
+                "name*0=\"GL71-D2\";\r\n name*1=\"**-****",
+            )
+            .replace("QX7R=2DK2PL-M9TZ", "GL71=2DD2**-****");
+        assert_eq!(out, expected);
+        assert_eq!(out.matches("QX7RK2PLM9TZ").count(), 4);
+    }
+
+    #[test]
+    fn a_message_without_a_finding_is_not_searched() {
+        let raw = "From: \"QX7RK2PLM9TZ\" <a@shop.example>\r\n\r\nQX7R-K2PL-M9TZ\r\n";
+        assert!(plan(raw).patches.is_empty());
+    }
 
     #[test]
     fn entity_of_len_keeps_the_length() {

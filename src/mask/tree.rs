@@ -32,16 +32,22 @@ pub(crate) struct Part<'a> {
     pub message_type: bool,
     /// The Content-Type's `charset` parameter.
     pub charset: Option<Cow<'a, str>>,
-    /// The free-text header fields ([`FREE_TEXT_HEADERS`]), in order.
+    /// The Content-Type's `boundary` parameter.
+    pub boundary: Option<Cow<'a, str>>,
+    /// Every header field, in order; [`Field::free_text`] says which are
+    /// scanned for codes.
     pub fields: Vec<Field<'a>>,
     pub body: Body<'a>,
 }
 
-/// One free-text header field.
+/// One header field.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Field<'a> {
     pub name: Cow<'a, str>,
     pub is_subject: bool,
+    /// Scanned for codes ([`is_free_text`]); the others are read only for
+    /// further occurrences of a code found elsewhere (`mask::echo`).
+    pub free_text: bool,
     /// Start of the name, start of the value (after the colon), end of the
     /// field (after its last line break).
     pub offset_field: usize,
@@ -126,13 +132,16 @@ impl<'a> Part<'a> {
             charset: content_type
                 .and_then(|ct| ct.attribute("charset"))
                 .map(Cow::Borrowed),
+            boundary: content_type
+                .and_then(|ct| ct.attribute("boundary"))
+                .map(Cow::Borrowed),
             fields: part
                 .headers
                 .iter()
-                .filter(|h| is_free_text(h.name.as_str()))
                 .map(|h| Field {
                     name: Cow::Borrowed(h.name.as_str()),
                     is_subject: h.name == HeaderName::Subject,
+                    free_text: is_free_text(h.name.as_str()),
                     offset_field: h.offset_field as usize,
                     offset_start: h.offset_start as usize,
                     offset_end: h.offset_end as usize,

@@ -24,6 +24,10 @@ def setup(run):
     """(A, B, {uid in INBOX: seq in AtkExp as A sees it})."""
     ctx = run.ctx
     a = run.connect()
+    # A fresh mailbox per call: the oracle compares calls, so each must see
+    # the same messages (a mailbox that kept growing answered NOT SUBJECT
+    # with more numbers each time, whatever the prefix).
+    a.command(f"DELETE {BOX}")
     a.command(f"CREATE {BOX}")
     a.command("SELECT INBOX")
     ham = ctx.hams()[0]
