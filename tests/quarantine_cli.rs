@@ -13,7 +13,6 @@ mod quarantine_support;
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -22,67 +21,6 @@ use needs::Need;
 use quarantine_support::*;
 
 const UNLOCK_SECRET: &str = "unlock-secret-Qv83-rt";
-
-/// A mailbox made directly on Dovecot (plain LOGIN on the plain port).
-fn create_mailbox(bench: &Bench, name: &str) {
-    let script = format!(
-        "import imaplib,sys\nc=imaplib.IMAP4('127.0.0.1',{})\nc.login('{USER}',open(sys.argv[1]).read().strip())\nassert c.create('{name}')[0]=='OK'\nc.logout()\n",
-        bench.dovecot.imap_port
-    );
-    let mut cmd = Command::new("python3");
-    cmd.args(["-c", &script])
-        .arg(bench.password_file(UPSTREAM_PASSWORD));
-    let run = run_command(cmd, "create-mailbox", bench.path(), Duration::from_secs(30));
-    assert!(run.success(), "create {name}: {}", run.stderr);
-}
-
-/// Every handle `reveal --list` shows, and the codes `reveal` gives for
-/// each: (handle, original UID, code). Run in `out`, which holds codes on
-/// purpose and is left out of the grep.
-fn revealed(config: &Path, out: &Path) -> BTreeSet<(String, u32, String)> {
-    let run = giftlock_cli(
-        config,
-        out,
-        &["reveal", "--list", "--json", "--secret-stdin"],
-        UNLOCK_SECRET,
-    );
-    assert!(run.success(), "reveal --list: {}", run.stderr);
-    let mut handles = BTreeSet::new();
-    for m in run.json()["messages"].as_array().expect("messages") {
-        for c in m["codes"].as_array().expect("codes") {
-            handles.insert(c["handle"].as_str().expect("handle").to_string());
-        }
-    }
-    let mut all = BTreeSet::new();
-    for handle in handles {
-        let run = giftlock_cli(
-            config,
-            out,
-            &["reveal", &handle, "--json", "--secret-stdin"],
-            UNLOCK_SECRET,
-        );
-        assert!(run.success(), "reveal {handle}: {}", run.stderr);
-        for c in run.json()["codes"].as_array().expect("codes") {
-            let uid = c["message"]["identity"]["uid"].as_u64().expect("uid") as u32;
-            all.insert((
-                handle.clone(),
-                uid,
-                c["code"].as_str().expect("code").to_string(),
-            ));
-        }
-    }
-    all
-}
-
-fn set_secret(bench: &Bench, config: &Path) {
-    let run = giftlock_cli(
-        config,
-        &cli_dir(bench),
-        &["unlock-secret", "--stdin"],
-        UNLOCK_SECRET,
-    );
-    assert!(run.success(), "unlock-secret: {}", run.stderr);
-}
 
 #[test]
 fn dry_run_changes_nothing_then_sweep_recover_and_release_work() {
@@ -168,9 +106,9 @@ fn dry_run_changes_nothing_then_sweep_recover_and_release_work() {
     );
     assert_eq!(swept.mailbox("INBOX").len(), messages.len());
 
-    set_secret(&bench, &config);
+    set_secret(&bench, &config, UNLOCK_SECRET);
     let out = bench.path().join("reveal-out");
-    let codes = revealed(&config, &out);
+    let codes = revealed(&config, &out, UNLOCK_SECRET);
     let uids: BTreeSet<u32> = codes.iter().map(|(_, uid, _)| *uid).collect();
     assert_eq!(
         uids, coded,
@@ -197,9 +135,9 @@ fn dry_run_changes_nothing_then_sweep_recover_and_release_work() {
     assert!(run.success(), "recover: {}\n{}", run.stdout, run.stderr);
     bench.start_giftlock(&setup);
     wait_for_control_socket(&state_dir);
-    set_secret(&bench, &config);
+    set_secret(&bench, &config, UNLOCK_SECRET);
     assert_eq!(
-        revealed(&config, &out),
+        revealed(&config, &out, UNLOCK_SECRET),
         codes,
         "recover gave back other codes"
     );

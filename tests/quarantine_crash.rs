@@ -1,8 +1,8 @@
 //! Crash safety of the quarantine transaction: giftlock is SIGKILLed at
 //! every step of it (the test-only switch GL_TEST_QUARANTINE_STOP_AFTER
 //! stops it after step N, then the test kills it), and at random moments
-//! while the watcher catches up on a mailbox of 48 messages, 12 of them
-//! coded (a few dozen, not hundreds, to keep CI time under two minutes). After each restart every
+//! while the watcher catches up on a mailbox of 300 messages, 30 of them
+//! coded. After each restart every
 //! message ends with exactly one masked copy in INBOX and one encrypted
 //! original in the quarantine folder: a count of messages, codes and hashes
 //! over the mailbox, the folder (decrypted by GnuPG) and the vault shows
@@ -55,6 +55,50 @@ fn open_transactions(state_dir: &Path) -> usize {
     n
 }
 
+/// Transactions the journal holds as finished (`done/`), all accounts.
+fn finished_transactions(state_dir: &Path) -> usize {
+    fs::read_dir(state_dir.join("quarantine"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|account| {
+            fs::read_dir(account.path().join("done"))
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                        .count()
+                })
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// The code fingerprints of every finished transaction, in no order.
+fn finished_fingerprints(state_dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for account in fs::read_dir(state_dir.join("quarantine"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for entry in fs::read_dir(account.path().join("done"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.path().extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let tx: serde_json::Value =
+                serde_json::from_slice(&fs::read(entry.path()).unwrap()).unwrap();
+            for f in tx["fingerprints"].as_array().expect("fingerprints") {
+                out.push(f.as_str().expect("a fingerprint").to_string());
+            }
+        }
+    }
+    out
+}
+
 /// Waits (bounded) for the stop switch's marker, then SIGKILLs giftlock.
 fn kill_at_stop(bench: &mut Bench, n: u32) {
     let marker = bench.giftlock().state_dir.join("quarantine/stopped");
@@ -77,12 +121,34 @@ fn a_kill_after_every_step_leaves_one_masked_copy_and_one_encrypted_original() {
     if needs::missing(&[Need::Dovecot, Need::Shared, Need::Gpg]) {
         return;
     }
+    kill_after_each_step("expunge", 1..=STOP_POINTS);
+}
+
+/// The removal through `\Trash` (the Gmail preset): a kill before the
+/// move, after it, and after the expunge in Trash; Trash ends empty.
+#[test]
+fn a_kill_in_each_step_of_the_trash_removal_leaves_nothing_in_trash() {
+    if needs::missing(&[Need::Dovecot, Need::Shared, Need::Gpg]) {
+        return;
+    }
+    // Removing, MarkedDeleted (moved to Trash), Expunged.
+    kill_after_each_step("trash", 10..=12);
+}
+
+/// One round per stop point in `points`: a new gift mail, giftlock killed
+/// at that point, then restarted; after each round the server, the vault
+/// and the journal hold one of everything per message.
+fn kill_after_each_step(remove: &str, points: std::ops::RangeInclusive<u32>) {
     let mut bench = Bench::start(DovecotMode::Normal);
-    let mut setup = setup("expunge");
+    if remove == "trash" {
+        create_mailbox(&bench, "Trash");
+    }
+    let mut setup = setup(remove);
     let config = make_key(&mut bench, &setup);
     let gift = fs::read(mask_support::labelled_messages()[0].clone()).unwrap();
     let mut originals = BTreeSet::new();
-    for n in 1..=STOP_POINTS {
+    for (round, point) in points.enumerate() {
+        let n = round + 1;
         // A new gift mail, unique by a header line.
         let file = bench.path().join(format!("round-{n}.eml"));
         fs::write(
@@ -99,35 +165,41 @@ fn a_kill_after_every_step_leaves_one_masked_copy_and_one_encrypted_original() {
             .unwrap()
             .clone();
         originals.insert(newest.sha256.clone());
-        setup.env = vec![(STOP_ENV.into(), n.to_string())];
+        setup.env = vec![(STOP_ENV.into(), point.to_string())];
         bench.start_giftlock(&setup);
-        kill_at_stop(&mut bench, n);
+        kill_at_stop(&mut bench, point);
         setup.env.clear();
         bench.start_giftlock(&setup);
-        let n = n as usize;
         let snap = wait_for(&bench, Duration::from_secs(60), |s| {
-            s.leaks.is_empty() && s.mailbox("INBOX").len() == n && s.folder().len() == n + 1
+            s.leaks.is_empty()
+                && s.mailbox("INBOX").len() == n
+                && s.folder().len() == n + 1
+                && s.mailbox("Trash").is_empty()
         });
         let state_dir = bench.giftlock().state_dir.clone();
         assert!(
             snap.leaks.is_empty(),
-            "round {n}: codes on the server: {:?}",
+            "stop {point}: codes on the server: {:?}",
             snap.leaks
         );
         assert_eq!(
             snap.mailbox("INBOX").len(),
             n,
-            "round {n}: one masked copy per message: {:?}",
+            "stop {point}: one masked copy per message: {:?}",
             snap.mailbox("INBOX")
         );
         assert_eq!(
             snap.folder().len(),
             n + 1,
-            "round {n}: one encrypted original per message and the escrow"
+            "stop {point}: one encrypted original per message and the escrow"
+        );
+        assert!(
+            snap.mailbox("Trash").is_empty(),
+            "stop {point}: an original is left in Trash"
         );
         let shas: BTreeSet<&String> = snap.mailbox("INBOX").iter().map(|m| &m.sha256).collect();
-        assert_eq!(shas.len(), n, "round {n}: two identical masked copies");
-        assert_eq!(vault_records(&state_dir), n, "round {n}: vault records");
+        assert_eq!(shas.len(), n, "stop {point}: two identical masked copies");
+        assert_eq!(vault_records(&state_dir), n, "stop {point}: vault records");
         let deadline = Instant::now() + Duration::from_secs(20);
         while open_transactions(&state_dir) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
@@ -135,7 +207,7 @@ fn a_kill_after_every_step_leaves_one_masked_copy_and_one_encrypted_original() {
         assert_eq!(
             open_transactions(&state_dir),
             0,
-            "round {n}: an unfinished transaction is left"
+            "stop {point}: an unfinished transaction is left"
         );
         // The next round's mail must arrive while no giftlock runs.
         bench.giftlock.as_mut().unwrap().kill();
@@ -162,8 +234,9 @@ fn random_kills_while_catching_up_on_a_mailbox_lose_and_double_nothing() {
     if needs::missing(&[Need::Dovecot, Need::Shared, Need::Gpg]) {
         return;
     }
-    const COUNT: usize = 48;
-    const CODED: usize = 12;
+    const COUNT: usize = 300;
+    const CODED: usize = 30;
+    const KILLS: usize = 10;
     let mut bench = Bench::start(DovecotMode::Normal);
     let mut cmd = Command::new(integration_dir().join("dovecot.sh"));
     cmd.arg("fill").arg(&bench.dovecot.dir).arg(USER);
@@ -190,18 +263,35 @@ fn random_kills_while_catching_up_on_a_mailbox_lose_and_double_nothing() {
         .collect();
     let setup = setup("expunge");
     let config = make_key(&mut bench, &setup);
-    // Kills at fixed pseudo-random moments (a small LCG, so a failure
-    // repeats), each after the watcher has started work again.
+    // Kills spread over the whole catch-up: each waits until the watcher
+    // has finished a few more transactions since its restart, then lands
+    // a pseudo-random moment later (a small LCG, so a failure repeats),
+    // somewhere in one of the next transactions.
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-    for _ in 0..5 {
+    let mut kills = 0;
+    for _ in 0..KILLS {
         bench.start_giftlock(&setup);
+        let state_dir = bench.giftlock().state_dir.clone();
+        let target = finished_transactions(&state_dir) + CODED / (KILLS + 2);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while finished_transactions(&state_dir) < target && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if finished_transactions(&state_dir) >= CODED {
+            break;
+        }
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let wait = 200 + (seed >> 33) % 800;
-        std::thread::sleep(Duration::from_millis(wait));
+        std::thread::sleep(Duration::from_millis((seed >> 33) % 250));
         bench.giftlock.as_mut().unwrap().kill();
+        kills += 1;
     }
+    assert!(
+        kills >= KILLS / 2,
+        "only {kills} kills landed before the catch-up ended"
+    );
+    eprintln!("{kills} kills during the catch-up of {COUNT} messages ({CODED} coded)");
     bench.start_giftlock(&setup);
     let snap = wait_for_with(&bench, Duration::from_secs(120), true, |s| {
         s.leaks.is_empty() && s.folder().len() == CODED + 1
@@ -222,6 +312,12 @@ fn random_kills_while_catching_up_on_a_mailbox_lose_and_double_nothing() {
     );
     let state_dir = bench.giftlock().state_dir.clone();
     assert_eq!(vault_records(&state_dir), CODED, "vault records");
+    // One code each (gen-mail.py's claim code): one fingerprint per
+    // finished transaction, none twice.
+    let fingerprints = finished_fingerprints(&state_dir);
+    assert_eq!(fingerprints.len(), CODED, "codes quarantined");
+    let distinct: BTreeSet<&String> = fingerprints.iter().collect();
+    assert_eq!(distinct.len(), CODED, "a code quarantined twice");
     for m in before
         .mailbox("INBOX")
         .iter()

@@ -181,3 +181,89 @@ fn count_coded(files: &[std::path::PathBuf]) -> usize {
         .filter(|f| labels.iter().any(|(p, codes)| p == *f && !codes.is_empty()))
         .count()
 }
+
+/// `remove = "trash"` (the Gmail preset): each original is moved to the
+/// special-use `\Trash` mailbox and expunged there, so it is in neither
+/// INBOX nor Trash; what the user had trashed before stays; the masked
+/// copies are in INBOX and the encrypted originals in the folder.
+#[test]
+fn with_trash_removal_originals_end_in_neither_inbox_nor_trash() {
+    if needs::missing(&[Need::Dovecot, Need::Shared]) {
+        return;
+    }
+    let mut bench = Bench::start(DovecotMode::Normal);
+    let messages: Vec<_> = mask_support::labelled_messages()
+        .into_iter()
+        .take(10)
+        .collect();
+    bench.dovecot.add(USER, &messages);
+    // The bench's Dovecot marks `Trash` \Trash but does not create it.
+    create_mailbox(&bench, "Trash");
+    let ham = mask_support::labelled_messages()
+        .into_iter()
+        .find(|f| count_coded(std::slice::from_ref(f)) == 0)
+        .expect("a ham message");
+    append_direct(&bench, "Trash", &ham);
+    let before = snapshot(&bench, "flag", None, None);
+    let coded: BTreeSet<u32> = before
+        .leaks
+        .iter()
+        .filter(|l| l["mailbox"] == "INBOX")
+        .map(|l| l["uid"].as_u64().unwrap() as u32)
+        .collect();
+    assert!(coded.len() >= 3, "coded among the first ten: {coded:?}");
+    let originals: BTreeSet<&String> = before
+        .mailbox("INBOX")
+        .iter()
+        .filter(|m| coded.contains(&m.uid))
+        .map(|m| &m.sha256)
+        .collect();
+    let trash_before = before.mailbox("Trash").to_vec();
+    assert_eq!(trash_before.len(), 1, "the message trashed earlier");
+    let trash_next = uidnext(&bench, "Trash");
+
+    let setup = setup("trash");
+    make_key(&mut bench, &setup);
+    bench.start_giftlock(&setup);
+    let snap = wait_for(&bench, Duration::from_secs(60), |s| {
+        s.leaks.is_empty() && s.folder().len() > coded.len()
+    });
+    assert!(
+        snap.leaks.is_empty(),
+        "codes on the server: {:?}",
+        snap.leaks
+    );
+    assert_eq!(
+        snap.folder().len(),
+        coded.len() + 1,
+        "one encrypted original each and the escrow"
+    );
+    assert_eq!(
+        snap.mailbox("INBOX").len(),
+        messages.len(),
+        "INBOX: the masked copies and the ham"
+    );
+    assert_eq!(
+        snap.mailbox("Trash"),
+        &trash_before[..],
+        "Trash holds what the user trashed, nothing of giftlock's"
+    );
+    for (mailbox, list) in &snap.mailboxes {
+        for m in list {
+            assert!(
+                !originals.contains(&m.sha256),
+                "an original is still in {mailbox} (uid {})",
+                m.uid
+            );
+        }
+    }
+    // Each original went through Trash: one Trash UID apiece.
+    assert_eq!(
+        uidnext(&bench, "Trash"),
+        trash_next + coded.len() as u32,
+        "the originals did not pass through Trash"
+    );
+    mask_support::assert_no_code_in(&[bench.path().join("giftlock"), bench.path().join("clients")]);
+    mask_support::assert_no_code_in(&message_dirs(&bench.dovecot.dir.join("mail")));
+    bench.assert_no_secrets_logged();
+}

@@ -10,6 +10,7 @@ message file, the form, an offset and the index of the code in labels.json.
 import email
 import email.header
 import email.policy
+import hashlib
 import json
 import os
 import re
@@ -38,26 +39,52 @@ def normalise_lines(data):
 
 class Catalogue:
     """The labelled messages, recognised by content (Dovecot may turn LF
-    into CRLF, so line ends are ignored when matching)."""
+    into CRLF, so line ends are ignored when matching); with
+    `masked_copies`, also the masked copies quarantine left of them on the
+    server, recognised by SHA-256 (the file the quarantine tests write:
+    {masked copy sha256: {"label": labelled file, "original_sha256": ...}})."""
 
-    def __init__(self, label_paths):
+    def __init__(self, label_paths, masked_copies=None):
         self.codes = load_labels(label_paths)
         self.by_content = {}
         for path in self.codes:
             if os.path.exists(path):
                 with open(path, "rb") as f:
                     self.by_content[normalise_lines(f.read())] = path
+        self.copies = {}
+        if masked_copies:
+            with open(masked_copies, encoding="utf-8") as f:
+                self.copies = json.load(f)
+
+    def path_of(self, raw):
+        """The labelled file whose content is `raw`, or None."""
+        return self.by_content.get(normalise_lines(raw))
 
     def identify(self, raw):
         """(short name, codes) of the labelled file whose content is `raw`."""
-        path = self.by_content.get(normalise_lines(raw))
+        path = self.path_of(raw)
         if path is None:
             return None, None
-        name = "/".join(path.split(os.sep)[-2:])
-        return name, self.codes[path]
+        return short_name(path), self.codes[path]
+
+    def copy_of(self, raw):
+        """(short name, codes, original's sha256, original's bytes with CRLF
+        line ends) when `raw` is the masked copy of a quarantined labelled
+        message, else None."""
+        entry = self.copies.get(hashlib.sha256(raw).hexdigest())
+        if entry is None:
+            return None
+        path = entry["label"]
+        with open(path, "rb") as f:
+            original = normalise_lines(f.read()).replace(b"\n", b"\r\n")
+        return short_name(path), self.codes[path], entry["original_sha256"], original
 
     def all_codes(self):
         return sorted({c for codes in self.codes.values() for c in codes})
+
+
+def short_name(path):
+    return "/".join(path.split(os.sep)[-2:])
 
 
 def nfkc(text):

@@ -27,6 +27,10 @@ message was fetched (scanned) through giftlock, for:
   criterion gives the expected set in the server's date order;
   UID THREAD gets a tagged NO or BAD, never results.
 
+With --masked-copies (a mailbox quarantine went over), the masked copy of
+a labelled gift mail counts as that gift mail, with its codes and the
+original's text (the labelled file) for the words outside its masks.
+
 Output: one JSON line {searches, direct_hits, checks, failures}; never a
 code (failures name the message file and the code's index). Exit 0 when
 no failure, 1 otherwise, 2 on errors.
@@ -338,8 +342,9 @@ def main():
     ap.add_argument("--direct-password-file", required=True)
     ap.add_argument("--proxy-password-file", required=True)
     ap.add_argument("--labels", action="append", required=True)
+    ap.add_argument("--masked-copies", help="the masked copies quarantine left (JSON, see mask_common.Catalogue)")
     args = ap.parse_args()
-    cat = Catalogue(args.labels)
+    cat = Catalogue(args.labels, args.masked_copies)
     ck = Checker()
     try:
         direct = Raw("127.0.0.1", args.direct_port)
@@ -354,11 +359,15 @@ def main():
             items, _ = direct.fetch(uid, "(BODY.PEEK[])")
             raw = items.get("BODY[]") or b""
             name, codes = cat.identify(raw)
+            original = raw
+            copy = cat.copy_of(raw) if name is None else None
+            if copy is not None:
+                name, codes, _, original = copy
             if not ck.expect(name is not None, f"uid {uid}: not a labelled message"):
                 continue
             if codes:
                 gift[uid] = (name, codes)
-                originals[uid] = view_text(raw)
+                originals[uid] = view_text(original)
             else:
                 ham[uid] = (name, raw)
         views = {}

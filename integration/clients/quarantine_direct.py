@@ -7,7 +7,7 @@
   --mode snapshot  print the snapshot only
 
 The snapshot: every message of every mailbox (UID, SHA-256, size, flags,
-INTERNALDATE), the labelled codes found in any of them by the corpus
+INTERNALDATE, the labelled file it is, if any), the labelled codes found in any of them by the corpus
 README's rule (raw bytes, decoded text parts after NFKC, decoded Subject),
 and the hits of SEARCH TEXT / SEARCH SUBJECT for a prefix of each code in
 every mailbox. With --dump DIR the messages of --folder are written there
@@ -27,7 +27,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mask_common import load_labels, message_leaks, read_password  # noqa: E402
+from mask_common import Catalogue, load_labels, message_leaks, read_password  # noqa: E402
 
 PREFIX = 8
 
@@ -88,6 +88,7 @@ def main():
                     help="also count integration/gen-mail.py's claim codes as codes")
     args = ap.parse_args()
     codes = sorted({c for cs in load_labels(args.labels).values() for c in cs})
+    catalogue = Catalogue(args.labels)
     conn = login(args.port, args.user, read_password(args.password_file))
     if args.mode == "flag":
         conn.select("INBOX")
@@ -109,6 +110,7 @@ def main():
                 "size": len(body),
                 "flags": flags,
                 "internaldate": date,
+                "label": catalogue.path_of(body),
             })
             leaks = message_leaks(body, codes)
             if args.gen_codes and re.search(rb"Claim code: [A-Z0-9]{4}-[A-Z0-9]{6}-[A-Z0-9]{5}", body):

@@ -27,6 +27,17 @@
                  expunged from Dovecot directly; the unlocked mailbox still
                  serves its original from giftlock's vault (BODY.PEEK[],
                  RFC822, RFC822.SIZE), and the others from the server.
+  --phase quarantined
+                 (a window over every masked message of a mailbox
+                 quarantine went over, --masked-copies given) the virtual
+                 mailbox holds exactly the quarantined originals, byte for
+                 byte by SHA-256 (BODY.PEEK[], RFC822, by sequence number),
+                 each a labelled gift mail with its codes, RFC822.SIZE
+                 agreeing with it; INBOX through giftlock still serves the
+                 masked copies only. (The originals are gone from the
+                 server, so the window answers from the vault, which gives
+                 only these items: sections, BODYSTRUCTURE and ENVELOPE of
+                 a quarantined original come back empty.)
 
 Output: one JSON line {phase, messages, checks, failures: [...]}, never
 message content or a code. Exit 0 when no failure, 1 otherwise, 2 on
@@ -34,6 +45,7 @@ errors.
 """
 
 import argparse
+import hashlib
 import imaplib
 import json
 import re
@@ -362,6 +374,44 @@ def phase_gone(ck, args, cat, report):
     proxy.close()
 
 
+def phase_quarantined(ck, args, cat, report):
+    sha = lambda raw: hashlib.sha256(raw or b"").hexdigest()  # noqa: E731
+    want = {e["original_sha256"] for e in cat.copies.values()}
+    if not ck.expect(bool(want), "--masked-copies names no masked copy"):
+        return
+    proxy = login("127.0.0.1", args.proxy_port, args.user, read_password(args.proxy_password_file))
+    names = unlocked_names(proxy)
+    if not ck.expect(len(names) == 1, f"LIST shows {names!r}"):
+        return
+    untagged = proxy.ok(f"SELECT {quoted(names[0])}")
+    exists = [int(m.group(1)) for r in untagged for m in [re.match(rb"\* (\d+) EXISTS", r)] if m]
+    count = exists[0] if exists else 0
+    ck.expect(count == len(want), f"the unlocked mailbox shows {count} messages, {len(want)} were quarantined")
+    report["messages"] = count
+    got = set()
+    for v in range(1, count + 1):
+        p, pt = proxy.fetch(v, "(BODY.PEEK[] RFC822.SIZE)")
+        body = p.get("BODY[]") or b""
+        where = f"virtual uid {v}"
+        if not ck.expect(sha(body) in want, f"{where}: BODY.PEEK[] is not a quarantined original ({pt[:60]!r})"):
+            continue
+        got.add(sha(body))
+        name, codes = cat.identify(body)
+        ck.expect(bool(codes), f"{where}: not a labelled gift mail ({name})")
+        ck.expect(int(p.get("RFC822.SIZE") or -1) == len(body), f"{where}: RFC822.SIZE is not the original's length")
+        r, _ = proxy.fetch(v, "(RFC822)")
+        ck.expect(r.get("RFC822") == body, f"{where}: RFC822 is not the original")
+        q, _ = proxy.fetch(v, "(BODY.PEEK[])", uid_mode=False)
+        ck.expect(q.get("BODY[]") == body, f"{where}: FETCH {v} by sequence number is not the original")
+    ck.expect(got == want, f"{len(got)} distinct originals served, {len(want)} quarantined")
+    proxy.ok("SELECT INBOX")
+    for r in proxy.ok("FETCH 1:* (BODY.PEEK[])"):
+        _, items = fetch_items(r)
+        if items and isinstance(items.get("BODY[]"), bytes):
+            ck.expect(sha(items["BODY[]"]) not in want, "INBOX through giftlock serves an original while unlocked")
+    proxy.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--direct-port", type=int, required=True)
@@ -370,16 +420,17 @@ def main():
     ap.add_argument("--direct-password-file", required=True)
     ap.add_argument("--proxy-password-file", required=True)
     ap.add_argument("--labels", action="append", required=True)
-    ap.add_argument("--phase", choices=["fill", "check", "idle", "gone"], required=True)
+    ap.add_argument("--phase", choices=["fill", "check", "idle", "gone", "quarantined"], required=True)
     ap.add_argument("--giftlock", help="the giftlock binary (check: runs `giftlock lock`)")
     ap.add_argument("--config", help="giftlock's config file")
     ap.add_argument("--expect", type=int, default=1, help="idle: messages in the window")
+    ap.add_argument("--masked-copies", help="quarantined: the masked copies quarantine left (JSON, see mask_common.Catalogue)")
     args = ap.parse_args()
-    cat = Catalogue(args.labels)
+    cat = Catalogue(args.labels, args.masked_copies)
     ck = Checker()
     report = {"phase": args.phase, "messages": 0}
     try:
-        phases = {"fill": phase_fill, "check": phase_check, "idle": phase_idle, "gone": phase_gone}
+        phases = {"fill": phase_fill, "check": phase_check, "idle": phase_idle, "gone": phase_gone, "quarantined": phase_quarantined}
         phases[args.phase](ck, args, cat, report)
     except (OSError, ImapError, imaplib.IMAP4.error, socket.timeout) as e:
         print(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}", "checks": ck.checks, "failures": ck.failures}))

@@ -16,11 +16,20 @@ original on the server.
                   masked copy gets a tagged NO [CANNOT] and "Copies" is
                   unchanged; a ham message is still appended.
 
+With --masked-copies (INBOX after quarantine: the server holds the masked
+copies, whose originals are in giftlock's vault; the file the quarantine
+tests write, {masked copy sha256: {"original_sha256": ...}}), --mode
+restore takes the masked copies from that file rather than by comparing
+with the server, and every message in "Copies" must be one of their
+originals (by SHA-256) or the ham; the server-side COPY and MOVE are left
+out: the server has no original left to copy.
+
 Output: one JSON line {appended, copied, checks, failures}; never message
 content or a code. Exit 0 when no failure, 1 otherwise.
 """
 
 import argparse
+import hashlib
 import imaplib
 import json
 import sys
@@ -62,7 +71,12 @@ def main():
     ap.add_argument("--direct-password-file", required=True)
     ap.add_argument("--proxy-password-file", required=True)
     ap.add_argument("--mode", choices=["restore", "refuse", "unlocked"], required=True)
+    ap.add_argument("--masked-copies")
     args = ap.parse_args()
+    copies = None
+    if args.masked_copies:
+        with open(args.masked_copies, encoding="utf-8") as f:
+            copies = json.load(f)
 
     failures = []
     checks = 0
@@ -77,8 +91,17 @@ def main():
     proxy = login(args.proxy_port, args.user, args.proxy_password_file)
     originals = whole_messages(direct, "INBOX")
     served = whole_messages(proxy, "INBOX")
-    masked = {uid: raw for uid, raw in served.items() if raw != originals[uid]}
-    ham = {uid: raw for uid, raw in served.items() if raw == originals[uid]}
+    sha = lambda raw: hashlib.sha256(raw).hexdigest()  # noqa: E731
+    if copies is None:
+        masked = {uid: raw for uid, raw in served.items() if raw != originals[uid]}
+        ham = {uid: raw for uid, raw in served.items() if raw == originals[uid]}
+        restored_shas = {sha(raw) for raw in originals.values()}
+    else:
+        expect(served == originals, "giftlock serves the quarantined INBOX otherwise than the server holds it")
+        masked = {uid: raw for uid, raw in served.items() if sha(raw) in copies}
+        ham = {uid: raw for uid, raw in served.items() if uid not in masked}
+        restored_shas = {copies[sha(raw)]["original_sha256"] for raw in masked.values()}
+        restored_shas |= {sha(raw) for raw in ham.values()}
     expect(len(masked) >= 2, f"only {len(masked)} messages came back masked through giftlock")
     expect(len(ham) >= 1, "no ham message in INBOX")
     for uid, raw in masked.items():
@@ -104,26 +127,26 @@ def main():
             typ, data = proxy.append(FOLDER, None, None, raw)
             expect(typ == "OK", f"APPEND of uid {uid} through giftlock: {typ}")
             appended += 1
-        first = min(masked)
         proxy.select("INBOX")
-        typ, _ = proxy.uid("COPY", str(first), FOLDER)
-        expect(typ == "OK", f"UID COPY {first} through giftlock: {typ}")
-        copied = 1
-        # MOVE on the server, through giftlock: the server moves its original.
-        direct.create("Moved")
-        typ, _ = proxy.uid("COPY", str(first), "Moved")
-        proxy.select("Moved")
-        typ, data = proxy.uid("SEARCH", None, "ALL")
-        moved_uid = data[0].split()[0]
-        typ, _ = proxy.uid("MOVE", moved_uid, FOLDER)
-        expect(typ == "OK", f"UID MOVE through giftlock: {typ}")
-        copied += 1
+        if copies is None:
+            first = min(masked)
+            typ, _ = proxy.uid("COPY", str(first), FOLDER)
+            expect(typ == "OK", f"UID COPY {first} through giftlock: {typ}")
+            copied = 1
+            # MOVE on the server, through giftlock: the server moves its original.
+            direct.create("Moved")
+            typ, _ = proxy.uid("COPY", str(first), "Moved")
+            proxy.select("Moved")
+            typ, data = proxy.uid("SEARCH", None, "ALL")
+            moved_uid = data[0].split()[0]
+            typ, _ = proxy.uid("MOVE", moved_uid, FOLDER)
+            expect(typ == "OK", f"UID MOVE through giftlock: {typ}")
+            copied += 1
         stored = whole_messages(direct, FOLDER)
         expect(len(stored) == appended + copied, f"{FOLDER} holds {len(stored)} messages, expected {appended + copied}")
-        all_originals = set(originals.values())
         all_masked = set(masked.values())
         for uid, raw in stored.items():
-            expect(raw in all_originals, f"{FOLDER} uid {uid} is not byte-identical to any original")
+            expect(sha(raw) in restored_shas, f"{FOLDER} uid {uid} is not byte-identical to any original")
             expect(raw not in all_masked, f"{FOLDER} uid {uid} is a masked copy")
         before = count(direct, OUTSIDE)
         for uid, raw in sorted(masked.items()):

@@ -1,5 +1,8 @@
 //! Mail provider presets for `giftlock init`: where each provider's IMAP
-//! server is, and what a user must know before giftlock can log in there.
+//! server is, how a quarantined original is removed there, and what a user
+//! must know before giftlock can log in there.
+
+use crate::config::Removal;
 
 /// One provider's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +22,12 @@ pub struct Provider {
     pub oauth2_only: bool,
     /// Whether the provider issues app passwords for IMAP.
     pub app_passwords: bool,
+    /// How a quarantined original leaves its mailbox there
+    /// (`[accounts.quarantine] remove`): where expunging it from INBOX
+    /// only takes a label away and leaves it readable in another folder
+    /// (Gmail's All Mail), it goes through the `\Trash` special-use
+    /// folder and is expunged there.
+    pub quarantine_removal: Removal,
     /// What to do on the provider's side first.
     pub notes: &'static str,
 }
@@ -32,6 +41,7 @@ pub const PROVIDERS: &[Provider] = &[
         oauth2: None,
         oauth2_only: false,
         app_passwords: false,
+        quarantine_removal: Removal::Expunge,
         notes: "Turn on IMAP first: メールの設定 > IMAP/POP/SMTPアクセスとメール転送 > \
                 IMAP/POP/SMTPアクセス: 有効. The user name is your Yahoo! JAPAN ID. An ID \
                 without a password (passwordless sign-in only) cannot use IMAP: set a \
@@ -45,6 +55,7 @@ pub const PROVIDERS: &[Provider] = &[
         oauth2: Some("yahoo"),
         oauth2_only: false,
         app_passwords: true,
+        quarantine_removal: Removal::Expunge,
         notes: "Create an app password: Account Info > Account Security > Generate app \
                 password. The user name is your full address.",
     },
@@ -56,6 +67,7 @@ pub const PROVIDERS: &[Provider] = &[
         oauth2: Some("gmail"),
         oauth2_only: false,
         app_passwords: true,
+        quarantine_removal: Removal::Trash,
         notes: "Either OAuth2 with your own client id (docs/OAUTH2.md), or turn on 2-Step \
                 Verification and create an app password under Google Account > Security > \
                 App passwords. The user name is your full address.",
@@ -68,6 +80,7 @@ pub const PROVIDERS: &[Provider] = &[
         oauth2: Some("outlook"),
         oauth2_only: true,
         app_passwords: true,
+        quarantine_removal: Removal::Expunge,
         notes: "Microsoft accepts only OAuth2 for IMAP and SMTP: register a client id \
                 (docs/OAUTH2.md) and giftlock signs in with it; `giftlock auth` renews the \
                 sign-in if Microsoft ever revokes it.",
@@ -80,6 +93,7 @@ pub const PROVIDERS: &[Provider] = &[
         oauth2: None,
         oauth2_only: false,
         app_passwords: true,
+        quarantine_removal: Removal::Expunge,
         notes: "Create an app-specific password at account.apple.com > Sign-In and \
                 Security > App-Specific Passwords. The user name is your iCloud address \
                 (if it is refused, try the part before @icloud.com).",
@@ -92,6 +106,7 @@ pub const PROVIDERS: &[Provider] = &[
         oauth2: None,
         oauth2_only: false,
         app_passwords: true,
+        quarantine_removal: Removal::Expunge,
         notes: "Create an app password: Account Info > Account Security > Generate app \
                 password. The user name is your full address.",
     },
@@ -103,6 +118,7 @@ pub const PROVIDERS: &[Provider] = &[
         oauth2: None,
         oauth2_only: false,
         app_passwords: false,
+        quarantine_removal: Removal::Expunge,
         notes: "Give the server as imaps://host:993 (TLS) or imap://host:143 (STARTTLS, \
                 required). If your provider offers app passwords, use one.",
     },
@@ -176,6 +192,22 @@ mod tests {
         assert_eq!(
             by_id("gmail").unwrap().smtp_url,
             Some("smtps://smtp.gmail.com:465")
+        );
+    }
+
+    #[test]
+    fn gmail_removes_quarantined_originals_through_trash_and_others_expunge() {
+        for p in PROVIDERS {
+            let want = match p.id {
+                "gmail" => Removal::Trash,
+                _ => Removal::Expunge,
+            };
+            assert_eq!(p.quarantine_removal, want, "{}", p.id);
+        }
+        // With no preset the config's default is the in-place expunge.
+        assert_eq!(
+            crate::config::QuarantineConfig::default().remove,
+            Removal::Expunge
         );
     }
 

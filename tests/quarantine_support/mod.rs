@@ -25,6 +25,8 @@ pub struct Seen {
     pub size: u64,
     pub flags: Vec<String>,
     pub internaldate: String,
+    /// The labelled file this message is, if it is one.
+    pub label: Option<String>,
 }
 
 /// The direct snapshot: messages per mailbox, and what leaked.
@@ -57,6 +59,109 @@ pub fn setup(remove: &str) -> GiftlockSetup {
     let mut setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
     setup.quarantine = Some(quarantine_lines(remove));
     setup
+}
+
+/// Runs the python imaplib `body` logged in directly to Dovecot as `c`
+/// (plain LOGIN on the plain port), with `sys.argv[2:]` = `args`; its
+/// standard output.
+fn direct_python(bench: &Bench, what: &str, body: &str, args: &[&Path]) -> String {
+    let script = format!(
+        "import imaplib,sys\nc=imaplib.IMAP4('127.0.0.1',{})\nc.login('{USER}',open(sys.argv[1]).read().strip())\n{body}\nc.logout()\n",
+        bench.dovecot.imap_port
+    );
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", &script])
+        .arg(bench.password_file(UPSTREAM_PASSWORD))
+        .args(args);
+    let run = run_command(cmd, what, bench.path(), Duration::from_secs(30));
+    assert!(run.success(), "{what}: {}", run.stderr);
+    run.stdout
+}
+
+/// A mailbox made directly on Dovecot.
+pub fn create_mailbox(bench: &Bench, name: &str) {
+    direct_python(
+        bench,
+        "create-mailbox",
+        &format!("assert c.create('{name}')[0]=='OK'"),
+        &[],
+    );
+}
+
+/// `file` APPENDed directly to Dovecot's `mailbox`.
+pub fn append_direct(bench: &Bench, mailbox: &str, file: &Path) {
+    direct_python(
+        bench,
+        "append-direct",
+        &format!("assert c.append('{mailbox}',None,None,open(sys.argv[2],'rb').read())[0]=='OK'"),
+        &[file],
+    );
+}
+
+/// The UIDNEXT of `mailbox`, asked of Dovecot directly.
+pub fn uidnext(bench: &Bench, mailbox: &str) -> u32 {
+    let out = direct_python(
+        bench,
+        "status-uidnext",
+        &format!(
+            "t,d=c.status('{mailbox}','(UIDNEXT)')\nassert t=='OK'\nprint(d[0].split(b'UIDNEXT ')[1].rstrip(b')').decode())"
+        ),
+        &[],
+    );
+    out.trim().parse().expect("UIDNEXT is a number")
+}
+
+/// Every handle `reveal --list` shows, and the codes `reveal` gives for
+/// each: (handle, original UID, code). Run in `out`, which holds codes on
+/// purpose and is left out of the grep.
+pub fn revealed(
+    config: &Path,
+    out: &Path,
+    secret: &str,
+) -> std::collections::BTreeSet<(String, u32, String)> {
+    let run = giftlock_cli(
+        config,
+        out,
+        &["reveal", "--list", "--json", "--secret-stdin"],
+        secret,
+    );
+    assert!(run.success(), "reveal --list: {}", run.stderr);
+    let mut handles = std::collections::BTreeSet::new();
+    for m in run.json()["messages"].as_array().expect("messages") {
+        for c in m["codes"].as_array().expect("codes") {
+            handles.insert(c["handle"].as_str().expect("handle").to_string());
+        }
+    }
+    let mut all = std::collections::BTreeSet::new();
+    for handle in handles {
+        let run = giftlock_cli(
+            config,
+            out,
+            &["reveal", &handle, "--json", "--secret-stdin"],
+            secret,
+        );
+        assert!(run.success(), "reveal {handle}: {}", run.stderr);
+        for c in run.json()["codes"].as_array().expect("codes") {
+            let uid = c["message"]["identity"]["uid"].as_u64().expect("uid") as u32;
+            all.insert((
+                handle.clone(),
+                uid,
+                c["code"].as_str().expect("code").to_string(),
+            ));
+        }
+    }
+    all
+}
+
+/// Sets the unlock secret (`giftlock unlock-secret`).
+pub fn set_secret(bench: &Bench, config: &Path, secret: &str) {
+    let run = giftlock_cli(
+        config,
+        &cli_dir(bench),
+        &["unlock-secret", "--stdin"],
+        secret,
+    );
+    assert!(run.success(), "unlock-secret: {}", run.stderr);
 }
 
 /// Where the tests keep what the CLI prints (outside the grepped dirs
@@ -157,6 +262,7 @@ pub fn snapshot_with(
                     .map(|f| f.as_str().unwrap_or_default().to_string())
                     .collect(),
                 internaldate: m["internaldate"].as_str().expect("date").to_string(),
+                label: m["label"].as_str().map(str::to_string),
             })
             .collect();
         mailboxes.insert(name.clone(), seen);
