@@ -299,6 +299,10 @@ fn the_proxy_suites_pass_on_a_quarantined_mailbox() {
     );
     let report = assert_driver_passed(&run, "unlock_folder.py --phase quarantined");
     assert_eq!(report["messages"].as_u64(), Some(coded.len() as u64));
+    // Every original, answered from the vault, gave every fetch form
+    // (sections, partials, BINARY, BODYSTRUCTURE, ENVELOPE, INTERNALDATE)
+    // exactly as Dovecot gives it for the same bytes.
+    assert_eq!(report["compared"].as_u64(), Some(coded.len() as u64));
     let run = giftlock_cli(&config, &out, &["lock"], "");
     assert!(run.success(), "lock: {}", run.stderr);
 

@@ -34,10 +34,14 @@
                  byte by SHA-256 (BODY.PEEK[], RFC822, by sequence number),
                  each a labelled gift mail with its codes, RFC822.SIZE
                  agreeing with it; INBOX through giftlock still serves the
-                 masked copies only. (The originals are gone from the
-                 server, so the window answers from the vault, which gives
-                 only these items: sections, BODYSTRUCTURE and ENVELOPE of
-                 a quarantined original come back empty.)
+                 masked copies only. The originals are gone from the
+                 server, so the window answers every item from the vault:
+                 each original is APPENDed directly to a scratch mailbox
+                 (with the masked copy's INTERNALDATE, which quarantine
+                 kept) and every fetch form through the window must equal
+                 Dovecot's answer for those bytes (type and subtype in
+                 BODYSTRUCTURE/BODY compared without case, as RFC 2045
+                 has them).
 
 Output: one JSON line {phase, messages, checks, failures: [...]}, never
 message content or a code. Exit 0 when no failure, 1 otherwise, 2 on
@@ -129,7 +133,25 @@ def comparable(items):
     return {k: v for k, v in items.items() if k not in ("UID", "FLAGS")}
 
 
-def check_message(ck, direct, proxy, v, duid, where):
+def structure_caseless(value):
+    """BODYSTRUCTURE/BODY with each part's type and subtype lower-cased."""
+    if not isinstance(value, list):
+        return value
+    value = [structure_caseless(v) for v in value]
+    if value and isinstance(value[0], (bytes, bytearray)) and len(value) > 1 and isinstance(value[1], (bytes, bytearray)):
+        value[0], value[1] = bytes(value[0]).lower(), bytes(value[1]).lower()
+    elif value and isinstance(value[0], list):
+        subtype = next((i for i, v in enumerate(value) if not isinstance(v, list)), None)
+        if subtype is not None and isinstance(value[subtype], (bytes, bytearray)):
+            value[subtype] = bytes(value[subtype]).lower()
+    return value
+
+
+def caseless(items):
+    return {k: structure_caseless(v) if k in ("BODYSTRUCTURE", "BODY") else v for k, v in comparable(items).items()}
+
+
+def check_message(ck, direct, proxy, v, duid, where, compare=comparable):
     """Message `v` of the virtual mailbox against Dovecot's `duid`."""
     bs, _ = direct.fetch(duid, "(BODYSTRUCTURE)")
     for form in forms_of(bs.get("BODYSTRUCTURE")):
@@ -138,7 +160,7 @@ def check_message(ck, direct, proxy, v, duid, where):
         here = f"{where} {form}"
         ck.expect(status_word(p_tagged) == status_word(d_tagged), f"{here}: {status_word(p_tagged)} through giftlock, {status_word(d_tagged)} direct")
         p, d = merge_fetch(p_untagged), merge_fetch(d_untagged)
-        ck.expect(comparable(p) == comparable(d), f"{here}: differs from the original (items {sorted(comparable(p))} vs {sorted(comparable(d))})")
+        ck.expect(compare(p) == compare(d), f"{here}: differs from the original (items {sorted(comparable(p))} vs {sorted(comparable(d))})")
         for r in p_untagged:
             seq, items = fetch_items(r)
             if seq is not None:
@@ -374,11 +396,44 @@ def phase_gone(ck, args, cat, report):
     proxy.close()
 
 
+SCRATCH = "GiftlockScratch"
+
+
+def masked_copy_dates(direct, cat):
+    """{original SHA-256: INTERNALDATE of its masked copy in INBOX} (quarantine
+    APPENDs the copy with the original's INTERNALDATE)."""
+    direct.ok("EXAMINE INBOX")
+    dates = {}
+    for r in direct.ok("FETCH 1:* (INTERNALDATE BODY.PEEK[])"):
+        _, items = fetch_items(r)
+        entry = items and cat.copies.get(hashlib.sha256(items.get("BODY[]") or b"").hexdigest())
+        if entry:
+            dates[entry["original_sha256"]] = bytes(items["INTERNALDATE"]).decode()
+    return dates
+
+
+def scratch_copy(direct, body, date):
+    """APPENDs `body` to the selected scratch mailbox directly; its UID."""
+    when = f' "{date}"' if date else ""
+    # LITERAL+ (Dovecot has it): the message follows the command at once.
+    tag = direct.send(f"APPEND {SCRATCH} (){when} {{{len(body)}+}}\r\n".encode() + body)
+    untagged, tagged = direct.wait(tag)
+    m = re.search(rb"APPENDUID \d+ (\d+)", tagged)
+    if not m:
+        raise ImapError(f"APPEND to the scratch mailbox: {tagged[:100]!r}")
+    direct.ok("NOOP")
+    return int(m.group(1))
+
+
 def phase_quarantined(ck, args, cat, report):
     sha = lambda raw: hashlib.sha256(raw or b"").hexdigest()  # noqa: E731
     want = {e["original_sha256"] for e in cat.copies.values()}
     if not ck.expect(bool(want), "--masked-copies names no masked copy"):
         return
+    direct = login("127.0.0.1", args.direct_port, args.user, read_password(args.direct_password_file))
+    dates = masked_copy_dates(direct, cat)
+    direct.ok(f"CREATE {SCRATCH}")
+    direct.ok(f"SELECT {SCRATCH}")
     proxy = login("127.0.0.1", args.proxy_port, args.user, read_password(args.proxy_password_file))
     names = unlocked_names(proxy)
     if not ck.expect(len(names) == 1, f"LIST shows {names!r}"):
@@ -403,6 +458,11 @@ def phase_quarantined(ck, args, cat, report):
         ck.expect(r.get("RFC822") == body, f"{where}: RFC822 is not the original")
         q, _ = proxy.fetch(v, "(BODY.PEEK[])", uid_mode=False)
         ck.expect(q.get("BODY[]") == body, f"{where}: FETCH {v} by sequence number is not the original")
+        duid = scratch_copy(direct, body, dates.get(sha(body)))
+        check_message(ck, direct, proxy, v, duid, f"{where} ({name})", compare=caseless)
+        report["compared"] = report.get("compared", 0) + 1
+    direct.ok(f"DELETE {SCRATCH}")
+    direct.close()
     ck.expect(got == want, f"{len(got)} distinct originals served, {len(want)} quarantined")
     proxy.ok("SELECT INBOX")
     for r in proxy.ok("FETCH 1:* (BODY.PEEK[])"):

@@ -41,6 +41,7 @@ pub(super) fn session_filters(
             name: config.unlock.mailbox.clone(),
             windows: shared.unlock.clone(),
             vault: shared.vault.clone(),
+            state_dir: Some(config.state_dir()),
         },
         shared.upstreams.fetcher(account, limits),
     );

@@ -10,14 +10,16 @@ use imap_codec::imap_types::command::CommandBody;
 use imap_codec::{decode::Decoder, CommandCodec};
 use tracing::{info, warn};
 
-use super::fetch::{self, FromOriginal};
+use super::fetch;
 use super::folder::{self, tagged, Folder};
 use super::session::{expunges_owed, forbids_expunge, lock, owed_expunges, Commands, WINDOW_OVER};
 use crate::imap::command::parse_head;
 use crate::imap::selection::Selected;
 use crate::imap::syntax;
+use crate::quarantine::journal::Journal;
 use crate::source::{MessageSource, SourceError};
 use crate::vault::{MessageIdentity, Vault};
+use imap_codec::imap_types::fetch::MessageDataItemName;
 
 impl<C, S: MessageSource> Commands<C, S> {
     /// giftlock's answer to a command the routing gave it (see `session`).
@@ -211,7 +213,12 @@ impl<C, S: MessageSource> Commands<C, S> {
         let Ok((_, cmd)) = CommandCodec::default().decode(message) else {
             return tagged(tag, "BAD giftlock could not read this FETCH");
         };
-        let CommandBody::Fetch { sequence_set, .. } = cmd.body else {
+        let CommandBody::Fetch {
+            sequence_set,
+            macro_or_item_names,
+            ..
+        } = cmd.body
+        else {
             return tagged(tag, "BAD giftlock could not read this FETCH");
         };
         let Some(items) = fetch_items(message, uid) else {
@@ -280,20 +287,44 @@ impl<C, S: MessageSource> Commands<C, S> {
             .filter(|(n, _)| !responses.contains_key(n))
             .collect();
         if !missing.is_empty() {
-            let asked = FromOriginal::asked(items);
+            let names = fetch::item_names(&macro_or_item_names);
             let originals = originals(
                 self.context.vault.clone(),
                 missing.iter().map(|(_, id)| id.clone()).collect(),
             )
             .await;
+            let dates = match names.contains(&MessageDataItemName::InternalDate) {
+                true => internal_dates(self.context.state_dir.clone(), &self.context.account).await,
+                false => HashMap::new(),
+            };
             let s = lock(&self.state);
-            for ((n, _), original) in missing.iter().zip(originals) {
+            for ((n, id), original) in missing.iter().zip(originals) {
                 if let Some(original) = original {
                     let flags = s
                         .folder
                         .as_ref()
                         .map_or(String::new(), |f| f.flags_text(*n));
-                    responses.insert(*n, asked.response(&original, *n, &flags));
+                    match fetch::from_original(
+                        &names,
+                        &original,
+                        *n,
+                        &flags,
+                        dates
+                            .get(&(id.mailbox.clone(), id.uidvalidity, id.uid))
+                            .map(String::as_str),
+                    ) {
+                        Ok(response) => responses.insert(*n, response),
+                        // Fail closed: no part of this FETCH is answered.
+                        Err(fetch::Unanswerable(what)) => {
+                            return tagged(
+                                tag,
+                                &format!(
+                                    "BAD giftlock cannot answer this FETCH from the vault's \
+                                     original: {what}"
+                                ),
+                            )
+                        }
+                    };
                 }
             }
         }
@@ -327,6 +358,34 @@ async fn originals(
                 }
             })
             .collect::<Vec<_>>()
+    })
+    .await;
+    read.unwrap_or_default()
+}
+
+/// The INTERNALDATE (RFC 3501 text) of each message quarantine took from
+/// `account`'s mailboxes, by (mailbox, UIDVALIDITY, UID) of the original,
+/// from its journal (empty when there is none).
+async fn internal_dates(
+    state_dir: Option<std::path::PathBuf>,
+    account: &str,
+) -> HashMap<(String, u32, u32), String> {
+    let Some(state_dir) = state_dir else {
+        return HashMap::new();
+    };
+    let account = account.to_string();
+    let read = tokio::task::spawn_blocking(move || {
+        let finished = Journal::open(&state_dir, &account).and_then(|j| j.finished());
+        match finished {
+            Ok(done) => done
+                .into_iter()
+                .filter_map(|tx| Some(((tx.mailbox, tx.uidvalidity, tx.uid), tx.internal_date?)))
+                .collect(),
+            Err(e) => {
+                warn!(error = %e, "cannot read the quarantine journal for INTERNALDATE");
+                HashMap::new()
+            }
+        }
     })
     .await;
     read.unwrap_or_default()
@@ -454,6 +513,7 @@ mod tests {
             name: "Giftlock/Unlocked".into(),
             windows,
             vault: Some(vault),
+            state_dir: None,
         };
         let (_content, mut commands, _pushes) = wrap(PassThrough, PassThrough, context, source);
         let selected = answered(&mut commands, b"a SELECT \"Giftlock/Unlocked\"\r\n").await;

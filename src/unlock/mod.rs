@@ -12,7 +12,8 @@
 //!   own answers to SELECT, STATUS, SEARCH, STORE... (no I/O).
 //! * [`fetch`]: FETCH responses of the real messages rewritten to the
 //!   virtual numbers and flags, and FETCH answered from the vault when the
-//!   real message is gone.
+//!   real message is gone: [`mime`] cuts sections from the original,
+//!   [`structure`] builds its BODYSTRUCTURE and ENVELOPE.
 //! * [`session`]: the filters that put the mailbox into a session, around
 //!   the masking filters: which commands giftlock answers and never
 //!   forwards, which server messages it drops, and the window's end
@@ -27,7 +28,9 @@ mod answers;
 pub mod fetch;
 pub mod folder;
 mod list;
+mod mime;
 pub mod session;
+mod structure;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

@@ -50,6 +50,9 @@ pub struct Context {
     pub name: String,
     pub windows: Windows,
     pub vault: Option<Arc<Vault>>,
+    /// giftlock's state directory, where quarantine's journal keeps each
+    /// quarantined original's INTERNALDATE.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Context {
@@ -377,6 +380,7 @@ mod tests {
             name: "Giftlock/Unlocked".into(),
             windows: windows.clone(),
             vault: None,
+            state_dir: None,
         };
         let state = SharedState::default();
         let pass = |message: &'static [u8]| {
@@ -470,6 +474,7 @@ mod tests {
             name: "Giftlock/Unlocked".into(),
             windows: Windows::default(),
             vault: None,
+            state_dir: None,
         };
         assert!(context.is_virtual(b"Giftlock/Unlocked", None));
         assert!(context.is_virtual(b"Giftlock.Unlocked", None));
