@@ -41,7 +41,7 @@ pub(super) fn session_filters(
             name: config.unlock.mailbox.clone(),
             windows: shared.unlock.clone(),
             vault: shared.vault.clone(),
-            state_dir: Some(config.state_dir()),
+            internal_dates: Some(quarantined_dates(config.state_dir(), account.name.clone())),
         },
         shared.upstreams.fetcher(account, limits),
     );
@@ -50,4 +50,27 @@ pub(super) fn session_filters(
         commands,
         pushes,
     }
+}
+
+/// The INTERNALDATE quarantine's journal recorded for each original it took
+/// from `account` (the unlock window answers INTERNALDATE of a quarantined
+/// original with it).
+fn quarantined_dates(
+    state_dir: std::path::PathBuf,
+    account: String,
+) -> crate::unlock::session::InternalDates {
+    std::sync::Arc::new(move || {
+        let finished = crate::quarantine::journal::Journal::open(&state_dir, &account)
+            .and_then(|j| j.finished());
+        match finished {
+            Ok(done) => done
+                .into_iter()
+                .filter_map(|tx| Some(((tx.mailbox, tx.uidvalidity, tx.uid), tx.internal_date?)))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the quarantine journal for INTERNALDATE");
+                Default::default()
+            }
+        }
+    })
 }

@@ -12,11 +12,12 @@ use tracing::{info, warn};
 
 use super::fetch;
 use super::folder::{self, tagged, Folder};
-use super::session::{expunges_owed, forbids_expunge, lock, owed_expunges, Commands, WINDOW_OVER};
+use super::session::{
+    expunges_owed, forbids_expunge, lock, owed_expunges, Commands, InternalDates, WINDOW_OVER,
+};
 use crate::imap::command::parse_head;
 use crate::imap::selection::Selected;
 use crate::imap::syntax;
-use crate::quarantine::journal::Journal;
 use crate::source::{MessageSource, SourceError};
 use crate::vault::{MessageIdentity, Vault};
 use imap_codec::imap_types::fetch::MessageDataItemName;
@@ -294,7 +295,7 @@ impl<C, S: MessageSource> Commands<C, S> {
             )
             .await;
             let dates = match names.contains(&MessageDataItemName::InternalDate) {
-                true => internal_dates(self.context.state_dir.clone(), &self.context.account).await,
+                true => internal_dates(self.context.internal_dates.clone()).await,
                 false => HashMap::new(),
             };
             let s = lock(&self.state);
@@ -363,32 +364,15 @@ async fn originals(
     read.unwrap_or_default()
 }
 
-/// The INTERNALDATE (RFC 3501 text) of each message quarantine took from
-/// `account`'s mailboxes, by (mailbox, UIDVALIDITY, UID) of the original,
-/// from its journal (empty when there is none).
-async fn internal_dates(
-    state_dir: Option<std::path::PathBuf>,
-    account: &str,
-) -> HashMap<(String, u32, u32), String> {
-    let Some(state_dir) = state_dir else {
+/// The INTERNALDATE (RFC 3501 text) of each original quarantine took, by
+/// (mailbox, UIDVALIDITY, UID), when the service can tell.
+async fn internal_dates(read: Option<InternalDates>) -> HashMap<(String, u32, u32), String> {
+    let Some(read) = read else {
         return HashMap::new();
     };
-    let account = account.to_string();
-    let read = tokio::task::spawn_blocking(move || {
-        let finished = Journal::open(&state_dir, &account).and_then(|j| j.finished());
-        match finished {
-            Ok(done) => done
-                .into_iter()
-                .filter_map(|tx| Some(((tx.mailbox, tx.uidvalidity, tx.uid), tx.internal_date?)))
-                .collect(),
-            Err(e) => {
-                warn!(error = %e, "cannot read the quarantine journal for INTERNALDATE");
-                HashMap::new()
-            }
-        }
-    })
-    .await;
-    read.unwrap_or_default()
+    tokio::task::spawn_blocking(move || read())
+        .await
+        .unwrap_or_default()
 }
 
 /// The item list of a one-line FETCH command (`tag [UID] FETCH set items`),
@@ -513,7 +497,7 @@ mod tests {
             name: "Giftlock/Unlocked".into(),
             windows,
             vault: Some(vault),
-            state_dir: None,
+            internal_dates: None,
         };
         let (_content, mut commands, _pushes) = wrap(PassThrough, PassThrough, context, source);
         let selected = answered(&mut commands, b"a SELECT \"Giftlock/Unlocked\"\r\n").await;

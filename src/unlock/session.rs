@@ -50,10 +50,16 @@ pub struct Context {
     pub name: String,
     pub windows: Windows,
     pub vault: Option<Arc<Vault>>,
-    /// giftlock's state directory, where quarantine's journal keeps each
-    /// quarantined original's INTERNALDATE.
-    pub state_dir: Option<std::path::PathBuf>,
+    /// The server INTERNALDATE of each original quarantine took from this
+    /// account (read from its journal by the service; unlock does not
+    /// know the journal), when there is such a record.
+    pub internal_dates: Option<InternalDates>,
 }
+
+/// Reads (mailbox, UIDVALIDITY, UID) of an original → its INTERNALDATE as
+/// the server gave it (RFC 3501 text). Blocking: run it off the runtime.
+pub type InternalDates =
+    Arc<dyn Fn() -> std::collections::HashMap<(String, u32, u32), String> + Send + Sync>;
 
 impl Context {
     /// The open window, if it has messages of this account.
@@ -380,7 +386,7 @@ mod tests {
             name: "Giftlock/Unlocked".into(),
             windows: windows.clone(),
             vault: None,
-            state_dir: None,
+            internal_dates: None,
         };
         let state = SharedState::default();
         let pass = |message: &'static [u8]| {
@@ -474,7 +480,7 @@ mod tests {
             name: "Giftlock/Unlocked".into(),
             windows: Windows::default(),
             vault: None,
-            state_dir: None,
+            internal_dates: None,
         };
         assert!(context.is_virtual(b"Giftlock/Unlocked", None));
         assert!(context.is_virtual(b"Giftlock.Unlocked", None));
