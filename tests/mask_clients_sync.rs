@@ -8,8 +8,12 @@
 //! `Received:` line) is the same on both sides. Then: every message arrived,
 //! no stored file holds a labelled code (raw, decoded parts after NFKC,
 //! decoded Subjects: integration/clients/mask_traces.py), every ham
-//! message is byte for byte what the direct sync stored, and nothing
-//! giftlock or the clients wrote holds a code or a password.
+//! message is byte for byte what the direct sync stored (for offlineimap
+//! also its original file, up to the LF line endings offlineimap writes),
+//! and nothing giftlock or the clients wrote holds a code or a password.
+//!
+//! offlineimap runs on init's SSL/TLS port only, fetchmail on both ports
+//! (see the offlineimap test for why).
 
 mod common;
 mod mask_support;
@@ -165,17 +169,18 @@ fn offlineimap(bench: &Bench, name: &str, target: &Target) -> (Run, PathBuf) {
     let root = bench.path().join(name);
     let maildir = root.join("maildir");
     fs::create_dir_all(&maildir).expect("create offlineimap maildir");
-    let (ssl, starttls) = match target.tls {
-        Tls::Implicit => ("yes", "no"),
-        Tls::Starttls => ("no", "yes"),
-        Tls::None => panic!("offlineimap is run over TLS only"),
-    };
+    // Over STARTTLS offlineimap3 verifies nothing (see the test below).
+    assert_eq!(
+        target.tls,
+        Tls::Implicit,
+        "offlineimap is run over SSL/TLS only"
+    );
     let rc = format!(
         "[general]\naccounts = giftlock\nmetadata = {meta}\nsocktimeout = 30\n\n\
          [Account giftlock]\nlocalrepository = local\nremoterepository = remote\n\n\
          [Repository local]\ntype = Maildir\nlocalfolders = {md}\n\n\
          [Repository remote]\ntype = IMAP\nremotehost = {host}\nremoteport = {port}\n\
-         remoteuser = {USER}\nremotepassfile = {pw}\nssl = {ssl}\nstarttls = {starttls}\n\
+         remoteuser = {USER}\nremotepassfile = {pw}\nssl = yes\nstarttls = no\n\
          sslcacertfile = {ca}\nreadonly = True\nfolderfilter = lambda name: name == 'INBOX'\n",
         meta = root.join("metadata").display(),
         md = maildir.display(),
@@ -340,8 +345,12 @@ fn assert_synced_clean(
     bench.assert_no_secrets_logged();
 }
 
+/// Only init's SSL/TLS port: offlineimap3 8.0.0 checks neither the chain
+/// nor the name over STARTTLS (with another CA and `127.0.0.1` it still
+/// syncs), so a STARTTLS run would show nothing about the settings.
 #[test]
-fn offlineimap3_syncs_with_init_settings_and_receives_no_code() {
+fn offlineimap3_over_implicit_tls_with_init_settings_receives_no_code() {
+    let tls = Tls::Implicit;
     if needs::missing(&[Need::Dovecot, Need::Shared, Need::Offlineimap]) {
         return;
     }
@@ -367,20 +376,21 @@ fn offlineimap3_syncs_with_init_settings_and_receives_no_code() {
     );
     let (run, inbox) = offlineimap(
         &bench,
-        "offlineimap-proxied",
+        &format!("offlineimap-proxied-{}", tls.name()),
         &Target {
             host: &settings.host,
-            port: settings.port(Tls::Implicit),
-            tls: Tls::Implicit,
+            port: settings.port(tls),
+            tls,
             password: LOCAL_PASSWORD,
             ca_file: &settings.ca_file,
         },
     );
     assert!(
         run.success(),
-        "offlineimap through giftlock with init's settings ({}:{} SSL/TLS) failed ({}): {}{}",
+        "offlineimap through giftlock with init's settings ({}:{} {}) failed ({}): {}{}",
         settings.host,
-        settings.implicit_port,
+        settings.port(tls),
+        tls.name(),
         run.status_text(),
         run.stdout,
         run.stderr
@@ -401,7 +411,7 @@ fn offlineimap3_syncs_with_init_settings_and_receives_no_code() {
     );
     assert_synced_clean(
         &bench,
-        "offlineimap",
+        &format!("offlineimap ({})", tls.name()),
         &inbox,
         maildir_messages(&direct_inbox),
         proxied,
