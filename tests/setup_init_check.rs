@@ -1,8 +1,12 @@
 //! `giftlock init --non-interactive` then `giftlock check` against a real
 //! Dovecot: the config is written, the secret lands in the file fallback
-//! (mode 0600) because no Secret Service is reachable, and check passes;
-//! then check fails, with the right message and fix, on a wrong upstream
-//! password, an untrusted certificate, an unreachable host and a port in use.
+//! (mode 0600) because no Secret Service is reachable, quarantine is on with
+//! the installation's key made, and check passes; with `--quarantine off`
+//! there is no quarantine table and no key. init logs in first: a refused
+//! password or a certificate from an unknown CA writes nothing, and the CA
+//! file makes it work. Then check fails, with the right message and fix, on
+//! a wrong upstream password, an untrusted certificate, an unreachable host
+//! and a port in use (those configs are written with `--no-login-test`).
 
 mod common;
 mod needs;
@@ -46,8 +50,9 @@ struct Init {
     output: Output,
 }
 
-/// `giftlock init --non-interactive` into `bench/name/`, upstream `url`.
-fn init(bench: &Bench, name: &str, url: &str, trust_test_ca: bool) -> Init {
+/// `giftlock init --non-interactive` into `bench/name/`, upstream `url`,
+/// with the upstream password in `upstream_pw`, and `extra` flags.
+fn init_with(bench: &Bench, name: &str, url: &str, upstream_pw: &Path, extra: &[&str]) -> Init {
     let dir = bench.path().join(name);
     fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config.toml");
@@ -56,8 +61,6 @@ fn init(bench: &Bench, name: &str, url: &str, trust_test_ca: bool) -> Init {
     let implicit_port = common::free_port();
     let starttls_port = common::free_port().to_string();
     let implicit = implicit_port.to_string();
-    let upstream_pw = bench.password_file(common::UPSTREAM_PASSWORD);
-    let ca = bench.dovecot.ca_file.to_string_lossy().into_owned();
     let mut args = vec![
         "init",
         "--non-interactive",
@@ -83,9 +86,7 @@ fn init(bench: &Bench, name: &str, url: &str, trust_test_ca: bool) -> Init {
     let state = dir.join("state");
     let state = state.to_str().unwrap().to_string();
     args.extend(["--state-dir", &state]);
-    if trust_test_ca {
-        args.extend(["--upstream-ca-file", &ca]);
-    }
+    args.extend(extra);
     let output = giftlock(&dir, &args);
     Init {
         dir,
@@ -93,6 +94,27 @@ fn init(bench: &Bench, name: &str, url: &str, trust_test_ca: bool) -> Init {
         implicit_port,
         output,
     }
+}
+
+/// `init_with` the bench's password, trusting the test CA or not.
+fn init(bench: &Bench, name: &str, url: &str, trust_test_ca: bool, extra: &[&str]) -> Init {
+    let ca = bench.dovecot.ca_file.to_string_lossy().into_owned();
+    let mut flags = extra.to_vec();
+    if trust_test_ca {
+        flags.extend(["--upstream-ca-file", &ca]);
+    }
+    let upstream_pw = bench.password_file(common::UPSTREAM_PASSWORD);
+    init_with(bench, name, url, &upstream_pw, &flags)
+}
+
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 fn check(init: &Init) -> (bool, String) {
@@ -113,7 +135,7 @@ fn init_writes_config_and_0600_secret_file_and_check_passes() {
         return;
     }
     let bench = Bench::start(DovecotMode::Normal);
-    let init = init(&bench, "ok", &imaps_url(&bench), true);
+    let init = init(&bench, "ok", &imaps_url(&bench), true, &[]);
     let said = text(&init.output);
     assert!(init.output.status.success(), "{said}");
 
@@ -136,6 +158,25 @@ fn init_writes_config_and_0600_secret_file_and_check_passes() {
         "{config}"
     );
     assert!(!config.contains(LOCAL_PW) && !config.contains(common::UPSTREAM_PASSWORD));
+    // Quarantine is on without being asked for, so the key was made.
+    assert!(
+        config.contains("\n[accounts.quarantine]\nenabled = true\n"),
+        "{config}"
+    );
+    assert!(!config.contains("remove ="), "{config}");
+    let key = init.dir.join("state/quarantine.key");
+    assert_eq!(
+        fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(said.contains("Quarantine key: made "), "{said}");
+    assert!(
+        said.contains(&format!(
+            "`giftlock key export --secret --config {} > giftlock-key.asc`",
+            init.config.display()
+        )),
+        "{said}"
+    );
     assert_eq!(
         fs::metadata(&init.config).unwrap().permissions().mode() & 0o777,
         0o600
@@ -189,7 +230,130 @@ fn init_writes_config_and_0600_secret_file_and_check_passes() {
         "{report}"
     );
     assert!(report.contains("PASS local CA: valid until"), "{report}");
+    assert!(
+        report.contains(
+            "PASS quarantine mail: on for INBOX (encrypted originals in Giftlock/Quarantine)"
+        ),
+        "{report}"
+    );
     assert!(report.contains("0 failed"), "{report}");
+}
+
+#[test]
+fn init_with_quarantine_off_writes_no_table_and_makes_no_key() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
+    let bench = Bench::start(DovecotMode::Normal);
+    let init = init(
+        &bench,
+        "off",
+        &imaps_url(&bench),
+        true,
+        &["--quarantine", "off"],
+    );
+    let said = text(&init.output);
+    assert!(init.output.status.success(), "{said}");
+    let config = fs::read_to_string(&init.config).unwrap();
+    assert!(!config.contains("quarantine"), "{config}");
+    assert!(!init.dir.join("state/quarantine.key").exists());
+    assert!(!said.contains("Quarantine key"), "{said}");
+    let (ok, report) = check(&init);
+    assert!(ok, "{report}");
+    assert!(
+        report.contains("WARN quarantine mail: off: gift-card mail stays readable on the server"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_refused_upstream_login_writes_nothing() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
+    let bench = Bench::start(DovecotMode::Normal);
+    let wrong_pw = bench.path().join("wrong.pw");
+    fs::write(&wrong_pw, "not-the-password\n").unwrap();
+    let ca = bench.dovecot.ca_file.to_string_lossy().into_owned();
+    let url = imaps_url(&bench);
+    let refused = init_with(
+        &bench,
+        "refused",
+        &url,
+        &wrong_pw,
+        &["--upstream-ca-file", &ca],
+    );
+    let said = text(&refused.output);
+    assert!(!refused.output.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "the upstream login of account mail at {url} failed"
+        )),
+        "{said}"
+    );
+    assert!(said.contains("refused the login for user alice"), "{said}");
+    assert!(said.contains("nothing was written"), "{said}");
+    assert!(!said.contains("not-the-password"), "{said}");
+    // No config, no secret file, no state directory: only the answer file.
+    assert_eq!(names_in(&refused.dir), ["local.pw"]);
+}
+
+#[test]
+fn an_upstream_certificate_from_an_unknown_ca_needs_the_ca_file() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
+    // Dovecot's leaf comes from a CA no test and no system trusts.
+    let bench = Bench::start(DovecotMode::UntrustedCert);
+    let url = imaps_url(&bench);
+    let upstream_pw = bench.password_file(common::UPSTREAM_PASSWORD);
+
+    let refused = init_with(&bench, "no-ca", &url, &upstream_pw, &[]);
+    let said = text(&refused.output);
+    assert!(!refused.output.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "the certificate of {url} (account mail) is not signed by a CA this machine trusts"
+        )),
+        "{said}"
+    );
+    assert!(said.contains("--upstream-ca-file FILE"), "{said}");
+    assert!(said.contains("nothing was written"), "{said}");
+    assert_eq!(names_in(&refused.dir), ["local.pw"]);
+
+    // The test CA does not sign this leaf either: still refused, and said so.
+    let test_ca = bench.dovecot.ca_file.to_string_lossy().into_owned();
+    let wrong_ca = init_with(
+        &bench,
+        "wrong-ca",
+        &url,
+        &upstream_pw,
+        &["--upstream-ca-file", &test_ca],
+    );
+    let said = text(&wrong_ca.output);
+    assert!(!wrong_ca.output.status.success(), "{said}");
+    assert!(said.contains(&format!("nor by {test_ca}")), "{said}");
+    assert_eq!(names_in(&wrong_ca.dir), ["local.pw"]);
+
+    let ca = bench
+        .dovecot
+        .untrusted_ca_file
+        .to_string_lossy()
+        .into_owned();
+    let trusted = init_with(
+        &bench,
+        "with-ca",
+        &url,
+        &upstream_pw,
+        &["--upstream-ca-file", &ca],
+    );
+    let said = text(&trusted.output);
+    assert!(trusted.output.status.success(), "{said}");
+    let config = fs::read_to_string(&trusted.config).unwrap();
+    assert!(config.contains(&format!("ca_file = \"{ca}\"")), "{config}");
+    let (ok, report) = check(&trusted);
+    assert!(ok, "{report}");
+    assert!(report.contains("login as alice accepted"), "{report}");
 }
 
 #[test]
@@ -200,7 +364,7 @@ fn check_fails_with_the_right_message_for_each_broken_item() {
     let bench = Bench::start(DovecotMode::Normal);
 
     // Wrong upstream password.
-    let wrong = init(&bench, "wrong-pw", &imaps_url(&bench), true);
+    let wrong = init(&bench, "wrong-pw", &imaps_url(&bench), true, &[]);
     assert!(wrong.output.status.success(), "{}", text(&wrong.output));
     let secret = wrong.dir.join("mail.secret");
     fs::write(&secret, "not-the-password").unwrap();
@@ -218,7 +382,18 @@ fn check_fails_with_the_right_message_for_each_broken_item() {
     assert!(!report.contains("not-the-password"), "{report}");
 
     // Untrusted certificate: no ca_file, so only the platform roots.
-    let untrusted = init(&bench, "untrusted", &imaps_url(&bench), false);
+    let untrusted = init(
+        &bench,
+        "untrusted",
+        &imaps_url(&bench),
+        false,
+        &["--no-login-test"],
+    );
+    assert!(
+        untrusted.output.status.success(),
+        "{}",
+        text(&untrusted.output)
+    );
     let (ok, report) = check(&untrusted);
     assert!(!ok, "{report}");
     assert!(report.contains("FAIL upstream mail"), "{report}");
@@ -230,7 +405,12 @@ fn check_fails_with_the_right_message_for_each_broken_item() {
 
     // Unreachable host: nothing listens on this loopback port.
     let closed = format!("imaps://127.0.0.1:{}", common::free_port());
-    let unreachable = init(&bench, "unreachable", &closed, true);
+    let unreachable = init(&bench, "unreachable", &closed, true, &["--no-login-test"]);
+    assert!(
+        unreachable.output.status.success(),
+        "{}",
+        text(&unreachable.output)
+    );
     let (ok, report) = check(&unreachable);
     assert!(!ok, "{report}");
     assert!(
@@ -242,7 +422,7 @@ fn check_fails_with_the_right_message_for_each_broken_item() {
     assert!(report.contains("fix: check the host and port"), "{report}");
 
     // Port in use: the config is fine, but something holds the listener port.
-    let busy = init(&bench, "busy", &imaps_url(&bench), true);
+    let busy = init(&bench, "busy", &imaps_url(&bench), true, &[]);
     let holder = std::net::TcpListener::bind(("127.0.0.1", busy.implicit_port)).unwrap();
     let (ok, report) = check(&busy);
     drop(holder);

@@ -163,6 +163,8 @@ fn completions_and_man_pages_come_from_the_cli_definition() {
     giftlock(&["manpage", "--out-dir", dir.path().to_str().unwrap()]);
     let init_page = fs::read_to_string(dir.path().join("giftlock-init.1")).unwrap();
     assert!(init_page.contains("non\\-interactive"), "{init_page}");
+    assert!(init_page.contains("no\\-login\\-test"), "{init_page}");
+    assert!(init_page.contains("quarantine"), "{init_page}");
     assert!(dir.path().join("giftlock.1").exists());
     assert!(dir.path().join("giftlock-service-install.1").exists());
     let version = String::from_utf8(giftlock(&["--version"]).stdout).unwrap();
@@ -210,6 +212,8 @@ fn the_user_unit_init_and_the_cli_agree_on_the_state_directory() {
             "other",
             "--imap-url",
             "imaps://imap.example.com",
+            // No such server: the config is written without a login.
+            "--no-login-test",
             "--upstream-user",
             "me",
             "--upstream-secret-file",
@@ -384,6 +388,8 @@ fn init_for_a_server_suggests_the_system_service() {
             "other",
             "--imap-url",
             "imaps://imap.example.com",
+            // No such server: the config is written without a login.
+            "--no-login-test",
             "--upstream-user",
             "me",
             "--upstream-secret-file",

@@ -184,12 +184,17 @@ def main():
     ap.add_argument("scenario", choices=sorted(SCENARIOS))
     ap.add_argument("--dir", help="maildir: the Maildir folder")
     ap.add_argument("--direct-port", type=int)
-    ap.add_argument("--proxy-port", type=int, required=True)
-    ap.add_argument("--user", required=True)
+    ap.add_argument("--proxy-port", type=int)
+    ap.add_argument("--user")
     ap.add_argument("--direct-password-file")
-    ap.add_argument("--proxy-password-file", required=True)
+    ap.add_argument("--proxy-password-file")
     ap.add_argument("--labels", action="append", required=True)
     args = ap.parse_args()
+    if args.scenario == "maildir":
+        if not args.dir:
+            ap.error("maildir needs --dir")
+    elif None in (args.proxy_port, args.user, args.proxy_password_file):
+        ap.error(f"{args.scenario} needs --proxy-port, --user and --proxy-password-file")
     rep = Report(Catalogue(args.labels).all_codes())
     try:
         SCENARIOS[args.scenario](args, rep)

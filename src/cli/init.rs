@@ -1,9 +1,13 @@
 //! `giftlock init`: from nothing to a working config in one command.
 //!
 //! Asks (or, with `--non-interactive`, takes from flags) the provider, the
-//! upstream user and secret, the local user and password; stores the secret
-//! in the best place available and says which; writes the config; makes the
-//! local CA and an iOS profile for it; prints what to type into mail clients.
+//! upstream user and secret, the local user and password, and whether to
+//! quarantine gift-card mail on the server; logs in to the upstream with
+//! that secret before anything is written (asking for a CA file when the
+//! server's certificate needs one); stores the secret in the best place
+//! available and says which; writes the config; makes the local CA, an iOS
+//! profile for it and, with quarantine, the installation's OpenPGP key;
+//! prints what to type into mail clients.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -17,21 +21,30 @@ use anyhow::{bail, Context};
 use rand::Rng;
 use zeroize::Zeroizing;
 
+use super::account::checked_ca;
 use super::providers::{self, Provider};
-use crate::config::{Account, Config, ListenerTls, SmtpUpstream, Upstream};
+use crate::config::{
+    Account, Config, Limits, ListenerTls, QuarantineConfig, Removal, SmtpUpstream, Upstream,
+};
 use crate::oauth::flow::{FlowKind, USER_TIMEOUT};
 use crate::oauth::OAuth2Settings;
 use crate::password::hash_password;
+use crate::quarantine::key::{key_path, KeyError};
+use crate::quarantine::QuarantineKey;
 use crate::secret::{Secret, KEYRING_SERVICE};
 pub use crate::setup::secret_store::SecretStore;
 use crate::setup::secret_store::{self, Place};
 use crate::setup::{files::write_private, render};
 use crate::tls::local_ca;
+use crate::upstream::connect::UpstreamError;
+use crate::upstream::{probe, UpstreamLimits};
 
 /// Shortest local password accepted (the same rule as `giftlock passwd`).
 const MIN_LOCAL_PASSWORD_CHARS: usize = 8;
 /// The system service's state directory (`StateDirectory=giftlock`).
 const SYSTEM_STATE_DIR: &str = "/var/lib/giftlock";
+/// Logins tried with CA files typed on the terminal before init gives up.
+const CA_FILE_TRIES: usize = 3;
 /// Create a config: provider, upstream login, local password, listeners
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
@@ -97,6 +110,16 @@ pub struct InitArgs {
     /// Extra CA certificate (PEM) to trust for the upstream server
     #[arg(long, value_name = "FILE")]
     pub upstream_ca_file: Option<PathBuf>,
+    /// Do not log in to the upstream before writing the config (setting up
+    /// offline; `giftlock check` tries the login later)
+    #[arg(long)]
+    pub no_login_test: bool,
+    /// Quarantine gift-card mail on the server: the mailbox keeps a masked
+    /// copy, the original is kept encrypted in a quarantine folder that only
+    /// this installation's key opens (docs/QUARANTINE.md). Asked when not
+    /// given; on with --non-interactive
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub quarantine: Option<Switch>,
     /// Upstream submission server (smtps://host:465 or smtp://host:587);
     /// overrides the preset; `none` sends no mail through giftlock
     #[arg(long, value_name = "URL")]
@@ -126,6 +149,13 @@ pub struct InitArgs {
     pub auth_flow: Option<FlowKind>,
 }
 
+/// `--quarantine on|off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
 /// The OAuth2 answers.
 struct OAuthAnswers {
     preset: &'static str,
@@ -139,6 +169,8 @@ struct Answers {
     upstream_user: String,
     /// None with OAuth2.
     upstream_secret: Option<Secret>,
+    /// A checked CA file for the upstream's certificate.
+    upstream_ca_file: Option<PathBuf>,
     smtp_url: Option<String>,
     oauth2: Option<OAuthAnswers>,
     /// Run the OAuth2 sign-in once the config is written.
@@ -147,6 +179,8 @@ struct Answers {
     local_user: String,
     local_password: Zeroizing<String>,
     generated_password: bool,
+    /// Quarantine on, removing originals as the provider needs.
+    quarantine: Option<Removal>,
 }
 
 pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
@@ -157,21 +191,23 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
             args.config.display()
         );
     }
-    let answers = if args.non_interactive {
-        from_flags(&args)?
+    let out = &mut io::stdout().lock();
+    if args.non_interactive {
+        let answers = from_flags(&args)?;
+        setup(&args, answers, None, out)?;
     } else {
         if !io::stdin().is_terminal() {
             bail!("standard input is not a terminal: use --non-interactive and give every answer as a flag (see --help)");
         }
-        let stdin = io::stdin();
         let mut prompter = Prompter {
-            input: stdin.lock(),
+            input: io::stdin().lock(),
             output: io::stderr(),
         };
-        prompter.ask_all(&args)?
-    };
-    let out = &mut io::stdout().lock();
-    setup(&args, answers, out)?;
+        let answers = prompter.ask_all(&args)?;
+        // The prompter goes to the login test, which drops it (and its lock
+        // on standard input) before an OAuth2 sign-in reads from it.
+        setup(&args, answers, Some(Box::new(prompter)), out)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -228,6 +264,11 @@ fn from_flags(args: &InitArgs) -> anyhow::Result<Answers> {
             ))
         }
     };
+    let upstream_ca_file = args
+        .upstream_ca_file
+        .as_deref()
+        .map(checked_ca)
+        .transpose()?;
     let (local_password, generated_password) =
         match (&args.local_password_file, args.generate_local_password) {
             (Some(file), _) => (read_answer_file(file)?, false),
@@ -250,11 +291,16 @@ fn from_flags(args: &InitArgs) -> anyhow::Result<Answers> {
             .unwrap_or_else(|| default_local_user(&upstream_user)),
         upstream_user,
         upstream_secret,
+        upstream_ca_file,
         smtp_url: smtp_url(args.smtp_url.as_deref(), provider),
         oauth2,
         auth_now: args.auth_now,
         local_password,
         generated_password,
+        quarantine: match args.quarantine.unwrap_or(Switch::On) {
+            Switch::On => Some(provider.quarantine_removal),
+            Switch::Off => None,
+        },
     })
 }
 
@@ -501,10 +547,20 @@ impl<R: BufRead, W: Write> Prompter<R, W> {
                 }
             }
         };
+        let quarantine = match args.quarantine {
+            Some(Switch::On) => true,
+            Some(Switch::Off) => false,
+            None => self.ask_quarantine(provider)?,
+        };
         Ok(Answers {
             imap_url,
             upstream_user,
             upstream_secret,
+            upstream_ca_file: args
+                .upstream_ca_file
+                .as_deref()
+                .map(checked_ca)
+                .transpose()?,
             smtp_url,
             oauth2,
             auth_now,
@@ -512,12 +568,72 @@ impl<R: BufRead, W: Write> Prompter<R, W> {
             local_user,
             local_password,
             generated_password,
+            quarantine: quarantine.then_some(provider.quarantine_removal),
         })
+    }
+
+    /// Quarantine on or off, after saying what it changes on the server.
+    fn ask_quarantine(&mut self, provider: &Provider) -> anyhow::Result<bool> {
+        writeln!(
+            self.output,
+            "\nQuarantine: giftlock replaces each gift-card message in your mailbox at {} with \
+             a masked copy, so whoever logs in there directly (webmail, another mail app) finds \
+             no code. The original is kept, encrypted, in the folder Giftlock/Quarantine on the \
+             server, which only this installation's key (and your backup of it) opens.",
+            provider.name
+        )?;
+        self.ask_yes_no("Turn quarantine on", true)
+    }
+
+    /// A yes or no, asked again until it is one of them.
+    fn ask_yes_no(&mut self, question: &str, default: bool) -> anyhow::Result<bool> {
+        let default = if default { "y" } else { "n" };
+        loop {
+            let answer = self.ask(&format!("{question} (y/n)"), Some(default))?;
+            match answer.to_ascii_lowercase().as_str() {
+                "y" | "yes" => return Ok(true),
+                "n" | "no" => return Ok(false),
+                _ => writeln!(self.output, "  (y or n)")?,
+            }
+        }
+    }
+}
+
+/// Where init gets a CA file when the upstream's certificate needs one.
+trait AskCaFile {
+    /// A CA file (checked to hold PEM certificates) for a server whose
+    /// certificate was refused with `problem`.
+    fn ca_file(&mut self, problem: &str) -> anyhow::Result<PathBuf>;
+}
+
+impl<R: BufRead, W: Write> AskCaFile for Prompter<R, W> {
+    fn ca_file(&mut self, problem: &str) -> anyhow::Result<PathBuf> {
+        writeln!(
+            self.output,
+            "\nThe server's certificate is not trusted here: {problem}\nIf it comes from a \
+             private CA (a home or company server), give that CA's certificate (a PEM file)."
+        )?;
+        // Bounded by the input: each round reads a line, and the end of
+        // input ends init.
+        loop {
+            let answer = self.ask("CA certificate file", None)?;
+            match checked_ca(Path::new(&answer)) {
+                Ok(file) => return Ok(file),
+                Err(e) => writeln!(self.output, "  ({e:#})")?,
+            }
+        }
     }
 }
 
 /// Does the work once every answer is known; prints the report to `out`.
-fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Result<()> {
+/// `ask_ca` (the terminal, or none with `--non-interactive`) is asked for
+/// a CA file when the upstream's certificate needs one.
+fn setup(
+    args: &InitArgs,
+    answers: Answers,
+    ask_ca: Option<Box<dyn AskCaFile>>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let chars = answers.local_password.chars().count();
     if chars < MIN_LOCAL_PASSWORD_CHARS {
         bail!("the local password has {chars} characters; use at least {MIN_LOCAL_PASSWORD_CHARS}");
@@ -535,10 +651,17 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
                 Some(_) => crate::config::OAUTH2_SECRET.into(),
                 None => "keyring".into(),
             },
-            ca_file: args.upstream_ca_file.as_deref().map(absolute).transpose()?,
+            ca_file: answers.upstream_ca_file.clone(),
             tls: None,
         },
-        quarantine: Default::default(),
+        quarantine: match answers.quarantine {
+            Some(remove) => QuarantineConfig {
+                enabled: true,
+                remove,
+                ..QuarantineConfig::default()
+            },
+            None => QuarantineConfig::default(),
+        },
         smtp: answers.smtp_url.clone().map(|url| SmtpUpstream {
             url,
             user: None,
@@ -590,6 +713,11 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
     };
     // Everything that can fail is tried before a secret is stored.
     text(&account)?;
+    if let Some(secret) = &answers.upstream_secret {
+        if !args.no_login_test {
+            account.upstream.ca_file = test_login(&account, secret, ask_ca)?;
+        }
+    }
     match (&answers.upstream_secret, &mut account.oauth2) {
         (Some(secret), _) => {
             account.upstream.secret =
@@ -635,6 +763,9 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
     let profile = super::mobileconfig::profile_for(&ca.path)?;
     crate::durable::replace(&profile_path, profile.as_bytes(), 0o644)
         .with_context(|| format!("cannot write {}", profile_path.display()))?;
+    if answers.quarantine.is_some() {
+        ensure_quarantine_key(&state_dir, &config_path, out)?;
+    }
 
     let account = config
         .accounts
@@ -704,6 +835,94 @@ fn setup(args: &InitArgs, answers: Answers, out: &mut impl Write) -> anyhow::Res
             answers.local_password.as_str()
         )?;
     }
+    Ok(())
+}
+
+/// Logs in to the account's upstream with `secret` and out again, before
+/// anything is stored. A certificate from an unknown CA gets a CA file from
+/// `ask_ca` (dropped on return) or, without one, an error naming
+/// `--upstream-ca-file`. Returns the CA file the login worked with.
+fn test_login(
+    account: &Account,
+    secret: &Secret,
+    mut ask_ca: Option<Box<dyn AskCaFile>>,
+) -> anyhow::Result<Option<PathBuf>> {
+    let url = account
+        .upstream_addr()
+        .map_err(|e| anyhow::anyhow!("IMAP server URL: {e}"))?;
+    let defaults = Limits::default();
+    let limits = UpstreamLimits {
+        max_message_bytes: defaults.max_message_bytes,
+        timeout: std::time::Duration::from_secs(defaults.upstream_timeout_secs),
+    };
+    crate::tls::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let nothing_written = "nothing was written";
+    let mut ca_file = account.upstream.ca_file.clone();
+    for _ in 0..CA_FILE_TRIES {
+        let login = probe::try_login(
+            &url,
+            ca_file.as_deref(),
+            &account.upstream.user,
+            secret,
+            limits,
+        );
+        match (runtime.block_on(login), ask_ca.as_mut()) {
+            (Ok(()), _) => return Ok(ca_file),
+            (Err(UpstreamError::UnknownIssuer(problem)), Some(ask)) => {
+                ca_file = Some(ask.ca_file(&problem)?);
+            }
+            (Err(UpstreamError::UnknownIssuer(problem)), None) => bail!(
+                "the certificate of {} (account {}) is not signed by a CA this machine trusts{}:                  {problem}. Give the CA certificate the server's comes from with                  --upstream-ca-file FILE (PEM); {nothing_written}",
+                account.upstream.url,
+                account.name,
+                match &ca_file {
+                    Some(file) => format!(" nor by {}", file.display()),
+                    None => String::new(),
+                },
+            ),
+            (Err(e), _) => bail!(
+                "the upstream login of account {} at {} failed: {e}; {nothing_written} (check                  the user name and the password; --no-login-test skips this test when setting                  up offline)",
+                account.name,
+                account.upstream.url
+            ),
+        }
+    }
+    bail!(
+        "the certificate of {} was not trusted with any of the {CA_FILE_TRIES} CA files given;          {nothing_written}",
+        account.upstream.url
+    )
+}
+
+/// Makes the installation's quarantine key unless there is one, and says
+/// how to back it up.
+fn ensure_quarantine_key(
+    state_dir: &Path,
+    config_path: &Path,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    match QuarantineKey::load(state_dir) {
+        Ok(key) => writeln!(
+            out,
+            "Quarantine key: {} ({}) is there already and is kept.",
+            key.fingerprint(),
+            key_path(state_dir).display()
+        )?,
+        Err(KeyError::Missing { .. }) => {
+            let key = super::key::generate(state_dir)?;
+            writeln!(
+                out,
+                "Quarantine key: made {} in {} (mode 0600); quarantined originals are \
+                 encrypted to it.",
+                key.fingerprint(),
+                key_path(state_dir).display()
+            )?;
+        }
+        Err(e) => return Err(e).context("the quarantine key is there but cannot be used"),
+    }
+    writeln!(out, "{}", super::key::backup_advice(config_path))?;
     Ok(())
 }
 
@@ -905,8 +1124,9 @@ mod tests {
     }
 
     /// `giftlock init --non-interactive --provider ID --oauth2 ...` into a
-    /// temp dir: the config it wrote and what it printed.
-    fn init_with_oauth2(provider: &str) -> (Config, String) {
+    /// temp dir: the config it wrote, what it printed, and whether the
+    /// quarantine key is in the state directory.
+    fn init_with_oauth2(provider: &str) -> (Config, String, bool) {
         let dir = tempfile::tempdir().unwrap();
         let pw = dir.path().join("pw");
         fs::write(&pw, "a-local-password").unwrap();
@@ -931,10 +1151,14 @@ mod tests {
         let cli = <Cli as clap::Parser>::try_parse_from(argv).unwrap();
         let answers = from_flags(&cli.args).unwrap();
         let mut out = Vec::new();
-        setup(&cli.args, answers, &mut out).unwrap();
+        setup(&cli.args, answers, None, &mut out).unwrap();
         (
             Config::load(&config).unwrap(),
             String::from_utf8(out).unwrap(),
+            dir.path()
+                .join("state")
+                .join(crate::quarantine::key::KEY_FILE)
+                .exists(),
         )
     }
 
@@ -955,9 +1179,13 @@ mod tests {
     // The values below are typed from the providers' documentation.
     #[test]
     fn init_with_gmail_names_googles_endpoints_scope_and_mechanism() {
-        let (config, report) = init_with_oauth2("gmail");
+        let (config, report, key_made) = init_with_oauth2("gmail");
         assert_sends_through_giftlock(&config, &report, "smtps://smtp.gmail.com:465");
         let account = &config.accounts[0];
+        // Quarantine on by default, with Gmail's removal through \Trash.
+        assert!(account.quarantine.enabled);
+        assert_eq!(account.quarantine.remove, Removal::Trash);
+        assert!(key_made, "{report}");
         assert_eq!(account.upstream.url, "imaps://imap.gmail.com:993");
         let r = account.oauth2.as_ref().unwrap().resolve().unwrap();
         assert_eq!(r.auth_url, "https://accounts.google.com/o/oauth2/v2/auth");
@@ -974,7 +1202,7 @@ mod tests {
 
     #[test]
     fn init_with_yahoo_names_yahoos_endpoints_scope_and_mechanism() {
-        let (config, report) = init_with_oauth2("yahoo");
+        let (config, report, _) = init_with_oauth2("yahoo");
         assert_sends_through_giftlock(&config, &report, "smtps://smtp.mail.yahoo.com:465");
         let account = &config.accounts[0];
         assert_eq!(account.upstream.url, "imaps://imap.mail.yahoo.com:993");
@@ -991,7 +1219,7 @@ mod tests {
 
     #[test]
     fn init_with_outlook_names_microsofts_endpoints_scopes_and_mechanism() {
-        let (config, report) = init_with_oauth2("outlook");
+        let (config, report, _) = init_with_oauth2("outlook");
         assert_sends_through_giftlock(&config, &report, "smtp://smtp.office365.com:587");
         let account = &config.accounts[0];
         assert_eq!(account.upstream.url, "imaps://outlook.office365.com:993");
@@ -1041,5 +1269,46 @@ mod tests {
             output: Vec::new(),
         };
         assert!(p.ask("User", None).is_err());
+    }
+
+    #[test]
+    fn quarantine_is_asked_with_what_it_changes_and_defaults_to_yes() {
+        let provider = providers::by_id("gmail").unwrap();
+        let mut out = Vec::new();
+        let mut p = Prompter {
+            input: &b"\nmaybe\nN\n"[..],
+            output: &mut out,
+        };
+        assert!(p.ask_quarantine(provider).unwrap());
+        assert!(!p.ask_quarantine(provider).unwrap());
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Turn quarantine on (y/n) [y]: "), "{text}");
+        assert!(text.contains("with a masked copy"), "{text}");
+        assert!(text.contains("only this installation's key"), "{text}");
+        assert!(text.contains("(y or n)"), "{text}");
+    }
+
+    #[test]
+    fn a_ca_file_is_asked_again_until_it_holds_certificates() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("notes.txt");
+        fs::write(&not_pem, "no certificate here").unwrap();
+        let ca = crate::tls::local_ca::ensure_ca(dir.path()).unwrap().path;
+        let input = format!("{}\n{}\n", not_pem.display(), ca.display());
+        let mut out = Vec::new();
+        let mut p = Prompter {
+            input: input.as_bytes(),
+            output: &mut out,
+        };
+        assert_eq!(p.ca_file("unknown issuer").unwrap(), ca);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("not trusted here: unknown issuer"), "{text}");
+        assert!(text.contains(&not_pem.display().to_string()), "{text}");
+        // The end of input ends the questions.
+        let mut p = Prompter {
+            input: &b""[..],
+            output: Vec::new(),
+        };
+        assert!(p.ca_file("unknown issuer").is_err());
     }
 }

@@ -5,7 +5,7 @@
 //! somewhere safe, it is what reads the originals without this machine.
 
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -44,7 +44,7 @@ pub fn run(args: KeyArgs) -> anyhow::Result<ExitCode> {
         KeyCommand::Generate => {
             let key = generate(&state_dir)?;
             println!("quarantine key {} made", key.fingerprint());
-            println!("{}", BACKUP_ADVICE);
+            println!("{}", backup_advice(&args.config));
         }
         KeyCommand::Export { secret: false, .. } => {
             print!("{}", QuarantineKey::load(&state_dir)?.public_armored()?)
@@ -62,15 +62,23 @@ pub fn run(args: KeyArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What `init` and `key generate` tell the user.
-pub const BACKUP_ADVICE: &str =
-    "Back up the secret key now: `giftlock key export --secret > giftlock-key.asc` \
-     (it asks for a passphrase). With that file and its passphrase you can read every quarantined \
-     original on any machine, with giftlock (`giftlock recover --key`) or GnuPG (`gpg --import`, \
-     `gpg --decrypt`); without it, a lost disk loses them.";
+/// What `init` and `key generate` tell the user; names `--config` when
+/// `config` is not the default file, so the command can be pasted.
+pub fn backup_advice(config: &Path) -> String {
+    let config_flag = match config == crate::cli::serve::default_config_path() {
+        true => String::new(),
+        false => format!(" --config {}", config.display()),
+    };
+    format!(
+        "Back up the secret key now: `giftlock key export --secret{config_flag} > \
+         giftlock-key.asc` (it asks for a passphrase). With that file and its passphrase you can \
+         read every quarantined original on any machine, with giftlock (`giftlock recover --key`) \
+         or GnuPG (`gpg --import`, `gpg --decrypt`); without it, a lost disk loses them."
+    )
+}
 
 /// Makes and stores the installation's key.
-pub fn generate(state_dir: &std::path::Path) -> anyhow::Result<QuarantineKey> {
+pub fn generate(state_dir: &Path) -> anyhow::Result<QuarantineKey> {
     let key = QuarantineKey::generate()?;
     key.store(state_dir)?;
     Ok(key)

@@ -13,6 +13,8 @@
 //!
 //! Only messages with a finding are searched, so ham is never touched.
 
+use std::ops::Range;
+
 /// A code found in a message, as the planner masks it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct KnownCode {
@@ -60,30 +62,35 @@ impl KnownCodes {
         }
     }
 
+    /// Whether any known code occurs in `text`.
+    pub fn occur_in(&self, text: &str) -> bool {
+        self.0
+            .iter()
+            .any(|code| starts(text).any(|at| match_at(text, at, code).is_some()))
+    }
+
     /// `(byte offset in text, mask character)` for every letter or digit of
     /// every occurrence of a known code in `text`, leaving out occurrences
     /// that touch `skip` (already masked, or a range that must stay as it
     /// is, such as a MIME boundary).
-    pub fn occurrences(&self, text: &str, skip: &[std::ops::Range<usize>]) -> Vec<(usize, char)> {
+    pub fn occurrences(&self, text: &str, skip: &[Range<usize>]) -> Vec<(usize, char)> {
         let mut out = Vec::new();
-        if self.0.is_empty() {
-            return out;
-        }
-        let chars: Vec<(usize, char)> = text.char_indices().map(|(i, c)| (i, fold(c))).collect();
         for code in &self.0 {
-            let mut i = 0;
-            while i < chars.len() {
-                match match_at(&chars, i, text, code) {
-                    Some(positions) => {
-                        let last = *positions.last().expect("a code has characters");
-                        let touched = positions.iter().any(|p| skip.iter().any(|r| r.contains(p)));
-                        if !touched {
-                            out.extend(positions.iter().copied().zip(code.mask.iter().copied()));
-                        }
-                        // Continue after the occurrence's last character.
-                        i = chars.partition_point(|&(at, _)| at <= last);
-                    }
-                    None => i += 1,
+            // Occurrences do not overlap: the next starts after the last
+            // character of the one before.
+            let mut from = 0;
+            for at in starts(text) {
+                if at < from {
+                    continue;
+                }
+                let Some(positions) = match_at(text, at, code) else {
+                    continue;
+                };
+                let last = *positions.last().expect("a code has characters");
+                from = last + 1;
+                let touched = positions.iter().any(|p| skip.iter().any(|r| r.contains(p)));
+                if !touched {
+                    out.extend(positions.into_iter().zip(code.mask.iter().copied()));
                 }
             }
         }
@@ -91,6 +98,14 @@ impl KnownCodes {
         out.dedup_by_key(|&mut (at, _)| at);
         out
     }
+}
+
+/// Offsets of the characters of `text` an occurrence may start at: the
+/// letters and digits.
+fn starts(text: &str) -> impl Iterator<Item = usize> + '_ {
+    text.char_indices()
+        .filter(|(_, c)| c.is_alphanumeric())
+        .map(|(at, _)| at)
 }
 
 /// A text character as a code's normalised character: ASCII and full-width
@@ -103,27 +118,26 @@ fn fold(c: char) -> char {
     c.to_uppercase().next().unwrap_or(c)
 }
 
-/// The text offsets of `code`'s characters if it occurs from character
-/// `start` on, its characters separated by nothing, by separators, or by
-/// an RFC 2231 continuation (`; name*1*=`).
-fn match_at(
-    chars: &[(usize, char)],
-    start: usize,
-    text: &str,
-    code: &KnownCode,
-) -> Option<Vec<usize>> {
+/// The character at byte offset `at` of `text`, if any.
+fn char_at(text: &str, at: usize) -> Option<char> {
+    text.get(at..)?.chars().next()
+}
+
+/// The text offsets of `code`'s characters if it occurs from offset `at`
+/// on, its characters separated by nothing, by separators, or by an
+/// RFC 2231 continuation (`; name*1*=`).
+fn match_at(text: &str, mut at: usize, code: &KnownCode) -> Option<Vec<usize>> {
     let mut positions = Vec::with_capacity(code.chars.len());
-    let mut i = start;
     for (k, &want) in code.chars.iter().enumerate() {
         if k > 0 {
-            i = skip_gap(chars, i, text);
+            at = skip_gap(text, at);
         }
-        let &(at, got) = chars.get(i)?;
-        if got != want {
+        let got = char_at(text, at)?;
+        if fold(got) != want {
             return None;
         }
         positions.push(at);
-        i += 1;
+        at += got.len_utf8();
     }
     Some(positions)
 }
@@ -136,45 +150,45 @@ fn is_separator(c: char) -> bool {
     )
 }
 
-/// Index of the first character after the gap starting at `i`: at most
+/// Offset of the first character after the gap starting at `at`: at most
 /// three separators, and at most one RFC 2231 continuation with up to
 /// three separators on either side (a split may fall beside a `-`).
-fn skip_gap(chars: &[(usize, char)], i: usize, text: &str) -> usize {
-    let separators = |from: usize| {
-        let mut j = from;
-        while j < chars.len() && j - from < 3 && is_separator(chars[j].1) {
-            j += 1;
+fn skip_gap(text: &str, at: usize) -> usize {
+    let separators = |mut at: usize| {
+        for _ in 0..3 {
+            match char_at(text, at) {
+                Some(c) if is_separator(c) => at += c.len_utf8(),
+                _ => break,
+            }
         }
-        j
+        at
     };
-    let j = separators(i);
-    match continuation(chars, j, text) {
+    let at = separators(at);
+    match continuation(text.as_bytes(), at) {
         Some(after) => separators(after),
-        None => j,
+        None => at,
     }
 }
 
-/// The end of an RFC 2231 continuation `"?; name*N*="?` starting at
-/// character `i` (white space allowed around the `;`), as a character
-/// index.
-fn continuation(chars: &[(usize, char)], i: usize, text: &str) -> Option<usize> {
-    let at = chars.get(i)?.0;
-    let rest = &text[at..];
-    let bytes = rest.as_bytes();
-    let mut p = 0;
-    if bytes.first() == Some(&b'"') {
+/// The end of an RFC 2231 continuation `"?; name*N*="?` starting at byte
+/// `at` (white space allowed around the `;`). Every byte it takes is
+/// ASCII, so the end is a character boundary.
+fn continuation(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut p = at;
+    let skip_blanks = |mut p: usize| {
+        while bytes.get(p).is_some_and(u8::is_ascii_whitespace) {
+            p += 1;
+        }
+        p
+    };
+    if bytes.get(p) == Some(&b'"') {
         p += 1;
     }
-    while bytes.get(p).is_some_and(u8::is_ascii_whitespace) {
-        p += 1;
-    }
+    p = skip_blanks(p);
     if bytes.get(p) != Some(&b';') {
         return None;
     }
-    p += 1;
-    while bytes.get(p).is_some_and(u8::is_ascii_whitespace) {
-        p += 1;
-    }
+    p = skip_blanks(p + 1);
     let name = p;
     while bytes
         .get(p)
@@ -203,8 +217,7 @@ fn continuation(chars: &[(usize, char)], i: usize, text: &str) -> Option<usize> 
     if bytes.get(p) == Some(&b'"') {
         p += 1;
     }
-    // Every byte consumed is ASCII, so `at + p` is a character boundary.
-    Some(chars.partition_point(|&(c, _)| c < at + p))
+    Some(p)
 }
 
 #[cfg(test)]
@@ -262,6 +275,14 @@ mod tests {
         let mut short = KnownCodes::default();
         short.add(KnownCode::new("AB12", "GL".chars()));
         assert!(short.is_empty());
+    }
+
+    #[test]
+    fn occur_in_says_whether_there_is_an_occurrence() {
+        let known = codes("T6JN4WRK8DQZ3H");
+        assert!(known.occur_in("ref <t6jn-4wrk8d-qz3h@x>"));
+        assert!(!known.occur_in("ref <t6jn-4wrk8d@x> qz3h"));
+        assert!(!KnownCodes::default().occur_in("T6JN4WRK8DQZ3H"));
     }
 
     #[test]

@@ -368,7 +368,7 @@ impl<'a> Planner<'a> {
 
     /// Whether a known code occurs in `text`.
     fn echoes_in(&self, text: &str) -> bool {
-        !self.echo.is_empty() && !self.echo.occurrences(text, &[]).is_empty()
+        self.echo.occur_in(text)
     }
 
     /// Whether the text of header value `raw[range]` must be scanned, for

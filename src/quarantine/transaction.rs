@@ -120,7 +120,9 @@ impl Quarantiner {
         }
         warn!(point = point as u32, "test switch: quarantine stops here");
         let marker = self.state_dir.join(super::DIR).join("stopped");
-        let _ = std::fs::write(marker, format!("{}\n", point as u32));
+        // Whole or absent (temp and rename): the test reads it as soon as
+        // it exists.
+        let _ = crate::durable::replace(&marker, format!("{}\n", point as u32).as_bytes(), 0o600);
         std::future::pending::<()>().await;
     }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::config::{Account, ListenerTls};
+use crate::config::{Account, ListenerTls, QuarantineConfig, Removal};
 
 /// Everything a new config says.
 pub struct ConfigDraft<'a> {
@@ -84,6 +84,7 @@ pub fn account_text(account: &Account) -> Result<String, NotUtf8> {
             toml_string(&smtp.url)
         );
     }
+    quarantine_text(&mut t, &account.quarantine);
     if let Some(oauth2) = &account.oauth2 {
         let _ = writeln!(
             t,
@@ -98,6 +99,44 @@ pub fn account_text(account: &Account) -> Result<String, NotUtf8> {
         }
     }
     Ok(t)
+}
+
+/// `[accounts.quarantine]` with every setting that is not the default; no
+/// table when all are (quarantine off).
+fn quarantine_text(t: &mut String, q: &QuarantineConfig) {
+    let default = QuarantineConfig::default();
+    if *q == default {
+        return;
+    }
+    let _ = writeln!(
+        t,
+        "\n# Quarantine (docs/QUARANTINE.md): each gift-card message in the watched\n\
+         # mailboxes is replaced on the server by a masked copy; the original is kept\n\
+         # in the quarantine folder, encrypted to this installation's key.\n\
+         [accounts.quarantine]\nenabled = {}",
+        q.enabled
+    );
+    if q.mailboxes != default.mailboxes {
+        let names: Vec<String> = q.mailboxes.iter().map(|m| toml_string(m)).collect();
+        let _ = writeln!(t, "mailboxes = [{}]", names.join(", "));
+    }
+    if q.folder != default.folder {
+        let _ = writeln!(t, "folder = {}", toml_string(&q.folder));
+    }
+    if q.poll_secs != default.poll_secs {
+        let _ = writeln!(t, "poll_secs = {}", q.poll_secs);
+    }
+    if q.remove != default.remove {
+        let (why, name) = match q.remove {
+            Removal::Trash => (
+                "# Originals leave through \\Trash: removed from INBOX alone, one would stay\n\
+                 # readable in the provider's archive (Gmail's All Mail).\n",
+                "trash",
+            ),
+            Removal::Expunge => ("", "expunge"),
+        };
+        let _ = writeln!(t, "{why}remove = \"{name}\"");
+    }
 }
 
 /// A TOML basic string.
@@ -132,9 +171,65 @@ mod tests {
         assert_eq!(toml_string("x\ny"), "\"x\\u000Ay\"");
     }
 
+    /// The account text of `quarantine`, loaded back through the config's
+    /// own types.
+    fn quarantine_round_trip(quarantine: QuarantineConfig) -> (String, QuarantineConfig) {
+        let mut account = sample_account();
+        account.quarantine = quarantine;
+        let text = account_text(&account).unwrap();
+        #[derive(serde::Deserialize)]
+        struct File {
+            accounts: Vec<Account>,
+        }
+        let file: File = toml::from_str(&text).unwrap();
+        (text, file.accounts[0].quarantine.clone())
+    }
+
     #[test]
-    fn the_text_parses_back_to_what_was_drafted() {
-        let account = Account {
+    fn quarantine_off_writes_no_table() {
+        let (text, back) = quarantine_round_trip(QuarantineConfig::default());
+        assert!(!text.contains("[accounts.quarantine]"), "{text}");
+        assert_eq!(back, QuarantineConfig::default());
+    }
+
+    #[test]
+    fn quarantine_on_writes_the_table_and_a_trash_removal_says_so() {
+        let on = QuarantineConfig {
+            enabled: true,
+            ..QuarantineConfig::default()
+        };
+        let (text, back) = quarantine_round_trip(on.clone());
+        assert!(
+            text.contains("[accounts.quarantine]\nenabled = true\n"),
+            "{text}"
+        );
+        assert!(!text.contains("remove"), "{text}");
+        assert_eq!(back, on);
+
+        // What `init --provider gmail` drafts.
+        let gmail = QuarantineConfig {
+            remove: crate::cli::providers::by_id("gmail")
+                .unwrap()
+                .quarantine_removal,
+            ..on
+        };
+        assert_eq!(gmail.remove, Removal::Trash);
+        let (text, back) = quarantine_round_trip(gmail.clone());
+        assert!(text.contains("\nremove = \"trash\"\n"), "{text}");
+        assert_eq!(back, gmail);
+
+        let everything = QuarantineConfig {
+            enabled: true,
+            mailboxes: vec!["INBOX".into(), "Shop \"x\"".into()],
+            folder: "Vault/Q".into(),
+            poll_secs: 300,
+            remove: Removal::Trash,
+        };
+        assert_eq!(quarantine_round_trip(everything.clone()).1, everything);
+    }
+
+    fn sample_account() -> Account {
+        Account {
             name: "work \"x\"".into(),
             local_user: "me".into(),
             local_password_hash:
@@ -155,7 +250,12 @@ mod tests {
                 tls: None,
             }),
             oauth2: None,
-        };
+        }
+    }
+
+    #[test]
+    fn the_text_parses_back_to_what_was_drafted() {
+        let account = sample_account();
         let listeners = [("127.0.0.1:1993".parse().unwrap(), ListenerTls::Implicit)];
         let text = config_text(&ConfigDraft {
             state_dir: Some(Path::new("/var/lib/giftlock")),

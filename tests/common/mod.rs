@@ -877,24 +877,38 @@ impl Bench {
     /// listener accepts connections. Panics with giftlock's log if it exits or
     /// does not listen in time.
     pub fn start_giftlock(&mut self, setup: &GiftlockSetup) -> &Giftlock {
-        if let Some(mut old) = self.giftlock.take() {
-            old.kill();
-        }
         let config = self.write_giftlock_config(setup);
-        let (mut child, log_file) = self.spawn_giftlock(&config, &setup.env);
-        let deadline = Instant::now() + START_TIMEOUT;
-        let web = setup.web.as_ref().map(|w| Listener {
-            address: format!("127.0.0.1:{}", w.port),
-            tls: Tls::None,
-        });
-        for l in setup
+        let web = setup.web.as_ref().map(|w| format!("127.0.0.1:{}", w.port));
+        let addresses: Vec<String> = setup
             .listeners
             .iter()
             .chain(&setup.smtp_listeners)
-            .chain(&web)
-        {
+            .map(|l| l.address.clone())
+            .chain(web)
+            .collect();
+        let state_dir = self.path().join("giftlock/state");
+        self.serve_config(&config, &state_dir, &addresses, &setup.env)
+    }
+
+    /// Starts `giftlock serve --config CONFIG` (a config the test did not
+    /// render, `giftlock init`'s say) and waits (bounded) until every
+    /// loopback `addresses` accepts connections. Panics with giftlock's log
+    /// if it exits or does not listen in time.
+    pub fn serve_config(
+        &mut self,
+        config: &Path,
+        state_dir: &Path,
+        addresses: &[String],
+        env: &[(String, String)],
+    ) -> &Giftlock {
+        if let Some(mut old) = self.giftlock.take() {
+            old.kill();
+        }
+        let (mut child, log_file) = self.spawn_giftlock(config, env);
+        let deadline = Instant::now() + START_TIMEOUT;
+        for address in addresses {
             loop {
-                if TcpStream::connect(("127.0.0.1", l.port())).is_ok() {
+                if TcpStream::connect(address.as_str()).is_ok() {
                     break;
                 }
                 let exited = child.try_wait().ok().flatten();
@@ -902,11 +916,10 @@ impl Bench {
                     let _ = child.kill();
                     let _ = child.wait();
                     panic!(
-                        "giftlock serve {} instead of listening on {}; its log:\n{}",
+                        "giftlock serve {} instead of listening on {address}; its log:\n{}",
                         exited.map_or("did not listen in time".to_string(), |s| format!(
                             "exited ({s})"
                         )),
-                        l.address,
                         fs::read_to_string(&log_file).unwrap_or_default()
                     );
                 }
@@ -915,11 +928,17 @@ impl Bench {
         }
         self.giftlock = Some(Giftlock {
             child,
-            config,
+            config: config.to_path_buf(),
             log_file,
-            state_dir: self.path().join("giftlock/state"),
+            state_dir: state_dir.to_path_buf(),
         });
         self.giftlock.as_ref().expect("just set")
+    }
+
+    /// Marks `path` as a file that holds a test password on purpose (a
+    /// secret file `giftlock init` wrote), so the secrets grep skips it.
+    pub fn holds_secret(&mut self, path: PathBuf) {
+        self.secret_files.push(path);
     }
 
     /// Runs `giftlock serve` with a config expected to be refused; returns its

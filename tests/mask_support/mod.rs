@@ -110,6 +110,26 @@ pub fn mask_script(bench: &Bench, setup: &GiftlockSetup, script: &str, extra: &[
     run_command(cmd, name, &dir, MBSYNC_TIMEOUT)
 }
 
+/// Runs integration/clients/mask_traces.py over the Maildir folder `dir`
+/// (every file in cur/ and new/: raw bytes, decoded parts after NFKC,
+/// decoded Subjects) and panics unless it found no labelled code in
+/// `messages` messages.
+pub fn assert_maildir_clean(bench: &Bench, dir: &Path, messages: usize, what: &str) {
+    let mut cmd = Command::new("python3");
+    cmd.arg(integration_dir().join("clients/mask_traces.py"))
+        .arg("maildir")
+        .arg("--dir")
+        .arg(dir);
+    for labels in label_files() {
+        cmd.arg("--labels").arg(labels);
+    }
+    let out = bench.path().join("clients");
+    fs::create_dir_all(&out).expect("create clients dir");
+    let run = run_command(cmd, "mask_traces", &out, CLIENT_TIMEOUT);
+    let report = assert_driver_passed(&run, what);
+    assert_eq!(report["messages"], messages as u64, "{what}: {report}");
+}
+
 /// Panics unless the driver `what` reported no failed check and exited 0;
 /// returns its report.
 pub fn assert_driver_passed(run: &Run, what: &str) -> serde_json::Value {

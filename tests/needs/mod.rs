@@ -55,6 +55,10 @@ pub enum Need {
     Playwright,
     /// dbus-daemon (Debian package dbus-daemon), for a private session bus.
     DbusDaemon,
+    /// Debian's offlineimap3 (its program is `offlineimap`).
+    Offlineimap,
+    /// Debian's fetchmail.
+    Fetchmail,
 }
 
 impl Need {
@@ -120,6 +124,8 @@ impl Need {
                 })
             }
             Need::DbusDaemon => program("dbus-daemon", "dbus-daemon"),
+            Need::Offlineimap => program("offlineimap", "offlineimap3"),
+            Need::Fetchmail => program("fetchmail", "fetchmail"),
         }
     }
 }
