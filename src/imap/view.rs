@@ -231,7 +231,7 @@ fn header_fields(plan: &MaskPlan, path: &str, data: &mut [u8]) {
 
 /// The fields of a header block: each starts at a line that does not begin
 /// with white space; the blank line that ends the block is left out.
-fn split_fields(data: &[u8]) -> Vec<std::ops::Range<usize>> {
+pub(crate) fn split_fields(data: &[u8]) -> Vec<std::ops::Range<usize>> {
     let mut fields: Vec<std::ops::Range<usize>> = Vec::new();
     let mut start = 0;
     while start < data.len() {
@@ -249,7 +249,8 @@ fn split_fields(data: &[u8]) -> Vec<std::ops::Range<usize>> {
     fields
 }
 
-fn field_name(field: &[u8]) -> &[u8] {
+/// The name of a header field (before its colon, trailing blanks trimmed).
+pub(crate) fn field_name(field: &[u8]) -> &[u8] {
     let colon = memchr::memchr(b':', field).unwrap_or(field.len());
     field[..colon].trim_ascii_end()
 }

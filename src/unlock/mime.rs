@@ -16,6 +16,8 @@ use imap_codec::imap_types::fetch::{Part, Section};
 /// Nested multiparts and messages deeper than this are leaves.
 const MAX_DEPTH: usize = 32;
 
+use crate::imap::view::{field_name, split_fields};
+
 /// One entity: a message (its header is an RFC 5322 header) or a body part
 /// (its header is its MIME header).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +122,7 @@ pub fn section<'r>(
             let wanted: Vec<Vec<u8>> = names.as_ref().iter().map(astring_bytes).collect();
             let keep = matches!(section, Section::HeaderFields(..));
             let mut out = Vec::new();
-            for field in fields(header) {
+            for field in split_fields(header) {
                 let name = field_name(&header[field.clone()]);
                 let named = wanted.iter().any(|w| w.eq_ignore_ascii_case(name));
                 if named == keep {
@@ -377,35 +379,10 @@ fn split_parts(raw: &[u8], body: Range<usize>, boundary: &[u8]) -> Vec<Range<usi
     parts
 }
 
-/// The fields of a header block: each starts at a line that does not begin
-/// with white space; the blank line that ends the block is left out.
-pub fn fields(header: &[u8]) -> Vec<Range<usize>> {
-    let mut fields: Vec<Range<usize>> = Vec::new();
-    let mut start = 0;
-    while start < header.len() {
-        let end = memchr::memchr(b'\n', &header[start..]).map_or(header.len(), |i| start + i + 1);
-        let line = &header[start..end];
-        let blank = line == b"\r\n" || line == b"\n";
-        let continuation = matches!(line.first(), Some(b' ' | b'\t'));
-        match fields.last_mut() {
-            Some(last) if continuation => last.end = end,
-            _ if blank => {}
-            _ => fields.push(start..end),
-        }
-        start = end;
-    }
-    fields
-}
-
-fn field_name(field: &[u8]) -> &[u8] {
-    let colon = memchr::memchr(b':', field).unwrap_or(field.len());
-    field[..colon].trim_ascii_end()
-}
-
 /// The raw value of the first field `name` of a header block, unfolded
 /// (line breaks removed), surrounding white space trimmed.
 pub fn field_value(header: &[u8], name: &[u8]) -> Option<Vec<u8>> {
-    let field = fields(header)
+    let field = split_fields(header)
         .into_iter()
         .find(|f| field_name(&header[f.clone()]).eq_ignore_ascii_case(name))?;
     let field = &header[field];
