@@ -13,10 +13,10 @@ use std::ops::Range;
 use imap_codec::imap_types::core::AString;
 use imap_codec::imap_types::fetch::{Part, Section};
 
+use crate::imap::view::{field_name, split_fields};
+
 /// Nested multiparts and messages deeper than this are leaves.
 const MAX_DEPTH: usize = 32;
-
-use crate::imap::view::{field_name, split_fields};
 
 /// One entity: a message (its header is an RFC 5322 header) or a body part
 /// (its header is its MIME header).
