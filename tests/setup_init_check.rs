@@ -444,3 +444,94 @@ fn check_fails_with_the_right_message_for_each_broken_item() {
         .collect();
     assert!(leaked.is_empty(), "{leaked:?}");
 }
+
+/// `--upstream-secret-stdin` and `--local-password-stdin`: the stdin
+/// convention of every other command; one of them at a time, and not
+/// beside the `--…-file` it stands for.
+#[test]
+fn init_reads_a_secret_from_standard_input_like_every_command() {
+    use std::io::Write;
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
+    let bench = Bench::start(DovecotMode::Normal);
+    let dir = bench.path().join("stdin");
+    fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    let local_pw = dir.join("local.pw");
+    fs::write(&local_pw, format!("{LOCAL_PW}\n")).unwrap();
+    let ca = bench.dovecot.ca_file.to_string_lossy().into_owned();
+    let url = imaps_url(&bench);
+    let (implicit, starttls) = (
+        common::free_port().to_string(),
+        common::free_port().to_string(),
+    );
+    let run = |extra: &[&str], stdin: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_giftlock"))
+            .args([
+                "init",
+                "--non-interactive",
+                "--config",
+                config.to_str().unwrap(),
+            ])
+            .args([
+                "--provider",
+                "other",
+                "--imap-url",
+                &url,
+                "--upstream-user",
+                "alice",
+            ])
+            .args([
+                "--upstream-ca-file",
+                &ca,
+                "--local-user",
+                "alice",
+                "--quarantine",
+                "off",
+            ])
+            .args(["--implicit-port", &implicit, "--starttls-port", &starttls])
+            .args(["--state-dir", dir.join("state").to_str().unwrap()])
+            .args(extra)
+            .env(
+                "DBUS_SESSION_BUS_ADDRESS",
+                format!("unix:path={}", dir.join("no-bus").display()),
+            )
+            .env_remove("GIFTLOCK_CONFIG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run giftlock init");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let beside = run(
+        &["--upstream-secret-stdin", "--upstream-secret-file", "x"],
+        "",
+    );
+    assert!(!beside.status.success());
+    assert!(
+        text(&beside).contains("cannot be used with"),
+        "{}",
+        text(&beside)
+    );
+    assert!(!config.exists());
+    let pw = format!("{}\n", common::UPSTREAM_PASSWORD);
+    let out = run(
+        &[
+            "--upstream-secret-stdin",
+            "--local-password-file",
+            local_pw.to_str().unwrap(),
+        ],
+        &pw,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(config.exists());
+    assert!(!text(&out).contains(common::UPSTREAM_PASSWORD));
+}

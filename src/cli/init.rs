@@ -71,6 +71,10 @@ pub struct InitArgs {
     /// `-` reads one line from standard input
     #[arg(long, value_name = "FILE")]
     pub upstream_secret_file: Option<PathBuf>,
+    /// Read the upstream password as one line of standard input (the
+    /// `--…-stdin` of every command; the same as `--upstream-secret-file -`)
+    #[arg(long, conflicts_with = "upstream_secret_file")]
+    pub upstream_secret_stdin: bool,
     /// Where to keep the upstream secret
     #[arg(long, value_enum, default_value_t = SecretStore::Auto)]
     pub secret_store: SecretStore,
@@ -88,6 +92,10 @@ pub struct InitArgs {
     /// reads one line from standard input
     #[arg(long, value_name = "FILE")]
     pub local_password_file: Option<PathBuf>,
+    /// Read the local password as one line of standard input (the same as
+    /// `--local-password-file -`)
+    #[arg(long, conflicts_with_all = ["local_password_file", "generate_local_password"])]
+    pub local_password_stdin: bool,
     /// Generate a random local password and print it once
     #[arg(long, conflicts_with = "local_password_file")]
     pub generate_local_password: bool,
@@ -183,7 +191,14 @@ struct Answers {
     quarantine: Option<Removal>,
 }
 
-pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: InitArgs) -> anyhow::Result<ExitCode> {
+    // The `--…-stdin` flags are the `-` of their `--…-file`.
+    if args.upstream_secret_stdin {
+        args.upstream_secret_file = Some(PathBuf::from("-"));
+    }
+    if args.local_password_stdin {
+        args.local_password_file = Some(PathBuf::from("-"));
+    }
     if args.config.exists() && !args.force {
         bail!(
             "{} already exists; giftlock init does not overwrite it (use --force to replace it, \
