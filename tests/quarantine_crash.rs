@@ -27,16 +27,6 @@ use quarantine_support::*;
 const STOP_POINTS: u32 = 13;
 const STOP_ENV: &str = "GL_TEST_QUARANTINE_STOP_AFTER";
 
-fn vault_records(state_dir: &Path) -> usize {
-    fs::read_dir(state_dir.join("vault"))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == "glv"))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 fn open_transactions(state_dir: &Path) -> usize {
     let mut n = 0;
     for account in fs::read_dir(state_dir.join("quarantine"))
@@ -75,28 +65,11 @@ fn finished_transactions(state_dir: &Path) -> usize {
 
 /// The code fingerprints of every finished transaction, in no order.
 fn finished_fingerprints(state_dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for account in fs::read_dir(state_dir.join("quarantine"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        for entry in fs::read_dir(account.path().join("done"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if entry.path().extension().is_none_or(|x| x != "json") {
-                continue;
-            }
-            let tx: serde_json::Value =
-                serde_json::from_slice(&fs::read(entry.path()).unwrap()).unwrap();
-            for f in tx["fingerprints"].as_array().expect("fingerprints") {
-                out.push(f.as_str().expect("a fingerprint").to_string());
-            }
-        }
-    }
-    out
+    finished(state_dir)
+        .iter()
+        .flat_map(|tx| tx["fingerprints"].as_array().expect("fingerprints").clone())
+        .map(|f| f.as_str().expect("a fingerprint").to_string())
+        .collect()
 }
 
 /// Waits (bounded) for the stop switch's marker, then SIGKILLs giftlock.

@@ -31,42 +31,9 @@ use std::time::Duration;
 use common::*;
 use mask_support::*;
 use needs::Need;
-use quarantine_support::{revealed, set_secret, snapshot, wait_for};
+use quarantine_support::{finished, revealed, set_secret, snapshot, vault_records, wait_for};
 
 const UNLOCK_SECRET: &str = "unlock-secret-Hd62-qx";
-
-/// The finished quarantine transactions of `state_dir`, as the journal
-/// wrote them.
-fn finished(state_dir: &Path) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    for account in fs::read_dir(state_dir.join("quarantine"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        for entry in fs::read_dir(account.path().join("done"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if entry.path().extension().is_some_and(|x| x == "json") {
-                let text = fs::read(entry.path()).expect("read a journal entry");
-                out.push(serde_json::from_slice(&text).expect("a journal entry is JSON"));
-            }
-        }
-    }
-    out
-}
-
-fn vault_records(state_dir: &Path) -> usize {
-    fs::read_dir(state_dir.join("vault"))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == "glv"))
-                .count()
-        })
-        .unwrap_or(0)
-}
 
 /// The UIDs of `mailbox` the log says giftlock scanned (`message scanned`).
 fn scanned_uids(log: &str, mailbox: &str) -> BTreeSet<u32> {

@@ -394,3 +394,37 @@ fn path_str(p: &Path) -> &str {
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// The finished quarantine transactions of `state_dir`, as the journal
+/// wrote them.
+pub fn finished(state_dir: &Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for account in fs::read_dir(state_dir.join("quarantine"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for entry in fs::read_dir(account.path().join("done"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.path().extension().is_some_and(|x| x == "json") {
+                let text = fs::read(entry.path()).expect("read a journal entry");
+                out.push(serde_json::from_slice(&text).expect("a journal entry is JSON"));
+            }
+        }
+    }
+    out
+}
+
+/// The vault's records (one `.glv` file per masked message).
+pub fn vault_records(state_dir: &Path) -> usize {
+    fs::read_dir(state_dir.join("vault"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "glv"))
+                .count()
+        })
+        .unwrap_or(0)
+}
