@@ -127,17 +127,18 @@ impl PlanStore {
 
     /// The plan of a message, made by `make` when there is none that
     /// `usable` accepts. While one caller makes it, the others asking for
-    /// the same key wait and then take the plan it kept; when `make` gives
-    /// nothing (the message could not be fetched), the next waiter tries.
-    pub async fn get_or_plan<F, Fut>(
+    /// the same key wait and then take the plan it kept; when `make` fails
+    /// (the message could not be fetched), its error is this caller's and
+    /// the next waiter tries on its own.
+    pub async fn get_or_plan<F, Fut, E>(
         &self,
         key: &PlanKey,
         usable: impl Fn(&MaskPlan) -> bool,
         make: F,
-    ) -> Option<Arc<MaskPlan>>
+    ) -> Result<Arc<MaskPlan>, E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Option<MaskPlan>>,
+        Fut: Future<Output = Result<MaskPlan, E>>,
     {
         // A plan in memory is a lookup; only the disk read leaves the
         // worker (each `cpu` call may hand the worker's queue to another
@@ -149,7 +150,7 @@ impl PlanStore {
                 .filter(|plan| usable(plan))
         };
         if let Some(plan) = cached(self) {
-            return Some(plan);
+            return Ok(plan);
         }
         let gate = self
             .making
@@ -167,10 +168,10 @@ impl PlanStore {
         turn.held = Some(gate.lock_owned().await);
         // Whoever had the turn before may have made it.
         if let Some(plan) = cached(self) {
-            return Some(plan);
+            return Ok(plan);
         }
         let plan = make().await?;
-        Some(crate::blocking::cpu(|| self.put(key, plan)))
+        Ok(crate::blocking::cpu(|| self.put(key, plan)))
     }
 
     /// Keeps a new plan; a failed disk write only costs a later re-scan.
@@ -351,7 +352,7 @@ mod tests {
                             scans.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                             // Long enough for every asker to arrive meanwhile.
                             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                            Some(plan(true))
+                            Ok::<_, ()>(plan(true))
                         },
                     )
                     .await
@@ -369,15 +370,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = PlanStore::open(dir.path(), "d1".into()).unwrap();
         assert!(store
-            .get_or_plan(&key(5, 1), |_| true, || async { None })
+            .get_or_plan(&key(5, 1), |_| true, || async { Err(()) })
             .await
-            .is_none());
+            .is_err());
         // A maker dropped in the middle (its session ended) frees the turn.
         let k = key(5, 1);
         let cancelled = store.get_or_plan(
             &k,
             |_| true,
-            || async { std::future::pending::<Option<MaskPlan>>().await },
+            || async { std::future::pending::<Result<MaskPlan, ()>>().await },
         );
         assert!(
             tokio::time::timeout(std::time::Duration::from_millis(20), cancelled)
@@ -385,7 +386,7 @@ mod tests {
                 .is_err()
         );
         let made = store
-            .get_or_plan(&key(5, 1), |_| true, || async { Some(plan(true)) })
+            .get_or_plan(&key(5, 1), |_| true, || async { Ok::<_, ()>(plan(true)) })
             .await;
         assert_eq!(made.unwrap().patches.len(), 1);
         // A plan the caller cannot use (another length) is made again.
@@ -394,7 +395,7 @@ mod tests {
                 &key(5, 1),
                 |p| p.message_len == 11,
                 || async {
-                    Some(MaskPlan {
+                    Ok::<_, ()>(MaskPlan {
                         message_len: 11,
                         ..plan(false)
                     })

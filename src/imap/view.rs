@@ -14,7 +14,7 @@
 
 use imap_codec::imap_types::fetch::{Part, Section};
 
-use super::response::ContentKind;
+use super::response::{self, ContentKind};
 use crate::mask::{apply_patches, FieldPlan, MaskPlan, Patch, SectionPlan, TransferEncoding};
 
 /// The item does not fit the plan (an unknown section, a length that
@@ -333,6 +333,53 @@ pub fn holds_notice(data: &[u8]) -> bool {
         .any(|n| memchr::memmem::find(data, n).is_some())
 }
 
+/// A FETCH response as a server answers it for a message expunged
+/// meanwhile (RFC 2180 4.1.2, and Dovecot's own form until a session
+/// syncs): every content item NIL, an ENVELOPE of NILs, a BODY or
+/// BODYSTRUCTURE an empty text part; FLAGS, UID, sizes and dates as they
+/// are. What a client gets of a message giftlock can no longer fetch to
+/// plan: it shows nothing of the message, and a client that tracks
+/// messages (by Message-ID, sizes) is not misled by same-length notices.
+/// `None` when the response's items cannot be walked.
+pub fn as_expunged(message: &[u8]) -> Option<Vec<u8>> {
+    let (_, items) = response::items(message)?;
+    let mut out = Vec::with_capacity(message.len().min(64 * 1024));
+    let mut copied = 0;
+    for (name, value) in items {
+        if let Some(empty) = expunged_value(&message[name]) {
+            out.extend_from_slice(&message[copied..value.start]);
+            out.extend_from_slice(empty);
+            copied = value.end;
+        }
+    }
+    out.extend_from_slice(&message[copied..]);
+    Some(out)
+}
+
+/// The value an expunged message has for item `name`; `None` for items
+/// that carry no content.
+fn expunged_value(name: &[u8]) -> Option<&'static [u8]> {
+    let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+    let starts = |p: &[u8]| {
+        name.get(..p.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(p))
+    };
+    if is(b"ENVELOPE") {
+        Some(b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)")
+    } else if is(b"BODY") || is(b"BODYSTRUCTURE") {
+        Some(br#"("text" "plain" NIL NIL NIL "7bit" 0 0)"#)
+    } else if starts(b"BODY[")
+        || starts(b"BINARY[")
+        || is(b"RFC822")
+        || is(b"RFC822.HEADER")
+        || is(b"RFC822.TEXT")
+    {
+        Some(b"NIL")
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,5 +599,18 @@ mod tests {
         let mut data = raw[100..].to_vec();
         mask_item(&plan(raw), &whole(Some(100)), &mut data).unwrap();
         assert_eq!(data, m[100..]);
+    }
+
+    #[test]
+    fn an_expunged_message_keeps_its_flags_and_sizes_and_shows_no_content() {
+        let message = b"* 4 FETCH (UID 9 FLAGS (\\Seen) RFC822.SIZE 42 ENVELOPE (\"d\" \"s\" NIL NIL NIL NIL NIL NIL NIL \"<m@x>\") BODY[HEADER.FIELDS (SUBJECT)] {9}\r\nSubject:\n BODY (\"text\" \"plain\" NIL NIL NIL \"7bit\" 3 1) BINARY[1]<0> \"abc\" RFC822.TEXT {3}\r\nabc)\r\n";
+        let out = as_expunged(message).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "* 4 FETCH (UID 9 FLAGS (\\Seen) RFC822.SIZE 42 ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) \
+             BODY[HEADER.FIELDS (SUBJECT)] NIL BODY (\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0) \
+             BINARY[1]<0> NIL RFC822.TEXT NIL)\r\n"
+        );
+        assert_eq!(as_expunged(b"* 4 FETCH (UID 9 BODY[] {5}\r\nab"), None);
     }
 }

@@ -107,7 +107,7 @@ impl<S: MessageSource> CommandSide<S> {
             clean: Vec::new(),
         };
         for uid in uids {
-            let Some(plan) = self.planner.plan_for(selected, uid, None).await else {
+            let Ok(plan) = self.planner.plan_for(selected, uid, None).await else {
                 // Gone meanwhile, or not fetched: not known to be clean.
                 continue;
             };

@@ -42,7 +42,7 @@ use crate::unlock::Windows;
 use crate::vault::{MaskedIndex, MessageIdentity, Restored, Vault};
 use imap_codec::imap_types::command::CommandBody;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
-use planner::{whole_item, Planner};
+use planner::{whole_item, Planner, Unplanned};
 
 /// What every session's masking shares: the rules, the key, the cache.
 pub struct MaskingContext {
@@ -390,13 +390,23 @@ impl<S: MessageSource> Masking<S> {
             // carries the whole message is masked from it (not cached; its
             // masked copy is recorded, so an APPEND of it is refused rather
             // than stored); anything else is withheld.
-            None => whole_item(content, message).map(|whole| {
-                let plan = self.planner.plan_bytes(whole);
-                if !plan.masks.is_empty() {
-                    self.planner.note_masked_copy(whole, &plan);
-                }
-                Arc::new(plan)
-            }),
+            None => whole_item(content, message)
+                .map(|whole| {
+                    let plan = self.planner.plan_bytes(whole);
+                    if !plan.masks.is_empty() {
+                        self.planner.note_masked_copy(whole, &plan);
+                    }
+                    Arc::new(plan)
+                })
+                .ok_or(Unplanned::Unavailable),
+        };
+        let plan = match plan {
+            Ok(plan) => Some(plan),
+            Err(Unplanned::Gone) => match view::as_expunged(message) {
+                Some(expunged) => return Cow::Owned(expunged),
+                None => None,
+            },
+            Err(Unplanned::Unavailable) => None,
         };
         let Some(plan) = plan else {
             warn!("a FETCH response giftlock cannot name or plan; its content is withheld");
@@ -541,7 +551,7 @@ impl<S: MessageSource> Masking<S> {
     ) -> Cow<'m, [u8]> {
         let head = &message[..literals.first().map_or(message.len(), |l| l.start)];
         let plan = match (self.selected(), syntax::number_after(head, b" UID ")) {
-            (Some(selected), Some(uid)) => self.planner.plan_for(&selected, uid, None).await,
+            (Some(selected), Some(uid)) => self.planner.plan_for(&selected, uid, None).await.ok(),
             _ => None,
         };
         if plan.as_ref().is_some_and(|p| p.is_clean()) {

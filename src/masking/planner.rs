@@ -28,6 +28,16 @@ const BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// a sparse mailbox to a short line).
 const BATCH_MESSAGES: usize = 500;
 
+/// Why a message has no plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Unplanned {
+    /// The server no longer has it (another session expunged it): the
+    /// client is served it as an expunged message.
+    Gone,
+    /// It could not be fetched (the server refused, no connection).
+    Unavailable,
+}
+
 /// Plans messages of one account.
 pub(super) struct Planner<S> {
     pub(super) context: Arc<MaskingContext>,
@@ -54,7 +64,7 @@ impl<S: MessageSource> Planner<S> {
         selected: &Selected,
         uid: u32,
         response: Option<(&FetchContent, &[u8])>,
-    ) -> Option<Arc<MaskPlan>> {
+    ) -> Result<Arc<MaskPlan>, Unplanned> {
         let key = self.key(selected, uid);
         let whole = response.and_then(|(content, message)| whole_item(content, message));
         // A whole message of another length is not the planned one.
@@ -73,7 +83,7 @@ impl<S: MessageSource> Planner<S> {
         key: &PlanKey,
         selected: &Selected,
         whole: Option<&[u8]>,
-    ) -> Option<MaskPlan> {
+    ) -> Result<MaskPlan, Unplanned> {
         let uid = key.uid;
         let fetched;
         let raw = match whole {
@@ -101,16 +111,16 @@ impl<S: MessageSource> Planner<S> {
                         }),
                         None => MaskPlan::too_large(size, limits.max_message_bytes),
                     };
-                    return Some(self.scanned(key, plan));
+                    return Ok(self.scanned(key, plan));
                 }
-                Ok(Whole::Gone) => return None,
+                Ok(Whole::Gone) => return Err(Unplanned::Gone),
                 Err(e) => {
                     warn!(account = %self.account, mailbox = %key.mailbox, uid, error = %e, "cannot fetch a message to scan it");
-                    return None;
+                    return Err(Unplanned::Unavailable);
                 }
             },
         };
-        Some(self.plan_raw(key, raw).await)
+        Ok(self.plan_raw(key, raw).await)
     }
 
     /// Plans the whole message `raw` and keeps its original when it has

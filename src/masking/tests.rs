@@ -128,6 +128,26 @@ async fn a_header_fetch_of_a_gift_mail_is_masked_from_the_whole_message() {
     assert_eq!(serve(&mut masking, &ham).await, ham);
 }
 
+#[tokio::test]
+async fn a_message_the_server_no_longer_has_is_served_as_expunged() {
+    let (mut masking, mut commands, _source, _dir) = session();
+    select_inbox(&mut masking, &mut commands).await;
+    // UID 6 is not in the source: another session expunged it after this
+    // one's server answered from what it still had.
+    let header = &GIFT[..memchr::memmem::find(GIFT, b"\r\n\r\n").unwrap() + 4];
+    let mut response = fetch_response(2, 6, "BODY[HEADER]", header);
+    response.truncate(response.len() - 3);
+    response.extend_from_slice(
+        b" ENVELOPE (NIL \"gift\" NIL NIL NIL NIL NIL NIL NIL \"<a@b>\") FLAGS (\\Seen))\r\n",
+    );
+    let served = serve(&mut masking, &response).await;
+    assert_eq!(
+        String::from_utf8(served).unwrap(),
+        "* 2 FETCH (UID 6 BODY[HEADER] NIL ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) \
+         FLAGS (\\Seen))\r\n"
+    );
+}
+
 /// The command as the command side sends it upstream.
 fn sent(action: CommandAction) -> String {
     match action {

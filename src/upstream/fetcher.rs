@@ -53,6 +53,20 @@ enum Command<'a> {
 }
 
 impl Fetcher {
+    /// The RFC822.SIZE of message `uid`, if this connection knows it.
+    async fn size(&mut self, mailbox: &Selected, uid: u32) -> Result<Option<usize>, SourceError> {
+        let mut size = None;
+        let command = Command::UidFetch {
+            set: uid.to_string(),
+            items: b"(RFC822.SIZE)",
+        };
+        self.run(mailbox, &command, &mut |message, _| {
+            size = size.or(syntax::number_after(message, b"RFC822.SIZE ").map(|n| n as usize));
+        })
+        .await?;
+        Ok(size)
+    }
+
     pub(crate) fn new(
         upstreams: Arc<Upstreams>,
         account: Account,
@@ -224,15 +238,15 @@ impl MessageSource for Fetcher {
         uid: u32,
         max_len: usize,
     ) -> Result<Whole, SourceError> {
-        let mut size = None;
-        let command = Command::UidFetch {
-            set: uid.to_string(),
-            items: b"(RFC822.SIZE)",
-        };
-        self.run(mailbox, &command, &mut |message, _| {
-            size = size.or(syntax::number_after(message, b"RFC822.SIZE ").map(|n| n as usize));
-        })
-        .await?;
+        let mut size = self.size(mailbox, uid).await?;
+        if size.is_none() {
+            // Not seen by this connection: a message that arrived after its
+            // last sync (a server answers a UID FETCH from the messages it
+            // has announced), or one expunged and synced away. After NOOP
+            // the first is there; the second is gone.
+            self.run(mailbox, &Command::Noop, &mut |_, _| {}).await?;
+            size = self.size(mailbox, uid).await?;
+        }
         let Some(size) = size else {
             return Ok(Whole::Gone);
         };
