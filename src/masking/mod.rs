@@ -401,20 +401,21 @@ impl<S: MessageSource> Masking<S> {
                 .ok_or(Unplanned::Unavailable),
         };
         let plan = match plan {
-            Ok(plan) => Some(plan),
-            Err(Unplanned::Gone) => match view::as_expunged(message) {
-                Some(expunged) => return Cow::Owned(expunged),
-                None => None,
-            },
-            Err(Unplanned::Unavailable) => None,
-        };
-        let Some(plan) = plan else {
-            warn!("a FETCH response giftlock cannot name or plan; its content is withheld");
-            let mut out = message.to_vec();
-            for item in &content.items {
-                withhold_item(&item.kind, &mut out, item.range.clone(), literals);
+            Ok(plan) => plan,
+            Err(why) => {
+                // A message the server no longer has goes as expunged.
+                if why == Unplanned::Gone {
+                    if let Some(expunged) = view::as_expunged(message) {
+                        return Cow::Owned(expunged);
+                    }
+                }
+                warn!("a FETCH response giftlock cannot name or plan; its content is withheld");
+                let mut out = message.to_vec();
+                for item in &content.items {
+                    withhold_item(&item.kind, &mut out, item.range.clone(), literals);
+                }
+                return Cow::Owned(out);
             }
-            return Cow::Owned(out);
         };
         if plan.is_clean() {
             return Cow::Borrowed(message);
