@@ -53,20 +53,6 @@ enum Command<'a> {
 }
 
 impl Fetcher {
-    /// The RFC822.SIZE of message `uid`, if this connection knows it.
-    async fn size(&mut self, mailbox: &Selected, uid: u32) -> Result<Option<usize>, SourceError> {
-        let mut size = None;
-        let command = Command::UidFetch {
-            set: uid.to_string(),
-            items: b"(RFC822.SIZE)",
-        };
-        self.run(mailbox, &command, &mut |message, _| {
-            size = size.or(syntax::number_after(message, b"RFC822.SIZE ").map(|n| n as usize));
-        })
-        .await?;
-        Ok(size)
-    }
-
     pub(crate) fn new(
         upstreams: Arc<Upstreams>,
         account: Account,
@@ -207,6 +193,46 @@ impl Fetcher {
     }
 }
 
+impl Fetcher {
+    /// The RFC822.SIZE of each message of `uids` this connection knows of
+    /// (without syncing first).
+    async fn known_sizes(
+        &mut self,
+        mailbox: &Selected,
+        uids: &[u32],
+    ) -> Result<Vec<(u32, usize)>, SourceError> {
+        let command = Command::UidFetch {
+            set: syntax::sequence_set(uids),
+            items: b"(RFC822.SIZE)",
+        };
+        let mut sizes = Vec::with_capacity(uids.len());
+        self.run(mailbox, &command, &mut |message, _| {
+            sizes.extend(uid_and_size(message));
+        })
+        .await?;
+        Ok(sizes)
+    }
+}
+
+/// The UID and RFC822.SIZE items of a `* n FETCH (...)` response. Read from
+/// its items, not `response::inspect`: that reports content items only, and
+/// these carry none.
+fn uid_and_size(message: &[u8]) -> Option<(u32, usize)> {
+    let (_, items) = response::items(message)?;
+    let number = |name: &[u8]| -> Option<u64> {
+        let (_, value) = items
+            .iter()
+            .find(|(n, _)| message[n.clone()].eq_ignore_ascii_case(name))?;
+        std::str::from_utf8(&message[value.clone()])
+            .ok()?
+            .parse()
+            .ok()
+    };
+    let uid = u32::try_from(number(b"UID")?).ok()?;
+    let size = usize::try_from(number(b"RFC822.SIZE")?).ok()?;
+    Some((uid, size))
+}
+
 /// How one attempt failed: a broken connection is worth a second try.
 enum Failure {
     Connection(Box<dyn std::error::Error + Send + Sync>),
@@ -238,16 +264,16 @@ impl MessageSource for Fetcher {
         uid: u32,
         max_len: usize,
     ) -> Result<Whole, SourceError> {
-        let mut size = self.size(mailbox, uid).await?;
-        if size.is_none() {
+        let mut sizes = self.known_sizes(mailbox, &[uid]).await?;
+        if sizes.is_empty() {
             // Not seen by this connection: a message that arrived after its
             // last sync (a server answers a UID FETCH from the messages it
             // has announced), or one expunged and synced away. After NOOP
             // the first is there; the second is gone.
             self.run(mailbox, &Command::Noop, &mut |_, _| {}).await?;
-            size = self.size(mailbox, uid).await?;
+            sizes = self.known_sizes(mailbox, &[uid]).await?;
         }
-        let Some(size) = size else {
+        let Some(&(_, size)) = sizes.iter().find(|&&(u, _)| u == uid) else {
             return Ok(Whole::Gone);
         };
         if size > max_len {
@@ -289,22 +315,7 @@ impl MessageSource for Fetcher {
         }
         // As in raw_fetch: a message expunged meanwhile is gone after NOOP.
         self.run(mailbox, &Command::Noop, &mut |_, _| {}).await?;
-        let command = Command::UidFetch {
-            set: syntax::sequence_set(uids),
-            items: b"(RFC822.SIZE)",
-        };
-        let mut sizes = Vec::with_capacity(uids.len());
-        self.run(mailbox, &command, &mut |message, literals| {
-            let size = syntax::number_after(message, b"RFC822.SIZE ");
-            if let (Inspection::Fetch(f), Some(size)) = (response::inspect(message, literals), size)
-            {
-                if let Some(uid) = f.uid {
-                    sizes.push((uid, size as usize));
-                }
-            }
-        })
-        .await?;
-        Ok(sizes)
+        self.known_sizes(mailbox, uids).await
     }
 
     async fn whole_messages(
@@ -382,6 +393,20 @@ impl MessageSource for Fetcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_size_answer_gives_its_uid_and_size() {
+        assert_eq!(
+            uid_and_size(b"* 3 FETCH (UID 17 RFC822.SIZE 4242)\r\n"),
+            Some((17, 4242))
+        );
+        assert_eq!(
+            uid_and_size(b"* 3 FETCH (rfc822.size 5 FLAGS (\\Seen) uid 9)\r\n"),
+            Some((9, 5))
+        );
+        assert_eq!(uid_and_size(b"* 3 FETCH (RFC822.SIZE 5)\r\n"), None);
+        assert_eq!(uid_and_size(b"* 3 EXISTS\r\n"), None);
+    }
 
     #[test]
     fn fetch_responses_are_told_apart() {
