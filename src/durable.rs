@@ -10,6 +10,10 @@
 //! A temporary file may be left behind: it starts with [`TEMP_PREFIX`]
 //! ([`remove_temporaries`]). An appended file ([`open_append`]) has its
 //! directory fsynced when it is created; its writer fsyncs what it appends.
+//!
+//! Run as root, whatever is created here in a directory owned by another
+//! user (a service's state directory) gets that directory's owner and group
+//! ([`owner`]): the service must still read it.
 
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io::{self, Write};
@@ -24,12 +28,42 @@ static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
 
 /// Creates `dir` (and its parents) if needed and makes it 0700.
 pub fn private_dir(dir: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    create_dir_all(dir, 0o700)?;
     let mode = fs::metadata(dir)?.permissions().mode() & 0o777;
     if mode != 0o700 {
         fs::set_permissions(dir, Permissions::from_mode(0o700))?;
     }
     Ok(())
+}
+
+/// Creates `dir` and its missing parents with `mode` (less the umask),
+/// each one given its parent's owner ([`owner`]); an existing directory is
+/// left as it is.
+pub fn create_dir_all(dir: &Path, mode: u32) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = parent(dir);
+    create_dir_all(parent, mode)?;
+    match DirBuilder::new().mode(mode).create(dir) {
+        Ok(()) => owner::follow_dir(dir, parent),
+        // Another process made it in between.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Gives `path`, a file this process has just created, the owner of the
+/// directory holding it as [`replace`] does: for files opened by other means
+/// (a lock file).
+pub fn give_to_dir_owner(path: &Path) -> io::Result<()> {
+    owner::follow_dir(path, parent(path))
+}
+
+/// Whether this process is root, the one user whose files
+/// [`give_to_dir_owner`] changes.
+pub fn running_as_root() -> bool {
+    owner::is_root()
 }
 
 /// Writes `path` with `bytes` and `mode`, replacing what was there.
@@ -64,6 +98,7 @@ pub fn open_append(path: &Path, mode: u32) -> io::Result<File> {
         file.set_permissions(Permissions::from_mode(mode))?;
     }
     if !existed {
+        owner::follow_dir(path, parent(path))?;
         file.sync_all()?;
         sync_parent(path)?;
     }
@@ -107,6 +142,8 @@ fn install(
             .open(&tmp)?;
         // The umask may have narrowed `mode`; the file gets exactly it.
         file.set_permissions(Permissions::from_mode(mode))?;
+        // Given away before it has a name anyone reads.
+        owner::follow_dir(&tmp, parent(path))?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
@@ -135,6 +172,8 @@ fn parent(path: &Path) -> &Path {
         _ => Path::new("."),
     }
 }
+
+mod owner;
 
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 //! A key file is created once with mode 0600 and never rewritten: losing it
 //! would make old fingerprints and reference handles meaningless.
 
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -61,7 +61,7 @@ fn create(dir: &Path, path: &Path) -> Result<[u8; KEY_LEN], KeyError> {
         path: path.to_path_buf(),
         source,
     };
-    fs::create_dir_all(dir).map_err(io_err)?;
+    crate::durable::create_dir_all(dir, 0o700).map_err(io_err)?;
     let mut key = [0u8; KEY_LEN];
     rand::Rng::fill(&mut rand::rngs::OsRng, &mut key[..]);
     // Never a short key file after a crash, the name durable before any
@@ -77,6 +77,7 @@ fn create(dir: &Path, path: &Path) -> Result<[u8; KEY_LEN], KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn creates_once_then_reads_the_same_key() {

@@ -18,7 +18,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -92,10 +91,7 @@ impl PlanStore {
     /// in force ([`detector_id`]).
     pub fn open(state_dir: &Path, detector: String) -> std::io::Result<PlanStore> {
         let dir = state_dir.join(DIR);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
+        crate::durable::create_dir_all(&dir, 0o700)?;
         Ok(PlanStore {
             dir,
             detector,
@@ -245,10 +241,7 @@ impl PlanStore {
     fn write(&self, key: &PlanKey, plan: &MaskPlan) -> std::io::Result<()> {
         let path = self.file(key);
         let dir = path.parent().unwrap_or(&self.dir);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+        crate::durable::create_dir_all(dir, 0o700)?;
         let stored = Stored {
             detector: self.detector.clone(),
             plan: plan.clone(),

@@ -224,3 +224,76 @@ fn account_commands_change_one_thing_and_keep_every_other_byte() {
     let found = files_containing(&cli, &[UPSTREAM_PASSWORD, WRONG, LOCAL_PASSWORD], &inputs);
     assert!(found.is_empty(), "passwords printed in {found:?}");
 }
+
+#[test]
+fn account_add_with_quarantine_on_writes_the_table_and_makes_the_key() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
+    let mut bench = Bench::start(DovecotMode::Normal);
+    let (config, _) = hand_edited(&mut bench);
+    let key = bench.path().join("giftlock/state/quarantine.key");
+    assert!(!key.exists());
+    let url = format!("imaps://localhost:{}", bench.dovecot.imaps_port());
+    let ca = bench.dovecot.ca_file.display().to_string();
+    let hash = local_password_hash().to_string();
+    let add = |name: &str, quarantine: &str| {
+        let secret = bench.path().join(format!("giftlock/{name}.secret"));
+        let secret = secret.display().to_string();
+        let args = [
+            "add",
+            name,
+            // The Gmail preset's removal, with the bench as its server.
+            "--provider",
+            "gmail",
+            "--imap-url",
+            &url,
+            "--upstream-ca-file",
+            &ca,
+            "--upstream-user",
+            USER,
+            "--local-user",
+            name,
+            "--local-password-hash",
+            &hash,
+            "--upstream-secret-stdin",
+            "--secret-store",
+            "file",
+            "--secret-path",
+            &secret,
+            "--quarantine",
+            quarantine,
+        ];
+        account(&config, &bench, &args, UPSTREAM_PASSWORD)
+    };
+
+    let before = fs::read_to_string(&config).unwrap();
+    let run = add("kept", "on");
+    assert!(run.success(), "{}\n{}", run.stdout, run.stderr);
+    let added = fs::read_to_string(&config).unwrap();
+    let table = &added[before.len()..];
+    assert!(
+        table.contains("[accounts.quarantine]\nenabled = true\n")
+            && table.contains("remove = \"trash\""),
+        "{table}"
+    );
+    assert!(key.exists(), "no quarantine key: {}", run.stdout);
+    assert!(
+        run.stdout.contains("Quarantine key: made"),
+        "{}",
+        run.stdout
+    );
+
+    let run = add("plain", "off");
+    assert!(run.success(), "{}\n{}", run.stdout, run.stderr);
+    let plain = fs::read_to_string(&config).unwrap()[added.len()..].to_string();
+    assert!(plain.contains("name = \"plain\""), "{plain}");
+    assert!(!plain.contains("[accounts.quarantine]"), "{plain}");
+    // The config loads with both: check sees the quarantine account's key.
+    let check = giftlock_check(&config, &bench.path().join("giftlock/cli"));
+    assert!(
+        check.stdout.contains("PASS upstream kept "),
+        "{}",
+        check.stdout
+    );
+}

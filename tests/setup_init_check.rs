@@ -7,6 +7,9 @@
 //! file makes it work. Then check fails, with the right message and fix, on
 //! a wrong upstream password, an untrusted certificate, an unreachable host
 //! and a port in use (those configs are written with `--no-login-test`).
+//! A server that accepts the connection and never answers fails init within
+//! the probe's 10 s, saying so; the interactive CA prompt, driven through a
+//! pseudo-terminal, refuses a wrong path, asks again and takes the CA file.
 
 mod common;
 mod needs;
@@ -534,4 +537,164 @@ fn init_reads_a_secret_from_standard_input_like_every_command() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(config.exists());
     assert!(!text(&out).contains(common::UPSTREAM_PASSWORD));
+}
+
+#[test]
+fn an_upstream_that_never_answers_fails_init_within_the_bound() {
+    // A server that accepts the connection and never says a word: the TLS
+    // handshake (and a greeting) would wait forever.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path();
+    let config = dir.join("config.toml");
+    fs::write(dir.join("local.pw"), format!("{LOCAL_PW}\n")).unwrap();
+    fs::write(dir.join("upstream.pw"), "some-password\n").unwrap();
+    let url = format!("imaps://127.0.0.1:{port}");
+    let implicit = common::free_port().to_string();
+    let starttls = common::free_port().to_string();
+    let (local_pw, upstream_pw) = (dir.join("local.pw"), dir.join("upstream.pw"));
+    let state = dir.join("state");
+    let started = std::time::Instant::now();
+    let out = giftlock(
+        dir,
+        &[
+            "init",
+            "--non-interactive",
+            "--config",
+            config.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--provider",
+            "other",
+            "--imap-url",
+            &url,
+            "--upstream-user",
+            "alice",
+            "--upstream-secret-file",
+            upstream_pw.to_str().unwrap(),
+            "--local-password-file",
+            local_pw.to_str().unwrap(),
+            "--local-user",
+            "alice",
+            "--implicit-port",
+            &implicit,
+            "--starttls-port",
+            &starttls,
+        ],
+    );
+    let took = started.elapsed();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "init took {took:?}: {said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "the upstream server of account mail at {url} gave no answer within 10 s"
+        )),
+        "{said}"
+    );
+    assert!(said.contains("nothing was written"), "{said}");
+    assert!(!said.contains("some-password"), "{said}");
+    assert_eq!(names_in(dir), ["local.pw", "upstream.pw"]);
+}
+
+#[test]
+fn the_interactive_ca_prompt_refuses_a_wrong_path_and_takes_the_ca_file() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
+    let bench = Bench::start(DovecotMode::UntrustedCert);
+    let url = imaps_url(&bench);
+    let dir = bench.path().join("pty");
+    fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    let local_pw = dir.join("local.pw");
+    fs::write(&local_pw, format!("{LOCAL_PW}\n")).unwrap();
+    let upstream_pw = bench.password_file(common::UPSTREAM_PASSWORD);
+    let state = dir.join("state");
+    let wrong = dir.join("no-such-ca.pem");
+    let ca = bench.dovecot.untrusted_ca_file.clone();
+    let (implicit, starttls) = (
+        common::free_port().to_string(),
+        common::free_port().to_string(),
+    );
+    let answers = [
+        ("IMAP server URL", String::new()),
+        ("SMTP server URL", String::new()),
+        ("Short name for this account", String::new()),
+        ("User name your mail clients", String::new()),
+        ("CA certificate file: ", wrong.display().to_string()),
+        ("CA certificate file: ", ca.display().to_string()),
+    ];
+    let mut cmd = Command::new("python3");
+    cmd.arg(common::integration_dir().join("clients/pty_answers.py"));
+    for (prompt, reply) in &answers {
+        cmd.arg("--answer").arg(format!("{prompt}=>{reply}"));
+    }
+    cmd.arg("--")
+        .arg(env!("CARGO_BIN_EXE_giftlock"))
+        .args(["init", "--provider", "other", "--imap-url", &url])
+        .args(["--upstream-user", "alice", "--local-user", "alice"])
+        .args(["--quarantine", "off", "--secret-store", "file"])
+        .args(["--implicit-port", &implicit, "--starttls-port", &starttls])
+        .arg("--config")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--upstream-secret-file")
+        .arg(&upstream_pw)
+        .arg("--local-password-file")
+        .arg(&local_pw)
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            format!("unix:path={}", dir.join("no-bus").display()),
+        )
+        .env_remove("GIFTLOCK_CONFIG");
+    let out = cmd.output().expect("run pty_answers.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let transcript = report["transcript"].as_str().unwrap();
+    assert_eq!(report["missing"], serde_json::Value::Null, "{transcript}");
+    assert_eq!(report["code"], 0, "{transcript}");
+    assert!(
+        transcript.contains("The server's certificate is not trusted here"),
+        "{transcript}"
+    );
+    // The wrong path is named, refused, and the question asked again.
+    let after_wrong = transcript
+        .split_once(&wrong.display().to_string())
+        .map(|(_, rest)| rest)
+        .unwrap_or("");
+    assert!(after_wrong.contains("no-such-ca.pem"), "{transcript}");
+    assert!(
+        after_wrong.contains("CA certificate file: "),
+        "{transcript}"
+    );
+    let written = fs::read_to_string(&config).unwrap();
+    assert!(
+        written.contains(&format!("ca_file = \"{}\"", ca.display())),
+        "{written}"
+    );
+    let init = Init {
+        dir,
+        config,
+        implicit_port: 0,
+        output: out,
+    };
+    let (ok, report) = check(&init);
+    assert!(ok, "{report}");
+    assert!(report.contains("login as alice accepted"), "{report}");
 }

@@ -5,7 +5,9 @@
 //! `giftlock lock` and the window's end expunge them from connected
 //! clients; a message gone from the server is served from the vault. Every unlock and lock attempt is audited (a wrong secret too)
 //! and the audit log verifies; no labelled code lies in the clear in
-//! giftlock's state directory or logs. The client checks live in
+//! giftlock's state directory or logs. On a Dovecot whose hierarchy
+//! separator is `/`, LIST shows `Giftlock/Unlocked` with `/` as its
+//! delimiter, and it is SELECTed and fetched. The client checks live in
 //! integration/clients/unlock_folder.py (its docstring lists them).
 
 mod audit_support;
@@ -45,6 +47,29 @@ fn phase(bench: &Bench, setup: &GiftlockSetup, phase: &str, extra: &[&str]) -> V
     args.extend_from_slice(extra);
     let run = mask_script(bench, setup, "unlock_folder.py", &args);
     assert_driver_passed(&run, &format!("unlock_folder.py --phase {phase}"))
+}
+
+#[test]
+fn on_a_server_with_slash_as_separator_the_window_is_giftlock_slash_unlocked() {
+    if needs::missing(&[Need::Dovecot, Need::Shared]) {
+        return;
+    }
+    let (bench, setup) = corpus_bench_with(DovecotMode::SlashSeparator);
+    phase(&bench, &setup, "fill", &[]);
+    let run = giftlock(&bench, &["unlock-secret", "--stdin"], UNLOCK_SECRET);
+    assert!(run.success(), "unlock-secret: {}", run.stderr);
+    let run = giftlock(
+        &bench,
+        &["unlock", "--for", "1m", "--secret-stdin", "--json"],
+        UNLOCK_SECRET,
+    );
+    assert!(run.success(), "unlock: {}", run.stderr);
+    let coded = run.json()["messages"].as_u64().unwrap();
+    // LIST, SELECT and every fetch form through giftlock (unlock_folder.py).
+    let checked = phase(&bench, &setup, "check", &[]);
+    assert_eq!(checked["mailbox"], "Giftlock/Unlocked", "{checked}");
+    assert_eq!(checked["delimiter"], "/", "{checked}");
+    assert_eq!(checked["messages"], coded, "{checked}");
 }
 
 #[test]

@@ -91,15 +91,21 @@ def status_word(tagged):
 
 def unlocked_names(raw):
     """Names of the mailboxes LIST shows with "Unlocked" in them."""
-    names = []
+    return [name for name, _ in unlocked_listed(raw)]
+
+
+def unlocked_listed(raw):
+    """(name, delimiter) of each mailbox LIST shows with "Unlocked" in it;
+    the delimiter is None for NIL."""
+    listed = []
     for line in raw.ok('LIST "" *'):
         m = LIST_LINE.match(line)
         if not m:
             continue
         name = m.group(5) if m.group(5) is not None else m.group(4)
         if b"Unlocked" in name:
-            names.append(name.decode())
-    return names
+            listed.append((name.decode(), m.group(3).decode() if m.group(3) else None))
+    return listed
 
 
 def quoted(name):
@@ -204,11 +210,12 @@ def phase_check(ck, args, cat, report):
     listed = [l for l in lines if l and b"Unlocked" in l]
     ck.expect(typ == "OK" and len(listed) == 1, f"imaplib LIST shows {len(listed)} unlocked mailboxes")
     proxy = login("127.0.0.1", args.proxy_port, args.user, read_password(args.proxy_password_file))
-    names = unlocked_names(proxy)
-    if not ck.expect(len(names) == 1, f"LIST shows {names!r}"):
+    listed = unlocked_listed(proxy)
+    if not ck.expect(len(listed) == 1, f"LIST shows {listed!r}"):
         return
-    name = names[0]
+    name, delimiter = listed[0]
     report["mailbox"] = name
+    report["delimiter"] = delimiter
     # Other ways clients list: subscribed only, hierarchy level by level.
     untagged = proxy.ok('LSUB "" "*"')
     ck.expect(any(b"Unlocked" in r for r in untagged), "LSUB does not show the unlocked mailbox")

@@ -179,7 +179,7 @@ impl LogWriter {
             source,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(err)?;
+            crate::durable::create_dir_all(dir, 0o700).map_err(err)?;
         }
         let mut file = open_append(path).map_err(err)?;
         let (complete_len, last_line) = read_tail(&mut file).map_err(err)?;

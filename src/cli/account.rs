@@ -18,8 +18,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
+use crate::cli::init::Switch;
 use crate::cli::secret_input::SecretInput;
-use crate::config::{Account, Config, Credential, Upstream};
+use crate::config::{Account, Config, Credential, QuarantineConfig, Upstream};
 use crate::secret::{Secret, SecretSource};
 use crate::setup::edit::{self, ConfigEdit};
 use crate::setup::secret_store::{self, SecretStore, CREDSTORE};
@@ -83,6 +84,11 @@ pub struct AddArgs {
     /// The local password's hash, as `giftlock passwd` prints it
     #[arg(long, value_name = "HASH")]
     pub local_password_hash: Option<String>,
+    /// Quarantine gift-card mail on the server, as `init --quarantine` does
+    /// (the provider's way of removing the server copy, the installation's
+    /// OpenPGP key made if there is none); off when not given
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub quarantine: Option<Switch>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -155,15 +161,32 @@ fn add(config_path: &Path, args: AddArgs, out: &mut impl Write) -> anyhow::Resul
         }
         .into());
     }
-    let url = match (&args.imap_url, &args.provider) {
+    let preset = match &args.provider {
+        Some(id) => Some(
+            crate::cli::providers::by_id(id)
+                .with_context(|| format!("no provider preset `{id}`; give --imap-url"))?,
+        ),
+        None => None,
+    };
+    let url = match (&args.imap_url, preset.and_then(|p| p.imap_url)) {
         (Some(url), _) => url.clone(),
-        (None, Some(id)) => crate::cli::providers::by_id(id)
-            .and_then(|p| p.imap_url)
-            .with_context(|| {
-                format!("no provider preset `{id}` with an IMAP server; give --imap-url")
-            })?
-            .to_string(),
-        (None, None) => bail!("give --provider or --imap-url"),
+        (None, Some(url)) => url.to_string(),
+        (None, None) => match &args.provider {
+            Some(id) => bail!("no provider preset `{id}` with an IMAP server; give --imap-url"),
+            None => bail!("give --provider or --imap-url"),
+        },
+    };
+    // What `init` does for the same provider (`other` without a preset).
+    let quarantine = match args.quarantine {
+        Some(Switch::On) => QuarantineConfig {
+            enabled: true,
+            remove: preset
+                .or_else(|| crate::cli::providers::by_id("other"))
+                .map(|p| p.quarantine_removal)
+                .unwrap_or_default(),
+            ..QuarantineConfig::default()
+        },
+        Some(Switch::Off) | None => QuarantineConfig::default(),
     };
     let ca_file = args
         .upstream_ca_file
@@ -197,7 +220,7 @@ fn add(config_path: &Path, args: AddArgs, out: &mut impl Write) -> anyhow::Resul
         },
         smtp: None,
         oauth2: None,
-        quarantine: Default::default(),
+        quarantine,
     };
     test_login(&config, &account, &secret)?;
     let store = args.store.secret_store.unwrap_or(SecretStore::Auto);
@@ -205,6 +228,9 @@ fn add(config_path: &Path, args: AddArgs, out: &mut impl Write) -> anyhow::Resul
         store_secret(config_path, &account.name, &secret, store, &args.store, out)?;
     let text = crate::setup::render::account_text(&account)?;
     edit::append_account(config_path, &account.name, &text)?;
+    if account.quarantine.enabled {
+        crate::cli::init::ensure_quarantine_key(&config.state_dir(), config_path, out)?;
+    }
     writeln!(
         out,
         "Account {} added to {} (upstream login tried and accepted); mail clients log in \

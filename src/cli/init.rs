@@ -13,7 +13,6 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufRead, IsTerminal, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -767,10 +766,7 @@ fn setup(
     writeln!(out, "Config written: {} (mode 0600)", config_path.display())?;
 
     let state_dir = config.state_dir();
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&state_dir)
+    crate::durable::create_dir_all(&state_dir, 0o700)
         .with_context(|| format!("cannot create the state directory {}", state_dir.display()))?;
     local_ca::ensure(&state_dir, &args.hostnames)?;
     let ca = local_ca::ensure_ca(&state_dir)?;
@@ -890,7 +886,9 @@ fn test_login(
                 ca_file = Some(ask.ca_file(&problem)?);
             }
             (Err(UpstreamError::UnknownIssuer(problem)), None) => bail!(
-                "the certificate of {} (account {}) is not signed by a CA this machine trusts{}:                  {problem}. Give the CA certificate the server's comes from with                  --upstream-ca-file FILE (PEM); {nothing_written}",
+                "the certificate of {} (account {}) is not signed by a CA this machine trusts{}: \
+                 {problem}. Give the CA certificate the server's comes from with \
+                 --upstream-ca-file FILE (PEM); {nothing_written}",
                 account.upstream.url,
                 account.name,
                 match &ca_file {
@@ -898,22 +896,32 @@ fn test_login(
                     None => String::new(),
                 },
             ),
+            (Err(UpstreamError::Timeout { secs, .. }), _) => bail!(
+                "the upstream server of account {} at {} gave no answer within {secs} s; \
+                 {nothing_written} (check the host name, the port and any firewall between; \
+                 --no-login-test skips this test when setting up offline)",
+                account.name,
+                account.upstream.url
+            ),
             (Err(e), _) => bail!(
-                "the upstream login of account {} at {} failed: {e}; {nothing_written} (check                  the user name and the password; --no-login-test skips this test when setting                  up offline)",
+                "the upstream login of account {} at {} failed: {e}; {nothing_written} (check \
+                 the user name and the password; --no-login-test skips this test when setting \
+                 up offline)",
                 account.name,
                 account.upstream.url
             ),
         }
     }
     bail!(
-        "the certificate of {} was not trusted with any of the {CA_FILE_TRIES} CA files given;          {nothing_written}",
+        "the certificate of {} was not trusted with any of the {CA_FILE_TRIES} CA files given; \
+         {nothing_written}",
         account.upstream.url
     )
 }
 
 /// Makes the installation's quarantine key unless there is one, and says
-/// how to back it up.
-fn ensure_quarantine_key(
+/// how to back it up (`init` and `account add` with quarantine on).
+pub(super) fn ensure_quarantine_key(
     state_dir: &Path,
     config_path: &Path,
     out: &mut impl Write,
@@ -1032,6 +1040,11 @@ pub(crate) fn say_where_stored(
              --name={name} {0} /etc/credstore.encrypted/{name} && rm {0}",
             path.display()
         )?,
+    }
+    if let Place::File(path) | Place::FileInsteadOfKeyring { path, .. } = place {
+        if let Some(warning) = secret_store::root_only(path) {
+            writeln!(out, "{warning}")?;
+        }
     }
     Ok(())
 }

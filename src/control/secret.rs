@@ -5,10 +5,10 @@
 //!
 //! The file belongs to whoever owns the state directory: root setting it
 //! for a system service (`/var/lib/giftlock`, owned by the `giftlock` user)
-//! hands it to that user, or the service could not read it.
+//! hands it to that user (as [`crate::durable`] does for every file root
+//! creates in another user's directory), or the service could not read it.
 
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::durable;
@@ -53,19 +53,7 @@ pub fn set(state_dir: &Path, secret: &str) -> Result<(), UnlockSecretError> {
         format!("{}\n", hash.as_str()).as_bytes(),
         0o600,
     )
-    .map_err(io_err)?;
-    give_to_owner_of(state_dir, &state_dir.join(FILE)).map_err(io_err)
-}
-
-/// Makes `file` belong to the owner of `dir` when it does not already
-/// (only root can write into another user's 0700 directory, and only root
-/// may give a file away).
-fn give_to_owner_of(dir: &Path, file: &Path) -> io::Result<()> {
-    let owner = std::fs::metadata(dir)?;
-    if std::fs::metadata(file)?.uid() != owner.uid() {
-        std::os::unix::fs::chown(file, Some(owner.uid()), Some(owner.gid()))?;
-    }
-    Ok(())
+    .map_err(io_err)
 }
 
 /// The stored hash.

@@ -1,9 +1,7 @@
 //! Private files: mode 0600 from the first byte, replaced only on request,
 //! never seen half-written (written by [`crate::durable`]).
 
-use std::fs;
 use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// Why a private file could not be written.
@@ -32,11 +30,7 @@ pub fn write_private(path: &Path, bytes: &[u8], force: bool) -> Result<(), FileE
         }
     };
     if let Some(dir) = path.parent() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_err("create", dir))?;
+        crate::durable::create_dir_all(dir, 0o700).map_err(io_err("create", dir))?;
     }
     // crate::durable: never seen half-written, mode 0600 before any byte,
     // fsynced with its directory.
@@ -55,6 +49,7 @@ pub fn write_private(path: &Path, bytes: &[u8], force: bool) -> Result<(), FileE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

@@ -112,6 +112,24 @@ pub fn store(
     })
 }
 
+/// A warning when `path`, a secret file just written, is root's: root ran
+/// the command in a directory of root's (`/etc/giftlock`), and the system
+/// service, which runs as `giftlock` (docs/INSTALL.md), cannot read a 0600
+/// file of root's. In a directory the service user owns, the file is
+/// already that user's ([`crate::durable`]).
+pub fn root_only(path: &Path) -> Option<String> {
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(path).ok()?);
+    (crate::durable::running_as_root() && owner == 0).then(|| {
+        format!(
+            "warning: {0} belongs to root (mode 0600), so the system service, which runs as \
+             user giftlock, cannot read it. Use --secret-store credential (systemd hands \
+             credentials to the service), or once `giftlock service install --system` has made \
+             the user: chown giftlock: {0}",
+            path.display()
+        )
+    })
+}
+
 /// Stores the secret in the keyring and reads it back, so a keyring that
 /// accepts writes but cannot give them back is not trusted.
 fn store_in_keyring(name: &str, secret: &Secret) -> Result<(), SecretError> {

@@ -16,9 +16,9 @@
 //! example `giftlock serve` and `giftlock cert` started at the same moment).
 
 use std::collections::BTreeSet;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -199,15 +199,11 @@ fn ca_error(state_dir: &Path, reason: String) -> TlsError {
 }
 
 fn lock_state_dir(state_dir: &Path) -> Result<File, TlsError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(state_dir)
-        .map_err(|source| TlsError::Io {
-            action: "create state directory",
-            path: state_dir.to_path_buf(),
-            source,
-        })?;
+    crate::durable::create_dir_all(state_dir, 0o700).map_err(|source| TlsError::Io {
+        action: "create state directory",
+        path: state_dir.to_path_buf(),
+        source,
+    })?;
     let path = state_dir.join(LOCK);
     let io_err = |source| TlsError::Io {
         action: "lock",
@@ -221,6 +217,8 @@ fn lock_state_dir(state_dir: &Path) -> Result<File, TlsError> {
         .mode(0o600)
         .open(&path)
         .map_err(io_err)?;
+    // The service must open it too when root made it (`init`).
+    crate::durable::give_to_dir_owner(&path).map_err(io_err)?;
     file.lock().map_err(io_err)?;
     Ok(file)
 }

@@ -61,6 +61,8 @@ pub enum DovecotMode {
     UntrustedCert,
     /// `ssl = no`: plain port without STARTTLS, no implicit-TLS port.
     NoTls,
+    /// As Normal, with `/` as the hierarchy separator (Normal has `.`).
+    SlashSeparator,
 }
 
 /// What `integration/dovecot.sh start` reported in DIR/env.
@@ -102,6 +104,9 @@ impl Dovecot {
                 "on"
             },
         );
+        if mode == DovecotMode::SlashSeparator {
+            cmd.env("DOVECOT_SEPARATOR", "/");
+        }
         let run = run_command(cmd, "dovecot-start", dir, Duration::from_secs(20));
         assert!(
             run.success(),

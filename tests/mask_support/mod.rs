@@ -81,7 +81,12 @@ pub fn all_codes() -> Vec<String> {
 /// A Dovecot holding every labelled message in INBOX and giftlock in front
 /// of it (plain loopback listener, implicit-TLS upstream).
 pub fn corpus_bench() -> (Bench, GiftlockSetup) {
-    let mut bench = Bench::start(DovecotMode::Normal);
+    corpus_bench_with(DovecotMode::Normal)
+}
+
+/// [`corpus_bench`] with a Dovecot started in `mode`.
+pub fn corpus_bench_with(mode: DovecotMode) -> (Bench, GiftlockSetup) {
+    let mut bench = Bench::start(mode);
     bench.dovecot.add(USER, &labelled_messages());
     let setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
     bench.start_giftlock(&setup);

@@ -59,6 +59,8 @@ pub enum Need {
     Offlineimap,
     /// Debian's fetchmail.
     Fetchmail,
+    /// Running as root (what gives a file to another user).
+    Root,
 }
 
 impl Need {
@@ -126,8 +128,15 @@ impl Need {
             Need::DbusDaemon => program("dbus-daemon", "dbus-daemon"),
             Need::Offlineimap => program("offlineimap", "offlineimap3"),
             Need::Fetchmail => program("fetchmail", "fetchmail"),
+            Need::Root => (!is_root()).then(|| "root (only root gives files away)".to_string()),
         }
     }
+}
+
+fn is_root() -> bool {
+    Path::new("/proc/self")
+        .metadata()
+        .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
 }
 
 fn repo_root() -> PathBuf {
