@@ -374,9 +374,10 @@ fn giftlock_logs_in_with_xoauth2_and_oauthbearer_refreshes_and_stops_at_a_revoke
     assert_eq!(warns(&bench), 1, "{}", bench.giftlock().log());
     assert_eq!(server(&bench).stat("refresh_refused"), 1);
     assert_eq!(login(&bench, &bearer)["login"], "NO");
-    // SMTP: a temporary failure with the same words (the local password
-    // was right), one WARN per refused login (smtplib tries AUTH PLAIN,
-    // then AUTH LOGIN: two), still no retry against the provider.
+    // SMTP: bad credentials (RFC 4954's 535 5.7.8, as IMAP's
+    // AUTHENTICATIONFAILED: not temporary, it lasts until giftlock auth)
+    // with the same words, one WARN per refused login (smtplib tries AUTH
+    // PLAIN, then AUTH LOGIN: two), still no retry against the provider.
     let run = bench.smtp_client(
         "login",
         bearer.smtp_port(Tls::Starttls),
@@ -385,10 +386,10 @@ fn giftlock_logs_in_with_xoauth2_and_oauthbearer_refreshes_and_stops_at_a_revoke
         &[],
     );
     let report = run.json();
-    assert_eq!(report["code"], 454, "{}", run.stdout);
+    assert_eq!(report["code"], 535, "{}", run.stdout);
     assert!(
         report["text"].as_str().unwrap().contains(
-            "giftlock: the provider refused the saved authorisation; run giftlock auth test"
+            "5.7.8 giftlock: the provider refused the saved authorisation; run giftlock auth test"
         ),
         "{report}"
     );
