@@ -13,10 +13,7 @@
 mod common;
 mod needs;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use common::*;
 use needs::Need;
@@ -24,61 +21,6 @@ use needs::Need;
 const GIFT: &str = "subject-code.eml";
 const CODE: &str = "K4MT-7XQP2R-D9WB";
 const NOTICE: &str = "[giftlock: not part of the masked view; withheld]";
-
-/// A line-by-line IMAP client that keeps every byte it read.
-struct Client {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Client {
-    fn login(port: u16, password: &str) -> Client {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        let mut client = Client {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        };
-        client.line();
-        client.run("l", &format!("LOGIN {USER} {password}"));
-        client.run("s", "SELECT INBOX");
-        client
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        assert!(self.reader.read_line(&mut line).unwrap() > 0, "closed");
-        line
-    }
-
-    /// Sends `tag command` and returns everything up to its tagged OK,
-    /// literals included.
-    fn run(&mut self, tag: &str, command: &str) -> String {
-        write!(self.writer, "{tag} {command}\r\n").unwrap();
-        let mut all = String::new();
-        loop {
-            let line = self.line();
-            all.push_str(&line);
-            if let Some(n) = line
-                .trim_end()
-                .strip_suffix('}')
-                .and_then(|l| l.rsplit_once('{'))
-                .and_then(|(_, n)| n.parse::<usize>().ok())
-            {
-                let mut literal = vec![0; n];
-                self.reader.read_exact(&mut literal).unwrap();
-                all.push_str(&String::from_utf8_lossy(&literal));
-                continue;
-            }
-            if let Some(rest) = line.strip_prefix(&format!("{tag} ")) {
-                assert!(rest.starts_with("OK"), "{command}: {all}");
-                return all;
-            }
-        }
-    }
-}
 
 fn gift_file() -> PathBuf {
     repo_root().join("tests/fixtures/mask").join(GIFT)
@@ -93,7 +35,7 @@ fn new_and_just_expunged_messages_are_served_masked_or_as_expunged() {
     bench.dovecot.add(USER, &[gift_file()]);
     let setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
     bench.start_giftlock(&setup);
-    let mut client = Client::login(setup.port(Tls::None), LOCAL_PASSWORD);
+    let mut client = LineClient::login(setup.port(Tls::None), LOCAL_PASSWORD);
     let subject = "FETCH %s (BODY.PEEK[HEADER.FIELDS (SUBJECT)])";
 
     // Message 1 opens giftlock's fetch connection on INBOX.
@@ -125,7 +67,7 @@ fn new_and_just_expunged_messages_are_served_masked_or_as_expunged() {
     let noop = client.run("d", "NOOP");
     assert!(noop.contains("* 3 EXISTS"), "{noop}");
     let items = "(BODY.PEEK[HEADER.FIELDS (SUBJECT MESSAGE-ID)] ENVELOPE)";
-    let mut other = Client::login(bench.dovecot.imap_port, UPSTREAM_PASSWORD);
+    let mut other = LineClient::login(bench.dovecot.imap_port, UPSTREAM_PASSWORD);
     // Twice, so Dovecot keeps these fields in its cache.
     other.run("e", &format!("FETCH 3 {items}"));
     let direct = other.run("f", &format!("FETCH 3 {items}"));

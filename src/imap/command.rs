@@ -87,6 +87,16 @@ impl ClientMessage<'_> {
     }
 
     /// Whether it is `IDLE`.
+    pub fn is_logout(&self) -> bool {
+        matches!(
+            self,
+            ClientMessage::Command(Command {
+                body: CommandBody::Logout,
+                ..
+            })
+        )
+    }
+
     pub fn is_idle(&self) -> bool {
         matches!(
             self,
@@ -96,6 +106,68 @@ impl ClientMessage<'_> {
             })
         )
     }
+}
+
+impl ClientMessage<'_> {
+    /// Whether the upstream connection could still serve another session
+    /// after this message, once its mailbox is unselected (the session
+    /// pool, `crate::upstream`). Only commands known to leave nothing
+    /// behind qualify: ENABLE changes the connection for good, and so does
+    /// any CONDSTORE-enabling command (a MODSEQ item or criterion,
+    /// CHANGEDSINCE, UNCHANGEDSINCE, a CONDSTORE or QRESYNC parameter,
+    /// RFC 7162 3.1), found here by its words anywhere in `raw` (a word in
+    /// a mailbox name or message only costs the reuse). Commands giftlock
+    /// does not pass on (COMPRESS, THREAD) never get here.
+    pub fn leaves_connection_reusable(&self, raw: &[u8]) -> bool {
+        let body = match self {
+            ClientMessage::Done | ClientMessage::ListExtended(_) => return true,
+            ClientMessage::Command(command) => &command.body,
+        };
+        let plain = matches!(
+            body,
+            CommandBody::Capability
+                | CommandBody::Noop
+                | CommandBody::Logout
+                | CommandBody::Select { .. }
+                | CommandBody::Examine { .. }
+                | CommandBody::Unselect
+                | CommandBody::Close
+                | CommandBody::Create { .. }
+                | CommandBody::Delete { .. }
+                | CommandBody::Rename { .. }
+                | CommandBody::Subscribe { .. }
+                | CommandBody::Unsubscribe { .. }
+                | CommandBody::List { .. }
+                | CommandBody::Lsub { .. }
+                | CommandBody::Status { .. }
+                | CommandBody::Append { .. }
+                | CommandBody::Check
+                | CommandBody::Expunge
+                | CommandBody::ExpungeUid { .. }
+                | CommandBody::Search { .. }
+                | CommandBody::Sort { .. }
+                | CommandBody::Fetch { .. }
+                | CommandBody::Store { .. }
+                | CommandBody::Copy { .. }
+                | CommandBody::Move { .. }
+                | CommandBody::Idle
+                | CommandBody::GetQuota { .. }
+                | CommandBody::GetQuotaRoot { .. }
+                | CommandBody::Id { .. }
+                | CommandBody::Namespace
+        );
+        plain && !names_condstore(raw)
+    }
+}
+
+/// Whether `raw` holds a word of CONDSTORE or QRESYNC (case-insensitive;
+/// CHANGEDSINCE is in UNCHANGEDSINCE too).
+fn names_condstore(raw: &[u8]) -> bool {
+    const WORDS: [&[u8]; 4] = [b"MODSEQ", b"CHANGEDSINCE", b"CONDSTORE", b"QRESYNC"];
+    let upper = raw.to_ascii_uppercase();
+    WORDS
+        .iter()
+        .any(|w| memchr::memmem::find(&upper, w).is_some())
 }
 
 /// What becomes of a client message after login.
@@ -252,6 +324,41 @@ mod tests {
         assert_eq!(parse_head(b"x\r\n"), None);
         assert_eq!(parse_head(b"+x NOOP\r\n"), None);
         assert_eq!(parse_head(b" NOOP\r\n"), None);
+    }
+
+    fn reusable(line: &str) -> bool {
+        match decide(line.as_bytes()) {
+            Verdict::Allow(m) => m.leaves_connection_reusable(line.as_bytes()),
+            Verdict::Refuse(r) => panic!("{line:?} refused: {r}"),
+        }
+    }
+
+    #[test]
+    fn only_commands_that_leave_nothing_behind_keep_a_connection_reusable() {
+        for line in [
+            "a SELECT INBOX\r\n",
+            "a UID FETCH 1:* (FLAGS BODY.PEEK[])\r\n",
+            "a STORE 1 +FLAGS (\\Seen)\r\n",
+            "a UID SEARCH SUBJECT x\r\n",
+            "a STATUS INBOX (MESSAGES UIDNEXT)\r\n",
+            "a IDLE\r\n",
+            "DONE\r\n",
+            "a LOGOUT\r\n",
+        ] {
+            assert!(reusable(line), "{line:?}");
+        }
+        for line in [
+            "a ENABLE CONDSTORE\r\n",
+            "a ENABLE UTF8=ACCEPT\r\n",
+            "a SELECT INBOX (CONDSTORE)\r\n",
+            "a FETCH 1:* (FLAGS) (CHANGEDSINCE 5)\r\n",
+            "a FETCH 1 (MODSEQ)\r\n",
+            "a STORE 1 (UNCHANGEDSINCE 3) +FLAGS (\\Seen)\r\n",
+            "a STATUS INBOX (HIGHESTMODSEQ)\r\n",
+            "a SEARCH MODSEQ 5\r\n",
+        ] {
+            assert!(!reusable(line), "{line:?}");
+        }
     }
 
     fn allowed(line: &str) -> bool {

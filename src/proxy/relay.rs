@@ -50,6 +50,9 @@ pub enum RelayEnd {
     Server(FrameError),
     /// giftlock is stopping: the client was told BYE.
     Shutdown,
+    /// The client logged out and giftlock answered it: the server
+    /// connection is handed back, logged in, with nothing outstanding.
+    LoggedOut,
 }
 
 /// What a stopping giftlock tells a logged-in client.
@@ -60,6 +63,20 @@ pub struct RelayOutcome {
     pub end: RelayEnd,
     pub bytes_from_client: u64,
     pub bytes_to_client: u64,
+}
+
+/// The relay's two halves of the server connection.
+pub struct ServerSide {
+    pub reader: FramedReader<ReadHalf<BoxedStream>>,
+    pub writer: BufWriter<WriteHalf<BoxedStream>>,
+}
+
+impl ServerSide {
+    /// The connection whole again, with what its framer already read.
+    pub fn into_reader(self) -> FramedReader<BoxedStream> {
+        let (read, framer) = self.reader.into_parts();
+        FramedReader::from_parts(read.unsplit(self.writer.into_inner()), framer)
+    }
 }
 
 type ClientWriter = Arc<Mutex<BufWriter<WriteHalf<BoxedStream>>>>;
@@ -251,51 +268,101 @@ struct Conversation {
 /// Runs the relay until either side closes, or until `shutdown` resolves:
 /// then the client gets [`SHUTDOWN_BYE`] between two messages and the
 /// relay ends. What arrives on `pushes` (whole untagged responses) goes to
-/// the client between two messages.
+/// the client between two messages. A LOGOUT that ends a session whose
+/// every command left the server connection reusable is answered by
+/// giftlock once every command before it is answered, and the connection
+/// is handed back beside the outcome ([`RelayEnd::LoggedOut`]) instead of
+/// logged out.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn relay<F: ContentFilter + 'static, C: CommandFilter>(
     client: FramedReader<ReadHalf<BoxedStream>>,
     client_writer: WriteHalf<BoxedStream>,
-    server: FramedReader<ReadHalf<BoxedStream>>,
+    mut server: FramedReader<ReadHalf<BoxedStream>>,
     server_writer: WriteHalf<BoxedStream>,
     filter: F,
     commands: C,
     audit: SessionAudit,
     pushes: mpsc::UnboundedReceiver<Vec<u8>>,
     shutdown: impl Future<Output = ()>,
-) -> RelayOutcome {
+) -> (RelayOutcome, Option<ServerSide>) {
     let client_writer: ClientWriter = Arc::new(Mutex::new(BufWriter::new(client_writer)));
     let conversation = Conversation::default();
     let from_client = AtomicU64::new(0);
     let to_client = AtomicU64::new(0);
-
-    let up = client_to_server(
+    let mut server_writer = BufWriter::new(server_writer);
+    let end = run_directions(
         client,
-        BufWriter::new(server_writer),
-        client_writer.clone(),
+        &mut server,
+        &mut server_writer,
+        client_writer,
+        filter,
         commands,
         &conversation,
-        &from_client,
+        (&from_client, &to_client),
         &audit,
+        pushes,
+        shutdown,
+    )
+    .await;
+    let upstream = matches!(end, RelayEnd::LoggedOut).then_some(ServerSide {
+        reader: server,
+        writer: server_writer,
+    });
+    let outcome = RelayOutcome {
+        end,
+        bytes_from_client: from_client.load(Ordering::Relaxed),
+        bytes_to_client: to_client.load(Ordering::Relaxed),
+    };
+    (outcome, upstream)
+}
+
+/// The relay's loops, until one of them ends it. They borrow the server
+/// connection, so that it outlives them when the client logged out.
+#[allow(clippy::too_many_arguments)]
+async fn run_directions<F: ContentFilter + 'static, C: CommandFilter>(
+    client: FramedReader<ReadHalf<BoxedStream>>,
+    server: &mut FramedReader<ReadHalf<BoxedStream>>,
+    server_writer: &mut BufWriter<WriteHalf<BoxedStream>>,
+    client_writer: ClientWriter,
+    filter: F,
+    commands: C,
+    conversation: &Conversation,
+    (from_client, to_client): (&AtomicU64, &AtomicU64),
+    audit: &SessionAudit,
+    pushes: mpsc::UnboundedReceiver<Vec<u8>>,
+    shutdown: impl Future<Output = ()>,
+) -> RelayEnd {
+    let up = client_to_server(
+        client,
+        server_writer,
+        client_writer.clone(),
+        commands,
+        conversation,
+        from_client,
+        audit,
     );
     let bye_writer = client_writer.clone();
-    let pushed = push_to_client(pushes, client_writer.clone(), &to_client);
+    let pushed = push_to_client(pushes, client_writer.clone(), to_client);
     let down = server_to_client(
         server,
         client_writer,
         filter,
-        &conversation,
-        &to_client,
-        &audit,
+        conversation,
+        to_client,
+        audit,
     );
     tokio::pin!(up, down, shutdown, pushed);
-    let end: RelayEnd = tokio::select! {
+    tokio::select! {
         end = &mut down => end,
         end = &mut pushed => end,
         end = &mut up => {
-            // The client is gone or failed; give the server a moment to finish
-            // what it was sending (it sees our half-close), then stop.
-            let _ = tokio::time::timeout(DRAIN_AFTER_CLIENT_EOF, &mut down).await;
+            // The client is gone or failed; give the server a moment to
+            // finish what it was sending (it sees our half-close), then
+            // stop. After a LOGOUT giftlock answered, the server has
+            // nothing more to send.
+            if !matches!(end, RelayEnd::LoggedOut) {
+                let _ = tokio::time::timeout(DRAIN_AFTER_CLIENT_EOF, &mut down).await;
+            }
             end
         }
         () = &mut shutdown => {
@@ -317,18 +384,13 @@ pub(super) async fn relay<F: ContentFilter + 'static, C: CommandFilter>(
             .await;
             RelayEnd::Shutdown
         }
-    };
-    RelayOutcome {
-        end,
-        bytes_from_client: from_client.load(Ordering::Relaxed),
-        bytes_to_client: to_client.load(Ordering::Relaxed),
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn client_to_server<C: CommandFilter>(
     mut client: FramedReader<ReadHalf<BoxedStream>>,
-    mut server: BufWriter<WriteHalf<BoxedStream>>,
+    server: &mut BufWriter<WriteHalf<BoxedStream>>,
     client_writer: ClientWriter,
     mut commands: C,
     conversation: &Conversation,
@@ -343,8 +405,10 @@ async fn client_to_server<C: CommandFilter>(
     // The last command sent changed the selection: the next one waits for
     // its answer.
     let mut after_selection_change = false;
+    // Every command so far leaves the connection fit for another session.
+    let mut reusable = true;
     loop {
-        match take_message(&mut client, &mut server, &client_writer, counted, audit).await {
+        match take_message(&mut client, server, &client_writer, counted, audit).await {
             Ok(true) => {}
             Ok(false) => continue,
             Err(end) => return end,
@@ -369,6 +433,18 @@ async fn client_to_server<C: CommandFilter>(
                 return RelayEnd::Server(e.into());
             }
         }
+        if decoded.is_logout() && reusable {
+            match answer_logout(server, &client_writer, message, outstanding).await {
+                Ok(true) => {
+                    audit.command(message).await;
+                    return RelayEnd::LoggedOut;
+                }
+                // Earlier commands are still running: the server answers.
+                Ok(false) => {}
+                Err(end) => return end,
+            }
+        }
+        reusable &= decoded.leaves_connection_reusable(message);
         let changes_selection = decoded.changes_selection();
         if after_selection_change || changes_selection {
             // Every response is then named after the mailbox it is about,
@@ -389,19 +465,11 @@ async fn client_to_server<C: CommandFilter>(
         let flush_now = !client.has_buffered();
         let result = match action {
             CommandAction::Forward => {
-                send(
-                    &mut server,
-                    message,
-                    literals,
-                    pending,
-                    outstanding,
-                    flush_now,
-                )
-                .await
+                send(server, message, literals, pending, outstanding, flush_now).await
             }
             CommandAction::Send(out) => {
                 send(
-                    &mut server,
+                    server,
                     &out.bytes,
                     &out.literals,
                     pending,
@@ -424,15 +492,11 @@ async fn client_to_server<C: CommandFilter>(
                     .map(|()| Sent::No)
                     .map_err(RelayEnd::Client)
             }
-            CommandAction::Answer => answer(
-                message,
-                &mut server,
-                &client_writer,
-                &mut commands,
-                outstanding,
-            )
-            .await
-            .map(|()| Sent::Answered),
+            CommandAction::Answer => {
+                answer(message, server, &client_writer, &mut commands, outstanding)
+                    .await
+                    .map(|()| Sent::Answered)
+            }
         };
         match result {
             Ok(Sent::Whole) => {
@@ -577,6 +641,41 @@ async fn answer<C: CommandFilter>(
         .map_err(|e| RelayEnd::Client(e.into()))
 }
 
+/// Answers the client's LOGOUT in the server's stead, once every command
+/// forwarded before it has its answer (within [`DRAIN_AFTER_CLIENT_EOF`]):
+/// the server connection stays logged in for the next session. Returns
+/// `false` when earlier commands are still running (the LOGOUT is then
+/// forwarded).
+async fn answer_logout(
+    server: &mut BufWriter<WriteHalf<BoxedStream>>,
+    client_writer: &ClientWriter,
+    message: &[u8],
+    outstanding: &Outstanding,
+) -> Result<bool, RelayEnd> {
+    server
+        .flush()
+        .await
+        .map_err(|e| RelayEnd::Server(e.into()))?;
+    if tokio::time::timeout(DRAIN_AFTER_CLIENT_EOF, outstanding.drained())
+        .await
+        .is_err()
+    {
+        return Ok(false);
+    }
+    let tag = command::parse_head(message).map_or(&b"*"[..], |h| h.tag);
+    let bye = [
+        b"* BYE giftlock logging out\r\n",
+        tag,
+        b" OK LOGOUT completed\r\n",
+    ]
+    .concat();
+    write_flush(client_writer, &bye)
+        .await
+        .map_err(|e| RelayEnd::Client(e.into()))?;
+    let _ = client_writer.lock().await.shutdown().await;
+    Ok(true)
+}
+
 /// giftlock's own continuation request for a client's literal.
 const GO_AHEAD: &[u8] = b"+ giftlock is ready for the literal\r\n";
 
@@ -683,7 +782,7 @@ impl Drop for AbortOnDrop {
 /// gets what the filter stage returned. Memory is bounded by
 /// [`IN_FLIGHT_BYTES`] (plus one larger message), shared by all stages.
 fn server_to_client<'c, F: ContentFilter + 'static>(
-    server: FramedReader<ReadHalf<BoxedStream>>,
+    server: &'c mut FramedReader<ReadHalf<BoxedStream>>,
     client_writer: ClientWriter,
     filter: F,
     conversation: &'c Conversation,
@@ -714,7 +813,7 @@ fn server_to_client<'c, F: ContentFilter + 'static>(
 /// server side ended. A `+` a client literal waited for, and a compression
 /// announcement, are dealt with here, before any queue.
 async fn read_stage(
-    mut server: FramedReader<ReadHalf<BoxedStream>>,
+    server: &mut FramedReader<ReadHalf<BoxedStream>>,
     to_filter: mpsc::Sender<Down>,
     share: Arc<tokio::sync::Semaphore>,
     pending: &PendingLiteral,
@@ -909,23 +1008,18 @@ mod tests {
 
     /// A relay between two in-memory peers: the test's ends of the client
     /// and server connections.
-    fn start() -> (
-        DuplexStream,
-        DuplexStream,
-        tokio::task::JoinHandle<RelayOutcome>,
-    ) {
+    fn start() -> (DuplexStream, DuplexStream, Relaying) {
         start_with_shutdown(std::future::pending())
     }
 
     fn start_with_shutdown(
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> (
-        DuplexStream,
-        DuplexStream,
-        tokio::task::JoinHandle<RelayOutcome>,
-    ) {
+    ) -> (DuplexStream, DuplexStream, Relaying) {
         start_relay(PassThrough, mpsc::unbounded_channel().1, shutdown)
     }
+
+    /// The relay's task, as the tests start it.
+    type Relaying = tokio::task::JoinHandle<(RelayOutcome, Option<ServerSide>)>;
 
     /// A relay with the command filter `commands` and the push channel
     /// `pushes`, between two in-memory peers.
@@ -933,11 +1027,7 @@ mod tests {
         commands: C,
         pushes: mpsc::UnboundedReceiver<Vec<u8>>,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> (
-        DuplexStream,
-        DuplexStream,
-        tokio::task::JoinHandle<RelayOutcome>,
-    ) {
+    ) -> (DuplexStream, DuplexStream, Relaying) {
         start_filtered(PassThrough, commands, pushes, shutdown)
     }
 
@@ -947,11 +1037,7 @@ mod tests {
         commands: C,
         pushes: mpsc::UnboundedReceiver<Vec<u8>>,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> (
-        DuplexStream,
-        DuplexStream,
-        tokio::task::JoinHandle<RelayOutcome>,
-    ) {
+    ) -> (DuplexStream, DuplexStream, Relaying) {
         let (client_end, proxy_client) = duplex(1 << 16);
         let (server_end, proxy_server) = duplex(1 << 16);
         let (cr, cw) = tokio::io::split(Box::new(proxy_client) as BoxedStream);
@@ -1285,7 +1371,7 @@ mod tests {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
         stop.send(()).unwrap();
-        let outcome = tokio::time::timeout(Duration::from_secs(5), task)
+        let (outcome, _) = tokio::time::timeout(Duration::from_secs(5), task)
             .await
             .unwrap()
             .unwrap();
@@ -1392,10 +1478,90 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_logout_after_reusable_commands_is_answered_here_and_the_server_handed_back() {
+        let (mut client, mut server, task) = start();
+        client.write_all(b"a SELECT INBOX\r\n").await.unwrap();
+        assert_eq!(read_line(&mut server).await, "a SELECT INBOX\r\n");
+        server
+            .write_all(b"* 1 EXISTS\r\na OK [READ-WRITE] done\r\n")
+            .await
+            .unwrap();
+        assert_eq!(read_line(&mut client).await, "* 1 EXISTS\r\n");
+        assert_eq!(read_line(&mut client).await, "a OK [READ-WRITE] done\r\n");
+        client.write_all(b"b LOGOUT\r\n").await.unwrap();
+        assert_eq!(
+            read_line(&mut client).await,
+            "* BYE giftlock logging out\r\n"
+        );
+        assert_eq!(read_line(&mut client).await, "b OK LOGOUT completed\r\n");
+        let (outcome, upstream) = tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(outcome.end, RelayEnd::LoggedOut), "{outcome:?}");
+        // The same connection, logged in: the server never saw the LOGOUT.
+        let mut upstream = upstream.expect("the server connection").into_reader();
+        upstream.get_mut().write_all(b"c NOOP\r\n").await.unwrap();
+        upstream.get_mut().flush().await.unwrap();
+        assert_eq!(read_line(&mut server).await, "c NOOP\r\n");
+        server.write_all(b"c OK NOOP done\r\n").await.unwrap();
+        assert_eq!(
+            upstream.next_message().await.unwrap(),
+            b"c OK NOOP done\r\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_logout_after_a_command_that_changes_the_connection_goes_to_the_server() {
+        for first in ["a ENABLE CONDSTORE\r\n", "a FETCH 1 (MODSEQ)\r\n"] {
+            let (mut client, mut server, task) = start();
+            client.write_all(first.as_bytes()).await.unwrap();
+            assert_eq!(read_line(&mut server).await, first);
+            server.write_all(b"a OK done\r\n").await.unwrap();
+            assert_eq!(read_line(&mut client).await, "a OK done\r\n");
+            client.write_all(b"b LOGOUT\r\n").await.unwrap();
+            assert_eq!(
+                read_line(&mut server).await,
+                "b LOGOUT\r\n",
+                "after {first:?}"
+            );
+            server
+                .write_all(b"* BYE bye\r\nb OK LOGOUT done\r\n")
+                .await
+                .unwrap();
+            drop(server);
+            assert_eq!(read_line(&mut client).await, "* BYE bye\r\n");
+            let (outcome, upstream) = tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(upstream.is_none(), "{outcome:?} after {first:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_logout_behind_an_unanswered_command_waits_for_its_answer() {
+        let (mut client, mut server, task) = start();
+        client.write_all(b"a NOOP\r\nb LOGOUT\r\n").await.unwrap();
+        assert_eq!(read_line(&mut server).await, "a NOOP\r\n");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!task.is_finished(), "LOGOUT answered before NOOP");
+        server.write_all(b"a OK NOOP done\r\n").await.unwrap();
+        assert_eq!(read_line(&mut client).await, "a OK NOOP done\r\n");
+        assert_eq!(
+            read_line(&mut client).await,
+            "* BYE giftlock logging out\r\n"
+        );
+        let (outcome, upstream) = task.await.unwrap();
+        assert!(matches!(outcome.end, RelayEnd::LoggedOut), "{outcome:?}");
+        assert!(upstream.is_some());
+    }
+
+    #[tokio::test]
     async fn server_close_ends_the_relay_and_closes_the_client() {
         let (mut client, server, task) = start();
         drop(server);
-        let outcome = tokio::time::timeout(Duration::from_secs(5), task)
+        let (outcome, _) = tokio::time::timeout(Duration::from_secs(5), task)
             .await
             .unwrap()
             .unwrap();

@@ -584,6 +584,7 @@ async fn audit_end(audit: &SessionAudit, end: &SessionEnd) {
                 RelayEnd::ClientClosed => "client closed the connection".to_string(),
                 RelayEnd::ServerClosed => "server closed the connection".to_string(),
                 RelayEnd::Shutdown => "giftlock is shutting down".to_string(),
+                RelayEnd::LoggedOut => "client logged out".to_string(),
                 RelayEnd::Client(e) => format!("client connection failed: {e}"),
                 RelayEnd::Server(e) => {
                     audit.upstream_error("relay", e).await;

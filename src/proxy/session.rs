@@ -370,7 +370,7 @@ impl PreAuth {
     async fn relay(mut self, account: Account, tag: String) -> SessionEnd {
         let config = self.shared.config();
         let limits = UpstreamLimits::of(&config);
-        let logged_in = match self.shared.upstreams.login(&account, &limits).await {
+        let logged_in = match self.shared.upstreams.session_login(&account, &limits).await {
             Ok(l) => l,
             Err(e) => {
                 warn!(account = %account.name, error = %e, "upstream login failed");
@@ -413,6 +413,7 @@ impl PreAuth {
         // configured limit applies to what it sends, such as APPEND.
         self.client.set_limit(config.limits.max_message_bytes);
         let (client_stream, client_framer) = self.client.into_parts();
+        let capabilities = logged_in.capabilities;
         let (server_stream, server_framer) = logged_in.reader.into_parts();
         let (client_read, client_write) = tokio::io::split(client_stream);
         let (server_read, server_write) = tokio::io::split(server_stream);
@@ -423,7 +424,7 @@ impl PreAuth {
             limits,
             self.audit.clone(),
         );
-        let outcome = relay::relay(
+        let (outcome, server) = relay::relay(
             FramedReader::from_parts(client_read, client_framer),
             client_write,
             FramedReader::from_parts(server_read, server_framer),
@@ -435,6 +436,15 @@ impl PreAuth {
             self.shared.stopping(),
         )
         .await;
+        if let Some(server) = server {
+            let connection = crate::upstream::LoggedIn {
+                reader: server.into_reader(),
+                capabilities,
+            };
+            self.shared
+                .upstreams
+                .keep_for_next_session(&account, connection);
+        }
         SessionEnd::Relay(outcome)
     }
 }

@@ -105,6 +105,15 @@ impl Client {
         self.broken
     }
 
+    /// The connection back, for another user of it (the session pool);
+    /// `None` when a command failed half-way and its state is unknown.
+    pub fn into_logged_in(self) -> Option<LoggedIn> {
+        (!self.broken).then_some(LoggedIn {
+            reader: self.reader,
+            capabilities: self.capabilities,
+        })
+    }
+
     /// Sends the command `parts` (named `command` in errors) and reads up to
     /// its tagged answer; `each` sees every other server message with its
     /// literal ranges. Returns the tagged OK line.

@@ -1,16 +1,19 @@
 //! Everything giftlock does as a client of the real IMAP server: connecting
 //! and logging in with the account's secret ([`connect`]), its own commands
 //! on a logged-in connection ([`client`]), and the per-account fetch
-//! connection the sessions share as their message source ([`Fetcher`]).
+//! connection the sessions share as their message source ([`Fetcher`]),
+//! and the connections sessions logged out of, kept for the next session
+//! ([`pool`]).
 //!
 //! [`Upstreams`] is what the running service keeps for all of it: the
-//! upstream TLS configurations (loading the platform roots is slow) and
-//! each account's fetch connection.
+//! upstream TLS configurations (loading the platform roots is slow), each
+//! account's fetch connection and its kept session connections.
 
 pub mod client;
 pub mod connect;
 mod fetcher;
 pub mod mailboxes;
+mod pool;
 pub mod probe;
 
 use std::collections::HashMap;
@@ -55,6 +58,8 @@ pub struct Upstreams {
     fetch_slots: Mutex<HashMap<String, fetcher::Slot>>,
     /// How each account's last login went, for the status snapshot.
     logins: UpstreamStates,
+    /// Session connections kept for the next session of their account.
+    pool: Arc<pool::Pool>,
 }
 
 impl Upstreams {
@@ -65,6 +70,7 @@ impl Upstreams {
             tls: Mutex::default(),
             fetch_slots: Mutex::default(),
             logins: UpstreamStates::default(),
+            pool: Arc::default(),
         }
     }
 
@@ -80,6 +86,26 @@ impl Upstreams {
         self.logins
             .record(&account.name, error, std::time::SystemTime::now());
         result
+    }
+
+    /// A logged-in connection for a client's session: one a session of
+    /// the same account logged out of, when one is kept and still
+    /// answers, else a new login.
+    pub async fn session_login(
+        &self,
+        account: &Account,
+        limits: &UpstreamLimits,
+    ) -> Result<LoggedIn, UpstreamError> {
+        match self.pool.take(account).await {
+            Some(kept) => Ok(kept),
+            None => self.login(account, limits).await,
+        }
+    }
+
+    /// Keeps the connection of a session that logged out in a known
+    /// state (see [`pool`]) for the next session of `account`.
+    pub fn keep_for_next_session(&self, account: &Account, connection: LoggedIn) {
+        self.pool.give_back(account, connection);
     }
 
     /// The last login of each account (a session's or the fetch
@@ -138,9 +164,12 @@ impl Upstreams {
         Fetcher::new(self.clone(), account.clone(), limits, slot)
     }
 
-    /// Forgets the TLS configs: an account's `ca_file` may have changed.
+    /// Forgets the TLS configs (an account's `ca_file` may have changed)
+    /// and closes the kept session connections (its server, user or
+    /// secret may have).
     pub fn config_changed(&self) {
         self.tls.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.pool.clear();
     }
 
     fn tls(&self, account: &Account) -> Result<Arc<rustls::ClientConfig>, UpstreamError> {

@@ -1302,3 +1302,76 @@ pub fn wait_for_port(port: u16, what: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A line-by-line IMAP client on a plain TCP connection that keeps every
+/// byte it read (for tests that look at exact server answers).
+pub struct LineClient {
+    reader: std::io::BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl LineClient {
+    /// Connects and reads the greeting.
+    pub fn connect(port: u16) -> LineClient {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut client = LineClient {
+            reader: std::io::BufReader::new(stream.try_clone().unwrap()),
+            writer: stream,
+        };
+        let greeting = client.line();
+        assert!(greeting.starts_with("* OK"), "greeting: {greeting}");
+        client
+    }
+
+    /// Connects, logs in as [`USER`] with `password` and selects INBOX.
+    pub fn login(port: u16, password: &str) -> LineClient {
+        let mut client = LineClient::connect(port);
+        client.run("l", &format!("LOGIN {USER} {password}"));
+        client.run("s", "SELECT INBOX");
+        client
+    }
+
+    pub fn line(&mut self) -> String {
+        use std::io::BufRead;
+        let mut line = String::new();
+        assert!(self.reader.read_line(&mut line).unwrap() > 0, "closed");
+        line
+    }
+
+    /// Sends `tag command` and returns everything up to its tagged OK,
+    /// literals included.
+    pub fn run(&mut self, tag: &str, command: &str) -> String {
+        let (status, all) = self.exchange(tag, command);
+        assert!(status.starts_with("OK"), "{command}: {all}");
+        all
+    }
+
+    /// Sends `tag command`; returns the tagged answer's status and text
+    /// (`OK …`, `NO …`, `BAD …`) and everything read up to it.
+    pub fn exchange(&mut self, tag: &str, command: &str) -> (String, String) {
+        use std::io::Read;
+        write!(self.writer, "{tag} {command}\r\n").unwrap();
+        let mut all = String::new();
+        loop {
+            let line = self.line();
+            all.push_str(&line);
+            if let Some(n) = line
+                .trim_end()
+                .strip_suffix('}')
+                .and_then(|l| l.rsplit_once('{'))
+                .and_then(|(_, n)| n.parse::<usize>().ok())
+            {
+                let mut literal = vec![0; n];
+                self.reader.read_exact(&mut literal).unwrap();
+                all.push_str(&String::from_utf8_lossy(&literal));
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix(&format!("{tag} ")) {
+                return (rest.trim_end().to_string(), all);
+            }
+        }
+    }
+}
