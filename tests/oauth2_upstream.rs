@@ -190,7 +190,27 @@ fn assert_no_tokens_anywhere(bench: &Bench) {
     bench.assert_no_secrets_logged();
 }
 
+/// One client session; giftlock's upstream login for it is a fresh one,
+/// with a token: the server first drops the connections giftlock keeps
+/// for reuse (src/upstream/pool.rs), as a provider drops idle ones, so no
+/// session is served by an earlier session's login.
 fn login(bench: &Bench, setup: &GiftlockSetup) -> serde_json::Value {
+    let kicked = Command::new("doveadm")
+        .arg("-c")
+        .arg(bench.dovecot.dir.join("dovecot.conf"))
+        .args(["kick", USER])
+        .output()
+        .expect("run doveadm kick");
+    // 68: none to kick (doveadm's "not found"), as on a first login.
+    let none_kept = kicked.status.code() == Some(68);
+    assert!(
+        kicked.status.success() || none_kept,
+        "doveadm kick: {kicked:?}"
+    );
+    if !none_kept {
+        // giftlock's kept connection sees the close before the next session.
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let run = bench.client(
         "login",
         setup.port(Tls::Starttls),
