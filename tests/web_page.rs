@@ -18,7 +18,8 @@
 //! links (tests/fixtures/web/remote-content.eml) is shown as sanitised HTML
 //! with none of them, and the browser asked for nothing but the page and
 //! reported no Content-Security-Policy violation.
-//! Screenshots and HTML of every page are kept in BENCH/web-pages.
+//! Screenshots and HTML of every page are kept as the test's artefacts in
+//! target/tmp/web-pages (the bench directory is removed after the test).
 
 mod audit_support;
 mod common;
@@ -352,7 +353,7 @@ fn the_page_lists_masked_mail_reveals_codes_once_and_leaves_no_trace() {
         assert!(pages.join(format!("{name}.png")).is_file(), "{name}.png");
     }
     assert!(report["saved"].as_array().unwrap().len() >= labelled.len() + 8);
-    let mut grepped = vec![pages, profile];
+    let mut grepped = vec![pages.clone(), profile];
     grepped.extend(giftlock_and_client_dirs(&bench));
     assert_no_code_in(&grepped);
     let found: Vec<_> = grepped
@@ -361,6 +362,27 @@ fn the_page_lists_masked_mail_reveals_codes_once_and_leaves_no_trace() {
         .collect();
     assert!(found.is_empty(), "{REMOTE_CODE} written to {found:?}");
     bench.assert_no_secrets_logged();
+    keep_as_artefacts(&pages);
+}
+
+/// Copies the pages' screenshots and HTML (grepped above: no code in any
+/// HTML) out of the bench directory, which is removed with the bench, to
+/// target/tmp/web-pages, replacing an earlier run's.
+fn keep_as_artefacts(pages: &std::path::Path) {
+    let kept = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-pages");
+    let _ = fs::remove_dir_all(&kept);
+    fs::create_dir_all(&kept).expect("create the artefacts dir");
+    for entry in fs::read_dir(pages).expect("read the pages dir") {
+        let path = entry.expect("a pages dir entry").path();
+        if path.is_file() {
+            fs::copy(&path, kept.join(path.file_name().unwrap())).expect("keep a page");
+        }
+    }
+    assert!(kept.join("message-revealed.png").is_file(), "{kept:?}");
+    eprintln!(
+        "screenshots and HTML of the pages kept in {}",
+        kept.display()
+    );
 }
 
 /// `curl` against the page (`-i`: the answer's head and body on stdout).

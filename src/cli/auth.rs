@@ -11,7 +11,6 @@ use anyhow::{anyhow, Context};
 
 use crate::config::{Account, Config};
 use crate::oauth::flow::FlowKind;
-use crate::oauth::Resolved;
 
 /// Authorise giftlock at the provider (OAuth2) and store the tokens
 #[derive(Debug, clap::Args)]
@@ -82,7 +81,8 @@ pub fn authorise(
     let resolved = settings
         .resolve()
         .map_err(|(key, problem)| anyhow!("accounts.oauth2.{key}: {problem}"))?;
-    let kind = flow.unwrap_or_else(|| default_flow(&resolved));
+    let kind =
+        flow.unwrap_or_else(|| default_flow(has_display(), resolved.device_auth_url.is_some()));
     crate::tls::install_crypto_provider();
     let provider = crate::oauth::provider_for(&resolved, &account.name)?;
     let tokens = match kind {
@@ -104,15 +104,32 @@ pub fn authorise(
     Ok(())
 }
 
-/// A browser here if there is a display; else the device flow where the
-/// provider has one; else the paste flow.
-fn default_flow(resolved: &Resolved) -> FlowKind {
-    let display = ["DISPLAY", "WAYLAND_DISPLAY"]
+/// Whether a graphical session is there to open a browser in.
+fn has_display() -> bool {
+    ["DISPLAY", "WAYLAND_DISPLAY"]
         .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
-    match (display, resolved.device_auth_url.is_some()) {
+        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()))
+}
+
+/// A browser here if there is a display; on a headless machine the device
+/// flow where the provider has one, else the paste flow.
+fn default_flow(display: bool, device_flow: bool) -> FlowKind {
+    match (display, device_flow) {
         (true, _) => FlowKind::Browser,
         (false, true) => FlowKind::Device,
         (false, false) => FlowKind::Paste,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headless_uses_the_device_flow_where_offered_and_else_the_paste_flow() {
+        assert_eq!(default_flow(true, true), FlowKind::Browser);
+        assert_eq!(default_flow(true, false), FlowKind::Browser);
+        assert_eq!(default_flow(false, true), FlowKind::Device);
+        assert_eq!(default_flow(false, false), FlowKind::Paste);
     }
 }

@@ -382,12 +382,16 @@ impl Session {
     }
 }
 
-/// The client's reply when the upstream login failed: 454, temporary (the
-/// local password was right).
+/// The client's reply when the upstream login failed. A refused OAuth2
+/// grant is `535 5.7.8` (RFC 4954: the credentials are bad), as IMAP's
+/// `NO [AUTHENTICATIONFAILED]`: it stays refused until the user runs
+/// `giftlock auth`, so a client must not retry it as temporary. Anything
+/// else is `454 4.7.0`, temporary (the local password was right and the
+/// provider may answer later).
 fn login_failure(e: &SmtpUpstreamError) -> Vec<u8> {
     match e {
         SmtpUpstreamError::OAuth(revoked @ OAuthError::Revoked { .. }) => {
-            ours(454, [4, 7, 0], &format!("giftlock: {revoked}"))
+            ours(535, [5, 7, 8], &format!("giftlock: {revoked}"))
         }
         e => ours(
             454,
@@ -434,5 +438,30 @@ pub async fn read_outcome(
             Err(SmtpEnd::Client(WireError::LineTooLong))
         }
         Err(e) => Err(SmtpEnd::Client(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_grant_is_bad_credentials_and_an_unreachable_server_temporary() {
+        let revoked = SmtpUpstreamError::OAuth(OAuthError::Revoked {
+            account: "work".into(),
+        });
+        assert_eq!(
+            String::from_utf8(login_failure(&revoked)).unwrap(),
+            "535 5.7.8 giftlock: the provider refused the saved authorisation; run giftlock auth work\r\n"
+        );
+        let down = SmtpUpstreamError::Io {
+            addr: "smtp.example.com:587".into(),
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        };
+        let reply = String::from_utf8(login_failure(&down)).unwrap();
+        assert!(
+            reply.starts_with("454 4.7.0 giftlock: upstream server failed: connection to smtp.example.com:587 failed"),
+            "{reply}"
+        );
     }
 }

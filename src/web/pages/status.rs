@@ -108,3 +108,54 @@ fn account(a: &AccountStatus) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{LoginState, MailboxQuarantine};
+
+    #[test]
+    fn an_account_row_shows_each_mailboxs_quarantine_and_a_failed_login_escaped() {
+        let row = account(&AccountStatus {
+            name: "work".into(),
+            local_user: "me".into(),
+            upstream_url: "imaps://imap.example.com:993".into(),
+            upstream: Some(LoginState {
+                ok: false,
+                error: Some("refused <b>".into()),
+                at: "2026-12-02T15:00:00Z".into(),
+            }),
+            quarantine: Quarantine::Watching {
+                mailboxes: vec![
+                    MailboxQuarantine {
+                        mailbox: "INBOX".into(),
+                        handled: 3,
+                        pending: 1,
+                        failed: 0,
+                        last_error: None,
+                    },
+                    MailboxQuarantine {
+                        mailbox: "Archive".into(),
+                        handled: 0,
+                        pending: 0,
+                        failed: 2,
+                        last_error: Some("APPEND refused".into()),
+                    },
+                ],
+            },
+        })
+        .into_string();
+        assert!(
+            row.contains("INBOX: 3 handled, 1 pending, 0 failed"),
+            "{row}"
+        );
+        assert!(
+            row.contains("Archive: 0 handled, 0 pending, 2 failed (APPEND refused)"),
+            "{row}"
+        );
+        assert!(
+            row.contains("failed at 2026-12-02T15:00:00Z: refused &lt;b&gt;"),
+            "{row}"
+        );
+    }
+}
