@@ -123,48 +123,40 @@ fn clients_send_through_giftlock_with_the_local_password_and_the_body_arrives_un
     let stored = delivered_with(&bench, 1, "MARKER-SMTPLIB-1");
     assert_eq!(body_of(&stored), sent_body, "body changed on the way");
 
-    // swaks over implicit TLS, pipelining.
-    let (eml2, sent_body2) = message(bench.path(), "swaks", "MARKER-SWAKS-2");
-    let mut cmd = Command::new("swaks");
-    cmd.args(["--server", "localhost", "--port"])
-        .arg(setup.smtp_port(Tls::Implicit).to_string())
-        .args(["--tls-on-connect", "--pipeline", "--auth", "PLAIN"])
-        .args(["--auth-user", USER, "--auth-password", LOCAL_PASSWORD])
-        .args(["--from", "alice@example.test", "--to", "alice@example.test"])
-        .arg("--data")
-        .arg(&eml2)
-        .args(["--timeout", "60", "--hide-all"]);
-    let dir = bench.path().join("clients");
-    fs::create_dir_all(&dir).unwrap();
-    let run = run_command(cmd, "swaks", &dir, Duration::from_secs(120));
-    assert!(
-        run.success(),
-        "swaks failed ({}): {}",
-        run.status_text(),
-        run.stderr
-    );
-    let stored = delivered_with(&bench, 2, "MARKER-SWAKS-2");
-    // swaks ends the data with one more CRLF of its own.
-    assert_eq!(
-        trim_crlf(&body_of(&stored)),
-        trim_crlf(&sent_body2),
-        "body changed on the way"
-    );
+    // swaks over implicit TLS, pipelining, AUTH PLAIN; then AUTH LOGIN.
+    for (n, mechanism) in [(2, "PLAIN"), (3, "LOGIN")] {
+        let marker = format!("MARKER-SWAKS-{n}");
+        let (eml, sent_body) = message(bench.path(), &format!("swaks-{n}"), &marker);
+        let run = swaks(&bench, &setup, &eml, mechanism);
+        assert!(
+            run.success(),
+            "swaks with AUTH {mechanism} failed ({}): {}",
+            run.status_text(),
+            run.stderr
+        );
+        let stored = delivered_with(&bench, n, &marker);
+        // swaks ends the data with one more CRLF of its own.
+        assert_eq!(
+            trim_crlf(&body_of(&stored)),
+            trim_crlf(&sent_body),
+            "body changed on the way (AUTH {mechanism})"
+        );
+    }
 
-    // Postfix took both from giftlock's login: the real user, SASL.
+    // Postfix took all three from giftlock's login: the real user, SASL.
     let postfix_log = fs::read_to_string(&postfix.log_file).unwrap();
     assert_eq!(
         postfix_log
             .matches("sasl_method=PLAIN, sasl_username=alice")
             .count(),
-        2,
+        3,
         "{postfix_log}"
     );
 
     // One audit record per message: sender, count, size, reply; no
     // recipient address, no body.
-    let submissions = audit_records(&bench, "submission", 2);
-    assert_eq!(submissions.len(), 2, "{submissions:?}");
+    let submissions = audit_records(&bench, "submission", 3);
+    assert_eq!(submissions.len(), 3, "{submissions:?}");
     for s in &submissions {
         assert_eq!(s["sender"], "alice@example.test");
         assert_eq!(s["recipients"], 1);
@@ -187,18 +179,41 @@ fn clients_send_through_giftlock_with_the_local_password_and_the_body_arrives_un
     bench.assert_no_secrets_logged();
 }
 
+/// swaks sends `eml` over giftlock's implicit-TLS submission port with
+/// pipelining, logging in with the local password by `mechanism`.
+fn swaks(bench: &Bench, setup: &GiftlockSetup, eml: &Path, mechanism: &str) -> Run {
+    let mut cmd = Command::new("swaks");
+    cmd.args(["--server", "localhost", "--port"])
+        .arg(setup.smtp_port(Tls::Implicit).to_string())
+        .args(["--tls-on-connect", "--pipeline", "--auth", mechanism])
+        .args(["--auth-user", USER, "--auth-password", LOCAL_PASSWORD])
+        .args(["--from", "alice@example.test", "--to", "alice@example.test"])
+        .arg("--data")
+        .arg(eml)
+        .args(["--timeout", "60", "--hide-all"]);
+    let dir = bench.path().join("clients");
+    fs::create_dir_all(&dir).unwrap();
+    run_command(
+        cmd,
+        &format!("swaks-{mechanism}"),
+        &dir,
+        Duration::from_secs(120),
+    )
+}
+
 /// The fictional gift mail's code (tests/fixtures/mail).
 const GIFT_CODE: &str = "DEMO-7QXK2P-LRM9T";
 
 /// A client forwards the gift mail it fetched through giftlock (curl over
 /// IMAP): what reaches bob is the masked view, byte for byte, never the
-/// code. One more submission record, without bob's address.
+/// code. One more submission record, without bob's address. INBOX holds
+/// the three messages sent before it.
 fn forwarded_gift_mail_leaves_masked(bench: &mut Bench, setup: &GiftlockSetup) {
     let gift = repo_root().join("tests/fixtures/mail/04-fictional-gift-card.eml");
     assert!(fs::read_to_string(&gift).unwrap().contains(GIFT_CODE));
     bench.dovecot.add(USER, &[gift]);
     let url = format!(
-        "imap://localhost:{}/INBOX;MAILINDEX=3",
+        "imap://localhost:{}/INBOX;MAILINDEX=4",
         setup.port(Tls::Starttls)
     );
     let fetched = bench.curl("curl-gift", &url, LOCAL_PASSWORD, &["--ssl-reqd"]);
@@ -239,9 +254,9 @@ fn forwarded_gift_mail_leaves_masked(bench: &mut Bench, setup: &GiftlockSetup) {
     );
     assert!(!stored.contains(GIFT_CODE), "the code left unmasked");
 
-    let submissions = audit_records(bench, "submission", 3);
-    assert_eq!(submissions.len(), 3, "{submissions:?}");
-    assert_eq!(submissions[2]["recipients"], 1);
+    let submissions = audit_records(bench, "submission", 4);
+    assert_eq!(submissions.len(), 4, "{submissions:?}");
+    assert_eq!(submissions[3]["recipients"], 1);
     let audit = fs::read_to_string(bench.giftlock().state_dir.join("audit.log")).unwrap();
     assert!(
         !audit.contains("bob@"),
