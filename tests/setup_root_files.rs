@@ -107,13 +107,7 @@ fn what_root_writes_into_the_service_users_state_directory_is_the_service_users(
         "no CA in {names:?}"
     );
     for path in &made {
-        let meta = fs::symlink_metadata(path).unwrap();
-        assert_eq!(
-            (meta.uid(), meta.gid()),
-            (SERVICE_UID, SERVICE_GID),
-            "{} is not the service user's",
-            path.display()
-        );
+        let meta = owned_by_the_service_user(path);
         let mode = meta.permissions().mode() & 0o777;
         if meta.is_dir() {
             assert_eq!(mode, 0o700, "{}", path.display());
@@ -188,12 +182,18 @@ fn init_as_root_gives_the_state_directory_to_its_owner_and_warns_of_a_root_only_
         "{made:?}"
     );
     for path in &made {
-        let meta = fs::symlink_metadata(path).unwrap();
-        assert_eq!(
-            (meta.uid(), meta.gid()),
-            (SERVICE_UID, SERVICE_GID),
-            "{} is not the service user's",
-            path.display()
-        );
+        owned_by_the_service_user(path);
     }
+}
+
+/// Asserts `path` belongs to the service user; returns its metadata.
+fn owned_by_the_service_user(path: &Path) -> fs::Metadata {
+    let meta = fs::symlink_metadata(path).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (SERVICE_UID, SERVICE_GID),
+        "{} is not the service user's",
+        path.display()
+    );
+    meta
 }

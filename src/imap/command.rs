@@ -87,28 +87,6 @@ impl ClientMessage<'_> {
     }
 
     /// Whether it is `IDLE`.
-    pub fn is_logout(&self) -> bool {
-        matches!(
-            self,
-            ClientMessage::Command(Command {
-                body: CommandBody::Logout,
-                ..
-            })
-        )
-    }
-
-    pub fn is_idle(&self) -> bool {
-        matches!(
-            self,
-            ClientMessage::Command(Command {
-                body: CommandBody::Idle,
-                ..
-            })
-        )
-    }
-}
-
-impl ClientMessage<'_> {
     /// Whether the upstream connection could still serve another session
     /// after this message, once its mailbox is unselected (the session
     /// pool, `crate::upstream`). Only commands known to leave nothing
@@ -157,6 +135,26 @@ impl ClientMessage<'_> {
                 | CommandBody::Namespace
         );
         plain && !names_condstore(raw)
+    }
+
+    pub fn is_logout(&self) -> bool {
+        matches!(
+            self,
+            ClientMessage::Command(Command {
+                body: CommandBody::Logout,
+                ..
+            })
+        )
+    }
+
+    pub fn is_idle(&self) -> bool {
+        matches!(
+            self,
+            ClientMessage::Command(Command {
+                body: CommandBody::Idle,
+                ..
+            })
+        )
     }
 }
 
