@@ -22,8 +22,6 @@ mod imaptest_support;
 mod mask_support;
 mod needs;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -159,30 +157,6 @@ fn persistent_clients_stay_bounded() {
 }
 
 /// A logged-in client that sits in INBOX.
-fn idle_session(port: u16) -> TcpStream {
-    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to giftlock");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    let mut until = |reader: &mut BufReader<TcpStream>, tag: &str| loop {
-        line.clear();
-        assert!(reader.read_line(&mut line).unwrap() > 0, "giftlock closed");
-        if let Some(rest) = line.strip_prefix(tag) {
-            assert!(rest.starts_with(" OK"), "{line}");
-            return;
-        }
-    };
-    until(&mut reader, "*");
-    let mut w = &stream;
-    write!(w, "a LOGIN {USER} {LOCAL_PASSWORD}\r\n").unwrap();
-    until(&mut reader, "a");
-    write!(w, "b SELECT INBOX\r\n").unwrap();
-    until(&mut reader, "b");
-    stream
-}
-
 #[test]
 fn two_hundred_idle_sessions_stay_under_64_mib() {
     if needs_missing() {
@@ -192,8 +166,8 @@ fn two_hundred_idle_sessions_stay_under_64_mib() {
     let (bench, setup, _) = stress_bench();
     let giftlock = bench.giftlock();
     let before = status_kib(giftlock.pid(), "VmRSS");
-    let sessions: Vec<TcpStream> = (0..200)
-        .map(|_| idle_session(setup.port(Tls::None)))
+    let sessions: Vec<LineClient> = (0..200)
+        .map(|_| LineClient::login(setup.port(Tls::None), LOCAL_PASSWORD))
         .collect();
     let rss = status_kib(giftlock.pid(), "VmRSS");
     eprintln!(
