@@ -30,6 +30,8 @@ command -v swaks >/dev/null || missing+=(swaks libnet-ssleay-perl libio-socket-s
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
 command -v dbus-daemon >/dev/null || missing+=(dbus-daemon)
+command -v gnome-keyring-daemon >/dev/null || missing+=(gnome-keyring)
+command -v secret-tool >/dev/null || missing+=(libsecret-tools)
 # imaptest (tests/imaptest_*.rs) is built from ../shared/tools/imaptest.
 [[ -f /usr/lib/dovecot/dovecot-config ]] || missing+=(dovecot-dev)
 command -v autoconf >/dev/null || missing+=(autoconf)

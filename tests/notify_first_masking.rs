@@ -18,11 +18,9 @@ mod audit_support;
 mod common;
 mod mask_support;
 mod needs;
+mod session_bus;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +29,7 @@ use common::*;
 use mask_support::*;
 use needs::Need;
 use serde_json::Value;
+use session_bus::Bus;
 use zbus::zvariant::OwnedValue;
 
 const GIFT: &str = "gift/001-amazon-jp-associates.eml";
@@ -67,41 +66,6 @@ impl Notifications {
         let mut shown = self.shown.lock().unwrap();
         shown.push(Shown { summary, body });
         shown.len() as u32
-    }
-}
-
-/// A private session bus; killed on drop.
-struct Bus {
-    daemon: Child,
-    address: String,
-}
-
-impl Bus {
-    fn start(dir: &Path) -> Bus {
-        let socket = dir.join("session-bus");
-        let mut daemon = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--nopidfile", "--print-address=1"])
-            .arg(format!("--address=unix:path={}", socket.display()))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start dbus-daemon");
-        let mut line = String::new();
-        BufReader::new(daemon.stdout.take().expect("dbus-daemon stdout"))
-            .read_line(&mut line)
-            .expect("dbus-daemon prints its address");
-        assert!(line.starts_with("unix:"), "dbus-daemon said {line:?}");
-        Bus {
-            daemon,
-            address: line.trim().to_string(),
-        }
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
     }
 }
 

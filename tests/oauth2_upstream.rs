@@ -5,6 +5,7 @@
 
 mod common;
 mod needs;
+mod session_bus;
 
 use std::fs::{self, File};
 use std::io::Write as _;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use needs::Need;
+use session_bus::Keyring;
 
 const NEEDS: &[Need] = &[Need::Dovecot, Need::OAuthServer];
 
@@ -22,6 +24,7 @@ fn oauth_setup(bench: &Bench, mechanism: &'static str) -> GiftlockSetup {
     setup.oauth2 = Some(OAuth2Setup {
         server_port: bench.oauth.as_ref().expect("an oauth2 bench").port,
         mechanism,
+        tokens: None,
     });
     setup
 }
@@ -33,7 +36,8 @@ struct Auth {
 }
 
 impl Auth {
-    fn start(bench: &Bench, config: &Path, flow: &str) -> Auth {
+    /// `env`: more environment (a session bus, for the OS keyring).
+    fn start(bench: &Bench, config: &Path, flow: &str, env: &[(String, String)]) -> Auth {
         let dir = bench.path().join("auth");
         fs::create_dir_all(&dir).unwrap();
         let out = dir.join(format!("{flow}.out"));
@@ -49,6 +53,7 @@ impl Auth {
             ])
             .arg(config)
             .env_remove("GIFTLOCK_CONFIG")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(File::create(&out).unwrap())
             .stderr(File::create(dir.join(format!("{flow}.err"))).unwrap())
@@ -106,7 +111,7 @@ fn visit(url: &str) -> String {
 }
 
 fn browser_flow(bench: &Bench, config: &Path) -> String {
-    let auth = Auth::start(bench, config, "browser");
+    let auth = Auth::start(bench, config, "browser", &[]);
     let url = auth.line_with("/authorize?");
     assert!(url.contains("code_challenge_method=S256"), "PKCE: {url}");
     let redirect = visit(&url);
@@ -114,6 +119,22 @@ fn browser_flow(bench: &Bench, config: &Path) -> String {
     // giftlock's loopback listener answers the browser.
     let page = ureq::get(&redirect).call().expect("the loopback redirect");
     assert_eq!(page.status(), 200);
+    auth.finish()
+}
+
+/// `giftlock auth --flow device`, the user approving the printed code on
+/// another device; returns what it printed.
+fn device_flow(bench: &Bench, config: &Path, env: &[(String, String)]) -> String {
+    let auth = Auth::start(bench, config, "device", env);
+    let line = auth.line_with("enter the code");
+    let code = line
+        .split("enter the code ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("a user code");
+    ureq::get(&server(bench).url(&format!("/device/approve?user_code={code}")))
+        .call()
+        .expect("approve the device code");
     auth.finish()
 }
 
@@ -144,24 +165,14 @@ fn authorization_code_with_pkce_device_and_paste_flows_store_tokens() {
     assert!(printed.contains("Tokens stored in"), "{printed}");
 
     // Device flow: the user types the code on another device.
-    let auth = Auth::start(&bench, &config, "device");
-    let line = auth.line_with("enter the code");
-    let code = line
-        .split("enter the code ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect("a user code");
-    ureq::get(&server.url(&format!("/device/approve?user_code={code}")))
-        .call()
-        .expect("approve the device code");
-    auth.finish();
+    device_flow(&bench, &config, &[]);
     assert_eq!(
         server.stat("urn:ietf:params:oauth:grant-type:device_code"),
         1
     );
 
     // Paste flow: the browser is elsewhere; the user pastes the address.
-    let mut auth = Auth::start(&bench, &config, "paste");
+    let mut auth = Auth::start(&bench, &config, "paste", &[]);
     let url = auth.line_with("/authorize?");
     let redirect = visit(&url);
     let stdin = auth.child.stdin.as_mut().unwrap();
@@ -426,5 +437,77 @@ fn giftlock_logs_in_with_xoauth2_and_oauthbearer_refreshes_and_stops_at_a_revoke
         "no retry against the provider"
     );
 
+    assert_no_tokens_anywhere(&bench);
+}
+
+/// `tokens = "keyring"` with a real Secret Service (GNOME Keyring on a
+/// private session bus): `giftlock auth` stores the tokens there and no
+/// token file is written; `giftlock serve` logs in upstream with them; a
+/// refresh writes the new access token back to the keyring, and a
+/// restarted service uses it without refreshing again. No token is in any
+/// file the test made, the keyring's own (encrypted) files included.
+#[test]
+fn tokens_in_the_os_keyring_are_used_refreshed_and_kept_across_restarts() {
+    if needs::missing(&[Need::Dovecot, Need::OAuthServer, Need::SecretService]) {
+        return;
+    }
+    let mut bench = Bench::start_oauth2();
+    let keyring = Keyring::start(bench.path());
+    let mut setup = oauth_setup(&bench, "oauthbearer");
+    setup.oauth2.as_mut().unwrap().tokens = Some("keyring");
+    setup.env = keyring.env();
+    let config = bench.write_giftlock_config(&setup);
+
+    let printed = device_flow(&bench, &config, &setup.env);
+    assert!(
+        printed.contains(
+            "Tokens stored in the OS keyring (service \"giftlock\", user \"test/oauth2\")"
+        ),
+        "{printed}"
+    );
+    assert!(!token_file(&bench).exists(), "a token file was written");
+    let issued = |bench: &Bench, stored: &str| -> Vec<String> {
+        server(bench)
+            .tokens()
+            .into_iter()
+            .filter(|t| stored.contains(t.as_str()))
+            .collect()
+    };
+    let stored = keyring
+        .lookup("giftlock", "test/oauth2")
+        .expect("the tokens are in the keyring");
+    let first = issued(&bench, &stored);
+    assert_eq!(
+        first.len(),
+        2,
+        "an access and a refresh token in the keyring"
+    );
+
+    bench.start_giftlock(&setup);
+    assert_eq!(login(&bench, &setup)["login"], "OK");
+    assert_eq!(server(&bench).stat("refresh_token"), 0);
+    assert!(dovecot_log(&bench).contains("method=OAUTHBEARER"));
+
+    // The provider expired the access token: giftlock refreshes and keeps
+    // the new one in the keyring.
+    server(&bench).control("/test/expire-access");
+    assert_eq!(login(&bench, &setup)["login"], "OK");
+    assert_eq!(server(&bench).stat("refresh_token"), 1);
+    let refreshed = keyring
+        .lookup("giftlock", "test/oauth2")
+        .expect("the tokens are still in the keyring");
+    let kept = issued(&bench, &refreshed);
+    assert!(
+        kept.iter().any(|t| !first.contains(t)),
+        "the refreshed access token is in the keyring"
+    );
+    assert!(!token_file(&bench).exists(), "a token file was written");
+
+    // A restarted service reads the refreshed token from the keyring.
+    bench.start_giftlock(&setup);
+    assert_eq!(login(&bench, &setup)["login"], "OK");
+    assert_eq!(server(&bench).stat("refresh_token"), 1, "no second refresh");
+    assert_eq!(warns(&bench), 0, "{}", bench.giftlock().log());
+    assert!(keyring.data_dir().join("keyrings").is_dir());
     assert_no_tokens_anywhere(&bench);
 }

@@ -6,7 +6,9 @@
 //! It shows: the masked mail list has every masked message and no page
 //! holds a code; reveal with a wrong secret fails, with the right one
 //! shows exactly each message's labelled codes and then hides them; the
-//! audit page shows the test's own IMAP session; unlock and lock on the
+//! audit page shows the test's own IMAP session and its mass-download
+//! alert; three wrong secrets in a row wait 0.5 s, 1 s and 2 s at the
+//! least for their answers; unlock and lock on the
 //! page open and close the window as python imaplib's LIST sees it; a
 //! cross-site POST, a POST without the CSRF token and a DNS-rebound host
 //! name are refused; every response is `no-store` with the CSP and no CORS;
@@ -45,6 +47,9 @@ const REBIND_HOST: &str = "rebind.giftlock.test";
 const REMOTE_CONTENT: &str = "tests/fixtures/web/remote-content.eml";
 const REMOTE_CODE: &str = "RW7K-M3QX9T-HB4C";
 const REMOTE_SUBJECT: &str = "Your Amazon.com Gift Card with remote content";
+/// `[audit] mass_download_threshold`: under the labelled messages the
+/// fill client reads.
+const MASS_DOWNLOAD_THRESHOLD: usize = 3;
 /// Chromium's start, every page, two reveals' hiding and the delays after
 /// wrong secrets fit well within this.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(240);
@@ -79,6 +84,9 @@ fn the_page_lists_masked_mail_reveals_codes_once_and_leaves_no_trace() {
         reveal_seconds: 3,
         tls: false,
     });
+    // The fill client reads every labelled message: past this threshold
+    // its session raises the mass-download alert the audit page must show.
+    setup.extra_toml = format!("\n[audit]\nmass_download_threshold = {MASS_DOWNLOAD_THRESHOLD}\n");
     bench.start_giftlock(&setup);
     let filled = mask_script(&bench, &setup, "unlock_folder.py", &["--phase", "fill"]);
     assert_driver_passed(&filled, "unlock_folder.py --phase fill");
@@ -211,6 +219,23 @@ fn the_page_lists_masked_mail_reveals_codes_once_and_leaves_no_trace() {
         .as_str()
         .unwrap()
         .contains("wrong unlock secret"));
+    // The growing delay: after the sign-in reset the count, the three
+    // wrong secrets in a row are answered after 0.5 s, 1 s and 2 s at
+    // the least (the control socket's delays, for the page too).
+    let waits: Vec<u64> = report["wrong_reveal"]["waits_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_u64().unwrap())
+        .collect();
+    assert_eq!(waits.len(), 3, "{waits:?}");
+    for (i, &wait) in waits.iter().enumerate() {
+        assert!(
+            wait >= 500 << i,
+            "wrong secret {} answered after {wait} ms",
+            i + 1
+        );
+    }
     let mut revealed: Vec<BTreeSet<String>> = report["messages"]
         .as_array()
         .unwrap()
@@ -271,6 +296,13 @@ fn the_page_lists_masked_mail_reveals_codes_once_and_leaves_no_trace() {
     assert!(audit.contains("The hash chain is intact"), "{audit}");
     // The fill client's first session from its address raised an alert.
     assert!(audit.contains("ALERT new_client_address"), "{audit}");
+    // It read more bodies than the threshold: the mass-download alert,
+    // with the count that crossed it.
+    assert!(audit.contains("ALERT mass_download"), "{audit}");
+    assert!(
+        audit.contains(&format!("(threshold {MASS_DOWNLOAD_THRESHOLD})")),
+        "{audit}"
+    );
 
     // Unlock and lock as imaplib sees them; the forged posts change nothing.
     let unlock = &report["unlock"];
@@ -331,7 +363,14 @@ fn the_page_lists_masked_mail_reveals_codes_once_and_leaves_no_trace() {
     };
     assert_eq!(count("sign_in", "wrong_secret"), 1, "{web:?}");
     assert_eq!(count("sign_in", "signed_in"), 1, "{web:?}");
-    assert_eq!(count("reveal", "wrong_secret"), 1, "{web:?}");
+    assert_eq!(count("reveal", "wrong_secret"), 3, "{web:?}");
+    // Each wrong secret in a row is counted: the count the delay grows by.
+    let failures: Vec<u64> = web
+        .iter()
+        .filter(|a| a["action"] == "reveal" && a["outcome"] == "wrong_secret")
+        .map(|a| a["failures"].as_u64().unwrap())
+        .collect();
+    assert_eq!(failures, [1, 2, 3], "{web:?}");
     assert_eq!(count("reveal", "revealed"), labelled.len(), "{web:?}");
     assert_eq!(count("unlock", "unlocked"), 1, "{web:?}");
     assert_eq!(count("lock", "locked"), 1, "{web:?}");

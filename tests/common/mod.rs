@@ -244,6 +244,8 @@ pub struct OAuth2Setup {
     pub server_port: u16,
     /// `xoauth2` or `oauthbearer`.
     pub mechanism: &'static str,
+    /// `tokens = ...`, when not the default (the state directory).
+    pub tokens: Option<&'static str>,
 }
 
 /// The client id the bench's authorization server knows.
@@ -812,6 +814,9 @@ impl Bench {
                  scopes = [\"mail\"]\nmechanism = \"{}\"",
                 o.mechanism
             );
+            if let Some(tokens) = o.tokens {
+                let _ = writeln!(toml, "tokens = \"{tokens}\"");
+            }
         }
         for l in &setup.smtp_listeners {
             // Tables after [accounts.*] would belong to the account: the

@@ -55,6 +55,9 @@ pub enum Need {
     Playwright,
     /// dbus-daemon (Debian package dbus-daemon), for a private session bus.
     DbusDaemon,
+    /// GNOME Keyring's Secret Service (gnome-keyring) and its client
+    /// secret-tool (libsecret-tools), on a private session bus.
+    SecretService,
     /// Debian's offlineimap3 (its program is `offlineimap`).
     Offlineimap,
     /// Debian's fetchmail.
@@ -126,6 +129,9 @@ impl Need {
                 })
             }
             Need::DbusDaemon => program("dbus-daemon", "dbus-daemon"),
+            Need::SecretService => program("dbus-daemon", "dbus-daemon")
+                .or_else(|| program("gnome-keyring-daemon", "gnome-keyring"))
+                .or_else(|| program("secret-tool", "libsecret-tools")),
             Need::Offlineimap => program("offlineimap", "offlineimap3"),
             Need::Fetchmail => program("fetchmail", "fetchmail"),
             Need::Root => (!is_root()).then(|| "root (only root gives files away)".to_string()),

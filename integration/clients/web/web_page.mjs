@@ -8,7 +8,8 @@
 //
 // It signs in (a wrong secret first), saves the HTML and a screenshot of
 // every page under OUT, reads the masked mail list, reveals one message
-// with a wrong secret and every message with the right one (the first
+// with a wrong secret three times (timing each answer) and every message
+// with the right one (the first
 // until the codes hide again), opens and closes the unlock window (asking
 // python imaplib's LIST through list_command each time), tries a cross-site
 // POST, a same-origin POST without the CSRF token and a DNS-rebound host
@@ -159,15 +160,22 @@ try {
   };
   await save('mail-search');
 
-  // A wrong secret reveals nothing.
+  // A wrong secret reveals nothing, and each wrong secret in a row waits
+  // longer for its answer (timed from the click to the refusal shown).
   await page.goto(`${config.url}${rows[0].href}`);
   await save('message');
-  await page.fill('#reveal input[name=secret]', config.wrong_secret);
-  await page.click('#reveal button');
-  await page.waitForSelector('#reveal[data-state=refused]');
+  const waits = [];
+  for (let i = 0; i < 3; i++) {
+    await page.fill('#reveal input[name=secret]', config.wrong_secret);
+    const clicked = Date.now();
+    await page.click('#reveal button');
+    await page.waitForSelector('#reveal[data-state=refused]');
+    waits.push(Date.now() - clicked);
+  }
   report.wrong_reveal = {
     status: await page.textContent('#reveal-status'),
     shown: await page.$$eval('#codes li', (l) => l.length),
+    waits_ms: waits,
   };
   await save('message-refused');
 
