@@ -71,6 +71,7 @@ impl<R: AsyncRead + Unpin> FramedReader<R> {
     /// stream is an error that says whether a message was cut off.
     pub async fn fill(&mut self) -> Result<usize, FrameError> {
         let n = self.reader.read_buf(self.framer.read_target()).await?;
+        self.framer.note_read(n);
         if n == 0 {
             return Err(match self.framer.is_mid_message() {
                 true => FrameError::ClosedMidMessage,

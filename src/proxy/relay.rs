@@ -418,7 +418,7 @@ async fn client_to_server<C: CommandFilter>(
         let decoded = match command::decide(message) {
             Verdict::Allow(decoded) => decoded,
             Verdict::Refuse(reason) => {
-                audit.command_refused(message, reason).await;
+                Box::pin(audit.command_refused(message, reason)).await;
                 if let Err(e) = reply(&client_writer, message, "BAD", reason).await {
                     return RelayEnd::Client(e);
                 }
@@ -436,7 +436,7 @@ async fn client_to_server<C: CommandFilter>(
         if decoded.is_logout() && reusable {
             match answer_logout(server, &client_writer, message, outstanding).await {
                 Ok(true) => {
-                    audit.command(message).await;
+                    Box::pin(audit.command(message)).await;
                     return RelayEnd::LoggedOut;
                 }
                 // Earlier commands are still running: the server answers.
@@ -455,7 +455,10 @@ async fn client_to_server<C: CommandFilter>(
             outstanding.drained().await;
             after_selection_change = false;
         }
-        let action = commands.command(message, literals, &decoded).await;
+        // Boxed, like `answer` and the audit records below: a session
+        // parked on its next command then holds only the read's state, not
+        // the largest of these (a few KiB each, for every idle session).
+        let action = Box::pin(commands.command(message, literals, &decoded)).await;
         let action = match (done, action) {
             (true, CommandAction::Forward) if !idle.end_unless_done() => {
                 CommandAction::Refuse("DONE only ends an IDLE, and no IDLE is running".to_string())
@@ -479,24 +482,28 @@ async fn client_to_server<C: CommandFilter>(
                 .await
             }
             CommandAction::Refuse(text) => {
-                audit.command_refused(message, &text).await;
+                Box::pin(audit.command_refused(message, &text)).await;
                 reply(&client_writer, message, "BAD", &text)
                     .await
                     .map(|()| Sent::No)
                     .map_err(RelayEnd::Client)
             }
             CommandAction::Decline(text) => {
-                audit.command_refused(message, DECLINED).await;
+                Box::pin(audit.command_refused(message, DECLINED)).await;
                 reply(&client_writer, message, "NO", &text)
                     .await
                     .map(|()| Sent::No)
                     .map_err(RelayEnd::Client)
             }
-            CommandAction::Answer => {
-                answer(message, server, &client_writer, &mut commands, outstanding)
-                    .await
-                    .map(|()| Sent::Answered)
-            }
+            CommandAction::Answer => Box::pin(answer(
+                message,
+                server,
+                &client_writer,
+                &mut commands,
+                outstanding,
+            ))
+            .await
+            .map(|()| Sent::Answered),
         };
         match result {
             Ok(Sent::Whole) => {
@@ -506,12 +513,12 @@ async fn client_to_server<C: CommandFilter>(
                     }
                 }
                 after_selection_change = changes_selection;
-                audit.command(message).await;
+                Box::pin(audit.command(message)).await;
             }
             Ok(Sent::LineOnly(line_end)) => {
-                audit.command_line_only(&message[..line_end]).await;
+                Box::pin(audit.command_line_only(&message[..line_end])).await;
             }
-            Ok(Sent::Answered) => audit.command(message).await,
+            Ok(Sent::Answered) => Box::pin(audit.command(message)).await,
             Ok(Sent::No) => {}
             Err(end) => return end,
         }
@@ -881,7 +888,11 @@ async fn filter_stage<F: ContentFilter>(
 ) {
     while let Some(mut down) = from_reader.recv().await {
         if let Down::Message(m) = &mut down {
-            if let Some(out) = filtered(&mut filter, &audit, &m.bytes, &m.literals).await {
+            // Boxed: the task waiting for the next message holds only
+            // the queue's state, not the filter's (each idle session has
+            // this task).
+            if let Some(out) = Box::pin(filtered(&mut filter, &audit, &m.bytes, &m.literals)).await
+            {
                 m.bytes = out;
             }
         }
