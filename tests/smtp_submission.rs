@@ -18,6 +18,10 @@ const NEEDS: &[Need] = &[Need::Dovecot, Need::Postfix, Need::Swaks];
 
 /// A bench with Postfix and giftlock: IMAP on STARTTLS, SMTP on STARTTLS
 /// and implicit TLS, `[accounts.smtp]` at `upstream_port`.
+/// The upstream secret giftlock holds after the user changed it at the
+/// provider (which still has the bench's).
+const CHANGED_SECRET: &str = "changed-at-the-provider-Qz81";
+
 fn start(bench: &mut Bench, upstream_port: u16) -> GiftlockSetup {
     let mut setup = GiftlockSetup::new(&[Tls::Starttls], Upstream::ImapStarttls);
     setup.smtp_listeners = vec![
@@ -307,6 +311,39 @@ fn refusals_wrong_password_auth_before_tls_mail_before_auth_and_upstream_down() 
 
     let run = bench.smtp_client("mail-first", starttls, Tls::Starttls, LOCAL_PASSWORD, &[]);
     assert_eq!(run.json()["code"], 530, "{}", run.stdout);
+
+    // The provider refuses the saved password (changed there since): bad
+    // credentials that say what to run, over SMTP and IMAP alike, not a
+    // temporary failure for the client to retry again and again.
+    let mut changed = setup.clone();
+    changed.env.push((SECRET_ENV.into(), CHANGED_SECRET.into()));
+    bench.start_giftlock(&changed);
+    let run = bench.smtp_client("login", starttls, Tls::Starttls, LOCAL_PASSWORD, &[]);
+    let report = run.json();
+    assert_eq!(report["code"], 535, "{}", run.stdout);
+    let text = report["text"].as_str().unwrap();
+    assert!(
+        text.contains("giftlock: the provider refused the saved login")
+            && text.ends_with("store the right one with giftlock account set-secret test"),
+        "{text}"
+    );
+    let run = bench.client(
+        "login",
+        changed.port(Tls::Starttls),
+        Tls::Starttls,
+        LOCAL_PASSWORD,
+        &[],
+    );
+    let report = run.json();
+    assert_eq!(report["login"], "NO", "{}", run.stdout);
+    let text = report["text"].as_str().unwrap();
+    assert!(
+        text.contains("[AUTHENTICATIONFAILED] giftlock: the provider refused the saved login")
+            && text.contains("giftlock account set-secret test"),
+        "{text}"
+    );
+    let found = files_containing(&bench.path().join("giftlock"), &[CHANGED_SECRET], &[]);
+    assert!(found.is_empty(), "the secret written to {found:?}");
 
     // Upstream down: a temporary failure that says why.
     bench.stop_postfix();

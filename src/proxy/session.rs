@@ -381,6 +381,11 @@ impl PreAuth {
                     UpstreamError::OAuth(revoked @ OAuthError::Revoked { .. }) => {
                         format!("{tag} NO [AUTHENTICATIONFAILED] giftlock: {revoked}\r\n")
                     }
+                    // So are saved credentials the provider refuses.
+                    e if e.refused_credentials() => format!(
+                        "{tag} NO [AUTHENTICATIONFAILED] giftlock: the provider refused the saved login: {e}; {}\r\n",
+                        crate::upstream::connect::renew_hint(&account)
+                    ),
                     _ => {
                         format!("{tag} NO [UNAVAILABLE] giftlock: upstream server failed: {e}\r\n")
                     }

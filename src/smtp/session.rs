@@ -361,7 +361,7 @@ impl Session {
             Err(e) => {
                 warn!(account = %account.name, error = %e, "upstream SMTP login failed");
                 self.audit.upstream_error("login", &e).await;
-                self.reply(&login_failure(&e)).await
+                self.reply(&login_failure(&e, &account)).await
             }
         }
     }
@@ -383,16 +383,25 @@ impl Session {
 }
 
 /// The client's reply when the upstream login failed. A refused OAuth2
-/// grant is `535 5.7.8` (RFC 4954: the credentials are bad), as IMAP's
-/// `NO [AUTHENTICATIONFAILED]`: it stays refused until the user runs
-/// `giftlock auth`, so a client must not retry it as temporary. Anything
-/// else is `454 4.7.0`, temporary (the local password was right and the
-/// provider may answer later).
-fn login_failure(e: &SmtpUpstreamError) -> Vec<u8> {
+/// grant, or saved credentials the provider refused for good, is `535
+/// 5.7.8` (RFC 4954: the credentials are bad), as IMAP's `NO
+/// [AUTHENTICATIONFAILED]`: it stays refused until the user runs
+/// `giftlock auth` or stores the right secret, so a client must not retry
+/// it as temporary. Anything else is `454 4.7.0`, temporary (the local
+/// password was right and the provider may answer later).
+fn login_failure(e: &SmtpUpstreamError, account: &Account) -> Vec<u8> {
     match e {
         SmtpUpstreamError::OAuth(revoked @ OAuthError::Revoked { .. }) => {
             ours(535, [5, 7, 8], &format!("giftlock: {revoked}"))
         }
+        e if e.refused_credentials() => ours(
+            535,
+            [5, 7, 8],
+            &format!(
+                "giftlock: the provider refused the saved login: {e}; {}",
+                crate::upstream::connect::renew_hint(account)
+            ),
+        ),
         e => ours(
             454,
             [4, 7, 0],
@@ -445,23 +454,60 @@ pub async fn read_outcome(
 mod tests {
     use super::*;
 
+    fn work() -> Account {
+        Account {
+            name: "work".into(),
+            local_user: "me".into(),
+            local_password_hash: String::new(),
+            upstream: crate::config::Upstream {
+                url: "imaps://imap.example.com".into(),
+                user: "u".into(),
+                secret: "keyring".into(),
+                ca_file: None,
+                tls: None,
+            },
+            smtp: None,
+            oauth2: None,
+            quarantine: Default::default(),
+        }
+    }
+
     #[test]
-    fn a_refused_grant_is_bad_credentials_and_an_unreachable_server_temporary() {
+    fn refused_credentials_are_bad_credentials_and_an_unreachable_server_temporary() {
+        let work = work();
         let revoked = SmtpUpstreamError::OAuth(OAuthError::Revoked {
             account: "work".into(),
         });
         assert_eq!(
-            String::from_utf8(login_failure(&revoked)).unwrap(),
+            String::from_utf8(login_failure(&revoked, &work)).unwrap(),
             "535 5.7.8 giftlock: the provider refused the saved authorisation; run giftlock auth work\r\n"
         );
         let down = SmtpUpstreamError::Io {
             addr: "smtp.example.com:587".into(),
             source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
         };
-        let reply = String::from_utf8(login_failure(&down)).unwrap();
+        let reply = String::from_utf8(login_failure(&down, &work)).unwrap();
         assert!(
             reply.starts_with("454 4.7.0 giftlock: upstream server failed: connection to smtp.example.com:587 failed"),
             "{reply}"
+        );
+        // The provider refused the saved password: for good (535), or for
+        // a while (454), as it said.
+        let rejected = |text: &str| SmtpUpstreamError::Rejected {
+            addr: "smtp.example.com:587".into(),
+            user: "u".into(),
+            text: text.into(),
+        };
+        assert_eq!(
+            String::from_utf8(login_failure(&rejected("535 5.7.8 bad"), &work)).unwrap(),
+            "535 5.7.8 giftlock: the provider refused the saved login: smtp.example.com:587 refused \
+             the login for user u: 535 5.7.8 bad; store the right one with giftlock account \
+             set-secret work\r\n"
+        );
+        let busy = String::from_utf8(login_failure(&rejected("454 4.7.0 later"), &work)).unwrap();
+        assert!(
+            busy.starts_with("454 4.7.0 giftlock: upstream server failed"),
+            "{busy}"
         );
     }
 }

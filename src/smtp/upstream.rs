@@ -60,6 +60,15 @@ pub enum SmtpUpstreamError {
     Task(#[source] tokio::task::JoinError),
 }
 
+impl SmtpUpstreamError {
+    /// The server refused the saved credentials for good (a 5xx reply to
+    /// AUTH, RFC 4954's 535), not for a while (454): they stay wrong until
+    /// the user stores new ones.
+    pub fn refused_credentials(&self) -> bool {
+        matches!(self, SmtpUpstreamError::Rejected { text, .. } if text.starts_with('5'))
+    }
+}
+
 impl crate::oauth::Rejection for SmtpUpstreamError {
     fn is_rejection(&self) -> bool {
         matches!(self, SmtpUpstreamError::Rejected { .. })

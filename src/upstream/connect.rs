@@ -84,6 +84,36 @@ pub struct LoggedIn {
     pub capabilities: Vec<String>,
 }
 
+impl UpstreamError {
+    /// The server refused the saved credentials themselves, not for a
+    /// while (RFC 5530's `UNAVAILABLE`, `INUSE`, `LIMIT`, `SERVERBUG`):
+    /// they stay wrong until the user stores new ones, so a client told to
+    /// retry would only repeat the refusal, and providers lock accounts
+    /// that keep failing.
+    pub fn refused_credentials(&self) -> bool {
+        const FOR_A_WHILE: [&str; 4] = ["[UNAVAILABLE]", "[INUSE]", "[LIMIT]", "[SERVERBUG]"];
+        match self {
+            UpstreamError::LoginRejected { text, .. } => {
+                let upper = text.to_ascii_uppercase();
+                !FOR_A_WHILE.iter().any(|code| upper.contains(code))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What a user runs to replace the credentials `account` logs in upstream
+/// with, in the words of a client's refusal.
+pub fn renew_hint(account: &crate::config::Account) -> String {
+    match account.oauth2.is_some() {
+        true => format!("run giftlock auth {}", account.name),
+        false => format!(
+            "store the right one with giftlock account set-secret {}",
+            account.name
+        ),
+    }
+}
+
 impl crate::oauth::Rejection for UpstreamError {
     fn is_rejection(&self) -> bool {
         matches!(self, UpstreamError::LoginRejected { .. })
@@ -469,6 +499,24 @@ fn strip_prefix_ci<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_password_is_told_apart_from_a_refusal_for_a_while() {
+        let rejected = |text: &str| UpstreamError::LoginRejected {
+            addr: "imap.example.com:993".into(),
+            user: "u".into(),
+            text: text.into(),
+        };
+        assert!(rejected("NO [AUTHENTICATIONFAILED] Authentication failed.").refused_credentials());
+        assert!(rejected("NO Invalid credentials").refused_credentials());
+        assert!(!rejected("NO [UNAVAILABLE] Try again later").refused_credentials());
+        assert!(!rejected("NO [inuse] Mailbox is locked").refused_credentials());
+        let down = UpstreamError::Bye {
+            addr: "imap.example.com:993".into(),
+            text: "* BYE".into(),
+        };
+        assert!(!down.refused_credentials());
+    }
 
     #[test]
     fn reads_capability_codes() {
