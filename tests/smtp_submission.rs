@@ -323,7 +323,7 @@ fn refusals_wrong_password_auth_before_tls_mail_before_auth_and_upstream_down() 
     assert_eq!(report["code"], 535, "{}", run.stdout);
     let text = report["text"].as_str().unwrap();
     assert!(
-        text.contains("giftlock: the provider refused the saved login")
+        text.contains("giftlock: the provider refused the saved upstream login")
             && text.ends_with("store the right one with giftlock account set-secret test"),
         "{text}"
     );
@@ -338,8 +338,9 @@ fn refusals_wrong_password_auth_before_tls_mail_before_auth_and_upstream_down() 
     assert_eq!(report["login"], "NO", "{}", run.stdout);
     let text = report["text"].as_str().unwrap();
     assert!(
-        text.contains("[AUTHENTICATIONFAILED] giftlock: the provider refused the saved login")
-            && text.contains("giftlock account set-secret test"),
+        text.contains(
+            "[AUTHENTICATIONFAILED] giftlock: the provider refused the saved upstream login"
+        ) && text.contains("giftlock account set-secret test"),
         "{text}"
     );
     let found = files_containing(&bench.path().join("giftlock"), &[CHANGED_SECRET], &[]);

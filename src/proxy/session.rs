@@ -383,7 +383,7 @@ impl PreAuth {
                     }
                     // So are saved credentials the provider refuses.
                     e if e.refused_credentials() => format!(
-                        "{tag} NO [AUTHENTICATIONFAILED] giftlock: the provider refused the saved login: {e}; {}\r\n",
+                        "{tag} NO [AUTHENTICATIONFAILED] giftlock: the provider refused the saved upstream login: {e}; {}\r\n",
                         crate::upstream::connect::renew_hint(&account)
                     ),
                     _ => {

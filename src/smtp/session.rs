@@ -398,7 +398,7 @@ fn login_failure(e: &SmtpUpstreamError, account: &Account) -> Vec<u8> {
             535,
             [5, 7, 8],
             &format!(
-                "giftlock: the provider refused the saved login: {e}; {}",
+                "giftlock: the provider refused the saved upstream login: {e}; {}",
                 crate::upstream::connect::renew_hint(account)
             ),
         ),
@@ -500,7 +500,7 @@ mod tests {
         };
         assert_eq!(
             String::from_utf8(login_failure(&rejected("535 5.7.8 bad"), &work)).unwrap(),
-            "535 5.7.8 giftlock: the provider refused the saved login: smtp.example.com:587 refused \
+            "535 5.7.8 giftlock: the provider refused the saved upstream login: smtp.example.com:587 refused \
              the login for user u: 535 5.7.8 bad; store the right one with giftlock account \
              set-secret work\r\n"
         );
