@@ -168,6 +168,30 @@ pub struct Account {
     pub quarantine: QuarantineConfig,
 }
 
+#[cfg(test)]
+impl Account {
+    /// An account for unit tests: local user `me`, upstream user `u` at
+    /// `imaps://imap.example.com` with its secret in the keyring, nothing
+    /// else configured.
+    pub fn for_tests(name: &str) -> Account {
+        Account {
+            name: name.into(),
+            local_user: "me".into(),
+            local_password_hash: String::new(),
+            upstream: Upstream {
+                url: "imaps://imap.example.com".into(),
+                user: "u".into(),
+                secret: "keyring".into(),
+                ca_file: None,
+                tls: None,
+            },
+            smtp: None,
+            oauth2: None,
+            quarantine: QuarantineConfig::default(),
+        }
+    }
+}
+
 /// `[accounts.quarantine]`: what the watcher watches and where the
 /// encrypted originals go (docs/QUARANTINE.md).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]

@@ -137,7 +137,7 @@ pub fn ids() -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Account, Upstream, UpstreamSecurity};
+    use crate::config::{Account, UpstreamSecurity};
 
     #[test]
     fn every_preset_url_is_a_valid_tls_upstream() {
@@ -150,21 +150,9 @@ mod tests {
     }
 
     fn preset_account(p: &Provider) -> Account {
-        Account {
-            name: p.id.into(),
-            local_user: "me".into(),
-            local_password_hash: String::new(),
-            upstream: Upstream {
-                url: p.imap_url.unwrap_or_default().into(),
-                user: "u".into(),
-                secret: "keyring".into(),
-                ca_file: None,
-                tls: None,
-            },
-            smtp: None,
-            oauth2: None,
-            quarantine: Default::default(),
-        }
+        let mut account = Account::for_tests(p.id);
+        account.upstream.url = p.imap_url.unwrap_or_default().into();
+        account
     }
 
     #[test]

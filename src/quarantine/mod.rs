@@ -138,27 +138,16 @@ pub fn status_of(state_dir: &Path, account: &crate::config::Account) -> crate::s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Account, QuarantineConfig, Upstream};
+    use crate::config::{Account, QuarantineConfig};
     use crate::status::{MailboxQuarantine, Quarantine};
 
     fn account(enabled: bool) -> Account {
         Account {
-            name: "a".into(),
-            local_user: "me".into(),
-            local_password_hash: String::new(),
-            upstream: Upstream {
-                url: "imaps://imap.example.com".into(),
-                user: "u".into(),
-                secret: "keyring".into(),
-                ca_file: None,
-                tls: None,
-            },
-            smtp: None,
-            oauth2: None,
             quarantine: QuarantineConfig {
                 enabled,
                 ..QuarantineConfig::default()
             },
+            ..Account::for_tests("a")
         }
     }
 

@@ -454,27 +454,9 @@ pub async fn read_outcome(
 mod tests {
     use super::*;
 
-    fn work() -> Account {
-        Account {
-            name: "work".into(),
-            local_user: "me".into(),
-            local_password_hash: String::new(),
-            upstream: crate::config::Upstream {
-                url: "imaps://imap.example.com".into(),
-                user: "u".into(),
-                secret: "keyring".into(),
-                ca_file: None,
-                tls: None,
-            },
-            smtp: None,
-            oauth2: None,
-            quarantine: Default::default(),
-        }
-    }
-
     #[test]
     fn refused_credentials_are_bad_credentials_and_an_unreachable_server_temporary() {
-        let work = work();
+        let work = Account::for_tests("work");
         let revoked = SmtpUpstreamError::OAuth(OAuthError::Revoked {
             account: "work".into(),
         });
