@@ -178,6 +178,10 @@ impl RuleSet {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|&w| w == 0)
+    }
+
     pub fn contains(&self, rule: usize) -> bool {
         self.0
             .get(rule / 64)
@@ -239,8 +243,20 @@ impl KeywordsBuilder {
             .match_kind(MatchKind::Standard)
             .kind(Some(AhoCorasickKind::DFA))
             .build(&self.patterns)?;
+        // Every keyword that can raise a candidate's score, any ASCII case.
+        let anchors = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(
+                self.patterns
+                    .iter()
+                    .zip(&self.roles)
+                    .filter(|(_, r)| !r.positive.is_empty() || !r.brand.is_empty())
+                    .map(|(p, _)| p),
+            )?;
         Ok(Keywords {
             matcher,
+            anchors,
             roles: self.roles,
         })
     }
@@ -250,6 +266,8 @@ impl KeywordsBuilder {
 #[derive(Clone, Debug)]
 pub(crate) struct Keywords {
     matcher: AhoCorasick,
+    /// The positive labels and brands ([`Keywords::any_anchor`]).
+    anchors: AhoCorasick,
     roles: Vec<Roles>,
 }
 
@@ -277,6 +295,13 @@ pub(crate) struct Hits {
 impl Keywords {
     pub fn roles(&self, keyword: usize) -> Option<&Roles> {
         self.roles.get(keyword)
+    }
+
+    /// Whether a positive label or a brand of any rule occurs anywhere in
+    /// `text`, in any ASCII case: on an ASCII text (its own NFKC form) or
+    /// a normalised one, `false` proves that no window of it holds one.
+    pub fn any_anchor(&self, text: &str) -> bool {
+        self.anchors.is_match(text)
     }
 
     /// Whole-word occurrences of keywords in normalised `text`.

@@ -117,6 +117,10 @@ pub(crate) struct Inner {
     user_rules: bool,
     /// What the built-in shapes leave in a text ([`Detector::may_find`]).
     gate: prefilter::Gate,
+    /// No rule reaches its minimum score without a positive label or a
+    /// brand near the candidate, the sender's domain or a Subject keyword
+    /// ([`Detector::may_find_in`]).
+    needs_anchor: bool,
 }
 
 #[derive(Debug)]
@@ -239,6 +243,16 @@ impl Detector {
             })
             .collect();
         let gate = prefilter::Gate::new(shapes.iter().copied());
+        // Without context a candidate scores at most its shape's base; a
+        // shape that needs a label, or a user rule with keywords, gets
+        // nothing without one.
+        let needs_anchor = rules.iter().all(|r| match r.matcher {
+            Matcher::Builtin(b) => b
+                .shapes
+                .iter()
+                .all(|s| s.needs_label || s.base < r.min_score),
+            Matcher::User { needs_label, .. } => needs_label,
+        });
         Ok(Detector {
             inner: Arc::new(Inner {
                 rules,
@@ -247,6 +261,7 @@ impl Detector {
                 space_shapes,
                 user_rules,
                 gate,
+                needs_anchor,
             }),
         })
     }
@@ -270,16 +285,60 @@ impl Detector {
     /// rules have no such gate (their own regular expression is their
     /// anchor): with any, the whole text is probed.
     pub fn may_find(&self, text: &str) -> bool {
+        let probe = |t: &str| self.probe(t);
+        if self.inner.user_rules {
+            return probe(text);
+        }
+        self.inner.gate.any_window(text, probe)
+    }
+
+    /// Whether the probe scan (every candidate kept as if its context were
+    /// the best) finds anything in `text`.
+    fn probe(&self, text: &str) -> bool {
         const NO_CONTEXT: TextContext<'static> = TextContext {
             source: TextSource::Plain,
             sender: None,
             subject: None,
         };
-        let probe = |t: &str| {
-            !scan::Scan::probe(&self.inner, t, &NO_CONTEXT)
-                .run()
-                .is_empty()
+        !scan::Scan::probe(&self.inner, text, &NO_CONTEXT)
+            .run()
+            .is_empty()
+    }
+
+    /// Whether a message's context alone can make a candidate a code: its
+    /// sender's domain belongs to a rule's brand, or its Subject holds a
+    /// positive label or brand. See [`Detector::may_find_in`].
+    pub fn context_counts(&self, ctx: &TextContext<'_>) -> bool {
+        let keywords = &self.inner.keywords;
+        ctx.sender.is_some_and(|s| {
+            self.inner.rules.iter().any(|r| match r.matcher {
+                Matcher::Builtin(b) => rules::sender_matches(s, b.senders),
+                Matcher::User { .. } => false,
+            })
+        }) || ctx
+            .subject
+            .is_some_and(|s| keywords.any_anchor(&keywords::normalize(s)))
+    }
+
+    /// `false` only if [`Detector::scan`] finds nothing in `text` under any
+    /// context of which [`Detector::context_counts`] says `context_counts`:
+    /// [`Detector::may_find`], and before it a cheaper proof for most ASCII
+    /// text. No rule reaches its minimum score without a positive label or
+    /// brand near the candidate, a sender of its brand or a Subject
+    /// keyword; when the context gives neither and the text (its own
+    /// normal form) holds no such keyword anywhere, it is clean however
+    /// code-like its words are (the IDs and hashes of machine-made
+    /// headers, tracking links).
+    pub fn may_find_in(&self, text: &str, context_counts: bool) -> bool {
+        if !self.inner.needs_anchor || context_counts {
+            return self.may_find(text);
+        }
+        // Searched for only once the gate has found a place to probe.
+        let anchored = std::cell::OnceCell::new();
+        let anchored = || {
+            *anchored.get_or_init(|| !text.is_ascii() || self.inner.keywords.any_anchor(text))
         };
+        let probe = |t: &str| anchored() && self.probe(t);
         if self.inner.user_rules {
             return probe(text);
         }

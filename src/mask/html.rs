@@ -190,10 +190,7 @@ pub fn views(html: &str) -> (View, Vec<View>) {
             }
             _ => {
                 // Jump to the next byte that can start markup.
-                i += bytes[i..]
-                    .iter()
-                    .position(|&b| b == b'<' || b == b'&')
-                    .unwrap_or(bytes.len() - i);
+                i += memchr::memchr2(b'<', b'&', &bytes[i..]).unwrap_or(bytes.len() - i);
             }
         }
     }
@@ -283,10 +280,7 @@ fn parse_tag(html: &str, start: usize) -> Option<Tag<'_>> {
         }
         let value = match bytes.get(i) {
             Some(&q @ (b'"' | b'\'')) => {
-                let end = bytes[i + 1..]
-                    .iter()
-                    .position(|&b| b == q)
-                    .map_or(bytes.len(), |p| i + 1 + p);
+                let end = memchr::memchr(q, &bytes[i + 1..]).map_or(bytes.len(), |p| i + 1 + p);
                 let value = i + 1..end;
                 i = (end + 1).min(bytes.len());
                 value
@@ -311,11 +305,7 @@ fn parse_tag(html: &str, start: usize) -> Option<Tag<'_>> {
 }
 
 fn find(bytes: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    bytes
-        .get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| from + p)
+    memchr::memmem::find(bytes.get(from..)?, needle).map(|p| from + p)
 }
 
 /// End of a `<script>` or `<style>` element's content and closing tag.

@@ -91,6 +91,7 @@ pub mod html;
 mod plan;
 mod quick;
 pub mod reveal;
+mod skeleton;
 pub mod transfer;
 mod tree;
 mod unit;

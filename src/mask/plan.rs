@@ -13,6 +13,7 @@ use super::echo::{KnownCode, KnownCodes};
 use super::fingerprint::{self, FingerprintKey};
 use super::html::{self, View};
 use super::quick::Scratch;
+use super::skeleton;
 use super::transfer::{self, TransferEncoding};
 use super::tree::{Body, Field, Part, Tree};
 use super::unit::{Applied, Edit, Unit};
@@ -32,6 +33,19 @@ pub trait Scanner {
     fn may_find(&self, _text: &str) -> bool {
         true
     }
+
+    /// Whether the message context alone (sender, Subject) can give a
+    /// candidate the score of a code; by default it can.
+    fn context_counts(&self, _ctx: &TextContext<'_>) -> bool {
+        true
+    }
+
+    /// `false` only if [`Scanner::scan`] finds nothing in `text` under
+    /// any context of which [`Scanner::context_counts`] says
+    /// `context_counts`; by default [`Scanner::may_find`].
+    fn may_find_in(&self, text: &str, _context_counts: bool) -> bool {
+        self.may_find(text)
+    }
 }
 
 impl<F: Fn(&str, &TextContext<'_>) -> Vec<Finding>> Scanner for F {
@@ -47,6 +61,14 @@ impl Scanner for crate::detect::Detector {
 
     fn may_find(&self, text: &str) -> bool {
         crate::detect::Detector::may_find(self, text)
+    }
+
+    fn context_counts(&self, ctx: &TextContext<'_>) -> bool {
+        crate::detect::Detector::context_counts(self, ctx)
+    }
+
+    fn may_find_in(&self, text: &str, context_counts: bool) -> bool {
+        crate::detect::Detector::may_find_in(self, text, context_counts)
     }
 }
 
@@ -242,10 +264,28 @@ enum Mode {
 }
 
 /// What the detector is told about the message around a text.
-#[derive(Default)]
 struct MessageContext {
     sender: Option<String>,
     subject: Option<String>,
+    /// [`Scanner::context_counts`] of it.
+    counts: bool,
+}
+
+impl MessageContext {
+    /// No sender, no Subject (a text read byte-level).
+    const NONE: MessageContext = MessageContext {
+        sender: None,
+        subject: None,
+        counts: true,
+    };
+
+    fn of(&self, source: TextSource) -> TextContext<'_> {
+        TextContext {
+            source,
+            sender: self.sender.as_deref(),
+            subject: self.subject.as_deref(),
+        }
+    }
 }
 
 struct Planner<'a> {
@@ -361,9 +401,12 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// Whether a text must be mapped and scanned.
-    fn must_scan(&self, text: &str) -> bool {
-        self.mode == Mode::Exhaustive || self.scanner.may_find(text) || self.echoes_in(text)
+    /// Whether a text must be mapped and scanned, in a message whose
+    /// context is `ctx`.
+    fn must_scan(&self, text: &str, ctx: &MessageContext) -> bool {
+        self.mode == Mode::Exhaustive
+            || self.scanner.may_find_in(text, ctx.counts)
+            || self.echoes_in(text)
     }
 
     /// Whether a known code occurs in `text`.
@@ -373,7 +416,13 @@ impl<'a> Planner<'a> {
 
     /// Whether the text of header value `raw[range]` must be scanned, for
     /// codes (`detect`) or only for known codes.
-    fn header_must_scan(&mut self, raw: &[u8], range: &Range<usize>, detect: bool) -> bool {
+    fn header_must_scan(
+        &mut self,
+        raw: &[u8],
+        range: &Range<usize>,
+        detect: bool,
+        ctx: &MessageContext,
+    ) -> bool {
         if detect && self.mode == Mode::Exhaustive {
             return true;
         }
@@ -387,7 +436,7 @@ impl<'a> Planner<'a> {
                 None => Cow::Owned(Unit::header(raw, range.clone()).text),
             };
             match detect {
-                true => self.must_scan(&text),
+                true => self.must_scan(&text, ctx),
                 false => self.echoes_in(&text),
             }
         };
@@ -408,7 +457,7 @@ impl<'a> Planner<'a> {
         path: &str,
         ctx: &MessageContext,
     ) {
-        if self.header_must_scan(raw, &range, field.free_text) {
+        if self.header_must_scan(raw, &range, field.free_text, ctx) {
             let unit = Unit::header(raw, range);
             let keep = match boundary {
                 Some(b) if !b.is_empty() && field.name.eq_ignore_ascii_case("Content-Type") => unit
@@ -428,6 +477,14 @@ impl<'a> Planner<'a> {
     }
 
     fn plan_bytes(&mut self, raw: &[u8], depth: usize, prefix: Option<&str>) {
+        // The fast path reads the structure without decoding the bodies;
+        // what it leaves to mail-parser, and the reference path, parse.
+        if self.mode == Mode::Filtered {
+            if let Some(skeleton) = skeleton::read(raw, parser()) {
+                self.visit_message(raw, &skeleton.tree(), prefix, depth);
+                return;
+            }
+        }
         let parsed = parser().parse(raw);
         // mail-parser reads a message with no blank line as all headers and
         // no body; a reader may still see its text, so scan it all.
@@ -451,7 +508,7 @@ impl<'a> Planner<'a> {
             let mut scratch = std::mem::take(&mut self.scratch);
             let bytes = raw.get(range.clone()).unwrap_or_default();
             let (text, _) = scratch.body(bytes, TransferEncoding::Identity, Charset::Utf8);
-            let must = self.must_scan(text);
+            let must = self.must_scan(text, &MessageContext::NONE);
             self.scratch = scratch;
             if !must {
                 return;
@@ -463,7 +520,7 @@ impl<'a> Planner<'a> {
             &unit,
             Scan::text(false),
             path,
-            &MessageContext::default(),
+            &MessageContext::NONE,
         );
     }
 
@@ -474,6 +531,7 @@ impl<'a> Planner<'a> {
         let mut ctx = MessageContext {
             sender: tree.sender.clone(),
             subject: None,
+            counts: true,
         };
         let (header, text) = part_ranges(root, raw.len());
         if prefix.is_none() {
@@ -506,6 +564,7 @@ impl<'a> Planner<'a> {
                 ctx.subject = Some(text.trim().to_string());
             }
         }
+        ctx.counts = self.scanner.context_counts(&ctx.of(TextSource::Plain));
         let header_path = prefix.map_or_else(|| "HEADER".to_string(), |p| format!("{p}.HEADER"));
         for f in &root.fields {
             let value = clamp(f.offset_start..f.offset_end, raw.len());
@@ -630,7 +689,8 @@ impl<'a> Planner<'a> {
                     part: plan.path.clone(),
                 });
             }
-            if let Some(decoded_len) = self.skip_body(raw, &body, encoding, charset, is_html) {
+            let skipped = self.skip_body(raw, &body, (encoding, charset), is_html, ctx);
+            if let Some(decoded_len) = skipped {
                 plan.decoded_len = decoded_len;
             } else {
                 let (unit, decoded_len) = Unit::body(raw, body, encoding, charset);
@@ -648,9 +708,9 @@ impl<'a> Planner<'a> {
         &mut self,
         raw: &[u8],
         body: &Range<usize>,
-        encoding: TransferEncoding,
-        charset: Charset,
+        (encoding, charset): (TransferEncoding, Charset),
         is_html: bool,
+        ctx: &MessageContext,
     ) -> Option<usize> {
         if self.mode == Mode::Exhaustive {
             return None;
@@ -660,9 +720,10 @@ impl<'a> Planner<'a> {
         let (text, len) = scratch.body(bytes, encoding, charset);
         let must = if is_html {
             let (view, attributes) = html::views(text);
-            self.must_scan(&view.text) || attributes.iter().any(|a| self.must_scan(&a.text))
+            self.must_scan(&view.text, ctx)
+                || attributes.iter().any(|a| self.must_scan(&a.text, ctx))
         } else {
-            self.must_scan(text)
+            self.must_scan(text, ctx)
         };
         self.scratch = scratch;
         (!must).then_some(len)
@@ -771,12 +832,7 @@ impl<'a> Planner<'a> {
         if text.is_empty() {
             return Vec::new();
         }
-        let ctx = TextContext {
-            source,
-            sender: ctx.sender.as_deref(),
-            subject: ctx.subject.as_deref(),
-        };
-        self.scanner.scan(text, &ctx)
+        self.scanner.scan(text, &ctx.of(source))
     }
 
     /// Scans an HTML view and turns its findings into edits of the unit.

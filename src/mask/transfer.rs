@@ -98,7 +98,20 @@ fn decode_qp(raw: &[u8], q_encoding: bool, want_map: bool, out: &mut Vec<u8>) ->
     }
     let mut i = 0;
     while i < raw.len() {
-        let b = raw[i];
+        // Bytes up to the next `=` (or `_` of the Q encoding) are copied.
+        let special = match q_encoding {
+            true => memchr::memchr2(b'=', b'_', &raw[i..]),
+            false => memchr::memchr(b'=', &raw[i..]),
+        };
+        let run_end = special.map_or(raw.len(), |n| i + n);
+        out.extend_from_slice(&raw[i..run_end]);
+        if want_map {
+            map.extend(i as u32..run_end as u32);
+        }
+        i = run_end;
+        let Some(&b) = raw.get(i) else {
+            break;
+        };
         if b == b'=' {
             let hex = raw
                 .get(i + 1)

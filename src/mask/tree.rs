@@ -1,12 +1,15 @@
 //! The MIME structure the planner walks: only what it reads of a message
 //! (part offsets, transfer encoding, body kind, charset, the free-text
 //! header fields, sender and Message-ID), taken from mail-parser's tree
-//! ([`Tree::of`]). It is the one seam between the parser and the planner,
-//! so another reader of the same structure can be planned by the same code.
+//! ([`Tree::of`]) or from [`super::skeleton`], which finds the same
+//! structure without decoding the bodies. It is the one seam between the
+//! parsers and the planner.
 
 use std::borrow::Cow;
 
-use mail_parser::{Encoding, HeaderName, HeaderValue, Message, MessagePart, MimeHeaders, PartType};
+use mail_parser::{
+    Encoding, Header, HeaderName, HeaderValue, Message, MessagePart, PartType,
+};
 
 use super::plan::FREE_TEXT_HEADERS;
 
@@ -80,28 +83,43 @@ impl<'a> Tree<'a> {
     pub fn of(message: &'a Message<'a>) -> Tree<'a> {
         let root = message.parts.first();
         let headers = root.map(|r| r.headers.as_slice()).unwrap_or_default();
-        let sender = headers.iter().find_map(|h| match (&h.name, &h.value) {
+        Tree::new(headers, message.parts.iter().map(Part::of).collect())
+    }
+
+    /// The tree of `parts`, whose first part's header fields are
+    /// `root_headers` (sender and Message-ID are taken from them).
+    pub fn new(root_headers: &'a [Header<'a>], parts: Vec<Part<'a>>) -> Tree<'a> {
+        let sender = root_headers.iter().find_map(|h| match (&h.name, &h.value) {
             (HeaderName::From, HeaderValue::Address(address)) => address
                 .first()
                 .and_then(|a| a.address.as_deref())
                 .map(str::to_lowercase),
             _ => None,
         });
-        let message_id = headers.iter().find_map(|h| match (&h.name, &h.value) {
-            (HeaderName::MessageId, HeaderValue::Text(id)) => Some(Cow::Borrowed(id.as_ref())),
-            _ => None,
-        });
+        let message_id = root_headers
+            .iter()
+            .find_map(|h| match (&h.name, &h.value) {
+                (HeaderName::MessageId, HeaderValue::Text(id)) => Some(Cow::Borrowed(id.as_ref())),
+                _ => None,
+            });
         Tree {
-            parts: message.parts.iter().map(Part::of).collect(),
+            parts,
             sender,
             message_id,
         }
     }
 }
 
+/// Where a part lies in the message: its header, its body, its end.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Offsets {
+    pub header: usize,
+    pub body: usize,
+    pub end: usize,
+}
+
 impl<'a> Part<'a> {
     fn of(part: &'a MessagePart<'a>) -> Part<'a> {
-        let content_type = part.content_type();
         let body = match &part.body {
             PartType::Multipart(children) => {
                 Body::Multipart(children.iter().map(|&c| c as usize).collect())
@@ -117,12 +135,36 @@ impl<'a> Part<'a> {
                 reads_as_text: reads_as_text(b),
             },
         };
+        let offsets = Offsets {
+            header: part.offset_header as usize,
+            body: part.offset_body as usize,
+            end: part.offset_end as usize,
+        };
+        Part::new(
+            &part.headers,
+            offsets,
+            part.encoding,
+            part.is_encoding_problem,
+            body,
+        )
+    }
+
+    /// A part with header fields `headers` (as mail-parser parses them).
+    pub fn new(
+        headers: &'a [Header<'a>],
+        offsets: Offsets,
+        encoding: Encoding,
+        is_encoding_problem: bool,
+        body: Body<'a>,
+    ) -> Part<'a> {
+        let content_type =
+            last_value(headers, &HeaderName::ContentType).and_then(HeaderValue::as_content_type);
         Part {
-            offset_header: part.offset_header as usize,
-            offset_body: part.offset_body as usize,
-            offset_end: part.offset_end as usize,
-            encoding: part.encoding,
-            is_encoding_problem: part.is_encoding_problem,
+            offset_header: offsets.header,
+            offset_body: offsets.body,
+            offset_end: offsets.end,
+            encoding,
+            is_encoding_problem,
             message_type: content_type.is_some_and(|ct| {
                 ct.ctype().eq_ignore_ascii_case("message")
                     && ct.subtype().is_some_and(|s| {
@@ -135,8 +177,7 @@ impl<'a> Part<'a> {
             boundary: content_type
                 .and_then(|ct| ct.attribute("boundary"))
                 .map(Cow::Borrowed),
-            fields: part
-                .headers
+            fields: headers
                 .iter()
                 .map(|h| Field {
                     name: Cow::Borrowed(h.name.as_str()),
@@ -152,11 +193,24 @@ impl<'a> Part<'a> {
     }
 }
 
+/// The value of the last field named `name`, the one mail-parser's
+/// `header_value` gives.
+pub(crate) fn last_value<'h, 'x>(
+    headers: &'h [Header<'x>],
+    name: &HeaderName<'_>,
+) -> Option<&'h HeaderValue<'x>> {
+    headers
+        .iter()
+        .rev()
+        .find(|h| &h.name == name)
+        .map(|h| &h.value)
+}
+
 /// Whether decoded bytes are text a reader could open as such (an
 /// `application/octet-stream` that is a .txt, a mislabelled HTML): no NUL
 /// and valid UTF-8 in the first 8 KiB (a character cut at its end
 /// allowed). Images, archives and PDFs fail at once.
-fn reads_as_text(bytes: &[u8]) -> bool {
+pub(crate) fn reads_as_text(bytes: &[u8]) -> bool {
     let head = &bytes[..bytes.len().min(8192)];
     if head.is_empty() || memchr::memchr(0, head).is_some() {
         return false;
