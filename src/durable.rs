@@ -1,6 +1,8 @@
 //! The one way giftlock writes a file it must not lose or leave half
-//! written: keys, vault records, plans, the masked-copy index, the known
-//! clients, certificates, config and unit files.
+//! written: keys, vault records, plans with masks, the masked-copy index,
+//! the known clients, certificates, config and unit files. (Clean plans
+//! are a cache of checked records, appended without fsync:
+//! `plan_store::clean`.)
 //!
 //! A whole file ([`replace`], [`create_new`]) is written to a temporary
 //! file of a unique name in the same directory, with its final mode set

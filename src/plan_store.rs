@@ -4,12 +4,15 @@
 //!
 //! On disk: `plans/<account>/<mailbox>/<uidvalidity>/<uid>.json`, where
 //! account and mailbox are hashed (names stay out of the tree, and any
-//! mailbox name makes a valid path). A plan holds offsets, lengths, mask
+//! mailbox name makes a valid path); a clean plan (nothing to mask, scan
+//! complete: most messages) is instead a record appended to that
+//! directory's [`clean`] file, read into memory whole on the first miss. A plan holds offsets, lengths, mask
 //! bytes and fingerprints, never a code. A new UIDVALIDITY for a mailbox
 //! removes the plans of the old one. Each plan records which detector made
 //! it: after a change of rules (or of giftlock) a message is scanned again.
-//! Writes go through [`crate::durable`], so a crash leaves a plan whole or
-//! absent; an unreadable plan is a miss, never an error.
+//! Plan files are written through [`crate::durable`], so a crash leaves a
+//! plan whole or absent; clean records carry a check and a damaged one is
+//! skipped. An unreadable plan is a miss, never an error.
 //!
 //! One scan per message: [`PlanStore::get_or_plan`] lets one caller make a
 //! missing plan while every other caller asking for the same message (other
@@ -24,7 +27,9 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::mask::MaskPlan;
+use crate::mask::{MaskPlan, ScanStatus};
+
+mod clean;
 
 /// The directory under the state directory.
 pub const DIR: &str = "plans";
@@ -64,6 +69,9 @@ pub struct PlanStore {
     /// Plans being made: whoever holds a key's gate is making its plan.
     /// An entry lives only while someone holds or waits for its gate.
     making: Mutex<HashMap<PlanKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// The clean files whose records are in `memory` (cleared with it):
+    /// a miss there is a miss on disk too, as far as this process wrote.
+    loaded: Mutex<std::collections::HashSet<PathBuf>>,
 }
 
 /// A turn at making one plan; gives the gate back (and forgets it when
@@ -98,6 +106,7 @@ impl PlanStore {
             memory: Mutex::new(HashMap::new()),
             uidvalidities: Mutex::new(HashMap::new()),
             making: Mutex::new(HashMap::new()),
+            loaded: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -111,14 +120,38 @@ impl PlanStore {
         if let Some(plan) = self.in_memory(key) {
             return Some(plan);
         }
-        let bytes = std::fs::read(self.file(key)).ok()?;
-        let stored: Stored = serde_json::from_slice(&bytes).ok()?;
-        if stored.detector != self.detector {
-            return None;
+        if let Ok(bytes) = std::fs::read(self.file(key)) {
+            let stored: Stored = serde_json::from_slice(&bytes).ok()?;
+            if stored.detector != self.detector {
+                return None;
+            }
+            let plan = Arc::new(stored.plan);
+            self.remember(key, plan.clone());
+            return Some(plan);
         }
-        let plan = Arc::new(stored.plan);
-        self.remember(key, plan.clone());
-        Some(plan)
+        self.load_clean(key);
+        self.in_memory(key)
+    }
+
+    /// Reads the clean records of `key`'s mailbox into memory, once.
+    fn load_clean(&self, key: &PlanKey) {
+        let path = self.uidvalidity_dir(key).join(clean::FILE);
+        if !self.lock_loaded().insert(path.clone()) {
+            return;
+        }
+        let Ok(bytes) = std::fs::read(&path) else {
+            return;
+        };
+        for (uid, len) in clean::read(&bytes, &self.detector) {
+            let Ok(message_len) = usize::try_from(len) else {
+                continue;
+            };
+            let key = PlanKey {
+                uid,
+                ..key.clone()
+            };
+            self.remember(&key, Arc::new(clean_plan(message_len)));
+        }
     }
 
     /// The plan of a message, made by `make` when there is none that
@@ -214,6 +247,8 @@ impl PlanStore {
         self.lock().retain(|k, _| {
             k.account != account || k.mailbox != mailbox || k.uidvalidity == uidvalidity
         });
+        self.lock_loaded()
+            .retain(|p| !p.starts_with(&dir) || p.starts_with(dir.join(&current)));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PlanKey, Arc<MaskPlan>>> {
@@ -224,6 +259,7 @@ impl PlanStore {
         let mut memory = self.lock();
         if memory.len() >= MEMORY_PLANS {
             memory.clear();
+            self.lock_loaded().clear();
         }
         memory.insert(key.clone(), plan);
     }
@@ -232,22 +268,49 @@ impl PlanStore {
         self.dir.join(name_hash(account)).join(name_hash(mailbox))
     }
 
-    fn file(&self, key: &PlanKey) -> PathBuf {
+    fn uidvalidity_dir(&self, key: &PlanKey) -> PathBuf {
         self.mailbox_dir(&key.account, &key.mailbox)
             .join(key.uidvalidity.to_string())
-            .join(format!("{}.json", key.uid))
+    }
+
+    fn file(&self, key: &PlanKey) -> PathBuf {
+        self.uidvalidity_dir(key).join(format!("{}.json", key.uid))
+    }
+
+    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<PathBuf>> {
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn write(&self, key: &PlanKey, plan: &MaskPlan) -> std::io::Result<()> {
+        let dir = self.uidvalidity_dir(key);
+        crate::durable::create_dir_all(&dir, 0o700)?;
+        if *plan == clean_plan(plan.message_len) {
+            let mut file = crate::durable::open_append(&dir.join(clean::FILE), 0o600)?;
+            let record = clean::record(&self.detector, key.uid, plan.message_len as u64);
+            return std::io::Write::write_all(&mut file, &record);
+        }
         let path = self.file(key);
-        let dir = path.parent().unwrap_or(&self.dir);
-        crate::durable::create_dir_all(dir, 0o700)?;
         let stored = Stored {
             detector: self.detector.clone(),
             plan: plan.clone(),
         };
         let bytes = serde_json::to_vec(&stored).map_err(std::io::Error::other)?;
         crate::durable::replace(&path, &bytes, 0o600)
+    }
+}
+
+/// The plan of a clean message of `message_len` bytes, scanned whole:
+/// what [`MaskPlan::compact`] leaves of it, and all a clean record holds.
+fn clean_plan(message_len: usize) -> MaskPlan {
+    MaskPlan {
+        message_len,
+        patches: Vec::new(),
+        parts: Vec::new(),
+        sections: Vec::new(),
+        fields: Vec::new(),
+        masks: Vec::new(),
+        status: ScanStatus::Complete,
+        message_id_hash: None,
     }
 }
 
@@ -316,6 +379,43 @@ mod tests {
         assert!(reopened.get(&key(5, 1)).is_none());
         let again = PlanStore::open(dir.path(), "d1".into()).unwrap();
         assert!(again.get(&key(5, 1)).is_none());
+    }
+
+    #[test]
+    fn clean_plans_are_records_of_one_file_per_mailbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PlanStore::open(dir.path(), "d1".into()).unwrap();
+        for uid in 1..=3 {
+            store.put(&key(5, uid), plan(false));
+        }
+        store.put(&key(5, 4), plan(true));
+        let degraded = MaskPlan {
+            status: ScanStatus::Degraded(vec![crate::mask::Degradation::Unparsable]),
+            ..plan(false)
+        };
+        store.put(&key(5, 5), degraded.clone());
+        let files: Vec<String> = std::fs::read_dir(store.uidvalidity_dir(&key(5, 1)))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let mut files = files;
+        files.sort();
+        assert_eq!(files, ["4.json", "5.json", "clean"]);
+
+        let reopened = PlanStore::open(dir.path(), "d1".into()).unwrap();
+        for uid in 1..=3 {
+            assert_eq!(*reopened.get(&key(5, uid)).unwrap(), plan(false));
+        }
+        assert_eq!(reopened.get(&key(5, 4)).unwrap().patches.len(), 1);
+        assert_eq!(*reopened.get(&key(5, 5)).unwrap(), degraded);
+        assert!(reopened.get(&key(5, 6)).is_none());
+        let other = PlanStore::open(dir.path(), "d2".into()).unwrap();
+        assert!(other.get(&key(5, 1)).is_none());
+        reopened.uidvalidity_seen("alice", "INBOX", 6);
+        assert!(PlanStore::open(dir.path(), "d1".into())
+            .unwrap()
+            .get(&key(5, 1))
+            .is_none());
     }
 
     #[test]

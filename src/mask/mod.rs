@@ -307,12 +307,15 @@ impl MaskPlan {
     }
 
     /// The plan without what only a masked message needs: a clean plan
-    /// keeps its length and status, which is all the proxy reads of it.
+    /// keeps its length and status, which is all the proxy reads of it
+    /// (the Message-ID hash names messages in mask records, and a clean
+    /// plan has none).
     pub fn compact(mut self) -> MaskPlan {
         if self.is_clean() {
             self.parts = Vec::new();
             self.sections = Vec::new();
             self.fields = Vec::new();
+            self.message_id_hash = None;
         }
         self
     }
