@@ -26,6 +26,13 @@ pub trait ContentFilter: Send {
         message: &'a [u8],
         literals: &'a [Range<usize>],
     ) -> impl Future<Output = Cow<'a, [u8]>> + Send + 'a;
+
+    /// A server message queued behind the ones being filtered, which will
+    /// be filtered in the state the filter is in now (only FETCH responses
+    /// come before it): the filter may start work on it (the masking filter
+    /// starts planning a message the response carries whole). Nothing may
+    /// leave for the client from here; order is kept by `filter`.
+    fn look_ahead(&mut self, _message: &[u8], _literals: &[Range<usize>]) {}
 }
 
 /// A command as it goes to the server: its bytes, with `literals` the

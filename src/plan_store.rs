@@ -111,7 +111,7 @@ impl PlanStore {
     }
 
     /// The plan of a message if the memory cache has it.
-    fn in_memory(&self, key: &PlanKey) -> Option<Arc<MaskPlan>> {
+    pub fn in_memory(&self, key: &PlanKey) -> Option<Arc<MaskPlan>> {
         self.lock().get(key).cloned()
     }
 

@@ -30,7 +30,7 @@ use crate::audit::{MaskApplied, SessionAudit};
 use crate::blocking::cpu;
 use crate::detect::Detector;
 use crate::hooks::{ClientMessage, CommandAction, CommandFilter, ContentFilter, Outgoing};
-use crate::imap::response::{ContentItem, ContentKind, FetchContent, Inspection};
+use crate::imap::response::{self, ContentItem, ContentKind, FetchContent, Inspection};
 use crate::imap::search;
 use crate::imap::selection::{self, Change, Selected, Selection};
 use crate::imap::{syntax, view};
@@ -133,7 +133,15 @@ pub struct Masking<S> {
     audit: SessionAudit,
     /// Messages whose masks were already recorded in this session.
     audited: HashSet<PlanKey>,
+    /// Plans being made ahead of the filter ([`LOOK_AHEAD_SCANS`]).
+    ahead: Arc<tokio::sync::Semaphore>,
 }
+
+/// A session plans at most this many queued messages ahead of its filter
+/// (each on a task of its own, with its own copy of the message)...
+const LOOK_AHEAD_SCANS: usize = 2;
+/// ...and only messages of at most this many bytes.
+const LOOK_AHEAD_BYTES: usize = 8 * 1024 * 1024;
 
 /// Both filters of one session.
 /// `source` is cloned: each side asks it for messages on its own.
@@ -155,6 +163,7 @@ pub fn for_session<S: MessageSource + Clone>(
             state: state.clone(),
             audit,
             audited: HashSet::new(),
+            ahead: Arc::new(tokio::sync::Semaphore::new(LOOK_AHEAD_SCANS)),
         },
         CommandSide {
             planner: Planner {
@@ -351,6 +360,25 @@ impl<S: MessageSource> ContentFilter for Masking<S> {
             Inspection::Fetch(content) => self.mask_fetch(content, message, literals).await,
             Inspection::Unparsed => self.mask_unparsed(message, literals).await,
             Inspection::NoContent => self.other_response(message),
+        }
+    }
+
+    fn look_ahead(&mut self, message: &[u8], literals: &[Range<usize>]) {
+        if message.len() > LOOK_AHEAD_BYTES {
+            return;
+        }
+        let Ok(permit) = self.ahead.clone().try_acquire_owned() else {
+            return;
+        };
+        let Inspection::Fetch(content) = response::inspect(message, literals) else {
+            return;
+        };
+        let (Some(selected), Some(uid)) = (self.selected(), content.uid) else {
+            return;
+        };
+        if let Some(whole) = whole_item(&content, message) {
+            self.planner
+                .plan_ahead(&selected, uid, whole.to_vec(), permit);
         }
     }
 }

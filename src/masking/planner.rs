@@ -45,7 +45,9 @@ pub(super) struct Planner<S> {
     pub(super) source: S,
 }
 
-impl<S: MessageSource> Planner<S> {
+/// What needs no source: planning the bytes of a message in hand (a
+/// `Planner<()>` does only that, for the look-ahead).
+impl<S> Planner<S> {
     pub(super) fn key(&self, selected: &Selected, uid: u32) -> PlanKey {
         PlanKey {
             account: self.account.clone(),
@@ -53,74 +55,6 @@ impl<S: MessageSource> Planner<S> {
             uidvalidity: selected.uidvalidity,
             uid,
         }
-    }
-
-    /// The plan of message `uid`: cached, or made from the whole message in
-    /// `response` if it carries it, or from the message fetched whole. One
-    /// scan per message: sessions asking for a plan another is making wait
-    /// for it ([`crate::plan_store::PlanStore::get_or_plan`]).
-    pub(super) async fn plan_for(
-        &mut self,
-        selected: &Selected,
-        uid: u32,
-        response: Option<(&FetchContent, &[u8])>,
-    ) -> Result<Arc<MaskPlan>, Unplanned> {
-        let key = self.key(selected, uid);
-        let whole = response.and_then(|(content, message)| whole_item(content, message));
-        // A whole message of another length is not the planned one.
-        let usable = |plan: &MaskPlan| whole.is_none_or(|w| w.len() == plan.message_len);
-        let store = self.context.store.clone();
-        store
-            .get_or_plan(&key, usable, || self.make_plan(&key, selected, whole))
-            .await
-    }
-
-    /// Scans a message for `get_or_plan`: from `whole` when the response
-    /// carries it, else fetched; keeps the original of a masked one in the
-    /// vault.
-    async fn make_plan(
-        &mut self,
-        key: &PlanKey,
-        selected: &Selected,
-        whole: Option<&[u8]>,
-    ) -> Result<MaskPlan, Unplanned> {
-        let uid = key.uid;
-        let fetched;
-        let raw = match whole {
-            Some(raw) => raw,
-            None => match self
-                .source
-                .whole_message(selected, uid, self.context.limits.max_message_bytes)
-                .await
-            {
-                Ok(Whole::Message(raw)) => {
-                    fetched = raw;
-                    &fetched[..]
-                }
-                Ok(Whole::TooLarge { size, header }) => {
-                    let limits = &self.context.limits;
-                    let plan = match header {
-                        Some(header) => cpu(|| {
-                            mask::plan_too_large(
-                                &header,
-                                size,
-                                self.context.detector.as_ref(),
-                                &self.context.key,
-                                limits,
-                            )
-                        }),
-                        None => MaskPlan::too_large(size, limits.max_message_bytes),
-                    };
-                    return Ok(self.scanned(key, plan));
-                }
-                Ok(Whole::Gone) => return Err(Unplanned::Gone),
-                Err(e) => {
-                    warn!(account = %self.account, mailbox = %key.mailbox, uid, error = %e, "cannot fetch a message to scan it");
-                    return Err(Unplanned::Unavailable);
-                }
-            },
-        };
-        Ok(self.plan_raw(key, raw).await)
     }
 
     /// Plans the whole message `raw` and keeps its original when it has
@@ -131,63 +65,6 @@ impl<S: MessageSource> Planner<S> {
             self.keep_original(key, raw, &plan).await;
         }
         self.scanned(key, plan)
-    }
-
-    /// Plans every message of `uids` in `selected` that has no plan yet,
-    /// fetching them in batches: their sizes in one command per
-    /// [`BATCH_MESSAGES`], then the messages themselves in commands of at
-    /// most [`BATCH_BYTES`] (a larger message alone), so a mailbox takes a
-    /// few round trips, not two per message, and memory stays bounded.
-    /// Messages too large to scan, and any a batch did not bring (gone, or
-    /// changed size), are left to [`Self::plan_for`], one by one.
-    pub(super) async fn plan_missing(
-        &mut self,
-        selected: &Selected,
-        uids: &[u32],
-    ) -> Result<(), SourceError> {
-        let missing: Vec<u32> = uids
-            .iter()
-            .copied()
-            .filter(|&uid| self.context.store.get(&self.key(selected, uid)).is_none())
-            .collect();
-        let mut sizes = Vec::with_capacity(missing.len());
-        for chunk in missing.chunks(BATCH_MESSAGES) {
-            sizes.extend(self.source.sizes(selected, chunk).await?);
-        }
-        let max = self.context.limits.max_message_bytes;
-        let mut batch: Vec<(u32, usize)> = Vec::new();
-        let mut bytes = 0;
-        for (uid, size) in sizes.into_iter().filter(|&(_, size)| size <= max) {
-            if !batch.is_empty() && (bytes + size > BATCH_BYTES || batch.len() == BATCH_MESSAGES) {
-                self.plan_batch(selected, &batch).await?;
-                batch.clear();
-                bytes = 0;
-            }
-            batch.push((uid, size));
-            bytes += size;
-        }
-        self.plan_batch(selected, &batch).await
-    }
-
-    /// Fetches the messages of `batch` (UID, size) in one command and plans
-    /// each that came whole, at the size it had.
-    async fn plan_batch(
-        &mut self,
-        selected: &Selected,
-        batch: &[(u32, usize)],
-    ) -> Result<(), SourceError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let uids: Vec<u32> = batch.iter().map(|&(uid, _)| uid).collect();
-        for (uid, raw) in self.source.whole_messages(selected, &uids).await? {
-            if batch.contains(&(uid, raw.len())) {
-                let key = self.key(selected, uid);
-                let plan = self.plan_raw(&key, &raw).await;
-                self.context.store.put(&key, plan);
-            }
-        }
-        Ok(())
     }
 
     /// Logs a scan: one `message scanned` line per plan made (tests count
@@ -267,6 +144,181 @@ impl<S: MessageSource> Planner<S> {
         }
     }
 
+    /// Scans a message where it lies, uncopied (milliseconds, once per
+    /// message).
+    /// Starts planning message `uid` of `selected` from `raw`, the whole
+    /// message a queued response carries, on a task of its own, so that it
+    /// is scanned while the session's filter still works on the responses
+    /// before it; the filter then finds the plan made, or waits for it
+    /// ([`crate::plan_store::PlanStore::get_or_plan`]: one scan either way,
+    /// and the original is in the vault before any masked byte leaves).
+    /// `permit` is held until the plan is made.
+    pub(super) fn plan_ahead(
+        &self,
+        selected: &Selected,
+        uid: u32,
+        raw: Vec<u8>,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) {
+        let key = self.key(selected, uid);
+        if self.context.store.in_memory(&key).is_some() {
+            return;
+        }
+        let planner = Planner {
+            context: self.context.clone(),
+            account: self.account.clone(),
+            source: (),
+        };
+        tokio::spawn(async move {
+            let store = planner.context.store.clone();
+            let usable = |plan: &MaskPlan| plan.message_len == raw.len();
+            let made = store
+                .get_or_plan(&key, usable, || async {
+                    Ok::<_, Unplanned>(planner.plan_raw(&key, &raw).await)
+                })
+                .await;
+            drop((made, permit));
+        });
+    }
+
+    pub(super) fn plan_bytes(&self, raw: &[u8]) -> MaskPlan {
+        cpu(|| {
+            mask::plan_message(
+                raw,
+                &self.context.detector,
+                &self.context.key,
+                &self.context.limits,
+            )
+        })
+    }
+}
+
+impl<S: MessageSource> Planner<S> {
+    /// The plan of message `uid`: cached, or made from the whole message in
+    /// `response` if it carries it, or from the message fetched whole. One
+    /// scan per message: sessions asking for a plan another is making wait
+    /// for it ([`crate::plan_store::PlanStore::get_or_plan`]).
+    pub(super) async fn plan_for(
+        &mut self,
+        selected: &Selected,
+        uid: u32,
+        response: Option<(&FetchContent, &[u8])>,
+    ) -> Result<Arc<MaskPlan>, Unplanned> {
+        let key = self.key(selected, uid);
+        let whole = response.and_then(|(content, message)| whole_item(content, message));
+        // A whole message of another length is not the planned one.
+        let usable = |plan: &MaskPlan| whole.is_none_or(|w| w.len() == plan.message_len);
+        let store = self.context.store.clone();
+        store
+            .get_or_plan(&key, usable, || self.make_plan(&key, selected, whole))
+            .await
+    }
+
+    /// Scans a message for `get_or_plan`: from `whole` when the response
+    /// carries it, else fetched; keeps the original of a masked one in the
+    /// vault.
+    async fn make_plan(
+        &mut self,
+        key: &PlanKey,
+        selected: &Selected,
+        whole: Option<&[u8]>,
+    ) -> Result<MaskPlan, Unplanned> {
+        let uid = key.uid;
+        let fetched;
+        let raw = match whole {
+            Some(raw) => raw,
+            None => match self
+                .source
+                .whole_message(selected, uid, self.context.limits.max_message_bytes)
+                .await
+            {
+                Ok(Whole::Message(raw)) => {
+                    fetched = raw;
+                    &fetched[..]
+                }
+                Ok(Whole::TooLarge { size, header }) => {
+                    let limits = &self.context.limits;
+                    let plan = match header {
+                        Some(header) => cpu(|| {
+                            mask::plan_too_large(
+                                &header,
+                                size,
+                                self.context.detector.as_ref(),
+                                &self.context.key,
+                                limits,
+                            )
+                        }),
+                        None => MaskPlan::too_large(size, limits.max_message_bytes),
+                    };
+                    return Ok(self.scanned(key, plan));
+                }
+                Ok(Whole::Gone) => return Err(Unplanned::Gone),
+                Err(e) => {
+                    warn!(account = %self.account, mailbox = %key.mailbox, uid, error = %e, "cannot fetch a message to scan it");
+                    return Err(Unplanned::Unavailable);
+                }
+            },
+        };
+        Ok(self.plan_raw(key, raw).await)
+    }
+
+    /// Plans every message of `uids` in `selected` that has no plan yet,
+    /// fetching them in batches: their sizes in one command per
+    /// [`BATCH_MESSAGES`], then the messages themselves in commands of at
+    /// most [`BATCH_BYTES`] (a larger message alone), so a mailbox takes a
+    /// few round trips, not two per message, and memory stays bounded.
+    /// Messages too large to scan, and any a batch did not bring (gone, or
+    /// changed size), are left to [`Self::plan_for`], one by one.
+    pub(super) async fn plan_missing(
+        &mut self,
+        selected: &Selected,
+        uids: &[u32],
+    ) -> Result<(), SourceError> {
+        let missing: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|&uid| self.context.store.get(&self.key(selected, uid)).is_none())
+            .collect();
+        let mut sizes = Vec::with_capacity(missing.len());
+        for chunk in missing.chunks(BATCH_MESSAGES) {
+            sizes.extend(self.source.sizes(selected, chunk).await?);
+        }
+        let max = self.context.limits.max_message_bytes;
+        let mut batch: Vec<(u32, usize)> = Vec::new();
+        let mut bytes = 0;
+        for (uid, size) in sizes.into_iter().filter(|&(_, size)| size <= max) {
+            if !batch.is_empty() && (bytes + size > BATCH_BYTES || batch.len() == BATCH_MESSAGES) {
+                self.plan_batch(selected, &batch).await?;
+                batch.clear();
+                bytes = 0;
+            }
+            batch.push((uid, size));
+            bytes += size;
+        }
+        self.plan_batch(selected, &batch).await
+    }
+
+    /// Fetches the messages of `batch` (UID, size) in one command and plans
+    /// each that came whole, at the size it had.
+    async fn plan_batch(
+        &mut self,
+        selected: &Selected,
+        batch: &[(u32, usize)],
+    ) -> Result<(), SourceError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let uids: Vec<u32> = batch.iter().map(|&(uid, _)| uid).collect();
+        for (uid, raw) in self.source.whole_messages(selected, &uids).await? {
+            if batch.contains(&(uid, raw.len())) {
+                let key = self.key(selected, uid);
+                let plan = self.plan_raw(&key, &raw).await;
+                self.context.store.put(&key, plan);
+            }
+        }
+        Ok(())
+    }
+
     /// The original of a masked message and its codes: from the vault,
     /// else from the server (the codes found again).
     pub(super) async fn original_and_codes(
@@ -299,18 +351,6 @@ impl<S: MessageSource> Planner<S> {
         Some((raw, codes))
     }
 
-    /// Scans a message where it lies, uncopied (milliseconds, once per
-    /// message).
-    pub(super) fn plan_bytes(&self, raw: &[u8]) -> MaskPlan {
-        cpu(|| {
-            mask::plan_message(
-                raw,
-                &self.context.detector,
-                &self.context.key,
-                &self.context.limits,
-            )
-        })
-    }
 }
 
 /// The codes of message `raw`, found again by the detector.

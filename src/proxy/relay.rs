@@ -738,7 +738,7 @@ async fn send(
 /// from reading the server once this much is held. A message larger than
 /// this waits until it is the only one held (its own size is bounded by
 /// `limits.max_message_bytes`).
-const IN_FLIGHT_BYTES: u32 = 256 * 1024;
+const IN_FLIGHT_BYTES: u32 = 1024 * 1024;
 
 /// How many messages each of the two queues of the server-to-client path
 /// holds at most, however small they are.
@@ -886,7 +886,30 @@ async fn filter_stage<F: ContentFilter>(
     mut from_reader: mpsc::Receiver<Down>,
     to_writer: mpsc::Sender<Down>,
 ) {
-    while let Some(mut down) = from_reader.recv().await {
+    // Messages taken from the reader and not filtered yet, oldest first.
+    let mut queued = std::collections::VecDeque::new();
+    loop {
+        while queued.len() < LOOK_AHEAD {
+            let Ok(down) = from_reader.try_recv() else {
+                break;
+            };
+            // Behind FETCH responses only (and behind at least one: the
+            // first is filtered at once), a message is filtered in the
+            // state the filter has now: it may look ahead at it.
+            if let Down::Message(m) = &down {
+                if !queued.is_empty() && queued.iter().all(is_fetch) {
+                    filter.look_ahead(&m.bytes, &m.literals);
+                }
+            }
+            queued.push_back(down);
+        }
+        let next = match queued.pop_front() {
+            Some(down) => Some(down),
+            None => from_reader.recv().await,
+        };
+        let Some(mut down) = next else {
+            return;
+        };
         if let Down::Message(m) = &mut down {
             // Boxed: the task waiting for the next message holds only
             // the queue's state, not the filter's (each idle session has
@@ -900,6 +923,24 @@ async fn filter_stage<F: ContentFilter>(
             return;
         }
     }
+}
+
+/// At most this many server messages are taken from the reader ahead of
+/// the one being filtered, for [`ContentFilter::look_ahead`] (they hold
+/// their share of [`IN_FLIGHT_BYTES`] meanwhile, as in the queue).
+const LOOK_AHEAD: usize = 4;
+
+/// An untagged FETCH response: it changes no state a filter keeps.
+fn is_fetch(down: &Down) -> bool {
+    let Down::Message(m) = down else {
+        return false;
+    };
+    let rest = m.bytes.strip_prefix(b"* ").unwrap_or_default();
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    digits > 0
+        && rest
+            .get(digits..digits + 7)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b" FETCH "))
 }
 
 /// What the client gets of server message `message` when it differs from
@@ -1579,5 +1620,94 @@ mod tests {
         assert!(matches!(outcome.end, RelayEnd::ServerClosed), "{outcome:?}");
         let mut buf = [0u8; 1];
         assert_eq!(client.read(&mut buf).await.unwrap(), 0);
+    }
+
+    /// A content filter that records what it looked ahead at and what it
+    /// filtered, and holds the first message until `go` is notified.
+    struct Recording {
+        go: Arc<Notify>,
+        seen: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl ContentFilter for Recording {
+        async fn filter<'a>(
+            &'a mut self,
+            _inspection: &'a response::Inspection,
+            message: &'a [u8],
+            _literals: &'a [std::ops::Range<usize>],
+        ) -> Cow<'a, [u8]> {
+            if message.starts_with(b"* 1 FETCH") {
+                self.go.notified().await;
+            }
+            let line = String::from_utf8_lossy(message).trim_end().to_string();
+            self.seen.lock().unwrap().push(format!("filter {line}"));
+            Cow::Borrowed(message)
+        }
+
+        fn look_ahead(&mut self, message: &[u8], _literals: &[std::ops::Range<usize>]) {
+            let line = String::from_utf8_lossy(message).trim_end().to_string();
+            self.seen.lock().unwrap().push(format!("ahead {line}"));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_filter_looks_ahead_only_past_fetch_responses_and_keeps_the_order() {
+        let (go, seen) = (Arc::new(Notify::new()), Arc::new(std::sync::Mutex::new(Vec::new())));
+        let filter = Recording {
+            go: go.clone(),
+            seen: seen.clone(),
+        };
+        let (to_filter, from_reader) = mpsc::channel(16);
+        let (to_writer, mut from_filter) = mpsc::channel(16);
+        let stage = tokio::spawn(filter_stage(
+            filter,
+            SessionAudit::default(),
+            from_reader,
+            to_writer,
+        ));
+        let share = Arc::new(tokio::sync::Semaphore::new(1 << 20));
+        let messages = [
+            "* 1 FETCH (FLAGS ())",
+            "* 2 FETCH (FLAGS ())",
+            "* 3 fetch (FLAGS ())",
+            "a1 OK done",
+            "* 4 FETCH (FLAGS ())",
+        ];
+        // The first is taken alone and held; the others queue behind it.
+        for (i, m) in messages.iter().enumerate() {
+            let down = Down::Message(InFlight {
+                bytes: format!("{m}\r\n").into_bytes(),
+                literals: Vec::new(),
+                tagged_line: Vec::new(),
+                _share: share.clone().acquire_owned().await.unwrap(),
+            });
+            to_filter.send(down).await.unwrap();
+            if i == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        tokio::task::yield_now().await;
+        go.notify_one();
+        let mut out = Vec::new();
+        for _ in messages {
+            let Some(Down::Message(m)) = from_filter.recv().await else {
+                panic!("the filter stage ended early");
+            };
+            out.push(String::from_utf8(m.bytes).unwrap().trim_end().to_string());
+        }
+        assert_eq!(out, messages);
+        drop(to_filter);
+        stage.await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let ahead: Vec<&String> = seen.iter().filter(|s| s.starts_with("ahead")).collect();
+        // Behind FETCH responses only: 3 and the tagged response; not 2
+        // (filtered next), not 4 (behind the tagged response), not 1.
+        assert_eq!(
+            ahead,
+            ["ahead * 3 fetch (FLAGS ())", "ahead a1 OK done"],
+            "{seen:?}"
+        );
+        let filtered: Vec<&String> = seen.iter().filter(|s| s.starts_with("filter")).collect();
+        assert_eq!(filtered.len(), messages.len(), "{seen:?}");
     }
 }
