@@ -302,6 +302,10 @@ impl<F: ContentFilter> ContentFilter for Content<F> {
         let out = self.inner.filter(inspection, message, literals).await;
         after_masking(&self.context, &self.state, message, out)
     }
+
+    fn look_ahead(&mut self, message: &[u8], literals: &[Range<usize>]) {
+        self.inner.look_ahead(message, literals);
+    }
 }
 
 /// The server-side work on a message masking has passed (see [`Content`]).
@@ -369,6 +373,42 @@ mod tests {
     use super::*;
     use crate::vault::MessageIdentity;
     use std::time::Duration;
+
+    /// Counts what it is asked to look ahead at.
+    struct Ahead(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl ContentFilter for Ahead {
+        async fn filter<'a>(
+            &'a mut self,
+            _inspection: &'a Inspection,
+            message: &'a [u8],
+            _literals: &'a [Range<usize>],
+        ) -> Cow<'a, [u8]> {
+            Cow::Borrowed(message)
+        }
+
+        fn look_ahead(&mut self, _message: &[u8], _literals: &[Range<usize>]) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn the_masking_filter_inside_is_asked_to_look_ahead() {
+        let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut content = Content {
+            inner: Ahead(seen.clone()),
+            context: Arc::new(Context {
+                account: "a".into(),
+                name: "Giftlock/Unlocked".into(),
+                windows: Windows::default(),
+                vault: None,
+                internal_dates: None,
+            }),
+            state: SharedState::default(),
+        };
+        content.look_ahead(b"* 2 FETCH (UID 2 BODY[] {1}\r\nx)\r\n", &[]);
+        assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
 
     #[test]
     fn mailbox_updates_are_recognised() {
