@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::mask::{MaskPlan, ScanStatus};
+use crate::mask::MaskPlan;
 
 mod clean;
 
@@ -150,7 +150,7 @@ impl PlanStore {
                 uid,
                 ..key.clone()
             };
-            self.remember(&key, Arc::new(clean_plan(message_len)));
+            self.remember(&key, Arc::new(MaskPlan::clean(message_len)));
         }
     }
 
@@ -284,7 +284,7 @@ impl PlanStore {
     fn write(&self, key: &PlanKey, plan: &MaskPlan) -> std::io::Result<()> {
         let dir = self.uidvalidity_dir(key);
         crate::durable::create_dir_all(&dir, 0o700)?;
-        if *plan == clean_plan(plan.message_len) {
+        if *plan == MaskPlan::clean(plan.message_len) {
             let mut file = crate::durable::open_append(&dir.join(clean::FILE), 0o600)?;
             let record = clean::record(&self.detector, key.uid, plan.message_len as u64);
             return std::io::Write::write_all(&mut file, &record);
@@ -296,21 +296,6 @@ impl PlanStore {
         };
         let bytes = serde_json::to_vec(&stored).map_err(std::io::Error::other)?;
         crate::durable::replace(&path, &bytes, 0o600)
-    }
-}
-
-/// The plan of a clean message of `message_len` bytes, scanned whole:
-/// what [`MaskPlan::compact`] leaves of it, and all a clean record holds.
-fn clean_plan(message_len: usize) -> MaskPlan {
-    MaskPlan {
-        message_len,
-        patches: Vec::new(),
-        parts: Vec::new(),
-        sections: Vec::new(),
-        fields: Vec::new(),
-        masks: Vec::new(),
-        status: ScanStatus::Complete,
-        message_id_hash: None,
     }
 }
 
@@ -337,7 +322,6 @@ mod tests {
 
     fn plan(patched: bool) -> MaskPlan {
         MaskPlan {
-            message_len: 10,
             patches: match patched {
                 true => vec![Patch {
                     offset: 2,
@@ -345,14 +329,10 @@ mod tests {
                 }],
                 false => Vec::new(),
             },
-            parts: Vec::new(),
-            sections: Vec::new(),
-            fields: Vec::new(),
-            masks: Vec::new(),
-            status: ScanStatus::Complete,
-            message_id_hash: None,
+            ..MaskPlan::clean(10)
         }
     }
+
 
     fn key(uidvalidity: u32, uid: u32) -> PlanKey {
         PlanKey {

@@ -282,8 +282,9 @@ pub struct MaskPlan {
 }
 
 impl MaskPlan {
-    /// The plan of a message not scanned because it is larger than `limit`.
-    pub fn too_large(message_len: usize, limit: usize) -> MaskPlan {
+    /// The plan of a clean message of `message_len` bytes, scanned whole,
+    /// as [`MaskPlan::compact`] leaves it.
+    pub fn clean(message_len: usize) -> MaskPlan {
         MaskPlan {
             message_len,
             patches: Vec::new(),
@@ -291,8 +292,16 @@ impl MaskPlan {
             sections: Vec::new(),
             fields: Vec::new(),
             masks: Vec::new(),
-            status: ScanStatus::TooLarge { message_len, limit },
+            status: ScanStatus::Complete,
             message_id_hash: None,
+        }
+    }
+
+    /// The plan of a message not scanned because it is larger than `limit`.
+    pub fn too_large(message_len: usize, limit: usize) -> MaskPlan {
+        MaskPlan {
+            status: ScanStatus::TooLarge { message_len, limit },
+            ..MaskPlan::clean(message_len)
         }
     }
 
