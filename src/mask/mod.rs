@@ -3,9 +3,11 @@
 //!
 //! # How a message is read
 //!
-//! mail-parser gives the MIME tree and the raw offsets of every part. Each
-//! part that a reader can see as text is decoded here again, this time with
-//! a map from every decoded character back to its raw bytes:
+//! mail-parser's part-splitting gives the MIME tree and the raw offsets of
+//! every part ([`skeleton`] follows it without decoding any body; what it
+//! does not reproduce, mail-parser parses itself). Each part that a reader
+//! can see as text is decoded here, with a map from every decoded character
+//! back to its raw bytes:
 //! transfer encoding ([`transfer`]: 7bit/8bit/binary, quoted-printable,
 //! base64), then charset ([`charset`]: UTF-8, ISO-2022-JP, Shift_JIS/CP932,
 //! EUC-JP, ISO-8859-*, Windows-125x, the other WHATWG charsets), then for
