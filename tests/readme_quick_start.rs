@@ -8,12 +8,13 @@ use needs::Need;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Two distinct free ports: both are held until both are chosen (a port
+/// let go at once may be the next one the kernel hands out).
+fn two_free_ports() -> (u16, u16) {
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (a, b) = (bind(), bind());
+    let port = |l: &std::net::TcpListener| l.local_addr().unwrap().port();
+    (port(&a), port(&b))
 }
 
 #[test]
@@ -23,11 +24,12 @@ fn demo_check_fetches_a_message_through_giftlock() {
     }
     let root = env!("CARGO_MANIFEST_DIR");
     let started = Instant::now();
+    let (starttls_port, imaps_port) = two_free_ports();
     let mut child = Command::new(format!("{root}/integration/demo.sh"))
         .arg("--check")
         .env("DEMO_GIFTLOCK", env!("CARGO_BIN_EXE_giftlock"))
-        .env("DEMO_STARTTLS_PORT", free_port().to_string())
-        .env("DEMO_IMAPS_PORT", free_port().to_string())
+        .env("DEMO_STARTTLS_PORT", starttls_port.to_string())
+        .env("DEMO_IMAPS_PORT", imaps_port.to_string())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
