@@ -130,6 +130,17 @@ pub(crate) struct Rule {
     min_score: i32,
 }
 
+impl Rule {
+    /// Whether mail from `sender` comes from the rule's brand (user rules
+    /// name no senders).
+    fn sent_by(&self, sender: &str) -> bool {
+        match self.matcher {
+            Matcher::Builtin(b) => rules::sender_matches(sender, b.senders),
+            Matcher::User { .. } => false,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) enum Matcher {
     Builtin(&'static Builtin),
@@ -310,12 +321,9 @@ impl Detector {
     /// positive label or brand. See [`Detector::may_find_in`].
     pub fn context_counts(&self, ctx: &TextContext<'_>) -> bool {
         let keywords = &self.inner.keywords;
-        ctx.sender.is_some_and(|s| {
-            self.inner.rules.iter().any(|r| match r.matcher {
-                Matcher::Builtin(b) => rules::sender_matches(s, b.senders),
-                Matcher::User { .. } => false,
-            })
-        }) || ctx
+        ctx.sender
+            .is_some_and(|s| self.inner.rules.iter().any(|r| r.sent_by(s)))
+            || ctx
             .subject
             .is_some_and(|s| keywords.any_anchor(&keywords::normalize(s)))
     }

@@ -3,7 +3,7 @@
 
 use super::keywords::{normalize, Hit, Hits, Polarity};
 use super::normview::NormView;
-use super::rules::{luhn_valid, sender_matches, Charset, Sep, Shape};
+use super::rules::{luhn_valid, Charset, Sep, Shape};
 use super::tokens::{fold_into, for_each_word, Interest, Word, MAX_GROUPS};
 use super::{CodeKind, Finding, Inner, Matcher, TextContext};
 use std::ops::Range;
@@ -395,10 +395,7 @@ impl<'a> Scan<'a> {
         let per_rule = self.sender.get_or_insert_with(|| {
             det.rules
                 .iter()
-                .map(|r| match (&r.matcher, sender) {
-                    (Matcher::Builtin(b), Some(s)) => sender_matches(s, b.senders),
-                    _ => false,
-                })
+                .map(|r| sender.is_some_and(|s| r.sent_by(s)))
                 .collect()
         });
         per_rule.get(index).copied().unwrap_or(false)

@@ -309,8 +309,7 @@ fn nested_end(raw: &[u8], after: usize, boundary: Option<&[u8]>) -> Option<usize
     let before = pos.checked_sub(2)?;
     Some(match raw.get(before) {
         Some(b'\r') => before,
-        Some(_) => pos - 1,
-        None => pos.checked_sub(1)?,
+        _ => pos - 1,
     })
 }
 

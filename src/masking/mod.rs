@@ -377,8 +377,7 @@ impl<S: MessageSource> ContentFilter for Masking<S> {
             return;
         };
         if let Some(whole) = whole_item(&content, message) {
-            self.planner
-                .plan_ahead(&selected, uid, whole.to_vec(), permit);
+            self.planner.plan_ahead(&selected, uid, whole, permit);
         }
     }
 }

@@ -152,18 +152,20 @@ impl<S> Planner<S> {
     /// before it; the filter then finds the plan made, or waits for it
     /// ([`crate::plan_store::PlanStore::get_or_plan`]: one scan either way,
     /// and the original is in the vault before any masked byte leaves).
-    /// `permit` is held until the plan is made.
+    /// `permit` is held until the plan is made. A message already planned
+    /// in memory is left alone (and not copied).
     pub(super) fn plan_ahead(
         &self,
         selected: &Selected,
         uid: u32,
-        raw: Vec<u8>,
+        raw: &[u8],
         permit: tokio::sync::OwnedSemaphorePermit,
     ) {
         let key = self.key(selected, uid);
         if self.context.store.in_memory(&key).is_some() {
             return;
         }
+        let raw = raw.to_vec();
         let planner = Planner {
             context: self.context.clone(),
             account: self.account.clone(),

@@ -932,15 +932,7 @@ const LOOK_AHEAD: usize = 4;
 
 /// An untagged FETCH response: it changes no state a filter keeps.
 fn is_fetch(down: &Down) -> bool {
-    let Down::Message(m) = down else {
-        return false;
-    };
-    let rest = m.bytes.strip_prefix(b"* ").unwrap_or_default();
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    digits > 0
-        && rest
-            .get(digits..digits + 7)
-            .is_some_and(|w| w.eq_ignore_ascii_case(b" FETCH "))
+    matches!(down, Down::Message(m) if response::is_fetch_response(&m.bytes))
 }
 
 /// What the client gets of server message `message` when it differs from
