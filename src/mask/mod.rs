@@ -41,7 +41,10 @@
 //! length. The policy above does not change: base64 parts that are not
 //! text (images, archives, PDFs) are not decoded at all, as before, and
 //! every other part is. [`plan_message_exhaustive`] plans without the
-//! prefilter and gives the same plan.
+//! prefilter and gives the same plan. The first walk of a message only
+//! looks for codes: a clean message's plan is [`MaskPlan::clean`] (with
+//! its status), and only the second walk of a message with a finding
+//! records the sections, parts and fields a masked view is served from.
 //!
 //! # How a code is masked
 //!

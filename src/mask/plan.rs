@@ -141,6 +141,9 @@ fn plan_in(
             None => MaskPlan::too_large(raw.len(), limits.max_message_bytes),
         };
     }
+    // The first walk only looks for codes: a clean message's plan is its
+    // length and status (what `MaskPlan::compact` keeps), so the structure
+    // a masked view is served from is recorded by the second walk alone.
     let mut planner = Planner::new(scanner, key, limits, mode);
     planner.plan_bytes(raw, 0, None);
     if planner.known.is_empty() {
@@ -149,6 +152,7 @@ fn plan_in(
     // A message with a code: plan it again, this time masking every
     // further occurrence of its codes too (`mask::echo`).
     let mut echoing = Planner::new(scanner, key, limits, mode);
+    echoing.structure = true;
     echoing.echo = planner.known;
     echoing.plan_bytes(raw, 0, None);
     echoing.finish(raw)
@@ -244,12 +248,14 @@ fn touches(patches: &[Patch], range: &Range<usize>) -> bool {
 
 fn parser() -> &'static MessageParser {
     static PARSER: OnceLock<MessageParser> = OnceLock::new();
-    // Only the headers the walker reads are parsed; the rest stay raw.
+    // Only the headers the walker reads are parsed; the others are only
+    // skipped (their offsets are all it reads of them).
     PARSER.get_or_init(|| {
         MessageParser::new()
             .with_mime_headers()
             .header_address(HeaderName::From)
             .header_id(HeaderName::MessageId)
+            .default_header_ignore()
     })
 }
 
@@ -308,6 +314,9 @@ struct Planner<'a> {
     known: KnownCodes,
     /// The codes of a first walk, whose every occurrence this walk masks.
     echo: KnownCodes,
+    /// Whether this walk records the sections, parts, header fields and
+    /// Message-ID hash a masked view is served from.
+    structure: bool,
 }
 
 /// A part's raw header and body ranges, clamped to the message.
@@ -364,6 +373,7 @@ impl<'a> Planner<'a> {
             message_id_hash: None,
             known: KnownCodes::default(),
             echo: KnownCodes::default(),
+            structure: false,
         }
     }
 
@@ -534,7 +544,7 @@ impl<'a> Planner<'a> {
             counts: true,
         };
         let (header, text) = part_ranges(root, raw.len());
-        if prefix.is_none() {
+        if prefix.is_none() && self.structure {
             self.message_id_hash = tree
                 .message_id
                 .as_ref()
@@ -548,13 +558,15 @@ impl<'a> Planner<'a> {
         }
         for f in &root.fields {
             let value = clamp(f.offset_start..f.offset_end, raw.len());
-            self.fields.push(FieldPlan {
-                message: prefix.unwrap_or_default().to_string(),
-                name: f.name.to_string(),
-                field: clamp(f.offset_field..value.end, raw.len()),
-                breaks: line_breaks(raw, &value),
-                value: value.clone(),
-            });
+            if self.structure {
+                self.fields.push(FieldPlan {
+                    message: prefix.unwrap_or_default().to_string(),
+                    name: f.name.to_string(),
+                    field: clamp(f.offset_field..value.end, raw.len()),
+                    breaks: line_breaks(raw, &value),
+                    value: value.clone(),
+                });
+            }
             if f.is_subject && ctx.subject.is_none() {
                 let quick = match self.mode {
                     Mode::Exhaustive => None,
@@ -628,12 +640,14 @@ impl<'a> Planner<'a> {
                 .map(|root| part_ranges(root, raw.len())),
             _ => None,
         };
-        self.sections.push(SectionPlan {
-            path: path.clone(),
-            mime,
-            body,
-            message: nested,
-        });
+        if self.structure {
+            self.sections.push(SectionPlan {
+                path: path.clone(),
+                mime,
+                body,
+                message: nested,
+            });
+        }
         if id != 0 {
             let mime_path = format!("{path}.MIME");
             for f in &part.fields {
@@ -699,7 +713,9 @@ impl<'a> Planner<'a> {
                 plan.decoded_patches = coalesce(applied.decoded);
             }
         }
-        self.parts.push(plan);
+        if self.structure {
+            self.parts.push(plan);
+        }
     }
 
     /// The decoded length of a text body no scan needs to see; `None` if
@@ -739,6 +755,7 @@ impl<'a> Planner<'a> {
         let mut inner = Planner::new(self.scanner, self.key, self.limits, self.mode);
         inner.parts_seen = self.parts_seen;
         inner.echo = self.echo.clone();
+        inner.structure = self.structure;
         inner.plan_bytes(&decoded, depth + 1, Some(&path));
         self.parts_seen = inner.parts_seen;
         self.known.extend(std::mem::take(&mut inner.known));
@@ -767,14 +784,16 @@ impl<'a> Planner<'a> {
             mask.raw = body.start + first..body.start + last;
             self.masks.push(mask);
         }
-        self.parts.push(PartPlan {
-            path,
-            header,
-            body,
-            encoding,
-            decoded_len: decoded.len(),
-            decoded_patches: coalesce(inner.edits),
-        });
+        if self.structure {
+            self.parts.push(PartPlan {
+                path,
+                header,
+                body,
+                encoding,
+                decoded_len: decoded.len(),
+                decoded_patches: coalesce(inner.edits),
+            });
+        }
     }
 
     /// Scans a unit as `scan` says, records its masks and edits.
@@ -1076,6 +1095,17 @@ mod tests {
             .replace("QX7R=2DK2PL-M9TZ", "GL71=2DD2**-****");
         assert_eq!(out, expected);
         assert_eq!(out.matches("QX7RK2PLM9TZ").count(), 4);
+    }
+
+    #[test]
+    fn a_header_name_with_a_non_ascii_second_character_is_planned() {
+        // `X` then a two-byte character: the name's first two bytes are
+        // not a character (slicing the name there used to panic).
+        let raw = "X\u{e9}-Note: code: QX7R-K2PL-M9TZ\r\nXé: x\r\n\r\nYour code: QX7R-K2PL-M9TZ\r\n";
+        let plan = plan(raw);
+        assert_eq!(plan.status, ScanStatus::Complete);
+        assert_eq!(plan.masks.len(), 1, "only the body's code is labelled for the test scanner");
+        assert!(!masked(raw).contains("Your code: QX7R"));
     }
 
     #[test]

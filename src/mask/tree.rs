@@ -233,9 +233,15 @@ pub(crate) fn is_free_text(name: &str) -> bool {
     FREE_TEXT_HEADERS.iter().any(is)
         || SHOWN_HEADERS.iter().any(is)
         || (name.len() > 2
-            && name[..2].eq_ignore_ascii_case("X-")
-            && !name.to_ascii_lowercase().contains("signature"))
+            && name.as_bytes()[..2].eq_ignore_ascii_case(b"X-")
+            && !name
+                .as_bytes()
+                .windows(SIGNATURE.len())
+                .any(|w| w.eq_ignore_ascii_case(SIGNATURE)))
 }
+
+/// `X-` fields whose name holds this (any case) carry signatures.
+const SIGNATURE: &[u8] = b"signature";
 
 /// Structured fields whose text clients show (`crate::mask::FREE_TEXT_HEADERS`
 /// holds the unstructured ones).
