@@ -29,10 +29,12 @@ fn oauth_setup(bench: &Bench, mechanism: &'static str) -> GiftlockSetup {
     setup
 }
 
-/// A running `giftlock auth test --flow FLOW`, its stdout in a file.
+/// A running `giftlock auth test --flow FLOW`, its stdout and stderr in
+/// files.
 struct Auth {
     child: Child,
     out: PathBuf,
+    err: PathBuf,
 }
 
 impl Auth {
@@ -41,6 +43,7 @@ impl Auth {
         let dir = bench.path().join("auth");
         fs::create_dir_all(&dir).unwrap();
         let out = dir.join(format!("{flow}.out"));
+        let err = dir.join(format!("{flow}.err"));
         let child = Command::new(env!("CARGO_BIN_EXE_giftlock"))
             .args([
                 "auth",
@@ -56,10 +59,10 @@ impl Auth {
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(File::create(&out).unwrap())
-            .stderr(File::create(dir.join(format!("{flow}.err"))).unwrap())
+            .stderr(File::create(&err).unwrap())
             .spawn()
             .expect("start giftlock auth");
-        Auth { child, out }
+        Auth { child, out, err }
     }
 
     /// Waits (bounded) for a printed line containing `needle`.
@@ -92,7 +95,12 @@ impl Auth {
             std::thread::sleep(Duration::from_millis(50));
         };
         let text = fs::read_to_string(&self.out).unwrap();
-        assert!(status.success(), "giftlock auth failed ({status}): {text}");
+        // What it said on stderr is the reason when it fails.
+        let err = fs::read_to_string(&self.err).unwrap_or_default();
+        assert!(
+            status.success(),
+            "giftlock auth failed ({status}): {text}\nstderr: {err}"
+        );
         assert!(text.contains("Authorised: account test"), "{text}");
         text
     }

@@ -246,7 +246,8 @@ fn touches(patches: &[Patch], range: &Range<usize>) -> bool {
     patches.get(first).is_some_and(|p| p.offset < range.end)
 }
 
-fn parser() -> &'static MessageParser {
+/// The mail-parser configuration the planner (and `skeleton`) reads with.
+pub(super) fn parser() -> &'static MessageParser {
     static PARSER: OnceLock<MessageParser> = OnceLock::new();
     // Only the headers the walker reads are parsed; the others are only
     // skipped (their offsets are all it reads of them).
