@@ -146,10 +146,7 @@ impl PlanStore {
             let Ok(message_len) = usize::try_from(len) else {
                 continue;
             };
-            let key = PlanKey {
-                uid,
-                ..key.clone()
-            };
+            let key = PlanKey { uid, ..key.clone() };
             self.remember(&key, Arc::new(MaskPlan::clean(message_len)));
         }
     }
@@ -332,7 +329,6 @@ mod tests {
             ..MaskPlan::clean(10)
         }
     }
-
 
     fn key(uidvalidity: u32, uid: u32) -> PlanKey {
         PlanKey {

@@ -324,8 +324,8 @@ impl Detector {
         ctx.sender
             .is_some_and(|s| self.inner.rules.iter().any(|r| r.sent_by(s)))
             || ctx
-            .subject
-            .is_some_and(|s| keywords.any_anchor(&keywords::normalize(s)))
+                .subject
+                .is_some_and(|s| keywords.any_anchor(&keywords::normalize(s)))
     }
 
     /// `false` only if [`Detector::scan`] finds nothing in `text` under any
@@ -343,9 +343,8 @@ impl Detector {
         }
         // Searched for only once the gate has found a place to probe.
         let anchored = std::cell::OnceCell::new();
-        let anchored = || {
-            *anchored.get_or_init(|| !text.is_ascii() || self.inner.keywords.any_anchor(text))
-        };
+        let anchored =
+            || *anchored.get_or_init(|| !text.is_ascii() || self.inner.keywords.any_anchor(text));
         let probe = |t: &str| anchored() && self.probe(t);
         if self.inner.user_rules {
             return probe(text);

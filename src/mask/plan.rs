@@ -526,13 +526,7 @@ impl<'a> Planner<'a> {
             }
         }
         let (unit, _) = Unit::body(raw, range, TransferEncoding::Identity, Charset::Utf8);
-        self.scan_unit(
-            raw,
-            &unit,
-            Scan::text(false),
-            path,
-            &MessageContext::NONE,
-        );
+        self.scan_unit(raw, &unit, Scan::text(false), path, &MessageContext::NONE);
     }
 
     fn visit_message(&mut self, raw: &[u8], tree: &Tree<'_>, prefix: Option<&str>, depth: usize) {
@@ -1102,10 +1096,15 @@ mod tests {
     fn a_header_name_with_a_non_ascii_second_character_is_planned() {
         // `X` then a two-byte character: the name's first two bytes are
         // not a character (slicing the name there used to panic).
-        let raw = "X\u{e9}-Note: code: QX7R-K2PL-M9TZ\r\nXé: x\r\n\r\nYour code: QX7R-K2PL-M9TZ\r\n";
+        let raw =
+            "X\u{e9}-Note: code: QX7R-K2PL-M9TZ\r\nXé: x\r\n\r\nYour code: QX7R-K2PL-M9TZ\r\n";
         let plan = plan(raw);
         assert_eq!(plan.status, ScanStatus::Complete);
-        assert_eq!(plan.masks.len(), 1, "only the body's code is labelled for the test scanner");
+        assert_eq!(
+            plan.masks.len(),
+            1,
+            "only the body's code is labelled for the test scanner"
+        );
         assert!(!masked(raw).contains("Your code: QX7R"));
     }
 

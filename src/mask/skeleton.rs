@@ -409,7 +409,13 @@ fn base64_byte(b: u8) -> bool {
 fn letters(bytes: &[u8]) -> usize {
     bytes
         .chunks(255)
-        .map(|chunk| usize::from(chunk.iter().fold(0u8, |n, &b| n + u8::from(base64_letter(b)))))
+        .map(|chunk| {
+            usize::from(
+                chunk
+                    .iter()
+                    .fold(0u8, |n, &b| n + u8::from(base64_letter(b))),
+            )
+        })
         .sum()
 }
 
@@ -535,7 +541,9 @@ mod tests {
     #[test]
     fn the_base64_letters_are_mail_parsers() {
         for b in 0..=255u8 {
-            let in_alphabet = BASE64_MAP.iter().all(|row| row[usize::from(b)] < 0x01ff_ffff);
+            let in_alphabet = BASE64_MAP
+                .iter()
+                .all(|row| row[usize::from(b)] < 0x01ff_ffff);
             assert_eq!(base64_letter(b), in_alphabet, "byte {b}");
         }
     }

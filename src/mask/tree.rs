@@ -7,9 +7,7 @@
 
 use std::borrow::Cow;
 
-use mail_parser::{
-    Encoding, Header, HeaderName, HeaderValue, Message, MessagePart, PartType,
-};
+use mail_parser::{Encoding, Header, HeaderName, HeaderValue, Message, MessagePart, PartType};
 
 use super::plan::FREE_TEXT_HEADERS;
 
@@ -96,12 +94,10 @@ impl<'a> Tree<'a> {
                 .map(str::to_lowercase),
             _ => None,
         });
-        let message_id = root_headers
-            .iter()
-            .find_map(|h| match (&h.name, &h.value) {
-                (HeaderName::MessageId, HeaderValue::Text(id)) => Some(Cow::Borrowed(id.as_ref())),
-                _ => None,
-            });
+        let message_id = root_headers.iter().find_map(|h| match (&h.name, &h.value) {
+            (HeaderName::MessageId, HeaderValue::Text(id)) => Some(Cow::Borrowed(id.as_ref())),
+            _ => None,
+        });
         Tree {
             parts,
             sender,

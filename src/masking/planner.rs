@@ -352,7 +352,6 @@ impl<S: MessageSource> Planner<S> {
         let codes = cpu(|| codes_of(&self.context, &raw));
         Some((raw, codes))
     }
-
 }
 
 /// The codes of message `raw`, found again by the detector.

@@ -1644,7 +1644,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_filter_looks_ahead_only_past_fetch_responses_and_keeps_the_order() {
-        let (go, seen) = (Arc::new(Notify::new()), Arc::new(std::sync::Mutex::new(Vec::new())));
+        let (go, seen) = (
+            Arc::new(Notify::new()),
+            Arc::new(std::sync::Mutex::new(Vec::new())),
+        );
         let filter = Recording {
             go: go.clone(),
             seen: seen.clone(),
