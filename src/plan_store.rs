@@ -6,13 +6,21 @@
 //! account and mailbox are hashed (names stay out of the tree, and any
 //! mailbox name makes a valid path); a clean plan (nothing to mask, scan
 //! complete: most messages) is instead a record appended to that
-//! directory's [`clean`] file, read into memory whole on the first miss. A plan holds offsets, lengths, mask
+//! directory's [`clean`] file. A plan holds offsets, lengths, mask
 //! bytes and fingerprints, never a code. A new UIDVALIDITY for a mailbox
 //! removes the plans of the old one. Each plan records which detector made
 //! it: after a change of rules (or of giftlock) a message is scanned again.
 //! Plan files are written through [`crate::durable`], so a crash leaves a
 //! plan whole or absent; clean records carry a check and a damaged one is
 //! skipped. An unreadable plan is a miss, never an error.
+//!
+//! A directory is read whole the first time one of its messages is asked
+//! for (its clean records and its plan files): from then on a message with
+//! no plan in memory has none on disk either, as far as this process knows,
+//! and finding that out costs no system call (on a first fetch that is
+//! every message). A plan another process writes meanwhile is not seen; it
+//! costs a scan. Clean records are appended through a file handle kept open
+//! per directory, one `write` each.
 //!
 //! One scan per message: [`PlanStore::get_or_plan`] lets one caller make a
 //! missing plan while every other caller asking for the same message (other
@@ -38,9 +46,20 @@ pub const DIR: &str = "plans";
 /// keeps everything).
 const MEMORY_PLANS: usize = 50_000;
 
+/// Clean files kept open for appending; past this they are all closed
+/// (and reopened as they are written to again).
+const OPEN_CLEAN_FILES: usize = 64;
+
 /// Mailboxes whose last UIDVALIDITY is kept in memory; past this the
 /// record starts over (a SELECT then reads its directory once more).
 const MEMORY_MAILBOXES: usize = 10_000;
+
+/// One UIDVALIDITY directory: (account, mailbox, UIDVALIDITY).
+type DirKey = (String, String, u32);
+
+fn dir_key(key: &PlanKey) -> DirKey {
+    (key.account.clone(), key.mailbox.clone(), key.uidvalidity)
+}
 
 /// Which message a plan belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -69,9 +88,13 @@ pub struct PlanStore {
     /// Plans being made: whoever holds a key's gate is making its plan.
     /// An entry lives only while someone holds or waits for its gate.
     making: Mutex<HashMap<PlanKey, Arc<tokio::sync::Mutex<()>>>>,
-    /// The clean files whose records are in `memory` (cleared with it):
+    /// The directories whose plans are all in `memory` (cleared with it):
     /// a miss there is a miss on disk too, as far as this process wrote.
-    loaded: Mutex<std::collections::HashSet<PathBuf>>,
+    loaded: Mutex<std::collections::HashSet<DirKey>>,
+    /// Held while a directory is read into memory.
+    reading: Mutex<()>,
+    /// Each directory's clean file, open for appending.
+    clean_files: Mutex<HashMap<DirKey, std::fs::File>>,
 }
 
 /// A turn at making one plan; gives the gate back (and forgets it when
@@ -107,6 +130,8 @@ impl PlanStore {
             uidvalidities: Mutex::new(HashMap::new()),
             making: Mutex::new(HashMap::new()),
             loaded: Mutex::new(std::collections::HashSet::new()),
+            reading: Mutex::new(()),
+            clean_files: Mutex::new(HashMap::new()),
         })
     }
 
@@ -115,39 +140,70 @@ impl PlanStore {
         self.lock().get(key).cloned()
     }
 
-    /// The plan of a message, if it was made before by the same detector.
+    /// The plan of a message, if it was made before by the same detector
+    /// (reads `key`'s directory the first time it is asked about).
     pub fn get(&self, key: &PlanKey) -> Option<Arc<MaskPlan>> {
         if let Some(plan) = self.in_memory(key) {
             return Some(plan);
         }
-        if let Ok(bytes) = std::fs::read(self.file(key)) {
-            let stored: Stored = serde_json::from_slice(&bytes).ok()?;
-            if stored.detector != self.detector {
-                return None;
-            }
-            let plan = Arc::new(stored.plan);
-            self.remember(key, plan.clone());
-            return Some(plan);
-        }
-        self.load_clean(key);
+        self.load_dir(key);
         self.in_memory(key)
     }
 
-    /// Reads the clean records of `key`'s mailbox into memory, once.
-    fn load_clean(&self, key: &PlanKey) {
-        let path = self.uidvalidity_dir(key).join(clean::FILE);
-        if !self.lock_loaded().insert(path.clone()) {
+    /// Whether `key`'s directory is in memory: then a message missing
+    /// there has no plan on disk either.
+    fn is_loaded(&self, key: &PlanKey) -> bool {
+        self.lock_loaded().contains(&dir_key(key))
+    }
+
+    /// Reads every plan of `key`'s directory into memory, once: its clean
+    /// records and its plan files. A file that does not read as a plan of
+    /// this detector is left out (a miss, so a scan).
+    fn load_dir(&self, key: &PlanKey) {
+        // One read at a time, and a directory counts as read only once it
+        // is: an asker arriving meanwhile waits for the plans, it does not
+        // take a half-read directory's miss for a real one.
+        let _reading = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_loaded(key) {
             return;
         }
-        let Ok(bytes) = std::fs::read(&path) else {
+        self.read_dir(key);
+        self.lock_loaded().insert(dir_key(key));
+    }
+
+    fn read_dir(&self, key: &PlanKey) {
+        let dir = self.uidvalidity_dir(key);
+        if let Ok(bytes) = std::fs::read(dir.join(clean::FILE)) {
+            for (uid, len) in clean::read(&bytes, &self.detector) {
+                let Ok(message_len) = usize::try_from(len) else {
+                    continue;
+                };
+                let key = PlanKey { uid, ..key.clone() };
+                self.remember(&key, Arc::new(MaskPlan::clean(message_len)));
+            }
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
             return;
         };
-        for (uid, len) in clean::read(&bytes, &self.detector) {
-            let Ok(message_len) = usize::try_from(len) else {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(uid) = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".json"))
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
                 continue;
             };
-            let key = PlanKey { uid, ..key.clone() };
-            self.remember(&key, Arc::new(MaskPlan::clean(message_len)));
+            let Ok(bytes) = std::fs::read(entry.path()) else {
+                continue;
+            };
+            let Ok(stored) = serde_json::from_slice::<Stored>(&bytes) else {
+                continue;
+            };
+            if stored.detector == self.detector {
+                let key = PlanKey { uid, ..key.clone() };
+                self.remember(&key, Arc::new(stored.plan));
+            }
         }
     }
 
@@ -166,13 +222,19 @@ impl PlanStore {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<MaskPlan, E>>,
     {
-        // A plan in memory is a lookup; only the disk read leaves the
-        // worker (each `cpu` call may hand the worker's queue to another
-        // thread, and a login storm's sessions would each start one).
+        // A plan in memory, or a miss in a directory read before, is a
+        // lookup; only the first read of a directory leaves the worker
+        // (each `cpu` call may hand the worker's queue to another thread,
+        // and a login storm's sessions would each start one).
         let cached = |store: &PlanStore| {
             store
                 .in_memory(key)
-                .or_else(|| crate::blocking::cpu(|| store.get(key)))
+                .or_else(|| {
+                    if store.is_loaded(key) {
+                        return None;
+                    }
+                    crate::blocking::cpu(|| store.get(key))
+                })
                 .filter(|plan| usable(plan))
         };
         if let Some(plan) = cached(self) {
@@ -197,6 +259,11 @@ impl PlanStore {
             return Ok(plan);
         }
         let plan = make().await?;
+        // A clean record appended to an open file is one small write to
+        // the page cache: done in place, not worth a thread hand-off.
+        if self.appends_in_place(key, &plan) {
+            return Ok(self.put(key, plan));
+        }
         Ok(crate::blocking::cpu(|| self.put(key, plan)))
     }
 
@@ -208,6 +275,12 @@ impl PlanStore {
         }
         self.remember(key, plan.clone());
         plan
+    }
+
+    /// Whether keeping `plan` is an append to a clean file already open.
+    fn appends_in_place(&self, key: &PlanKey, plan: &MaskPlan) -> bool {
+        *plan == MaskPlan::clean(plan.message_len)
+            && self.lock_clean_files().contains_key(&dir_key(key))
     }
 
     /// A mailbox was selected with this UIDVALIDITY: plans made under any
@@ -244,8 +317,9 @@ impl PlanStore {
         self.lock().retain(|k, _| {
             k.account != account || k.mailbox != mailbox || k.uidvalidity == uidvalidity
         });
-        self.lock_loaded()
-            .retain(|p| !p.starts_with(&dir) || p.starts_with(dir.join(&current)));
+        let other = |(a, m, v): &DirKey| a == account && m == mailbox && *v != uidvalidity;
+        self.lock_loaded().retain(|d| !other(d));
+        self.lock_clean_files().retain(|d, _| !other(d));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PlanKey, Arc<MaskPlan>>> {
@@ -274,18 +348,21 @@ impl PlanStore {
         self.uidvalidity_dir(key).join(format!("{}.json", key.uid))
     }
 
-    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<PathBuf>> {
+    fn lock_loaded(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<DirKey>> {
         self.loaded.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn lock_clean_files(&self) -> std::sync::MutexGuard<'_, HashMap<DirKey, std::fs::File>> {
+        self.clean_files.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn write(&self, key: &PlanKey, plan: &MaskPlan) -> std::io::Result<()> {
+        if *plan == MaskPlan::clean(plan.message_len) {
+            let record = clean::record(&self.detector, key.uid, plan.message_len as u64);
+            return self.append_clean(key, &record);
+        }
         let dir = self.uidvalidity_dir(key);
         crate::durable::create_dir_all(&dir, 0o700)?;
-        if *plan == MaskPlan::clean(plan.message_len) {
-            let mut file = crate::durable::open_append(&dir.join(clean::FILE), 0o600)?;
-            let record = clean::record(&self.detector, key.uid, plan.message_len as u64);
-            return std::io::Write::write_all(&mut file, &record);
-        }
         let path = self.file(key);
         let stored = Stored {
             detector: self.detector.clone(),
@@ -293,6 +370,25 @@ impl PlanStore {
         };
         let bytes = serde_json::to_vec(&stored).map_err(std::io::Error::other)?;
         crate::durable::replace(&path, &bytes, 0o600)
+    }
+
+    /// Appends `record` to `key`'s clean file, opening (and creating) it
+    /// the first time. One `write` of a whole record: `O_APPEND` keeps
+    /// concurrent appenders' records apart.
+    fn append_clean(&self, key: &PlanKey, record: &[u8]) -> std::io::Result<()> {
+        let dir = dir_key(key);
+        let mut files = self.lock_clean_files();
+        if !files.contains_key(&dir) {
+            let path = self.uidvalidity_dir(key);
+            crate::durable::create_dir_all(&path, 0o700)?;
+            let file = crate::durable::open_append(&path.join(clean::FILE), 0o600)?;
+            if files.len() >= OPEN_CLEAN_FILES {
+                files.clear();
+            }
+            files.insert(dir.clone(), file);
+        }
+        let file = files.get_mut(&dir).expect("opened above");
+        std::io::Write::write_all(file, record)
     }
 }
 
@@ -392,6 +488,45 @@ mod tests {
             .unwrap()
             .get(&key(5, 1))
             .is_none());
+    }
+
+    #[test]
+    fn a_directory_is_read_once_and_then_a_miss_is_answered_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PlanStore::open(dir.path(), "d1".into()).unwrap();
+        store.put(&key(5, 1), plan(false));
+        assert!(store.get(&key(5, 2)).is_none());
+        // Another process's plan, written after this store read the
+        // directory: not seen (a scan later), the disk is not asked again.
+        let other = PlanStore::open(dir.path(), "d1".into()).unwrap();
+        other.put(&key(5, 2), plan(true));
+        other.put(&key(5, 3), plan(false));
+        assert!(store.is_loaded(&key(5, 2)));
+        assert!(store.get(&key(5, 2)).is_none());
+        assert!(store.get(&key(5, 3)).is_none());
+        // A store that reads the directory afresh has all of them.
+        let fresh = PlanStore::open(dir.path(), "d1".into()).unwrap();
+        assert!(!fresh.is_loaded(&key(5, 2)));
+        assert_eq!(fresh.get(&key(5, 2)).unwrap().patches.len(), 1);
+        assert_eq!(*fresh.get(&key(5, 3)).unwrap(), plan(false));
+        assert_eq!(*fresh.get(&key(5, 1)).unwrap(), plan(false));
+    }
+
+    #[test]
+    fn a_clean_file_removed_with_its_uidvalidity_is_not_written_through_an_old_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PlanStore::open(dir.path(), "d1".into()).unwrap();
+        store.put(&key(5, 1), plan(false));
+        store.uidvalidity_seen("alice", "INBOX", 6);
+        store.put(&key(6, 1), plan(false));
+        // Back to 5 (a server restored from a backup): its directory was
+        // removed; a record must land in a new file, not the unlinked one.
+        store.uidvalidity_seen("alice", "INBOX", 5);
+        store.put(&key(5, 2), plan(false));
+        let reopened = PlanStore::open(dir.path(), "d1".into()).unwrap();
+        assert_eq!(*reopened.get(&key(5, 2)).unwrap(), plan(false));
+        assert!(reopened.get(&key(5, 1)).is_none());
+        assert!(reopened.get(&key(6, 1)).is_none());
     }
 
     #[test]
