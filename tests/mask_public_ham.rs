@@ -98,4 +98,12 @@ fn public_ham_syncs_byte_identical_through_giftlock() {
             .all(|l| l.contains("masks=0")),
         "a public ham message was masked"
     );
+    // A clean scan is a DEBUG line: a first sync writes no INFO line per
+    // message.
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("message scanned"))
+            .all(|l| l.contains(" DEBUG ") && !l.contains(" INFO ")),
+        "a clean scan logged above DEBUG"
+    );
 }

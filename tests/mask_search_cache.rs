@@ -2,7 +2,8 @@
 //! against a real Dovecot loaded with the labelled corpus and the masking
 //! fixtures, through giftlock. The search rules are listed in
 //! integration/clients/mask_search.py; the cache is watched through the
-//! one `message scanned` INFO line giftlock logs per scan.
+//! one `message scanned` line giftlock logs per scan (DEBUG for a clean
+//! message, INFO for a masked one; the tests run giftlock at DEBUG).
 
 mod common;
 mod mask_support;

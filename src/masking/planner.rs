@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::MaskingContext;
 use crate::blocking::cpu;
@@ -68,7 +68,9 @@ impl<S> Planner<S> {
     }
 
     /// Logs a scan: one `message scanned` line per plan made (tests count
-    /// them to show each message is scanned once).
+    /// them to show each message is scanned once), at INFO when the plan
+    /// masks something, else at DEBUG (a first sync of a large mailbox
+    /// would write a line per message).
     fn scanned(&self, key: &PlanKey, plan: MaskPlan) -> MaskPlan {
         if let ScanStatus::TooLarge { message_len, limit } = plan.status {
             warn!(
@@ -80,13 +82,17 @@ impl<S> Planner<S> {
                 "message too large to scan; its content is withheld from clients (limits.max_scan_bytes)"
             );
         }
-        info!(
-            account = %self.account,
-            mailbox = %key.mailbox,
-            uid = key.uid,
-            masks = plan.masks.len(),
-            "message scanned"
-        );
+        if plan.masks.is_empty() {
+            debug!(account = %self.account, mailbox = %key.mailbox, uid = key.uid, masks = 0, "message scanned");
+        } else {
+            info!(
+                account = %self.account,
+                mailbox = %key.mailbox,
+                uid = key.uid,
+                masks = plan.masks.len(),
+                "message scanned"
+            );
+        }
         plan
     }
 
