@@ -14,7 +14,7 @@ use std::future::Future;
 use crate::imap::selection::Selected;
 
 /// What asking for a whole message gave.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Whole {
     Message(Vec<u8>),
     /// Larger than giftlock scans: not fetched, only its header block.
@@ -41,6 +41,21 @@ pub enum SourceError {
     /// No connection to the server (login, network, timeout).
     #[error("{0}")]
     Connection(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl SourceError {
+    /// The same failure for another asker (a connection error by its text:
+    /// its source cannot be shared).
+    pub(crate) fn again(&self) -> SourceError {
+        match self {
+            SourceError::Refused(text) => SourceError::Refused(text.clone()),
+            SourceError::Mailbox(text) => SourceError::Mailbox(text.clone()),
+            &SourceError::UidValidity { seen, expected } => {
+                SourceError::UidValidity { seen, expected }
+            }
+            SourceError::Connection(e) => SourceError::Connection(e.to_string().into()),
+        }
+    }
 }
 
 /// Messages of the account a session is logged in to, by mailbox and UID.

@@ -138,7 +138,8 @@ pub struct Masking<S> {
 }
 
 /// A session plans at most this many queued messages ahead of its filter
-/// (each on a task of its own, with its own copy of the message)...
+/// (each on a task of its own, with its own copy of the message, from the
+/// response or asked of the source)...
 const LOOK_AHEAD_SCANS: usize = 2;
 /// ...and only messages of at most this many bytes.
 const LOOK_AHEAD_BYTES: usize = 8 * 1024 * 1024;
@@ -349,7 +350,7 @@ fn may_restore_into(record: &MessageIdentity, account: &str, target: &str, unloc
     a == b || (a.eq_ignore_ascii_case("INBOX") && b.eq_ignore_ascii_case("INBOX"))
 }
 
-impl<S: MessageSource> ContentFilter for Masking<S> {
+impl<S: MessageSource + Clone + 'static> ContentFilter for Masking<S> {
     async fn filter<'a>(
         &'a mut self,
         inspection: &'a Inspection,
@@ -376,8 +377,13 @@ impl<S: MessageSource> ContentFilter for Masking<S> {
         let (Some(selected), Some(uid)) = (self.selected(), content.uid) else {
             return;
         };
-        if let Some(whole) = whole_item(&content, message) {
-            self.planner.plan_ahead(&selected, uid, whole, permit);
+        match whole_item(&content, message) {
+            Some(whole) => self.planner.plan_ahead(&selected, uid, whole, permit),
+            None if !content.items.is_empty() => {
+                self.planner
+                    .fetch_ahead(&selected, uid, LOOK_AHEAD_BYTES, permit)
+            }
+            None => {}
         }
     }
 }

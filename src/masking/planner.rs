@@ -327,6 +327,52 @@ impl<S: MessageSource> Planner<S> {
         Ok(())
     }
 
+    /// Starts planning message `uid` of `selected`, whose queued response
+    /// carries only some of it, on a task of its own from the whole message
+    /// asked of the source: the filter then finds the plan made, or waits
+    /// for it, and the look-aheads of all sessions wait for the fetch
+    /// connection together, so their messages come in one command instead
+    /// of one round trip each behind the filter. A message larger than
+    /// `max_len`, gone or not fetched is left to the filter (the next
+    /// asker of [`crate::plan_store::PlanStore::get_or_plan`] tries on its
+    /// own). `permit` is held until the task ends.
+    pub(super) fn fetch_ahead(
+        &self,
+        selected: &Selected,
+        uid: u32,
+        max_len: usize,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) where
+        S: Clone + 'static,
+    {
+        let key = self.key(selected, uid);
+        if self.context.store.in_memory(&key).is_some() {
+            return;
+        }
+        let mut planner = Planner {
+            context: self.context.clone(),
+            account: self.account.clone(),
+            source: self.source.clone(),
+        };
+        let selected = selected.clone();
+        tokio::spawn(async move {
+            let store = planner.context.store.clone();
+            let made = store
+                .get_or_plan(
+                    &key,
+                    |_| true,
+                    || async {
+                        match planner.source.whole_message(&selected, uid, max_len).await {
+                            Ok(Whole::Message(raw)) => Ok(planner.plan_raw(&key, &raw).await),
+                            _ => Err(()),
+                        }
+                    },
+                )
+                .await;
+            drop((made, permit));
+        });
+    }
+
     /// The original of a masked message and its codes: from the vault,
     /// else from the server (the codes found again).
     pub(super) async fn original_and_codes(

@@ -288,3 +288,71 @@ fn an_original_goes_back_only_into_its_account_and_mailbox_tree() {
         assert!(!may_restore_into(&inbox, "other", "INBOX", unlocked));
     }
 }
+
+/// The plan of `uid` in INBOX once the tasks planning ahead have made it
+/// (bounded wait); `None` when none is made.
+async fn planned_ahead(masking: &Masking<FakeSource>, uid: u32) -> Option<Arc<MaskPlan>> {
+    let inbox = Selected {
+        name: b"INBOX".to_vec(),
+        uidvalidity: 7,
+    };
+    let key = masking.planner.key(&inbox, uid);
+    for _ in 0..200 {
+        if let Some(plan) = masking.planner.context.store.in_memory(&key) {
+            return Some(plan);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_queued_header_fetch_has_its_message_planned_from_the_source_ahead_of_the_filter() {
+    let (mut masking, mut commands, source, _dir) = session();
+    select_inbox(&mut masking, &mut commands).await;
+    let header_end = memchr::memmem::find(GIFT, b"\r\n\r\n").unwrap() + 4;
+    let response = fetch_response(1, 5, "BODY[HEADER]", &GIFT[..header_end]);
+    masking.look_ahead(&response, &literal_ranges(&response));
+    let plan = planned_ahead(&masking, 5).await.expect("planned ahead");
+    assert!(!plan.masks.is_empty());
+    assert_eq!(source.whole_requests.load(Ordering::Relaxed), 1);
+    // The filter finds the plan: masked, and no second fetch.
+    let served = serve(&mut masking, &response).await;
+    assert!(!contains(&served, CODE));
+    assert_eq!(source.whole_requests.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_message_too_large_to_plan_ahead_is_left_to_the_filter_not_planned_as_too_large() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = Selected {
+        name: b"INBOX".to_vec(),
+        uidvalidity: 7,
+    };
+    let mut big = HAM.to_vec();
+    big.resize(LOOK_AHEAD_BYTES + 1024, b'x');
+    big.extend_from_slice(b"\r\n");
+    let source = FakeSource::with(&inbox, &[(3, &big)]);
+    let (mut masking, mut commands) = for_session(
+        Arc::new(context(dir.path(), "test")),
+        "acct".into(),
+        source.clone(),
+        SessionAudit::default(),
+        crate::unlock::Windows::default(),
+    );
+    select_inbox(&mut masking, &mut commands).await;
+    let response =
+        b"* 1 FETCH (UID 3 ENVELOPE (NIL \"lunch\" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n";
+    masking.look_ahead(response, &[]);
+    assert!(planned_ahead(&masking, 3).await.is_none());
+    assert_eq!(source.whole_requests.load(Ordering::Relaxed), 1);
+    // The filter asks with its own limit and plans the whole message.
+    let served = serve(&mut masking, response).await;
+    assert_eq!(served, response);
+    let plan = planned_ahead(&masking, 3)
+        .await
+        .expect("planned by the filter");
+    assert!(!matches!(plan.status, ScanStatus::TooLarge { .. }));
+    assert_eq!(plan.message_len, big.len());
+    assert_eq!(source.whole_requests.load(Ordering::Relaxed), 2);
+}

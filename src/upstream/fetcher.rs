@@ -7,17 +7,22 @@
 //!
 //! One connection per account, shared by that account's sessions (servers
 //! limit connections per user, and phones already open several), used by
-//! one session at a time. It logs in with the account's credentials on
-//! first use, EXAMINEs (read only) the client's mailbox, checks that the
-//! UIDVALIDITY is the one the client sees, and fetches with `BODY.PEEK[]`,
-//! so `\Seen` is never set by giftlock. A failure drops the connection; a
-//! command that failed on a connection kept from earlier (the server may
-//! have logged it out meanwhile) is tried once more on a new one.
+//! one session at a time. Whole messages sessions ask for while another
+//! session holds the connection wait in a queue, and the next holder
+//! fetches all of one mailbox's in one command ([`super::batch`]). It logs
+//! in with the account's credentials on first use, EXAMINEs (read only) the
+//! client's mailbox, checks that the UIDVALIDITY is the one the client
+//! sees, and fetches with `BODY.PEEK[]`, so `\Seen` is never set by
+//! giftlock. A failure drops the connection; a command that failed on a
+//! connection kept from earlier (the server may have logged it out
+//! meanwhile) is tried once more on a new one.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use imap_codec::imap_types::fetch::Section;
 
+use super::batch::{Batches, Waiter};
 use super::client::{Client, ClientError, EachResponse};
 use super::{UpstreamLimits, Upstreams};
 use crate::config::Account;
@@ -26,14 +31,29 @@ use crate::imap::selection::Selected;
 use crate::imap::syntax;
 use crate::source::{MessageSource, SourceError, Whole};
 
+/// At most this many bytes of messages in one batched fetch of whole
+/// messages (a larger message alone): what one command holds in memory.
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+
 /// The logged-in connection and the mailbox it has examined.
 pub(crate) struct Conn {
     client: Client,
     examined: Option<Selected>,
 }
 
-/// An account's fetch connection, if one is open; kept in [`Upstreams`].
-pub(crate) type Slot = Arc<tokio::sync::Mutex<Option<Conn>>>;
+/// A whole message a session asked for, waiting for the connection.
+#[derive(Clone)]
+pub(crate) struct WholeRequest {
+    mailbox: Selected,
+    uid: u32,
+    max_len: usize,
+}
+
+type WholeWaiter = Waiter<WholeRequest, Result<Whole, SourceError>>;
+
+/// An account's fetch connection and the whole-message requests waiting
+/// for it; kept in [`Upstreams`].
+pub(crate) type Slot = Arc<Batches<Option<Conn>, WholeRequest, Result<Whole, SourceError>>>;
 
 /// The account's shared fetch connection, for one session (clones share
 /// the connection).
@@ -70,7 +90,8 @@ impl Fetcher {
     /// The bytes of one content item of message `uid`: `spec` is the FETCH
     /// item asked for, `is` recognises it in the answer.
     async fn item(
-        &mut self,
+        &self,
+        conn: &mut Option<Conn>,
         mailbox: &Selected,
         uid: u32,
         spec: &[u8],
@@ -81,7 +102,7 @@ impl Fetcher {
             set: uid.to_string(),
             items: spec,
         };
-        self.run(mailbox, &command, &mut |message, literals| {
+        self.run_on(conn, mailbox, &command, &mut |message, literals| {
             if let Inspection::Fetch(f) = response::inspect(message, literals) {
                 if f.uid == Some(uid) {
                     found = f
@@ -100,17 +121,27 @@ impl Fetcher {
     /// Runs one command on the fetch connection (connecting and examining
     /// `mailbox` first if needed); `each` sees every untagged response.
     async fn run(
-        &mut self,
+        &self,
         mailbox: &Selected,
         command: &Command<'_>,
         each: &mut EachResponse<'_>,
     ) -> Result<(), SourceError> {
-        let slot = self.slot.clone();
-        let mut slot = slot.lock().await;
-        let kept = slot.is_some();
-        let mut result = self.attempt(&mut slot, mailbox, command, each).await;
+        let mut conn = self.slot.lock().await;
+        self.run_on(&mut conn, mailbox, command, each).await
+    }
+
+    /// [`Self::run`] on the connection already held.
+    async fn run_on(
+        &self,
+        conn: &mut Option<Conn>,
+        mailbox: &Selected,
+        command: &Command<'_>,
+        each: &mut EachResponse<'_>,
+    ) -> Result<(), SourceError> {
+        let kept = conn.is_some();
+        let mut result = self.attempt(conn, mailbox, command, each).await;
         if matches!(result, Err(Failure::Connection(_))) && kept {
-            result = self.attempt(&mut slot, mailbox, command, each).await;
+            result = self.attempt(conn, mailbox, command, each).await;
         }
         result.map_err(SourceError::from)
     }
@@ -197,7 +228,8 @@ impl Fetcher {
     /// The RFC822.SIZE of each message of `uids` this connection knows of
     /// (without syncing first).
     async fn known_sizes(
-        &mut self,
+        &self,
+        conn: &mut Option<Conn>,
         mailbox: &Selected,
         uids: &[u32],
     ) -> Result<Vec<(u32, usize)>, SourceError> {
@@ -206,12 +238,183 @@ impl Fetcher {
             items: b"(RFC822.SIZE)",
         };
         let mut sizes = Vec::with_capacity(uids.len());
-        self.run(mailbox, &command, &mut |message, _| {
-            sizes.extend(uid_and_size(message));
+        self.run_on(conn, mailbox, &command, &mut |message, _| {
+            sizes.extend(uid_and_size(message).filter(|(uid, _)| uids.contains(uid)));
         })
         .await?;
         Ok(sizes)
     }
+
+    /// Answers a batch of whole-message requests for `mailbox`: every
+    /// waiter gets its message (the header block alone when the message is
+    /// larger than the waiter's `max_len`), `Gone` when the server has none
+    /// by that UID, or the failure that stopped the fetch.
+    async fn serve_whole(
+        &self,
+        conn: &mut Option<Conn>,
+        mailbox: &Selected,
+        batch: Vec<WholeWaiter>,
+    ) {
+        let mut waiters: BTreeMap<u32, Vec<WholeWaiter>> = BTreeMap::new();
+        for waiter in batch {
+            waiters.entry(waiter.request.uid).or_default().push(waiter);
+        }
+        // Per UID, the smallest and the largest `max_len` asked with.
+        let bounds: BTreeMap<u32, (usize, usize)> = waiters
+            .iter()
+            .map(|(&uid, each)| {
+                let lens = each.iter().map(|w| w.request.max_len);
+                let (min, max) = (lens.clone().min(), lens.max());
+                (uid, (min.unwrap_or(0), max.unwrap_or(0)))
+            })
+            .collect();
+        let mut deliver = |uid: u32, whole: Whole| {
+            let Some(each) = waiters.get_mut(&uid) else {
+                return;
+            };
+            // A header goes to those who asked with less than its message's
+            // size; the message itself to the rest.
+            let (to, rest): (Vec<_>, Vec<_>) =
+                std::mem::take(each)
+                    .into_iter()
+                    .partition(|w| match &whole {
+                        Whole::TooLarge { size, .. } => w.request.max_len < *size,
+                        _ => true,
+                    });
+            *each = rest;
+            let mut to = to;
+            let last = to.pop();
+            for waiter in to {
+                waiter.answer(Ok(whole.clone()));
+            }
+            if let Some(waiter) = last {
+                waiter.answer(Ok(whole));
+            }
+        };
+        let fetched = self.fetch_whole(conn, mailbox, &bounds, &mut deliver).await;
+        for waiter in waiters.into_values().flatten() {
+            waiter.answer(match &fetched {
+                Ok(()) => Ok(Whole::Gone),
+                Err(e) => Err(e.again()),
+            });
+        }
+    }
+
+    /// Fetches the messages of `bounds` (UID: the smallest and largest
+    /// `max_len` asked with) from `mailbox`, handing each to `deliver` as
+    /// it comes: their sizes in one command, the header block of each
+    /// larger than the smallest bound, then the messages no larger than
+    /// the largest in commands of at most [`BATCH_BYTES`]. A UID not
+    /// delivered is gone.
+    async fn fetch_whole(
+        &self,
+        conn: &mut Option<Conn>,
+        mailbox: &Selected,
+        bounds: &BTreeMap<u32, (usize, usize)>,
+        deliver: &mut (dyn FnMut(u32, Whole) + Send),
+    ) -> Result<(), SourceError> {
+        let uids: Vec<u32> = bounds.keys().copied().collect();
+        let mut sizes = self.known_sizes(conn, mailbox, &uids).await?;
+        let unseen: Vec<u32> = uids
+            .iter()
+            .copied()
+            .filter(|uid| !sizes.iter().any(|(u, _)| u == uid))
+            .collect();
+        if !unseen.is_empty() {
+            // Not seen by this connection: a message that arrived after its
+            // last sync (a server answers a UID FETCH from the messages it
+            // has announced), or one expunged and synced away. After NOOP
+            // the first is there; the second is gone.
+            self.run_on(conn, mailbox, &Command::Noop, &mut |_, _| {})
+                .await?;
+            sizes.extend(self.known_sizes(conn, mailbox, &unseen).await?);
+        }
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        for (uid, size) in sizes {
+            let Some(&(smallest, largest)) = bounds.get(&uid) else {
+                continue;
+            };
+            if size > smallest {
+                // Only the header block is scanned of such a message.
+                let header = self
+                    .item(conn, mailbox, uid, b"(BODY.PEEK[HEADER])", |kind| {
+                        matches!(
+                            kind,
+                            ContentKind::Body {
+                                section: Some(Section::Header(None)),
+                                origin: None
+                            }
+                        )
+                    })
+                    .await?;
+                deliver(uid, Whole::TooLarge { size, header });
+            }
+            if size > largest {
+                continue;
+            }
+            if !batch.is_empty() && bytes + size > BATCH_BYTES {
+                self.bodies(conn, mailbox, &batch, &mut |uid, raw| {
+                    deliver(uid, Whole::Message(raw.to_vec()))
+                })
+                .await?;
+                batch.clear();
+                bytes = 0;
+            }
+            batch.push(uid);
+            bytes += size;
+        }
+        self.bodies(conn, mailbox, &batch, &mut |uid, raw| {
+            deliver(uid, Whole::Message(raw.to_vec()))
+        })
+        .await
+    }
+
+    /// `UID FETCH <uids> (BODY.PEEK[])`: `each` gets every message of
+    /// `uids` that came, with its UID.
+    async fn bodies(
+        &self,
+        conn: &mut Option<Conn>,
+        mailbox: &Selected,
+        uids: &[u32],
+        each: &mut (dyn FnMut(u32, &[u8]) + Send),
+    ) -> Result<(), SourceError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let command = Command::UidFetch {
+            set: syntax::sequence_set(uids),
+            items: b"(BODY.PEEK[])",
+        };
+        self.run_on(conn, mailbox, &command, &mut |message, literals| {
+            if let Some((uid, body)) = whole_body(message, literals) {
+                if uids.contains(&uid) {
+                    each(uid, body);
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// The UID and `BODY[]` of a FETCH response that carries both.
+fn whole_body<'m>(
+    message: &'m [u8],
+    literals: &[std::ops::Range<usize>],
+) -> Option<(u32, &'m [u8])> {
+    let Inspection::Fetch(f) = response::inspect(message, literals) else {
+        return None;
+    };
+    let body = f.items.iter().find(|i| {
+        matches!(
+            i.kind,
+            ContentKind::Body {
+                section: None,
+                origin: None
+            }
+        )
+    })?;
+    Some((f.uid?, message.get(body.range.clone())?))
 }
 
 /// The UID and RFC822.SIZE items of a `* n FETCH (...)` response. Read from
@@ -258,51 +461,33 @@ impl From<Failure> for SourceError {
 }
 
 impl MessageSource for Fetcher {
+    /// Asked in a batch: when another session holds the connection, the
+    /// next holder fetches this message with every other one waiting for
+    /// the same mailbox.
     async fn whole_message(
         &mut self,
         mailbox: &Selected,
         uid: u32,
         max_len: usize,
     ) -> Result<Whole, SourceError> {
-        let mut sizes = self.known_sizes(mailbox, &[uid]).await?;
-        if sizes.is_empty() {
-            // Not seen by this connection: a message that arrived after its
-            // last sync (a server answers a UID FETCH from the messages it
-            // has announced), or one expunged and synced away. After NOOP
-            // the first is there; the second is gone.
-            self.run(mailbox, &Command::Noop, &mut |_, _| {}).await?;
-            sizes = self.known_sizes(mailbox, &[uid]).await?;
-        }
-        let Some(&(_, size)) = sizes.iter().find(|&&(u, _)| u == uid) else {
-            return Ok(Whole::Gone);
+        let request = WholeRequest {
+            mailbox: mailbox.clone(),
+            uid,
+            max_len,
         };
-        if size > max_len {
-            // Only the header block is scanned of such a message.
-            let header = self
-                .item(mailbox, uid, b"(BODY.PEEK[HEADER])", |kind| {
-                    matches!(
-                        kind,
-                        ContentKind::Body {
-                            section: Some(Section::Header(None)),
-                            origin: None
-                        }
-                    )
-                })
-                .await?;
-            return Ok(Whole::TooLarge { size, header });
-        }
-        let body = self
-            .item(mailbox, uid, b"(BODY.PEEK[])", |kind| {
-                matches!(
-                    kind,
-                    ContentKind::Body {
-                        section: None,
-                        origin: None
-                    }
-                )
-            })
-            .await?;
-        Ok(body.map_or(Whole::Gone, Whole::Message))
+        let this = &*self;
+        this.slot
+            .ask(
+                request,
+                |q| q.mailbox == *mailbox,
+                async |conn, batch| this.serve_whole(conn, mailbox, batch).await,
+                || {
+                    Err(SourceError::Connection(
+                        "the fetch connection gave no answer".into(),
+                    ))
+                },
+            )
+            .await
     }
 
     async fn sizes(
@@ -314,8 +499,10 @@ impl MessageSource for Fetcher {
             return Ok(Vec::new());
         }
         // As in raw_fetch: a message expunged meanwhile is gone after NOOP.
-        self.run(mailbox, &Command::Noop, &mut |_, _| {}).await?;
-        self.known_sizes(mailbox, uids).await
+        let mut conn = self.slot.lock().await;
+        self.run_on(&mut conn, mailbox, &Command::Noop, &mut |_, _| {})
+            .await?;
+        self.known_sizes(&mut conn, mailbox, uids).await
     }
 
     async fn whole_messages(
@@ -323,31 +510,10 @@ impl MessageSource for Fetcher {
         mailbox: &Selected,
         uids: &[u32],
     ) -> Result<Vec<(u32, Vec<u8>)>, SourceError> {
-        if uids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let command = Command::UidFetch {
-            set: syntax::sequence_set(uids),
-            items: b"(BODY.PEEK[])",
-        };
         let mut messages = Vec::with_capacity(uids.len());
-        self.run(mailbox, &command, &mut |message, literals| {
-            if let Inspection::Fetch(f) = response::inspect(message, literals) {
-                let body = f.items.iter().find(|i| {
-                    matches!(
-                        i.kind,
-                        ContentKind::Body {
-                            section: None,
-                            origin: None
-                        }
-                    )
-                });
-                if let (Some(uid), Some(body)) = (f.uid, body) {
-                    if let Some(bytes) = message.get(body.range.clone()) {
-                        messages.push((uid, bytes.to_vec()));
-                    }
-                }
-            }
+        let mut conn = self.slot.lock().await;
+        self.bodies(&mut conn, mailbox, uids, &mut |uid, raw| {
+            messages.push((uid, raw.to_vec()))
         })
         .await?;
         Ok(messages)
@@ -374,13 +540,15 @@ impl MessageSource for Fetcher {
         // A message another session expunged is still answered (Dovecot:
         // `RFC822.SIZE 0 BODY[] NIL`) until this connection syncs: NOOP
         // first, so a gone message gives no response at all.
-        self.run(mailbox, &Command::Noop, &mut |_, _| {}).await?;
+        let mut conn = self.slot.lock().await;
+        self.run_on(&mut conn, mailbox, &Command::Noop, &mut |_, _| {})
+            .await?;
         let command = Command::UidFetch {
             set: syntax::sequence_set(uids),
             items,
         };
         let mut responses = Vec::new();
-        self.run(mailbox, &command, &mut |message, _| {
+        self.run_on(&mut conn, mailbox, &command, &mut |message, _| {
             if response::is_fetch_response(message) {
                 responses.push(message.to_vec());
             }

@@ -9,6 +9,7 @@
 //! upstream TLS configurations (loading the platform roots is slow), each
 //! account's fetch connection and its kept session connections.
 
+mod batch;
 pub mod client;
 pub mod connect;
 mod fetcher;
