@@ -5,8 +5,7 @@
 //! with its own and serves them in one go. So the sessions that wait for an
 //! account's fetch connection share its round trips: under load (ten
 //! sessions, each needing a message another session just appended) the
-//! connection sends one command for all of them instead of one each, and
-//! the wait no longer grows with the number of sessions.
+//! connection sends one command for all of them instead of one each.
 //!
 //! No I/O here: the caller's `serve` does it, so the queueing is tested on
 //! its own.
