@@ -329,7 +329,8 @@ impl Fetcher {
                 .await?;
             sizes.extend(self.known_sizes(conn, mailbox, &unseen).await?);
         }
-        let mut batch = Vec::new();
+        // The messages to fetch whole, in commands of at most BATCH_BYTES.
+        let mut chunks: Vec<Vec<u32>> = Vec::new();
         let mut bytes = 0;
         for (uid, size) in sizes {
             let Some(&(smallest, largest)) = bounds.get(&uid) else {
@@ -353,21 +354,22 @@ impl Fetcher {
             if size > largest {
                 continue;
             }
-            if !batch.is_empty() && bytes + size > BATCH_BYTES {
-                self.bodies(conn, mailbox, &batch, &mut |uid, raw| {
-                    deliver(uid, Whole::Message(raw.to_vec()))
-                })
-                .await?;
-                batch.clear();
-                bytes = 0;
+            match chunks.last_mut() {
+                Some(chunk) if bytes + size <= BATCH_BYTES => chunk.push(uid),
+                _ => {
+                    chunks.push(vec![uid]);
+                    bytes = 0;
+                }
             }
-            batch.push(uid);
             bytes += size;
         }
-        self.bodies(conn, mailbox, &batch, &mut |uid, raw| {
-            deliver(uid, Whole::Message(raw.to_vec()))
-        })
-        .await
+        for chunk in chunks {
+            self.bodies(conn, mailbox, &chunk, &mut |uid, raw| {
+                deliver(uid, Whole::Message(raw.to_vec()))
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// `UID FETCH <uids> (BODY.PEEK[])`: `each` gets every message of
