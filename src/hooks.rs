@@ -30,9 +30,22 @@ pub trait ContentFilter: Send {
     /// A server message queued behind the ones being filtered, which will
     /// be filtered in the state the filter is in now (only FETCH responses
     /// come before it): the filter may start work on it (the masking filter
-    /// starts planning a message the response carries whole). Nothing may
-    /// leave for the client from here; order is kept by `filter`.
-    fn look_ahead(&mut self, _message: &[u8], _literals: &[Range<usize>]) {}
+    /// starts planning the message, [`crate::masking`]), or say it has no
+    /// room now ([`LookAhead::Later`]). Nothing may leave for the client
+    /// from here; order is kept by `filter`.
+    fn look_ahead(&mut self, _message: &[u8], _literals: &[Range<usize>]) -> LookAhead {
+        LookAhead::Done
+    }
+}
+
+/// What [`ContentFilter::look_ahead`] made of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LookAhead {
+    /// Work on it started, or there is none to do: it is not offered again.
+    Done,
+    /// The filter has no room for more work now (its own bound): the
+    /// message is offered again after the next one is filtered.
+    Later,
 }
 
 /// A command as it goes to the server: its bytes, with `literals` the

@@ -29,6 +29,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -97,22 +98,54 @@ pub struct PlanStore {
     clean_files: Mutex<HashMap<DirKey, std::fs::File>>,
 }
 
-/// A turn at making one plan; gives the gate back (and forgets it when
-/// nobody else waits) however the maker ends, cancelled included.
-struct Turn<'a> {
-    store: &'a PlanStore,
-    key: &'a PlanKey,
+/// A turn at making one plan: whoever holds it makes the plan while
+/// every other asker of the same message waits. It gives the gate back
+/// (and forgets it when nobody else waits) however the maker ends,
+/// cancelled included. `St` is how it holds the store: borrowed by
+/// [`PlanStore::get_or_plan`], shared by a [`Claim`] that moves to a task.
+pub struct Turn<St: Deref<Target = PlanStore>> {
+    store: St,
+    key: PlanKey,
     gate: Arc<tokio::sync::Mutex<()>>,
     held: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
-impl Drop for Turn<'_> {
+/// A turn taken at once ([`PlanStore::claim`]), for a task of its own.
+pub type Claim = Turn<Arc<PlanStore>>;
+
+impl<St: Deref<Target = PlanStore>> Turn<St> {
+    /// The plan `usable` accepts, cached (whoever had the turn before may
+    /// have made it) or made by `make` and kept.
+    pub async fn make<F, Fut, E>(
+        self,
+        usable: impl Fn(&MaskPlan) -> bool,
+        make: F,
+    ) -> Result<Arc<MaskPlan>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<MaskPlan, E>>,
+    {
+        let store = &*self.store;
+        if let Some(plan) = store.cached(&self.key).filter(|plan| usable(plan)) {
+            return Ok(plan);
+        }
+        let plan = make().await?;
+        // A clean record appended to an open file is one small write to
+        // the page cache: done in place, not worth a thread hand-off.
+        if store.appends_in_place(&self.key, &plan) {
+            return Ok(store.put(&self.key, plan));
+        }
+        Ok(crate::blocking::cpu(|| store.put(&self.key, plan)))
+    }
+}
+
+impl<St: Deref<Target = PlanStore>> Drop for Turn<St> {
     fn drop(&mut self) {
         self.held = None;
         let mut making = self.store.making.lock().unwrap_or_else(|e| e.into_inner());
         // The map's handle and ours: nobody else waits for this gate.
         if Arc::strong_count(&self.gate) == 2 {
-            making.remove(self.key);
+            making.remove(&self.key);
         }
     }
 }
@@ -222,49 +255,61 @@ impl PlanStore {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<MaskPlan, E>>,
     {
-        // A plan in memory, or a miss in a directory read before, is a
-        // lookup; only the first read of a directory leaves the worker
-        // (each `cpu` call may hand the worker's queue to another thread,
-        // and a login storm's sessions would each start one).
-        let cached = |store: &PlanStore| {
-            store
-                .in_memory(key)
-                .or_else(|| {
-                    if store.is_loaded(key) {
-                        return None;
-                    }
-                    crate::blocking::cpu(|| store.get(key))
-                })
-                .filter(|plan| usable(plan))
-        };
-        if let Some(plan) = cached(self) {
+        if let Some(plan) = self.cached(key).filter(|plan| usable(plan)) {
             return Ok(plan);
         }
-        let gate = self
-            .making
+        let gate = self.gate(key);
+        let held = gate.clone().lock_owned().await;
+        let turn = Turn {
+            store: self,
+            key: key.clone(),
+            gate,
+            held: Some(held),
+        };
+        turn.make(usable, make).await
+    }
+
+    /// The turn at making `key`'s plan, taken now: `None` when the plan is
+    /// in memory or someone is making it. A session takes it before it
+    /// hands a message to a task to plan, so that its filter, reaching the
+    /// message before the task has started, waits for the task's plan
+    /// instead of scanning the message itself.
+    pub fn claim(self: &Arc<Self>, key: &PlanKey) -> Option<Claim> {
+        if self.in_memory(key).is_some() {
+            return None;
+        }
+        let gate = self.gate(key);
+        let held = gate.clone().try_lock_owned().ok()?;
+        Some(Turn {
+            store: self.clone(),
+            key: key.clone(),
+            gate,
+            held: Some(held),
+        })
+    }
+
+    /// `key`'s gate in [`Self::making`], made if nobody holds or waits for it.
+    fn gate(&self, key: &PlanKey) -> Arc<tokio::sync::Mutex<()>> {
+        self.making
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(key.clone())
             .or_default()
-            .clone();
-        let mut turn = Turn {
-            store: self,
-            key,
-            gate: gate.clone(),
-            held: None,
-        };
-        turn.held = Some(gate.lock_owned().await);
-        // Whoever had the turn before may have made it.
-        if let Some(plan) = cached(self) {
-            return Ok(plan);
-        }
-        let plan = make().await?;
-        // A clean record appended to an open file is one small write to
-        // the page cache: done in place, not worth a thread hand-off.
-        if self.appends_in_place(key, &plan) {
-            return Ok(self.put(key, plan));
-        }
-        Ok(crate::blocking::cpu(|| self.put(key, plan)))
+            .clone()
+    }
+
+    /// The plan of `key` in memory, or on disk when its directory has not
+    /// been read yet. A plan in memory, or a miss in a directory read
+    /// before, is a lookup; only the first read of a directory leaves the
+    /// worker (each `cpu` call may hand the worker's queue to another
+    /// thread, and a login storm's sessions would each start one).
+    fn cached(&self, key: &PlanKey) -> Option<Arc<MaskPlan>> {
+        self.in_memory(key).or_else(|| {
+            if self.is_loaded(key) {
+                return None;
+            }
+            crate::blocking::cpu(|| self.get(key))
+        })
     }
 
     /// Keeps a new plan; a failed disk write only costs a later re-scan.
@@ -566,6 +611,37 @@ mod tests {
         let plans = askers.join_all().await;
         assert_eq!(scans.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert!(plans.iter().all(|p| Arc::ptr_eq(p, &plans[0])));
+        assert!(store.making.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_taken_before_its_task_starts_makes_the_askers_wait_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(PlanStore::open(dir.path(), "d1".into()).unwrap());
+        let claim = store.claim(&key(5, 1)).expect("nobody makes it yet");
+        // Taken: nobody else claims it, and an asker waits, not scans.
+        assert!(store.claim(&key(5, 1)).is_none());
+        let asker = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .get_or_plan(
+                        &key(5, 1),
+                        |_| true,
+                        || async { Err::<MaskPlan, _>("the asker scanned it itself") },
+                    )
+                    .await
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let made = claim
+            .make(|_| true, || async { Ok::<_, &str>(plan(true)) })
+            .await
+            .unwrap();
+        let asked = asker.await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&made, &asked));
+        // Made and in memory: nothing left to claim.
+        assert!(store.claim(&key(5, 1)).is_none());
         assert!(store.making.lock().unwrap().is_empty());
     }
 

@@ -7,17 +7,20 @@
 //! made of ASCII leaves one of three byte patterns, each an *event*:
 //!
 //! * a single-group shape of at least `single_min` characters: a run of
-//!   that many ASCII letters and digits. A run of `n` bytes covers at least
-//!   `(n - 3) / 4` consecutive whole 4-byte chunks of any grid, so the gate
-//!   looks for that many chunks of letters and digits in a row (eight bytes
-//!   at a time), then measures the run;
+//!   that many ASCII letters and digits;
 //! * a hyphenated shape: a hyphen with at least `first_min` letters or
 //!   digits before it and a group of `second` letters or digits after it,
 //!   followed by another hyphen when every hyphenated shape has three or
 //!   more groups;
 //! * a space-grouped shape (`XXXX XXXX XXXX XXXX`, upper-case letters and
-//!   digits): its 19 bytes cover four whole chunks of `[A-Z0-9 ]` with at
-//!   most one space each, then the pattern is checked byte by byte.
+//!   digits).
+//!
+//! The gate finds the first and the last 64 bytes at a time: each block's
+//! letters and digits, upper-case letters and digits, and spaces become a
+//! bit per byte (eight bytes at a time, with word-wide arithmetic), and
+//! runs and the space-grouped pattern are found with shifts of those
+//! masks, exactly (a property test checks it against the former search
+//! on a grid of 4-byte chunks).
 //!
 //! A candidate with a non-ASCII character holds one that can be part of a
 //! code (a full-width letter or digit, a dash look-alike, a no-break or
@@ -55,9 +58,6 @@ struct Hyphen {
     second: (usize, usize),
     third: bool,
 }
-
-/// Bytes of the space-grouped pattern `XXXX XXXX XXXX XXXX`.
-const SPACE_RUN: usize = 19;
 
 impl Gate {
     pub fn new<'s>(shapes: impl Iterator<Item = &'s Shape> + Clone) -> Gate {
@@ -146,47 +146,117 @@ impl Gate {
         false
     }
 
-    /// The first single-group or space-grouped event at or after `from`,
-    /// eight bytes at a time.
+    /// A position inside the first single-group or space-grouped event at
+    /// or after `from` (where no alphanumeric run or space-grouped run
+    /// starts before `from`: the start of the text, or a hard boundary),
+    /// 64 bytes at a time: each block's classes become one bit per byte,
+    /// and runs are found with shifts. A run of letters and digits may
+    /// start in an earlier block (its length so far is carried); a
+    /// space-grouped run, 19 bytes, at most in the block before.
     fn chunk_event(&self, bytes: &[u8], from: usize) -> Option<usize> {
-        // Whole 4-byte chunks in a row a pattern covers at least.
-        let alnum_need = self.single_min.map(|n| n.saturating_sub(3) / 4);
-        let space_need = self.space.then_some((SPACE_RUN - 3) / 4);
-        let mut alnum_row = 0usize;
-        let mut space_row = 0usize;
-        let mut at = from;
-        while at < bytes.len() {
-            let masks = Masks::of(load(bytes, at));
-            for half in 0..2 {
-                let chunk = at + 4 * half;
-                if chunk >= bytes.len() {
-                    break;
+        let single_min = self.single_min.map(|n| n.max(1));
+        if single_min.is_none() && !self.space {
+            return None;
+        }
+        let mut prev = BlockMasks::default();
+        // Letters and digits in a row up to the start of the block.
+        let mut run = 0usize;
+        let mut base = from;
+        while base < bytes.len() {
+            let end = bytes.len().min(base + BLOCK);
+            let cur = BlockMasks::of(&bytes[base..end]);
+            let mut first = u32::MAX;
+            if let Some(min) = single_min {
+                let lead = cur.alnum.trailing_ones() as usize;
+                if lead > 0 && run + lead >= min {
+                    first = 0;
+                } else if min <= BLOCK {
+                    first = first.min(runs_of(cur.alnum, min).trailing_zeros());
                 }
-                let shift = 32 * half;
-                let alnum = (masks.alnum >> shift) as u32 & CHUNK;
-                let grouped = (masks.grouped >> shift) as u32 & CHUNK;
-                let spaces = (masks.space >> shift) as u32 & CHUNK;
-                alnum_row = if alnum == CHUNK { alnum_row + 1 } else { 0 };
-                // Inside the pattern every chunk has at most one space.
-                space_row = if grouped == CHUNK && spaces & spaces.wrapping_sub(1) == 0 {
-                    space_row + 1
-                } else {
-                    0
+                run = match cur.alnum {
+                    u64::MAX => run + BLOCK,
+                    alnum => alnum.leading_ones() as usize,
                 };
-                if space_need.is_some_and(|n| space_row >= n) && space_run_ending(bytes, chunk + 4)
-                {
-                    return Some(chunk);
-                }
-                if let (Some(need), Some(min)) = (alnum_need, self.single_min) {
-                    if alnum_row >= need && alnum_run_around(bytes, chunk) >= min {
-                        return Some(chunk);
-                    }
-                }
             }
-            at += 8;
+            if self.space {
+                first = first.min(space_runs_ending(&prev, &cur).trailing_zeros());
+            }
+            if first < 64 {
+                return Some(base + first as usize);
+            }
+            prev = cur;
+            base = end;
         }
         None
     }
+}
+
+/// Bytes the gate classifies at a time: one bit each in a `u64`.
+const BLOCK: usize = 64;
+
+/// Per-byte classes of up to [`BLOCK`] bytes, bit `i` for byte `i` (bits
+/// past the end clear).
+#[derive(Default)]
+struct BlockMasks {
+    /// ASCII letters and digits.
+    alnum: u64,
+    /// ASCII upper-case letters and digits.
+    upper: u64,
+    space: u64,
+}
+
+impl BlockMasks {
+    fn of(block: &[u8]) -> BlockMasks {
+        // A whole block in eight fixed steps (unrolled), a short one as
+        // many as it needs.
+        let words = if block.len() == BLOCK {
+            8
+        } else {
+            block.len().div_ceil(8)
+        };
+        let mut out = BlockMasks::default();
+        for k in 0..words {
+            let m = Masks::of(load(block, 8 * k));
+            let shift = 8 * k;
+            out.alnum |= u64::from(gather(m.alnum)) << shift;
+            out.upper |= u64::from(gather(m.grouped & !m.space)) << shift;
+            out.space |= u64::from(gather(m.space)) << shift;
+        }
+        out
+    }
+}
+
+/// Bit 7 of each of the eight bytes of `m`, as the bits of one byte (byte
+/// `k` to bit `k`): the multiplier moves byte `k`'s bit to bit `56 + k`,
+/// and no two partial products meet there.
+#[inline(always)]
+fn gather(m: u64) -> u8 {
+    (((m & HIGH) >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
+}
+
+/// Bit `j` set where bits `j + 1 - n ..= j` of `m` all are (`1 <= n <= 64`).
+fn runs_of(m: u64, n: usize) -> u64 {
+    let mut runs = m;
+    let mut have = 1;
+    while have < n {
+        let step = have.min(n - have);
+        runs &= runs << step;
+        have += step;
+    }
+    runs
+}
+
+/// Bit `j` set where `XXXX XXXX XXXX XXXX` (upper-case letters and
+/// digits) ends at byte `j` of the block `cur`, `prev` being the block
+/// before it.
+fn space_runs_ending(prev: &BlockMasks, cur: &BlockMasks) -> u64 {
+    let join = |p: u64, c: u64| u128::from(c) << 64 | u128::from(p);
+    let upper = join(prev.upper, cur.upper);
+    let space = join(prev.space, cur.space);
+    let group = upper & upper << 1 & upper << 2 & upper << 3;
+    let runs =
+        group & space << 4 & group << 5 & space << 9 & group << 10 & space << 14 & group << 15;
+    (runs >> 64) as u64
 }
 
 /// Whether `b` is a hard boundary: no word or space-grouped run crosses it.
@@ -207,8 +277,6 @@ fn window(bytes: &[u8], at: usize) -> Range<usize> {
     start..end
 }
 
-/// High bit of each byte of a 4-byte chunk.
-const CHUNK: u32 = 0x8080_8080;
 const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 const CASE: u64 = 0x2020_2020_2020_2020;
@@ -218,6 +286,12 @@ const CASE: u64 = 0x2020_2020_2020_2020;
 #[inline(always)]
 fn load(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];
+    // Eight bytes in range: one fixed-size load (the general copy below is
+    // a call to memcpy).
+    if let Some(whole) = bytes.get(at..at.saturating_add(8)) {
+        word.copy_from_slice(whole);
+        return u64::from_le_bytes(word);
+    }
     let end = bytes.len().min(at + 8);
     if let (Some(dst), Some(src)) = (word.get_mut(..end.saturating_sub(at)), bytes.get(at..end)) {
         dst.copy_from_slice(src);
@@ -261,38 +335,6 @@ impl Masks {
     }
 }
 
-/// Length of the run of ASCII letters and digits that holds byte `at`
-/// (0 if that byte is none).
-fn alnum_run_around(bytes: &[u8], at: usize) -> usize {
-    let is_alnum = |i: &usize| {
-        bytes
-            .get(*i)
-            .is_some_and(|&b| ALNUM_FLAGS[usize::from(b)] != 0)
-    };
-    if !is_alnum(&at) {
-        return 0;
-    }
-    let start = (0..at).rev().find(|i| !is_alnum(i)).map_or(0, |i| i + 1);
-    let end = (at..bytes.len())
-        .find(|i| !is_alnum(i))
-        .unwrap_or(bytes.len());
-    end - start
-}
-
-/// Whether `XXXX XXXX XXXX XXXX` (upper-case letters and digits) covers
-/// the four chunks that end at byte `end`.
-fn space_run_ending(bytes: &[u8], end: usize) -> bool {
-    let first = end.saturating_sub(16);
-    let grouped = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit();
-    (first.saturating_sub(3)..=first).any(|start| {
-        bytes.get(start..start + SPACE_RUN).is_some_and(|run| {
-            run.iter()
-                .enumerate()
-                .all(|(i, &b)| if i % 5 == 4 { b == b' ' } else { grouped(b) })
-        })
-    })
-}
-
 /// Whether the hyphen at `at` could join the first two groups of a
 /// hyphenated shape.
 fn hyphenated(h: Hyphen, bytes: &[u8], at: usize) -> bool {
@@ -317,8 +359,114 @@ mod tests {
     use crate::detect::chars::classify;
     use crate::detect::rules::BUILTINS;
 
+    /// Bytes of the space-grouped pattern `XXXX XXXX XXXX XXXX`.
+    const SPACE_RUN: usize = 19;
+
+    /// High bit of each byte of a 4-byte chunk.
+    const CHUNK: u32 = 0x8080_8080;
+    /// Length of the run of ASCII letters and digits that holds byte `at`
+    /// (0 if that byte is none).
+    fn alnum_run_around(bytes: &[u8], at: usize) -> usize {
+        let is_alnum = |i: &usize| {
+            bytes
+                .get(*i)
+                .is_some_and(|&b| ALNUM_FLAGS[usize::from(b)] != 0)
+        };
+        if !is_alnum(&at) {
+            return 0;
+        }
+        let start = (0..at).rev().find(|i| !is_alnum(i)).map_or(0, |i| i + 1);
+        let end = (at..bytes.len())
+            .find(|i| !is_alnum(i))
+            .unwrap_or(bytes.len());
+        end - start
+    }
+
+    /// Whether `XXXX XXXX XXXX XXXX` (upper-case letters and digits) covers
+    /// the four chunks that end at byte `end`.
+    fn space_run_ending(bytes: &[u8], end: usize) -> bool {
+        let first = end.saturating_sub(16);
+        let grouped = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit();
+        (first.saturating_sub(3)..=first).any(|start| {
+            bytes.get(start..start + SPACE_RUN).is_some_and(|run| {
+                run.iter()
+                    .enumerate()
+                    .all(|(i, &b)| if i % 5 == 4 { b == b' ' } else { grouped(b) })
+            })
+        })
+    }
+
+    /// The gate's first event finder, eight bytes at a time with a chunk
+    /// grid: the reference [`Gate::chunk_event`] is checked against.
+    fn chunk_event_by_chunks(gate: &Gate, bytes: &[u8], from: usize) -> Option<usize> {
+        // Whole 4-byte chunks in a row a pattern covers at least.
+        let alnum_need = gate.single_min.map(|n| n.saturating_sub(3) / 4);
+        let space_need = gate.space.then_some((SPACE_RUN - 3) / 4);
+        let mut alnum_row = 0usize;
+        let mut space_row = 0usize;
+        let mut at = from;
+        while at < bytes.len() {
+            let masks = Masks::of(load(bytes, at));
+            for half in 0..2 {
+                let chunk = at + 4 * half;
+                if chunk >= bytes.len() {
+                    break;
+                }
+                let shift = 32 * half;
+                let alnum = (masks.alnum >> shift) as u32 & CHUNK;
+                let grouped = (masks.grouped >> shift) as u32 & CHUNK;
+                let spaces = (masks.space >> shift) as u32 & CHUNK;
+                alnum_row = if alnum == CHUNK { alnum_row + 1 } else { 0 };
+                // Inside the pattern every chunk has at most one space.
+                space_row = if grouped == CHUNK && spaces & spaces.wrapping_sub(1) == 0 {
+                    space_row + 1
+                } else {
+                    0
+                };
+                if space_need.is_some_and(|n| space_row >= n) && space_run_ending(bytes, chunk + 4)
+                {
+                    return Some(chunk);
+                }
+                if let (Some(need), Some(min)) = (alnum_need, gate.single_min) {
+                    if alnum_row >= need && alnum_run_around(bytes, chunk) >= min {
+                        return Some(chunk);
+                    }
+                }
+            }
+            at += 8;
+        }
+        None
+    }
+
     fn builtin() -> Gate {
         Gate::new(BUILTINS.iter().flat_map(|b| b.shapes.iter()))
+    }
+
+    #[test]
+    fn gather_takes_each_bytes_high_bit_in_order() {
+        for bits in 0..=255u8 {
+            let spread = (0..8).fold(0u64, |m, k| m | (u64::from(bits >> k & 1) << (8 * k + 7)));
+            // Low bits set too: only bit 7 of each byte counts.
+            assert_eq!(gather(spread | LOW7), bits);
+        }
+    }
+
+    #[test]
+    fn runs_cross_blocks_and_space_groups_straddle_them() {
+        let g = builtin();
+        for pad in 0..80 {
+            let long = format!("{}ABCDEFGH123456 x", " ".repeat(pad));
+            let at = g.chunk_event(long.as_bytes(), 0);
+            assert!(
+                at.is_some_and(|at| (pad..pad + 14).contains(&at)),
+                "{pad}: {at:?}"
+            );
+            let spaced = format!("{}. 1234 ABCD 5678 EFGH .", "x".repeat(pad));
+            assert!(g.chunk_event(spaced.as_bytes(), 0).is_some(), "{pad}");
+        }
+        // A run as long as a block and longer, from before a block edge.
+        let run = format!("{}{} .", " ".repeat(50), "A".repeat(200));
+        assert_eq!(g.chunk_event(run.as_bytes(), 0), Some(63));
     }
 
     #[test]
@@ -532,6 +680,33 @@ mod tests {
                     proptest::prop_assert!(d.may_find(&text), "{:?}", text);
                     let counts = d.context_counts(&ctx);
                     proptest::prop_assert!(d.may_find_in(&text, counts), "{:?} {:?}", text, ctx);
+                }
+            }
+        }
+
+        /// The block finder and the chunk-grid reference find events in
+        /// the same windows, from the start and from every hard boundary,
+        /// in texts dense with runs, space groups and block edges.
+        #[test]
+        fn block_events_are_the_reference_events(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(b"AB9Z0AB9Z0 ab-.%\xC3\xA9".to_vec()),
+                0..400,
+            ),
+            text in text(),
+        ) {
+            let gate = builtin();
+            let no_space = Gate { space: false, ..gate.clone() };
+            let only_space = Gate { single_min: None, ..gate.clone() };
+            for bytes in [&bytes[..], text.as_bytes()] {
+                let starts = std::iter::once(0)
+                    .chain((0..bytes.len()).filter(|&i| hard(bytes[i])));
+                for from in starts {
+                    for g in [&gate, &no_space, &only_space] {
+                        let new = g.chunk_event(bytes, from).map(|at| window(bytes, at));
+                        let old = chunk_event_by_chunks(g, bytes, from).map(|at| window(bytes, at));
+                        proptest::prop_assert_eq!(new, old, "{:?} from {}", String::from_utf8_lossy(bytes), from);
+                    }
                 }
             }
         }

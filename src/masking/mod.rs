@@ -29,7 +29,9 @@ use tracing::{info, warn};
 use crate::audit::{MaskApplied, SessionAudit};
 use crate::blocking::cpu;
 use crate::detect::Detector;
-use crate::hooks::{ClientMessage, CommandAction, CommandFilter, ContentFilter, Outgoing};
+use crate::hooks::{
+    ClientMessage, CommandAction, CommandFilter, ContentFilter, LookAhead, Outgoing,
+};
 use crate::imap::response::{self, ContentItem, ContentKind, FetchContent, Inspection};
 use crate::imap::search;
 use crate::imap::selection::{self, Change, Selected, Selection};
@@ -56,6 +58,8 @@ pub struct MaskingContext {
     pub masked: Arc<MaskedIndex>,
     /// Told when a message is masked for the first time.
     pub notifier: Notifier,
+    /// Scans ahead of the filters ([`scan_ahead_for_cores`]).
+    pub scan_ahead: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Why the masking rules or their cache could not be set up.
@@ -99,6 +103,7 @@ impl MaskingContext {
             vault,
             masked,
             notifier,
+            scan_ahead: scan_ahead_for_cores(),
         })
     }
 }
@@ -133,16 +138,33 @@ pub struct Masking<S> {
     audit: SessionAudit,
     /// Messages whose masks were already recorded in this session.
     audited: HashSet<PlanKey>,
-    /// Plans being made ahead of the filter ([`LOOK_AHEAD_SCANS`]).
+    /// Messages being fetched from the source and planned ahead of the
+    /// filter ([`LOOK_AHEAD_FETCHES`]).
     ahead: Arc<tokio::sync::Semaphore>,
 }
 
-/// A session plans at most this many queued messages ahead of its filter
-/// (each on a task of its own, with its own copy of the message, from the
-/// response or asked of the source)...
-const LOOK_AHEAD_SCANS: usize = 2;
-/// ...and only messages of at most this many bytes.
+/// A session has at most this many queued messages, whose responses carry
+/// only part of them, fetched whole from the source and planned ahead of
+/// its filter (each on a task of its own)...
+const LOOK_AHEAD_FETCHES: usize = 2;
+/// ...and plans ahead only messages of at most this many bytes, fetched or
+/// carried whole (those share [`MaskingContext::scan_ahead`]).
 const LOOK_AHEAD_BYTES: usize = 8 * 1024 * 1024;
+
+/// Scans of messages in hand ahead of their sessions' filters, for the
+/// whole process: one per core beyond the two a first fetch keeps busy
+/// (the relay with the filter's own scans, and the server), `None` on two
+/// cores or fewer. Measured on 2 cores, first fetch of 2,000 messages
+/// (138 MB) on the plain path, median of 5, same run: no scan ahead
+/// 316 MB/s, one a session 278, two 282, three 276. The copy, the task
+/// and the hand-off of each message cost more than a third runnable
+/// thread on two cores gains; the relay's own pipeline already keeps the
+/// server and the client moving while its filter scans.
+pub fn scan_ahead_for_cores() -> Option<Arc<tokio::sync::Semaphore>> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let spare = cores.saturating_sub(2);
+    (spare > 0).then(|| Arc::new(tokio::sync::Semaphore::new(spare)))
+}
 
 /// Both filters of one session.
 /// `source` is cloned: each side asks it for messages on its own.
@@ -164,7 +186,7 @@ pub fn for_session<S: MessageSource + Clone>(
             state: state.clone(),
             audit,
             audited: HashSet::new(),
-            ahead: Arc::new(tokio::sync::Semaphore::new(LOOK_AHEAD_SCANS)),
+            ahead: Arc::new(tokio::sync::Semaphore::new(LOOK_AHEAD_FETCHES)),
         },
         CommandSide {
             planner: Planner {
@@ -364,27 +386,46 @@ impl<S: MessageSource + Clone + 'static> ContentFilter for Masking<S> {
         }
     }
 
-    fn look_ahead(&mut self, message: &[u8], literals: &[Range<usize>]) {
+    fn look_ahead(&mut self, message: &[u8], literals: &[Range<usize>]) -> LookAhead {
         if message.len() > LOOK_AHEAD_BYTES {
-            return;
+            return LookAhead::Done;
         }
-        let Ok(permit) = self.ahead.clone().try_acquire_owned() else {
-            return;
-        };
+        let scan_ahead = self.planner.context.scan_ahead.clone();
+        let scans_free = scan_ahead
+            .as_ref()
+            .is_some_and(|s| s.available_permits() > 0);
+        // Neither kind of work has room: not worth inspecting the message.
+        if !scans_free && self.ahead.available_permits() == 0 {
+            return LookAhead::Later;
+        }
         let Inspection::Fetch(content) = response::inspect(message, literals) else {
-            return;
+            return LookAhead::Done;
         };
         let (Some(selected), Some(uid)) = (self.selected(), content.uid) else {
-            return;
+            return LookAhead::Done;
         };
         match whole_item(&content, message) {
-            Some(whole) => self.planner.plan_ahead(&selected, uid, whole, permit),
+            // In hand: scanned ahead only on a spare core, else by the filter.
+            Some(whole) => {
+                let Some(scan_ahead) = scan_ahead else {
+                    return LookAhead::Done;
+                };
+                let Ok(permit) = scan_ahead.try_acquire_owned() else {
+                    return LookAhead::Later;
+                };
+                self.planner.plan_ahead(&selected, uid, whole, permit);
+            }
+            // Waiting for the source costs no core: always ahead.
             None if !content.items.is_empty() => {
+                let Ok(permit) = self.ahead.clone().try_acquire_owned() else {
+                    return LookAhead::Later;
+                };
                 self.planner
-                    .fetch_ahead(&selected, uid, LOOK_AHEAD_BYTES, permit)
+                    .fetch_ahead(&selected, uid, LOOK_AHEAD_BYTES, permit);
             }
             None => {}
         }
+        LookAhead::Done
     }
 }
 

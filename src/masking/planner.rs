@@ -150,16 +150,15 @@ impl<S> Planner<S> {
         }
     }
 
-    /// Scans a message where it lies, uncopied (milliseconds, once per
-    /// message).
     /// Starts planning message `uid` of `selected` from `raw`, the whole
     /// message a queued response carries, on a task of its own, so that it
     /// is scanned while the session's filter still works on the responses
-    /// before it; the filter then finds the plan made, or waits for it
-    /// ([`crate::plan_store::PlanStore::get_or_plan`]: one scan either way,
-    /// and the original is in the vault before any masked byte leaves).
-    /// `permit` is held until the plan is made. A message already planned
-    /// in memory is left alone (and not copied).
+    /// before it. The turn at making the plan is taken here, before the
+    /// task starts ([`crate::plan_store::PlanStore::claim`]): the filter
+    /// then finds the plan made, or waits for it (one scan either way, and
+    /// the original is in the vault before any masked byte leaves). `permit`
+    /// is held until the plan is made. A message planned in memory, or
+    /// being planned, is left alone (and not copied).
     pub(super) fn plan_ahead(
         &self,
         selected: &Selected,
@@ -168,9 +167,9 @@ impl<S> Planner<S> {
         permit: tokio::sync::OwnedSemaphorePermit,
     ) {
         let key = self.key(selected, uid);
-        if self.context.store.in_memory(&key).is_some() {
+        let Some(claim) = self.context.store.claim(&key) else {
             return;
-        }
+        };
         let raw = raw.to_vec();
         let planner = Planner {
             context: self.context.clone(),
@@ -178,10 +177,9 @@ impl<S> Planner<S> {
             source: (),
         };
         tokio::spawn(async move {
-            let store = planner.context.store.clone();
             let usable = |plan: &MaskPlan| plan.message_len == raw.len();
-            let made = store
-                .get_or_plan(&key, usable, || async {
+            let made = claim
+                .make(usable, || async {
                     Ok::<_, Unplanned>(planner.plan_raw(&key, &raw).await)
                 })
                 .await;
@@ -329,8 +327,9 @@ impl<S: MessageSource> Planner<S> {
 
     /// Starts planning message `uid` of `selected`, whose queued response
     /// carries only some of it, on a task of its own from the whole message
-    /// asked of the source: the filter then finds the plan made, or waits
-    /// for it, and the look-aheads of all sessions wait for the fetch
+    /// asked of the source (the turn taken here, as [`Self::plan_ahead`]
+    /// does): the filter then finds the plan made, or waits for it, and the
+    /// look-aheads of all sessions wait for the fetch
     /// connection together, so their messages come in one command instead
     /// of one round trip each behind the filter. A message larger than
     /// `max_len`, gone or not fetched is left to the filter (the next
@@ -346,9 +345,9 @@ impl<S: MessageSource> Planner<S> {
         S: Clone + 'static,
     {
         let key = self.key(selected, uid);
-        if self.context.store.in_memory(&key).is_some() {
+        let Some(claim) = self.context.store.claim(&key) else {
             return;
-        }
+        };
         let mut planner = Planner {
             context: self.context.clone(),
             account: self.account.clone(),
@@ -356,10 +355,8 @@ impl<S: MessageSource> Planner<S> {
         };
         let selected = selected.clone();
         tokio::spawn(async move {
-            let store = planner.context.store.clone();
-            let made = store
-                .get_or_plan(
-                    &key,
+            let made = claim
+                .make(
                     |_| true,
                     || async {
                         match planner.source.whole_message(&selected, uid, max_len).await {

@@ -32,6 +32,7 @@ fn context(dir: &std::path::Path, detector: &str) -> MaskingContext {
         vault: None,
         masked: Arc::new(MaskedIndex::open(dir).unwrap()),
         notifier: crate::notify::Notifier::default(),
+        scan_ahead: None,
     }
 }
 
@@ -320,6 +321,47 @@ async fn a_queued_header_fetch_has_its_message_planned_from_the_source_ahead_of_
     let served = serve(&mut masking, &response).await;
     assert!(!contains(&served, CODE));
     assert_eq!(source.whole_requests.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_message_in_hand_is_scanned_ahead_only_on_a_spare_core_and_waits_for_one() {
+    let inbox = Selected {
+        name: b"INBOX".to_vec(),
+        uidvalidity: 7,
+    };
+    for spare in [None, Some(1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let source = FakeSource::with(&inbox, &[(5, GIFT), (9, HAM)]);
+        let scan_ahead = spare.map(|n| Arc::new(tokio::sync::Semaphore::new(n)));
+        let context = MaskingContext {
+            scan_ahead: scan_ahead.clone(),
+            ..context(dir.path(), "test")
+        };
+        let (mut masking, mut commands) = for_session(
+            Arc::new(context),
+            "acct".into(),
+            source.clone(),
+            SessionAudit::default(),
+            crate::unlock::Windows::default(),
+        );
+        select_inbox(&mut masking, &mut commands).await;
+        // The one spare core busy: the message is offered again later.
+        if let Some(scans) = &scan_ahead {
+            let _busy = scans.clone().try_acquire_owned().unwrap();
+            let ham = fetch_response(2, 9, "BODY[]", HAM);
+            let made = masking.look_ahead(&ham, &literal_ranges(&ham));
+            assert_eq!(made, LookAhead::Later);
+        }
+        let response = fetch_response(1, 5, "BODY[]", GIFT);
+        let made = masking.look_ahead(&response, &literal_ranges(&response));
+        assert_eq!(made, LookAhead::Done, "spare {spare:?}");
+        let ahead = planned_ahead(&masking, 5).await;
+        assert_eq!(ahead.is_some(), spare.is_some(), "spare {spare:?}");
+        // Either way the filter masks it from the response it carries.
+        let served = serve(&mut masking, &response).await;
+        assert!(!contains(&served, CODE));
+        assert_eq!(source.whole_requests.load(Ordering::Relaxed), 0);
+    }
 }
 
 #[tokio::test]

@@ -32,7 +32,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
 use crate::audit::SessionAudit;
-use crate::hooks::{ClientMessage, CommandAction, CommandFilter, ContentFilter};
+use crate::hooks::{ClientMessage, CommandAction, CommandFilter, ContentFilter, LookAhead};
 use crate::imap::command::{self, Verdict};
 use crate::imap::{capability, response, syntax};
 use crate::net::framed::{Fragment, FrameError, FramedReader};
@@ -886,25 +886,35 @@ async fn filter_stage<F: ContentFilter>(
     mut from_reader: mpsc::Receiver<Down>,
     to_writer: mpsc::Sender<Down>,
 ) {
-    // Messages taken from the reader and not filtered yet, oldest first.
-    let mut queued = std::collections::VecDeque::new();
+    // Messages taken from the reader and not filtered yet, oldest first,
+    // each with whether the filter has had its look at it.
+    let mut queued: std::collections::VecDeque<(Down, bool)> = std::collections::VecDeque::new();
     loop {
         while queued.len() < LOOK_AHEAD {
             let Ok(down) = from_reader.try_recv() else {
                 break;
             };
-            // Behind FETCH responses only (and behind at least one: the
-            // first is filtered at once), a message is filtered in the
-            // state the filter has now: it may look ahead at it.
-            if let Down::Message(m) = &down {
-                if !queued.is_empty() && queued.iter().all(is_fetch) {
-                    filter.look_ahead(&m.bytes, &m.literals);
-                }
+            queued.push_back((down, false));
+        }
+        // Behind FETCH responses only (and behind at least one: the first
+        // is filtered at once), a message is filtered in the state the
+        // filter has now: it may look ahead at it, oldest first, until the
+        // filter has no room for more (the rest are offered again after
+        // the next message is filtered).
+        for i in 1..queued.len() {
+            if !is_fetch(&queued[i - 1].0) {
+                break;
             }
-            queued.push_back(down);
+            let (down, looked) = &mut queued[i];
+            if let (Down::Message(m), false) = (&*down, *looked) {
+                if filter.look_ahead(&m.bytes, &m.literals) == LookAhead::Later {
+                    break;
+                }
+                *looked = true;
+            }
         }
         let next = match queued.pop_front() {
-            Some(down) => Some(down),
+            Some((down, _)) => Some(down),
             None => from_reader.recv().await,
         };
         let Some(mut down) = next else {
@@ -1636,9 +1646,21 @@ mod tests {
             Cow::Borrowed(message)
         }
 
-        fn look_ahead(&mut self, message: &[u8], _literals: &[std::ops::Range<usize>]) {
+        /// Has no room the first time it is offered message 4.
+        fn look_ahead(
+            &mut self,
+            message: &[u8],
+            _literals: &[std::ops::Range<usize>],
+        ) -> LookAhead {
             let line = String::from_utf8_lossy(message).trim_end().to_string();
-            self.seen.lock().unwrap().push(format!("ahead {line}"));
+            let mut seen = self.seen.lock().unwrap();
+            let first_offer = !seen.iter().any(|s| s.starts_with("ahead * 4 "));
+            seen.push(format!("ahead {line}"));
+            if line.starts_with("* 4 ") && first_offer {
+                LookAhead::Later
+            } else {
+                LookAhead::Done
+            }
         }
     }
 
@@ -1665,8 +1687,9 @@ mod tests {
             "* 1 FETCH (FLAGS ())",
             "* 2 FETCH (FLAGS ())",
             "* 3 fetch (FLAGS ())",
-            "a1 OK done",
             "* 4 FETCH (FLAGS ())",
+            "a1 OK done",
+            "* 5 FETCH (FLAGS ())",
         ];
         // The first is taken alone and held; the others queue behind it.
         for (i, m) in messages.iter().enumerate() {
@@ -1695,11 +1718,19 @@ mod tests {
         stage.await.unwrap();
         let seen = seen.lock().unwrap().clone();
         let ahead: Vec<&String> = seen.iter().filter(|s| s.starts_with("ahead")).collect();
-        // Behind FETCH responses only: 3 and the tagged response; not 2
-        // (filtered next), not 4 (behind the tagged response), not 1.
+        // Behind FETCH responses only, oldest first: 3, then 4, which had
+        // no room and stops the round (the tagged response waits), is
+        // offered again after 2 is filtered, and the tagged response with
+        // it; not 2 (filtered next), not 5 (behind the tagged response),
+        // not 1.
         assert_eq!(
             ahead,
-            ["ahead * 3 fetch (FLAGS ())", "ahead a1 OK done"],
+            [
+                "ahead * 3 fetch (FLAGS ())",
+                "ahead * 4 FETCH (FLAGS ())",
+                "ahead * 4 FETCH (FLAGS ())",
+                "ahead a1 OK done"
+            ],
             "{seen:?}"
         );
         let filtered: Vec<&String> = seen.iter().filter(|s| s.starts_with("filter")).collect();

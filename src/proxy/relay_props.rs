@@ -305,6 +305,8 @@ async fn run(script: Vec<u8>) -> Vec<u8> {
         vault: None,
         masked: Arc::new(MaskedIndex::open(dir.path()).expect("masked index")),
         notifier: crate::notify::Notifier::default(),
+        // Scans ahead whatever the machine: those tasks are under test too.
+        scan_ahead: Some(Arc::new(tokio::sync::Semaphore::new(1))),
     };
     let inbox = Selected {
         name: b"INBOX".to_vec(),

@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, watch};
 use super::folder::Folder;
 use super::list::{self, PendingList};
 use super::{Current, Windows};
-use crate::hooks::{ClientMessage, CommandAction, CommandFilter, ContentFilter};
+use crate::hooks::{ClientMessage, CommandAction, CommandFilter, ContentFilter, LookAhead};
 use crate::imap::command::parse_head;
 use crate::imap::response::Inspection;
 use crate::imap::syntax;
@@ -303,8 +303,8 @@ impl<F: ContentFilter> ContentFilter for Content<F> {
         after_masking(&self.context, &self.state, message, out)
     }
 
-    fn look_ahead(&mut self, message: &[u8], literals: &[Range<usize>]) {
-        self.inner.look_ahead(message, literals);
+    fn look_ahead(&mut self, message: &[u8], literals: &[Range<usize>]) -> LookAhead {
+        self.inner.look_ahead(message, literals)
     }
 }
 
@@ -387,8 +387,9 @@ mod tests {
             Cow::Borrowed(message)
         }
 
-        fn look_ahead(&mut self, _message: &[u8], _literals: &[Range<usize>]) {
+        fn look_ahead(&mut self, _message: &[u8], _literals: &[Range<usize>]) -> LookAhead {
             self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            LookAhead::Later
         }
     }
 
@@ -406,7 +407,8 @@ mod tests {
             }),
             state: SharedState::default(),
         };
-        content.look_ahead(b"* 2 FETCH (UID 2 BODY[] {1}\r\nx)\r\n", &[]);
+        let made = content.look_ahead(b"* 2 FETCH (UID 2 BODY[] {1}\r\nx)\r\n", &[]);
+        assert_eq!(made, LookAhead::Later);
         assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 
