@@ -108,23 +108,40 @@ impl Keyring {
         &self.data
     }
 
-    /// Waits (bounded) until the Secret Service answers a lookup.
+    /// Waits (bounded) until the Secret Service stores a secret: answering
+    /// a search is not enough, the login collection may still be locked
+    /// while `--unlock` is at work (seen on a loaded machine: giftlock's
+    /// store then failed with "the keyring is locked"). The probe item is
+    /// removed again. Each try is bounded too (`timeout`), in case a
+    /// locked collection waits for a prompt.
     fn wait_until_it_answers(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let probe = ["service", "giftlock-test-probe", "username", "probe"];
         loop {
-            let out = Command::new("secret-tool")
-                .args(["search", "service", "giftlock-test-probe"])
+            let mut store = Command::new("timeout")
+                .args(["5", "secret-tool", "store", "--label=giftlock test probe"])
+                .args(probe)
                 .envs(self.env())
-                .output()
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
                 .expect("run secret-tool");
-            // An empty search exits 1 with nothing on stderr once the
-            // service is up; before, secret-tool says it cannot reach it.
-            if out.stderr.is_empty() {
+            store.stdin.take().unwrap().write_all(b"probe").unwrap();
+            let out = store.wait_with_output().expect("wait for secret-tool");
+            if out.status.success() {
+                let cleared = Command::new("secret-tool")
+                    .arg("clear")
+                    .args(probe)
+                    .envs(self.env())
+                    .status()
+                    .expect("run secret-tool");
+                assert!(cleared.success(), "cannot remove the keyring probe");
                 return;
             }
             assert!(
                 Instant::now() < deadline,
-                "GNOME Keyring does not answer: {}",
+                "GNOME Keyring does not store a secret: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
             std::thread::sleep(Duration::from_millis(100));
