@@ -36,6 +36,21 @@ fn context(dir: &std::path::Path, detector: &str) -> MaskingContext {
     }
 }
 
+/// Both filters of one session of account `acct` on `context`, with
+/// `source` for the messages responses do not carry.
+fn session_on(
+    context: MaskingContext,
+    source: &FakeSource,
+) -> (Masking<FakeSource>, CommandSide<FakeSource>) {
+    for_session(
+        Arc::new(context),
+        "acct".into(),
+        source.clone(),
+        SessionAudit::default(),
+        crate::unlock::Windows::default(),
+    )
+}
+
 /// Both filters of one session on `INBOX` (UIDVALIDITY 7) holding a gift
 /// mail at UID 5 and ham at UID 9; the temp dir holds the plan cache.
 fn session() -> (
@@ -51,13 +66,7 @@ fn session() -> (
         uidvalidity: 7,
     };
     let source = FakeSource::with(&inbox, &[(5, GIFT), (9, HAM)]);
-    let (masking, commands) = for_session(
-        Arc::new(context),
-        "acct".into(),
-        source.clone(),
-        SessionAudit::default(),
-        crate::unlock::Windows::default(),
-    );
+    let (masking, commands) = session_on(context, &source);
     (masking, commands, source, dir)
 }
 
@@ -201,13 +210,7 @@ async fn the_first_content_search_fetches_the_unscanned_messages_in_batches_of_b
         &inbox,
         &[(1, &big), (2, &big), (3, &big), (5, GIFT), (9, HAM)],
     );
-    let (mut masking, mut commands) = for_session(
-        Arc::new(context),
-        "acct".into(),
-        source.clone(),
-        SessionAudit::default(),
-        crate::unlock::Windows::default(),
-    );
+    let (mut masking, mut commands) = session_on(context, &source);
     select_inbox(&mut masking, &mut commands).await;
     assert_eq!(
         sent(send(&mut commands, b"s SEARCH BODY \"K4MT\"\r\n").await),
@@ -337,13 +340,7 @@ async fn a_message_in_hand_is_scanned_ahead_only_on_a_spare_core_and_waits_for_o
             scan_ahead: scan_ahead.clone(),
             ..context(dir.path(), "test")
         };
-        let (mut masking, mut commands) = for_session(
-            Arc::new(context),
-            "acct".into(),
-            source.clone(),
-            SessionAudit::default(),
-            crate::unlock::Windows::default(),
-        );
+        let (mut masking, mut commands) = session_on(context, &source);
         select_inbox(&mut masking, &mut commands).await;
         // The one spare core busy: the message is offered again later.
         if let Some(scans) = &scan_ahead {
@@ -375,13 +372,7 @@ async fn a_message_too_large_to_plan_ahead_is_left_to_the_filter_not_planned_as_
     big.resize(LOOK_AHEAD_BYTES + 1024, b'x');
     big.extend_from_slice(b"\r\n");
     let source = FakeSource::with(&inbox, &[(3, &big)]);
-    let (mut masking, mut commands) = for_session(
-        Arc::new(context(dir.path(), "test")),
-        "acct".into(),
-        source.clone(),
-        SessionAudit::default(),
-        crate::unlock::Windows::default(),
-    );
+    let (mut masking, mut commands) = session_on(context(dir.path(), "test"), &source);
     select_inbox(&mut masking, &mut commands).await;
     let response =
         b"* 1 FETCH (UID 3 ENVELOPE (NIL \"lunch\" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n";
