@@ -70,6 +70,52 @@ pub fn number_after(message: &[u8], marker: &[u8]) -> Option<u32> {
     std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
 }
 
+/// Where an APPENDed message went (UIDPLUS, RFC 4315).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendUid {
+    pub uidvalidity: u32,
+    pub uid: u32,
+}
+
+/// The `[APPENDUID v u]` code of a tagged `OK` line (`tag OK [APPENDUID v
+/// u] text`): only as the code right after the status, where RFC 4315 puts
+/// it (never a look-alike in the text), and only for one UID (the UID set
+/// of a MULTIAPPEND is `None`).
+pub fn append_uid(line: &[u8]) -> Option<AppendUid> {
+    const CODE: &[u8] = b"OK [APPENDUID ";
+    let space = line.iter().position(|&b| b == b' ')?;
+    if matches!(&line[..space], b"*" | b"+") {
+        return None;
+    }
+    let status = &line[space + 1..];
+    if !status.get(..CODE.len())?.eq_ignore_ascii_case(CODE) {
+        return None;
+    }
+    let (uidvalidity, rest) = leading_number(&status[CODE.len()..])?;
+    let (uid, rest) = leading_number(rest.strip_prefix(b" ")?)?;
+    rest.starts_with(b"]")
+        .then_some(AppendUid { uidvalidity, uid })
+}
+
+/// Whether every CR in `bytes` is followed by LF and every LF preceded by
+/// CR, and `bytes` end with CRLF: the line ends RFC 5322 requires and a
+/// server stores and serves without change.
+pub fn lines_end_in_crlf(bytes: &[u8]) -> bool {
+    bytes.ends_with(b"\r\n")
+        && memchr::memchr_iter(b'\n', bytes).all(|lf| lf > 0 && bytes[lf - 1] == b'\r')
+        && memchr::memchr_iter(b'\r', bytes).all(|cr| bytes.get(cr + 1) == Some(&b'\n'))
+}
+
+/// The non-zero decimal number `bytes` start with, and what follows it.
+fn leading_number(bytes: &[u8]) -> Option<(u32, &[u8])> {
+    let end = bytes
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(bytes.len());
+    let n: u32 = std::str::from_utf8(&bytes[..end]).ok()?.parse().ok()?;
+    (n > 0).then_some((n, &bytes[end..]))
+}
+
 /// `text` as an IMAP quoted string.
 pub fn quoted(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
@@ -189,6 +235,60 @@ mod tests {
         assert_eq!(number_after(b"* 4 FETCH (UID x)", b"UID "), None);
         assert_eq!(number_after(b"UID 99999999999", b"UID "), None);
         assert_eq!(number_after(b"anything", b""), None);
+    }
+
+    #[test]
+    fn an_append_uid_is_read_only_as_the_code_after_ok() {
+        let read = |line: &[u8]| append_uid(line);
+        assert_eq!(
+            read(b"a OK [APPENDUID 38505 3955] APPEND completed\r\n"),
+            Some(AppendUid {
+                uidvalidity: 38505,
+                uid: 3955
+            })
+        );
+        assert_eq!(
+            read(b"a ok [appenduid 7 42]\r\n"),
+            Some(AppendUid {
+                uidvalidity: 7,
+                uid: 42
+            })
+        );
+        for line in [
+            &b"a OK done\r\n"[..],
+            b"a OK [APPENDUID 38505 3955:3957] done\r\n",
+            b"a OK [APPENDUID 38505 3955,3960] done\r\n",
+            b"a OK done [APPENDUID 1 2]\r\n",
+            b"a NO [APPENDUID 1 2] no\r\n",
+            b"* OK [APPENDUID 1 2]\r\n",
+            b"+ OK [APPENDUID 1 2]\r\n",
+            b"a OK [APPENDUID 0 2] zero",
+            b"a OK [APPENDUID 1 0] zero",
+            b"a OK [APPENDUID 1 99999999999] too big",
+            b"a OK [APPENDUID 1 2",
+            b"a",
+        ] {
+            assert_eq!(read(line), None, "{}", String::from_utf8_lossy(line));
+        }
+    }
+
+    #[test]
+    fn only_crlf_line_ends_pass() {
+        assert!(lines_end_in_crlf(b"a\r\nb\r\n\r\n"));
+        assert!(lines_end_in_crlf(b"\r\n"));
+        for bytes in [
+            &b""[..],
+            b"a",
+            b"a\r\nb",
+            b"a\nb\r\n",
+            b"a\rb\r\n",
+            b"a\r\r\n",
+            b"a\r\n\n",
+            b"a\n\r",
+            b"a\r\n\r",
+        ] {
+            assert!(!lines_end_in_crlf(bytes), "{bytes:?}");
+        }
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //! items are overwritten with a notice of the same length.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::convert::Infallible;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
@@ -43,6 +44,7 @@ use crate::source::MessageSource;
 use crate::unlock::Windows;
 use crate::vault::{MaskedIndex, MessageIdentity, Restored, Vault};
 use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::fetch::{MacroOrMessageDataItemNames, MessageDataItemName, Section};
 use planner::{whole_item, Planner, Unplanned};
 
@@ -112,7 +114,22 @@ impl MaskingContext {
 #[derive(Default)]
 struct SessionState {
     selection: Selection,
+    /// APPENDs in flight whose message was planned clean from its literal,
+    /// oldest first, at most [`APPENDS_PLANNED`].
+    appends: VecDeque<Appended>,
 }
+
+/// An APPEND in flight and the plan of its message, made from the literal:
+/// kept under the UID the server's `APPENDUID` gives it.
+struct Appended {
+    tag: Vec<u8>,
+    mailbox: String,
+    plan: MaskPlan,
+}
+
+/// APPENDs in flight a session remembers plans for; past this the oldest is
+/// forgotten (its message is planned when first fetched, as any other).
+const APPENDS_PLANNED: usize = 16;
 
 type State = Arc<Mutex<SessionState>>;
 
@@ -216,8 +233,20 @@ impl<S: MessageSource> CommandFilter for CommandSide<S> {
             return CommandAction::Forward;
         };
         let action = match &command.body {
-            CommandBody::Append { mailbox, .. } => {
-                self.append(message, literals, &selection::mailbox_name(mailbox))
+            CommandBody::Append {
+                mailbox,
+                message: appended,
+                ..
+            } => {
+                let target = selection::mailbox_name(mailbox);
+                let action = self.append(message, literals, &target);
+                // Forwarded as it came: the literal is what the server stores.
+                if let (CommandAction::Forward, LiteralOrLiteral8::Literal(literal)) =
+                    (&action, appended)
+                {
+                    self.plan_appended(command.tag.inner(), &target, literal.data());
+                }
+                action
             }
             CommandBody::Search { criteria, .. }
             | CommandBody::Sort {
@@ -260,6 +289,38 @@ fn asks_for_uid(items: &MacroOrMessageDataItemNames<'_>) -> bool {
 }
 
 impl<S: MessageSource> CommandSide<S> {
+    /// Plans the message an APPEND stores from its literal, so that its
+    /// first fetch (often by another session, moments after) finds the plan
+    /// made instead of fetching the message back and waiting for its scan.
+    /// The server stores the literal as it is (RFC 3501 6.3.11), and the
+    /// plan is kept only under the UID the server's `APPENDUID` names
+    /// ([`Masking::keep_appended`]); a fetch of the whole message at
+    /// another length is planned again. Only a clean plan is remembered: a
+    /// message with a code is planned when first fetched, so its original
+    /// goes to the vault from the server's copy. A BINARY literal (`~{n}`)
+    /// is not planned here: the server may serve it transfer-encoded; nor
+    /// is a literal with a bare CR or LF, which a server may store or serve
+    /// with its line ends changed (Dovecot keeps LF on disk and serves
+    /// CRLF), so that the bytes fetched are not the bytes planned.
+    fn plan_appended(&self, tag: &str, mailbox: &[u8], data: &[u8]) {
+        if data.len() > LOOK_AHEAD_BYTES || !syntax::lines_end_in_crlf(data) {
+            return;
+        }
+        let plan = self.planner.plan_bytes(data);
+        if !plan.is_clean() {
+            return;
+        }
+        let mut state = lock(&self.state);
+        if state.appends.len() == APPENDS_PLANNED {
+            state.appends.pop_front();
+        }
+        state.appends.push_back(Appended {
+            tag: tag.as_bytes().to_vec(),
+            mailbox: String::from_utf8_lossy(mailbox).into_owned(),
+            plan,
+        });
+    }
+
     /// An APPEND into `target`: a message that is a masked copy giftlock
     /// served gets its original back from the vault, so the server never
     /// stores a masked copy in place of an original; without the vault it
@@ -382,7 +443,10 @@ impl<S: MessageSource + Clone + 'static> ContentFilter for Masking<S> {
         match inspection {
             Inspection::Fetch(content) => self.mask_fetch(content, message, literals).await,
             Inspection::Unparsed => self.mask_unparsed(message, literals).await,
-            Inspection::NoContent => self.other_response(message),
+            Inspection::NoContent => {
+                self.keep_appended(message).await;
+                self.other_response(message)
+            }
         }
     }
 
@@ -432,6 +496,40 @@ impl<S: MessageSource + Clone + 'static> ContentFilter for Masking<S> {
 impl<S: MessageSource> Masking<S> {
     fn selected(&self) -> Option<Selected> {
         lock(&self.state).selection.current().cloned()
+    }
+
+    /// The tagged completion of an APPEND whose message was planned from
+    /// its literal ([`CommandSide::plan_appended`]): on `OK [APPENDUID v
+    /// u]` the plan is kept under (mailbox, v, u), unless that message has
+    /// a plan or is being planned already; on anything else it is dropped.
+    async fn keep_appended(&mut self, message: &[u8]) {
+        let appended = {
+            let mut state = lock(&self.state);
+            let Some(at) = state
+                .appends
+                .iter()
+                .position(|a| syntax::completion(message, &a.tag).is_some())
+            else {
+                return;
+            };
+            state.appends.remove(at)
+        };
+        let (Some(appended), Some(at)) = (appended, syntax::append_uid(message)) else {
+            return;
+        };
+        let key = PlanKey {
+            account: self.planner.account.clone(),
+            mailbox: appended.mailbox,
+            uidvalidity: at.uidvalidity,
+            uid: at.uid,
+        };
+        let Some(claim) = self.planner.context.store.claim(&key) else {
+            return;
+        };
+        let planner = &self.planner;
+        let made = || async { Ok::<_, Infallible>(planner.scanned(&key, appended.plan)) };
+        // Infallible: the plan is kept, or one made meanwhile is.
+        let _kept = claim.make(|_| true, made).await;
     }
 
     /// Responses without content: selection changes.

@@ -71,7 +71,7 @@ impl<S> Planner<S> {
     /// them to show each message is scanned once), at INFO when the plan
     /// masks something, else at DEBUG (a first sync of a large mailbox
     /// would write a line per message).
-    fn scanned(&self, key: &PlanKey, plan: MaskPlan) -> MaskPlan {
+    pub(super) fn scanned(&self, key: &PlanKey, plan: MaskPlan) -> MaskPlan {
         if let ScanStatus::TooLarge { message_len, limit } = plan.status {
             warn!(
                 account = %self.account,

@@ -389,3 +389,69 @@ async fn a_message_too_large_to_plan_ahead_is_left_to_the_filter_not_planned_as_
     assert_eq!(plan.message_len, big.len());
     assert_eq!(source.whole_requests.load(Ordering::Relaxed), 2);
 }
+
+/// `APPEND <mailbox> {n}` of `data` through the command side, as one
+/// message with its literal.
+async fn append(commands: &mut CommandSide<FakeSource>, tag: &str, data: &[u8]) -> CommandAction {
+    let mut line = format!("{tag} APPEND INBOX {{{}}}\r\n", data.len()).into_bytes();
+    line.extend_from_slice(data);
+    line.extend_from_slice(b"\r\n");
+    let literals = literal_ranges(&line);
+    let Verdict::Allow(decoded) = decide(&line) else {
+        panic!("the allow-list refused an APPEND")
+    };
+    commands.command(&line, &literals, &decoded).await
+}
+
+#[tokio::test]
+async fn an_appended_clean_message_is_planned_from_its_literal_under_its_appenduid() {
+    let (mut masking, mut commands, source, _dir) = session();
+    select_inbox(&mut masking, &mut commands).await;
+    let stored = |masking: &Masking<FakeSource>, uid| {
+        let inbox = Selected {
+            name: b"INBOX".to_vec(),
+            uidvalidity: 7,
+        };
+        let key = masking.planner.key(&inbox, uid);
+        masking.planner.context.store.in_memory(&key)
+    };
+    // Clean, answered with APPENDUID: its plan is kept, so a header fetch
+    // of it later needs no fetch of the whole message.
+    assert!(matches!(
+        append(&mut commands, "p1", HAM).await,
+        CommandAction::Forward
+    ));
+    serve(&mut masking, b"p1 OK [APPENDUID 7 20] APPEND completed\r\n").await;
+    let plan = stored(&masking, 20).expect("planned from the literal");
+    assert!(plan.is_clean());
+    assert_eq!(plan.message_len, HAM.len());
+    let header_end = memchr::memmem::find(HAM, b"\r\n\r\n").unwrap() + 4;
+    let response = fetch_response(1, 20, "BODY[HEADER]", &HAM[..header_end]);
+    assert_eq!(serve(&mut masking, &response).await, response);
+    assert_eq!(source.whole_requests.load(Ordering::Relaxed), 0);
+
+    // Nothing kept for: a gift mail (planned when fetched, so that its
+    // original is vaulted from the server's copy), an APPEND refused, one
+    // answered without APPENDUID, a literal with bare LFs, or a completion
+    // of another tag.
+    append(&mut commands, "p2", GIFT).await;
+    serve(&mut masking, b"p2 OK [APPENDUID 7 21] APPEND completed\r\n").await;
+    append(&mut commands, "p3", HAM).await;
+    serve(&mut masking, b"p3 NO [OVERQUOTA] APPENDUID 7 22\r\n").await;
+    serve(&mut masking, b"p3 OK [APPENDUID 7 23] late\r\n").await;
+    append(&mut commands, "p4", HAM).await;
+    serve(&mut masking, b"p4 OK APPEND completed [APPENDUID 7 24]\r\n").await;
+    let bare = String::from_utf8(HAM.to_vec())
+        .unwrap()
+        .replace("\r\n", "\n");
+    append(&mut commands, "p5", bare.as_bytes()).await;
+    serve(&mut masking, b"p5 OK [APPENDUID 7 25] APPEND completed\r\n").await;
+    append(&mut commands, "p6", HAM).await;
+    serve(&mut masking, b"q6 OK [APPENDUID 7 26] APPEND completed\r\n").await;
+    for uid in 21..=26 {
+        assert!(stored(&masking, uid).is_none(), "uid {uid}");
+    }
+    // The pending one still waits for its own completion.
+    serve(&mut masking, b"p6 OK [APPENDUID 7 27] APPEND completed\r\n").await;
+    assert!(stored(&masking, 27).is_some());
+}

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use super::connect::LoggedIn;
-use crate::imap::syntax::{self, Completion};
+use crate::imap::syntax::{self, AppendUid, Completion};
 use crate::net::framed::{FrameError, FramedReader};
 use crate::net::stream::BoxedStream;
 
@@ -62,13 +62,6 @@ pub struct MailboxStatus {
     pub uidvalidity: u32,
     pub exists: u32,
     pub uidnext: Option<u32>,
-}
-
-/// Where an APPENDed message went (UIDPLUS, RFC 4315).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AppendUid {
-    pub uidvalidity: u32,
-    pub uid: u32,
 }
 
 /// A logged-in upstream connection giftlock speaks on for itself.
@@ -364,7 +357,7 @@ impl Client {
                 &mut |_, _| {},
             )
             .await?;
-        Ok(append_uid(&line))
+        Ok(syntax::append_uid(&line))
     }
 
     /// `UID STORE <set> <change> (<flags>)`, e.g. `+FLAGS.SILENT`.
@@ -487,14 +480,6 @@ pub(crate) fn search_result(message: &[u8]) -> Vec<u32> {
     rest.split(|&b| b == b' ')
         .filter_map(|n| std::str::from_utf8(n).ok()?.parse::<u32>().ok())
         .collect()
-}
-
-/// The `[APPENDUID v u]` code of an APPEND's OK line.
-fn append_uid(line: &[u8]) -> Option<AppendUid> {
-    let uidvalidity = syntax::number_after(line, b"[APPENDUID ")?;
-    let marker = format!("[APPENDUID {uidvalidity} ");
-    let uid = syntax::number_after(line, marker.as_bytes())?;
-    Some(AppendUid { uidvalidity, uid })
 }
 
 /// `n` of a `* n WORD` line.
@@ -690,14 +675,6 @@ mod tests {
 
     #[test]
     fn answers_are_read() {
-        assert_eq!(
-            append_uid(b"a OK [APPENDUID 38505 3955] APPEND completed\r\n"),
-            Some(AppendUid {
-                uidvalidity: 38505,
-                uid: 3955
-            })
-        );
-        assert_eq!(append_uid(b"a OK done\r\n"), None);
         assert_eq!(search_result(b"* SEARCH 2 84 882\r\n"), [2, 84, 882]);
         assert!(search_result(b"* SEARCH\r\n").is_empty());
         assert!(search_result(b"* SEARCHING 3\r\n").is_empty());

@@ -21,7 +21,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use client::{AppendUid, Client, ClientError, MailboxStatus, Part};
+pub use crate::imap::syntax::AppendUid;
+pub use client::{Client, ClientError, MailboxStatus, Part};
 pub use connect::{LoggedIn, Login, UpstreamError};
 pub use fetcher::Fetcher;
 pub use mailboxes::{Fetched, Listed, Status};
