@@ -31,9 +31,10 @@ pub trait ContentFilter: Send {
     /// be filtered in the state the filter is in now (only FETCH responses
     /// come before it): the filter may start work on it (the masking filter
     /// starts planning the message, [`crate::masking`]), or say it has no
-    /// room now ([`LookAhead::Later`]). Nothing may leave for the client
-    /// from here; order is kept by `filter`.
-    fn look_ahead(&mut self, _message: &[u8], _literals: &[Range<usize>]) -> LookAhead {
+    /// room now ([`LookAhead::Later`]). `inspection` is the message's, the
+    /// one `filter` will get. Nothing may leave for the client from here;
+    /// order is kept by `filter`.
+    fn look_ahead(&mut self, _inspection: &response::Inspection, _message: &[u8]) -> LookAhead {
         LookAhead::Done
     }
 }

@@ -33,7 +33,7 @@ use crate::detect::Detector;
 use crate::hooks::{
     ClientMessage, CommandAction, CommandFilter, ContentFilter, LookAhead, Outgoing,
 };
-use crate::imap::response::{self, ContentItem, ContentKind, FetchContent, Inspection};
+use crate::imap::response::{ContentItem, ContentKind, FetchContent, Inspection};
 use crate::imap::search;
 use crate::imap::selection::{self, Change, Selected, Selection};
 use crate::imap::{syntax, view};
@@ -450,7 +450,7 @@ impl<S: MessageSource + Clone + 'static> ContentFilter for Masking<S> {
         }
     }
 
-    fn look_ahead(&mut self, message: &[u8], literals: &[Range<usize>]) -> LookAhead {
+    fn look_ahead(&mut self, inspection: &Inspection, message: &[u8]) -> LookAhead {
         if message.len() > LOOK_AHEAD_BYTES {
             return LookAhead::Done;
         }
@@ -458,17 +458,17 @@ impl<S: MessageSource + Clone + 'static> ContentFilter for Masking<S> {
         let scans_free = scan_ahead
             .as_ref()
             .is_some_and(|s| s.available_permits() > 0);
-        // Neither kind of work has room: not worth inspecting the message.
+        // Neither kind of work has room.
         if !scans_free && self.ahead.available_permits() == 0 {
             return LookAhead::Later;
         }
-        let Inspection::Fetch(content) = response::inspect(message, literals) else {
+        let Inspection::Fetch(content) = inspection else {
             return LookAhead::Done;
         };
         let (Some(selected), Some(uid)) = (self.selected(), content.uid) else {
             return LookAhead::Done;
         };
-        match whole_item(&content, message) {
+        match whole_item(content, message) {
             // In hand: scanned ahead only on a spare core, else by the filter.
             Some(whole) => {
                 let Some(scan_ahead) = scan_ahead else {

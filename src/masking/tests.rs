@@ -80,6 +80,11 @@ async fn serve(masking: &mut Masking<FakeSource>, message: &[u8]) -> Vec<u8> {
         .into_owned()
 }
 
+/// The inspection the relay makes of a well-formed message.
+fn inspected(message: &[u8]) -> crate::imap::response::Inspection {
+    inspect(message, &literal_ranges(message))
+}
+
 /// Where the literals of a well-formed message are.
 fn literal_ranges(message: &[u8]) -> Vec<Range<usize>> {
     let mut framer = crate::imap::framing::Framer::new(1 << 20);
@@ -316,7 +321,7 @@ async fn a_queued_header_fetch_has_its_message_planned_from_the_source_ahead_of_
     select_inbox(&mut masking, &mut commands).await;
     let header_end = memchr::memmem::find(GIFT, b"\r\n\r\n").unwrap() + 4;
     let response = fetch_response(1, 5, "BODY[HEADER]", &GIFT[..header_end]);
-    masking.look_ahead(&response, &literal_ranges(&response));
+    masking.look_ahead(&inspected(&response), &response);
     let plan = planned_ahead(&masking, 5).await.expect("planned ahead");
     assert!(!plan.masks.is_empty());
     assert_eq!(source.whole_requests.load(Ordering::Relaxed), 1);
@@ -346,11 +351,11 @@ async fn a_message_in_hand_is_scanned_ahead_only_on_a_spare_core_and_waits_for_o
         if let Some(scans) = &scan_ahead {
             let _busy = scans.clone().try_acquire_owned().unwrap();
             let ham = fetch_response(2, 9, "BODY[]", HAM);
-            let made = masking.look_ahead(&ham, &literal_ranges(&ham));
+            let made = masking.look_ahead(&inspected(&ham), &ham);
             assert_eq!(made, LookAhead::Later);
         }
         let response = fetch_response(1, 5, "BODY[]", GIFT);
-        let made = masking.look_ahead(&response, &literal_ranges(&response));
+        let made = masking.look_ahead(&inspected(&response), &response);
         assert_eq!(made, LookAhead::Done, "spare {spare:?}");
         let ahead = planned_ahead(&masking, 5).await;
         assert_eq!(ahead.is_some(), spare.is_some(), "spare {spare:?}");
@@ -376,7 +381,7 @@ async fn a_message_too_large_to_plan_ahead_is_left_to_the_filter_not_planned_as_
     select_inbox(&mut masking, &mut commands).await;
     let response =
         b"* 1 FETCH (UID 3 ENVELOPE (NIL \"lunch\" NIL NIL NIL NIL NIL NIL NIL NIL))\r\n";
-    masking.look_ahead(response, &[]);
+    masking.look_ahead(&inspected(response), response);
     assert!(planned_ahead(&masking, 3).await.is_none());
     assert_eq!(source.whole_requests.load(Ordering::Relaxed), 1);
     // The filter asks with its own limit and plans the whole message.

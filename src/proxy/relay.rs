@@ -887,14 +887,16 @@ async fn filter_stage<F: ContentFilter>(
     to_writer: mpsc::Sender<Down>,
 ) {
     // Messages taken from the reader and not filtered yet, oldest first,
-    // each with whether the filter has had its look at it.
-    let mut queued: std::collections::VecDeque<(Down, bool)> = std::collections::VecDeque::new();
+    // each with its inspection once made (a message is inspected once,
+    // for the look ahead and the filter both) and whether the filter has
+    // had its look at it.
+    let mut queued: std::collections::VecDeque<Queued> = std::collections::VecDeque::new();
     loop {
         while queued.len() < LOOK_AHEAD {
             let Ok(down) = from_reader.try_recv() else {
                 break;
             };
-            queued.push_back((down, false));
+            queued.push_back(Queued::new(down));
         }
         // Behind FETCH responses only (and behind at least one: the first
         // is filtered at once), a message is filtered in the state the
@@ -902,35 +904,60 @@ async fn filter_stage<F: ContentFilter>(
         // filter has no room for more (the rest are offered again after
         // the next message is filtered).
         for i in 1..queued.len() {
-            if !is_fetch(&queued[i - 1].0) {
+            if !is_fetch(&queued[i - 1].down) {
                 break;
             }
-            let (down, looked) = &mut queued[i];
-            if let (Down::Message(m), false) = (&*down, *looked) {
-                if filter.look_ahead(&m.bytes, &m.literals) == LookAhead::Later {
+            let q = &mut queued[i];
+            if let (Down::Message(m), false) = (&q.down, q.looked) {
+                let inspection = q
+                    .inspection
+                    .get_or_insert_with(|| response::inspect(&m.bytes, &m.literals));
+                if filter.look_ahead(inspection, &m.bytes) == LookAhead::Later {
                     break;
                 }
-                *looked = true;
+                q.looked = true;
             }
         }
         let next = match queued.pop_front() {
-            Some((down, _)) => Some(down),
-            None => from_reader.recv().await,
+            Some(q) => Some(q),
+            None => from_reader.recv().await.map(Queued::new),
         };
-        let Some(mut down) = next else {
+        let Some(Queued {
+            mut down,
+            inspection,
+            ..
+        }) = next
+        else {
             return;
         };
         if let Down::Message(m) = &mut down {
             // Boxed: the task waiting for the next message holds only
             // the queue's state, not the filter's (each idle session has
             // this task).
-            if let Some(out) = Box::pin(filtered(&mut filter, &audit, &m.bytes, &m.literals)).await
-            {
+            let message = (&m.bytes[..], &m.literals[..]);
+            if let Some(out) = Box::pin(filtered(&mut filter, &audit, message, inspection)).await {
                 m.bytes = out;
             }
         }
         if to_writer.send(down).await.is_err() {
             return;
+        }
+    }
+}
+
+/// A server message in the filter stage's queue.
+struct Queued {
+    down: Down,
+    inspection: Option<response::Inspection>,
+    looked: bool,
+}
+
+impl Queued {
+    fn new(down: Down) -> Queued {
+        Queued {
+            down,
+            inspection: None,
+            looked: false,
         }
     }
 }
@@ -945,13 +972,15 @@ fn is_fetch(down: &Down) -> bool {
     matches!(down, Down::Message(m) if response::is_fetch_response(&m.bytes))
 }
 
-/// What the client gets of server message `message` when it differs from
-/// the message, `None` when the message goes as it came.
+/// What the client gets of server message `message` (its bytes and
+/// literal ranges) when it differs from the message, `None` when the
+/// message goes as it came; `inspection` is the message's, when the look
+/// ahead made it already.
 async fn filtered<F: ContentFilter>(
     filter: &mut F,
     audit: &SessionAudit,
-    message: &[u8],
-    literals: &[std::ops::Range<usize>],
+    (message, literals): (&[u8], &[std::ops::Range<usize>]),
+    inspection: Option<response::Inspection>,
 ) -> Option<Vec<u8>> {
     // Capability lists only travel in literal-free lines; checking that
     // first keeps big literals from being searched for them.
@@ -960,7 +989,7 @@ async fn filtered<F: ContentFilter>(
             return Some(filtered);
         }
     }
-    let inspection = response::inspect(message, literals);
+    let inspection = inspection.unwrap_or_else(|| response::inspect(message, literals));
     audit.content_sent(&inspection).await;
     match filter.filter(&inspection, message, literals).await {
         Cow::Borrowed(out) if std::ptr::eq(out, message) => None,
@@ -1058,6 +1087,7 @@ async fn write_flush<W: AsyncWrite + Unpin>(
 mod tests {
     use super::*;
     use crate::hooks::PassThrough;
+    use crate::imap::response::Inspection;
     use tokio::io::{duplex, AsyncReadExt, DuplexStream};
 
     /// A relay between two in-memory peers: the test's ends of the client
@@ -1647,11 +1677,7 @@ mod tests {
         }
 
         /// Has no room the first time it is offered message 4.
-        fn look_ahead(
-            &mut self,
-            message: &[u8],
-            _literals: &[std::ops::Range<usize>],
-        ) -> LookAhead {
+        fn look_ahead(&mut self, _inspection: &Inspection, message: &[u8]) -> LookAhead {
             let line = String::from_utf8_lossy(message).trim_end().to_string();
             let mut seen = self.seen.lock().unwrap();
             let first_offer = !seen.iter().any(|s| s.starts_with("ahead * 4 "));

@@ -303,8 +303,8 @@ impl<F: ContentFilter> ContentFilter for Content<F> {
         after_masking(&self.context, &self.state, message, out)
     }
 
-    fn look_ahead(&mut self, message: &[u8], literals: &[Range<usize>]) -> LookAhead {
-        self.inner.look_ahead(message, literals)
+    fn look_ahead(&mut self, inspection: &Inspection, message: &[u8]) -> LookAhead {
+        self.inner.look_ahead(inspection, message)
     }
 }
 
@@ -387,7 +387,7 @@ mod tests {
             Cow::Borrowed(message)
         }
 
-        fn look_ahead(&mut self, _message: &[u8], _literals: &[Range<usize>]) -> LookAhead {
+        fn look_ahead(&mut self, _inspection: &Inspection, _message: &[u8]) -> LookAhead {
             self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             LookAhead::Later
         }
@@ -407,7 +407,8 @@ mod tests {
             }),
             state: SharedState::default(),
         };
-        let made = content.look_ahead(b"* 2 FETCH (UID 2 BODY[] {1}\r\nx)\r\n", &[]);
+        let message = b"* 2 FETCH (UID 2 BODY[] {1}\r\nx)\r\n";
+        let made = content.look_ahead(&crate::imap::response::inspect(message, &[]), message);
         assert_eq!(made, LookAhead::Later);
         assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
