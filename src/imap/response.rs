@@ -13,10 +13,16 @@
 //! for the real one, in order. This also lets a literal holding NUL bytes
 //! be located like any other.
 //!
+//! A FETCH response of metadata items only (UID, FLAGS, RFC822.SIZE,
+//! INTERNALDATE, MODSEQ), the common flag sync, is recognised without the
+//! decoder ([`metadata`]), in a strict subset of what the decoder takes.
+//!
 //! A FETCH response imap-codec cannot decode (Gmail's X-GM-* items, a quoted
 //! string whose escapes make its raw bytes differ from its value) is
 //! reported as [`Inspection::Unparsed`]: the caller must then treat the
 //! whole raw message as possible content.
+
+mod metadata;
 
 use std::ops::Range;
 
@@ -81,6 +87,14 @@ pub fn inspect(message: &[u8], literals: &[Range<usize>]) -> Inspection {
     if !is_fetch_response(message) {
         return Inspection::NoContent;
     }
+    if literals.is_empty() && metadata::is_metadata_only(message) {
+        return Inspection::NoContent;
+    }
+    decode_fetch(message, literals)
+}
+
+/// [`inspect`] of a FETCH response by imap-codec's decoder.
+fn decode_fetch(message: &[u8], literals: &[Range<usize>]) -> Inspection {
     let Some(skeleton) = Skeleton::new(message, literals) else {
         return Inspection::Unparsed;
     };
