@@ -46,6 +46,20 @@ fn open_transactions(state_dir: &Path) -> usize {
 }
 
 /// Transactions the journal holds as finished (`done/`), all accounts.
+/// Waits (bounded, 30 s) until `count` transactions have finished: when it
+/// saw them, or `None` when they did not within the bound.
+fn wait_for_transaction(state_dir: &Path, count: usize) -> Option<Instant> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let finished = finished_transactions(state_dir);
+        if finished >= count {
+            return Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    None
+}
+
 fn finished_transactions(state_dir: &Path) -> usize {
     fs::read_dir(state_dir.join("quarantine"))
         .into_iter()
@@ -208,7 +222,7 @@ fn random_kills_while_catching_up_on_a_mailbox_lose_and_double_nothing() {
         return;
     }
     const COUNT: usize = 300;
-    const CODED: usize = 30;
+    const CODED: usize = 60;
     const KILLS: usize = 10;
     let mut bench = Bench::start(DovecotMode::Normal);
     let mut cmd = Command::new(integration_dir().join("dovecot.sh"));
@@ -236,27 +250,35 @@ fn random_kills_while_catching_up_on_a_mailbox_lose_and_double_nothing() {
         .collect();
     let setup = setup("expunge");
     let config = make_key(&mut bench, &setup);
-    // Kills spread over the whole catch-up: each waits until the watcher
-    // has finished a few more transactions since its restart, then lands
-    // a pseudo-random moment later (a small LCG, so a failure repeats),
-    // somewhere in one of the next transactions.
+    // Kills spread over the whole catch-up, timed by its own pace: after
+    // each restart the watcher finishes two transactions, the time between
+    // them is its pace, and the kill lands a pseudo-random part of that
+    // pace later (a small LCG, so a failure repeats): somewhere in the next
+    // transaction, whether one takes 5 ms or 500. A fixed delay let a fast
+    // machine finish the catch-up after four kills.
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut kills = 0;
     for _ in 0..KILLS {
         bench.start_giftlock(&setup);
         let state_dir = bench.giftlock().state_dir.clone();
-        let target = finished_transactions(&state_dir) + CODED / (KILLS + 2);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while finished_transactions(&state_dir) < target && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+        let restarted = finished_transactions(&state_dir);
+        if restarted + 2 > CODED {
+            break;
         }
+        let Some(first) = wait_for_transaction(&state_dir, restarted + 1) else {
+            break;
+        };
+        let Some(second) = wait_for_transaction(&state_dir, restarted + 2) else {
+            break;
+        };
         if finished_transactions(&state_dir) >= CODED {
             break;
         }
+        let pace = (second - first).as_micros().max(1) as u64;
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        std::thread::sleep(Duration::from_millis((seed >> 33) % 250));
+        std::thread::sleep(Duration::from_micros((seed >> 33) % pace));
         bench.giftlock.as_mut().unwrap().kill();
         kills += 1;
     }

@@ -12,7 +12,7 @@
 //! The filter rewrites only the capability list inside the raw line; every
 //! other byte of the response is kept as the server sent it.
 
-use super::syntax::split_line_ending;
+use super::syntax::{find_ci, split_line_ending, strip_prefix_ci};
 
 /// Capabilities passed through after login (compared case-insensitively):
 /// only those whose commands giftlock reads whole ([`super::command`]) and
@@ -75,7 +75,7 @@ pub fn is_allowed(capability: &[u8]) -> bool {
 /// Handles `* CAPABILITY a b c\r\n` and `[CAPABILITY a b c]` inside any
 /// status response (greeting, tagged OK, untagged OK).
 pub fn filter_line(line: &[u8]) -> Option<Vec<u8>> {
-    if let Some(rest) = strip_prefix_ci(line, b"* CAPABILITY") {
+    if let Some(rest) = strip_word_ci(line, b"* CAPABILITY") {
         let (list, ending) = split_line_ending(rest);
         let mut out = Vec::with_capacity(line.len());
         out.extend_from_slice(&line[..line.len() - rest.len()]);
@@ -105,17 +105,9 @@ fn push_allowed(out: &mut Vec<u8>, list: &[u8]) {
 
 /// `line` without `prefix` (ASCII case-insensitive), if it starts with it and
 /// the prefix ends at a word boundary.
-fn strip_prefix_ci<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
-    let head = line.get(..prefix.len())?;
-    let rest = &line[prefix.len()..];
-    let boundary = matches!(rest.first(), None | Some(b' ' | b'\r' | b'\n'));
-    (head.eq_ignore_ascii_case(prefix) && boundary).then_some(rest)
-}
-
-fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
+fn strip_word_ci<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let rest = strip_prefix_ci(line, prefix)?;
+    matches!(rest.first(), None | Some(b' ' | b'\r' | b'\n')).then_some(rest)
 }
 
 #[cfg(test)]

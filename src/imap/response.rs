@@ -33,6 +33,8 @@ use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::{decode::Decoder, ResponseCodec};
 
+use super::syntax;
+
 /// What kind of content a FETCH item carries.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ContentKind {
@@ -249,7 +251,7 @@ impl Skeleton {
         let line = &message[from..from + len];
         let mut copied = 0;
         let mut search = 0;
-        while let Some(at) = find_ascii_ci(&line[search..], b"BINARY[") {
+        while let Some(at) = syntax::find_ci(&line[search..], b"BINARY[") {
             let at = search + at;
             let Some(close) = line[at..].iter().position(|&b| b == b']').map(|c| at + c) else {
                 break;
@@ -310,12 +312,6 @@ impl Skeleton {
             (range.start as isize + shift) as usize..(range.end as isize + shift) as usize
         })
     }
-}
-
-fn find_ascii_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// One item of a FETCH response: the ranges of its name and its value

@@ -1,6 +1,7 @@
 //! Small pieces of IMAP syntax read or written on raw lines, each in one
-//! place: the tagged completion of a command, a number after a marker, and
-//! astrings (quoted, atom or literal).
+//! place: the tagged completion of a command, a number after a marker,
+//! astrings (quoted, atom or literal), and case-insensitive prefix and
+//! search.
 //!
 //! Whole commands and responses are decoded with imap-codec; these are for
 //! the few spots that look at a line without decoding it (a tag to match, a
@@ -12,6 +13,20 @@ pub enum Completion {
     Ok,
     No,
     Bad,
+}
+
+/// `bytes` without `prefix`, if it starts with it (ASCII case-insensitive,
+/// as IMAP's keywords are).
+pub fn strip_prefix_ci<'a>(bytes: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let (head, rest) = bytes.split_at_checked(prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then_some(rest)
+}
+
+/// Where `needle` first occurs in `haystack` (ASCII case-insensitive).
+pub fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// `message` without its line ending (CRLF or LF).

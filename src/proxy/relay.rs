@@ -1179,13 +1179,11 @@ mod tests {
         client.write_all(b"a APPEND X {5}\r\n").await.unwrap();
         assert_eq!(read_exactly(&mut client, GO_AHEAD.len()).await, GO_AHEAD);
         // Nothing reaches the server before the whole command is read.
-        let mut early = [0u8; 1];
-        let waited =
-            tokio::time::timeout(Duration::from_millis(200), server.read(&mut early)).await;
-        assert!(
-            waited.is_err(),
-            "a byte went upstream before the command was whole"
-        );
+        assert_silent(
+            &mut server,
+            "a byte went upstream before the command was whole",
+        )
+        .await;
         client.write_all(b"hello\r\n").await.unwrap();
         assert_eq!(read_exactly(&mut server, 16).await, b"a APPEND X {5}\r\n");
         server.write_all(b"+ go ahead\r\n").await.unwrap();
@@ -1233,21 +1231,10 @@ mod tests {
             read_exactly(&mut server, 23).await,
             b"a UID FETCH 1 (FLAGS)\r\n"
         );
-        let mut early = [0u8; 1];
-        let waited =
-            tokio::time::timeout(Duration::from_millis(200), server.read(&mut early)).await;
-        assert!(
-            waited.is_err(),
-            "SELECT went out before the FETCH was answered"
-        );
+        assert_silent(&mut server, "SELECT went out before the FETCH was answered").await;
         server.write_all(b"a OK done\r\n").await.unwrap();
         assert_eq!(read_exactly(&mut server, 16).await, b"b SELECT Other\r\n");
-        let waited =
-            tokio::time::timeout(Duration::from_millis(200), server.read(&mut early)).await;
-        assert!(
-            waited.is_err(),
-            "the FETCH went out before SELECT was answered"
-        );
+        assert_silent(&mut server, "the FETCH went out before SELECT was answered").await;
         server
             .write_all(b"b OK [READ-WRITE] done\r\n")
             .await
@@ -1316,10 +1303,7 @@ mod tests {
             .unwrap();
         assert_eq!(read_exactly(&mut server, 12).await, b"a SELECT X\r\n");
         // b waits for a's answer.
-        let mut early = [0u8; 1];
-        let waited =
-            tokio::time::timeout(Duration::from_millis(200), client.read(&mut early)).await;
-        assert!(waited.is_err(), "b was answered before a");
+        assert_silent(&mut client, "b was answered before a").await;
         server
             .write_all(b"* 1 EXISTS\r\na OK done\r\n")
             .await
@@ -1353,6 +1337,14 @@ mod tests {
         String::from_utf8_lossy(&line).into_owned()
     }
 
+    /// Fails with `what` if a byte arrives on `stream` within 200 ms.
+    async fn assert_silent(stream: &mut DuplexStream, what: &str) {
+        let mut early = [0u8; 1];
+        let waited =
+            tokio::time::timeout(Duration::from_millis(200), stream.read(&mut early)).await;
+        assert!(waited.is_err(), "{what}");
+    }
+
     async fn read_exactly(stream: &mut DuplexStream, n: usize) -> Vec<u8> {
         let mut buf = vec![0; n];
         tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut buf))
@@ -1384,13 +1376,7 @@ mod tests {
             b"a APPEND INBOX {5}\r\n"
         );
         // The literal waits for the server's `+`, which the client never sees.
-        let mut early = [0u8; 1];
-        let waited =
-            tokio::time::timeout(Duration::from_millis(200), server.read(&mut early)).await;
-        assert!(
-            waited.is_err(),
-            "the literal went out before the server's +"
-        );
+        assert_silent(&mut server, "the literal went out before the server's +").await;
         server.write_all(b"+ OK\r\n").await.unwrap();
         assert_eq!(read_exactly(&mut server, 15).await, b"hello\r\nb NOOP\r\n");
         server.write_all(b"a OK appended\r\n").await.unwrap();
@@ -1544,10 +1530,7 @@ mod tests {
         })
         .await
         .expect("the relay stopped reading the server during a scan");
-        let mut early = [0u8; 1];
-        let waited =
-            tokio::time::timeout(Duration::from_millis(200), client.read(&mut early)).await;
-        assert!(waited.is_err(), "a byte overtook the message being scanned");
+        assert_silent(&mut client, "a byte overtook the message being scanned").await;
         // Once the scan ends, everything arrives in the server's order, the
         // scanned message as the filter made it.
         go.notify_one();

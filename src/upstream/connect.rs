@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 
 use super::client::printable;
 use crate::config::{UpstreamAddr, UpstreamSecurity, UrlError};
-use crate::imap::syntax::{self, split_line_ending};
+use crate::imap::syntax::{self, split_line_ending, strip_prefix_ci};
 use crate::net::framed::{FrameError, FramedReader};
 use crate::net::stream::BoxedStream;
 
@@ -488,12 +488,7 @@ fn has(caps: &[String], name: &str) -> bool {
 }
 
 fn starts_with_ci(line: &[u8], prefix: &[u8]) -> bool {
-    line.get(..prefix.len())
-        .is_some_and(|h| h.eq_ignore_ascii_case(prefix))
-}
-
-fn strip_prefix_ci<'a>(line: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
-    starts_with_ci(line, prefix).then(|| &line[prefix.len()..])
+    strip_prefix_ci(line, prefix).is_some()
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 //! it. Whatever it does not accept goes to the full decode, as before, and
 //! fails closed there.
 
+use crate::imap::syntax::strip_prefix_ci;
+
 /// Whether `message` (a whole server message without literals) is a
 /// `* n FETCH (...)` response of `UID`, `FLAGS`, `RFC822.SIZE`,
 /// `INTERNALDATE` and `MODSEQ` items only, every value well formed.
@@ -161,11 +163,6 @@ fn is_date_time(d: &[u8]) -> bool {
 fn split_at_byte(bytes: &[u8], at: u8) -> Option<(&[u8], &[u8])> {
     let i = bytes.iter().position(|&b| b == at)?;
     Some((&bytes[..i], &bytes[i + 1..]))
-}
-
-fn strip_prefix_ci<'a>(bytes: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
-    let (head, rest) = bytes.split_at_checked(prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then_some(rest)
 }
 
 fn leading_digits(bytes: &[u8]) -> (&[u8], &[u8]) {
