@@ -2,7 +2,7 @@
 """Benchmark: Dovecot's imaptest stress load directly against Dovecot and
 through giftlock, in the same run, alternating so drift hits both alike.
 
-  integration/bench-imaptest.py [--giftlock BINARY] [--secs 20] [--clients 10,50]
+  integration/bench-imaptest.py [--giftlock BINARY] [--secs 20] [--clients 10,50] [--modes logout,logout=0]
 
 For each client count, with imaptest's default (clients log in and out)
 and with `logout=0` (persistent sessions), it runs imaptest for --secs
@@ -44,15 +44,18 @@ def write_mbox(eml_dir, path):
             out.write(b"\n")
 
 
-def commands_per_sec(stdout, secs):
+def totals(stdout):
+    """imaptest's Totals: (command names, counts), or None."""
     lines = stdout.splitlines()
     at = next((i for i, l in enumerate(lines) if l.startswith("Totals:")), None)
     if at is None:
-        return 0.0
-    counts = [
-        l for l in lines[at + 1 : at + 6] if l.strip() and all(w.isdigit() for w in l.split())
-    ]
-    return sum(int(w) for w in counts[-1].split()) / secs if counts else 0.0
+        return None
+    block = [l for l in lines[at + 1 : at + 6] if l.strip()]
+    counts = [l for l in block if all(w.isdigit() for w in l.split())]
+    names = [l for l in block if not all(w.isdigit() for w in l.split())]
+    if not counts:
+        return None
+    return (names[0].split() if names else []), [int(w) for w in counts[-1].split()]
 
 
 def imaptest(binary, port, user, password, mbox, clients, secs, extra, work):
@@ -68,7 +71,11 @@ def imaptest(binary, port, user, password, mbox, clients, secs, extra, work):
     ] + extra
     out = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=secs + 120)
     errors = [l for l in (out.stdout + out.stderr).splitlines() if l.startswith("Error:")]
-    return commands_per_sec(out.stdout, secs), len(errors)
+    found = totals(out.stdout)
+    if found is None:
+        return 0.0, len(errors), {}
+    names, counts = found
+    return sum(counts) / secs, len(errors), dict(zip(names, counts))
 
 
 def main():
@@ -76,6 +83,8 @@ def main():
     p.add_argument("--secs", type=int, default=20)
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--clients", default="10,50")
+    p.add_argument("--by-command", action="store_true", help="print imaptest's count of each command")
+    p.add_argument("--modes", default="logout,logout=0", help="which of logout, logout=0 to run")
     p.add_argument("--count", type=int, default=60)
     p.add_argument("--coded-every", type=int, default=10)
     p.add_argument("--giftlock", help="giftlock binary to use instead of building the release one")
@@ -107,15 +116,18 @@ def main():
         print(f"{'clients':>7} {'mode':10} {'side':9} {'cmds/s':>9} {'errors':>6}", flush=True)
         summary = []
         for clients in [int(c) for c in args.clients.split(",")]:
-            for mode, extra in [("logout", []), ("logout=0", ["logout=0"])]:
+            modes = [("logout", []), ("logout=0", ["logout=0"])]
+            for mode, extra in [m for m in modes if m[0] in args.modes.split(",")]:
                 rates = {side: [] for side in sides}
                 for _ in range(args.rounds):
                     for side, (port, user, password) in sides.items():
-                        rate, errors = imaptest(
+                        rate, errors, by_command = imaptest(
                             imaptest_bin, port, user, password, mbox, clients, args.secs, extra, work
                         )
                         rates[side].append(rate)
                         print(f"{clients:7} {mode:10} {side:9} {rate:9.0f} {errors:6}", flush=True)
+                        if args.by_command:
+                            print("        " + " ".join(f"{k}={v}" for k, v in by_command.items()))
                 d, g = statistics.median(rates["direct"]), statistics.median(rates["giftlock"])
                 summary.append((clients, mode, d, g))
         print(f"\npeak RSS of giftlock serve: {bench.peak_rss(proc) / 1e6:.1f} MB")

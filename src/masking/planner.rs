@@ -18,11 +18,8 @@ use crate::mask::{self, MaskPlan, ScanStatus};
 use crate::notify;
 use crate::plan_store::PlanKey;
 use crate::source::{MessageSource, SourceError, Whole};
+use crate::upstream::BATCH_BYTES;
 use crate::vault::{MaskedIndex, MessageIdentity, Stored, VaultEntry};
-
-/// At most this many bytes of messages are fetched in one batch for
-/// planning ([`Planner::plan_missing`]).
-const BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// At most this many messages per batch command (it keeps the UID set of
 /// a sparse mailbox to a short line).

@@ -11,6 +11,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub use crate::imap::framing::{Fragment, Framer};
 
+use super::quick_ack::QuickAck;
+
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     #[error("connection closed")]
@@ -35,6 +37,9 @@ impl From<crate::imap::framing::TooLarge> for FrameError {
 pub struct FramedReader<R> {
     reader: R,
     framer: Framer,
+    /// A client's socket, acknowledged before each wait for the rest of a
+    /// message ([`QuickAck`]).
+    ack: Option<QuickAck>,
 }
 
 impl<R: AsyncRead + Unpin> FramedReader<R> {
@@ -43,7 +48,18 @@ impl<R: AsyncRead + Unpin> FramedReader<R> {
     }
 
     pub fn from_parts(reader: R, framer: Framer) -> Self {
-        FramedReader { reader, framer }
+        FramedReader {
+            reader,
+            framer,
+            ack: None,
+        }
+    }
+
+    /// Acknowledges what the peer sent at once whenever a message is read
+    /// in part and the rest is awaited: for a client's socket.
+    pub fn acknowledge_early(mut self, ack: QuickAck) -> Self {
+        self.ack = Some(ack);
+        self
     }
 
     /// The stream and the framer. Dropping the framer drops bytes read but
@@ -70,6 +86,11 @@ impl<R: AsyncRead + Unpin> FramedReader<R> {
     /// Reads once from the stream. Returns the number of bytes read; end of
     /// stream is an error that says whether a message was cut off.
     pub async fn fill(&mut self) -> Result<usize, FrameError> {
+        if let Some(ack) = &self.ack {
+            if self.framer.is_mid_message() {
+                ack.now();
+            }
+        }
         let n = self.reader.read_buf(self.framer.read_target()).await?;
         self.framer.note_read(n);
         if n == 0 {

@@ -1,9 +1,11 @@
 //! Byte streams: one type for every connection giftlock holds
-//! ([`stream`]) and those streams cut into IMAP messages ([`framed`]).
+//! ([`stream`]), those streams cut into IMAP messages ([`framed`]), and an
+//! early acknowledgement of a client's partial command ([`quick_ack`]).
 //! Shared by the listener side (`crate::proxy`) and the client side
 //! (`crate::upstream`).
 
 pub mod framed;
+pub mod quick_ack;
 pub mod stream;
 
 use std::net::IpAddr;

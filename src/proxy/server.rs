@@ -30,6 +30,7 @@ use crate::config::{Config, ListenerTls, Protocol};
 use crate::local_auth::{Logins, Throttle};
 use crate::mask::FingerprintKey;
 use crate::masking::{MaskingContext, MaskingError};
+use crate::net::quick_ack::QuickAck;
 use crate::net::stream::BoxedStream;
 use crate::upstream::Upstreams;
 
@@ -493,6 +494,7 @@ async fn accept_loop(
                     listener: addr,
                     tls_mode: tls,
                     connected,
+                    ack: QuickAck::of(&tcp),
                 };
                 let open_session = OpenSession::new();
                 info!(listener = %addr, "client connected");

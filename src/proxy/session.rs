@@ -25,6 +25,7 @@ use crate::audit::{client_ident, SessionAudit, TlsInfo};
 use crate::config::{Account, ListenerTls};
 use crate::imap::capability;
 use crate::net::framed::{Fragment, FrameError, FramedReader};
+use crate::net::quick_ack::QuickAck;
 use crate::net::stream::BoxedStream;
 use crate::oauth::OAuthError;
 use crate::upstream::{UpstreamError, UpstreamLimits};
@@ -67,6 +68,8 @@ pub struct Peer {
     pub tls_mode: ListenerTls,
     /// When the client connected: the login timeout counts from here.
     pub connected: tokio::time::Instant,
+    /// Its TCP socket, acknowledged early mid-command.
+    pub ack: QuickAck,
 }
 
 pub async fn run(
@@ -79,7 +82,7 @@ pub async fn run(
 ) -> SessionEnd {
     let mut state = PreAuth {
         shared,
-        client: FramedReader::new(stream, PRE_AUTH_LIMIT),
+        client: FramedReader::new(stream, PRE_AUTH_LIMIT).acknowledge_early(peer.ack),
         peer,
         tls_active,
         audit,
@@ -356,7 +359,8 @@ impl PreAuth {
             .map_err(TlsFailure::Handshake)?;
         self.audit.tls_started(TlsInfo::of(tls.get_ref().1)).await;
         Ok(PreAuth {
-            client: FramedReader::new(Box::new(tls), PRE_AUTH_LIMIT),
+            client: FramedReader::new(Box::new(tls) as BoxedStream, PRE_AUTH_LIMIT)
+                .acknowledge_early(self.peer.ack),
             shared: self.shared,
             peer: self.peer,
             tls_active: true,
@@ -430,7 +434,7 @@ impl PreAuth {
             self.audit.clone(),
         );
         let (outcome, server) = relay::relay(
-            FramedReader::from_parts(client_read, client_framer),
+            FramedReader::from_parts(client_read, client_framer).acknowledge_early(self.peer.ack),
             client_write,
             FramedReader::from_parts(server_read, server_framer),
             server_write,

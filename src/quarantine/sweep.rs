@@ -20,11 +20,9 @@ use crate::audit::record::{clean, Event, QuarantineFailedRecord};
 use crate::imap::syntax::sequence_set;
 use crate::mask::{self, MaskPlan, ScanStatus};
 use crate::plan_store::PlanKey;
-use crate::upstream::Fetched;
+use crate::upstream::{Fetched, BATCH_BYTES};
 use crate::vault::{MaskedIndex, MessageIdentity, VaultEntry};
 
-/// Bodies fetched in one command, at most (one larger message goes alone).
-pub const BATCH_BYTES: usize = 8 << 20;
 /// Messages fetched in one command, at most.
 const BATCH_MESSAGES: usize = 200;
 

@@ -33,7 +33,9 @@ use crate::source::{MessageSource, SourceError, Whole};
 
 /// At most this many bytes of messages in one batched fetch of whole
 /// messages (a larger message alone): what one command holds in memory.
-const BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// The same bound serves every batch giftlock fetches (the relay's, the
+/// planner's, the sweep's).
+pub const BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// The logged-in connection and the mailbox it has examined.
 pub(crate) struct Conn {

@@ -24,7 +24,7 @@ use std::time::Duration;
 pub use crate::imap::syntax::AppendUid;
 pub use client::{Client, ClientError, MailboxStatus, Part};
 pub use connect::{LoggedIn, Login, UpstreamError};
-pub use fetcher::Fetcher;
+pub use fetcher::{Fetcher, BATCH_BYTES};
 pub use mailboxes::{Fetched, Listed, Status};
 
 use crate::config::{Account, Config, Credential};
