@@ -55,6 +55,10 @@ const OPEN_CLEAN_FILES: usize = 64;
 /// record starts over (a SELECT then reads its directory once more).
 const MEMORY_MAILBOXES: usize = 10_000;
 
+/// Messages remembered as gone; past this the record starts over (a
+/// forgotten one costs its next asker a fetch).
+const GONE_KEPT: usize = 4096;
+
 /// One UIDVALIDITY directory: (account, mailbox, UIDVALIDITY).
 type DirKey = (String, String, u32);
 
@@ -94,6 +98,8 @@ pub struct PlanStore {
     loaded: Mutex<std::collections::HashSet<DirKey>>,
     /// Held while a directory is read into memory.
     reading: Mutex<()>,
+    /// Messages the server no longer has ([`PlanStore::mark_gone`]).
+    gone: Mutex<std::collections::HashSet<PlanKey>>,
     /// Each directory's clean file, open for appending.
     clean_files: Mutex<HashMap<DirKey, std::fs::File>>,
 }
@@ -164,6 +170,7 @@ impl PlanStore {
             making: Mutex::new(HashMap::new()),
             loaded: Mutex::new(std::collections::HashSet::new()),
             reading: Mutex::new(()),
+            gone: Mutex::new(std::collections::HashSet::new()),
             clean_files: Mutex::new(HashMap::new()),
         })
     }
@@ -312,6 +319,29 @@ impl PlanStore {
         })
     }
 
+    /// Records that the server has no message `key` (a fetch of it gave
+    /// nothing after the fetch connection synced). UIDs are never reused
+    /// under one UIDVALIDITY, so that holds for good: every other session
+    /// still showing the message (until it is told of the expunge) gets
+    /// its answer without a fetch of its own, where each fetched it again
+    /// before (nothing of a failed turn is kept for the next asker).
+    pub fn mark_gone(&self, key: &PlanKey) {
+        let mut gone = self.lock_gone();
+        if gone.len() >= GONE_KEPT {
+            gone.clear();
+        }
+        gone.insert(key.clone());
+    }
+
+    /// Whether [`Self::mark_gone`] recorded `key`.
+    pub fn is_gone(&self, key: &PlanKey) -> bool {
+        self.lock_gone().contains(key)
+    }
+
+    fn lock_gone(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<PlanKey>> {
+        self.gone.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Keeps a new plan; a failed disk write only costs a later re-scan.
     pub fn put(&self, key: &PlanKey, plan: MaskPlan) -> Arc<MaskPlan> {
         let plan = Arc::new(plan.compact());
@@ -365,6 +395,7 @@ impl PlanStore {
         let other = |(a, m, v): &DirKey| a == account && m == mailbox && *v != uidvalidity;
         self.lock_loaded().retain(|d| !other(d));
         self.lock_clean_files().retain(|d, _| !other(d));
+        self.lock_gone().retain(|k| !other(&dir_key(k)));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PlanKey, Arc<MaskPlan>>> {

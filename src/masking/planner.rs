@@ -230,6 +230,7 @@ impl<S: MessageSource> Planner<S> {
         let fetched;
         let raw = match whole {
             Some(raw) => raw,
+            None if self.context.store.is_gone(key) => return Err(Unplanned::Gone),
             None => match self
                 .source
                 .whole_message(selected, uid, self.context.limits.max_message_bytes)
@@ -255,7 +256,10 @@ impl<S: MessageSource> Planner<S> {
                     };
                     return Ok(self.scanned(key, plan));
                 }
-                Ok(Whole::Gone) => return Err(Unplanned::Gone),
+                Ok(Whole::Gone) => {
+                    self.context.store.mark_gone(key);
+                    return Err(Unplanned::Gone);
+                }
                 Err(e) => {
                     warn!(account = %self.account, mailbox = %key.mailbox, uid, error = %e, "cannot fetch a message to scan it");
                     return Err(Unplanned::Unavailable);
@@ -331,7 +335,8 @@ impl<S: MessageSource> Planner<S> {
     /// of one round trip each behind the filter. A message larger than
     /// `max_len`, gone or not fetched is left to the filter (the next
     /// asker of [`crate::plan_store::PlanStore::get_or_plan`] tries on its
-    /// own). `permit` is held until the task ends.
+    /// own; a gone one is recorded so that it does not). `permit` is held
+    /// until the task ends.
     pub(super) fn fetch_ahead(
         &self,
         selected: &Selected,
@@ -342,6 +347,10 @@ impl<S: MessageSource> Planner<S> {
         S: Clone + 'static,
     {
         let key = self.key(selected, uid);
+        // A gone message needs no fetch.
+        if self.context.store.is_gone(&key) {
+            return;
+        }
         let Some(claim) = self.context.store.claim(&key) else {
             return;
         };
@@ -358,6 +367,10 @@ impl<S: MessageSource> Planner<S> {
                     || async {
                         match planner.source.whole_message(&selected, uid, max_len).await {
                             Ok(Whole::Message(raw)) => Ok(planner.plan_raw(&key, &raw).await),
+                            Ok(Whole::Gone) => {
+                                planner.context.store.mark_gone(&key);
+                                Err(())
+                            }
                             _ => Err(()),
                         }
                     },

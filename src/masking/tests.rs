@@ -144,8 +144,8 @@ async fn a_header_fetch_of_a_gift_mail_is_masked_from_the_whole_message() {
 }
 
 #[tokio::test]
-async fn a_message_the_server_no_longer_has_is_served_as_expunged() {
-    let (mut masking, mut commands, _source, _dir) = session();
+async fn a_message_the_server_no_longer_has_is_served_as_expunged_and_asked_for_once() {
+    let (mut masking, mut commands, source, _dir) = session();
     select_inbox(&mut masking, &mut commands).await;
     // UID 6 is not in the source: another session expunged it after this
     // one's server answered from what it still had.
@@ -157,10 +157,14 @@ async fn a_message_the_server_no_longer_has_is_served_as_expunged() {
     );
     let served = serve(&mut masking, &response).await;
     assert_eq!(
-        String::from_utf8(served).unwrap(),
+        String::from_utf8(served.clone()).unwrap(),
         "* 2 FETCH (UID 6 BODY[HEADER] NIL ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) \
          FLAGS (\\Seen))\r\n"
     );
+    // Every later asker (here the same session again; other sessions of the
+    // account share the record) is answered from what the first learned.
+    assert_eq!(serve(&mut masking, &response).await, served);
+    assert_eq!(source.whole_requests.load(Ordering::Relaxed), 1);
 }
 
 /// The command as the command side sends it upstream.
