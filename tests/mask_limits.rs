@@ -1,7 +1,9 @@
 //! Messages too large to scan are never served unscanned: with a small
 //! `limits.max_scan_bytes`, a large gift-card mail reaches the client as a
 //! same-length notice (sizes stay true), while small messages are masked or
-//! passed as usual.
+//! passed as usual. And the fetch connection's first look at a message (its
+//! size and first bytes in one command) plans a small message from those
+//! bytes, never a large one from its beginning alone.
 
 mod common;
 mod needs;
@@ -145,4 +147,112 @@ fn a_message_over_the_scan_limit_is_withheld_not_served_unscanned() {
     );
     let found = files_containing(&bench.path().join("giftlock"), &[CODE, "K2PLM9"], &[]);
     assert!(found.is_empty(), "the code was written to {found:?}");
+}
+
+/// A second code, at the very end of a message.
+const LAST_CODE: &str = "ZW4N-P8QRT3-HB6KE";
+
+/// The fetch connection's `UID FETCH` commands for `uid`, their items, from
+/// giftlock's debug log.
+fn fetch_commands(log: &str, uid: u32) -> Vec<String> {
+    let set = format!("uids={uid} ");
+    log.lines()
+        .filter(|l| l.contains("fetch connection: UID FETCH") && l.contains(&set))
+        .map(|l| l.split("items=").nth(1).unwrap_or("").trim().to_string())
+        .collect()
+}
+
+#[test]
+fn a_small_message_is_planned_from_the_first_look_and_a_large_one_from_all_of_it() {
+    if needs::missing(&[Need::Dovecot]) {
+        return;
+    }
+    let mut bench = Bench::start(DovecotMode::Normal);
+    let dir = bench.path().join("mail");
+    fs::create_dir_all(&dir).unwrap();
+    let small = dir.join("1-small.eml");
+    let large = dir.join("2-large.eml");
+    fs::write(&small, gift_mail("small", 2_000)).unwrap();
+    // Larger than the first look (256 KiB), with a code only at its end.
+    let large_mail = format!(
+        "{}\r\nYour second gift card.\r\nClaim code: {LAST_CODE}\r\nAmount: $50.00\r\n",
+        gift_mail("large", 400 * 1024)
+    );
+    fs::write(&large, &large_mail).unwrap();
+    bench.dovecot.add(USER, &[small, large]);
+    let setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
+    bench.start_giftlock(&setup);
+
+    let mut client = LineClient::connect(setup.port(Tls::None));
+    client.run("l", &format!("LOGIN {USER} {LOCAL_PASSWORD}"));
+    client.run("s", "EXAMINE INBOX");
+    // A header alone cannot be planned from: each asks the fetch
+    // connection for its whole message.
+    let mut served = String::new();
+    for uid in [1, 2] {
+        served += &client.run("h", &format!("UID FETCH {uid} (BODY.PEEK[HEADER])"));
+        served += &client.run("t", &format!("UID FETCH {uid} (BODY.PEEK[TEXT])"));
+    }
+    // A message newer than any the fetch connection has seen: it syncs
+    // (NOOP) before it asks, so one look finds it.
+    let third = dir.join("3-new.eml");
+    fs::write(&third, gift_mail("new", 2_000)).unwrap();
+    bench.dovecot.add(USER, &[third]);
+    client.run("n", "NOOP");
+    served += &client.run("h", "UID FETCH 3 (BODY.PEEK[HEADER])");
+    served += &client.run("t", "UID FETCH 3 (BODY.PEEK[TEXT])");
+    client.run("o", "LOGOUT");
+    assert!(
+        served.contains("Claim code: ") && served.contains("Thank you for shopping"),
+        "the texts were not served: {}",
+        &served[..served.len().min(500)]
+    );
+    for code in [CODE, "K2PLM9", LAST_CODE, "P8QRT3"] {
+        assert!(!served.contains(code), "{code} was served unmasked");
+    }
+
+    let log = bench.giftlock().log();
+    let small_commands = fetch_commands(&log, 1);
+    assert_eq!(
+        small_commands.len(),
+        1,
+        "the small message took more than one command: {small_commands:?}"
+    );
+    assert!(
+        small_commands[0].starts_with("(RFC822.SIZE BODY.PEEK[]<0."),
+        "{small_commands:?}"
+    );
+    let large_commands = fetch_commands(&log, 2);
+    assert_eq!(
+        large_commands.len(),
+        2,
+        "the large message: its first look, then all of it: {large_commands:?}"
+    );
+    assert!(large_commands[0].starts_with("(RFC822.SIZE BODY.PEEK[]<0."));
+    assert_eq!(large_commands[1], "(BODY.PEEK[])");
+    let new_commands = fetch_commands(&log, 3);
+    assert_eq!(
+        new_commands.len(),
+        1,
+        "the new message took more than one look: {new_commands:?}"
+    );
+    let fetch_lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("fetch connection: "))
+        .collect();
+    let look = fetch_lines
+        .iter()
+        .position(|l| l.contains("uids=3 "))
+        .unwrap();
+    assert!(
+        look > 0 && fetch_lines[look - 1].contains("fetch connection: NOOP"),
+        "no NOOP before the look at the new message: {fetch_lines:?}"
+    );
+    for uid in [1, 2] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("message scanned") && l.contains(&format!("uid={uid} "))),
+            "message {uid} was not planned"
+        );
+    }
 }

@@ -37,10 +37,40 @@ use crate::source::{MessageSource, SourceError, Whole};
 /// planner's, the sweep's).
 pub const BATCH_BYTES: usize = 8 * 1024 * 1024;
 
+/// At most this many bytes of each message come with its size in the
+/// first command for a batch of whole messages: a message no larger is
+/// delivered from it, without a second round trip (a larger one pays this
+/// much once more).
+const FIRST_LOOK: usize = 256 * 1024;
+
+/// What the first command for a batch of whole messages answered.
+#[derive(Default)]
+struct Answered {
+    /// Delivered whole from the first look.
+    delivered: Vec<u32>,
+    /// The size of every other message the server answered for.
+    larger: Vec<(u32, usize)>,
+}
+
+impl Answered {
+    fn contains(&self, uid: &u32) -> bool {
+        self.delivered.contains(uid) || self.larger.iter().any(|(u, _)| u == uid)
+    }
+
+    fn extend(&mut self, more: Answered) {
+        self.delivered.extend(more.delivered);
+        self.larger.extend(more.larger);
+    }
+}
+
 /// The logged-in connection and the mailbox it has examined.
 pub(crate) struct Conn {
     client: Client,
     examined: Option<Selected>,
+    /// The highest UID of the examined mailbox this connection is known to
+    /// see: below its UIDNEXT when it examined it, or answered for since.
+    /// A newer message needs a NOOP before the connection answers for it.
+    sees_through: u32,
 }
 
 /// A whole message a session asked for, waiting for the connection.
@@ -167,8 +197,21 @@ impl Fetcher {
                         )
                         .await
                         .map(drop),
-                    Command::UidFetch { set, items } => client.uid_fetch(set, items, each).await,
-                    Command::Noop => client.noop(each).await,
+                    Command::UidFetch { set, items } => {
+                        // UIDs and item names only: how many round trips a
+                        // plan took shows in a debug log (tests count them).
+                        tracing::debug!(
+                            account = %self.account.name,
+                            uids = %set,
+                            items = %String::from_utf8_lossy(items),
+                            "fetch connection: UID FETCH"
+                        );
+                        client.uid_fetch(set, items, each).await
+                    }
+                    Command::Noop => {
+                        tracing::debug!(account = %self.account.name, "fetch connection: NOOP");
+                        client.noop(each).await
+                    }
                 }
                 .map_err(Failure::from)
             }
@@ -198,6 +241,7 @@ impl Fetcher {
                 slot.insert(Conn {
                     client: Client::new(logged_in, self.limits.timeout),
                     examined: None,
+                    sees_through: 0,
                 })
             }
         };
@@ -222,6 +266,7 @@ impl Fetcher {
             }));
         }
         conn.examined = Some(mailbox.clone());
+        conn.sees_through = status.uidnext.map_or(0, |next| next.saturating_sub(1));
         Ok(conn)
     }
 }
@@ -304,10 +349,12 @@ impl Fetcher {
 
     /// Fetches the messages of `bounds` (UID: the smallest and largest
     /// `max_len` asked with) from `mailbox`, handing each to `deliver` as
-    /// it comes: their sizes in one command, the header block of each
-    /// larger than the smallest bound, then the messages no larger than
-    /// the largest in commands of at most [`BATCH_BYTES`]. A UID not
-    /// delivered is gone.
+    /// it comes. One command fetches every message's size with its first
+    /// bytes ([`Self::small_messages`]): most messages are smaller than
+    /// that and are delivered from it. Of the rest, the header block of
+    /// each larger than the smallest bound is fetched, then the messages
+    /// no larger than the largest, in commands of at most
+    /// [`BATCH_BYTES`]. A UID not delivered is gone.
     async fn fetch_whole(
         &self,
         conn: &mut Option<Conn>,
@@ -316,21 +363,39 @@ impl Fetcher {
         deliver: &mut (dyn FnMut(u32, Whole) + Send),
     ) -> Result<(), SourceError> {
         let uids: Vec<u32> = bounds.keys().copied().collect();
-        let mut sizes = self.known_sizes(conn, mailbox, &uids).await?;
+        // A server answers a UID FETCH from the messages it has announced
+        // to the connection: one that arrived after the connection's last
+        // sync is there only after a NOOP. The session asking saw the
+        // message before it asked, so after a NOOP sent now a message not
+        // answered for is gone.
+        let newer = conn.as_ref().is_some_and(|c| {
+            c.examined.as_ref() == Some(mailbox) && uids.iter().any(|&uid| uid > c.sees_through)
+        });
+        if newer {
+            self.run_on(conn, mailbox, &Command::Noop, &mut |_, _| {})
+                .await?;
+        }
+        let mut answered = self
+            .small_messages(conn, mailbox, bounds, &uids, deliver)
+            .await?;
         let unseen: Vec<u32> = uids
             .iter()
             .copied()
-            .filter(|uid| !sizes.iter().any(|(u, _)| u == uid))
+            .filter(|uid| !answered.contains(uid))
             .collect();
-        if !unseen.is_empty() {
+        if !unseen.is_empty() && !newer {
             // Not seen by this connection: a message that arrived after its
-            // last sync (a server answers a UID FETCH from the messages it
-            // has announced), or one expunged and synced away. After NOOP
-            // the first is there; the second is gone.
+            // last sync though the connection had seen a newer one (APPENDs
+            // may be committed out of order), or one expunged and synced
+            // away. After NOOP the first is there; the second is gone.
             self.run_on(conn, mailbox, &Command::Noop, &mut |_, _| {})
                 .await?;
-            sizes.extend(self.known_sizes(conn, mailbox, &unseen).await?);
+            let more = self
+                .small_messages(conn, mailbox, bounds, &unseen, deliver)
+                .await?;
+            answered.extend(more);
         }
+        let sizes = answered.larger;
         // The messages to fetch whole, in commands of at most BATCH_BYTES.
         let mut chunks: Vec<Vec<u32>> = Vec::new();
         let mut bytes = 0;
@@ -372,6 +437,65 @@ impl Fetcher {
             .await?;
         }
         Ok(())
+    }
+
+    /// `UID FETCH <uids> (RFC822.SIZE BODY.PEEK[]<0.n>)`: each message of
+    /// `uids` whose first `n` bytes are all of it, and no more than the
+    /// smallest bound asked with, goes to `deliver` (the bytes a
+    /// `BODY.PEEK[]` gives: a partial fetch returns fewer than asked only
+    /// where the message ends). What it answers: the UIDs delivered, and
+    /// the size of each other message the server has (larger, or not
+    /// given: an expunged one the connection has not synced away answers
+    /// `BODY[]<0> NIL`), to be fetched as before. `n` is the first look's
+    /// length, [`FIRST_LOOK`] at most and less when many are asked
+    /// (all of them within [`BATCH_BYTES`]), and never more than a bound
+    /// needs.
+    async fn small_messages(
+        &self,
+        conn: &mut Option<Conn>,
+        mailbox: &Selected,
+        bounds: &BTreeMap<u32, (usize, usize)>,
+        uids: &[u32],
+        deliver: &mut (dyn FnMut(u32, Whole) + Send),
+    ) -> Result<Answered, SourceError> {
+        let needed = uids
+            .iter()
+            .filter_map(|uid| bounds.get(uid))
+            .map(|&(smallest, _)| smallest.saturating_add(1))
+            .max()
+            .unwrap_or(1);
+        let look = FIRST_LOOK
+            .min(BATCH_BYTES / uids.len().max(1))
+            .min(needed)
+            .max(1);
+        let items = format!("(RFC822.SIZE BODY.PEEK[]<0.{look}>)").into_bytes();
+        let command = Command::UidFetch {
+            set: syntax::sequence_set(uids),
+            items: &items,
+        };
+        let mut answered = Answered::default();
+        let mut newest = 0;
+        self.run_on(conn, mailbox, &command, &mut |message, literals| {
+            let Some((uid, size)) = uid_and_size(message) else {
+                return;
+            };
+            newest = newest.max(uid);
+            let Some(&(smallest, _)) = bounds.get(&uid).filter(|_| uids.contains(&uid)) else {
+                return;
+            };
+            match first_bytes(message, literals) {
+                Some(body) if body.len() < look && size <= smallest => {
+                    answered.delivered.push(uid);
+                    deliver(uid, Whole::Message(body.to_vec()));
+                }
+                _ => answered.larger.push((uid, size)),
+            }
+        })
+        .await?;
+        if let Some(c) = conn.as_mut() {
+            c.sees_through = c.sees_through.max(newest);
+        }
+        Ok(answered)
     }
 
     /// `UID FETCH <uids> (BODY.PEEK[])`: `each` gets every message of
@@ -419,6 +543,23 @@ fn whole_body<'m>(
         )
     })?;
     Some((f.uid?, message.get(body.range.clone())?))
+}
+
+/// The `BODY[]<0>` of a FETCH response: the first bytes of its message.
+fn first_bytes<'m>(message: &'m [u8], literals: &[std::ops::Range<usize>]) -> Option<&'m [u8]> {
+    let Inspection::Fetch(f) = response::inspect(message, literals) else {
+        return None;
+    };
+    let body = f.items.iter().find(|i| {
+        matches!(
+            i.kind,
+            ContentKind::Body {
+                section: None,
+                origin: Some(0)
+            }
+        )
+    })?;
+    message.get(body.range.clone())
 }
 
 /// The UID and RFC822.SIZE items of a `* n FETCH (...)` response. Read from
@@ -578,6 +719,25 @@ mod tests {
         );
         assert_eq!(uid_and_size(b"* 3 FETCH (RFC822.SIZE 5)\r\n"), None);
         assert_eq!(uid_and_size(b"* 3 EXISTS\r\n"), None);
+    }
+
+    #[test]
+    fn a_first_look_gives_its_bytes_and_an_expunged_message_none() {
+        let literal_of = |m: &[u8]| {
+            let at = m.windows(3).position(|w| w == b"Hi!").unwrap();
+            [at..at + 5]
+        };
+        let message = b"* 4 FETCH (UID 9 RFC822.SIZE 5 BODY[]<0> {5}\r\nHi!\r\n)\r\n";
+        let literals = literal_of(message);
+        assert_eq!(first_bytes(message, &literals), Some(&b"Hi!\r\n"[..]));
+        assert_eq!(uid_and_size(message), Some((9, 5)));
+        // Not synced away yet (Dovecot): a size of 0 and no bytes.
+        let gone = b"* 4 FETCH (UID 9 RFC822.SIZE 0 BODY[]<0> NIL)\r\n";
+        assert_eq!(first_bytes(gone, &[]), None);
+        // The whole message under another name is not a first look.
+        let whole = b"* 4 FETCH (UID 9 BODY[] {5}\r\nHi!\r\n)\r\n";
+        assert!(whole_body(whole, &literal_of(whole)).is_some());
+        assert_eq!(first_bytes(whole, &literal_of(whole)), None);
     }
 
     #[test]
