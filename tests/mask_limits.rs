@@ -31,19 +31,34 @@ fn gift_mail(id: &str, filler: usize) -> String {
     )
 }
 
+/// Delivers `mails` (file name, message) to the test user, in order.
+fn deliver(bench: &Bench, mails: &[(&str, String)]) {
+    let dir = bench.path().join("mail");
+    fs::create_dir_all(&dir).unwrap();
+    let files: Vec<_> = mails
+        .iter()
+        .map(|(name, text)| {
+            let path = dir.join(name);
+            fs::write(&path, text).unwrap();
+            path
+        })
+        .collect();
+    bench.dovecot.add(USER, &files);
+}
+
 #[test]
 fn a_message_over_the_scan_limit_is_withheld_not_served_unscanned() {
     if needs::missing(&[Need::Dovecot]) {
         return;
     }
     let mut bench = Bench::start(DovecotMode::Normal);
-    let dir = bench.path().join("mail");
-    fs::create_dir_all(&dir).unwrap();
-    let small = dir.join("1-small.eml");
-    let large = dir.join("2-large.eml");
-    fs::write(&small, gift_mail("small", 2_000)).unwrap();
-    fs::write(&large, gift_mail("large", 2 * LIMIT as usize)).unwrap();
-    bench.dovecot.add(USER, &[small, large]);
+    deliver(
+        &bench,
+        &[
+            ("1-small.eml", gift_mail("small", 2_000)),
+            ("2-large.eml", gift_mail("large", 2 * LIMIT as usize)),
+        ],
+    );
     let mut setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
     setup.max_scan_bytes = Some(LIMIT);
     bench.start_giftlock(&setup);
@@ -168,18 +183,18 @@ fn a_small_message_is_planned_from_the_first_look_and_a_large_one_from_all_of_it
         return;
     }
     let mut bench = Bench::start(DovecotMode::Normal);
-    let dir = bench.path().join("mail");
-    fs::create_dir_all(&dir).unwrap();
-    let small = dir.join("1-small.eml");
-    let large = dir.join("2-large.eml");
-    fs::write(&small, gift_mail("small", 2_000)).unwrap();
     // Larger than the first look (256 KiB), with a code only at its end.
     let large_mail = format!(
         "{}\r\nYour second gift card.\r\nClaim code: {LAST_CODE}\r\nAmount: $50.00\r\n",
         gift_mail("large", 400 * 1024)
     );
-    fs::write(&large, &large_mail).unwrap();
-    bench.dovecot.add(USER, &[small, large]);
+    deliver(
+        &bench,
+        &[
+            ("1-small.eml", gift_mail("small", 2_000)),
+            ("2-large.eml", large_mail),
+        ],
+    );
     let setup = GiftlockSetup::new(&[Tls::None], Upstream::Imaps);
     bench.start_giftlock(&setup);
 
@@ -195,9 +210,7 @@ fn a_small_message_is_planned_from_the_first_look_and_a_large_one_from_all_of_it
     }
     // A message newer than any the fetch connection has seen: it syncs
     // (NOOP) before it asks, so one look finds it.
-    let third = dir.join("3-new.eml");
-    fs::write(&third, gift_mail("new", 2_000)).unwrap();
-    bench.dovecot.add(USER, &[third]);
+    deliver(&bench, &[("3-new.eml", gift_mail("new", 2_000))]);
     client.run("n", "NOOP");
     served += &client.run("h", "UID FETCH 3 (BODY.PEEK[HEADER])");
     served += &client.run("t", "UID FETCH 3 (BODY.PEEK[TEXT])");

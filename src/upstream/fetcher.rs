@@ -530,36 +530,32 @@ fn whole_body<'m>(
     message: &'m [u8],
     literals: &[std::ops::Range<usize>],
 ) -> Option<(u32, &'m [u8])> {
-    let Inspection::Fetch(f) = response::inspect(message, literals) else {
-        return None;
-    };
-    let body = f.items.iter().find(|i| {
-        matches!(
-            i.kind,
-            ContentKind::Body {
-                section: None,
-                origin: None
-            }
-        )
-    })?;
-    Some((f.uid?, message.get(body.range.clone())?))
+    let (uid, body) = message_item(message, literals, None)?;
+    Some((uid?, body))
 }
 
 /// The `BODY[]<0>` of a FETCH response: the first bytes of its message.
 fn first_bytes<'m>(message: &'m [u8], literals: &[std::ops::Range<usize>]) -> Option<&'m [u8]> {
+    message_item(message, literals, Some(0)).map(|(_, body)| body)
+}
+
+/// The UID (if given) and the `BODY[]<origin>` of a FETCH response.
+fn message_item<'m>(
+    message: &'m [u8],
+    literals: &[std::ops::Range<usize>],
+    origin: Option<u32>,
+) -> Option<(Option<u32>, &'m [u8])> {
     let Inspection::Fetch(f) = response::inspect(message, literals) else {
         return None;
     };
     let body = f.items.iter().find(|i| {
-        matches!(
-            i.kind,
-            ContentKind::Body {
+        i.kind
+            == ContentKind::Body {
                 section: None,
-                origin: Some(0)
+                origin,
             }
-        )
     })?;
-    message.get(body.range.clone())
+    Some((f.uid, message.get(body.range.clone())?))
 }
 
 /// The UID and RFC822.SIZE items of a `* n FETCH (...)` response. Read from
@@ -723,9 +719,10 @@ mod tests {
 
     #[test]
     fn a_first_look_gives_its_bytes_and_an_expunged_message_none() {
+        // The one literal of each response below: `Hi!\r\n`.
         let literal_of = |m: &[u8]| {
             let at = m.windows(3).position(|w| w == b"Hi!").unwrap();
-            [at..at + 5]
+            std::iter::once(at..at + 5).collect::<Vec<_>>()
         };
         let message = b"* 4 FETCH (UID 9 RFC822.SIZE 5 BODY[]<0> {5}\r\nHi!\r\n)\r\n";
         let literals = literal_of(message);
