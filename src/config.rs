@@ -112,7 +112,17 @@ pub struct Limits {
     /// memory only), so a client's reconnects skip the argon2 check;
     /// 0 turns it off. Forgotten on SIGHUP.
     pub login_cache_secs: u64,
+    /// giftlock's own connections per account for fetching the messages it
+    /// has no plan for yet: sessions that each need a message nobody has
+    /// planned (one just appended, a first sync) are served on the next
+    /// free one. Counted against the server's connections per user.
+    pub fetch_connections: u32,
 }
+
+/// Most fetch connections an account may have (`limits.fetch_connections`):
+/// Dovecot allows 10 connections per user and address by default, and the
+/// clients' own sessions need most of them.
+pub const MAX_FETCH_CONNECTIONS: u32 = 8;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -125,6 +135,7 @@ impl Default for Limits {
             max_unauthenticated: 128,
             max_unauthenticated_per_listener: 64,
             login_cache_secs: 300,
+            fetch_connections: 2,
         }
     }
 }
@@ -579,6 +590,15 @@ impl Config {
                     "must be at least 1 (0 would let no client log in)".into(),
                 ));
             }
+        }
+        if !(1..=MAX_FETCH_CONNECTIONS).contains(&self.limits.fetch_connections) {
+            return Err(invalid(
+                "limits.fetch_connections".into(),
+                format!(
+                    "{} is out of range; use 1 to {MAX_FETCH_CONNECTIONS} (servers limit connections per user)",
+                    self.limits.fetch_connections
+                ),
+            ));
         }
         if let Err((key, problem)) = self.audit.validate() {
             return Err(invalid(format!("audit.{key}"), problem));
@@ -1048,6 +1068,26 @@ mod tests {
             err.to_string().contains("only allowed for loopback hosts"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn fetch_connections_are_one_to_the_most_a_server_allows() {
+        let base = minimal(
+            "address = \"127.0.0.1:1\"\ntls = \"none\"",
+            "url = \"imaps://h\"",
+        );
+        assert_eq!(parse(&base).unwrap().limits.fetch_connections, 2);
+        let three = parse(&format!("{base}[limits]\nfetch_connections = 3\n")).unwrap();
+        assert_eq!(three.limits.fetch_connections, 3);
+        for bad in [0, MAX_FETCH_CONNECTIONS + 1] {
+            let err = parse(&format!("{base}[limits]\nfetch_connections = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("limits.fetch_connections") && err.contains(&bad.to_string()),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -865,6 +865,7 @@ fn test_login(
     let limits = UpstreamLimits {
         max_message_bytes: defaults.max_message_bytes,
         timeout: std::time::Duration::from_secs(defaults.upstream_timeout_secs),
+        fetch_connections: defaults.fetch_connections as usize,
     };
     crate::tls::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -1,11 +1,15 @@
-//! One connection shared by many askers, its requests answered in batches.
+//! A few connections shared by many askers, their requests answered in
+//! batches.
 //!
-//! A request waits in a queue while another asker holds the connection;
-//! whoever gets the connection next takes every waiting request that fits
-//! with its own and serves them in one go. So the sessions that wait for an
-//! account's fetch connection share its round trips: under load (ten
-//! sessions, each needing a message another session just appended) the
-//! connection sends one command for all of them instead of one each.
+//! A request waits in a queue while other askers hold every connection;
+//! whoever gets a connection next takes every waiting request that fits
+//! with its own and serves them in one go. So the sessions that wait share
+//! round trips: under load (ten sessions, each needing a message another
+//! session just appended) a connection sends one command for all of them
+//! instead of one each. More than one connection lets a request be served
+//! while a long batch runs on another (the server answers each connection
+//! on its own); the connection given back last is handed out first, so a
+//! new one is opened only when all open ones are busy.
 //!
 //! No I/O here: the caller's `serve` does it, so the queueing is tested on
 //! its own.
@@ -13,12 +17,46 @@
 use std::sync::Mutex;
 
 use tokio::sync::oneshot::{self, error::TryRecvError};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
-/// The connection (`C`) and the requests (`Q`, each to be answered with an
-/// `A`) waiting for it.
+/// The connections (`C`, at most `n` of them in use at once) and the
+/// requests (`Q`, each to be answered with an `A`) waiting for them.
 pub(crate) struct Batches<C, Q, A> {
-    conn: tokio::sync::Mutex<C>,
+    free: Semaphore,
+    /// The connections no holder has, the one given back last on top: a
+    /// holder gets a connection already logged in before an unused one.
+    idle: Mutex<Vec<C>>,
     waiting: Mutex<Vec<Waiter<Q, A>>>,
+}
+
+/// One connection, held: given back when dropped.
+pub(crate) struct Held<'b, C: Default> {
+    conn: C,
+    idle: &'b Mutex<Vec<C>>,
+    _permit: SemaphorePermit<'b>,
+}
+
+impl<C: Default> std::ops::Deref for Held<'_, C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        &self.conn
+    }
+}
+
+impl<C: Default> std::ops::DerefMut for Held<'_, C> {
+    fn deref_mut(&mut self) -> &mut C {
+        &mut self.conn
+    }
+}
+
+impl<C: Default> Drop for Held<'_, C> {
+    fn drop(&mut self) {
+        lock(self.idle).push(std::mem::take(&mut self.conn));
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A request taken into a batch; [`Waiter::answer`] sends its answer.
@@ -35,19 +73,30 @@ impl<Q, A> Waiter<Q, A> {
     }
 }
 
-impl<C: Default, Q, A> Default for Batches<C, Q, A> {
-    fn default() -> Self {
+impl<C: Default, Q, A> Batches<C, Q, A> {
+    /// `n` connections (at least one), each made by its first holder.
+    pub(crate) fn new(n: usize) -> Self {
+        let n = n.max(1);
         Batches {
-            conn: tokio::sync::Mutex::default(),
+            free: Semaphore::new(n),
+            idle: Mutex::new((0..n).map(|_| C::default()).collect()),
             waiting: Mutex::default(),
         }
     }
 }
 
-impl<C, Q: Clone, A> Batches<C, Q, A> {
-    /// The connection alone, for a command that is not batched.
-    pub(crate) async fn lock(&self) -> tokio::sync::MutexGuard<'_, C> {
-        self.conn.lock().await
+impl<C: Default, Q: Clone, A> Batches<C, Q, A> {
+    /// A connection alone, for a command that is not batched.
+    pub(crate) async fn lock(&self) -> Held<'_, C> {
+        // The semaphore is never closed, and a permit leaves a connection
+        // idle (one each).
+        let permit = self.free.acquire().await.expect("never closed");
+        let conn = lock(&self.idle).pop().unwrap_or_default();
+        Held {
+            conn,
+            idle: &self.idle,
+            _permit: permit,
+        }
     }
 
     /// Asks `request`: answered by whichever holder of the connection takes
@@ -69,7 +118,7 @@ impl<C, Q: Clone, A> Batches<C, Q, A> {
             request: request.clone(),
             answer,
         });
-        let mut conn = self.conn.lock().await;
+        let mut conn = self.lock().await;
         let mut batch = match answered.try_recv() {
             // A holder before this one served it.
             Ok(answer) => return answer,
@@ -84,7 +133,7 @@ impl<C, Q: Clone, A> Batches<C, Q, A> {
             }
         };
         batch.extend(self.take(&fits));
-        serve(&mut conn, batch).await;
+        serve(&mut *conn, batch).await;
         drop(conn);
         answered.await.unwrap_or_else(|_| unanswered())
     }
@@ -99,7 +148,7 @@ impl<C, Q: Clone, A> Batches<C, Q, A> {
     }
 
     fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Waiter<Q, A>>> {
-        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.waiting)
     }
 
     #[cfg(test)]
@@ -138,7 +187,7 @@ mod tests {
 
     #[tokio::test]
     async fn requests_that_wait_for_the_connection_are_served_in_one_batch() {
-        let batches = Arc::new(Batches::default());
+        let batches = Arc::new(Batches::new(1));
         let held = batches.lock().await;
         let asks: Vec<_> = (1..=5).map(|n| ask(&batches, n)).collect();
         queued(&batches, 5).await;
@@ -152,7 +201,8 @@ mod tests {
         assert_eq!(
             served.len(),
             1,
-            "one batch, not one command each: {served:?}"
+            "one batch, not one command each: {:?}",
+            *served
         );
         let mut first = served[0].clone();
         first.sort();
@@ -161,7 +211,7 @@ mod tests {
 
     #[tokio::test]
     async fn requests_that_do_not_fit_wait_for_a_batch_of_their_own() {
-        let batches: Arc<Batches<Served, u32, u32>> = Arc::new(Batches::default());
+        let batches: Arc<Batches<Served, u32, u32>> = Arc::new(Batches::new(1));
         let held = batches.lock().await;
         let odd_or_even = |n: u32| {
             let batches = batches.clone();
@@ -187,7 +237,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_whose_holder_stopped_is_asked_again() {
-        let batches: Arc<Batches<Served, u32, u32>> = Arc::new(Batches::default());
+        let batches: Arc<Batches<Served, u32, u32>> = Arc::new(Batches::new(1));
         let held = batches.lock().await;
         // The first holder takes both requests and never answers: its
         // session ends mid-command.
@@ -219,8 +269,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_request_is_served_on_another_connection_while_one_is_held() {
+        let batches = Arc::new(Batches::new(2));
+        let held = batches.lock().await;
+        // With one connection this would wait for `held`: the guard only
+        // turns that hang into a failure.
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(30), ask(&batches, 3))
+            .await
+            .expect("served while the other connection is held")
+            .unwrap();
+        assert_eq!(answer, 6);
+        assert!(held.is_empty(), "the held connection served nothing");
+        assert_eq!(*batches.lock().await, [vec![3]]);
+    }
+
+    #[tokio::test]
+    async fn the_connection_given_back_last_is_handed_out_first() {
+        let batches: Batches<Served, u32, u32> = Batches::new(3);
+        batches.lock().await.push(vec![1]);
+        let again = batches.lock().await;
+        assert_eq!(*again, [vec![1]], "the used connection, not a new one");
+        let other = batches.lock().await;
+        assert!(
+            other.is_empty(),
+            "a second holder gets a connection of its own"
+        );
+        drop((again, other));
+    }
+
+    #[tokio::test]
     async fn a_waiter_left_unanswered_gets_the_fallback() {
-        let batches: Batches<Served, u32, u32> = Batches::default();
+        let batches: Batches<Served, u32, u32> = Batches::new(1);
         let dropped = async |_: &mut Served, batch: Vec<Waiter<u32, u32>>| drop(batch);
         assert_eq!(batches.ask(7, |_| true, dropped, || 99).await, 99);
     }

@@ -5,10 +5,11 @@
 //! before a content search, and fetches for the unlock window's virtual
 //! mailbox.
 //!
-//! One connection per account, shared by that account's sessions (servers
-//! limit connections per user, and phones already open several), used by
-//! one session at a time. Whole messages sessions ask for while another
-//! session holds the connection wait in a queue, and the next holder
+//! A few connections per account (`limits.fetch_connections`: servers
+//! limit connections per user, and phones already open several), shared by
+//! that account's sessions, each used by one session at a time and opened
+//! only when every one already open is in use. Whole messages sessions ask
+//! for while every connection is held wait in a queue, and the next holder
 //! fetches all of one mailbox's in one command ([`super::batch`]). It logs
 //! in with the account's credentials on first use, EXAMINEs (read only) the
 //! client's mailbox, checks that the UIDVALIDITY is the one the client

@@ -39,6 +39,8 @@ pub struct UpstreamLimits {
     pub max_message_bytes: u32,
     /// Bound on the login and on each command (`limits.upstream_timeout_secs`).
     pub timeout: Duration,
+    /// Fetch connections per account (`limits.fetch_connections`).
+    pub fetch_connections: usize,
 }
 
 impl UpstreamLimits {
@@ -46,6 +48,7 @@ impl UpstreamLimits {
         UpstreamLimits {
             max_message_bytes: config.limits.max_message_bytes,
             timeout: Duration::from_secs(config.limits.upstream_timeout_secs),
+            fetch_connections: config.limits.fetch_connections as usize,
         }
     }
 }
@@ -161,7 +164,7 @@ impl Upstreams {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(account.name.clone())
-            .or_default()
+            .or_insert_with(|| Arc::new(batch::Batches::new(limits.fetch_connections)))
             .clone();
         Fetcher::new(self.clone(), account.clone(), limits, slot)
     }
