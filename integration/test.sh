@@ -10,7 +10,8 @@
 # clients, from Debian's packages; the shared corpus in ../shared) skip
 # with a notice when it is missing (tests/needs/mod.rs), and the skips are
 # listed at the end. With GL_TEST_REQUIRE_ALL=1 (`.ci/run` sets it) a
-# missing need fails its test instead, and any skip fails the run.
+# missing need fails its test instead, and any skip fails the run. Run
+# without arguments it first checks rustfmt and clippy (-D warnings).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -79,6 +80,19 @@ fi
 skips="$(mktemp)"
 trap 'rm -f "$skips"' EXIT
 status=0
+# The whole suite (no extra arguments) also holds the code to rustfmt and
+# to clippy with warnings as errors, so neither lands unnoticed.
+if (($# == 0)); then
+	for lint in "fmt --check" "clippy --all-targets -- -D warnings"; do
+		tool="${lint%% *}"
+		if cargo "$tool" --version >/dev/null 2>&1; then
+			# shellcheck disable=SC2086 # the lint's words are its arguments
+			cargo $lint || { echo "test.sh: cargo $lint failed" >&2; status=1; }
+		else
+			echo "cargo $lint: missing cargo-$tool (rustup component add ${tool/fmt/rustfmt})" >>"$skips"
+		fi
+	done
+fi
 GL_SKIP_LOG="$skips" cargo test --all-targets --no-fail-fast "$@" || status=$?
 if [[ -s "$skips" ]]; then
 	echo

@@ -133,7 +133,11 @@ impl<C: Default, Q: Clone, A> Batches<C, Q, A> {
             }
         };
         batch.extend(self.take(&fits));
-        serve(&mut *conn, batch).await;
+        // Empty when a holder of another connection took this request (and
+        // every other) while this one waited: that holder answers it.
+        if !batch.is_empty() {
+            serve(&mut *conn, batch).await;
+        }
         drop(conn);
         answered.await.unwrap_or_else(|_| unanswered())
     }
@@ -281,6 +285,52 @@ mod tests {
         assert_eq!(answer, 6);
         assert!(held.is_empty(), "the held connection served nothing");
         assert_eq!(*batches.lock().await, [vec![3]]);
+    }
+
+    #[tokio::test]
+    async fn a_holder_whose_request_another_connection_took_serves_no_empty_batch() {
+        let batches: Arc<Batches<Served, u32, u32>> = Arc::new(Batches::new(2));
+        let (first, second) = (batches.lock().await, batches.lock().await);
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        let asks: Vec<_> = [1, 2]
+            .into_iter()
+            .map(|n| {
+                let (batches, release) = (batches.clone(), release.clone());
+                tokio::spawn(async move {
+                    let serve = async |served: &mut Served, batch: Vec<Waiter<u32, u32>>| {
+                        served.push(batch.iter().map(|w| w.request).collect());
+                        drop(release.acquire().await);
+                        for w in batch {
+                            let n = w.request;
+                            w.answer(n * 2);
+                        }
+                    };
+                    batches.ask(n, |_| true, serve, || 0).await
+                })
+            })
+            .collect();
+        queued(&batches, 2).await;
+        // One asker gets this connection and takes both requests; it holds
+        // them until released.
+        drop(first);
+        while batches.waiting() > 0 {
+            tokio::task::yield_now().await;
+        }
+        // The other gets this one with nothing left to ask.
+        drop(second);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        release.add_permits(2);
+        let mut answers = Vec::new();
+        for a in asks {
+            answers.push(a.await.unwrap());
+        }
+        assert_eq!(answers, [2, 4]);
+        let (a, b) = (batches.lock().await, batches.lock().await);
+        let mut served: Vec<Vec<u32>> = a.iter().chain(b.iter()).cloned().collect();
+        served.iter_mut().for_each(|batch| batch.sort());
+        assert_eq!(served, [vec![1, 2]], "one batch, and no empty one");
     }
 
     #[tokio::test]
