@@ -118,26 +118,37 @@ impl<C: Default, Q: Clone, A> Batches<C, Q, A> {
             request: request.clone(),
             answer,
         });
-        let mut conn = self.lock().await;
-        let mut batch = match answered.try_recv() {
-            // A holder before this one served it.
-            Ok(answer) => return answer,
-            // Still waiting: it is taken below with the others.
-            Err(TryRecvError::Empty) => Vec::new(),
-            // Taken by a holder that stopped before answering (its session
-            // ended): asked again, in this batch.
-            Err(TryRecvError::Closed) => {
-                let (answer, again) = oneshot::channel();
-                answered = again;
-                vec![Waiter { request, answer }]
+        let (mut conn, batch) = loop {
+            let conn = self.lock().await;
+            let mut batch = match answered.try_recv() {
+                // A holder before this one served it.
+                Ok(answer) => return answer,
+                // Still waiting: it is taken below with the others.
+                Err(TryRecvError::Empty) => Vec::new(),
+                // Taken by a holder that stopped before answering (its
+                // session ended): asked again, in this batch.
+                Err(TryRecvError::Closed) => {
+                    let (answer, again) = oneshot::channel();
+                    answered = again;
+                    vec![Waiter {
+                        request: request.clone(),
+                        answer,
+                    }]
+                }
+            };
+            batch.extend(self.take(&fits));
+            if !batch.is_empty() {
+                break (conn, batch);
+            }
+            // Taken by the holder of another connection while this one
+            // waited: its answer is awaited without holding a connection,
+            // and asked again if that holder stops before answering.
+            drop(conn);
+            if let Ok(answer) = (&mut answered).await {
+                return answer;
             }
         };
-        batch.extend(self.take(&fits));
-        // Empty when a holder of another connection took this request (and
-        // every other) while this one waited: that holder answers it.
-        if !batch.is_empty() {
-            serve(&mut *conn, batch).await;
-        }
+        serve(&mut *conn, batch).await;
         drop(conn);
         answered.await.unwrap_or_else(|_| unanswered())
     }
@@ -331,6 +342,41 @@ mod tests {
         let mut served: Vec<Vec<u32>> = a.iter().chain(b.iter()).cloned().collect();
         served.iter_mut().for_each(|batch| batch.sort());
         assert_eq!(served, [vec![1, 2]], "one batch, and no empty one");
+    }
+
+    #[tokio::test]
+    async fn a_request_another_connections_holder_took_and_dropped_is_asked_again() {
+        let batches: Arc<Batches<Served, u32, u32>> = Arc::new(Batches::new(2));
+        let (first, second) = (batches.lock().await, batches.lock().await);
+        // The first asker takes both requests and never answers: its
+        // session ends mid-command.
+        let stuck = {
+            let batches = batches.clone();
+            tokio::spawn(async move {
+                let pending = async |_: &mut Served, _batch: Vec<Waiter<u32, u32>>| {
+                    std::future::pending::<()>().await
+                };
+                batches.ask(1, |_| true, pending, || 0).await
+            })
+        };
+        queued(&batches, 1).await;
+        let second_ask = ask(&batches, 2);
+        queued(&batches, 2).await;
+        drop(first);
+        while batches.waiting() > 0 {
+            tokio::task::yield_now().await;
+        }
+        // The second asker gets the other connection with nothing to ask.
+        drop(second);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        stuck.abort();
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(30), second_ask)
+            .await
+            .expect("answered")
+            .unwrap();
+        assert_eq!(answer, 4, "asked again, not the fallback");
     }
 
     #[tokio::test]
