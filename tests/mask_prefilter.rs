@@ -394,3 +394,46 @@ proptest! {
         assert_same_plans(&raw, &String::from_utf8_lossy(&raw));
     }
 }
+
+/// The header fields of a part are proven clean together, with one search
+/// of their joined texts: a code whose only context is its sender (a
+/// domain that names no brand) is still found in a folded Subject, an
+/// `X-` field, and a part's Content-Description.
+#[test]
+fn header_codes_known_by_their_sender_alone_plan_the_same() {
+    let message = |headers: &str, part_headers: &str| {
+        format!(
+            "From: <store@sonyentertainmentnetwork.com>\r\n{headers}MIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n{part_headers}\r\nhello\r\n--b--\r\n"
+        )
+    };
+    let cases = [
+        (
+            message("Subject: for you\r\n M4TQ-8RKD-2NEB\r\n", ""),
+            "HEADER",
+        ),
+        (
+            message("Subject: hello\r\nX-Note: M4TQ-8RKD-2NEB\r\n", ""),
+            "HEADER",
+        ),
+        (
+            message(
+                "Subject: hello\r\n",
+                "Content-Description: M4TQ-8RKD-2NEB\r\n",
+            ),
+            "1.MIME",
+        ),
+    ];
+    for (raw, part) in cases {
+        assert_same_plans(raw.as_bytes(), &raw);
+        let plan = plan_message(
+            raw.as_bytes(),
+            &Detector::builtin(),
+            &FingerprintKey::new([9; 32]),
+            &ScanLimits::default(),
+        );
+        let parts: Vec<&str> = plan.masks.iter().map(|m| m.part.as_str()).collect();
+        assert_eq!(parts, [part], "{raw}");
+    }
+}

@@ -133,9 +133,9 @@ pub(crate) struct Rule {
 impl Rule {
     /// Whether mail from `sender` comes from the rule's brand (user rules
     /// name no senders).
-    fn sent_by(&self, sender: &str) -> bool {
+    fn sent_by(&self, sender: &rules::SenderDomain) -> bool {
         match self.matcher {
-            Matcher::Builtin(b) => rules::sender_matches(sender, b.senders),
+            Matcher::Builtin(b) => sender.is_in(b.senders),
             Matcher::User { .. } => false,
         }
     }
@@ -321,11 +321,12 @@ impl Detector {
     /// positive label or brand. See [`Detector::may_find_in`].
     pub fn context_counts(&self, ctx: &TextContext<'_>) -> bool {
         let keywords = &self.inner.keywords;
-        ctx.sender
-            .is_some_and(|s| self.inner.rules.iter().any(|r| r.sent_by(s)))
-            || ctx
-                .subject
-                .is_some_and(|s| keywords.any_anchor(&keywords::normalize(s)))
+        ctx.sender.is_some_and(|s| {
+            let sender = rules::SenderDomain::of(s);
+            self.inner.rules.iter().any(|r| r.sent_by(&sender))
+        }) || ctx
+            .subject
+            .is_some_and(|s| keywords.any_anchor(&keywords::normalize(s)))
     }
 
     /// `false` only if [`Detector::scan`] finds nothing in `text` under any
@@ -338,18 +339,24 @@ impl Detector {
     /// code-like its words are (the IDs and hashes of machine-made
     /// headers, tracking links).
     pub fn may_find_in(&self, text: &str, context_counts: bool) -> bool {
-        if !self.inner.needs_anchor || context_counts {
+        if !self.inner.needs_anchor || context_counts || !text.is_ascii() {
             return self.may_find(text);
         }
-        // Searched for only once the gate has found a place to probe.
-        let anchored = std::cell::OnceCell::new();
-        let anchored =
-            || *anchored.get_or_init(|| !text.is_ascii() || self.inner.keywords.any_anchor(text));
-        let probe = |t: &str| anchored() && self.probe(t);
-        if self.inner.user_rules {
-            return probe(text);
-        }
-        self.inner.gate.any_window(text, probe)
+        // Searched for first: one pass proves most texts clean, where the
+        // gate finds a place to probe in nearly every one (an ID, a URL).
+        self.inner.keywords.any_anchor(text) && self.may_find(text)
+    }
+
+    /// `false` only if [`Detector::may_find_in`] is `false` for every
+    /// piece (substring) of `text` under the same `context_counts`: when
+    /// no rule reaches its minimum score without an anchor, the context
+    /// gives none, and the ASCII `text` holds no anchor, none of its
+    /// pieces holds one either.
+    pub fn may_find_in_pieces(&self, text: &str, context_counts: bool) -> bool {
+        !self.inner.needs_anchor
+            || context_counts
+            || !text.is_ascii()
+            || self.inner.keywords.any_anchor(text)
     }
 
     /// Names of the active rules, built-ins first.

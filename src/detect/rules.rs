@@ -229,24 +229,51 @@ pub(crate) fn builtin_names() -> impl Iterator<Item = &'static str> {
 /// Whether the sender address `sender` is from one of `domains`.
 /// `brand.*` matches `brand.<tld>` and `brand.<2nd>.<tld>` and any
 /// subdomain of those (`gc.email.amazon.co.jp`).
+#[cfg(test)]
 pub(crate) fn sender_matches(sender: &str, domains: &[&str]) -> bool {
-    let address = sender.trim().trim_end_matches('>');
-    let domain = address.rsplit('@').next().unwrap_or(address);
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    domains.iter().any(|d| match d.strip_suffix(".*") {
-        Some(brand) => brand_domain(&domain, brand),
-        None => domain == *d || domain.strip_suffix(d).is_some_and(|p| p.ends_with('.')),
-    })
+    SenderDomain::of(sender).is_in(domains)
 }
 
-fn brand_domain(domain: &str, brand: &str) -> bool {
-    let labels: Vec<&str> = domain.split('.').collect();
-    labels.iter().enumerate().any(|(i, l)| {
-        let rest = labels.get(i + 1..).unwrap_or(&[]);
-        *l == brand
-            && (1..=2).contains(&rest.len())
-            && rest.iter().all(|r| (2..=3).contains(&r.len()))
-    })
+/// The domain of a sender address, lower-cased and split into labels
+/// once for all the rules that look at it.
+pub(crate) struct SenderDomain {
+    domain: String,
+    /// Byte ranges of the labels of `domain`.
+    labels: Vec<std::ops::Range<usize>>,
+}
+
+impl SenderDomain {
+    pub fn of(sender: &str) -> SenderDomain {
+        let address = sender.trim().trim_end_matches('>');
+        let domain = address.rsplit('@').next().unwrap_or(address);
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let mut labels = Vec::new();
+        let mut start = 0;
+        for (at, _) in domain.match_indices('.').chain([(domain.len(), "")]) {
+            labels.push(start..at);
+            start = at + 1;
+        }
+        SenderDomain { domain, labels }
+    }
+
+    /// Whether the domain is one of `domains`.
+    pub fn is_in(&self, domains: &[&str]) -> bool {
+        let domain = self.domain.as_str();
+        domains.iter().any(|d| match d.strip_suffix(".*") {
+            Some(brand) => self.is_brand_domain(brand),
+            None => domain == *d || domain.strip_suffix(d).is_some_and(|p| p.ends_with('.')),
+        })
+    }
+
+    fn is_brand_domain(&self, brand: &str) -> bool {
+        let label = |r: &std::ops::Range<usize>| self.domain.get(r.clone()).unwrap_or_default();
+        self.labels.iter().enumerate().any(|(i, l)| {
+            let rest = self.labels.get(i + 1..).unwrap_or(&[]);
+            label(l) == brand
+                && (1..=2).contains(&rest.len())
+                && rest.iter().all(|r| (2..=3).contains(&r.len()))
+        })
+    }
 }
 
 /// Luhn checksum of an ASCII digit string.

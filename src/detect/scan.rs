@@ -393,9 +393,10 @@ impl<'a> Scan<'a> {
         let det = self.det;
         let sender = self.ctx.sender;
         let per_rule = self.sender.get_or_insert_with(|| {
+            let sender = sender.map(super::rules::SenderDomain::of);
             det.rules
                 .iter()
-                .map(|r| sender.is_some_and(|s| r.sent_by(s)))
+                .map(|r| sender.as_ref().is_some_and(|s| r.sent_by(s)))
                 .collect()
         });
         per_rule.get(index).copied().unwrap_or(false)

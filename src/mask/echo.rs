@@ -66,7 +66,7 @@ impl KnownCodes {
     pub fn occur_in(&self, text: &str) -> bool {
         self.0
             .iter()
-            .any(|code| starts(text).any(|at| match_at(text, at, code).is_some()))
+            .any(|code| starts(text).any(|at| walk(text, at, code, |_| ())))
     }
 
     /// `(byte offset in text, mask character)` for every letter or digit of
@@ -111,6 +111,9 @@ fn starts(text: &str) -> impl Iterator<Item = usize> + '_ {
 /// A text character as a code's normalised character: ASCII and full-width
 /// forms upper-cased.
 fn fold(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_uppercase();
+    }
     let c = match c {
         '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
         _ => c,
@@ -126,20 +129,34 @@ fn char_at(text: &str, at: usize) -> Option<char> {
 /// The text offsets of `code`'s characters if it occurs from offset `at`
 /// on, its characters separated by nothing, by separators, or by an
 /// RFC 2231 continuation (`; name*1*=`).
-fn match_at(text: &str, mut at: usize, code: &KnownCode) -> Option<Vec<usize>> {
+fn match_at(text: &str, at: usize, code: &KnownCode) -> Option<Vec<usize>> {
+    // Nearly every start fails at its first character: nothing is
+    // allocated for those.
+    let first = char_at(text, at)?;
+    if code.chars.first() != Some(&fold(first)) {
+        return None;
+    }
     let mut positions = Vec::with_capacity(code.chars.len());
+    walk(text, at, code, |p| positions.push(p)).then_some(positions)
+}
+
+/// Whether `code` occurs from offset `at` on (as [`match_at`] reads it),
+/// handing `each` the offset of each of its characters until one differs.
+fn walk(text: &str, mut at: usize, code: &KnownCode, mut each: impl FnMut(usize)) -> bool {
     for (k, &want) in code.chars.iter().enumerate() {
         if k > 0 {
             at = skip_gap(text, at);
         }
-        let got = char_at(text, at)?;
+        let Some(got) = char_at(text, at) else {
+            return false;
+        };
         if fold(got) != want {
-            return None;
+            return false;
         }
-        positions.push(at);
+        each(at);
         at += got.len_utf8();
     }
-    Some(positions)
+    true
 }
 
 /// Separators a code's characters may be written with.

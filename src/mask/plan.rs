@@ -46,6 +46,14 @@ pub trait Scanner {
     fn may_find_in(&self, text: &str, _context_counts: bool) -> bool {
         self.may_find(text)
     }
+
+    /// `false` only if [`Scanner::may_find_in`] is `false` for every
+    /// piece of `text` (every substring) under the same context: one
+    /// check for many texts that are pieces of one. By default it proves
+    /// nothing.
+    fn may_find_in_pieces(&self, _text: &str, _context_counts: bool) -> bool {
+        true
+    }
 }
 
 impl<F: Fn(&str, &TextContext<'_>) -> Vec<Finding>> Scanner for F {
@@ -69,6 +77,10 @@ impl Scanner for crate::detect::Detector {
 
     fn may_find_in(&self, text: &str, context_counts: bool) -> bool {
         crate::detect::Detector::may_find_in(self, text, context_counts)
+    }
+
+    fn may_find_in_pieces(&self, text: &str, context_counts: bool) -> bool {
+        crate::detect::Detector::may_find_in_pieces(self, text, context_counts)
     }
 }
 
@@ -455,6 +467,28 @@ impl<'a> Planner<'a> {
         must
     }
 
+    /// Whether no field of `fields` needs a scan, proven for all of them
+    /// at once. Without known codes to echo, only free-text fields are
+    /// scanned; when their texts are all pieces of one ASCII join
+    /// ([`Scratch::headers`]), one check of the join covers every field
+    /// (cheaper than the gate and the anchor search of each field, on the
+    /// many machine-made fields of ordinary mail).
+    fn fields_clean(&mut self, raw: &[u8], fields: &[Field<'_>], ctx: &MessageContext) -> bool {
+        if self.mode == Mode::Exhaustive || !self.echo.is_empty() {
+            return false;
+        }
+        let values = fields
+            .iter()
+            .filter(|f| f.free_text)
+            .map(|f| clamp(f.offset_start..f.offset_end, raw.len()));
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let clean = scratch
+            .headers(raw, values)
+            .is_some_and(|joined| !self.scanner.may_find_in_pieces(joined, ctx.counts));
+        self.scratch = scratch;
+        clean
+    }
+
     /// Scans the header value `raw[range]` of `field`: a free-text field
     /// for codes, any other only for further occurrences of known codes
     /// (never inside the part's MIME boundary, which its delimiter lines
@@ -572,10 +606,13 @@ impl<'a> Planner<'a> {
             }
         }
         ctx.counts = self.scanner.context_counts(&ctx.of(TextSource::Plain));
-        let header_path = prefix.map_or_else(|| "HEADER".to_string(), |p| format!("{p}.HEADER"));
-        for f in &root.fields {
-            let value = clamp(f.offset_start..f.offset_end, raw.len());
-            self.header_unit(raw, value, f, root.boundary.as_deref(), &header_path, &ctx);
+        if !self.fields_clean(raw, &root.fields, &ctx) {
+            let header_path =
+                prefix.map_or_else(|| "HEADER".to_string(), |p| format!("{p}.HEADER"));
+            for f in &root.fields {
+                let value = clamp(f.offset_start..f.offset_end, raw.len());
+                self.header_unit(raw, value, f, root.boundary.as_deref(), &header_path, &ctx);
+            }
         }
         match &root.body {
             Body::Multipart(children) => {
@@ -643,7 +680,7 @@ impl<'a> Planner<'a> {
                 message: nested,
             });
         }
-        if id != 0 {
+        if id != 0 && !self.fields_clean(raw, &part.fields, ctx) {
             let mime_path = format!("{path}.MIME");
             for f in &part.fields {
                 let value = clamp(f.offset_start..f.offset_end, raw.len());

@@ -18,6 +18,7 @@ pub(crate) struct Scratch {
     decoded: Vec<u8>,
     text: String,
     spans: Vec<Span>,
+    joined: String,
 }
 
 /// A header value with more line breaks than this is left to the unit
@@ -57,7 +58,7 @@ impl Scratch {
     pub fn header(&mut self, raw: &[u8], range: std::ops::Range<usize>) -> Option<&str> {
         let bytes = raw.get(range).unwrap_or_default();
         if !bytes.is_ascii()
-            || memchr::memmem::find(bytes, b"=?").is_some()
+            || has_word_start(bytes)
             || memchr::memchr2_iter(b'\r', b'\n', bytes).count() > MAX_QUICK_BREAKS
         {
             return None;
@@ -70,6 +71,42 @@ impl Scratch {
         }
         Some(&self.text)
     }
+
+    /// The texts of [`Unit::header`] for the header values `raw[range]`
+    /// of `ranges`, one after another with a line break between them, when
+    /// every value is ASCII and the join has no `=?` (so no value holds an
+    /// encoded word): each value's text is then its bytes without their
+    /// line breaks, a piece of the join. `None` otherwise.
+    pub fn headers(
+        &mut self,
+        raw: &[u8],
+        ranges: impl Iterator<Item = std::ops::Range<usize>>,
+    ) -> Option<&str> {
+        self.joined.clear();
+        for range in ranges {
+            let bytes = raw.get(range).unwrap_or_default();
+            if !bytes.is_ascii() {
+                return None;
+            }
+            let mut start = 0;
+            for end in memchr::memchr2_iter(b'\r', b'\n', bytes).chain([bytes.len()]) {
+                // ASCII, so always UTF-8.
+                let line = std::str::from_utf8(&bytes[start..end]).unwrap_or_default();
+                self.joined.push_str(line);
+                start = end + 1;
+            }
+            self.joined.push('\n');
+        }
+        // Checked on the join, which has every `=?` of the raw values and
+        // any that removing a bare line break makes.
+        (!has_word_start(self.joined.as_bytes())).then_some(self.joined.as_str())
+    }
+}
+
+/// Whether `bytes` hold `=?`, the start of an encoded word (found by its
+/// `?`, rare in header text).
+fn has_word_start(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(b'?', bytes).any(|at| at > 0 && bytes[at - 1] == b'=')
 }
 
 /// `bytes` as the text `charset` decodes them to, when that is the bytes
@@ -150,6 +187,32 @@ mod tests {
         }
         for raw in [&b" =?UTF-8?B?QUJD?=\r\n"[..], " caf\u{e9}\r\n".as_bytes()] {
             assert_eq!(scratch.header(raw, 0..raw.len()), None);
+        }
+    }
+
+    #[test]
+    fn every_header_text_is_a_piece_of_the_join() {
+        let raw =
+            b"Subject: Your code\r\n ABCD-123456-EFGH\r\nX-A: one\r\nX-B:\tfolded\r\n\tthree\r\n";
+        let ranges = [8..39, 43..49, 53..raw.len()];
+        let mut scratch = Scratch::default();
+        let joined = scratch
+            .headers(raw, ranges.iter().cloned())
+            .map(str::to_string);
+        let joined = joined.expect("ASCII without encoded words");
+        for range in ranges {
+            let unit = Unit::header(raw, range);
+            assert!(!unit.text.is_empty());
+            assert!(joined.contains(&unit.text), "{:?} in {joined:?}", unit.text);
+        }
+        // An encoded word, also one a bare CR splits, or a non-ASCII byte:
+        // the texts are not the bytes.
+        for raw in [
+            &b" =?UTF-8?B?QUJD?=\r\n"[..],
+            b" =\r?UTF-8?B?QUJD?=\r\n",
+            " caf\u{e9}\r\n".as_bytes(),
+        ] {
+            assert_eq!(scratch.headers(raw, std::iter::once(0..raw.len())), None);
         }
     }
 }
