@@ -215,12 +215,34 @@ def password_hash(binary):
     sys.exit(f"bench: `giftlock passwd` printed no argon2 hash: {out!r}")
 
 
+_handed_out = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A loopback port free now, below the kernel's ephemeral range and never
+    handed out twice: a port the kernel picks for bind(0) comes from the range
+    outgoing connections use, so it can be taken before the listener binds it
+    (as tests/common/mod.rs's free_port explains)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            high = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        high = 32768
+    low = 10000
+    span = max(high - low, 1000)
+    start = (os.getpid() * 7919) % span
+    for n in range(span):
+        port = low + (start + n) % span
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port between {low} and {low + span}")
 
 
 def start_giftlock(binary, work, env, name="giftlock"):

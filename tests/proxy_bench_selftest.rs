@@ -8,6 +8,17 @@ mod needs;
 use common::*;
 use needs::Need;
 
+/// Listener ports never come from the range outgoing connections take
+/// theirs from, and one process never gets the same one twice.
+#[test]
+fn free_ports_are_below_the_ephemeral_range_and_never_repeat() {
+    let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+    let unique: std::collections::HashSet<u16> = ports.iter().copied().collect();
+    assert_eq!(unique.len(), ports.len(), "{ports:?}");
+    let start = ephemeral_start();
+    assert!(ports.iter().all(|&p| u32::from(p) < start), "{ports:?}");
+}
+
 #[test]
 fn imaplib_session_works_directly_on_every_dovecot_port() {
     if needs::missing(&[Need::Dovecot]) {

@@ -44,12 +44,40 @@ pub fn integration_dir() -> PathBuf {
     repo_root().join("integration")
 }
 
-/// A port free on 127.0.0.1 right now (the kernel's pick, released at once).
+/// A port free on 127.0.0.1 right now, for a listener a test starts.
+///
+/// Taken below the kernel's ephemeral range, never twice in one process:
+/// binding port 0 hands out ports from that range, and so does every
+/// outgoing connection, so a port found that way could be taken by a
+/// connection, or handed to a second caller, before the listener meant
+/// for it bound it (Dovecot then failed to start with "Address already in
+/// use").
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0 to find a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 10_000;
+    let high = ephemeral_start().max(LOW + 1_000);
+    let span = high - LOW;
+    // Processes started one after another begin at different places.
+    let offset = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = LOW + (offset + n) % span;
+        let port = u16::try_from(port).expect("a port below the ephemeral range");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {LOW} and {high}");
+}
+
+/// The first port of the kernel's ephemeral range (32768 where it cannot
+/// be read).
+pub fn ephemeral_start() -> u32 {
+    fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// How a Dovecot instance presents itself.
