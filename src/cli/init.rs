@@ -861,12 +861,7 @@ fn test_login(
     let url = account
         .upstream_addr()
         .map_err(|e| anyhow::anyhow!("IMAP server URL: {e}"))?;
-    let defaults = Limits::default();
-    let limits = UpstreamLimits {
-        max_message_bytes: defaults.max_message_bytes,
-        timeout: std::time::Duration::from_secs(defaults.upstream_timeout_secs),
-        fetch_connections: defaults.fetch_connections as usize,
-    };
+    let limits = UpstreamLimits::from_limits(&Limits::default());
     crate::tls::install_crypto_provider();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

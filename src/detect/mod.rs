@@ -339,12 +339,9 @@ impl Detector {
     /// code-like its words are (the IDs and hashes of machine-made
     /// headers, tracking links).
     pub fn may_find_in(&self, text: &str, context_counts: bool) -> bool {
-        if !self.inner.needs_anchor || context_counts || !text.is_ascii() {
-            return self.may_find(text);
-        }
-        // Searched for first: one pass proves most texts clean, where the
-        // gate finds a place to probe in nearly every one (an ID, a URL).
-        self.inner.keywords.any_anchor(text) && self.may_find(text)
+        // The anchor proof first: one pass proves most texts clean, where
+        // the gate finds a place to probe in nearly every one (an ID, a URL).
+        self.may_find_in_pieces(text, context_counts) && self.may_find(text)
     }
 
     /// `false` only if [`Detector::may_find_in`] is `false` for every

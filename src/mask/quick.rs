@@ -64,11 +64,7 @@ impl Scratch {
             return None;
         }
         self.text.clear();
-        for line in bytes.split(|&b| b == b'\r' || b == b'\n') {
-            // ASCII, so always UTF-8.
-            self.text
-                .push_str(std::str::from_utf8(line).unwrap_or_default());
-        }
+        push_unfolded(&mut self.text, bytes);
         Some(&self.text)
     }
 
@@ -88,18 +84,23 @@ impl Scratch {
             if !bytes.is_ascii() {
                 return None;
             }
-            let mut start = 0;
-            for end in memchr::memchr2_iter(b'\r', b'\n', bytes).chain([bytes.len()]) {
-                // ASCII, so always UTF-8.
-                let line = std::str::from_utf8(&bytes[start..end]).unwrap_or_default();
-                self.joined.push_str(line);
-                start = end + 1;
-            }
+            push_unfolded(&mut self.joined, bytes);
             self.joined.push('\n');
         }
         // Checked on the join, which has every `=?` of the raw values and
         // any that removing a bare line break makes.
         (!has_word_start(self.joined.as_bytes())).then_some(self.joined.as_str())
+    }
+}
+
+/// Appends the ASCII `bytes` without their line breaks (a header value's
+/// folds undone, as [`Unit::header`] reads it).
+fn push_unfolded(out: &mut String, bytes: &[u8]) {
+    let mut start = 0;
+    for end in memchr::memchr2_iter(b'\r', b'\n', bytes).chain([bytes.len()]) {
+        // ASCII, so always UTF-8.
+        out.push_str(std::str::from_utf8(&bytes[start..end]).unwrap_or_default());
+        start = end + 1;
     }
 }
 

@@ -195,6 +195,24 @@ mod tests {
         }
     }
 
+    /// Gives back `first` and lets the asker that gets it take every
+    /// waiting request, then gives back `second`, whose asker finds nothing
+    /// left to ask, and lets that asker run.
+    async fn hand_over_both(
+        batches: &Batches<Served, u32, u32>,
+        first: Held<'_, Served>,
+        second: Held<'_, Served>,
+    ) {
+        drop(first);
+        while batches.waiting() > 0 {
+            tokio::task::yield_now().await;
+        }
+        drop(second);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+    }
+
     fn ask(batches: &Arc<Batches<Served, u32, u32>>, n: u32) -> tokio::task::JoinHandle<u32> {
         let batches = batches.clone();
         tokio::spawn(async move { batches.ask(n, |_| true, serve_doubled, || 0).await })
@@ -321,17 +339,10 @@ mod tests {
             })
             .collect();
         queued(&batches, 2).await;
-        // One asker gets this connection and takes both requests; it holds
-        // them until released.
-        drop(first);
-        while batches.waiting() > 0 {
-            tokio::task::yield_now().await;
-        }
-        // The other gets this one with nothing left to ask.
-        drop(second);
-        for _ in 0..100 {
-            tokio::task::yield_now().await;
-        }
+        // One asker gets the first connection and takes both requests; it
+        // holds them until released. The other gets the second with nothing
+        // left to ask.
+        hand_over_both(&batches, first, second).await;
         release.add_permits(2);
         let mut answers = Vec::new();
         for a in asks {
@@ -362,15 +373,8 @@ mod tests {
         queued(&batches, 1).await;
         let second_ask = ask(&batches, 2);
         queued(&batches, 2).await;
-        drop(first);
-        while batches.waiting() > 0 {
-            tokio::task::yield_now().await;
-        }
         // The second asker gets the other connection with nothing to ask.
-        drop(second);
-        for _ in 0..100 {
-            tokio::task::yield_now().await;
-        }
+        hand_over_both(&batches, first, second).await;
         stuck.abort();
         let answer = tokio::time::timeout(std::time::Duration::from_secs(30), second_ask)
             .await

@@ -45,10 +45,15 @@ pub struct UpstreamLimits {
 
 impl UpstreamLimits {
     pub fn of(config: &Config) -> UpstreamLimits {
+        UpstreamLimits::from_limits(&config.limits)
+    }
+
+    /// The upstream part of the `[limits]` settings.
+    pub fn from_limits(limits: &crate::config::Limits) -> UpstreamLimits {
         UpstreamLimits {
-            max_message_bytes: config.limits.max_message_bytes,
-            timeout: Duration::from_secs(config.limits.upstream_timeout_secs),
-            fetch_connections: config.limits.fetch_connections as usize,
+            max_message_bytes: limits.max_message_bytes,
+            timeout: Duration::from_secs(limits.upstream_timeout_secs),
+            fetch_connections: limits.fetch_connections as usize,
         }
     }
 }
