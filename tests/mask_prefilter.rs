@@ -437,3 +437,61 @@ fn header_codes_known_by_their_sender_alone_plan_the_same() {
         assert_eq!(parts, [part], "{raw}");
     }
 }
+
+/// An HTML body's attribute texts are proven clean together, with one
+/// search of their join: a code only an attribute holds is still found
+/// among many links, whether its label sits in its attribute or only in
+/// the sender, and whether entities spell it.
+#[test]
+fn html_attribute_codes_plan_the_same() {
+    let message = |from: &str, attributes: &[&str]| {
+        let mut body = String::from("<html><body><p>Your order</p>");
+        for i in 0..40 {
+            body.push_str(&format!(
+                "<p style=\"margin:0\"><a href=\"https://www.example.com/news/{i}\">item {i}</a></p>"
+            ));
+        }
+        for a in attributes {
+            body.push_str(&format!("<p {a}>see</p>"));
+        }
+        body.push_str("</body></html>");
+        format!(
+            "From: <{from}>\r\nSubject: hello\r\nMIME-Version: 1.0\r\n\
+             Content-Type: text/html; charset=utf-8\r\n\r\n{body}\r\n"
+        )
+    };
+    let amazon = "gc@gc.email.amazon.co.jp";
+    let sony = "store@sonyentertainmentnetwork.com";
+    let cases = [
+        message(
+            "news@example.org",
+            &["title=\"claim code: M4TQ-8RKD2N-EBX7\""],
+        ),
+        message(
+            "news@example.org",
+            &[
+                "data-label=\"Gift card\"",
+                "title=\"Gift card M4TQ-8RKD2N-EBX7\"",
+            ],
+        ),
+        message(
+            "news@example.org",
+            &["title=\"claim&#32;code&colon; M4TQ&#45;8RKD2N&#x2d;EBX7\""],
+        ),
+        message(sony, &["alt=\"M4TQ-8RKD-2NEB\""]),
+        message(
+            amazon,
+            &["data-x=\"https://www.amazon.co.jp/gc/redeem?claimCode=M4TQ-8RKD2N-EBX7\""],
+        ),
+    ];
+    for raw in &cases {
+        assert_same_plans(raw.as_bytes(), raw);
+        let plan = plan_message(
+            raw.as_bytes(),
+            &Detector::builtin(),
+            &FingerprintKey::new([9; 32]),
+            &ScanLimits::default(),
+        );
+        assert_eq!(plan.masks.len(), 1, "{raw}");
+    }
+}

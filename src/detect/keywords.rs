@@ -291,6 +291,9 @@ struct AsciiAnchors {
 /// Bytes lower-cased and searched at a time.
 const ANCHOR_BLOCK: usize = 4096;
 
+/// The block for a text no longer than it.
+const SHORT_BLOCK: usize = 256;
+
 impl AsciiAnchors {
     /// `None` when no packed searcher fits (no SIMD, too many patterns):
     /// the automaton then searches every text.
@@ -313,13 +316,23 @@ impl AsciiAnchors {
 
     /// Whether an anchor occurs in the ASCII `text`, in any case.
     fn any_in(&self, text: &[u8]) -> bool {
-        let mut block = [0u8; ANCHOR_BLOCK];
-        // Every match is at most `longest` bytes, so it lies wholly
-        // inside one of the overlapping blocks.
-        let step = ANCHOR_BLOCK - (self.longest - 1);
+        // A short text gets a small block: zeroing the whole block for
+        // each of the many short texts of a message (links, header
+        // fields) cost more than searching them.
+        if text.len() <= SHORT_BLOCK {
+            self.any_in_blocks::<SHORT_BLOCK>(text)
+        } else {
+            self.any_in_blocks::<ANCHOR_BLOCK>(text)
+        }
+    }
+
+    /// [`AsciiAnchors::any_in`] with blocks of `N` bytes (more than
+    /// `longest`).
+    fn any_in_blocks<const N: usize>(&self, text: &[u8]) -> bool {
+        let mut block = [0u8; N];
         let mut start = 0;
         loop {
-            let end = text.len().min(start + ANCHOR_BLOCK);
+            let end = text.len().min(start + N);
             let lower = &mut block[..end - start];
             lower.copy_from_slice(&text[start..end]);
             lower.make_ascii_lowercase();
@@ -329,7 +342,9 @@ impl AsciiAnchors {
             if end == text.len() {
                 return false;
             }
-            start += step;
+            // Every match is at most `longest` bytes, so it lies wholly
+            // inside one of the overlapping blocks.
+            start += N - (self.longest - 1);
         }
     }
 }
@@ -602,6 +617,15 @@ mod tests {
                 }
             }
             assert!(k.any_anchor(&mixed), "{word} alone");
+            // Texts that fit the short block, and one just past it.
+            for len in [mixed.len() + 3, SHORT_BLOCK, SHORT_BLOCK + 1] {
+                for at in 0..=len - mixed.len() {
+                    let mut text = filler[..len].to_string();
+                    text.replace_range(at..at + mixed.len(), &mixed);
+                    assert!(k.any_anchor(&text), "{word} at {at} of {len}");
+                }
+                assert!(!k.any_anchor(&filler[..len]), "filler of {len}");
+            }
         }
     }
 

@@ -78,53 +78,6 @@ impl View {
     }
 }
 
-/// Tags after which a reader sees a line break.
-const BLOCK_TAGS: &[&str] = &[
-    "address",
-    "article",
-    "aside",
-    "blockquote",
-    "body",
-    "br",
-    "center",
-    "dd",
-    "div",
-    "dl",
-    "dt",
-    "figcaption",
-    "figure",
-    "footer",
-    "form",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "head",
-    "header",
-    "hr",
-    "html",
-    "li",
-    "main",
-    "nav",
-    "ol",
-    "option",
-    "p",
-    "pre",
-    "section",
-    "select",
-    "table",
-    "tbody",
-    "td",
-    "tfoot",
-    "th",
-    "thead",
-    "title",
-    "tr",
-    "ul",
-];
-
 /// Attributes whose values are links or text shown to the reader.
 const SCANNED_ATTRIBUTES: &[&str] = &[
     "action",
@@ -140,29 +93,106 @@ const SCANNED_ATTRIBUTES: &[&str] = &[
     "value",
 ];
 
+/// Where a walk over HTML puts what a reader sees: a [`View`] with its map
+/// back to the source, or only the text.
+trait Sink {
+    /// Appends `source[range]` as it is.
+    fn copy(&mut self, source: &str, range: Range<usize>);
+    /// Appends `c`, standing for `source` (an entity, a tag read as a break).
+    fn char(&mut self, c: char, source: Range<usize>);
+}
+
+impl Sink for View {
+    fn copy(&mut self, source: &str, range: Range<usize>) {
+        View::copy(self, source, range);
+    }
+
+    fn char(&mut self, c: char, source: Range<usize>) {
+        View::char(self, c, source);
+    }
+}
+
+impl Sink for String {
+    fn copy(&mut self, source: &str, range: Range<usize>) {
+        self.push_str(source.get(range).unwrap_or_default());
+    }
+
+    fn char(&mut self, c: char, _source: Range<usize>) {
+        self.push(c);
+    }
+}
+
 /// Builds the reader's view of `html` and the views of its scanned
 /// attribute values.
 pub fn views(html: &str) -> (View, Vec<View>) {
-    let bytes = html.as_bytes();
     let mut view = View::default();
     let mut attributes = Vec::new();
+    walk(html, &mut view, |value| {
+        let mut attr_view = View::default();
+        decode_entities(html, value, &mut attr_view);
+        if !attr_view.text.is_empty() {
+            attributes.push(attr_view);
+        }
+    });
+    (view, attributes)
+}
+
+/// The texts of [`views`] without their maps, in buffers reused from one
+/// HTML text to the next: what the prefilter reads. The attribute texts
+/// are pieces of one join, so one check of it can prove them all clean.
+#[derive(Debug, Default)]
+pub(crate) struct Texts {
+    /// The text of the reader's view.
+    pub view: String,
+    /// Every attribute view's text, each followed by a line break.
+    pub attributes: String,
+    /// Where each attribute view's text lies in `attributes`.
+    pieces: Vec<Range<usize>>,
+}
+
+impl Texts {
+    /// Reads `html`: afterwards the texts are those of `views(html)`.
+    pub fn read(&mut self, html: &str) {
+        let Texts {
+            view,
+            attributes,
+            pieces,
+        } = self;
+        view.clear();
+        attributes.clear();
+        pieces.clear();
+        walk(html, view, |value| {
+            let start = attributes.len();
+            decode_entities(html, value, attributes);
+            if attributes.len() > start {
+                pieces.push(start..attributes.len());
+                attributes.push('\n');
+            }
+        });
+    }
+
+    /// The text of each attribute view, in order.
+    pub fn attribute_texts(&self) -> impl Iterator<Item = &str> {
+        self.pieces
+            .iter()
+            .map(|piece| self.attributes.get(piece.clone()).unwrap_or_default())
+    }
+}
+
+/// Walks `html` as a reader sees it: the visible text into `view`, the
+/// source range of each scanned attribute value to `attribute`.
+fn walk(html: &str, view: &mut impl Sink, mut attribute: impl FnMut(Range<usize>)) {
+    let bytes = html.as_bytes();
     let mut text_start = 0;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
             b'<' => {
-                let Some(tag) = parse_tag(html, i) else {
+                let Some(tag) = parse_tag(html, i, &mut attribute) else {
                     i += 1;
                     continue;
                 };
                 view.copy(html, text_start..i);
-                for value in &tag.attributes {
-                    let mut attr_view = View::default();
-                    decode_entities(html, value.clone(), &mut attr_view);
-                    if !attr_view.text.is_empty() {
-                        attributes.push(attr_view);
-                    }
-                }
                 let mut end = tag.end;
                 if !tag.closing
                     && (tag.name.eq_ignore_ascii_case("script")
@@ -170,7 +200,7 @@ pub fn views(html: &str) -> (View, Vec<View>) {
                 {
                     end = skip_raw_text(html, tag.end, tag.name);
                 }
-                if BLOCK_TAGS.iter().any(|t| t.eq_ignore_ascii_case(tag.name)) {
+                if is_block_tag(tag.name) {
                     view.char('\n', i..end);
                 }
                 i = end;
@@ -195,18 +225,80 @@ pub fn views(html: &str) -> (View, Vec<View>) {
         }
     }
     view.copy(html, text_start..bytes.len());
-    (view, attributes)
+}
+
+/// Whether a reader sees a line break after a tag of this name.
+fn is_block_tag(name: &str) -> bool {
+    let mut lower = [0u8; 10];
+    let Some(slot) = lower.get_mut(..name.len()) else {
+        return false;
+    };
+    slot.copy_from_slice(name.as_bytes());
+    slot.make_ascii_lowercase();
+    // A match on the bytes compiles to a few comparisons; a search of a
+    // list costs a call per entry, for every tag of a message.
+    matches!(
+        &*slot,
+        b"address"
+            | b"article"
+            | b"aside"
+            | b"blockquote"
+            | b"body"
+            | b"br"
+            | b"center"
+            | b"dd"
+            | b"div"
+            | b"dl"
+            | b"dt"
+            | b"figcaption"
+            | b"figure"
+            | b"footer"
+            | b"form"
+            | b"h1"
+            | b"h2"
+            | b"h3"
+            | b"h4"
+            | b"h5"
+            | b"h6"
+            | b"head"
+            | b"header"
+            | b"hr"
+            | b"html"
+            | b"li"
+            | b"main"
+            | b"nav"
+            | b"ol"
+            | b"option"
+            | b"p"
+            | b"pre"
+            | b"section"
+            | b"select"
+            | b"table"
+            | b"tbody"
+            | b"td"
+            | b"tfoot"
+            | b"th"
+            | b"thead"
+            | b"title"
+            | b"tr"
+            | b"ul"
+    )
 }
 
 struct Tag<'a> {
     name: &'a str,
     closing: bool,
     end: usize,
-    attributes: Vec<Range<usize>>,
 }
 
-/// Parses the tag, comment or declaration starting at `start` (a `<`).
-fn parse_tag(html: &str, start: usize) -> Option<Tag<'_>> {
+/// Parses the tag, comment or declaration starting at `start` (a `<`),
+/// handing the source range of each scanned attribute value to
+/// `attribute` (nothing when the result is `None`).
+fn parse_tag<'h>(
+    html: &'h str,
+    start: usize,
+    attribute: &mut impl FnMut(Range<usize>),
+) -> Option<Tag<'h>> {
     let bytes = html.as_bytes();
     let rest = &bytes[start + 1..];
     if rest.starts_with(b"!--") {
@@ -215,7 +307,6 @@ fn parse_tag(html: &str, start: usize) -> Option<Tag<'_>> {
             name: "",
             closing: false,
             end,
-            attributes: Vec::new(),
         });
     }
     let (closing, name_start) = match rest.first()? {
@@ -231,7 +322,6 @@ fn parse_tag(html: &str, start: usize) -> Option<Tag<'_>> {
         i += 1;
     }
     let name = html.get(name_start..i)?;
-    let mut attributes = Vec::new();
     loop {
         while i < bytes.len() && (bytes[i].is_ascii_whitespace() || bytes[i] == b'/') {
             i += 1;
@@ -242,7 +332,6 @@ fn parse_tag(html: &str, start: usize) -> Option<Tag<'_>> {
                     name,
                     closing,
                     end: bytes.len(),
-                    attributes,
                 })
             }
             Some(b'>') => {
@@ -250,7 +339,6 @@ fn parse_tag(html: &str, start: usize) -> Option<Tag<'_>> {
                     name,
                     closing,
                     end: i + 1,
-                    attributes,
                 })
             }
             _ => {}
@@ -299,7 +387,7 @@ fn parse_tag(html: &str, start: usize) -> Option<Tag<'_>> {
                 .iter()
                 .any(|a| a.eq_ignore_ascii_case(attr_name));
         if scanned && !value.is_empty() {
-            attributes.push(value);
+            attribute(value);
         }
     }
 }
@@ -326,22 +414,22 @@ fn skip_raw_text(html: &str, from: usize, name: &str) -> usize {
 }
 
 /// Decodes entities in `html[range]` into `view` (for attribute values).
-fn decode_entities(html: &str, range: Range<usize>, view: &mut View) {
+fn decode_entities(html: &str, range: Range<usize>, view: &mut impl Sink) {
+    let bytes = html.as_bytes().get(..range.end).unwrap_or_default();
     let mut text_start = range.start;
     let mut i = range.start;
-    while i < range.end {
-        if html.as_bytes()[i] == b'&' {
-            if let Some((c, len)) = entity_at(html, i).filter(|(_, len)| i + len <= range.end) {
-                view.copy(html, text_start..i);
-                if let Some(c) = c {
-                    view.char(c, i..i + len);
-                }
-                i += len;
-                text_start = i;
-                continue;
+    while let Some(found) = bytes.get(i..).and_then(|rest| memchr::memchr(b'&', rest)) {
+        i += found;
+        if let Some((c, len)) = entity_at(html, i).filter(|(_, len)| i + len <= range.end) {
+            view.copy(html, text_start..i);
+            if let Some(c) = c {
+                view.char(c, i..i + len);
             }
+            i += len;
+            text_start = i;
+        } else {
+            i += 1;
         }
-        i += 1;
     }
     view.copy(html, text_start..range.end);
 }
@@ -446,6 +534,51 @@ mod tests {
         assert_eq!(urls[0].text, "https://x/?claimCode=AB12&r=1");
         let at = urls[0].text.find("AB12").unwrap();
         assert_eq!(&html[urls[0].source_of(at).unwrap().0], "A");
+    }
+
+    #[test]
+    fn block_tags_are_found_in_any_case() {
+        for tag in ["p", "BR", "Div", "blockquote", "FIGCAPTION", "h6", "tBody"] {
+            assert!(is_block_tag(tag), "{tag}");
+        }
+        for name in [
+            "span",
+            "a",
+            "b",
+            "",
+            "h7",
+            "blockquotes",
+            "figcaptions",
+            "bodyx",
+        ] {
+            assert!(!is_block_tag(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn texts_are_the_texts_of_the_views() {
+        let mut texts = Texts::default();
+        for html in [
+            "<p>Code:</p><span>AB12</span>-<b>CD34</b><br>end",
+            "AB&#49;2&shy;-&#x43;D",
+            "<style>p{}</style><!-- X --><a href=\"https://x/?claimCode=AB12&amp;r=1\" class=c>go</a>",
+            "<img alt='&shy;' src=a.png title=\"line\nbreak\" data-x=\"&#10;\">&nbsp;caf\u{e9}",
+            "<a href=\"\" title=''>empty</a><a href=x>",
+            "<",
+            "<a href='x",
+            "a < b &c d",
+            "",
+        ] {
+            let (view, attributes) = views(html);
+            texts.read(html);
+            assert_eq!(texts.view, view.text, "{html}");
+            let read: Vec<&str> = texts.attribute_texts().collect();
+            let viewed: Vec<&str> = attributes.iter().map(|a| a.text.as_str()).collect();
+            assert_eq!(read, viewed, "{html}");
+            for text in read {
+                assert!(texts.attributes.contains(text));
+            }
+        }
     }
 
     #[test]

@@ -313,6 +313,8 @@ struct Planner<'a> {
     limits: &'a ScanLimits,
     mode: Mode,
     scratch: Scratch,
+    /// Buffers for the texts of HTML bodies the prefilter reads.
+    html_texts: html::Texts,
     /// `(raw offset, byte)` in the coordinates of the bytes being planned.
     edits: Vec<(usize, u8)>,
     parts: Vec<PartPlan>,
@@ -376,6 +378,7 @@ impl<'a> Planner<'a> {
             limits,
             mode,
             scratch: Scratch::default(),
+            html_texts: html::Texts::default(),
             edits: Vec::new(),
             parts: Vec::new(),
             sections: Vec::new(),
@@ -767,14 +770,28 @@ impl<'a> Planner<'a> {
         let bytes = raw.get(body.clone()).unwrap_or_default();
         let (text, len) = scratch.body(bytes, encoding, charset);
         let must = if is_html {
-            let (view, attributes) = html::views(text);
-            self.must_scan(&view.text, ctx)
-                || attributes.iter().any(|a| self.must_scan(&a.text, ctx))
+            let mut texts = std::mem::take(&mut self.html_texts);
+            texts.read(text);
+            let must = self.must_scan(&texts.view, ctx) || self.attributes_must_scan(&texts, ctx);
+            self.html_texts = texts;
+            must
         } else {
             self.must_scan(text, ctx)
         };
         self.scratch = scratch;
         (!must).then_some(len)
+    }
+
+    /// Whether an attribute text of an HTML body must be scanned. Without
+    /// known codes to echo, one check of their join proves them all clean
+    /// (a newsletter has a link every few lines, and a check of each costs
+    /// more than the search itself).
+    fn attributes_must_scan(&self, texts: &html::Texts, ctx: &MessageContext) -> bool {
+        let proven = self.echo.is_empty()
+            && !self
+                .scanner
+                .may_find_in_pieces(&texts.attributes, ctx.counts);
+        !proven && texts.attribute_texts().any(|a| self.must_scan(a, ctx))
     }
 
     /// A message/rfc822 part that is itself base64 or QP: plan the decoded
