@@ -326,8 +326,9 @@ impl AsciiAnchors {
         }
     }
 
-    /// [`AsciiAnchors::any_in`] with blocks of `N` bytes (more than
-    /// `longest`).
+    /// [`AsciiAnchors::any_in`] with blocks of `N` bytes: one block for a
+    /// text that fits, else blocks overlapping by `longest - 1` (`N` must
+    /// then exceed `longest`, as [`ANCHOR_BLOCK`] does by construction).
     fn any_in_blocks<const N: usize>(&self, text: &[u8]) -> bool {
         let mut block = [0u8; N];
         let mut start = 0;

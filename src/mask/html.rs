@@ -207,12 +207,8 @@ fn walk(html: &str, view: &mut impl Sink, mut attribute: impl FnMut(Range<usize>
                 text_start = i;
             }
             b'&' => {
-                if let Some((c, len)) = entity_at(html, i) {
-                    view.copy(html, text_start..i);
-                    if let Some(c) = c {
-                        view.char(c, i..i + len);
-                    }
-                    i += len;
+                if let Some(entity) = entity_at(html, i) {
+                    i = push_entity(view, html, text_start, i, entity);
                     text_start = i;
                 } else {
                     i += 1;
@@ -420,18 +416,31 @@ fn decode_entities(html: &str, range: Range<usize>, view: &mut impl Sink) {
     let mut i = range.start;
     while let Some(found) = bytes.get(i..).and_then(|rest| memchr::memchr(b'&', rest)) {
         i += found;
-        if let Some((c, len)) = entity_at(html, i).filter(|(_, len)| i + len <= range.end) {
-            view.copy(html, text_start..i);
-            if let Some(c) = c {
-                view.char(c, i..i + len);
-            }
-            i += len;
+        if let Some(entity) = entity_at(html, i).filter(|(_, len)| i + len <= range.end) {
+            i = push_entity(view, html, text_start, i, entity);
             text_start = i;
         } else {
             i += 1;
         }
     }
     view.copy(html, text_start..range.end);
+}
+
+/// Appends the text from `text_start` up to the entity at `at`, then the
+/// entity's character (none for an invisible one); returns where the text
+/// continues, past the entity.
+fn push_entity(
+    view: &mut impl Sink,
+    html: &str,
+    text_start: usize,
+    at: usize,
+    (c, len): (Option<char>, usize),
+) -> usize {
+    view.copy(html, text_start..at);
+    if let Some(c) = c {
+        view.char(c, at..at + len);
+    }
+    at + len
 }
 
 /// Characters a reader does not see; dropped from the view so they cannot
